@@ -1,0 +1,161 @@
+"""Evasion-robust text normalisation that keeps a map back to the raw text.
+
+What it undoes, in order, for each raw character:
+
+1. invisible characters (zero-width space/joiners, soft hyphen, BOM, variation selectors, bidi marks):
+   dropped — NFKC keeps them, so "减\u200b肥" would otherwise dodge a lexicon;
+2. NFKC + lower case: full-width "ＡＢＣ１２３", circled "①", styled maths letters → plain;
+3. inserted symbols, punctuation and spaces ("减.肥", "减 肥", "最*佳"): dropped, except a decimal
+   point between digits and "%", which carry meaning ("3.2斤", "99%");
+4. traditional → simplified Chinese (OpenCC ``t2s``);
+5. a character repeated three times or more ("最最最好", "哈哈哈哈") → once; digits are left alone.
+
+``NormalizedText.offsets[i]`` is the index in ``raw`` of the character that produced ``text[i]``,
+so a match in the normalised text is reported as the raw span a reviewer actually saw.
+
+Homophone evasion ("减fei", "见肥") is handled by ``pinyin_keys``: matchers compare tone-less pinyin.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import opencc
+from pypinyin import Style, lazy_pinyin
+
+_INVISIBLE = frozenset(
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u200b\u200c\u200d\u200e"
+    "\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069"
+    "\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0"
+) | frozenset(chr(c) for c in range(0xFE00, 0xFE10)) | frozenset(chr(c) for c in range(0xE0100, 0xE01F0))
+
+_KEEP_SYMBOLS = frozenset("%.")
+_MIN_RUN_TO_COLLAPSE = 3
+
+_t2s = opencc.OpenCC("t2s")
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedText:
+    raw: str
+    text: str
+    offsets: tuple[int, ...]
+
+    def raw_span(self, start: int, end: int) -> tuple[int, int]:
+        """Raw [start, end) covering normalised text[start:end]."""
+        if start >= end:
+            raise ValueError("empty span")
+        return self.offsets[start], self.offsets[end - 1] + 1
+
+    def raw_slice(self, start: int, end: int) -> str:
+        s, e = self.raw_span(start, end)
+        return self.raw[s:e]
+
+
+@lru_cache(maxsize=65_536)
+def _fold(ch: str) -> str:
+    """NFKC + lower case of one character, '' if it is invisible or an inserted symbol."""
+    if ch in _INVISIBLE:
+        return ""
+    folded = unicodedata.normalize("NFKC", ch).lower()
+    kept = []
+    for c in folded:
+        if c in _KEEP_SYMBOLS or c.isalnum():
+            kept.append(c)
+        # everything else (punctuation, symbols, spaces, controls, marks) is dropped
+    return "".join(kept)
+
+
+def normalize(raw: str) -> NormalizedText:
+    chars: list[str] = []
+    offsets: list[int] = []
+    for i, ch in enumerate(raw):
+        for c in _fold(ch):
+            chars.append(c)
+            offsets.append(i)
+
+    # "." only survives between two digits ("3.2"), elsewhere it is an inserted symbol.
+    keep = [
+        c != "." or (0 < k < len(chars) - 1 and chars[k - 1].isdigit() and chars[k + 1].isdigit())
+        for k, c in enumerate(chars)
+    ]
+    chars = [c for c, k in zip(chars, keep) if k]
+    offsets = [o for o, k in zip(offsets, keep) if k]
+
+    joined = "".join(chars)
+    simplified = _t2s.convert(joined)
+    if len(simplified) == len(joined):
+        chars = list(simplified)
+    else:  # a phrase conversion changed the length: convert per character to keep the offsets
+        chars = [_t2s.convert(c)[:1] or c for c in chars]
+
+    out_chars: list[str] = []
+    out_offsets: list[int] = []
+    n = len(chars)
+    k = 0
+    while k < n:
+        c = chars[k]
+        run_end = k + 1
+        while run_end < n and chars[run_end] == c:
+            run_end += 1
+        run = run_end - k
+        if run >= _MIN_RUN_TO_COLLAPSE and not c.isdigit():
+            out_chars.append(c)
+            out_offsets.append(offsets[k])
+        else:
+            out_chars.extend(chars[k:run_end])
+            out_offsets.extend(offsets[k:run_end])
+        k = run_end
+    return NormalizedText(raw=raw, text="".join(out_chars), offsets=tuple(out_offsets))
+
+
+def _is_han(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
+
+
+@lru_cache(maxsize=65_536)
+def _syllable(ch: str) -> str:
+    if _is_han(ch):
+        return lazy_pinyin(ch, style=Style.NORMAL)[0]
+    return ch
+
+
+@dataclass(frozen=True, slots=True)
+class PinyinKeys:
+    """Tone-less pinyin of a normalised text: one unit per character (a syllable, or the character)."""
+
+    text: str
+    unit_of: tuple[int, ...]  # unit_of[j] = index in the normalised text of pinyin char j
+    boundaries: frozenset[int]  # pinyin positions where a unit starts (plus the end)
+
+
+def pinyin_keys(text: str) -> PinyinKeys:
+    parts: list[str] = []
+    unit_of: list[int] = []
+    boundaries = set()
+    pos = 0
+    for i, ch in enumerate(text):
+        syl = _syllable(ch)
+        boundaries.add(pos)
+        parts.append(syl)
+        unit_of.extend([i] * len(syl))
+        pos += len(syl)
+    boundaries.add(pos)
+    return PinyinKeys(text="".join(parts), unit_of=tuple(unit_of), boundaries=frozenset(boundaries))
+
+
+def mask_digits(text: str, mask: str = "#") -> str:
+    """Replace each run of digits (with a decimal point) by one mask: '3颗瘦了3.2斤' → '#颗瘦了#斤'."""
+    out: list[str] = []
+    in_number = False
+    for c in text:
+        if c.isdigit() or (c == "." and in_number):
+            if not in_number:
+                out.append(mask)
+                in_number = True
+        else:
+            in_number = False
+            out.append(c)
+    return "".join(out)

@@ -1,0 +1,1 @@
+"""Runtimes (embedded, Faust), engine, policy, rules loading, metrics and the CLI."""

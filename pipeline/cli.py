@@ -1,0 +1,147 @@
+"""The ``livewatch`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Sequence
+
+from pipeline.engine import Outcome
+from pipeline.errors import RuleSetError
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_RULES = 0, 1, 2
+CST = timezone(timedelta(hours=8))
+
+
+def _clock(ts: int) -> str:
+    return datetime.fromtimestamp(ts / 1000, CST).strftime("%H:%M:%S")
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
+def print_feed(outcome: Outcome) -> None:
+    """A readable live feed: one line per alert and action."""
+    for f in outcome.findings:
+        tag = "SHADOW" if f.status == "shadow" else "ALERT "
+        print(f"{_clock(f.ts)}  {f.room_id:<14} {tag} [{f.severity:<8}] {f.rule_id}: {f.summary}")
+    for a in outcome.actions:
+        until = f" for {_duration(a.duration_s)}" if a.duration_s else ""
+        print(f"{_clock(a.ts)}  {a.subject.id:<14} ACTION {a.action.upper()}{until} "
+              f"(step {a.step + 1}, {a.appeal_ref}) — {a.message}")
+    for d in outcome.dead_letters:
+        print(f"          {'':<14} REJECT {d.reason}: {d.detail} ({d.source})")
+
+
+def _speed(args: argparse.Namespace) -> float | None:
+    return None if args.fast or args.speed is None else args.speed
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.embedded import EmbeddedRuntime
+    from pipeline.simulator import demo_lines
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    recording = out / "demo_recording.jsonl"
+    recording.write_bytes(b"".join(line + b"\n" for line in demo_lines()))
+    runtime = EmbeddedRuntime(out, rules_dir=args.rules, speed=_speed(args), on_outcome=print_feed)
+    if args.metrics_port:
+        runtime.metrics.serve(args.metrics_port)
+    print(f"livewatch demo — 3 simulated rooms, ruleset {runtime.watcher.current.version}\n")
+    from pipeline.embedded import read_jsonl
+
+    stats = runtime.run(read_jsonl(recording))
+    print(f"\n{stats.summary()}")
+    print(f"wrote {out}/alerts.jsonl, actions.jsonl, dlq.jsonl; the input is {recording} "
+          f"(try: livewatch replay {recording})")
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from pipeline.embedded import EmbeddedRuntime, Progress, count_lines, read_jsonl
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"livewatch replay: no such file: {path}", file=sys.stderr)
+        return EXIT_FAILURE
+    runtime = EmbeddedRuntime(Path(args.out), rules_dir=args.rules, speed=_speed(args),
+                              on_outcome=None if args.quiet else print_feed)
+    if args.metrics_port:
+        runtime.metrics.serve(args.metrics_port)
+    progress = None if args.no_progress else Progress(count_lines(path))
+    stats = runtime.run(read_jsonl(path), progress=progress)
+    print(stats.summary())
+    print(f"wrote {args.out}/alerts.jsonl, actions.jsonl, dlq.jsonl")
+    return EXIT_OK
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from pipeline.ruleset import load_ruleset
+
+    try:
+        ruleset = load_ruleset(args.dir)
+    except RuleSetError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_BAD_RULES
+    by_detector = ", ".join(f"{d.name}: {len(d.rules)} rules" for d in ruleset.detectors)  # type: ignore[attr-defined]
+    print(f"OK: ruleset {ruleset.version} in {ruleset.directory} ({by_detector}; every inline example holds)")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from schemas.export import all_schemas
+
+    print(json.dumps(all_schemas(), ensure_ascii=False, indent=2))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="livewatch", description="Real-time compliance monitor for live-commerce streams")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def pacing(sp: argparse.ArgumentParser, default_speed: float | None) -> None:
+        g = sp.add_mutually_exclusive_group()
+        g.add_argument("--speed", type=float, default=default_speed,
+                       help="replay at this multiple of real (event) time")
+        g.add_argument("--fast", action="store_true", help="as fast as possible (same output)")
+        sp.add_argument("--rules", type=Path, default=None, help="rules directory (default: rules/ or $LIVEWATCH_RULES)")
+        sp.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics on 127.0.0.1:PORT")
+
+    demo = sub.add_parser("demo", help="watch livewatch police three simulated rooms (no broker)")
+    pacing(demo, default_speed=60.0)
+    demo.add_argument("--out", default="out/demo", help="output directory (default out/demo)")
+    demo.set_defaults(func=cmd_demo)
+
+    replay = sub.add_parser("replay", help="replay a recorded JSONL stream through the detectors")
+    replay.add_argument("file", help="recording in the wire format, one event per line")
+    pacing(replay, default_speed=None)
+    replay.add_argument("--out", default="out/replay", help="output directory (default out/replay)")
+    replay.add_argument("--quiet", action="store_true", help="no live feed, only progress and the summary")
+    replay.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    replay.set_defaults(func=cmd_replay)
+
+    rules = sub.add_parser("rules", help="rule files")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser("check", help="validate a rules directory and run its inline examples")
+    check.add_argument("dir", nargs="?", type=Path, default=None)
+    check.set_defaults(func=cmd_rules_check)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of every event, finding, action and dead letter")
+    schema.set_defaults(func=cmd_schema)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""The embedded runtime: the same engine in one process, no Kafka — JSONL in, JSONL out.
+
+Used by ``livewatch demo`` and ``livewatch replay``. Pacing follows the events' own timestamps
+(``speed`` × real time, or as fast as possible); output depends only on the input and the rules,
+never on the pace, so a replay gives the same alerts and actions byte for byte at any speed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable, Iterable, Iterator
+
+from pydantic import BaseModel
+
+from pipeline.engine import Engine, Outcome
+from pipeline.metrics import Metrics
+from pipeline.ruleset import RulesetWatcher
+from schemas.deadletter import Source
+
+ALERTS_FILE = "alerts.jsonl"
+ACTIONS_FILE = "actions.jsonl"
+DLQ_FILE = "dlq.jsonl"
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[Source, bytes]]:
+    """Each non-blank line of a file with its position; bytes, so invalid UTF-8 reaches the DLQ intact."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                yield Source(file=str(path), line=number), line
+
+
+def count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+class JsonlWriter:
+    """Append-only JSONL output, flushed per record so a reader can tail it."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._f: IO[str] = open(path, "w", encoding="utf-8")
+
+    def write(self, record: BaseModel) -> None:
+        self._f.write(record.model_dump_json() + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+@dataclass
+class RunStats:
+    events: int = 0
+    findings: int = 0
+    actions: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    ruleset_versions: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def summary(self) -> str:
+        dl = ", ".join(f"{k}={v}" for k, v in sorted(self.dead_letters.items())) or "none"
+        return (f"{self.events:,} events in {self.elapsed_s:.2f} s ({self.events_per_s:,.0f} events/s); "
+                f"{self.findings} alerts, {self.actions} actions; dead letters: {dl}; "
+                f"ruleset {', '.join(self.ruleset_versions)}")
+
+
+class Progress:
+    """A one-line progress report on stderr every few seconds, for long replays."""
+
+    def __init__(self, total: int | None, every_s: float = 2.0, stream: IO[str] = sys.stderr) -> None:
+        self.total, self.every_s, self.stream = total, every_s, stream
+        self._start = self._last = time.monotonic()
+
+    def tick(self, done: int, stats: RunStats, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.every_s:
+            return
+        self._last = now
+        rate = done / (now - self._start) if now > self._start else 0.0
+        share = f" ({100 * done / self.total:.1f} %)" if self.total else ""
+        of = f" / {self.total:,}" if self.total else ""
+        self.stream.write(f"  {done:,}{of} messages{share}, {rate:,.0f}/s, "
+                          f"{stats.findings} alerts, {stats.actions} actions\n")
+        self.stream.flush()
+
+
+class EmbeddedRuntime:
+    def __init__(
+        self,
+        out_dir: Path,
+        rules_dir: Path | None = None,
+        speed: float | None = None,
+        metrics: Metrics | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
+        reload_every_s: float = 1.0,
+    ) -> None:
+        self.watcher = RulesetWatcher(rules_dir)
+        self.metrics = metrics or Metrics()
+        self.metrics.set_ruleset(self.watcher.current.version)
+        self.engine = Engine(lambda: self.watcher.current, metrics=self.metrics)
+        self.out_dir = out_dir
+        self.speed = speed
+        self.on_outcome = on_outcome
+        self.reload_every_s = reload_every_s
+
+    def _maybe_reload(self) -> None:
+        if self.watcher.poll():
+            self.metrics.ruleset_reloads.labels(result="ok").inc()
+            self.metrics.set_ruleset(self.watcher.current.version)
+            print(f"ruleset reloaded: {self.watcher.current.version}", file=sys.stderr)
+        elif self.watcher.last_error is not None:
+            self.metrics.ruleset_reloads.labels(result="refused").inc()
+            print(f"ruleset change refused, keeping {self.watcher.current.version}:\n{self.watcher.last_error}",
+                  file=sys.stderr)
+            self.watcher.last_error = None
+
+    def run(self, messages: Iterable[tuple[Source, bytes]], progress: Progress | None = None) -> RunStats:
+        alerts = JsonlWriter(self.out_dir / ALERTS_FILE)
+        actions = JsonlWriter(self.out_dir / ACTIONS_FILE)
+        dlq = JsonlWriter(self.out_dir / DLQ_FILE)
+        stats = RunStats(ruleset_versions=[self.watcher.current.version])
+        start = last_poll = time.monotonic()
+        first_ts: int | None = None
+        done = 0
+        try:
+            for source, raw in messages:
+                now = time.monotonic()
+                if now - last_poll >= self.reload_every_s:
+                    last_poll = now
+                    self._maybe_reload()
+                    if self.watcher.current.version != stats.ruleset_versions[-1]:
+                        stats.ruleset_versions.append(self.watcher.current.version)
+                outcome = self.engine.process_raw(raw, source)
+                if self.speed and outcome.event is not None:
+                    first_ts = outcome.event.ts if first_ts is None else first_ts
+                    # Pace by event time. The event is decided already; only its output waits, so the
+                    # decision is identical at every speed.
+                    delay = start + (outcome.event.ts - first_ts) / 1000 / self.speed - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                for f in outcome.findings:
+                    alerts.write(f)
+                for a in outcome.actions:
+                    actions.write(a)
+                for d in outcome.dead_letters:
+                    dlq.write(d)
+                    stats.dead_letters[d.reason] += 1
+                stats.events += outcome.event is not None
+                stats.findings += len(outcome.findings)
+                stats.actions += len(outcome.actions)
+                done += 1
+                if self.on_outcome is not None:
+                    self.on_outcome(outcome)
+                if progress is not None:
+                    progress.tick(done, stats)
+        finally:
+            alerts.close()
+            actions.close()
+            dlq.close()
+            stats.elapsed_s = time.monotonic() - start
+        if progress is not None:
+            progress.tick(done, stats, force=True)
+        return stats

@@ -1,0 +1,188 @@
+"""The engine: decode → validate → normalise once → detectors → policy. Shared by every runtime.
+
+The engine knows nothing of Kafka or files: runtimes hand it raw bytes with their source position and
+write out what it returns. Room state lives behind ``StateStore`` so the embedded runtime can keep it in
+a dict and the Faust runtime in a changelog-backed table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from detectors.base import Detector
+from detectors.normalize import normalize
+from pipeline.errors import PoisonMessage
+from pipeline.metrics import Metrics
+from pipeline.policy import PolicyState
+from pipeline.ruleset import Ruleset
+from schemas.deadletter import DeadLetter, Source
+from schemas.events import EventModel, event_adapter, text_of
+from schemas.findings import EnforcementAction, Finding
+
+log = logging.getLogger(__name__)
+
+#: Largest message accepted, checked before parsing so a huge payload costs nothing to reject.
+MAX_EVENT_BYTES = 64 * 1024
+#: Event times further ahead of the wall clock than this are a producer's clock bug.
+MAX_FUTURE_SKEW_MS = 5 * 60 * 1000
+
+
+@dataclass
+class RoomState:
+    """Everything livewatch remembers about one room: each detector's state and the ladders."""
+
+    detectors: dict[str, BaseModel] = field(default_factory=dict)
+    policy: PolicyState = field(default_factory=PolicyState)
+    last_ts: int = 0
+
+    def for_detector(self, detector: Detector) -> Any:
+        state = self.detectors.get(detector.name)
+        if state is None:
+            state = self.detectors[detector.name] = detector.state_model()
+        return state
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "detectors": {name: s.model_dump(mode="json") for name, s in self.detectors.items()},
+            "policy": self.policy.model_dump(mode="json"),
+            "last_ts": self.last_ts,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], ruleset: Ruleset) -> "RoomState":
+        models = {d.name: d.state_model for d in ruleset.detectors}
+        return cls(
+            detectors={n: models[n].model_validate(s) for n, s in data.get("detectors", {}).items() if n in models},
+            policy=PolicyState.model_validate(data.get("policy", {})),
+            last_ts=int(data.get("last_ts", 0)),
+        )
+
+
+class StateStore(Protocol):
+    def get(self, room_id: str) -> RoomState | None: ...
+    def put(self, room_id: str, state: RoomState) -> None: ...
+    def __len__(self) -> int: ...
+
+
+class MemoryStateStore(dict):  # type: ignore[type-arg]
+    """The embedded runtime's store: a dict of rooms."""
+
+    def put(self, room_id: str, state: RoomState) -> None:
+        self[room_id] = state
+
+
+@dataclass
+class Outcome:
+    """What one input message led to."""
+
+    event: EventModel | None = None
+    findings: list[Finding] = field(default_factory=list)
+    actions: list[EnforcementAction] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+def decode_event(raw: bytes, now_ms: int) -> EventModel:
+    """Parse and validate one wire message, or raise ``PoisonMessage`` saying exactly why not."""
+    if len(raw) > MAX_EVENT_BYTES:
+        raise PoisonMessage("too_large", f"{len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PoisonMessage("invalid_json", str(e)) from None
+    if not isinstance(data, dict):
+        raise PoisonMessage("invalid_json", f"expected a JSON object, got {type(data).__name__}")
+    try:
+        event = event_adapter.validate_python(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc']) or '(root)'}: {err['msg']}" for err in e.errors()[:5]
+        )
+        raise PoisonMessage("schema_violation", problems) from None
+    if event.ts > now_ms + MAX_FUTURE_SKEW_MS:
+        raise PoisonMessage(
+            "future_timestamp",
+            f"ts {event.ts} is {(event.ts - now_ms) / 1000:.0f} s ahead of the clock "
+            f"(allowed: {MAX_FUTURE_SKEW_MS // 1000} s); check the producer's clock",
+        )
+    return event
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Engine:
+    def __init__(
+        self,
+        ruleset: Callable[[], Ruleset] | Ruleset,
+        store: StateStore | None = None,
+        metrics: Metrics | None = None,
+        clock_ms: Callable[[], int] = _wall_ms,
+    ) -> None:
+        # A callable lets a watcher swap rulesets under a running engine; each event sees one ruleset.
+        self._ruleset = ruleset if callable(ruleset) else (lambda: ruleset)
+        self.store: StateStore = store if store is not None else MemoryStateStore()
+        self.metrics = metrics or Metrics()
+        self.clock_ms = clock_ms
+
+    @property
+    def ruleset(self) -> Ruleset:
+        return self._ruleset()
+
+    def process_raw(self, raw: bytes, source: Source) -> Outcome:
+        """Decode and process one message; a bad one becomes a dead letter, never an exception."""
+        try:
+            event = decode_event(raw, self.clock_ms())
+        except PoisonMessage as p:
+            self.metrics.dead_letters.labels(reason=p.reason).inc()
+            return Outcome(dead_letters=[DeadLetter.of(raw, p.reason, p.detail, source)])
+        outcome = self.process(event, source=source.topic or "file")
+        for dl in outcome.dead_letters:
+            dl.source = source
+            dl.raw_b64 = DeadLetter.of(raw, dl.reason, dl.detail, source).raw_b64
+        return outcome
+
+    def process(self, event: EventModel, source: str = "direct") -> Outcome:
+        ruleset = self.ruleset
+        self.metrics.events.labels(source=source, kind=event.kind).inc()
+        outcome = Outcome(event=event)
+        detectors = ruleset.detectors_for(event.kind)
+        room = self.store.get(event.room_id)
+        if room is None:
+            room = RoomState()
+            self.metrics.rooms_active.set(len(self.store) + 1)
+        room.last_ts = max(room.last_ts, event.ts)
+
+        raw_text = text_of(event)
+        text = normalize(raw_text) if detectors and raw_text else None
+        for detector in detectors:
+            try:
+                found = detector.detect(event, text, room.for_detector(detector))
+            except Exception as e:  # a detector bug must not stop the room, nor lose the event
+                log.exception("detector %s failed on event %s", detector.name, event.event_id)
+                self.metrics.detector_errors.labels(detector=detector.name).inc()
+                outcome.dead_letters.append(DeadLetter.of(
+                    event.model_dump_json().encode(), "detector_error", f"{detector.name}: {e!r}",
+                    Source(), event_id=event.event_id))
+                continue
+            outcome.findings.extend(found)
+
+        for i, finding in enumerate(outcome.findings):
+            self.metrics.findings.labels(detector=finding.detector, rule_id=finding.rule_id,
+                                         status=finding.status).inc()
+            if finding.status == "shadow":
+                outcome.findings[i] = finding.model_copy(
+                    update={"shadow_action": ruleset.policy.would_do(finding, room.policy)})
+                continue
+            action = ruleset.policy.decide(finding, room.policy)
+            if action is not None:
+                outcome.actions.append(action)
+                self.metrics.actions.labels(action=action.action).inc()
+        self.store.put(event.room_id, room)
+        return outcome

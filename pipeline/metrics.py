@@ -1,0 +1,38 @@
+"""Prometheus metrics. Names are the contract with deploy/prometheus and deploy/grafana.
+
+No user or room ids in labels (unbounded cardinality, and personal data): labels are topics, kinds,
+detectors, rule ids, actions and reasons — all bounded sets.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter("livewatch_events_total", "Input events accepted", ["source", "kind"], registry=r)
+        self.findings = Counter("livewatch_findings_total", "Findings raised", ["detector", "rule_id", "status"],
+                                registry=r)
+        self.actions = Counter("livewatch_actions_total", "Enforcement actions issued", ["action"], registry=r)
+        self.dead_letters = Counter("livewatch_dead_letters_total", "Input messages rejected to the dead-letter output",
+                                    ["reason"], registry=r)
+        self.detector_errors = Counter("livewatch_detector_errors_total", "Detector exceptions on valid events",
+                                       ["detector"], registry=r)
+        self.latency = Histogram(
+            "livewatch_decision_latency_seconds", "Event time to decision (wall clock), live runtimes only",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
+        self.rooms_active = Gauge("livewatch_rooms_active", "Rooms with state in this process", registry=r)
+        self.ruleset_info = Gauge("livewatch_ruleset_info", "The loaded ruleset (value 1)", ["version"], registry=r)
+        self.ruleset_reloads = Counter("livewatch_ruleset_reloads_total", "Ruleset reload attempts", ["result"],
+                                       registry=r)
+
+    def set_ruleset(self, version: str) -> None:
+        self.ruleset_info.clear()
+        self.ruleset_info.labels(version=version).set(1)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Expose /metrics; loopback unless configured otherwise (DESIGN.md reliability rules)."""
+        start_http_server(port, addr=host, registry=self.registry)

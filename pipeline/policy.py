@@ -1,0 +1,169 @@
+"""Enforcement policy: findings → actions, along a ladder per subject (room or account).
+
+Each live finding adds strike points to its subject (by severity). The ladder's step is the highest
+whose threshold the points within ``period_s`` reach; an action is issued when the step rises above
+the highest step issued within the period. After an action, a cool-down lets strikes accumulate without
+escalating again at once (a host repeating one sentence three times is one incident, not three);
+severities listed under ``jump`` go straight to their step, cool-down or not. Strikes and issued
+actions expire after ``period_s``, so a room that behaves starts over.
+
+Everything is keyed to event time, and a finding already counted is recognised by its id and answered
+with the action it produced before, so a replay or a re-delivered event never escalates twice.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.findings import ActionType, EnforcementAction, Finding, Severity, derived_id
+
+
+class LadderStep(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: int = Field(ge=1, description="strike points within the period that reach this step")
+    action: ActionType
+    duration_s: int = Field(ge=0)
+    message: str = ""
+
+
+class Ladder(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period_s: int = Field(ge=60)
+    cooldown_s: int = Field(ge=0)
+    points: dict[Severity, int]
+    jump: dict[Severity, ActionType] = Field(default_factory=dict)
+    steps: list[LadderStep] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Ladder":
+        thresholds = [s.at for s in self.steps]
+        if thresholds != sorted(set(thresholds)):
+            raise ValueError("steps must have strictly increasing 'at' thresholds")
+        missing = {"low", "medium", "high", "critical"} - set(self.points)
+        if missing:
+            raise ValueError(f"points must give every severity; missing {sorted(missing)}")
+        actions = [s.action for s in self.steps]
+        for sev, action in self.jump.items():
+            if action not in actions:
+                raise ValueError(f"jump for {sev!r} names action {action!r}, which is not a step of this ladder")
+        return self
+
+
+class EnforcementConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = Field(ge=1)
+    appeal_ref_prefix: str = "LW-APPEAL-"
+    ladders: dict[Literal["room", "account"], Ladder]
+
+    @model_validator(mode="after")
+    def _room_ladder(self) -> "EnforcementConfig":
+        if "room" not in self.ladders:
+            raise ValueError("a 'room' ladder is required")
+        return self
+
+
+class Strike(BaseModel):
+    finding_id: str
+    ts: int
+    points: int
+    legal_basis: str
+
+
+class SubjectState(BaseModel):
+    strikes: list[Strike] = Field(default_factory=list)
+    issued: list[EnforcementAction] = Field(default_factory=list)
+
+
+class PolicyState(BaseModel):
+    """Ladder state of every subject in one room (the room itself and accounts in it)."""
+
+    subjects: dict[str, SubjectState] = Field(default_factory=dict)
+
+
+class Policy:
+    def __init__(self, config: EnforcementConfig, ruleset_version: str) -> None:
+        self.config = config
+        self.ruleset_version = ruleset_version
+
+    def decide(self, finding: Finding, state: PolicyState) -> EnforcementAction | None:
+        """The action a live finding leads to (updating ``state``), or None."""
+        if finding.status != "live":
+            return None
+        ladder = self.config.ladders.get(finding.subject.kind)
+        if ladder is None:
+            return None
+        subject = state.subjects.setdefault(finding.subject.key(), SubjectState())
+        return self._decide(ladder, finding, subject)
+
+    def would_do(self, finding: Finding, state: PolicyState) -> str | None:
+        """For a shadow finding: the action it would have caused, without touching ``state``."""
+        ladder = self.config.ladders.get(finding.subject.kind)
+        if ladder is None:
+            return None
+        subject = copy.deepcopy(state.subjects.get(finding.subject.key(), SubjectState()))
+        action = self._decide(ladder, finding, subject)
+        return action.action if action else None
+
+    def _decide(self, ladder: Ladder, finding: Finding, subject: SubjectState) -> EnforcementAction | None:
+        for issued in subject.issued:
+            if finding.finding_id in issued.reasons:
+                return issued  # already counted: answer as before (idempotent re-delivery)
+        if any(s.finding_id == finding.finding_id for s in subject.strikes):
+            return None
+
+        horizon = finding.ts - ladder.period_s * 1000
+        subject.strikes = [s for s in subject.strikes if s.ts > horizon]
+        subject.issued = [a for a in subject.issued if a.ts > horizon]
+        subject.strikes.append(Strike(finding_id=finding.finding_id, ts=finding.ts,
+                                      points=ladder.points[finding.severity],
+                                      legal_basis=finding.legal_basis))
+
+        points = sum(s.points for s in subject.strikes)
+        target = max((i for i, step in enumerate(ladder.steps) if step.at <= points), default=-1)
+        jump_action = ladder.jump.get(finding.severity)
+        jumped = False
+        if jump_action is not None:
+            jump_step = next(i for i, s in enumerate(ladder.steps) if s.action == jump_action)
+            if jump_step > target:
+                target, jumped = jump_step, True
+        last_step = max((a.step for a in subject.issued), default=-1)
+        if target <= last_step:
+            return None
+        last_ts = max((a.ts for a in subject.issued), default=None)
+        if last_ts is not None and not jumped and finding.ts - last_ts < ladder.cooldown_s * 1000:
+            return None
+
+        step = ladder.steps[target]
+        reasons = [s.finding_id for s in subject.strikes]
+        action_id = derived_id(
+            finding.rule_id, finding.rule_version, step.action, finding.subject.key(),
+            finding.window.start_ts, finding.window.end_ts,
+        )
+        action = EnforcementAction(
+            action_id=action_id,
+            action=step.action,
+            subject=finding.subject,
+            room_id=finding.room_id,
+            platform=finding.platform,
+            ts=finding.ts,
+            duration_s=step.duration_s,
+            expires_ts=finding.ts + step.duration_s * 1000 if step.duration_s else None,
+            ladder=finding.subject.kind,
+            step=target,
+            severity=finding.severity,
+            rule_id=finding.rule_id,
+            rule_version=finding.rule_version,
+            ruleset_version=self.ruleset_version,
+            reasons=reasons,
+            legal_basis=list(dict.fromkeys(s.legal_basis for s in subject.strikes)),
+            appeal_ref=f"{self.config.appeal_ref_prefix}{action_id[:8].upper()}",
+            message=step.message or f"{step.action} after {points} strike point(s): {finding.summary}",
+        )
+        subject.issued.append(action)
+        return action

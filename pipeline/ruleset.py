@@ -1,0 +1,240 @@
+"""Load, validate and hot-swap the ruleset in ``rules/``.
+
+A ruleset directory holds ``ruleset.yaml`` (its version), ``enforcement.yaml`` (the ladders) and one or
+more detector rule files (``detector: NAME``). Loading checks everything — YAML syntax, every field of
+every rule against its detector's pydantic model, unique ids, and each rule's inline examples — and
+reports *all* problems at once with file, line, rule and field, before anything is used.
+
+The ruleset version stamped on findings is the manifest's version plus a digest of the files, so two
+different rule texts never share a version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from detectors import REGISTRY, Detector, RuleContext
+from pipeline.errors import RuleProblem, RuleSetError
+from pipeline.policy import EnforcementConfig, Policy
+from schemas.rules import Rule, RuleFile, RulesetManifest
+
+MANIFEST = "ruleset.yaml"
+ENFORCEMENT = "enforcement.yaml"
+DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    version: str
+    directory: Path
+    detectors: tuple[Detector, ...]
+    policy: Policy
+    rules: dict[str, Rule] = field(repr=False)
+
+    def detectors_for(self, kind: str) -> tuple[Detector, ...]:
+        return tuple(d for d in self.detectors if kind in d.kinds)
+
+
+def default_rules_dir() -> Path:
+    return Path(os.environ.get("LIVEWATCH_RULES", DEFAULT_RULES_DIR))
+
+
+def rules_digest(directory: Path) -> str:
+    """A digest of every YAML file's name and bytes: changes whenever any rule text changes."""
+    h = hashlib.sha256()
+    for path in sorted(directory.glob("*.yaml")):
+        h.update(path.name.encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+# -- YAML with line numbers ----------------------------------------------------------------------
+
+
+def _line_of(node: yaml.Node | None, loc: Iterable[Any]) -> int | None:
+    """1-based line of the deepest node along a pydantic error location."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == str(key)), None)
+            if nxt is None:
+                break
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _read_yaml(path: Path, problems: list[RuleProblem]) -> tuple[Any, yaml.Node | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError as e:
+        problems.append(RuleProblem(str(path), None, None, None, f"not UTF-8 text: {e}"))
+        return None, None
+    except yaml.MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else None
+        problems.append(RuleProblem(str(path), line, None, None, f"invalid YAML: {e.problem}"))
+        return None, None
+    if not isinstance(data, dict):
+        problems.append(RuleProblem(str(path), 1, None, None, "expected a mapping at the top of the file"))
+        return None, None
+    return data, node
+
+
+def _validation_problems(
+    err: ValidationError, path: Path, node: yaml.Node | None, prefix: tuple[Any, ...], entry: str | None
+) -> list[RuleProblem]:
+    out = []
+    for e in err.errors():
+        loc = prefix + tuple(e["loc"])
+        field_name = ".".join(str(x) for x in e["loc"]) or None
+        out.append(RuleProblem(str(path), _line_of(node, loc), entry, field_name, e["msg"]))
+    return out
+
+
+def _validate(
+    model: type[BaseModel], data: Any, path: Path, node: yaml.Node | None, prefix: tuple[Any, ...],
+    entry: str | None, problems: list[RuleProblem],
+) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        problems.extend(_validation_problems(err, path, node, prefix, entry))
+        return None
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = True) -> Ruleset:
+    """Load and validate a ruleset; raise ``RuleSetError`` listing every problem found."""
+    directory = Path(directory) if directory is not None else default_rules_dir()
+    problems: list[RuleProblem] = []
+    if not directory.is_dir():
+        raise RuleSetError([RuleProblem(str(directory), None, None, None, "not a directory of rule files")])
+
+    manifest_path = directory / MANIFEST
+    manifest: RulesetManifest | None = None
+    if manifest_path.exists():
+        data, node = _read_yaml(manifest_path, problems)
+        if data is not None:
+            manifest = _validate(RulesetManifest, data, manifest_path, node, (), None, problems)
+    else:
+        problems.append(RuleProblem(str(manifest_path), None, None, None, "missing: it gives the ruleset version"))
+
+    enforcement: EnforcementConfig | None = None
+    enforcement_path = directory / ENFORCEMENT
+    if enforcement_path.exists():
+        data, node = _read_yaml(enforcement_path, problems)
+        if data is not None:
+            enforcement = _validate(EnforcementConfig, data, enforcement_path, node, (), None, problems)
+    else:
+        problems.append(RuleProblem(str(enforcement_path), None, None, None, "missing: it gives the ladders"))
+
+    version = f"{manifest.version if manifest else '?'}+{rules_digest(directory)[:8]}"
+    context = RuleContext(ruleset_version=version)
+
+    # detector name → (settings, [(rule, path, node, index)])
+    settings: dict[str, tuple[Any, Path]] = {}
+    rules_by_detector: dict[str, list[tuple[Rule, Path, yaml.Node | None, int]]] = {}
+    rule_sites: dict[str, str] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        if path.name in (MANIFEST, ENFORCEMENT):
+            continue
+        data, node = _read_yaml(path, problems)
+        if data is None:
+            continue
+        rule_file = _validate(RuleFile, data, path, node, (), None, problems)
+        if rule_file is None:
+            continue
+        detector_cls = REGISTRY.get(rule_file.detector)
+        if detector_cls is None:
+            problems.append(RuleProblem(str(path), _line_of(node, ("detector",)), None, "detector",
+                                        f"unknown detector {rule_file.detector!r}; known: {sorted(REGISTRY)}"))
+            continue
+        if rule_file.settings:
+            if rule_file.detector in settings:
+                problems.append(RuleProblem(str(path), _line_of(node, ("settings",)), None, "settings",
+                                            f"settings for {rule_file.detector!r} are already given in "
+                                            f"{settings[rule_file.detector][1].name}; give them in one file"))
+            else:
+                parsed = _validate(detector_cls.settings_model, rule_file.settings, path, node, ("settings",),
+                                   None, problems)
+                if parsed is not None:
+                    settings[rule_file.detector] = (parsed, path)
+        for i, raw_rule in enumerate(rule_file.rules):
+            entry = str(raw_rule.get("id", f"#{i + 1}")) if isinstance(raw_rule, dict) else f"#{i + 1}"
+            rule = _validate(detector_cls.rule_model, raw_rule, path, node, ("rules", i), entry, problems)
+            if rule is None:
+                continue
+            line = _line_of(node, ("rules", i))
+            if rule.id in rule_sites:
+                problems.append(RuleProblem(str(path), line, rule.id, "id",
+                                            f"duplicate rule id, first defined at {rule_sites[rule.id]}"))
+                continue
+            rule_sites[rule.id] = f"{path.name}:{line}"
+            rules_by_detector.setdefault(rule_file.detector, []).append((rule, path, node, i))
+
+    detectors: list[Detector] = []
+    all_rules: dict[str, Rule] = {}
+    for name, entries in sorted(rules_by_detector.items()):
+        detector_cls = REGISTRY[name]
+        detector_settings = settings.get(name, (detector_cls.settings_model(), None))[0]
+        detector = detector_cls(detector_settings, [r for r, *_ in entries], context)
+        detectors.append(detector)
+        for rule, path, node, i in entries:
+            all_rules[rule.id] = rule
+            if check_examples:
+                for message in detector.check_examples(rule):
+                    problems.append(RuleProblem(str(path), _line_of(node, ("rules", i, "examples")), rule.id,
+                                                "examples", message))
+
+    if problems:
+        raise RuleSetError(problems)
+    assert enforcement is not None
+    return Ruleset(version=version, directory=directory, detectors=tuple(detectors),
+                   policy=Policy(enforcement, version), rules=all_rules)
+
+
+class RulesetWatcher:
+    """Reloads the ruleset when its files change; a bad edit is reported and the running ruleset stays.
+
+    ``poll()`` is cheap (a digest of a few small files); runtimes call it between events.
+    """
+
+    def __init__(self, directory: Path | str | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_rules_dir()
+        self.current = load_ruleset(self.directory)
+        self._digest = rules_digest(self.directory)
+        self.last_error: RuleSetError | None = None
+
+    def poll(self) -> bool:
+        """Swap in the new ruleset if the files changed and it loads; True if a swap happened."""
+        try:
+            digest = rules_digest(self.directory)
+        except OSError:
+            return False  # a file vanished mid-edit: look again next time
+        if digest == self._digest:
+            return False
+        self._digest = digest
+        try:
+            fresh = load_ruleset(self.directory)
+        except RuleSetError as e:
+            self.last_error = e
+            return False
+        self.current = fresh  # atomic swap: readers see the old or the new ruleset, never a mix
+        self.last_error = None
+        return True

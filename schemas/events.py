@@ -1,0 +1,151 @@
+"""Input events: the wire contract, one JSON object per Kafka message, key = room_id.
+
+Unknown fields are kept (``extra="allow"``) so that a producer on a newer schema loses nothing
+when it passes through livewatch; money is ``Decimal`` (JSON: a string such as "99.00" or a number).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+SCHEMA_VERSION = 1
+
+#: Longest text field accepted; anything longer is rejected to the dead-letter output, because a
+#: megabyte "comment" is an attack or a bug, and matching it would stall a partition.
+MAX_TEXT_CHARS = 20_000
+
+Identifier = Annotated[str, Field(min_length=1, max_length=256)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False)]
+EventTime = Annotated[int, Field(ge=946_684_800_000, description="event time, ms since the Unix epoch")]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=False)
+
+    schema_version: int = SCHEMA_VERSION
+    event_id: Identifier
+    room_id: Identifier
+    platform: Identifier
+    ts: EventTime
+
+
+class UserSignals(BaseModel):
+    """Optional account signals a platform may attach to a comment (used by the bot-flood detector)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    account_age_days: int | None = Field(default=None, ge=0)
+    level: int | None = Field(default=None, ge=0)
+    device_id: str | None = Field(default=None, max_length=256)
+    ip: str | None = Field(default=None, max_length=64)
+
+
+Role = Literal["viewer", "host", "operator"]
+
+
+class ChatEvent(_Event):
+    kind: Literal["chat"] = "chat"
+    user_id: Identifier
+    text: Text
+    role: Role = "viewer"
+    user: UserSignals | None = None
+
+
+class DanmakuEvent(_Event):
+    kind: Literal["danmaku"] = "danmaku"
+    user_id: Identifier
+    text: Text
+    role: Role = "viewer"
+    user: UserSignals | None = None
+
+
+class TranscriptEvent(_Event):
+    """A segment of ASR transcript of the stream's audio."""
+
+    kind: Literal["transcript"] = "transcript"
+    speaker: Literal["host", "guest", "unknown"] = "host"
+    text: Text
+    start_ms: int = Field(ge=0, description="segment start, ms from stream start")
+    end_ms: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> "TranscriptEvent":
+        if self.end_ms < self.start_ms:
+            raise ValueError("end_ms must not be before start_ms")
+        return self
+
+
+ProductCategory = Literal[
+    "food", "health_food", "cosmetics", "drug", "medical_device", "apparel", "electronics", "general"
+]
+
+
+class PriceTagEvent(_Event):
+    """The price card shown (or hidden) for a product in the room."""
+
+    kind: Literal["price_tag"] = "price_tag"
+    product_id: Identifier
+    title: Text
+    category: ProductCategory = "general"
+    price: Money
+    original_price: Money | None = None
+    price_basis: str | None = Field(default=None, max_length=500)
+    visible: bool = True
+    currency: Literal["CNY"] = "CNY"
+
+
+class ProductOnAir(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    product_id: Identifier
+    title: Text = ""
+    category: ProductCategory = "general"
+
+
+class StreamMetaEvent(_Event):
+    """Stream-level state: who is hosting, AI labelling, which products are on air."""
+
+    kind: Literal["stream_meta"] = "stream_meta"
+    status: Literal["live", "ended"] = "live"
+    host_kind: Literal["human", "ai", "mixed"] = "human"
+    ai_label_visible: bool = False
+    aigc_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    implicit_label: str | None = Field(default=None, max_length=500)
+    products: list[ProductOnAir] = Field(default_factory=list, max_length=500)
+    operator_id: str | None = Field(default=None, max_length=256)
+
+
+class OrderEvent(_Event):
+    kind: Literal["order"] = "order"
+    order_id: Identifier | None = None
+    product_id: Identifier
+    price: Money
+    qty: int = Field(ge=1)
+
+
+Event = Annotated[
+    Union[ChatEvent, DanmakuEvent, TranscriptEvent, PriceTagEvent, StreamMetaEvent, OrderEvent],
+    Field(discriminator="kind"),
+]
+EVENT_MODELS: tuple[type[_Event], ...] = (
+    ChatEvent, DanmakuEvent, TranscriptEvent, PriceTagEvent, StreamMetaEvent, OrderEvent,
+)
+EVENT_KINDS: frozenset[str] = frozenset(m.model_fields["kind"].default for m in EVENT_MODELS)
+
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def text_of(event: _Event) -> str | None:
+    """The free text an event carries, if any (chat/danmaku/transcript text, a product title)."""
+    if isinstance(event, (ChatEvent, DanmakuEvent, TranscriptEvent)):
+        return event.text
+    if isinstance(event, PriceTagEvent):
+        return event.title
+    return None
+
+
+EventModel = _Event

@@ -1,0 +1,16 @@
+"""JSON Schema of every wire model, for consumers (``livewatch schema``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.deadletter import DeadLetter
+from schemas.events import EVENT_MODELS, event_adapter
+from schemas.findings import EnforcementAction, Finding
+
+
+def all_schemas() -> dict[str, Any]:
+    out: dict[str, Any] = {"Event": event_adapter.json_schema()}
+    for model in (*EVENT_MODELS, Finding, EnforcementAction, DeadLetter):
+        out[model.__name__] = model.model_json_schema()
+    return out

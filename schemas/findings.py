@@ -1,0 +1,118 @@
+"""Outputs: findings (alerts with evidence) and enforcement actions.
+
+Ids are derived, never random: the same input and rules give the same ids, so a replay, a restarted
+worker or at-least-once delivery can be deduplicated by consumers (DESIGN.md principle 6).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+#: Namespace for every uuid5 livewatch derives. Fixed forever: changing it changes every id.
+ID_NAMESPACE = uuid.UUID("6f1d3c52-2b0e-4d8e-9a57-1c0f6a8e9b31")
+
+Severity = Literal["low", "medium", "high", "critical"]
+RuleStatus = Literal["live", "shadow", "off"]
+SEVERITY_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+def derived_id(*parts: object) -> str:
+    """A deterministic id from its parts (uuid5 over the parts joined by a separator)."""
+    return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(str(p) for p in parts)))
+
+
+class Subject(BaseModel):
+    """Who an action is aimed at: the room (the stream) or one account in it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["room", "account"]
+    id: str
+
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+class Window(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    start_ts: int
+    end_ts: int
+
+
+class Evidence(BaseModel):
+    """One matched span: what the event said (raw) and what the matcher saw (normalised)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    field: str = Field(description="the event field the span is in, e.g. 'text' or 'title'")
+    start: int = Field(description="offset of the span in the raw field (characters)")
+    end: int
+    raw: str
+    normalized: str
+    term: str | None = Field(default=None, description="the lexicon term or pattern that matched")
+    how: Literal["exact", "normalized", "homophone", "pattern", "value"] = "normalized"
+
+
+class Finding(BaseModel):
+    """A detector's conclusion about one room or account, with everything a reviewer needs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    finding_id: str
+    detector: str
+    rule_id: str
+    rule_version: int
+    ruleset_version: str
+    status: Literal["live", "shadow"]
+    severity: Severity
+    legal_basis: str
+    room_id: str
+    platform: str
+    ts: int = Field(description="event time of the decision (ms)")
+    subject: Subject
+    window: Window
+    event_ids: list[str]
+    evidence: list[Evidence] = Field(default_factory=list)
+    score: float = Field(ge=0.0, le=1.0)
+    summary: str
+    details: dict[str, object] = Field(default_factory=dict)
+    shadow_action: str | None = Field(
+        default=None, description="for shadow rules: the action the policy would have taken"
+    )
+
+
+ActionType = Literal[
+    "warn", "limit_comments", "limit_traffic", "limit_cart", "suspend", "mute_account",
+]
+
+
+class EnforcementAction(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    action_id: str
+    action: ActionType
+    subject: Subject
+    room_id: str
+    platform: str
+    ts: int = Field(description="event time the action was decided (ms)")
+    duration_s: int = Field(ge=0, description="0 = no duration (a warning)")
+    expires_ts: int | None
+    ladder: str
+    step: int = Field(ge=0, description="index on the ladder, 0 = first step")
+    severity: Severity
+    rule_id: str
+    rule_version: int
+    ruleset_version: str
+    reasons: list[str] = Field(description="finding ids that led to this action")
+    legal_basis: list[str]
+    appeal_ref: str
+    message: str
