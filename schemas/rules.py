@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.findings import RuleStatus, Severity
 
@@ -23,6 +23,12 @@ class Rule(BaseModel):
     severity: Severity
     legal_basis: str = Field(min_length=2, description="e.g. 《广告法》第九条第三项")
     description: str = ""
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _yaml_off_is_off(cls, v: object) -> object:
+        # YAML 1.1 reads a bare `off` as the boolean false; it means the status "off".
+        return "off" if v is False else v
 
 
 class RuleFile(BaseModel):

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipeline.ruleset import DEFAULT_RULES_DIR, load_ruleset
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def ruleset():
+    return load_ruleset(DEFAULT_RULES_DIR)
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    """A private copy of the shipped rules, safe to edit in a test."""
+    dst = tmp_path / "rules"
+    shutil.copytree(DEFAULT_RULES_DIR, dst)
+    return dst
+
+
+TINY_CLAIMS = """\
+detector: false_claims
+rules:
+  - id: claims.tiny.lowest
+    version: 1
+    severity: medium
+    legal_basis: 《广告法》第九条第三项
+    claim_type: absolute
+    terms: [全网最低]
+    exceptions: [全网最低温]
+    examples:
+      match: [这是全网最低价]
+      no_match: [今天全网最低温零下五度]
+  - id: claims.tiny.cure
+    version: 1
+    severity: high
+    legal_basis: 《广告法》第十七条
+    claim_type: efficacy
+    terms: [根治, 降血压]
+    exempt_categories: [drug]
+    examples:
+      match: [能根治高血压]
+      no_match: [治理环境]
+"""
+
+
+@pytest.fixture
+def tiny_rules(rules_copy: Path) -> Path:
+    """The shipped manifest and ladder with two small claim rules, independent of lexicon tuning."""
+    for f in rules_copy.glob("*.yaml"):
+        if f.name not in ("ruleset.yaml", "enforcement.yaml"):
+            f.unlink()
+    (rules_copy / "claims.yaml").write_text(TINY_CLAIMS, encoding="utf-8")
+    return rules_copy

@@ -1,0 +1,176 @@
+"""The engine and the embedded runtime: bad input is rejected with a reason and loses nothing valid;
+a replay gives the same output at any speed; the ruleset can be swapped mid-replay."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.embedded import ACTIONS_FILE, ALERTS_FILE, DLQ_FILE, EmbeddedRuntime, read_jsonl
+from pipeline.engine import Engine, RoomState
+from pipeline.ruleset import load_ruleset
+from schemas.deadletter import DeadLetter, Source
+from tests.builders import T0, chat, on_air, price_tag, say, wire
+
+
+def lines_of(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def write_recording(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+@pytest.fixture
+def engine(tiny_rules):
+    return Engine(load_ruleset(tiny_rules), clock_ms=lambda: T0 + 3_600_000)
+
+
+SRC = Source(file="test.jsonl", line=1)
+
+
+def test_a_claim_in_host_speech_becomes_a_finding_and_a_warning(engine):
+    out = engine.process_raw(wire(say("这是全网最低价", event_id="s1")), SRC)
+    [finding] = out.findings
+    assert finding.rule_id == "claims.tiny.lowest" and finding.event_ids == ["s1"]
+    assert finding.evidence[0].raw == "全网最低" and finding.ruleset_version == engine.ruleset.version
+    [action] = out.actions
+    assert action.action == "warn" and action.reasons == [finding.finding_id]
+
+
+def test_viewer_chat_is_not_advertising_but_operator_chat_is(engine):
+    assert engine.process(chat("全网最低！", role="viewer")).findings == []
+    assert [f.rule_id for f in engine.process(chat("全网最低！", role="operator")).findings] == ["claims.tiny.lowest"]
+
+
+def test_category_exemption_uses_the_product_on_air(engine):
+    engine.process(on_air("pill-1", "drug", room="pharmacy"))
+    assert engine.process(say("能降血压", room="pharmacy")).findings == []
+    engine.process(price_tag("tea-1", "养生茶", "59", category="food", room="pharmacy", t=10))
+    assert [f.rule_id for f in engine.process(say("能降血压", room="pharmacy", t=20)).findings] == ["claims.tiny.cure"]
+
+
+BAD_INPUT = [
+    (b"{not json", "invalid_json"),
+    (b"\xff\xfe\x00garbage", "invalid_json"),
+    (b"[1, 2, 3]", "invalid_json"),
+    (json.dumps({"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0,
+                 "user_id": "u"}).encode(), "schema_violation"),  # text missing
+    (json.dumps({"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p", "ts": "yesterday",
+                 "user_id": "u", "text": "hi"}).encode(), "schema_violation"),  # wrong type
+    (json.dumps({"kind": "telepathy", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0}).encode(),
+     "schema_violation"),  # unknown kind
+    (json.dumps({"kind": "price_tag", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0,
+                 "product_id": "p", "title": "t", "price": "-5"}).encode(), "schema_violation"),
+    (json.dumps({"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0,
+                 "user_id": "u", "text": "买" * 1_000_000}, ensure_ascii=False).encode(), "too_large"),
+    (json.dumps({"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0 + 86_400_000 * 365,
+                 "user_id": "u", "text": "hi"}).encode(), "future_timestamp"),
+]
+
+
+@pytest.mark.parametrize("raw, reason", BAD_INPUT, ids=[r for _, r in BAD_INPUT])
+def test_bad_input_becomes_an_explained_dead_letter_with_its_exact_bytes(engine, raw, reason):
+    out = engine.process_raw(raw, SRC)
+    [dead] = out.dead_letters
+    assert dead.reason == reason and dead.detail and out.event is None
+    assert dead.raw() == raw and str(dead.source) == "test.jsonl:1"
+    assert engine.metrics.dead_letters.labels(reason=reason)._value.get() == 1
+
+
+def test_schema_violations_name_the_field(engine):
+    out = engine.process_raw(json.dumps({"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p",
+                                         "ts": T0, "user_id": "u"}).encode(), SRC)
+    assert "text" in out.dead_letters[0].detail
+
+
+def test_a_replay_with_bad_lines_goes_on_and_loses_no_valid_event(tiny_rules, tmp_path):
+    good = [wire(say("全网最低价", event_id=f"g{i}", t=i * 100)) for i in range(5)]
+    bad = [raw for raw, _ in BAD_INPUT]
+    mixed = [x for pair in zip(good, bad) for x in pair] + bad[len(good):]
+    recording = write_recording(tmp_path / "mixed.jsonl", mixed)
+    stats = EmbeddedRuntime(tmp_path / "out", rules_dir=tiny_rules).run(read_jsonl(recording))
+    assert stats.events == 5 and sum(stats.dead_letters.values()) == len(bad)
+    assert sorted(a["event_ids"][0] for a in lines_of(tmp_path / "out" / ALERTS_FILE)) == [f"g{i}" for i in range(5)]
+    dead = [DeadLetter.model_validate(d) for d in lines_of(tmp_path / "out" / DLQ_FILE)]
+    assert [d.raw() for d in dead] == bad
+    assert [d.source.line for d in dead][:2] == [2, 4]
+
+
+def test_a_detector_that_raises_does_not_stop_the_room_and_the_event_is_kept(engine, monkeypatch):
+    [detector] = engine.ruleset.detectors
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("bug")
+    monkeypatch.setattr(detector, "detect", boom)
+    out = engine.process_raw(wire(say("全网最低价", event_id="s9")), SRC)
+    assert out.event is not None and out.findings == []
+    [dead] = out.dead_letters
+    assert dead.reason == "detector_error" and dead.event_id == "s9" and json.loads(dead.raw())["event_id"] == "s9"
+
+
+def test_room_state_survives_a_json_round_trip(engine):
+    engine.process(on_air("pill-1", "drug"))
+    engine.process(say("全网最低价", t=1))
+    state = engine.store.get("r1")
+    restored = RoomState.from_json(json.loads(json.dumps(state.to_json())), engine.ruleset)
+    assert restored.to_json() == state.to_json()
+
+
+def recording_with_known_violations(tmp_path: Path) -> Path:
+    lines = [wire(on_air("tea-1", "food", room="bad", t=0))]
+    lines += [wire(say(text, room="bad", t=t, event_id=f"bad-{t}")) for t, text in
+              [(10, "全网最低价"), (100, "能根治高血压"), (200, "降血压效果好"), (300, "根治"), (400, "全网最低")]]
+    lines += [wire(say("第一个链接，价格看屏幕", room="good", t=t, event_id=f"good-{t}")) for t in (5, 50)]
+    lines.sort(key=lambda line: json.loads(line)["ts"])
+    return write_recording(tmp_path / "known.jsonl", lines)
+
+
+def test_replay_of_known_violations_yields_the_expected_findings_and_ladder(tiny_rules, tmp_path):
+    recording = recording_with_known_violations(tmp_path)
+    EmbeddedRuntime(tmp_path / "out", rules_dir=tiny_rules).run(read_jsonl(recording))
+    alerts = lines_of(tmp_path / "out" / ALERTS_FILE)
+    actions = lines_of(tmp_path / "out" / ACTIONS_FILE)
+    assert [(a["event_ids"][0], a["rule_id"]) for a in alerts] == [
+        ("bad-10", "claims.tiny.lowest"), ("bad-100", "claims.tiny.cure"), ("bad-200", "claims.tiny.cure"),
+        ("bad-300", "claims.tiny.cure"), ("bad-400", "claims.tiny.lowest"),
+    ]
+    # points 2, 5, 8, 11, 13 against thresholds 1/4/7/10/14 → one step per incident, each past the cool-down
+    assert [(a["action"], a["subject"]["id"]) for a in actions] == [
+        ("warn", "bad"), ("limit_comments", "bad"), ("limit_traffic", "bad"), ("limit_cart", "bad")]
+
+
+def test_replay_output_is_identical_at_any_speed(tiny_rules, tmp_path):
+    recording = recording_with_known_violations(tmp_path)
+    EmbeddedRuntime(tmp_path / "fast", rules_dir=tiny_rules).run(read_jsonl(recording))
+    EmbeddedRuntime(tmp_path / "paced", rules_dir=tiny_rules, speed=2000.0).run(read_jsonl(recording))
+    for name in (ALERTS_FILE, ACTIONS_FILE, DLQ_FILE):
+        assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "paced" / name).read_bytes()
+    assert (tmp_path / "fast" / ACTIONS_FILE).read_bytes()
+
+
+def test_a_rule_edited_while_a_replay_runs_takes_effect_from_the_next_events(tiny_rules, tmp_path):
+    recording = write_recording(tmp_path / "r.jsonl",
+                                [wire(say("全网最低价", room=f"room{i}", t=i, event_id=f"s{i}")) for i in range(10)])
+    claims = tiny_rules / "claims.yaml"
+
+    def edit_after_fifth(outcome):
+        if outcome.event is not None and outcome.event.event_id == "s4":
+            claims.write_text(claims.read_text(encoding="utf-8").replace("severity: medium", "severity: critical"),
+                              encoding="utf-8")
+
+    runtime = EmbeddedRuntime(tmp_path / "out", rules_dir=tiny_rules, on_outcome=edit_after_fifth, reload_every_s=0)
+    stats = runtime.run(read_jsonl(recording))
+    alerts = lines_of(tmp_path / "out" / ALERTS_FILE)
+    assert [a["severity"] for a in alerts] == ["medium"] * 5 + ["critical"] * 5
+    assert len({a["ruleset_version"] for a in alerts[:5]}) == 1 and alerts[0]["ruleset_version"] != alerts[5]["ruleset_version"]
+    assert stats.ruleset_versions == [alerts[0]["ruleset_version"], alerts[5]["ruleset_version"]]
+    assert [a["action"] for a in lines_of(tmp_path / "out" / ACTIONS_FILE)] == ["warn"] * 5 + ["suspend"] * 5
+
+
+def test_unknown_fields_are_kept_through_validation(engine):
+    raw = json.loads(wire(say("你好")))
+    raw["vendor_extension"] = {"camera": 2}
+    out = engine.process_raw(json.dumps(raw).encode(), SRC)
+    assert out.event.model_dump()["vendor_extension"] == {"camera": 2}

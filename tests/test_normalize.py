@@ -1,0 +1,60 @@
+"""The normaliser undoes evasions and keeps a map back to the raw text."""
+
+import pytest
+
+from detectors.normalize import mask_digits, normalize, pinyin_keys
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("全网最低价", "全网最低价"),
+        ("全网ＮＯ．１", "全网no1"),  # full-width letters and digits, NFKC
+        ("減肥療效", "减肥疗效"),  # traditional → simplified
+        ("减\u200b肥", "减肥"),  # zero-width space
+        ("减\u00ad肥\ufe0f", "减肥"),  # soft hyphen, variation selector
+        ("减.肥", "减肥"),  # inserted symbol
+        ("减 * 肥 ！", "减肥"),
+        ("最最最好", "最好"),  # runs of three or more collapse
+        ("好好学习", "好好学习"),  # a pair is language, not evasion
+        ("瘦了3.2斤。", "瘦了3.2斤"),  # a decimal point between digits stays
+        ("99%的人回购", "99%的人回购"),
+        ("销量1000单", "销量1000单"),  # repeated digits are a number, never collapsed
+        ("①②③", "123"),  # circled digits
+        ("", ""),
+    ],
+)
+def test_normalised_text(raw, expected):
+    assert normalize(raw).text == expected
+
+
+@pytest.mark.parametrize("raw", ["減\u200b肥 療效！", "ＡＢＣ １２３", "最最最好的 ‼ 选择", "a\u0301b"])
+def test_every_normalised_character_maps_back_into_the_raw_text(raw):
+    n = normalize(raw)
+    assert len(n.offsets) == len(n.text)
+    assert list(n.offsets) == sorted(n.offsets)
+    assert all(0 <= o < len(raw) for o in n.offsets)
+
+
+def test_a_match_in_the_normalised_text_is_reported_as_the_raw_span():
+    raw = "今天 減\u200b肥 特价"
+    n = normalize(raw)
+    start = n.text.index("减肥")
+    s, e = n.raw_span(start, start + 2)
+    assert raw[s:e] == "減\u200b肥"
+    assert n.raw_slice(start, start + 2) == "減\u200b肥"
+
+
+def test_homophones_share_pinyin_keys():
+    assert pinyin_keys("减fei").text == pinyin_keys("减肥").text == pinyin_keys("见肥").text == "jianfei"
+
+
+def test_pinyin_keys_map_back_to_characters():
+    keys = pinyin_keys("能减肥")
+    start = keys.text.index("jianfei")
+    assert keys.unit_of[start] == 1 and keys.unit_of[start + len("jianfei") - 1] == 2
+    assert start in keys.boundaries
+
+
+def test_digits_are_masked_so_templates_with_other_numbers_coincide():
+    assert mask_digits(normalize("3颗就瘦了3.2斤").text) == mask_digits(normalize("2颗就瘦了5斤").text) == "#颗就瘦了#斤"

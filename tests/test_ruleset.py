@@ -1,0 +1,109 @@
+"""Rule files: validated at load, every problem reported with file:line, hot-swapped atomically."""
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.errors import RuleSetError
+from pipeline.ruleset import RulesetWatcher, load_ruleset
+from tests.conftest import TINY_CLAIMS
+
+
+def problems_of(directory: Path) -> list[str]:
+    with pytest.raises(RuleSetError) as err:
+        load_ruleset(directory)
+    return [str(p) for p in err.value.problems]
+
+
+def test_the_shipped_rules_load_and_their_examples_hold(ruleset):
+    assert ruleset.version.startswith("2026.")
+    assert ruleset.rules, "the shipped ruleset has rules"
+    assert all(r.legal_basis for r in ruleset.rules.values())
+
+
+def test_the_ruleset_version_changes_with_any_rule_text(tiny_rules: Path):
+    before = load_ruleset(tiny_rules).version
+    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("version: 1", "version: 2", 1), encoding="utf-8")
+    assert load_ruleset(tiny_rules).version != before
+
+
+def test_a_bad_field_is_reported_with_file_line_rule_and_field(tiny_rules: Path):
+    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("severity: high", "severity: extreme"),
+                                            encoding="utf-8")
+    [problem] = problems_of(tiny_rules)
+    line = TINY_CLAIMS.splitlines().index("    severity: high") + 1
+    assert f"claims.yaml:{line}" in problem
+    assert "rule claims.tiny.cure" in problem and "field 'severity'" in problem
+
+
+def test_every_problem_is_reported_at_once(tiny_rules: Path):
+    broken = (TINY_CLAIMS.replace("severity: medium", "severity: nope")
+              .replace("claim_type: efficacy", "claim_type: efficacy\n    colour: red")
+              .replace("no_match: [治理环境]", "no_match: [根治]"))
+    (tiny_rules / "claims.yaml").write_text(broken, encoding="utf-8")
+    problems = problems_of(tiny_rules)
+    text = "\n".join(problems)
+    assert "field 'severity'" in text and "field 'colour'" in text
+    assert len(problems) == 2  # the broken rule's example is not run: the rule itself is refused
+
+
+def test_a_failing_inline_example_refuses_the_ruleset(tiny_rules: Path):
+    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("no_match: [治理环境]", "no_match: [根治]"),
+                                            encoding="utf-8")
+    [problem] = problems_of(tiny_rules)
+    assert "field 'examples'" in problem and "'根治'" in problem and "should not match" in problem
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("detector: false_claims\nrules:\n  - id: [unclosed\n", "invalid YAML"),
+    ("detector: no_such_detector\nrules: []\n", "unknown detector 'no_such_detector'"),
+    ("- just\n- a list\n", "expected a mapping"),
+    ("detector: false_claims\nrules:\n  - id: Bad Id!\n    version: 1\n    severity: low\n"
+     "    legal_basis: 《广告法》\n    claim_type: absolute\n", "field 'id'"),
+])
+def test_malformed_files_are_refused_with_a_reason(tiny_rules: Path, text, expected):
+    (tiny_rules / "extra.yaml").write_text(text, encoding="utf-8")
+    assert any(expected in p and "extra.yaml" in p for p in problems_of(tiny_rules))
+
+
+def test_duplicate_rule_ids_across_files_are_refused(tiny_rules: Path):
+    (tiny_rules / "more.yaml").write_text(TINY_CLAIMS, encoding="utf-8")
+    problems = problems_of(tiny_rules)
+    assert any("duplicate rule id" in p and "claims.yaml:" in p for p in problems)
+
+
+def test_rules_check_exits_2_and_names_the_problem(tiny_rules: Path, capsys):
+    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("version: 1", "version: 0", 1), encoding="utf-8")
+    assert main(["rules", "check", str(tiny_rules)]) == 2
+    err = capsys.readouterr().err
+    assert "claims.yaml:4" in err and "field 'version'" in err
+
+
+def test_rules_check_accepts_a_good_directory(tiny_rules: Path, capsys):
+    assert main(["rules", "check", str(tiny_rules)]) == 0
+    assert "OK: ruleset" in capsys.readouterr().out
+
+
+def test_off_rules_are_not_loaded_into_detectors(tiny_rules: Path):
+    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("severity: high", "severity: high\n    status: off"),
+                                            encoding="utf-8")
+    [claims] = load_ruleset(tiny_rules).detectors
+    assert [r.id for r in claims.rules] == ["claims.tiny.lowest"]
+
+
+def test_watcher_swaps_in_a_good_edit_and_keeps_the_running_ruleset_on_a_bad_one(tiny_rules: Path):
+    watcher = RulesetWatcher(tiny_rules)
+    first = watcher.current
+    assert watcher.poll() is False
+
+    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("severity: high", "severity: bogus"),
+                                            encoding="utf-8")
+    assert watcher.poll() is False
+    assert watcher.current is first and watcher.last_error is not None
+
+    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("severity: high", "severity: critical"),
+                                            encoding="utf-8")
+    assert watcher.poll() is True
+    assert watcher.current.version != first.version
+    assert watcher.current.rules["claims.tiny.cure"].severity == "critical"
