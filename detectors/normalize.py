@@ -18,6 +18,7 @@ Homophone evasion ("减fei", "见肥") is handled by ``pinyin_keys``: matchers c
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,6 +34,7 @@ _INVISIBLE = frozenset(
 
 _KEEP_SYMBOLS = frozenset("%.")
 _MIN_RUN_TO_COLLAPSE = 3
+_RUN = re.compile(r"(\D)\1\1")
 
 _t2s = opencc.OpenCC("t2s")
 
@@ -69,20 +71,11 @@ def _fold(ch: str) -> str:
 
 
 def normalize(raw: str) -> NormalizedText:
-    chars: list[str] = []
-    offsets: list[int] = []
-    for i, ch in enumerate(raw):
-        for c in _fold(ch):
-            chars.append(c)
-            offsets.append(i)
-
-    # "." only survives between two digits ("3.2"), elsewhere it is an inserted symbol.
-    keep = [
-        c != "." or (0 < k < len(chars) - 1 and chars[k - 1].isdigit() and chars[k + 1].isdigit())
-        for k, c in enumerate(chars)
-    ]
-    chars = [c for c, k in zip(chars, keep) if k]
-    offsets = [o for o, k in zip(offsets, keep) if k]
+    if raw.isalnum() and raw == raw.lower() and unicodedata.is_normalized("NFKC", raw):
+        # Fast path, most chat: letters and digits only, nothing to fold or drop.
+        chars, offsets = list(raw), list(range(len(raw)))
+    else:
+        chars, offsets = _fold_and_drop(raw)
 
     joined = "".join(chars)
     simplified = _t2s.convert(joined)
@@ -90,7 +83,30 @@ def normalize(raw: str) -> NormalizedText:
         chars = list(simplified)
     else:  # a phrase conversion changed the length: convert per character to keep the offsets
         chars = [_t2s.convert(c)[:1] or c for c in chars]
+        simplified = "".join(chars)
+    if not _RUN.search(simplified):
+        return NormalizedText(raw=raw, text=simplified, offsets=tuple(offsets))
+    return _collapse_runs(raw, chars, offsets)
 
+
+def _fold_and_drop(raw: str) -> tuple[list[str], list[int]]:
+    chars: list[str] = []
+    offsets: list[int] = []
+    for i, ch in enumerate(raw):
+        for c in _fold(ch):
+            chars.append(c)
+            offsets.append(i)
+    if "." not in chars:
+        return chars, offsets
+    # "." only survives between two digits ("3.2"), elsewhere it is an inserted symbol.
+    keep = [
+        c != "." or (0 < k < len(chars) - 1 and chars[k - 1].isdigit() and chars[k + 1].isdigit())
+        for k, c in enumerate(chars)
+    ]
+    return [c for c, k in zip(chars, keep) if k], [o for o, k in zip(offsets, keep) if k]
+
+
+def _collapse_runs(raw: str, chars: list[str], offsets: list[int]) -> NormalizedText:
     out_chars: list[str] = []
     out_offsets: list[int] = []
     n = len(chars)
@@ -100,8 +116,7 @@ def normalize(raw: str) -> NormalizedText:
         run_end = k + 1
         while run_end < n and chars[run_end] == c:
             run_end += 1
-        run = run_end - k
-        if run >= _MIN_RUN_TO_COLLAPSE and not c.isdigit():
+        if run_end - k >= _MIN_RUN_TO_COLLAPSE and not c.isdigit():
             out_chars.append(c)
             out_offsets.append(offsets[k])
         else:

@@ -1,0 +1,26 @@
+# The two commands of the README: `make demo` and `make test`. Each sets itself up on a fresh
+# machine: a virtualenv in .venv with the pinned dependencies; `make test` also fetches and starts a
+# real Kafka broker (deploy/kafka) for the integration tests, and stops it afterwards.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/livewatch demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -v -rA
+
+clean:
+	rm -rf $(VENV) out .pytest_cache
