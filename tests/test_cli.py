@@ -1,0 +1,49 @@
+"""The CLI: the demo tells its story, schemas export, replay writes its files."""
+
+import json
+from pathlib import Path
+
+from pipeline.cli import main
+from pipeline.simulator import demo_events
+from schemas.events import EVENT_KINDS
+
+
+def test_demo_shows_a_clean_room_a_warned_room_and_a_suspended_room(tmp_path: Path, capsys):
+    assert main(["demo", "--fast", "--out", str(tmp_path)]) == 0
+    feed = capsys.readouterr().out
+    actions = [json.loads(line) for line in (tmp_path / "actions.jsonl").read_text().splitlines()]
+    by_room: dict[str, list[str]] = {}
+    for a in actions:
+        by_room.setdefault(a["room_id"], []).append(a["action"])
+    assert "demo-clean" not in by_room
+    assert by_room["demo-claims"][0] == "warn" and "suspend" not in by_room["demo-claims"]
+    assert by_room["demo-escalate"][0] == "warn" and by_room["demo-escalate"][-1] == "suspend"
+    assert "ACTION SUSPEND" in feed and "ALERT" in feed
+    alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert all(a["room_id"] != "demo-clean" for a in alerts)
+
+
+def test_demo_recording_replays_to_the_same_output(tmp_path: Path):
+    assert main(["demo", "--fast", "--out", str(tmp_path / "demo")]) == 0
+    assert main(["replay", str(tmp_path / "demo" / "demo_recording.jsonl"), "--quiet", "--no-progress",
+                 "--out", str(tmp_path / "replay")]) == 0
+    for name in ("alerts.jsonl", "actions.jsonl"):
+        assert (tmp_path / "demo" / name).read_bytes() == (tmp_path / "replay" / name).read_bytes()
+
+
+def test_the_simulator_is_deterministic_and_ordered_by_event_time():
+    a, b = demo_events(), demo_events()
+    assert a == b and [e.ts for e in a] == sorted(e.ts for e in a)
+
+
+def test_schema_command_prints_every_model(capsys):
+    assert main(["schema"]) == 0
+    schemas = json.loads(capsys.readouterr().out)
+    assert {"Event", "Finding", "EnforcementAction", "DeadLetter"} <= set(schemas)
+    assert {m["properties"]["kind"]["const"] for m in schemas["Event"]["$defs"].values()
+            if "kind" in m.get("properties", {})} == set(EVENT_KINDS)
+
+
+def test_replay_of_a_missing_file_fails_clearly(tmp_path: Path, capsys):
+    assert main(["replay", str(tmp_path / "nope.jsonl")]) == 1
+    assert "no such file" in capsys.readouterr().err
