@@ -102,6 +102,61 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _settings(args: argparse.Namespace, **overrides: object):
+    from pipeline.settings import Settings
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**given)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from pipeline.worker import run_worker
+
+    try:
+        settings = _settings(args, broker=args.broker, rules_dir=args.rules, datadir=args.datadir,
+                             metrics_port=args.metrics_port, web_port=args.web_port, partitions=args.partitions,
+                             loglevel=args.loglevel)
+    except RuleSetError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_BAD_RULES
+    try:
+        run_worker(settings)
+    except RuleSetError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_BAD_RULES
+    return EXIT_OK
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pipeline.embedded import read_jsonl
+    from pipeline.kafka import publish
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"livewatch publish: no such file: {path}", file=sys.stderr)
+        return EXIT_FAILURE
+    settings = _settings(args, broker=args.broker, partitions=args.partitions)
+    lines = ((src.line or 0, raw) for src, raw in read_jsonl(path))
+    sent = asyncio.run(publish(settings, lines, speed=_speed(args)))
+    print(f"published {sent:,} messages from {path} to {settings.broker}")
+    return EXIT_OK
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pipeline.kafka import record
+    from pipeline.topics import INPUT_NAMES
+
+    settings = _settings(args, broker=args.broker)
+    topics = args.topics.split(",") if args.topics else list(INPUT_NAMES)
+    n = asyncio.run(record(settings, Path(args.out), topics, idle_s=args.idle, limit=args.limit))
+    print(f"recorded {n:,} messages from {', '.join(topics)} to {args.out}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="livewatch", description="Real-time compliance monitor for live-commerce streams")
     sub = p.add_subparsers(dest="command", required=True)
@@ -132,6 +187,34 @@ def build_parser() -> argparse.ArgumentParser:
     check = rules_sub.add_parser("check", help="validate a rules directory and run its inline examples")
     check.add_argument("dir", nargs="?", type=Path, default=None)
     check.set_defaults(func=cmd_rules_check)
+
+    worker = sub.add_parser("worker", help="run a Kafka worker (start several: they share one consumer group)")
+    worker.add_argument("--broker", help="kafka://host:port (default $LIVEWATCH_BROKER or kafka://127.0.0.1:19092)")
+    worker.add_argument("--rules", type=Path, default=None, help="rules directory, hot-reloaded")
+    worker.add_argument("--datadir", type=Path, default=None, help="this worker's data directory (one per worker)")
+    worker.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
+    worker.add_argument("--web-port", "--workers-port", dest="web_port", type=int, default=None,
+                        help="enable Faust's web server on 127.0.0.1:PORT (off by default: it exposes tables)")
+    worker.add_argument("--partitions", type=int, default=None, help="partitions of topics it creates")
+    worker.add_argument("--loglevel", default=None, help="debug, info, warning (default info)")
+    worker.set_defaults(func=cmd_worker)
+
+    pub = sub.add_parser("publish", help="publish a recording into the input topics (routed by kind)")
+    pub.add_argument("file")
+    pub.add_argument("--broker")
+    pub.add_argument("--partitions", type=int, default=None, help="partitions of topics it creates")
+    g = pub.add_mutually_exclusive_group()
+    g.add_argument("--speed", type=float, default=None, help="pace by event time at this multiple")
+    g.add_argument("--fast", action="store_true", help="as fast as possible (default)")
+    pub.set_defaults(func=cmd_publish)
+
+    rec = sub.add_parser("record", help="dump topics into a recording (sorted by event time) for analysts")
+    rec.add_argument("--out", required=True)
+    rec.add_argument("--broker")
+    rec.add_argument("--topics", default=None, help="comma-separated (default: every input topic)")
+    rec.add_argument("--idle", type=float, default=3.0, help="stop after this many seconds without a message")
+    rec.add_argument("--limit", type=int, default=None, help="stop after this many messages")
+    rec.set_defaults(func=cmd_record)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of every event, finding, action and dead letter")
     schema.set_defaults(func=cmd_schema)

@@ -135,13 +135,23 @@ class Engine:
     def ruleset(self) -> Ruleset:
         return self._ruleset()
 
-    def process_raw(self, raw: bytes, source: Source) -> Outcome:
-        """Decode and process one message; a bad one becomes a dead letter, never an exception."""
+    def decode(self, raw: bytes, source: Source) -> EventModel | DeadLetter:
+        """The validated event, or the dead letter saying why there is none."""
         try:
-            event = decode_event(raw, self.clock_ms())
+            return decode_event(raw, self.clock_ms())
         except PoisonMessage as p:
             self.metrics.dead_letters.labels(reason=p.reason).inc()
-            return Outcome(dead_letters=[DeadLetter.of(raw, p.reason, p.detail, source)])
+            return DeadLetter.of(raw, p.reason, p.detail, source)
+
+    def process_raw(self, raw: bytes, source: Source) -> Outcome:
+        """Decode and process one message; a bad one becomes a dead letter, never an exception."""
+        event = self.decode(raw, source)
+        if isinstance(event, DeadLetter):
+            return Outcome(dead_letters=[event])
+        return self.process_decoded(event, raw, source)
+
+    def process_decoded(self, event: EventModel, raw: bytes, source: Source) -> Outcome:
+        """Process a decoded event; a detector's dead letter carries the original bytes and position."""
         outcome = self.process(event, source=source.topic or "file")
         for dl in outcome.dead_letters:
             dl.source = source

@@ -1,0 +1,37 @@
+"""All configuration in one object: environment variables ``LIVEWATCH_*`` (or a ``.env`` file given by
+``LIVEWATCH_ENV_FILE``), overridden by command-line flags. See docs/configuration.md."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.ruleset import DEFAULT_RULES_DIR
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIVEWATCH_", env_file=os.environ.get("LIVEWATCH_ENV_FILE"),
+                                      extra="ignore")
+
+    broker: str = Field("kafka://127.0.0.1:19092", description="Kafka bootstrap servers, kafka://host:port[;host:port]")
+    app_id: str = Field("livewatch", description="consumer group and prefix of internal topics")
+    rules_dir: Path = Field(DEFAULT_RULES_DIR, description="rules directory, hot-reloaded")
+    datadir: Path = Field(Path("out/worker"), description="worker's local data directory (one per worker)")
+    partitions: int = Field(4, ge=1, description="partitions of every topic livewatch creates (inputs co-partitioned)")
+    replication: int = Field(1, ge=1, description="replication factor of created topics (3 in production)")
+    min_insync_replicas: int = Field(1, ge=1, description="min.insync.replicas of created topics (2 in production)")
+    metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port, 0 = off")
+    metrics_host: str = Field("127.0.0.1", description="bind address of /metrics (loopback unless set)")
+    web_port: int | None = Field(None, description="Faust's web server port; None = off (it exposes tables)")
+    max_lateness_ms: int = Field(60_000, ge=0, description="event-time merge: release an event once the "
+                                 "partition's event time is this far past it")
+    max_wait_s: float = Field(5.0, ge=0, description="event-time merge: release an event after this wall time")
+    reload_every_s: float = Field(5.0, gt=0, description="how often the worker checks the rules for changes")
+    loglevel: str = "info"
+
+    def bootstrap_servers(self) -> str:
+        """aiokafka's form of ``broker``: host:port[,host:port]."""
+        return ",".join(u.removeprefix("kafka://") for u in self.broker.replace(";", ",").split(","))

@@ -1,0 +1,302 @@
+"""The Kafka runtime: a faust-streaming worker running the same engine as the embedded runtime.
+
+One agent reads all six input topics (co-partitioned, key = room_id) with ``concurrency=1`` and manual
+acknowledgements:
+
+1. each message is decoded at once; a poison message goes to ``live.dlq`` (send awaited) and is done;
+2. valid events wait in an event-time merge per partition number (``pipeline/merge.py``) so a room's
+   events from different topics are decided in event-time order, as in a replay;
+3. released events go through the engine; alerts, actions and dead letters are sent and their broker
+   acks awaited before the event counts as done;
+4. acknowledgements go back to Faust strictly in offset order per topic-partition, because
+   faust-streaming 0.15 can commit past an unacknowledged offset when acks arrive out of order
+   (``Consumer._new_offset``; faust issue #606). An event is therefore committed only after its outputs
+   are on the broker: at-least-once, and outputs carry derived ids so duplicates are harmless.
+
+Room state is cached in memory and its durable part (ladder strikes, detector state) is written to a
+Faust table backed by a changelog topic whenever it changes; after a rebalance the cache is dropped,
+un-acknowledged events are read again by whoever owns their partition, and the ladder recognises
+findings it has already counted, so no second action is issued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import faust
+from faust.types import TP
+
+from pipeline.engine import Engine, Outcome, RoomState
+from pipeline.merge import EventTimeMerger
+from pipeline.metrics import Metrics
+from pipeline.ruleset import Ruleset, RulesetWatcher
+from pipeline.settings import Settings
+from pipeline.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES
+from pipeline.kafka import SEQ_HEADER
+from schemas.deadletter import DeadLetter, Source
+
+log = logging.getLogger("livewatch.worker")
+
+ROOMS_TABLE = "rooms"
+
+
+class TableStateStore:
+    """Room state: an in-memory cache in front of a changelog-backed Faust table.
+
+    Writes go to the table only when the durable form changed, so most events cost no changelog write.
+    """
+
+    def __init__(self, table: Any, ruleset: Callable[[], Ruleset]) -> None:
+        self.table = table
+        self.ruleset = ruleset
+        self._cache: dict[str, RoomState] = {}
+        self._written: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def get(self, room_id: str) -> RoomState | None:
+        state = self._cache.get(room_id)
+        if state is None:
+            stored = self.table.get(room_id)
+            if stored:
+                blob = stored.decode() if isinstance(stored, bytes) else str(stored)
+                state = RoomState.from_json(json.loads(blob), self.ruleset())
+                self._cache[room_id] = state
+                self._written[room_id] = blob
+        return state
+
+    def put(self, room_id: str, state: RoomState) -> None:
+        self._cache[room_id] = state
+        data = state.to_json()
+        data.pop("last_ts", None)  # changes with every event; not worth a changelog write
+        blob = json.dumps(data, sort_keys=True)
+        if self._written.get(room_id) != blob:
+            self.table[room_id] = blob.encode()
+            self._written[room_id] = blob
+
+    def clear(self) -> None:
+        self._cache.clear()
+        self._written.clear()
+
+
+@dataclass
+class _Pending:
+    offset: int
+    event: Any  # faust EventT
+    done: bool = False
+
+
+@dataclass
+class _Held:
+    decoded: Any
+    raw: bytes
+    source: Source
+    pending: _Pending
+
+
+@dataclass
+class WorkerRuntime:
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.app = faust.App(
+            s.app_id,
+            broker=s.broker,
+            store="memory://",
+            datadir=str(s.datadir),
+            web_enabled=s.web_port is not None,
+            web_bind="127.0.0.1",
+            web_port=s.web_port or 6066,
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication,
+            producer_acks=-1,
+            consumer_auto_offset_reset="earliest",
+            key_serializer="raw",
+            value_serializer="raw",
+            table_standby_replicas=0,
+        )
+        self.inputs = self.app.topic(*INPUT_NAMES, key_serializer="raw", value_serializer="raw",
+                                     partitions=s.partitions)
+        out = dict(key_serializer="raw", value_serializer="raw", partitions=s.partitions,
+                   replicas=s.replication)
+        self.alerts = self.app.topic(ALERTS.name, config=ALERTS.kafka_config(), **out)
+        self.actions = self.app.topic(ACTIONS.name, config=ACTIONS.kafka_config(), compacting=True, **out)
+        self.dlq = self.app.topic(DLQ.name, config=DLQ.kafka_config(), **out)
+        # use_partitioner: the changelog partition follows the key (room_id) like the inputs do, so the
+        # table never depends on which event happens to be "current" when a merged event is decided.
+        self.rooms = self.app.Table(ROOMS_TABLE, default=None, partitions=s.partitions, use_partitioner=True)
+
+        self.watcher = RulesetWatcher(s.rules_dir)
+        self.metrics.set_ruleset(self.watcher.current.version)
+        self.store = TableStateStore(self.rooms, lambda: self.watcher.current)
+        self.engine = Engine(lambda: self.watcher.current, store=self.store, metrics=self.metrics)
+
+        self._stream: Any = None
+        self._mergers: dict[int, EventTimeMerger[_Held]] = {}
+        self._pending: dict[TP, deque[_Pending]] = {}
+        self._last_offset: dict[TP, int] = {}
+        self._lock = asyncio.Lock()
+        self._last_reload = time.monotonic()
+
+        self.app.agent(self.inputs, name="livewatch.decide", concurrency=1)(self._consume)
+        self.app.timer(0.2)(self._tick)
+        self.app.task(self._declare_outputs)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.on_partitions_assigned.connect(self._on_assigned)
+
+    # -- Faust hooks ---------------------------------------------------------------------------
+
+    async def _declare_outputs(self, app: faust.App | None = None) -> None:
+        for topic in (self.alerts, self.actions, self.dlq):
+            await topic.maybe_declare()
+        if self.settings.metrics_port:
+            self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
+            log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host, self.settings.metrics_port)
+
+    async def _on_assigned(self, app: Any, assigned: set[TP], **kwargs: Any) -> None:
+        inputs = {tp for tp in assigned if tp.topic in INPUT_NAMES}
+        self.metrics.partitions_assigned.set(len({tp.partition for tp in inputs}))
+        log.info("assigned input partitions %s", sorted({tp.partition for tp in inputs}))
+
+    async def _on_revoked(self, app: Any, revoked: set[TP], **kwargs: Any) -> None:
+        # Everything held or un-acknowledged is read again from the committed offsets after the
+        # rebalance (by us or by the partition's new owner): drop it, with the room cache.
+        async with self._lock:
+            for merger in self._mergers.values():
+                merger.clear()
+            self._mergers.clear()
+            self._pending.clear()
+            self._last_offset.clear()
+            self.store.clear()
+            self.metrics.partitions_assigned.set(0)
+
+    async def _consume(self, stream: Any) -> None:
+        self._stream = stream.noack()
+        async for event in self._stream.events():
+            try:
+                await self._receive(event)
+            except Exception:  # nothing may escape an agent: Faust would skip the message for good
+                log.exception("unexpected error on %s", event.message.tp)
+
+    async def _tick(self, app: Any = None) -> None:
+        now = time.monotonic()
+        if now - self._last_reload >= self.settings.reload_every_s:
+            self._last_reload = now
+            self._maybe_reload()
+        try:
+            async with self._lock:
+                await self._release()
+        except Exception:
+            log.exception("release failed")
+
+    # -- the pipeline --------------------------------------------------------------------------
+
+    async def _receive(self, event: Any) -> None:
+        msg = event.message
+        tp = msg.tp
+        source = Source(topic=msg.topic, partition=msg.partition, offset=msg.offset)
+        async with self._lock:
+            pending = _Pending(msg.offset, event)
+            self._pending.setdefault(tp, deque()).append(pending)
+            self._last_offset[tp] = msg.offset
+            raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+            decoded = self.engine.decode(raw, source)
+            if isinstance(decoded, DeadLetter):
+                await self._send(Outcome(dead_letters=[decoded]), key=msg.key)
+                pending.done = True
+            else:
+                merger = self._mergers.get(msg.partition)
+                if merger is None:
+                    merger = self._mergers[msg.partition] = EventTimeMerger(
+                        self._inputs_of(msg.partition), self.settings.max_lateness_ms, self.settings.max_wait_s)
+                merger.push(tp, decoded.ts, _Held(decoded, raw, source, pending), time.monotonic(),
+                            seq=_seq_of(msg), topic=msg.topic, offset=msg.offset)
+            await self._release()
+
+    async def _release(self) -> None:
+        now = time.monotonic()
+        for merger in list(self._mergers.values()):
+            for held in merger.pop_ready(self._caught_up, now):
+                outcome = self.engine.process_decoded(held.decoded, held.raw, held.source)
+                self.metrics.latency.observe(max(0.0, time.time() - held.decoded.ts / 1000))
+                await self._send(outcome, key=held.decoded.room_id.encode())
+                held.pending.done = True
+        self.metrics.rooms_active.set(len(self.store))
+        await self._ack_in_order()
+
+    async def _send(self, outcome: Outcome, key: bytes | None) -> None:
+        futures = []
+        for f in outcome.findings:
+            futures.append(await self.alerts.send(key=f.room_id.encode(), value=f.model_dump_json().encode()))
+        for a in outcome.actions:
+            futures.append(await self.actions.send(key=a.action_id.encode(), value=a.model_dump_json().encode()))
+        for d in outcome.dead_letters:
+            futures.append(await self.dlq.send(key=key, value=d.model_dump_json().encode()))
+        if futures:
+            await asyncio.gather(*futures)  # broker acks (acks=all) before the event counts as done
+
+    async def _ack_in_order(self) -> None:
+        for queue in self._pending.values():
+            while queue and queue[0].done:
+                await self._stream.ack(queue.popleft().event)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _inputs_of(self, partition: int) -> Callable[[], set[TP]]:
+        def inputs() -> set[TP]:
+            return {tp for tp in self.app.consumer.assignment()
+                    if tp.partition == partition and tp.topic in INPUT_NAMES}
+        return inputs
+
+    def _caught_up(self, tp: TP) -> bool:
+        """Nothing more to read on ``tp`` right now (its high-water mark is known and reached)."""
+        try:
+            highwater = self.app.consumer.highwater(tp)
+        except Exception:
+            return False
+        if highwater is None:
+            return False
+        if highwater == 0:
+            return True
+        last = self._last_offset.get(tp)
+        if last is not None:
+            return last + 1 >= highwater
+        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        return committed is not None and committed >= highwater
+
+    def _maybe_reload(self) -> None:
+        if self.watcher.poll():
+            self.metrics.ruleset_reloads.labels(result="ok").inc()
+            self.metrics.set_ruleset(self.watcher.current.version)
+            log.info("ruleset reloaded: %s", self.watcher.current.version)
+        elif self.watcher.last_error is not None:
+            self.metrics.ruleset_reloads.labels(result="refused").inc()
+            log.error("ruleset change refused, keeping %s:\n%s", self.watcher.current.version, self.watcher.last_error)
+            self.watcher.last_error = None
+
+
+def _seq_of(msg: Any) -> int | None:
+    headers = msg.headers or []
+    for k, v in (headers.items() if isinstance(headers, dict) else headers):
+        if k == SEQ_HEADER:
+            try:
+                return int(v)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker until SIGTERM/SIGINT (then it stops cleanly, committing what is done)."""
+    runtime = WorkerRuntime(settings)
+    worker = faust.Worker(runtime.app, loglevel=settings.loglevel)
+    worker.execute_from_commandline()
