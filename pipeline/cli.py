@@ -112,13 +112,9 @@ def _settings(args: argparse.Namespace, **overrides: object):
 def cmd_worker(args: argparse.Namespace) -> int:
     from pipeline.worker import run_worker
 
-    try:
-        settings = _settings(args, broker=args.broker, rules_dir=args.rules, datadir=args.datadir,
-                             metrics_port=args.metrics_port, web_port=args.web_port, partitions=args.partitions,
-                             loglevel=args.loglevel)
-    except RuleSetError as e:
-        print(str(e), file=sys.stderr)
-        return EXIT_BAD_RULES
+    settings = _settings(args, broker=args.broker, rules_dir=args.rules, datadir=args.datadir,
+                         metrics_port=args.metrics_port, web_port=args.web_port, partitions=args.partitions,
+                         loglevel=args.loglevel)
     try:
         run_worker(settings)
     except RuleSetError as e:

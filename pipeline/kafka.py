@@ -29,11 +29,11 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] = (*INPUT
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [s for s in specs if s.name not in existing]
+        wanted = [s for s in specs if settings.topic(s.name) not in existing]
         if not wanted:
             return []
         new = [
-            NewTopic(s.name, num_partitions=settings.partitions, replication_factor=settings.replication,
+            NewTopic(settings.topic(s.name), num_partitions=settings.partitions, replication_factor=settings.replication,
                      topic_configs={**s.kafka_config(), "min.insync.replicas": str(settings.min_insync_replicas)})
             for s in wanted
         ]
@@ -41,8 +41,9 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] = (*INPUT
             await admin.create_topics(new)
         except TopicAlreadyExistsError:
             pass  # another worker created them first
-        await _wait_for_leaders(admin, [s.name for s in wanted])
-        return [s.name for s in wanted]
+        created = [settings.topic(s.name) for s in wanted]
+        await _wait_for_leaders(admin, created)
+        return created
     finally:
         await admin.close()
 
@@ -98,7 +99,7 @@ async def publish(settings: Settings, lines: Iterable[tuple[int, bytes]], speed:
                         await asyncio.sleep(delay)
                 except (ValueError, KeyError, TypeError):
                     pass
-            pending.append(await producer.send(topic, line, key=key, headers=[(SEQ_HEADER, str(number).encode())]))
+            pending.append(await producer.send(settings.topic(topic), line, key=key, headers=[(SEQ_HEADER, str(number).encode())]))
             sent += 1
             if len(pending) >= 1000:
                 await asyncio.gather(*pending)
@@ -115,8 +116,9 @@ async def publish(settings: Settings, lines: Iterable[tuple[int, bytes]], speed:
 async def record(settings: Settings, out: Path, topics: Iterable[str] = INPUT_NAMES, idle_s: float = 3.0,
                  limit: int | None = None) -> int:
     """Dump topics from the beginning into a recording (sorted by event time, ties by topic/offset) and
-    stop once nothing new arrived for ``idle_s``. Reads without a consumer group: commits nothing."""
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=settings.bootstrap_servers(), group_id=None,
+    stop once nothing new arrived for ``idle_s``. Reads without a consumer group: commits nothing.
+    Topic names are given without the configured prefix."""
+    consumer = AIOKafkaConsumer(*(settings.topic(t) for t in topics), bootstrap_servers=settings.bootstrap_servers(), group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     rows: list[tuple[int, str, int, int, bytes]] = []

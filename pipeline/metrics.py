@@ -26,6 +26,11 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
         self.partitions_assigned = Gauge("livewatch_partitions_assigned",
                                          "Input partition numbers this worker owns", registry=r)
+        self.merge_held = Gauge("livewatch_merge_held_events",
+                                "Events waiting in the event-time merge for the other input topics", registry=r)
+        self.merge_forced = Counter("livewatch_merge_forced_total",
+                                    "Events released by a merge bound (lateness or wait) rather than in order",
+                                    ["bound"], registry=r)
         self.rooms_active = Gauge("livewatch_rooms_active", "Rooms with state in this process", registry=r)
         self.ruleset_info = Gauge("livewatch_ruleset_info", "The loaded ruleset (value 1)", ["version"], registry=r)
         self.ruleset_reloads = Counter("livewatch_ruleset_reloads_total", "Ruleset reload attempts", ["result"],

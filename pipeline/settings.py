@@ -18,6 +18,7 @@ class Settings(BaseSettings):
 
     broker: str = Field("kafka://127.0.0.1:19092", description="Kafka bootstrap servers, kafka://host:port[;host:port]")
     app_id: str = Field("livewatch", description="consumer group and prefix of internal topics")
+    topic_prefix: str = Field("", description="prefix of every topic name (e.g. 'staging.'); empty in production")
     rules_dir: Path = Field(DEFAULT_RULES_DIR, description="rules directory, hot-reloaded")
     datadir: Path = Field(Path("out/worker"), description="worker's local data directory (one per worker)")
     partitions: int = Field(4, ge=1, description="partitions of every topic livewatch creates (inputs co-partitioned)")
@@ -31,6 +32,10 @@ class Settings(BaseSettings):
     max_wait_s: float = Field(5.0, ge=0, description="event-time merge: release an event after this wall time")
     reload_every_s: float = Field(5.0, gt=0, description="how often the worker checks the rules for changes")
     loglevel: str = "info"
+
+    def topic(self, name: str) -> str:
+        """The real name of a declared topic ("live.chat" → "<prefix>live.chat")."""
+        return self.topic_prefix + name
 
     def bootstrap_servers(self) -> str:
         """aiokafka's form of ``broker``: host:port[,host:port]."""

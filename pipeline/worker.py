@@ -38,7 +38,7 @@ from pipeline.metrics import Metrics
 from pipeline.ruleset import Ruleset, RulesetWatcher
 from pipeline.settings import Settings
 from pipeline.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES
-from pipeline.kafka import SEQ_HEADER
+from pipeline.kafka import SEQ_HEADER, ensure_topics
 from schemas.deadletter import DeadLetter, Source
 
 log = logging.getLogger("livewatch.worker")
@@ -57,6 +57,7 @@ class TableStateStore:
         self.ruleset = ruleset
         self._cache: dict[str, RoomState] = {}
         self._written: dict[str, str] = {}
+        self.dirty = False  # a changelog write is buffered and not yet flushed
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -64,12 +65,12 @@ class TableStateStore:
     def get(self, room_id: str) -> RoomState | None:
         state = self._cache.get(room_id)
         if state is None:
-            stored = self.table.get(room_id)
+            stored = self.table.get(room_id.encode())
             if stored:
-                blob = stored.decode() if isinstance(stored, bytes) else str(stored)
-                state = RoomState.from_json(json.loads(blob), self.ruleset())
+                data = json.loads(stored)
+                state = RoomState.from_json(data, self.ruleset())
                 self._cache[room_id] = state
-                self._written[room_id] = blob
+                self._written[room_id] = json.dumps(data, sort_keys=True)
         return state
 
     def put(self, room_id: str, state: RoomState) -> None:
@@ -78,8 +79,9 @@ class TableStateStore:
         data.pop("last_ts", None)  # changes with every event; not worth a changelog write
         blob = json.dumps(data, sort_keys=True)
         if self._written.get(room_id) != blob:
-            self.table[room_id] = blob.encode()
+            self.table[room_id.encode()] = blob.encode()
             self._written[room_id] = blob
+            self.dirty = True
 
     def clear(self) -> None:
         self._cache.clear()
@@ -123,17 +125,24 @@ class WorkerRuntime:
             key_serializer="raw",
             value_serializer="raw",
             table_standby_replicas=0,
+            # Events held in the event-time merge are un-acknowledged by design; waiting for them to be
+            # acknowledged before a rebalance would wait forever. They are read again afterwards.
+            stream_wait_empty=False,
         )
-        self.inputs = self.app.topic(*INPUT_NAMES, key_serializer="raw", value_serializer="raw",
+        self.input_names = frozenset(s.topic(name) for name in INPUT_NAMES)
+        self.inputs = self.app.topic(*sorted(self.input_names), key_serializer="raw", value_serializer="raw",
                                      partitions=s.partitions)
         out = dict(key_serializer="raw", value_serializer="raw", partitions=s.partitions,
                    replicas=s.replication)
-        self.alerts = self.app.topic(ALERTS.name, config=ALERTS.kafka_config(), **out)
-        self.actions = self.app.topic(ACTIONS.name, config=ACTIONS.kafka_config(), compacting=True, **out)
-        self.dlq = self.app.topic(DLQ.name, config=DLQ.kafka_config(), **out)
+        self.alerts = self.app.topic(s.topic(ALERTS.name), config=ALERTS.kafka_config(), **out)
+        self.actions = self.app.topic(s.topic(ACTIONS.name), config=ACTIONS.kafka_config(), compacting=True, **out)
+        self.dlq = self.app.topic(s.topic(DLQ.name), config=DLQ.kafka_config(), **out)
         # use_partitioner: the changelog partition follows the key (room_id) like the inputs do, so the
         # table never depends on which event happens to be "current" when a merged event is decided.
-        self.rooms = self.app.Table(ROOMS_TABLE, default=None, partitions=s.partitions, use_partitioner=True)
+        # key/value types bytes → raw serializers (a table's default is JSON: a JSON-quoted key would hash to
+        # another partition than the room's input messages, and the state would recover on the wrong worker).
+        self.rooms = self.app.Table(ROOMS_TABLE, default=None, partitions=s.partitions, use_partitioner=True,
+                                    key_type=bytes, value_type=bytes)
 
         self.watcher = RulesetWatcher(s.rules_dir)
         self.metrics.set_ruleset(self.watcher.current.version)
@@ -163,7 +172,7 @@ class WorkerRuntime:
             log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host, self.settings.metrics_port)
 
     async def _on_assigned(self, app: Any, assigned: set[TP], **kwargs: Any) -> None:
-        inputs = {tp for tp in assigned if tp.topic in INPUT_NAMES}
+        inputs = {tp for tp in assigned if tp.topic in self.input_names}
         self.metrics.partitions_assigned.set(len({tp.partition for tp in inputs}))
         log.info("assigned input partitions %s", sorted({tp.partition for tp in inputs}))
 
@@ -226,11 +235,23 @@ class WorkerRuntime:
         now = time.monotonic()
         for merger in list(self._mergers.values()):
             for held in merger.pop_ready(self._caught_up, now):
-                outcome = self.engine.process_decoded(held.decoded, held.raw, held.source)
+                try:
+                    outcome = self.engine.process_decoded(held.decoded, held.raw, held.source)
+                except Exception as e:  # e.g. unreadable stored state: keep the event, in the DLQ
+                    log.exception("processing %s failed", held.source)
+                    self.metrics.dead_letters.labels(reason="processing_error").inc()
+                    outcome = Outcome(dead_letters=[DeadLetter.of(held.raw, "processing_error", repr(e),
+                                                                  held.source, held.decoded.event_id)])
                 self.metrics.latency.observe(max(0.0, time.time() - held.decoded.ts / 1000))
                 await self._send(outcome, key=held.decoded.room_id.encode())
+                if self.store.dirty:
+                    # Faust buffers changelog writes and may commit offsets before sending them; the
+                    # event is done only once its state change is on the broker too.
+                    await self.app.producer.flush()
+                    self.store.dirty = False
                 held.pending.done = True
         self.metrics.rooms_active.set(len(self.store))
+        self.metrics.merge_held.set(sum(len(m) for m in self._mergers.values()))
         await self._ack_in_order()
 
     async def _send(self, outcome: Outcome, key: bytes | None) -> None:
@@ -254,7 +275,7 @@ class WorkerRuntime:
     def _inputs_of(self, partition: int) -> Callable[[], set[TP]]:
         def inputs() -> set[TP]:
             return {tp for tp in self.app.consumer.assignment()
-                    if tp.partition == partition and tp.topic in INPUT_NAMES}
+                    if tp.partition == partition and tp.topic in self.input_names}
         return inputs
 
     def _caught_up(self, tp: TP) -> bool:
@@ -297,6 +318,7 @@ def _seq_of(msg: Any) -> int | None:
 
 def run_worker(settings: Settings) -> None:
     """Run one worker until SIGTERM/SIGINT (then it stops cleanly, committing what is done)."""
-    runtime = WorkerRuntime(settings)
+    runtime = WorkerRuntime(settings)  # loads the rules first: a bad ruleset refuses to start
+    asyncio.run(ensure_topics(settings))  # inputs co-partitioned, with our retention/compaction settings
     worker = faust.Worker(runtime.app, loglevel=settings.loglevel)
     worker.execute_from_commandline()

@@ -58,3 +58,18 @@ def tiny_rules(rules_copy: Path) -> Path:
             f.unlink()
     (rules_copy / "claims.yaml").write_text(TINY_CLAIMS, encoding="utf-8")
     return rules_copy
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory):
+    """The real Kafka broker, fetched and started by deploy/kafka/start.sh, once per test session.
+
+    Never skipped: if the broker cannot start, every Kafka test fails with the start script's output.
+    """
+    from tests.kafka_harness import start_broker
+
+    broker = start_broker(tmp_path_factory.mktemp("kafka-run"))
+    try:
+        yield broker
+    finally:
+        broker.stop()

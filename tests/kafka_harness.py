@@ -1,0 +1,166 @@
+"""Helpers for the integration tests: the real broker (deploy/kafka), worker processes, topic reads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+REPO = Path(__file__).resolve().parent.parent
+KAFKA_DIR = REPO / "deploy" / "kafka"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Broker:
+    port: int
+    run_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"kafka://127.0.0.1:{self.port}"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(self.port + 1),
+                "KAFKA_RUN_DIR": str(self.run_dir)}
+
+    def start(self) -> None:
+        done = subprocess.run([str(KAFKA_DIR / "start.sh")], env=self.env(), capture_output=True, text=True,
+                              timeout=600)
+        if done.returncode != 0:
+            raise RuntimeError(f"deploy/kafka/start.sh failed:\n{done.stdout}\n{done.stderr}")
+
+    def stop(self) -> None:
+        subprocess.run([str(KAFKA_DIR / "stop.sh")], env=self.env(), capture_output=True, timeout=120)
+
+
+def start_broker(run_dir: Path) -> Broker:
+    for _ in range(5):
+        port = free_port()
+        if port < 65000:
+            try:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + 1))  # the controller port must be free too
+            except OSError:
+                continue
+            broker = Broker(port, run_dir)
+            broker.start()
+            return broker
+    raise RuntimeError("no free port pair for the broker")
+
+
+class Worker:
+    """A `livewatch worker` process with its own data dir and metrics port."""
+
+    def __init__(self, broker: Broker, prefix: str, tmp: Path, name: str, rules_dir: Path | None = None) -> None:
+        self.metrics_port = free_port()
+        self.log_path = tmp / f"{name}.log"
+        self.env = {**os.environ, "LIVEWATCH_BROKER": broker.url, "LIVEWATCH_TOPIC_PREFIX": prefix,
+                    "LIVEWATCH_APP_ID": f"{prefix}livewatch", "LIVEWATCH_PARTITIONS": "4",
+                    "LIVEWATCH_RELOAD_EVERY_S": "0.5", "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, "-m", "pipeline.cli", "worker", "--datadir", str(tmp / name),
+               "--metrics-port", str(self.metrics_port)]
+        if rules_dir is not None:
+            cmd += ["--rules", str(rules_dir)]
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def metrics(self) -> dict[str, float]:
+        """Samples of the worker's /metrics, as {'name{labels}': value}."""
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
+
+    def total(self, name: str) -> float:
+        try:
+            samples = self.metrics()
+        except OSError:
+            return 0.0
+        return sum(v for k, v in samples.items() if re.fullmatch(rf"{name}(\{{.*\}})?", k))
+
+    def wait_assigned(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if self.total("livewatch_partitions_assigned") > 0:
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"worker got no partitions in {timeout} s:\n{self.log_tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+        return self.proc.returncode
+
+    def log_tail(self, n: int = 40) -> str:
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+
+async def read_topic(bootstrap: str, topic: str, idle_s: float = 1.5) -> list[bytes]:
+    """Every message now on a topic, read from the start without a consumer group."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        last = time.monotonic()
+        while time.monotonic() - last < idle_s:
+            batch = await consumer.getmany(timeout_ms=300)
+            for messages in batch.values():
+                values.extend(m.value for m in messages)
+                last = time.monotonic() if messages else last
+    finally:
+        await consumer.stop()
+    return values
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+def topic_records(bootstrap: str, topic: str, id_field: str) -> dict[str, list[str]]:
+    """{id: [every JSON record with that id]} for an output topic."""
+    out: dict[str, list[str]] = {}
+    for value in asyncio.run(read_topic(bootstrap, topic)):
+        record = json.loads(value)
+        out.setdefault(record[id_field], []).append(value.decode())
+    return out

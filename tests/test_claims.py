@@ -1,0 +1,276 @@
+"""False-claims detector with the shipped lexicon (rules/claims.yaml): what it must and must not flag."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from detectors.base import RuleContext
+from detectors.claims import ClaimRule, ClaimsSettings, ClaimsState, FalseClaimsDetector
+from detectors.normalize import normalize
+from schemas.events import ChatEvent, PriceTagEvent, ProductOnAir, StreamMetaEvent, TranscriptEvent
+from schemas.rules import RuleFile
+
+REPO = Path(__file__).resolve().parent.parent
+RULES_FILE = REPO / "rules" / "claims.yaml"
+DOUYIN = REPO.parent / "shared" / "data" / "livechat_douyin_dev.jsonl"
+
+DATA = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
+RULES = [ClaimRule(**r) for r in DATA["rules"]]
+_ids = itertools.count()
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def make_detector() -> FalseClaimsDetector:
+    return FalseClaimsDetector(ClaimsSettings(**DATA["settings"]), RULES, RuleContext(ruleset_version="test"))
+
+
+DETECTOR = make_detector()
+
+
+def _base(event_id: str | None = None) -> dict:
+    return {"event_id": event_id or f"e{next(_ids)}", "room_id": "room1", "platform": "douyin",
+            "ts": 1_700_000_000_000}
+
+
+def transcript(text: str, event_id: str | None = None) -> TranscriptEvent:
+    return TranscriptEvent(**_base(event_id), text=text, start_ms=0, end_ms=1_000)
+
+
+def chat(text: str, role: str) -> ChatEvent:
+    return ChatEvent(**_base(), user_id="u1", text=text, role=role)
+
+
+def price_tag(title: str, category: str = "general", product_id: str = "p1", price: str = "99.00") -> PriceTagEvent:
+    return PriceTagEvent(**_base(), product_id=product_id, title=title, category=category, price=price)
+
+
+def stream_meta(*categories: str) -> StreamMetaEvent:
+    return StreamMetaEvent(**_base(), products=[
+        ProductOnAir(product_id=f"p{i}", category=c) for i, c in enumerate(categories)])
+
+
+def detect(event, state: ClaimsState | None = None, det: FalseClaimsDetector | None = None):
+    text = getattr(event, "text", None) or getattr(event, "title", None)
+    return (det or DETECTOR).detect(event, normalize(text) if text is not None else None,
+                                    state if state is not None else ClaimsState())
+
+
+def on_air(category: str) -> ClaimsState:
+    """A room state in which a product of ``category`` is being pitched (set by a price card)."""
+    state = ClaimsState()
+    detect(price_tag("普通商品", category=category), state)
+    return state
+
+
+def rule_ids(findings) -> set[str]:
+    return {f.rule_id for f in findings}
+
+
+def says(text: str, category: str | None = None) -> set[str]:
+    """Rule ids fired when the host says ``text`` while a ``category`` product is on air."""
+    return rule_ids(detect(transcript(text), on_air(category) if category else None))
+
+
+# -- evidence --------------------------------------------------------------------------------------
+
+def test_absolute_term_is_reported_with_its_raw_span_as_evidence():
+    raw = "姐妹们，这款是全网最低价！"
+    [finding] = detect(transcript(raw))
+    assert finding.rule_id == "claims.absolute.lowest_price"
+    assert finding.details["claim_type"] == "absolute"
+    assert finding.legal_basis.startswith("《中华人民共和国广告法》第九条第三项")
+    for ev in finding.evidence:
+        assert raw[ev.start:ev.end] == ev.raw
+        assert ev.field == "text"
+    assert {ev.raw for ev in finding.evidence} == {"全网最低", "最低价"}
+    assert "「全网最低」" in finding.summary
+
+
+def test_pattern_claim_reports_the_whole_figure():
+    raw = "这款已经卖了十万单了！"
+    [finding] = detect(transcript(raw))
+    assert finding.rule_id == "claims.fabricated.sales_volume"
+    [ev] = finding.evidence
+    assert ev.how == "pattern"
+    assert ev.raw == "已经卖了十万单" == raw[ev.start:ev.end]
+
+
+# -- ordinary host talk stays quiet -------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "第一个链接已经上了",
+    "开播第一天，给大家送福利",
+    "我第一次用这个牌子",
+    "第一件原价，第二件半价",
+    "第一步先把脸洗干净",
+    "最近上新的款式大家看一下",
+    "最后一单了，抓紧",
+    "每人最多拍三件，最少一件",
+    "你最好先领券再下单",
+    "最好是拍两件一起发",
+    "买一送一，不要错过",
+    "看看能不能到20万，能不能冲一下",
+])
+def test_ordinary_host_talk_is_not_a_claim(text):
+    assert says(text) == set()
+
+
+@pytest.mark.parametrize("quiet, loud, rule", [
+    ("这个手艺是国家级非遗", "这是国家级的品质", "claims.absolute.national_level"),
+    ("这首歌很治愈", "喝了能治愈胃病", "claims.efficacy.disease_treatment"),
+    ("这是万能胶", "这瓶油是万能的", "claims.absolute.unique_unprecedented"),
+    ("这个茶叶最佳饮用温度是八十度", "最佳口感就在这一款", "claims.absolute.superlative"),
+    ("我们店里最便宜的一款", "全网最便宜的一款", "claims.absolute.lowest_price"),
+])
+def test_exception_context_suppresses_only_the_phrase_it_covers(quiet, loud, rule):
+    assert rule not in says(quiet, "food")
+    assert rule in says(loud, "food")
+
+
+# -- evasion -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw, category, rule, evidence_raw, how", [
+    ("这个产品是ＮＯ．１", None, "claims.absolute.rank_first", "ＮＯ．１", "normalized"),   # full width
+    ("全網最低價", None, "claims.absolute.lowest_price", "全網最低", "normalized"),          # traditional
+    ("喝了能减\u200b肥", "food", "claims.efficacy.weight_loss", "减\u200b肥", "normalized"),  # zero-width
+    ("减.肥.神器", "food", "claims.efficacy.weight_loss", "减.肥", "normalized"),             # inserted symbols
+    ("最最最佳的口感", "food", "claims.absolute.superlative", "最最最佳", "normalized"),      # repeats
+    ("减fei茶买三送一", "food", "claims.efficacy.weight_loss", "减fei", "homophone"),        # homophone
+    ("这款见肥茶", "food", "claims.efficacy.weight_loss", "见肥", "homophone"),               # homophone
+])
+def test_evasions_are_matched_with_evidence_on_the_raw_span(raw, category, rule, evidence_raw, how):
+    findings = detect(transcript(raw), on_air(category) if category else None)
+    [finding] = [f for f in findings if f.rule_id == rule]
+    ev = finding.evidence[0]
+    assert ev.raw == evidence_raw == raw[ev.start:ev.end]
+    assert ev.how == how
+
+
+def test_homophone_match_scores_lower_than_an_exact_one():
+    [homophone] = detect(transcript("减fei茶"), on_air("food"))
+    [exact] = detect(transcript("减肥茶"), on_air("food"))
+    assert homophone.score < exact.score
+
+
+def test_everyday_words_sharing_a_terms_pinyin_are_not_homophone_evasion():
+    # 件非(常) = jianfei, 然知(道) = ranzhi, 瓜有 = guayou: listed as exceptions of the homophone rule
+    assert says("这一件非常划算", "food") == set()
+    assert says("我当然知道你们喜欢", "food") == set()
+    assert says("这个西瓜有十五斤", "food") == set()
+
+
+# -- who is scanned ---------------------------------------------------------------------------------
+
+def test_viewer_chat_is_never_scanned():
+    assert detect(chat("全网最低价，最好用的面膜", role="viewer")) == []
+
+
+@pytest.mark.parametrize("role", ["host", "operator"])
+def test_host_and_operator_chat_are_scanned(role):
+    [finding] = detect(chat("全网最低价", role=role))
+    assert finding.details["source"] == "host_chat"
+
+
+# -- product category ------------------------------------------------------------------------------
+
+def test_weight_loss_claim_fires_for_food_on_air_but_not_for_a_drug():
+    assert "claims.efficacy.weight_loss" in says("喝这个就能减肥", "food")
+    assert "claims.efficacy.weight_loss" not in says("喝这个就能减肥", "drug")
+
+
+def test_drug_may_state_its_indication_but_food_may_not():
+    assert "claims.efficacy.disease_treatment" in says("这个能降血压", "food")
+    assert "claims.efficacy.disease_treatment" not in says("这个能降血压", "drug")
+    assert "claims.efficacy.disease_treatment" not in says("这个能降血压", "medical_device")
+
+
+def test_category_comes_from_an_earlier_price_tag_in_the_same_room_state():
+    state = ClaimsState()
+    assert rule_ids(detect(transcript("刮油神器"), state)) == {"claims.efficacy.weight_loss"}  # default: general
+    detect(price_tag("感冒灵颗粒", category="drug"), state)
+    assert detect(transcript("刮油神器"), state) == []
+    detect(price_tag("山楂茶", category="food", product_id="p2"), state)
+    assert rule_ids(detect(transcript("刮油神器"), state)) == {"claims.efficacy.weight_loss"}
+
+
+def test_category_comes_from_stream_meta_products_on_air():
+    state = ClaimsState()
+    detect(stream_meta("cosmetics", "food"), state)
+    assert state.current_category == "cosmetics"
+    assert "claims.efficacy.cosmetics_medical" in rule_ids(detect(transcript("这个面霜消炎杀菌"), state))
+    plain = ClaimsState()
+    detect(stream_meta("food"), plain)
+    assert "claims.efficacy.cosmetics_medical" not in rule_ids(detect(transcript("这个面霜消炎杀菌"), plain))
+
+
+def test_finding_records_the_category_it_was_judged_under():
+    [finding] = detect(transcript("燃脂咖啡"), on_air("food"))
+    assert finding.details["category"] == "food"
+
+
+# -- product titles ---------------------------------------------------------------------------------
+
+def test_title_is_scanned_once_per_product_and_title_not_on_every_price_update():
+    state = ClaimsState()
+    first = detect(price_tag("减肥茶 全网最低价", category="food", price="39.90"), state)
+    assert rule_ids(first) == {"claims.efficacy.weight_loss", "claims.absolute.lowest_price"}
+    assert all(f.details["source"] == "title" and f.evidence[0].field == "title" for f in first)
+    assert detect(price_tag("减肥茶 全网最低价", category="food", price="29.90"), state) == []
+    assert detect(price_tag("减肥茶 全网最低价", category="food", price="19.90"), state) == []
+    assert detect(price_tag("减肥茶 全网最低价 加赠杯子", category="food"), state) != []
+    assert detect(price_tag("减肥茶 全网最低价", category="food", product_id="p2"), state) != []
+
+
+# -- ids, status ------------------------------------------------------------------------------------
+
+def test_finding_ids_are_deterministic():
+    event = transcript("全网最低价，无效退款", event_id="fixed-1")
+    a = detect(event, det=make_detector())
+    b = detect(event, det=make_detector())
+    assert [f.finding_id for f in a] == [f.finding_id for f in b]
+    assert len({f.finding_id for f in a}) == len(a) == 2
+    other = detect(transcript("全网最低价，无效退款", event_id="fixed-2"))
+    assert not {f.finding_id for f in a} & {f.finding_id for f in other}
+
+
+def test_shadow_rule_reports_shadow_findings():
+    [finding] = detect(transcript("美白精华早晚都能用"), on_air("cosmetics"))
+    assert finding.rule_id == "claims.efficacy.cosmetics_special_use"
+    assert finding.status == "shadow"
+
+
+# -- the rule file itself -------------------------------------------------------------------------------
+
+def test_rule_file_has_the_common_shape_and_unique_ids():
+    RuleFile(**DATA)
+    assert DATA["detector"] == FalseClaimsDetector.name
+    ids = [r.id for r in RULES]
+    assert len(ids) == len(set(ids))
+    assert all(i.startswith("claims.") for i in ids)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
+def test_rule_cites_a_law_with_article(rule):
+    assert re.search(r"《[^》]+》第[一二三四五六七八九十百]+条", rule.legal_basis), rule.legal_basis
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
+def test_rule_inline_examples_hold(rule):
+    assert len(rule.examples.match) >= 2 and len(rule.examples.no_match) >= 2
+    assert DETECTOR.check_examples(rule) == []
+
+
+# -- real host speech ------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not DOUYIN.exists(), reason="shared data folder absent")
+def test_real_douyin_host_chit_chat_stays_mostly_quiet():
+    replies = [json.loads(line)["reply"] for line in DOUYIN.read_text(encoding="utf-8").splitlines() if line]
+    flagged = sum(bool(detect(transcript(r))) for r in replies)
+    assert flagged / len(replies) < 0.002, f"{flagged} of {len(replies)} ordinary host replies flagged"
