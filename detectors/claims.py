@@ -16,7 +16,7 @@ import ahocorasick
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from detectors.base import RuleContext, register
-from detectors.normalize import NormalizedText, normalize, pinyin_keys
+from detectors.normalize import NormalizedText, is_han, normalize, pinyin_keys
 from schemas.events import (
     ChatEvent,
     DanmakuEvent,
@@ -139,7 +139,8 @@ class FalseClaimsDetector:
         for key, entries in term_rules.items():
             self._terms.add_word(key, (len(key), entries))
         for key, entries in pinyin_rules.items():
-            self._pinyin.add_word(key, (len(key), entries))
+            chars = frozenset("".join(normalize(term).text for _, term in entries))
+            self._pinyin.add_word(key, (len(key), entries, chars))
         self._has_terms = bool(term_rules)
         self._has_pinyin = bool(pinyin_rules)
         if self._has_terms:
@@ -208,11 +209,14 @@ class FalseClaimsDetector:
         if self._has_pinyin:
             keys = pinyin_keys(norm)
             exact_spans = {(f[0], f[1], f[2]) for f in found}
-            for last, (length, entries) in self._pinyin.iter(keys.text):
+            for last, (length, entries, chars) in self._pinyin.iter(keys.text):
                 p_start, p_end = last - length + 1, last + 1
                 if p_start not in keys.boundaries or p_end not in keys.boundaries:
                     continue  # a match across syllables ("xi an" for "xian") is not a homophone
                 start, end = keys.unit_of[p_start], keys.unit_of[last] + 1
+                span = norm[start:end]
+                if all(is_han(c) for c in span) and not chars.intersection(span):
+                    continue  # an everyday word that only sounds alike ("一件非常" ~ 减肥), not an evasion
                 for idx, term in entries:
                     if (idx, start, end) not in exact_spans:
                         found.append((idx, start, end, term, "homophone"))

@@ -126,13 +126,14 @@ def _collapse_runs(raw: str, chars: list[str], offsets: list[int]) -> Normalized
     return NormalizedText(raw=raw, text="".join(out_chars), offsets=tuple(out_offsets))
 
 
-def _is_han(ch: str) -> bool:
+def is_han(ch: str) -> bool:
+    """A CJK unified ideograph (basic block or extension A)."""
     return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
 
 @lru_cache(maxsize=65_536)
 def _syllable(ch: str) -> str:
-    if _is_han(ch):
+    if is_han(ch):
         return lazy_pinyin(ch, style=Style.NORMAL)[0]
     return ch
 
