@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Hashable, TypeVar
 
@@ -46,6 +47,9 @@ class EventTimeMerger(Generic[T]):
         self._heap: list[_Held[T]] = []
         self._progress: dict[TP, int] = {}  # latest event time delivered per topic-partition
         self._tiebreak = itertools.count()
+        #: events released by a bound rather than in order, by bound ("lateness" / "wait"); a runtime reads
+        #: and resets it for its metrics
+        self.forced: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -66,13 +70,13 @@ class EventTimeMerger(Generic[T]):
         while self._heap:
             head = self._heap[0]
             ts = head.key[0]
-            ready = (
-                all(self._progress.get(tp, -1) >= ts or caught_up(tp) for tp in inputs)
-                or ts <= newest - self.max_lateness_ms
-                or now_s - head.arrived_s >= self.max_wait_s
-            )
-            if not ready:
-                break
+            if not all(self._progress.get(tp, -1) >= ts or caught_up(tp) for tp in inputs):
+                if ts <= newest - self.max_lateness_ms:
+                    self.forced["lateness"] += 1
+                elif now_s - head.arrived_s >= self.max_wait_s:
+                    self.forced["wait"] += 1
+                else:
+                    break
             out.append(heapq.heappop(self._heap).item)
         return out
 

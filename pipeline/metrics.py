@@ -31,6 +31,8 @@ class Metrics:
         self.merge_forced = Counter("livewatch_merge_forced_total",
                                     "Events released by a merge bound (lateness or wait) rather than in order",
                                     ["bound"], registry=r)
+        self.consumer_lag = Gauge("livewatch_consumer_lag_messages",
+                                  "Messages on owned input partitions not yet received, by topic", ["topic"], registry=r)
         self.rooms_active = Gauge("livewatch_rooms_active", "Rooms with state in this process", registry=r)
         self.ruleset_info = Gauge("livewatch_ruleset_info", "The loaded ruleset (value 1)", ["version"], registry=r)
         self.ruleset_reloads = Counter("livewatch_ruleset_reloads_total", "Ruleset reload attempts", ["result"],

@@ -201,6 +201,7 @@ class WorkerRuntime:
         if now - self._last_reload >= self.settings.reload_every_s:
             self._last_reload = now
             self._maybe_reload()
+            self._update_lag()
         try:
             async with self._lock:
                 await self._release()
@@ -252,6 +253,10 @@ class WorkerRuntime:
                 held.pending.done = True
         self.metrics.rooms_active.set(len(self.store))
         self.metrics.merge_held.set(sum(len(m) for m in self._mergers.values()))
+        for merger in self._mergers.values():
+            for bound, n in merger.forced.items():
+                self.metrics.merge_forced.labels(bound=bound).inc(n)
+            merger.forced.clear()
         await self._ack_in_order()
 
     async def _send(self, outcome: Outcome, key: bytes | None) -> None:
@@ -293,6 +298,23 @@ class WorkerRuntime:
             return last + 1 >= highwater
         committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
         return committed is not None and committed >= highwater
+
+    def _update_lag(self) -> None:
+        lag: dict[str, int] = {}
+        for tp in self.app.consumer.assignment():
+            if tp.topic not in self.input_names:
+                continue
+            try:
+                highwater = self.app.consumer.highwater(tp)
+            except Exception:
+                continue
+            if highwater is not None:
+                last = self._last_offset.get(tp)
+                received = last + 1 if last is not None else (
+                    getattr(self.app.consumer, "_committed_offset", {}).get(tp) or 0)
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - received)
+        for topic, value in lag.items():
+            self.metrics.consumer_lag.labels(topic=topic).set(value)
 
     def _maybe_reload(self) -> None:
         if self.watcher.poll():

@@ -1,0 +1,57 @@
+"""The event-time merge releases events in event-time order once no input can still precede them."""
+
+from pipeline.merge import EventTimeMerger
+
+A, B = ("chat", 0), ("price", 0)
+
+
+def merger(**kw):
+    return EventTimeMerger(lambda: {A, B}, **kw)
+
+
+def test_an_event_waits_until_every_input_has_moved_past_it():
+    m = merger()
+    m.push(A, 100, "chat@100", now_s=0)
+    assert m.pop_ready(lambda tp: False, now_s=0) == []
+    m.push(B, 90, "price@90", now_s=0)
+    assert m.pop_ready(lambda tp: False, now_s=0) == ["price@90"]
+    m.push(B, 120, "price@120", now_s=0)
+    assert m.pop_ready(lambda tp: False, now_s=0) == ["chat@100"]
+    assert len(m) == 1
+
+
+def test_a_caught_up_input_does_not_hold_the_others():
+    m = merger()
+    m.push(A, 100, "chat@100", now_s=0)
+    assert m.pop_ready(lambda tp: tp == B, now_s=0) == ["chat@100"]
+
+
+def test_ties_follow_the_publisher_sequence_then_topic_and_offset():
+    m = merger()
+    m.push(A, 100, "second", now_s=0, seq=2, topic="chat", offset=7)
+    m.push(B, 100, "first", now_s=0, seq=1, topic="price", offset=9)
+    m.push(A, 100, "unsequenced", now_s=0, topic="chat", offset=8)
+    assert m.pop_ready(lambda tp: True, now_s=0) == ["first", "second", "unsequenced"]
+
+
+def test_a_stalled_input_holds_events_only_up_to_the_lateness_bound():
+    m = merger(max_lateness_ms=1000, max_wait_s=999)
+    m.push(A, 100, "old", now_s=0)
+    m.push(A, 1200, "new", now_s=0)
+    assert m.pop_ready(lambda tp: False, now_s=0) == ["old"]
+    assert m.forced["lateness"] == 1
+
+
+def test_a_stalled_input_holds_events_only_up_to_the_wall_clock_bound():
+    m = merger(max_lateness_ms=10**9, max_wait_s=5)
+    m.push(A, 100, "held", now_s=0)
+    assert m.pop_ready(lambda tp: False, now_s=4.9) == []
+    assert m.pop_ready(lambda tp: False, now_s=5.0) == ["held"]
+    assert m.forced["wait"] == 1
+
+
+def test_clear_drops_everything_held():
+    m = merger()
+    m.push(A, 100, "x", now_s=0)
+    m.clear()
+    assert len(m) == 0 and m.pop_ready(lambda tp: True, now_s=0) == []
