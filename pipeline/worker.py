@@ -153,6 +153,7 @@ class WorkerRuntime:
         self._mergers: dict[int, EventTimeMerger[_Held]] = {}
         self._pending: dict[TP, deque[_Pending]] = {}
         self._last_offset: dict[TP, int] = {}
+        self._owned: dict[int, set[TP]] = {}  # partition number → the input topic-partitions we own
         self._lock = asyncio.Lock()
         self._last_reload = time.monotonic()
 
@@ -173,7 +174,10 @@ class WorkerRuntime:
 
     async def _on_assigned(self, app: Any, assigned: set[TP], **kwargs: Any) -> None:
         inputs = {tp for tp in assigned if tp.topic in self.input_names}
-        self.metrics.partitions_assigned.set(len({tp.partition for tp in inputs}))
+        self._owned = {}
+        for tp in inputs:
+            self._owned.setdefault(tp.partition, set()).add(tp)
+        self.metrics.partitions_assigned.set(len(self._owned))
         log.info("assigned input partitions %s", sorted({tp.partition for tp in inputs}))
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **kwargs: Any) -> None:
@@ -185,6 +189,7 @@ class WorkerRuntime:
             self._mergers.clear()
             self._pending.clear()
             self._last_offset.clear()
+            self._owned = {}
             self.store.clear()
             self.metrics.partitions_assigned.set(0)
 
@@ -278,10 +283,7 @@ class WorkerRuntime:
     # -- helpers -------------------------------------------------------------------------------
 
     def _inputs_of(self, partition: int) -> Callable[[], set[TP]]:
-        def inputs() -> set[TP]:
-            return {tp for tp in self.app.consumer.assignment()
-                    if tp.partition == partition and tp.topic in self.input_names}
-        return inputs
+        return lambda: self._owned.get(partition, set())
 
     def _caught_up(self, tp: TP) -> bool:
         """Nothing more to read on ``tp`` right now (its high-water mark is known and reached)."""

@@ -192,3 +192,15 @@ def test_a_worker_refuses_a_bad_ruleset_at_start(kafka, tmp_path, rules_copy):
                           timeout=60)
     assert done.returncode == 2
     assert "claims.yaml:3" in done.stderr and "field 'id'" in done.stderr
+
+
+def test_record_dumps_the_input_topics_back_to_a_recording(one_worker_run, kafka, tmp_path):
+    env = {**os.environ, "LIVEWATCH_BROKER": kafka.url, "LIVEWATCH_TOPIC_PREFIX": "one."}
+    out = tmp_path / "recorded.jsonl"
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "record", "--out", str(out), "--idle", "2"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    recorded = out.read_bytes().splitlines()
+    assert sorted(recorded) == sorted(one_worker_run["recording"].read_bytes().splitlines())
+    valid = [json.loads(line) for line in recorded if line not in BAD_LINES]
+    assert [e["ts"] for e in valid] == sorted(e["ts"] for e in valid)
