@@ -114,6 +114,17 @@ class ClaimsState(BaseModel):
     reported_titles: list[str] = Field(default_factory=list)  # "product_id|title", oldest first
 
 
+def _outermost(evidence: list[Evidence]) -> list[Evidence]:
+    """Drop spans inside another span of the same rule ("根治" within "根治糖尿病"), in text order."""
+    spans = sorted(evidence, key=lambda e: (e.start, -e.end))
+    kept: list[Evidence] = []
+    for e in spans:
+        if kept and kept[-1].start <= e.start and e.end <= kept[-1].end:
+            continue
+        kept.append(e)
+    return kept
+
+
 @register
 class FalseClaimsDetector:
     name: ClassVar[str] = "false_claims"
@@ -247,7 +258,7 @@ class FalseClaimsDetector:
                 how, self.settings.score_exact
             )
             best_score[idx] = max(best_score.get(idx, 0.0), score)
-        return [self._finding(event, self.rules[idx], ev, best_score[idx], source, category)
+        return [self._finding(event, self.rules[idx], _outermost(ev), best_score[idx], source, category)
                 for idx, ev in sorted(by_rule.items())]
 
     def _finding(
