@@ -6,7 +6,12 @@ detectors, rule ids, actions and reasons — all bounded sets.
 
 from __future__ import annotations
 
+from typing import get_args
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from schemas.deadletter import DEAD_LETTER_REASONS
+from schemas.findings import ActionType
 
 
 class Metrics:
@@ -37,6 +42,16 @@ class Metrics:
         self.ruleset_info = Gauge("livewatch_ruleset_info", "The loaded ruleset (value 1)", ["version"], registry=r)
         self.ruleset_reloads = Counter("livewatch_ruleset_reloads_total", "Ruleset reload attempts", ["result"],
                                        registry=r)
+
+        # Create the known label values at 0, so rate()/increase() see the first increment too.
+        for action in get_args(ActionType):
+            self.actions.labels(action=action)
+        for reason in DEAD_LETTER_REASONS:
+            self.dead_letters.labels(reason=reason)
+        for result in ("ok", "refused"):
+            self.ruleset_reloads.labels(result=result)
+        for bound in ("lateness", "wait"):
+            self.merge_forced.labels(bound=bound)
 
     def set_ruleset(self, version: str) -> None:
         self.ruleset_info.clear()

@@ -43,7 +43,7 @@ class Ruleset:
 
 
 def default_rules_dir() -> Path:
-    return Path(os.environ.get("LIVEWATCH_RULES", DEFAULT_RULES_DIR))
+    return Path(os.environ.get("LIVEWATCH_RULES_DIR", DEFAULT_RULES_DIR))
 
 
 def rules_digest(directory: Path) -> str:
@@ -124,7 +124,8 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
     directory = Path(directory) if directory is not None else default_rules_dir()
     problems: list[RuleProblem] = []
     if not directory.is_dir():
-        raise RuleSetError([RuleProblem(str(directory), None, None, None, "not a directory of rule files")])
+        raise RuleSetError([RuleProblem(str(directory), None, None, None,
+                                        "not a directory of rule files; pass --rules DIR or set LIVEWATCH_RULES_DIR")])
 
     manifest_path = directory / MANIFEST
     manifest: RulesetManifest | None = None

@@ -1,5 +1,5 @@
 """All configuration in one object: environment variables ``LIVEWATCH_*`` (or a ``.env`` file given by
-``LIVEWATCH_ENV_FILE``), overridden by command-line flags. See docs/configuration.md."""
+``LIVEWATCH_ENV_FILE``), overridden by command-line flags. The README's "Kafka runtime" section lists them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.ruleset import DEFAULT_RULES_DIR
+from pipeline.ruleset import default_rules_dir
 
 
 class Settings(BaseSettings):
@@ -19,7 +19,7 @@ class Settings(BaseSettings):
     broker: str = Field("kafka://127.0.0.1:19092", description="Kafka bootstrap servers, kafka://host:port[;host:port]")
     app_id: str = Field("livewatch", description="consumer group and prefix of internal topics")
     topic_prefix: str = Field("", description="prefix of every topic name (e.g. 'staging.'); empty in production")
-    rules_dir: Path = Field(DEFAULT_RULES_DIR, description="rules directory, hot-reloaded")
+    rules_dir: Path = Field(default_factory=default_rules_dir, description="rules directory, hot-reloaded")
     datadir: Path = Field(Path("out/worker"), description="worker's local data directory (one per worker)")
     partitions: int = Field(4, ge=1, description="partitions of every topic livewatch creates (inputs co-partitioned)")
     replication: int = Field(1, ge=1, description="replication factor of created topics (3 in production)")

@@ -192,6 +192,8 @@ class WorkerRuntime:
             self._owned = {}
             self.store.clear()
             self.metrics.partitions_assigned.set(0)
+            self.metrics.consumer_lag.clear()
+            self.metrics.merge_held.set(0)
 
     async def _consume(self, stream: Any) -> None:
         self._stream = stream.noack()

@@ -8,6 +8,9 @@ from pydantic import BaseModel, Field
 
 SCHEMA_VERSION = 1
 PREVIEW_CHARS = 200
+#: every reason a message can be dead-lettered for (a stable set: it is a metric label)
+DEAD_LETTER_REASONS = ("invalid_json", "schema_violation", "too_large", "future_timestamp", "detector_error",
+                       "processing_error")
 
 
 class Source(BaseModel):
@@ -27,7 +30,7 @@ class Source(BaseModel):
 
 class DeadLetter(BaseModel):
     schema_version: int = SCHEMA_VERSION
-    reason: str = Field(description="stable code: invalid_json, schema_violation, too_large, future_timestamp, detector_error")
+    reason: str = Field(description="stable code, one of DEAD_LETTER_REASONS")
     detail: str = Field(description="what is wrong, for a human")
     source: Source
     event_id: str | None = None
