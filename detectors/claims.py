@@ -32,6 +32,9 @@ from schemas.rules import Rule
 Source = Literal["transcript", "host_chat", "title"]
 ClaimType = Literal["absolute", "efficacy", "fabricated_data", "guarantee"]
 
+#: evidence spans kept per finding (a 20,000-character rant would otherwise make a megabyte alert)
+MAX_EVIDENCE = 20
+
 CLAIM_TYPE_LABEL: dict[str, str] = {
     "absolute": "绝对化用语",
     "efficacy": "功效/疾病宣称",
@@ -198,14 +201,14 @@ class FalseClaimsDetector:
             return False
         return rule.categories is None or category in rule.categories
 
-    def _excepted(self, idx: int, text: str, start: int, end: int) -> bool:
+    def _exception_spans(self, idx: int, text: str) -> list[tuple[int, int]]:
+        spans = []
         for phrase in self._exceptions[idx]:
             pos = text.find(phrase)
             while pos != -1:
-                if pos <= start and end <= pos + len(phrase):
-                    return True
+                spans.append((pos, pos + len(phrase)))
                 pos = text.find(phrase, pos + 1)
-        return False
+        return spans
 
     def _matches(self, text: NormalizedText) -> list[tuple[int, int, int, str, str]]:
         """(rule index, start, end, term, how) over the normalised text, exceptions not yet applied."""
@@ -243,10 +246,19 @@ class FalseClaimsDetector:
     ) -> list[Finding]:
         by_rule: dict[int, list[Evidence]] = {}
         best_score: dict[int, float] = {}
+        matched: dict[int, int] = {}
+        exception_spans: dict[int, list[tuple[int, int]]] = {}  # found once per rule and text
         for idx, start, end, term, how in self._matches(text):
             rule = self.rules[idx]
-            if not self._applies(rule, source, category) or self._excepted(idx, text.text, start, end):
+            if not self._applies(rule, source, category):
                 continue
+            if idx not in exception_spans:
+                exception_spans[idx] = self._exception_spans(idx, text.text)
+            if any(s <= start and end <= e for s, e in exception_spans[idx]):
+                continue
+            matched[idx] = matched.get(idx, 0) + 1
+            if matched[idx] > MAX_EVIDENCE:
+                continue  # a finding stays small enough to publish; the count is kept in its details
             raw_start, raw_end = text.raw_span(start, end)
             by_rule.setdefault(idx, []).append(
                 Evidence(
@@ -258,12 +270,13 @@ class FalseClaimsDetector:
                 how, self.settings.score_exact
             )
             best_score[idx] = max(best_score.get(idx, 0.0), score)
-        return [self._finding(event, self.rules[idx], _outermost(ev), best_score[idx], source, category)
+        return [self._finding(event, self.rules[idx], _outermost(ev), best_score[idx], source, category,
+                              matched[idx])
                 for idx, ev in sorted(by_rule.items())]
 
     def _finding(
         self, event: EventModel, rule: ClaimRule, evidence: list[Evidence], score: float, source: Source,
-        category: str,
+        category: str, matches: int,
     ) -> Finding:
         quoted = "、".join(dict.fromkeys(f"「{e.raw}」" for e in evidence))
         return Finding(
@@ -284,7 +297,7 @@ class FalseClaimsDetector:
             evidence=evidence,
             score=score,
             summary=f"{CLAIM_TYPE_LABEL[rule.claim_type]} {quoted} in {source} — {rule.legal_basis}",
-            details={"claim_type": rule.claim_type, "source": source, "category": category},
+            details={"claim_type": rule.claim_type, "source": source, "category": category, "matches": matches},
         )
 
     # -- rule self-checks ----------------------------------------------------------------------

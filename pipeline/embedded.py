@@ -109,11 +109,17 @@ class EmbeddedRuntime:
         self.watcher = RulesetWatcher(rules_dir)
         self.metrics = metrics or Metrics()
         self.metrics.set_ruleset(self.watcher.current.version)
-        self.engine = Engine(lambda: self.watcher.current, metrics=self.metrics)
+        # "From the future" is judged against the recording's own latest event time, not the wall clock,
+        # so a replay rejects the same lines whenever it runs.
+        self._latest_ts: int | None = None
+        self.engine = Engine(lambda: self.watcher.current, metrics=self.metrics, clock_ms=self._stream_clock)
         self.out_dir = out_dir
         self.speed = speed
         self.on_outcome = on_outcome
         self.reload_every_s = reload_every_s
+
+    def _stream_clock(self) -> int:
+        return self._latest_ts if self._latest_ts is not None else 1 << 62
 
     def _maybe_reload(self) -> None:
         if self.watcher.poll():
@@ -143,6 +149,8 @@ class EmbeddedRuntime:
                     if self.watcher.current.version != stats.ruleset_versions[-1]:
                         stats.ruleset_versions.append(self.watcher.current.version)
                 outcome = self.engine.process_raw(raw, source)
+                if outcome.event is not None:
+                    self._latest_ts = max(self._latest_ts or 0, outcome.event.ts)
                 if self.speed and outcome.event is not None:
                     first_ts = outcome.event.ts if first_ts is None else first_ts
                     # Pace by event time. The event is decided already; only its output waits, so the

@@ -93,12 +93,14 @@ def decode_event(raw: bytes, now_ms: int) -> EventModel:
         raise PoisonMessage("too_large", f"{len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PoisonMessage("invalid_json", str(e)) from None
+    except (ValueError, RecursionError) as e:  # bad JSON or UTF-8, a 5,000-digit number, [[[[… nesting
+        raise PoisonMessage("invalid_json", f"{type(e).__name__}: {e}"[:500]) from None
     if not isinstance(data, dict):
         raise PoisonMessage("invalid_json", f"expected a JSON object, got {type(data).__name__}")
     try:
         event = event_adapter.validate_python(data)
+    except RecursionError:
+        raise PoisonMessage("schema_violation", "nested too deeply") from None
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(x) for x in err['loc']) or '(root)'}: {err['msg']}" for err in e.errors()[:5]

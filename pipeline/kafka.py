@@ -73,7 +73,7 @@ def route(line: bytes) -> tuple[str, bytes | None]:
         topic = TOPIC_FOR_KIND[data["kind"]]
         room = data["room_id"]
         return topic, str(room).encode() if room is not None else None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return TOPIC_FOR_KIND["chat"], None
 
 
@@ -97,7 +97,7 @@ async def publish(settings: Settings, lines: Iterable[tuple[int, bytes]], speed:
                     delay = start + (ts - first_ts) / 1000 / speed - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, RecursionError):
                     pass
             pending.append(await producer.send(settings.topic(topic), line, key=key, headers=[(SEQ_HEADER, str(number).encode())]))
             sent += 1
@@ -130,7 +130,7 @@ async def record(settings: Settings, out: Path, topics: Iterable[str] = INPUT_NA
                 for m in messages:
                     try:
                         ts = int(json.loads(m.value)["ts"])
-                    except (ValueError, KeyError, TypeError):
+                    except (ValueError, KeyError, TypeError, RecursionError):
                         ts = m.timestamp  # not a valid event: keep it, placed by its broker time
                     rows.append((ts, tp.topic, tp.partition, m.offset, m.value))
                 last = time.monotonic()

@@ -70,7 +70,8 @@ class EventTimeMerger(Generic[T]):
         while self._heap:
             head = self._heap[0]
             ts = head.key[0]
-            if not all(self._progress.get(tp, -1) >= ts or caught_up(tp) for tp in inputs):
+            # No known inputs (the assignment is not known yet) means unknown, not "all caught up".
+            if not inputs or not all(self._progress.get(tp, -1) >= ts or caught_up(tp) for tp in inputs):
                 if ts <= newest - self.max_lateness_ms:
                     self.forced["lateness"] += 1
                 elif now_s - head.arrived_s >= self.max_wait_s:

@@ -68,16 +68,25 @@ class EnforcementConfig(BaseModel):
         return self
 
 
+#: strikes kept per subject; the newest are kept, far more than the top of any ladder needs
+MAX_STRIKES = 200
+#: finding ids listed as an action's reasons (the most recent ones)
+MAX_REASONS = 50
+
+
 class Strike(BaseModel):
     finding_id: str
     ts: int
     points: int
     legal_basis: str
+    action_id: str | None = None  # the action this finding caused, if any: re-delivery answers the same
 
 
 class SubjectState(BaseModel):
     strikes: list[Strike] = Field(default_factory=list)
     issued: list[EnforcementAction] = Field(default_factory=list)
+    #: event time of the first strike of the current episode (strikes within one period of each other)
+    episode_start: int | None = None
 
 
 class PolicyState(BaseModel):
@@ -111,25 +120,25 @@ class Policy:
         return action.action if action else None
 
     def _decide(self, ladder: Ladder, finding: Finding, subject: SubjectState) -> EnforcementAction | None:
-        for issued in subject.issued:
-            if finding.finding_id in issued.reasons:
-                return issued  # already counted: answer as before (idempotent re-delivery)
-        if any(s.finding_id == finding.finding_id for s in subject.strikes):
-            return None
+        seen = next((st for st in subject.strikes if st.finding_id == finding.finding_id), None)
+        if seen is not None:  # already counted (a re-delivered event): answer exactly as the first time
+            return next((a for a in subject.issued if a.action_id == seen.action_id), None)
 
         horizon = finding.ts - ladder.period_s * 1000
-        subject.strikes = [s for s in subject.strikes if s.ts > horizon]
+        subject.strikes = [st for st in subject.strikes if st.ts > horizon][-(MAX_STRIKES - 1):]
         subject.issued = [a for a in subject.issued if a.ts > horizon]
-        subject.strikes.append(Strike(finding_id=finding.finding_id, ts=finding.ts,
-                                      points=ladder.points[finding.severity],
-                                      legal_basis=finding.legal_basis))
+        if not subject.strikes:
+            subject.episode_start = finding.ts
+        strike = Strike(finding_id=finding.finding_id, ts=finding.ts, points=ladder.points[finding.severity],
+                        legal_basis=finding.legal_basis)
+        subject.strikes.append(strike)
 
-        points = sum(s.points for s in subject.strikes)
+        points = sum(st.points for st in subject.strikes)
         target = max((i for i, step in enumerate(ladder.steps) if step.at <= points), default=-1)
         jump_action = ladder.jump.get(finding.severity)
         jumped = False
         if jump_action is not None:
-            jump_step = next(i for i, s in enumerate(ladder.steps) if s.action == jump_action)
+            jump_step = next(i for i, st in enumerate(ladder.steps) if st.action == jump_action)
             if jump_step > target:
                 target, jumped = jump_step, True
         last_step = max((a.step for a in subject.issued), default=-1)
@@ -140,11 +149,11 @@ class Policy:
             return None
 
         step = ladder.steps[target]
-        reasons = [s.finding_id for s in subject.strikes]
-        action_id = derived_id(
-            finding.rule_id, finding.rule_version, step.action, finding.subject.key(),
-            finding.window.start_ts, finding.window.end_ts,
-        )
+        # The id names the step of this subject's episode, not the finding that happened to cross the
+        # threshold: the same step is never issued under two ids, whatever order findings arrive in.
+        action_id = derived_id("action", finding.subject.kind, finding.subject.key(), target, step.action,
+                               subject.episode_start)
+        strike.action_id = action_id
         action = EnforcementAction(
             action_id=action_id,
             action=step.action,
@@ -160,8 +169,8 @@ class Policy:
             rule_id=finding.rule_id,
             rule_version=finding.rule_version,
             ruleset_version=self.ruleset_version,
-            reasons=reasons,
-            legal_basis=list(dict.fromkeys(s.legal_basis for s in subject.strikes)),
+            reasons=[st.finding_id for st in subject.strikes][-MAX_REASONS:],
+            legal_basis=list(dict.fromkeys(st.legal_basis for st in subject.strikes)),
             appeal_ref=f"{self.config.appeal_ref_prefix}{action_id[:8].upper()}",
             message=step.message or f"{step.action} after {points} strike point(s): {finding.summary}",
         )

@@ -33,6 +33,7 @@ import faust
 from faust.types import TP
 
 from pipeline.engine import Engine, Outcome, RoomState
+from pipeline.errors import TransientError
 from pipeline.merge import EventTimeMerger
 from pipeline.metrics import Metrics
 from pipeline.ruleset import Ruleset, RulesetWatcher
@@ -44,6 +45,8 @@ from schemas.deadletter import DeadLetter, Source
 log = logging.getLogger("livewatch.worker")
 
 ROOMS_TABLE = "rooms"
+SEND_ATTEMPTS = 5
+GAP_PATIENCE_S = 30.0
 
 
 class TableStateStore:
@@ -154,6 +157,8 @@ class WorkerRuntime:
         self._pending: dict[TP, deque[_Pending]] = {}
         self._last_offset: dict[TP, int] = {}
         self._owned: dict[int, set[TP]] = {}  # partition number → the input topic-partitions we own
+        self._next_ack: dict[TP, int] = {}  # next offset to acknowledge per topic-partition
+        self._gap_since: dict[TP, float] = {}
         self._lock = asyncio.Lock()
         self._last_reload = time.monotonic()
 
@@ -189,6 +194,8 @@ class WorkerRuntime:
             self._mergers.clear()
             self._pending.clear()
             self._last_offset.clear()
+            self._next_ack.clear()
+            self._gap_since.clear()
             self._owned = {}
             self.store.clear()
             self.metrics.partitions_assigned.set(0)
@@ -222,41 +229,57 @@ class WorkerRuntime:
         tp = msg.tp
         source = Source(topic=msg.topic, partition=msg.partition, offset=msg.offset)
         async with self._lock:
+            # Faust can hand over a message fetched just before a rebalance after it; it is processed
+            # like any other (dropping it would lose it: Faust has already moved its read offset past it).
             pending = _Pending(msg.offset, event)
             self._pending.setdefault(tp, deque()).append(pending)
             self._last_offset[tp] = msg.offset
             raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-            decoded = self.engine.decode(raw, source)
-            if isinstance(decoded, DeadLetter):
-                await self._send(Outcome(dead_letters=[decoded]), key=msg.key)
+            try:
+                decoded = self.engine.decode(raw, source)
+                if not isinstance(decoded, DeadLetter) and msg.key != decoded.room_id.encode():
+                    # Room state is partitioned by room_id: a message keyed otherwise would split a room's
+                    # ladder across workers.
+                    self.metrics.dead_letters.labels(reason="wrong_key").inc()
+                    decoded = DeadLetter.of(raw, "wrong_key", f"message key {msg.key!r} is not the room_id "
+                                            f"{decoded.room_id!r}; producers must key by room_id", source,
+                                            decoded.event_id)
+                if isinstance(decoded, DeadLetter):
+                    await self._send(Outcome(dead_letters=[decoded]), key=msg.key)
+                    pending.done = True
+                else:
+                    merger = self._mergers.get(msg.partition)
+                    if merger is None:
+                        merger = self._mergers[msg.partition] = EventTimeMerger(
+                            self._inputs_of(msg.partition), self.settings.max_lateness_ms,
+                            self.settings.max_wait_s)
+                    merger.push(tp, decoded.ts, _Held(decoded, raw, source, pending), time.monotonic(),
+                                seq=_seq_of(msg), topic=msg.topic, offset=msg.offset)
+            except Exception as e:
+                await self._dead_letter_unexpected(e, raw, source, msg.key)
                 pending.done = True
-            else:
-                merger = self._mergers.get(msg.partition)
-                if merger is None:
-                    merger = self._mergers[msg.partition] = EventTimeMerger(
-                        self._inputs_of(msg.partition), self.settings.max_lateness_ms, self.settings.max_wait_s)
-                merger.push(tp, decoded.ts, _Held(decoded, raw, source, pending), time.monotonic(),
-                            seq=_seq_of(msg), topic=msg.topic, offset=msg.offset)
             await self._release()
 
     async def _release(self) -> None:
         now = time.monotonic()
         for merger in list(self._mergers.values()):
             for held in merger.pop_ready(self._caught_up, now):
+                key = held.decoded.room_id.encode()
                 try:
                     outcome = self.engine.process_decoded(held.decoded, held.raw, held.source)
+                    self.metrics.latency.observe(max(0.0, time.time() - held.decoded.ts / 1000))
+                    await self._send(outcome, key=key)
+                    if self.store.dirty:
+                        # Faust buffers changelog writes and may commit offsets before sending them; the
+                        # event is done only once its state change is on the broker too.
+                        await self.app.producer.flush()
+                        self.store.dirty = False
+                except TransientError as e:
+                    log.error("%s; stopping so that a restarted worker reads the event again", e)
+                    await self.app.crash(e)
+                    return
                 except Exception as e:  # e.g. unreadable stored state: keep the event, in the DLQ
-                    log.exception("processing %s failed", held.source)
-                    self.metrics.dead_letters.labels(reason="processing_error").inc()
-                    outcome = Outcome(dead_letters=[DeadLetter.of(held.raw, "processing_error", repr(e),
-                                                                  held.source, held.decoded.event_id)])
-                self.metrics.latency.observe(max(0.0, time.time() - held.decoded.ts / 1000))
-                await self._send(outcome, key=held.decoded.room_id.encode())
-                if self.store.dirty:
-                    # Faust buffers changelog writes and may commit offsets before sending them; the
-                    # event is done only once its state change is on the broker too.
-                    await self.app.producer.flush()
-                    self.store.dirty = False
+                    await self._dead_letter_unexpected(e, held.raw, held.source, key)
                 held.pending.done = True
         self.metrics.rooms_active.set(len(self.store))
         self.metrics.merge_held.set(sum(len(m) for m in self._mergers.values()))
@@ -267,20 +290,57 @@ class WorkerRuntime:
         await self._ack_in_order()
 
     async def _send(self, outcome: Outcome, key: bytes | None) -> None:
-        futures = []
-        for f in outcome.findings:
-            futures.append(await self.alerts.send(key=f.room_id.encode(), value=f.model_dump_json().encode()))
-        for a in outcome.actions:
-            futures.append(await self.actions.send(key=a.action_id.encode(), value=a.model_dump_json().encode()))
-        for d in outcome.dead_letters:
-            futures.append(await self.dlq.send(key=key, value=d.model_dump_json().encode()))
-        if futures:
-            await asyncio.gather(*futures)  # broker acks (acks=all) before the event counts as done
+        """Send an event's outputs and wait for the broker's acks (acks=all), retrying what can be retried.
+
+        Raises ``TransientError`` when the broker stays unreachable; any other error is the message's own
+        (too large, say) and is left to the caller to dead-letter."""
+        messages = ([(self.alerts, f.room_id.encode(), f.model_dump_json().encode()) for f in outcome.findings]
+                    + [(self.actions, a.action_id.encode(), a.model_dump_json().encode()) for a in outcome.actions]
+                    + [(self.dlq, key, d.model_dump_json().encode()) for d in outcome.dead_letters])
+        if not messages:
+            return
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                futures = [await topic.send(key=k, value=v) for topic, k, v in messages]
+                await asyncio.gather(*futures)
+                return
+            except Exception as e:
+                if not getattr(e, "retriable", False) and not isinstance(e, (asyncio.TimeoutError, OSError)):
+                    raise
+                if attempt == SEND_ATTEMPTS - 1:
+                    raise TransientError(f"sending outputs failed {SEND_ATTEMPTS} times: {e!r}") from e
+                await asyncio.sleep(0.2 * 2 ** attempt)  # duplicates from a retry carry the same ids
+
+    async def _dead_letter_unexpected(self, error: Exception, raw: bytes, source: Source, key: bytes | None) -> None:
+        """An event that failed in a way nobody foresaw: keep it, with the reason, in the DLQ."""
+        log.exception("processing %s failed", source)
+        self.metrics.dead_letters.labels(reason="processing_error").inc()
+        await self._send(Outcome(dead_letters=[DeadLetter.of(raw, "processing_error", repr(error)[:1000], source)]),
+                         key=key)
 
     async def _ack_in_order(self) -> None:
-        for queue in self._pending.values():
+        """Acknowledge done events per topic-partition, in offset order and without gaps.
+
+        Without gaps means: starting at the partition's committed offset. Right after a rebalance Faust
+        can hand over messages fetched before it, beyond messages it will deliver again; acknowledging
+        those first would let faust-streaming 0.15 commit past the undelivered one (its gap check
+        accepts a gap of exactly one offset). A head that waits at a gap for ``GAP_PATIENCE_S`` (offsets
+        skipped by transaction markers, say) is acknowledged anyway."""
+        now = time.monotonic()
+        committed = getattr(self.app.consumer, "_committed_offset", {})
+        for tp, queue in self._pending.items():
             while queue and queue[0].done:
-                await self._stream.ack(queue.popleft().event)
+                head = queue[0]
+                expected = self._next_ack.get(tp, committed.get(tp))
+                if expected is not None and head.offset > expected:
+                    waiting = self._gap_since.setdefault(tp, now)
+                    if now - waiting < GAP_PATIENCE_S:
+                        break
+                    log.warning("acknowledging %s@%d past a gap from %d", tp, head.offset, expected)
+                self._gap_since.pop(tp, None)
+                queue.popleft()
+                self._next_ack[tp] = head.offset + 1
+                await self._stream.ack(head.event)
 
     # -- helpers -------------------------------------------------------------------------------
 

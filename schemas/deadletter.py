@@ -10,7 +10,7 @@ SCHEMA_VERSION = 1
 PREVIEW_CHARS = 200
 #: every reason a message can be dead-lettered for (a stable set: it is a metric label)
 DEAD_LETTER_REASONS = ("invalid_json", "schema_violation", "too_large", "future_timestamp", "detector_error",
-                       "processing_error")
+                       "processing_error", "wrong_key")
 
 
 class Source(BaseModel):

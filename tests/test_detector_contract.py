@@ -94,3 +94,17 @@ def test_detectors_are_pure():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:
                 assert name.split(".")[0] not in banned, f"{path.name} imports {name}"
+
+
+ADVERSARIAL = ["1" * 19_990, "已售" + "1" * 19_990, "最佳" * 9_000, "已售10万单" * 2_000, "1.1" * 6_600,
+               "百分之" * 6_600, "第一个链接" * 4_000, "减" + "\u200b" * 19_000 + "肥"]
+
+
+@pytest.mark.timeout(30)
+def test_adversarial_long_texts_neither_hang_nor_make_huge_findings(detector):
+    # Backtracking regexes or per-match rescans turn a 20,000-character message into minutes of CPU on
+    # one partition; a finding must also stay far below Kafka's 1 MB message limit.
+    state = detector.state_model()
+    for i, text in enumerate(ADVERSARIAL):
+        for f in run(detector, [say(text, t=i), chat(text, role="host", t=i)], state):
+            assert len(f.model_dump_json()) < 64 * 1024

@@ -55,6 +55,9 @@ BAD_INPUT = [
     (b"{not json", "invalid_json"),
     (b"\xff\xfe\x00garbage", "invalid_json"),
     (b"[1, 2, 3]", "invalid_json"),
+    (b"[" * 30_000 + b"]" * 30_000, "invalid_json"),  # nesting deeper than the parser's recursion limit
+    (b'{"ts": ' + b"9" * 5_000 + b"}", "invalid_json"),  # integer longer than Python converts
+    (b'{"kind": "chat", "user": ' + b'{"x": ' * 900 + b"1" + b"}" * 901, "schema_violation"),
     (json.dumps({"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0,
                  "user_id": "u"}).encode(), "schema_violation"),  # text missing
     (json.dumps({"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p", "ts": "yesterday",

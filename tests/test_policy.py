@@ -144,3 +144,30 @@ def test_the_shipped_ladder_is_valid():
     path = Path(__file__).resolve().parent.parent / "rules" / "enforcement.yaml"
     config = EnforcementConfig.model_validate(yaml.safe_load(path.read_text()))
     assert config.ladders["room"].steps[-1].action == "suspend"
+
+
+def test_the_same_step_gets_the_same_id_whichever_finding_crosses_the_threshold():
+    def step_ids(order):
+        policy, state = Policy(LADDER, "test"), PolicyState()
+        found = [policy.decide(finding(t, n=n), state) for t, n in order]
+        return {a.action: a.action_id for a in found if a}
+    # "a" then "b" or "b" then "a" at the same times: the warning and the limit are the same actions
+    assert step_ids([(0, "a"), (100, "b")]) == step_ids([(0, "b"), (100, "a")])
+
+
+def test_a_finding_redelivered_after_its_cool_down_answer_gets_that_answer_again():
+    policy, state = Policy(LADDER, "test"), PolicyState()
+    assert policy.decide(finding(0, n="a"), state).action == "warn"
+    assert policy.decide(finding(10, n="b"), state) is None  # in the cool-down
+    assert policy.decide(finding(100, n="c"), state).action == "limit_cart"
+    assert policy.decide(finding(10, n="b"), state) is None  # re-delivered: still nothing
+
+
+def test_strikes_and_reasons_stay_bounded_in_an_abusive_room():
+    policy, state = Policy(LADDER, "test"), PolicyState()
+    for i in range(1000):
+        policy.decide(finding(i, n=str(i)), state)
+    subject = state.subjects["room:r1"]
+    assert len(subject.strikes) <= 200
+    assert all(len(a.reasons) <= 50 for a in subject.issued)
+    assert len(state.model_dump_json()) < 100_000
