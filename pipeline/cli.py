@@ -102,7 +102,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _settings(args: argparse.Namespace, **overrides: object):
+def _settings(**overrides: object):
     from pipeline.settings import Settings
 
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -112,7 +112,7 @@ def _settings(args: argparse.Namespace, **overrides: object):
 def cmd_worker(args: argparse.Namespace) -> int:
     from pipeline.worker import run_worker
 
-    settings = _settings(args, broker=args.broker, rules_dir=args.rules, datadir=args.datadir,
+    settings = _settings(broker=args.broker, rules_dir=args.rules, datadir=args.datadir,
                          metrics_port=args.metrics_port, web_port=args.web_port, partitions=args.partitions,
                          loglevel=args.loglevel)
     try:
@@ -133,7 +133,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"livewatch publish: no such file: {path}", file=sys.stderr)
         return EXIT_FAILURE
-    settings = _settings(args, broker=args.broker, partitions=args.partitions)
+    settings = _settings(broker=args.broker, partitions=args.partitions)
     lines = ((src.line or 0, raw) for src, raw in read_jsonl(path))
     sent = asyncio.run(publish(settings, lines, speed=_speed(args)))
     print(f"published {sent:,} messages from {path} to {settings.broker}")
@@ -146,7 +146,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from pipeline.kafka import record
     from pipeline.topics import INPUT_NAMES
 
-    settings = _settings(args, broker=args.broker)
+    settings = _settings(broker=args.broker)
     topics = args.topics.split(",") if args.topics else list(INPUT_NAMES)
     n = asyncio.run(record(settings, Path(args.out), topics, idle_s=args.idle, limit=args.limit))
     print(f"recorded {n:,} messages from {', '.join(topics)} to {args.out}")

@@ -121,17 +121,6 @@ class EmbeddedRuntime:
     def _stream_clock(self) -> int:
         return self._latest_ts if self._latest_ts is not None else 1 << 62
 
-    def _maybe_reload(self) -> None:
-        if self.watcher.poll():
-            self.metrics.ruleset_reloads.labels(result="ok").inc()
-            self.metrics.set_ruleset(self.watcher.current.version)
-            print(f"ruleset reloaded: {self.watcher.current.version}", file=sys.stderr)
-        elif self.watcher.last_error is not None:
-            self.metrics.ruleset_reloads.labels(result="refused").inc()
-            print(f"ruleset change refused, keeping {self.watcher.current.version}:\n{self.watcher.last_error}",
-                  file=sys.stderr)
-            self.watcher.last_error = None
-
     def run(self, messages: Iterable[tuple[Source, bytes]], progress: Progress | None = None) -> RunStats:
         alerts = JsonlWriter(self.out_dir / ALERTS_FILE)
         actions = JsonlWriter(self.out_dir / ACTIONS_FILE)
@@ -145,7 +134,7 @@ class EmbeddedRuntime:
                 now = time.monotonic()
                 if now - last_poll >= self.reload_every_s:
                     last_poll = now
-                    self._maybe_reload()
+                    self.watcher.reload(self.metrics, lambda msg: print(msg, file=sys.stderr))
                     if self.watcher.current.version != stats.ruleset_versions[-1]:
                         stats.ruleset_versions.append(self.watcher.current.version)
                 outcome = self.engine.process_raw(raw, source)

@@ -39,7 +39,6 @@ class RoomState:
 
     detectors: dict[str, BaseModel] = field(default_factory=dict)
     policy: PolicyState = field(default_factory=PolicyState)
-    last_ts: int = 0
 
     def for_detector(self, detector: Detector) -> Any:
         state = self.detectors.get(detector.name)
@@ -51,7 +50,6 @@ class RoomState:
         return {
             "detectors": {name: s.model_dump(mode="json") for name, s in self.detectors.items()},
             "policy": self.policy.model_dump(mode="json"),
-            "last_ts": self.last_ts,
         }
 
     @classmethod
@@ -60,7 +58,6 @@ class RoomState:
         return cls(
             detectors={n: models[n].model_validate(s) for n, s in data.get("detectors", {}).items() if n in models},
             policy=PolicyState.model_validate(data.get("policy", {})),
-            last_ts=int(data.get("last_ts", 0)),
         )
 
 
@@ -169,7 +166,6 @@ class Engine:
         if room is None:
             room = RoomState()
             self.metrics.rooms_active.set(len(self.store) + 1)
-        room.last_ts = max(room.last_ts, event.ts)
 
         raw_text = text_of(event)
         text = normalize(raw_text) if detectors and raw_text else None

@@ -15,7 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -221,6 +221,17 @@ class RulesetWatcher:
         self.current = load_ruleset(self.directory)
         self._digest = rules_digest(self.directory)
         self.last_error: RuleSetError | None = None
+
+    def reload(self, metrics: Any, report: Callable[[str], None]) -> None:
+        """Poll, count the outcome in ``metrics`` and say what happened through ``report``."""
+        if self.poll():
+            metrics.ruleset_reloads.labels(result="ok").inc()
+            metrics.set_ruleset(self.current.version)
+            report(f"ruleset reloaded: {self.current.version}")
+        elif self.last_error is not None:
+            metrics.ruleset_reloads.labels(result="refused").inc()
+            report(f"ruleset change refused, keeping {self.current.version}:\n{self.last_error}")
+            self.last_error = None
 
     def poll(self) -> bool:
         """Swap in the new ruleset if the files changed and it loads; True if a swap happened."""

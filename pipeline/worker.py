@@ -79,7 +79,6 @@ class TableStateStore:
     def put(self, room_id: str, state: RoomState) -> None:
         self._cache[room_id] = state
         data = state.to_json()
-        data.pop("last_ts", None)  # changes with every event; not worth a changelog write
         blob = json.dumps(data, sort_keys=True)
         if self._written.get(room_id) != blob:
             self.table[room_id.encode()] = blob.encode()
@@ -214,7 +213,7 @@ class WorkerRuntime:
         now = time.monotonic()
         if now - self._last_reload >= self.settings.reload_every_s:
             self._last_reload = now
-            self._maybe_reload()
+            self.watcher.reload(self.metrics, log.warning)
             self._update_lag()
         try:
             async with self._lock:
@@ -281,7 +280,6 @@ class WorkerRuntime:
                 except Exception as e:  # e.g. unreadable stored state: keep the event, in the DLQ
                     await self._dead_letter_unexpected(e, held.raw, held.source, key)
                 held.pending.done = True
-        self.metrics.rooms_active.set(len(self.store))
         self.metrics.merge_held.set(sum(len(m) for m in self._mergers.values()))
         for merger in self._mergers.values():
             for bound, n in merger.forced.items():
@@ -379,16 +377,6 @@ class WorkerRuntime:
                 lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - received)
         for topic, value in lag.items():
             self.metrics.consumer_lag.labels(topic=topic).set(value)
-
-    def _maybe_reload(self) -> None:
-        if self.watcher.poll():
-            self.metrics.ruleset_reloads.labels(result="ok").inc()
-            self.metrics.set_ruleset(self.watcher.current.version)
-            log.info("ruleset reloaded: %s", self.watcher.current.version)
-        elif self.watcher.last_error is not None:
-            self.metrics.ruleset_reloads.labels(result="refused").inc()
-            log.error("ruleset change refused, keeping %s:\n%s", self.watcher.current.version, self.watcher.last_error)
-            self.watcher.last_error = None
 
 
 def _seq_of(msg: Any) -> int | None:

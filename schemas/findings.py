@@ -18,7 +18,6 @@ ID_NAMESPACE = uuid.UUID("6f1d3c52-2b0e-4d8e-9a57-1c0f6a8e9b31")
 
 Severity = Literal["low", "medium", "high", "critical"]
 RuleStatus = Literal["live", "shadow", "off"]
-SEVERITY_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
 def derived_id(*parts: object) -> str:
