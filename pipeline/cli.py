@@ -53,7 +53,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     recording.write_bytes(b"".join(line + b"\n" for line in demo_lines()))
     runtime = EmbeddedRuntime(out, rules_dir=args.rules, speed=_speed(args), on_outcome=print_feed)
     if args.metrics_port:
-        runtime.metrics.serve(args.metrics_port)
+        runtime.metrics.serve(args.metrics_port, _settings().metrics_host)
     print(f"livewatch demo — 3 simulated rooms, ruleset {runtime.watcher.current.version}\n")
     from pipeline.embedded import read_jsonl
 
@@ -74,7 +74,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     runtime = EmbeddedRuntime(Path(args.out), rules_dir=args.rules, speed=_speed(args),
                               on_outcome=None if args.quiet else print_feed)
     if args.metrics_port:
-        runtime.metrics.serve(args.metrics_port)
+        runtime.metrics.serve(args.metrics_port, _settings().metrics_host)
     progress = None if args.no_progress else Progress(count_lines(path))
     stats = runtime.run(read_jsonl(path), progress=progress)
     print(stats.summary())

@@ -47,20 +47,23 @@ class UserSignals(BaseModel):
 Role = Literal["viewer", "host", "operator"]
 
 
-class ChatEvent(_Event):
+class _Comment(_Event):
+    user_id: Identifier
+    text: Text
+    role: Role = "viewer"
+    user: UserSignals | None = None
+
+
+class ChatEvent(_Comment):
+    """A comment in the room's chat."""
+
     kind: Literal["chat"] = "chat"
-    user_id: Identifier
-    text: Text
-    role: Role = "viewer"
-    user: UserSignals | None = None
 
 
-class DanmakuEvent(_Event):
+class DanmakuEvent(_Comment):
+    """A bullet comment (弹幕) flying over the video."""
+
     kind: Literal["danmaku"] = "danmaku"
-    user_id: Identifier
-    text: Text
-    role: Role = "viewer"
-    user: UserSignals | None = None
 
 
 class TranscriptEvent(_Event):
