@@ -286,18 +286,6 @@ def test_the_commented_kubernetes_example_is_a_pod_job():
                 assert key in annotations, f"the pods have no {key} annotation"
 
 
-@needs_promtool
-def test_promtool_accepts_the_kubernetes_example(tmp_path: Path):
-    config = yaml.safe_load(PROM_CONFIG.read_text(encoding="utf-8"))
-    config["scrape_configs"] = _kubernetes_sd_example()
-    shutil.copy(ALERTS, tmp_path / "alerts.yml")
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    r = _promtool("check", "config", tmp_path / "prometheus.yml")
-    if "field kubernetes_sd_configs not found" in r.stdout + r.stderr:
-        pytest.skip("this promtool is built without Kubernetes discovery (Debian's is)")
-    assert r.returncode == 0, r.stdout + r.stderr
-
-
 def _series(name: str, values: str, **labels: str) -> dict[str, str]:
     labels = {"job": "livewatch", "instance": "w1:9108", **labels}
     return {"series": name + "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}", "values": values}
