@@ -24,6 +24,8 @@ from schemas.deadletter import Source
 ALERTS_FILE = "alerts.jsonl"
 ACTIONS_FILE = "actions.jsonl"
 DLQ_FILE = "dlq.jsonl"
+#: in a replay, an event more than this ahead of every earlier one counts as from the future
+REPLAY_MAX_JUMP_MS = 30 * 24 * 3600 * 1000
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[Source, bytes]]:
@@ -109,8 +111,9 @@ class EmbeddedRuntime:
         self.watcher = RulesetWatcher(rules_dir)
         self.metrics = metrics or Metrics()
         self.metrics.set_ruleset(self.watcher.current.version)
-        # "From the future" is judged against the recording's own latest event time, not the wall clock,
-        # so a replay rejects the same lines whenever it runs.
+        # "From the future" is judged against the recording's own latest event time (plus a month: real
+        # recordings have gaps of hours), not the wall clock, so a replay rejects the same lines whenever
+        # it runs.
         self._latest_ts: int | None = None
         self.engine = Engine(lambda: self.watcher.current, metrics=self.metrics, clock_ms=self._stream_clock)
         self.out_dir = out_dir
@@ -119,7 +122,7 @@ class EmbeddedRuntime:
         self.reload_every_s = reload_every_s
 
     def _stream_clock(self) -> int:
-        return self._latest_ts if self._latest_ts is not None else 1 << 62
+        return self._latest_ts + REPLAY_MAX_JUMP_MS if self._latest_ts is not None else 1 << 62
 
     def run(self, messages: Iterable[tuple[Source, bytes]], progress: Progress | None = None) -> RunStats:
         alerts = JsonlWriter(self.out_dir / ALERTS_FILE)

@@ -35,8 +35,9 @@ def chat(text: str, *, role: str = "viewer", user: str = "u1", room: str = "r1",
 
 
 def danmaku(text: str, *, user: str = "u1", room: str = "r1", t: float = 0, event_id: str | None = None,
-            **extra: Any) -> DanmakuEvent:
-    return DanmakuEvent(**_base(room, t, event_id), user_id=user, text=text, **extra)
+            signals: dict[str, Any] | None = None, **extra: Any) -> DanmakuEvent:
+    """A viewer's bullet comment; ``signals`` are the optional account signals (the event's ``user``)."""
+    return DanmakuEvent(**_base(room, t, event_id), user_id=user, text=text, user=signals, **extra)
 
 
 def price_tag(product: str, title: str, price: str, *, category: str = "general", room: str = "r1", t: float = 0,

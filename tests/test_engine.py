@@ -177,3 +177,9 @@ def test_unknown_fields_are_kept_through_validation(engine):
     raw["vendor_extension"] = {"camera": 2}
     out = engine.process_raw(json.dumps(raw).encode(), SRC)
     assert out.event.model_dump()["vendor_extension"] == {"camera": 2}
+
+
+def test_a_recording_with_hours_between_events_is_not_from_the_future(tiny_rules, tmp_path):
+    lines = [wire(say("你好", t=t, event_id=f"s{t}")) for t in (0, 6 * 3600, 12 * 3600)]
+    stats = EmbeddedRuntime(tmp_path / "out", rules_dir=tiny_rules).run(read_jsonl(write_recording(tmp_path / "r.jsonl", lines)))
+    assert stats.events == 3 and not stats.dead_letters
