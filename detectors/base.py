@@ -32,6 +32,9 @@ class Detector(Protocol):
     settings_model: ClassVar[type[BaseModel]]
     rule_model: ClassVar[type[Rule]]
     state_model: ClassVar[type[BaseModel]]
+    #: whether a runtime must persist the state (a changelog write whenever it changes); sliding-window
+    #: state says False and is rebuilt from the input instead
+    durable_state: ClassVar[bool]
 
     def __init__(self, settings: Any, rules: Sequence[Rule], context: RuleContext) -> None: ...
 

@@ -135,6 +135,7 @@ class FalseClaimsDetector:
     settings_model: ClassVar[type[BaseModel]] = ClaimsSettings
     rule_model: ClassVar[type[Rule]] = ClaimRule
     state_model: ClassVar[type[BaseModel]] = ClaimsState
+    durable_state: ClassVar[bool] = True  # the product on air and titles already reported: small, long-lived
 
     def __init__(self, settings: ClaimsSettings, rules: Sequence[ClaimRule], context: RuleContext) -> None:
         self.settings = settings

@@ -119,6 +119,7 @@ class BotFloodDetector:
     settings_model: ClassVar[type[BaseModel]] = FloodSettings
     rule_model: ClassVar[type[Rule]] = FloodRule
     state_model: ClassVar[type[BaseModel]] = FloodState
+    durable_state: ClassVar[bool] = False  # a sliding window: kept in memory, never in the changelog
 
     def __init__(self, settings: FloodSettings, rules: Sequence[FloodRule], context: RuleContext) -> None:
         self.settings = settings
@@ -247,7 +248,10 @@ class BotFloodDetector:
         if share < s.min_share and not burst:
             return []
         first_detection = t.reported_ts is None
-        due = first_detection or event.ts - t.reported_ts >= s.report_every_s * 1000
+        # Report once per report_every_s period of event time; the period, not the moment of detection,
+        # names the finding, so a worker that rebuilt its window after a rebalance names it the same.
+        period = event.ts // (s.report_every_s * 1000)
+        due = first_detection or period != t.reported_ts // (s.report_every_s * 1000)
         report = "campaign" if t.commercial else "noncommercial_flood"
         rule = self._by_report.get(report)
         findings: list[Finding] = []
@@ -305,7 +309,7 @@ class BotFloodDetector:
             rule, event, t, Subject(kind="room", id=event.room_id), share, signals, horizon, len(t.accounts),
             f"{kind}: {len(t.accounts)} accounts posted 「{t.raw_example[:40]}」 ({share:.0%} of the room's comments"
             f"{'; ' + ', '.join(signals) if signals else ''})",
-            ident=f"{t.text}|{t.reported_ts}")
+            ident=f"{t.text}|{event.ts // (self.settings.report_every_s * 1000)}")
 
     def _account_finding(self, rule: FloodRule, event: EventModel, t: Template, user: str, share: float,
                          horizon: int) -> Finding:
@@ -317,7 +321,7 @@ class BotFloodDetector:
 
     def check_examples(self, rule: Rule) -> list[str]:
         assert isinstance(rule, FloodRule)
-        solo = BotFloodDetector(self.settings, [rule], self.context)
+        solo = BotFloodDetector(self.settings, [rule.model_copy(update={"status": "live"})], self.context)
         problems = []
         for expected, texts in ((True, rule.examples.commercial), (False, rule.examples.not_commercial)):
             for text in texts:

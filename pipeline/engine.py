@@ -46,9 +46,11 @@ class RoomState:
             state = self.detectors[detector.name] = detector.state_model()
         return state
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, only: frozenset[str] | None = None) -> dict[str, Any]:
+        """The state as JSON data; ``only`` limits detector states to those names (the durable ones)."""
         return {
-            "detectors": {name: s.model_dump(mode="json") for name, s in self.detectors.items()},
+            "detectors": {name: s.model_dump(mode="json") for name, s in self.detectors.items()
+                          if only is None or name in only},
             "policy": self.policy.model_dump(mode="json"),
         }
 

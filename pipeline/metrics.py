@@ -38,6 +38,9 @@ class Metrics:
                                     ["bound"], registry=r)
         self.consumer_lag = Gauge("livewatch_consumer_lag_messages",
                                   "Messages on owned input partitions not yet received, by topic", ["topic"], registry=r)
+        self.reread = Counter("livewatch_reread_messages_total",
+                              "Messages Faust skipped after a rebalance, read again directly and decided",
+                              registry=r)
         self.rooms_active = Gauge("livewatch_rooms_active", "Rooms with state in this process", registry=r)
         self.ruleset_info = Gauge("livewatch_ruleset_info", "The loaded ruleset (value 1)", ["version"], registry=r)
         self.ruleset_reloads = Counter("livewatch_ruleset_reloads_total", "Ruleset reload attempts", ["result"],

@@ -37,9 +37,21 @@ class Ruleset:
     detectors: tuple[Detector, ...]
     policy: Policy
     rules: dict[str, Rule] = field(repr=False)
+    #: every configured detector, including those whose rules are all off (not in ``detectors``)
+    configured: dict[str, Detector] = field(default_factory=dict, repr=False)
 
     def detectors_for(self, kind: str) -> tuple[Detector, ...]:
         return tuple(d for d in self.detectors if kind in d.kinds)
+
+    def build(self, name: str, status: str | dict[str, str] | None = None) -> Detector:
+        """A detector from this ruleset's settings and rules, with rule statuses overridden — one status
+        for all, or by rule id — to evaluate or test a detector whose rules ship switched off."""
+        configured = self.configured[name]
+        rules = list(configured.all_rules)  # type: ignore[attr-defined]
+        if status is not None:
+            wanted = status if isinstance(status, dict) else {r.id: status for r in rules}
+            rules = [r.model_copy(update={"status": wanted.get(r.id, r.status)}) for r in rules]
+        return type(configured)(configured.settings, rules, RuleContext(self.version))  # type: ignore[call-arg]
 
 
 def default_rules_dir() -> Path:
@@ -190,12 +202,17 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
             rules_by_detector.setdefault(rule_file.detector, []).append((rule, path, node, i))
 
     detectors: list[Detector] = []
+    configured: dict[str, Detector] = {}
     all_rules: dict[str, Rule] = {}
     for name, entries in sorted(rules_by_detector.items()):
         detector_cls = REGISTRY[name]
         detector_settings = settings.get(name, (detector_cls.settings_model(), None))[0]
-        detector = detector_cls(detector_settings, [r for r, *_ in entries], context)
-        detectors.append(detector)
+        rules = [r for r, *_ in entries]
+        detector = detector_cls(detector_settings, rules, context)
+        detector.all_rules = rules  # type: ignore[attr-defined]
+        configured[name] = detector
+        if any(r.status != "off" for r in rules):  # a detector whose rules are all off does not run
+            detectors.append(detector)
         for rule, path, node, i in entries:
             all_rules[rule.id] = rule
             if check_examples:
@@ -207,7 +224,7 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
         raise RuleSetError(problems)
     assert enforcement is not None
     return Ruleset(version=version, directory=directory, detectors=tuple(detectors),
-                   policy=Policy(enforcement, version), rules=all_rules)
+                   policy=Policy(enforcement, version), rules=all_rules, configured=configured)
 
 
 class RulesetWatcher:

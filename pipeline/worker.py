@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
 from pipeline.engine import Engine, Outcome, RoomState
@@ -78,7 +79,12 @@ class TableStateStore:
 
     def put(self, room_id: str, state: RoomState) -> None:
         self._cache[room_id] = state
-        data = state.to_json()
+        # Only long-lived state goes to the changelog: ladders and durable detector state. Sliding-window
+        # state (bot floods) changes with every comment; it lives in memory and starts afresh after a
+        # rebalance (DESIGN.md principle 7).
+        ruleset = self.ruleset()
+        durable = frozenset(d.name for d in ruleset.detectors if getattr(d, "durable_state", True))
+        data = state.to_json(only=durable)
         blob = json.dumps(data, sort_keys=True)
         if self._written.get(room_id) != blob:
             self.table[room_id.encode()] = blob.encode()
@@ -93,7 +99,7 @@ class TableStateStore:
 @dataclass
 class _Pending:
     offset: int
-    event: Any  # faust EventT
+    event: Any  # the Faust event to acknowledge; None for a message re-read directly
     done: bool = False
 
 
@@ -158,6 +164,8 @@ class WorkerRuntime:
         self._owned: dict[int, set[TP]] = {}  # partition number → the input topic-partitions we own
         self._next_ack: dict[TP, int] = {}  # next offset to acknowledge per topic-partition
         self._gap_since: dict[TP, float] = {}
+        self._rereading: set[TP] = set()
+        self._bounds: dict[TP, tuple[int, int]] = {}  # input partition → (log start, end) at assignment
         self._lock = asyncio.Lock()
         self._last_reload = time.monotonic()
 
@@ -183,6 +191,8 @@ class WorkerRuntime:
             self._owned.setdefault(tp.partition, set()).add(tp)
         self.metrics.partitions_assigned.set(len(self._owned))
         log.info("assigned input partitions %s", sorted({tp.partition for tp in inputs}))
+        self._bounds = {}
+        asyncio.ensure_future(self._query_bounds(inputs))
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **kwargs: Any) -> None:
         # Everything held or un-acknowledged is read again from the committed offsets after the
@@ -225,38 +235,80 @@ class WorkerRuntime:
 
     async def _receive(self, event: Any) -> None:
         msg = event.message
-        tp = msg.tp
-        source = Source(topic=msg.topic, partition=msg.partition, offset=msg.offset)
         async with self._lock:
             # Faust can hand over a message fetched just before a rebalance after it; it is processed
             # like any other (dropping it would lose it: Faust has already moved its read offset past it).
             pending = _Pending(msg.offset, event)
-            self._pending.setdefault(tp, deque()).append(pending)
-            self._last_offset[tp] = msg.offset
-            raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-            try:
-                decoded = self.engine.decode(raw, source)
-                if not isinstance(decoded, DeadLetter) and msg.key != decoded.room_id.encode():
-                    # Room state is partitioned by room_id: a message keyed otherwise would split a room's
-                    # ladder across workers.
-                    self.metrics.dead_letters.labels(reason="wrong_key").inc()
-                    decoded = DeadLetter.of(raw, "wrong_key", f"message key {msg.key!r} is not the room_id "
-                                            f"{decoded.room_id!r}; producers must key by room_id", source,
-                                            decoded.event_id)
-                if isinstance(decoded, DeadLetter):
-                    await self._send(Outcome(dead_letters=[decoded]), key=msg.key)
-                    pending.done = True
-                else:
-                    merger = self._mergers.get(msg.partition)
-                    if merger is None:
-                        merger = self._mergers[msg.partition] = EventTimeMerger(
-                            self._inputs_of(msg.partition), self.settings.max_lateness_ms,
-                            self.settings.max_wait_s)
-                    merger.push(tp, decoded.ts, _Held(decoded, raw, source, pending), time.monotonic(),
-                                seq=_seq_of(msg), topic=msg.topic, offset=msg.offset)
-            except Exception as e:
-                await self._dead_letter_unexpected(e, raw, source, msg.key)
+            self._pending.setdefault(msg.tp, deque()).append(pending)
+            await self._accept(msg.tp, msg.offset, msg.key, event.value, msg.headers, pending)
+            await self._release()
+
+    async def _accept(self, tp: TP, offset: int, key: bytes | None, value: Any, headers: Any,
+                      pending: _Pending) -> None:
+        """Decode one message: a dead letter is sent at once, a valid event joins the event-time merge."""
+        source = Source(topic=tp.topic, partition=tp.partition, offset=offset)
+        self._last_offset[tp] = max(offset, self._last_offset.get(tp, offset))
+        raw = value if isinstance(value, bytes) else bytes(value or b"")
+        try:
+            decoded = self.engine.decode(raw, source)
+            if not isinstance(decoded, DeadLetter) and key != decoded.room_id.encode():
+                # Room state is partitioned by room_id: a message keyed otherwise would split a room's
+                # ladder across workers.
+                self.metrics.dead_letters.labels(reason="wrong_key").inc()
+                decoded = DeadLetter.of(raw, "wrong_key", f"message key {key!r} is not the room_id "
+                                        f"{decoded.room_id!r}; producers must key by room_id", source,
+                                        decoded.event_id)
+            if isinstance(decoded, DeadLetter):
+                await self._send(Outcome(dead_letters=[decoded]), key=key)
                 pending.done = True
+                return
+            merger = self._mergers.get(tp.partition)
+            if merger is None:
+                merger = self._mergers[tp.partition] = EventTimeMerger(
+                    self._inputs_of(tp.partition), self.settings.max_lateness_ms, self.settings.max_wait_s)
+            merger.push(tp, decoded.ts, _Held(decoded, raw, source, pending), time.monotonic(),
+                        seq=_seq_of(headers), topic=tp.topic, offset=offset)
+        except Exception as e:
+            await self._dead_letter_unexpected(e, raw, source, key)
+            pending.done = True
+
+    async def _reread(self, tp: TP, start: int, end: int) -> None:
+        """Read offsets [start, end) of ``tp`` directly and decide them: messages Faust skipped.
+
+        faust-streaming 0.15 sometimes never delivers the message at the committed offset after a
+        rebalance (seen in the two-worker test); acknowledging past it would lose it for good."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers(), group_id=None,
+                                    enable_auto_commit=False)
+        records: list[Any] = []
+        try:
+            await consumer.start()
+            part = TopicPartition(tp.topic, tp.partition)
+            consumer.assign([part])
+            consumer.seek(part, start)
+            deadline = time.monotonic() + 15
+            while (not records or records[-1].offset < end - 1) and time.monotonic() < deadline:
+                batch = await consumer.getmany(part, timeout_ms=500, max_records=end - start)
+                records.extend(r for r in batch.get(part, []) if start <= r.offset < end)
+        except Exception:
+            log.exception("re-reading %s %d..%d failed", tp, start, end - 1)
+        finally:
+            await consumer.stop()
+        async with self._lock:
+            self._rereading.discard(tp)
+            queue = self._pending.get(tp)
+            if not records or queue is None or tp not in self._owned.get(tp.partition, ()):
+                return
+            have = {p.offset for p in queue}
+            missing = [r for r in records if r.offset not in have]
+            log.warning("re-read %d message(s) of %s that Faust did not deliver (offsets %d..%d)",
+                        len(missing), tp, start, end - 1)
+            self.metrics.reread.inc(len(missing))
+            entries = [_Pending(r.offset, None) for r in missing]
+            merged = sorted([*queue, *entries], key=lambda p: p.offset)
+            queue.clear()
+            queue.extend(merged)
+            for r, entry in zip(missing, entries):
+                await self._accept(tp, r.offset, r.key, r.value, r.headers, entry)
             await self._release()
 
     async def _release(self) -> None:
@@ -332,13 +384,17 @@ class WorkerRuntime:
                 expected = self._next_ack.get(tp, committed.get(tp))
                 if expected is not None and head.offset > expected:
                     waiting = self._gap_since.setdefault(tp, now)
+                    if tp not in self._rereading and now - waiting < GAP_PATIENCE_S:
+                        self._rereading.add(tp)
+                        asyncio.ensure_future(self._reread(tp, expected, head.offset))
                     if now - waiting < GAP_PATIENCE_S:
                         break
                     log.warning("acknowledging %s@%d past a gap from %d", tp, head.offset, expected)
                 self._gap_since.pop(tp, None)
                 queue.popleft()
                 self._next_ack[tp] = head.offset + 1
-                await self._stream.ack(head.event)
+                if head.event is not None:  # a re-read message has no Faust event to acknowledge
+                    await self._stream.ack(head.event)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -346,20 +402,36 @@ class WorkerRuntime:
         return lambda: self._owned.get(partition, set())
 
     def _caught_up(self, tp: TP) -> bool:
-        """Nothing more to read on ``tp`` right now (its high-water mark is known and reached)."""
+        """Nothing more to read on ``tp`` right now: the next offset to read has reached the end.
+
+        The end is the larger of the fetcher's high-water mark and the end offset asked of the broker at
+        assignment; until one of them is known, ``tp`` is not caught up (the fetcher reports 0 for a
+        partition it has not fetched yet, which must not read as "empty")."""
+        bounds = self._bounds.get(tp)
+        if bounds is None:
+            return False
+        start, end = bounds
         try:
-            highwater = self.app.consumer.highwater(tp)
+            end = max(end, self.app.consumer.highwater(tp) or 0)
         except Exception:
-            return False
-        if highwater is None:
-            return False
-        if highwater == 0:
-            return True
+            pass
         last = self._last_offset.get(tp)
         if last is not None:
-            return last + 1 >= highwater
+            return last + 1 >= end
         committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
-        return committed is not None and committed >= highwater
+        return (committed if committed is not None else start) >= end
+
+    async def _query_bounds(self, tps: set[TP]) -> None:
+        """Ask the broker where each newly owned input partition starts and ends."""
+        try:
+            starts = await self.app.consumer.earliest_offsets(*tps)
+            ends = await self.app.consumer.highwaters(*tps)
+        except Exception:
+            log.exception("could not read the offsets of %s; the merge falls back to its wait bound", tps)
+            return
+        for tp in tps:
+            if tp in starts and tp in ends:
+                self._bounds[tp] = (starts[tp] or 0, ends[tp] or 0)
 
     def _update_lag(self) -> None:
         lag: dict[str, int] = {}
@@ -379,8 +451,8 @@ class WorkerRuntime:
             self.metrics.consumer_lag.labels(topic=topic).set(value)
 
 
-def _seq_of(msg: Any) -> int | None:
-    headers = msg.headers or []
+def _seq_of(headers: Any) -> int | None:
+    headers = headers or []
     for k, v in (headers.items() if isinstance(headers, dict) else headers):
         if k == SEQ_HEADER:
             try:

@@ -7,9 +7,12 @@ from detectors.normalize import normalize
 from tests.builders import danmaku
 
 
+ENABLED = {"flood.commercial_campaign": "live", "flood.ring_account": "live", "flood.noncommercial_flood": "shadow"}
+
+
 @pytest.fixture
 def detector(ruleset) -> BotFloodDetector:
-    return next(d for d in ruleset.detectors if d.name == "bot_flood")
+    return ruleset.build("bot_flood", ENABLED)  # the shipped rules are off until issue #4 is done
 
 
 def feed(detector, state, messages):
