@@ -1,0 +1,423 @@
+"""Synthetic bot-comment campaigns (职业弹幕人) to inject into real background traffic.
+
+Shared by ``scripts/eval_floods.py`` and ``scripts/bench_floods.py``. The builders are pure functions of
+their arguments: a campaign is a list of wire-format ``danmaku`` event dicts (the format
+``convert_bilibili.py`` writes and ``livewatch replay`` reads), built deterministically from a seed
+with ``random.Random`` — the same spec and seed give the same events, byte for byte. Two helpers touch
+files: ``load_bilibili`` (a real stream as background, via ``convert_bilibili.convert``) and
+``floods_on`` (the ruleset with flood rules that ship ``off`` switched on for an evaluation).
+
+Two script families, modelled on real paid-comment cases:
+
+- ``testimonial``: fake customer reports — "真给力，{n}颗就瘦了{x}斤", "吃了{n}周瘦了{x}斤，太神奇了" …
+- ``urgency``: pressure to buy now — "快下单，马上涨价了", "最后{n}单了，抢到就是赚到" …
+
+Each message fills the template's numbers at random and adds light variation (punctuation, an emoji or
+a Bilibili text emote such as "[赞]", a filler word, now and then a few traditional characters), as hired
+accounts do to dodge exact-match filters. Account signals are either bot-like (accounts 0–3 days old, level 0–1, a device shared by a
+group of ~5 accounts, every IP in one /24) or organic-looking (old accounts, real levels, own device,
+scattered IPs), so an evaluation can measure what the text alone catches.
+
+    from scripts.flood_campaigns import CampaignSpec, build_campaign, inject, load_bilibili
+    background = load_bilibili(Path("../shared/data/bilibili_danmaku_2020-12-12.jsonl"))
+    spec = CampaignSpec("t50", accounts=50, family="testimonial", start_ms=..., duration_s=60, share=0.7)
+    events = inject(background, build_campaign(spec, background))
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import heapq
+import json
+import math
+import random
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Sequence
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import yaml  # noqa: E402
+
+from pipeline.ruleset import Ruleset, load_ruleset  # noqa: E402
+from scripts.convert_bilibili import convert  # noqa: E402
+
+Family = Literal["testimonial", "urgency", "mixed"]
+
+#: Script templates from real cases; {n}, {m} are small counts, {x} a weight in 斤.
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "testimonial": (
+        "真给力，{n}颗就瘦了{x}斤",
+        "{n}天成功{m}天破平台期",
+        "我喝酒夜宵还瘦了{x}斤，就{n}盒",
+        "吃了{n}周瘦了{x}斤，太神奇了",
+    ),
+    "urgency": (
+        "快下单，马上涨价了",
+        "最后{n}单了，抢到就是赚到",
+        "主播说了今晚之后恢复原价，赶紧拍",
+    ),
+}
+
+PUNCTUATION = ("", "", "！", "!!", "～", "。", "…", "！！！", "~~")
+EMOJI = ("👍", "🔥", "💪", "😍", "❤️", "🎉", "👏", "[赞]", "[666]")
+FILLERS = ("真的", "姐妹们", "亲测", "家人们", "绝了", "哈哈", "说实话", "宝子们", "信我")
+#: simplified → traditional for characters the templates use (applied now and then, per character)
+TRADITIONAL = {
+    "给": "給", "颗": "顆", "单": "單", "涨": "漲", "价": "價", "赶": "趕", "紧": "緊", "说": "說",
+    "复": "復", "抢": "搶", "赚": "賺", "后": "後", "台": "臺", "还": "還", "们": "們", "实": "實",
+    "亲": "親", "测": "測",
+}
+
+#: The /24 every bot-like account posts from (TEST-NET-3, RFC 5737: never a real host).
+BOT_NET = "203.0.113"
+#: accounts per shared device, for bot-like signals
+DEVICE_GROUP = 5
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """One injected campaign.
+
+    The number of messages is ``messages_per_account`` × ``accounts`` when given; otherwise it is set so
+    that the campaign is ``share`` of the room's traffic during [start, start + duration) (bots / (bots +
+    background)), but never fewer than one message per account nor more than one per account per
+    ``min_gap_s`` on average — so a low ``share`` with many accounts in a quiet room comes out higher
+    than asked, a high one with few accounts in a busy room lower; ``achieved_share`` says what it
+    was. ``rate`` (messages/s), when given, sets the duration from the message count instead of
+    ``duration_s``.
+    """
+
+    scenario: str
+    accounts: int
+    start_ms: int
+    family: Family = "testimonial"
+    #: script templates to use instead of the family's ({n}, {m}, {x} are filled at random)
+    templates: tuple[str, ...] | None = None
+    duration_s: float = 60.0
+    messages_per_account: int | None = None
+    share: float | None = None
+    rate: float | None = None
+    signals: bool = True
+    seed: int = 0
+    #: a share is never reached by an account posting more than once per ``min_gap_s`` on average
+    min_gap_s: float = 1.0
+    kind: Literal["danmaku", "chat"] = "danmaku"
+
+    def __post_init__(self) -> None:
+        if self.accounts < 1:
+            raise ValueError("accounts must be ≥ 1")
+        if self.share is not None and not 0 < self.share < 1:
+            raise ValueError("share must be in (0, 1)")
+        if self.messages_per_account is None and self.share is None:
+            raise ValueError("give messages_per_account or share")
+        if self.duration_s <= 0 and self.rate is None:
+            raise ValueError("duration_s must be > 0")
+
+
+@dataclass
+class Campaign:
+    spec: CampaignSpec
+    events: list[dict[str, Any]]
+    account_ids: frozenset[str] = field(default_factory=frozenset)
+    end_ms: int = 0
+
+    @property
+    def event_ids(self) -> frozenset[str]:
+        return frozenset(e["event_id"] for e in self.events)
+
+
+# -- text ----------------------------------------------------------------------------------------
+
+
+def _weight(rng: random.Random) -> str:
+    x = rng.choice((rng.randint(3, 20), round(rng.uniform(2.0, 15.0), 1)))
+    return str(x)
+
+
+def fill_template(template: str, rng: random.Random) -> str:
+    return template.format(n=rng.randint(1, 6), m=rng.randint(3, 14), x=_weight(rng))
+
+
+def vary(text: str, rng: random.Random) -> str:
+    """Light variation as hired accounts apply it: punctuation, emoji, a filler, some traditional chars."""
+    if rng.random() < 0.35:
+        filler = rng.choice(FILLERS)
+        text = f"{filler}{rng.choice(('', '，', ' '))}{text}" if rng.random() < 0.6 else f"{text}，{filler}"
+    if rng.random() < 0.3:  # swap the comma for something else
+        text = text.replace("，", rng.choice(("，", ",", " ", "！", "")), 1)
+    if rng.random() < 0.15:
+        text = "".join(TRADITIONAL.get(c, c) if rng.random() < 0.7 else c for c in text)
+    text += rng.choice(PUNCTUATION)
+    if rng.random() < 0.4:
+        text += rng.choice(EMOJI) * rng.choice((1, 1, 2, 3))
+    return text
+
+
+def campaign_text(family: Family, rng: random.Random, templates: Sequence[str] | None = None) -> str:
+    """One message of a campaign: a template of the family (or of ``templates``), filled and varied."""
+    if templates:
+        pool: Sequence[str] = templates
+    else:
+        pool = TEMPLATES["testimonial"] + TEMPLATES["urgency"] if family == "mixed" else TEMPLATES[family]
+    return vary(fill_template(rng.choice(pool), rng), rng)
+
+
+# -- account signals -----------------------------------------------------------------------------
+
+
+def bot_signals(scenario: str, i: int, rng: random.Random) -> dict[str, Any]:
+    """Signals of a hired account: brand new, level 0–1, a device shared by ~5 accounts, one /24."""
+    return {
+        "account_age_days": rng.randint(0, 3),
+        "level": rng.randint(0, 1),
+        "device_id": f"dev-{scenario}-{i // DEVICE_GROUP}",
+        "ip": f"{BOT_NET}.{rng.randint(1, 254)}",
+    }
+
+
+def organic_signals(key: str, rng: random.Random) -> dict[str, Any]:
+    """Signals that look like an ordinary viewer's: an old account, a real level, its own device and IP."""
+    return {
+        "account_age_days": rng.randint(30, 2500),
+        "level": rng.randint(3, 40),
+        "device_id": f"dev-{key}",
+        "ip": f"{rng.randint(11, 199)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+    }
+
+
+def with_organic_signals(events: Iterable[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
+    """Copies of background events with stable organic-looking ``user`` signals (one set per user id)."""
+    per_user: dict[str, dict[str, Any]] = {}
+    out = []
+    for e in events:
+        uid = e.get("user_id")
+        if uid is None:
+            out.append(e)
+            continue
+        if uid not in per_user:
+            per_user[uid] = organic_signals(uid, random.Random(f"{seed}:{uid}"))
+        out.append({**e, "user": per_user[uid]})
+    return out
+
+
+# -- campaigns -----------------------------------------------------------------------------------
+
+
+def room_of(background: Sequence[dict[str, Any]]) -> tuple[str, str]:
+    """(room_id, platform) of a background stream."""
+    if not background:
+        raise ValueError("empty background: pass room_id and platform explicitly")
+    return background[0]["room_id"], background[0]["platform"]
+
+
+def count_between(background: Sequence[dict[str, Any]], start_ms: int, end_ms: int) -> int:
+    """Background events with start_ms ≤ ts < end_ms (background sorted by ts)."""
+    ts = [e["ts"] for e in background] if not isinstance(background, _TsIndex) else background.ts
+    return bisect.bisect_left(ts, end_ms) - bisect.bisect_left(ts, start_ms)
+
+
+class _TsIndex(list):  # type: ignore[type-arg]
+    """A background list that remembers its sorted timestamps (for repeated ``count_between``)."""
+
+    def __init__(self, events: Iterable[dict[str, Any]]) -> None:
+        super().__init__(events)
+        self.ts = [e["ts"] for e in self]
+
+
+def index(background: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The background as a list that answers ``count_between`` without rebuilding its time index."""
+    return _TsIndex(background)
+
+
+def messages_for_share(share: float, background_count: int) -> int:
+    """Bot messages that make ``share`` of (bots + background)."""
+    return math.ceil(share / (1 - share) * background_count)
+
+
+def _per_account(total: int, accounts: int, rng: random.Random) -> list[int]:
+    """Split ``total`` messages over accounts, every account at least one, a few posting more."""
+    counts = [1] * accounts
+    for _ in range(max(0, total - accounts)):
+        counts[rng.randrange(accounts)] += 1
+    return counts
+
+
+def build_campaign(
+    spec: CampaignSpec,
+    background: Sequence[dict[str, Any]] = (),
+    room_id: str | None = None,
+    platform: str | None = None,
+) -> Campaign:
+    """The campaign's events (sorted by ts), in the background's room unless room/platform are given."""
+    rng = random.Random(f"{spec.seed}:{spec.scenario}")
+    if room_id is None or platform is None:
+        bg_room, bg_platform = room_of(background)
+        room_id, platform = room_id or bg_room, platform or bg_platform
+
+    if spec.messages_per_account is not None:
+        counts = [spec.messages_per_account] * spec.accounts
+    else:
+        assert spec.share is not None
+        duration_ms = round(spec.duration_s * 1000)
+        bg = count_between(background, spec.start_ms, spec.start_ms + duration_ms)
+        cap = spec.accounts * max(1, math.floor(spec.duration_s / spec.min_gap_s))
+        total = min(messages_for_share(spec.share, bg), cap)
+        counts = _per_account(max(total, spec.accounts), spec.accounts, rng)
+    total = sum(counts)
+    duration_ms = round(total / spec.rate * 1000) if spec.rate else round(spec.duration_s * 1000)
+    duration_ms = max(duration_ms, 1)
+
+    events: list[dict[str, Any]] = []
+    accounts: list[str] = []
+    for i, n in enumerate(counts):
+        user_id = f"bot-{spec.scenario}-{i}"
+        accounts.append(user_id)
+        user = (bot_signals(spec.scenario, i, rng) if spec.signals
+                else organic_signals(f"{spec.scenario}-{i}", rng))
+        for _ in range(n):
+            events.append({
+                "kind": spec.kind,
+                "room_id": room_id,
+                "platform": platform,
+                "ts": spec.start_ms + rng.randrange(duration_ms),
+                "user_id": user_id,
+                "text": campaign_text(spec.family, rng, spec.templates),
+                "role": "viewer",
+                "user": user,
+            })
+    events.sort(key=lambda e: e["ts"])
+    for k, e in enumerate(events):
+        e["event_id"] = f"{room_id}-bot-{spec.scenario}-{k}"
+    return Campaign(spec=spec, events=events, account_ids=frozenset(accounts),
+                    end_ms=spec.start_ms + duration_ms)
+
+
+def achieved_share(campaign: Campaign, background: Sequence[dict[str, Any]]) -> float:
+    """The campaign's real share of the room's messages during its own span."""
+    bg = count_between(background, campaign.spec.start_ms, campaign.end_ms)
+    bots = len(campaign.events)
+    return bots / (bots + bg) if bots + bg else 0.0
+
+
+def inject(background: Iterable[dict[str, Any]], *campaigns: Campaign | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Background and campaigns merged by ts (stable: on equal ts, background first, then campaigns in order)."""
+    streams: list[Iterable[dict[str, Any]]] = [background]
+    streams += [c.events if isinstance(c, Campaign) else c for c in campaigns]
+    return list(heapq.merge(*streams, key=lambda e: e["ts"]))
+
+
+# -- background ----------------------------------------------------------------------------------
+
+
+def load_bilibili(src: Path, room_id: str | None = None) -> list[dict[str, Any]]:
+    """A Bilibili danmaku dump as wire-format events sorted by ts, via ``convert_bilibili.convert``."""
+    with tempfile.TemporaryDirectory(prefix="livewatch-floods-") as tmp:
+        dst = Path(tmp) / f"{src.stem}.jsonl"
+        convert(src, dst, room_id)
+        with open(dst, encoding="utf-8") as f:
+            return index(json.loads(line) for line in f if line.strip())
+
+
+def busiest_window(background: Sequence[dict[str, Any]], window_s: float) -> int:
+    """Start ts (ms) of the ``window_s`` span [t, t + window) with the most background events (ties: earliest)."""
+    ts = background.ts if isinstance(background, _TsIndex) else [e["ts"] for e in background]
+    if not ts:
+        return 0
+    width = round(window_s * 1000)
+    best_i = max(range(len(ts)), key=lambda i: (bisect.bisect_left(ts, ts[i] + width) - i, -i))
+    return ts[best_i]
+
+
+# -- rules ---------------------------------------------------------------------------------------
+
+DETECTOR = "bot_flood"
+#: the status a flood rule shipped ``off`` gets for an evaluation, by what it reports
+EVAL_STATUS = {"campaign": "live", "ring_account": "live", "noncommercial_flood": "shadow"}
+
+
+def floods_on(rules_dir: Path | str | None = None, as_shipped: bool = False) -> tuple[Ruleset, dict[str, str]]:
+    """The ruleset with the bot-flood rules that ship ``off`` switched on for evaluation — campaign and
+    ring-account rules ``live``, the non-commercial flood rule ``shadow`` (as its description says) — and
+    the statuses changed, {rule id: status}. Rules already ``live`` or ``shadow`` are left alone; with
+    ``as_shipped`` nothing is changed. Uses ``Ruleset.build`` where the ruleset has it; otherwise loads a
+    temporary copy of the rules directory with the statuses edited."""
+    ruleset = load_ruleset(rules_dir)
+    if as_shipped:
+        return ruleset, {}
+    configured = getattr(ruleset, "configured", None)
+    if configured is not None and hasattr(ruleset, "build"):
+        if DETECTOR not in configured:
+            return ruleset, {}
+        rules = getattr(configured[DETECTOR], "all_rules", ())
+        changes = {r.id: EVAL_STATUS.get(getattr(r, "reports", ""), "live") for r in rules if r.status == "off"}
+        if not changes:
+            return ruleset, {}
+        detector = ruleset.build(DETECTOR, changes)
+        others = tuple(d for d in ruleset.detectors if d.name != DETECTOR)
+        return dataclasses.replace(ruleset, detectors=others + (detector,)), changes
+    return _floods_on_by_copy(ruleset.directory)
+
+
+def _floods_on_by_copy(rules_dir: Path) -> tuple[Ruleset, dict[str, str]]:
+    changes: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="livewatch-rules-") as tmp:
+        dst = Path(tmp) / "rules"
+        shutil.copytree(rules_dir, dst)
+        for path in sorted(dst.glob("*.yaml")):
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("detector") != DETECTOR:
+                continue
+            for rule in data.get("rules") or []:
+                # YAML 1.1 reads a bare ``off`` as false
+                if isinstance(rule, dict) and rule.get("status") in ("off", False):
+                    rule["status"] = changes[rule["id"]] = EVAL_STATUS.get(rule.get("reports", ""), "live")
+            path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        return load_ruleset(dst), changes  # everything is read at load: the copy can go
+
+
+def write_jsonl(events: Iterable[dict[str, Any]], dst: Path) -> int:
+    """Write events as a recording ``livewatch replay`` reads."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(dst, "w", encoding="utf-8") as f:
+        for e in events:
+            f.write(json.dumps(e, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write a background stream with one campaign injected, for ``livewatch replay``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("src", type=Path, help="a Bilibili dump, e.g. ../shared/data/bilibili_danmaku_2020-12-12.jsonl")
+    ap.add_argument("dst", type=Path)
+    ap.add_argument("--accounts", type=int, default=50)
+    ap.add_argument("--family", choices=("testimonial", "urgency", "mixed"), default="testimonial")
+    ap.add_argument("--share", type=float, default=0.7)
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of event time")
+    ap.add_argument("--no-signals", action="store_true", help="organic-looking account signals")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    background = load_bilibili(args.src)
+    start = busiest_window(background, args.duration)
+    spec = CampaignSpec("cli", accounts=args.accounts, start_ms=start, family=args.family,
+                        duration_s=args.duration, share=args.share, signals=not args.no_signals, seed=args.seed)
+    campaign = build_campaign(spec, background)
+    n = write_jsonl(inject(background, campaign), args.dst)
+    print(f"wrote {n:,} events to {args.dst}: {len(campaign.events)} campaign messages from {spec.accounts} "
+          f"accounts at ts {start} (share {achieved_share(campaign, background):.1%})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
