@@ -219,7 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except RuleSetError as e:  # any command started with bad rules: say where, exit 2, no traceback
+        print(str(e), file=sys.stderr)
+        return EXIT_BAD_RULES
 
 
 if __name__ == "__main__":

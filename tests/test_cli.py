@@ -47,3 +47,11 @@ def test_schema_command_prints_every_model(capsys):
 def test_replay_of_a_missing_file_fails_clearly(tmp_path: Path, capsys):
     assert main(["replay", str(tmp_path / "nope.jsonl")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_replay_with_a_bad_rules_directory_says_where_and_exits_2(tmp_path: Path, capsys):
+    recording = tmp_path / "r.jsonl"
+    recording.write_text("{}\n")
+    (tmp_path / "rules").mkdir()
+    assert main(["replay", str(recording), "--rules", str(tmp_path / "rules"), "--out", str(tmp_path / "o")]) == 2
+    assert "ruleset.yaml" in capsys.readouterr().err
