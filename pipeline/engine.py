@@ -154,9 +154,8 @@ class Engine:
     def process_decoded(self, event: EventModel, raw: bytes, source: Source) -> Outcome:
         """Process a decoded event; a detector's dead letter carries the original bytes and position."""
         outcome = self.process(event, source=source.topic or "file")
-        for dl in outcome.dead_letters:
-            dl.source = source
-            dl.raw_b64 = DeadLetter.of(raw, dl.reason, dl.detail, source).raw_b64
+        outcome.dead_letters = [DeadLetter.of(raw, d.reason, d.detail, source, d.event_id)
+                                for d in outcome.dead_letters]
         return outcome
 
     def process(self, event: EventModel, source: str = "direct") -> Outcome:

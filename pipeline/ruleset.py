@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -41,7 +42,17 @@ class Ruleset:
     configured: dict[str, Detector] = field(default_factory=dict, repr=False)
 
     def detectors_for(self, kind: str) -> tuple[Detector, ...]:
-        return tuple(d for d in self.detectors if kind in d.kinds)
+        return self._by_kind.get(kind, ())
+
+    @cached_property
+    def _by_kind(self) -> dict[str, tuple[Detector, ...]]:  # computed once per ruleset, read per event
+        kinds = {k for d in self.detectors for k in d.kinds}
+        return {k: tuple(d for d in self.detectors if k in d.kinds) for k in kinds}
+
+    @cached_property
+    def durable_detectors(self) -> frozenset[str]:
+        """Detectors whose state a runtime must persist (sliding windows are rebuilt instead)."""
+        return frozenset(d.name for d in self.detectors if getattr(d, "durable_state", True))
 
     def build(self, name: str, status: str | dict[str, str] | None = None) -> Detector:
         """A detector from this ruleset's settings and rules, with rule statuses overridden — one status

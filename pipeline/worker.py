@@ -82,9 +82,7 @@ class TableStateStore:
         # Only long-lived state goes to the changelog: ladders and durable detector state. Sliding-window
         # state (bot floods) changes with every comment; it lives in memory and starts afresh after a
         # rebalance (DESIGN.md principle 7).
-        ruleset = self.ruleset()
-        durable = frozenset(d.name for d in ruleset.detectors if getattr(d, "durable_state", True))
-        data = state.to_json(only=durable)
+        data = state.to_json(only=self.ruleset().durable_detectors)
         blob = json.dumps(data, sort_keys=True)
         if self._written.get(room_id) != blob:
             self.table[room_id.encode()] = blob.encode()
