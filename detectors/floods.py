@@ -124,6 +124,7 @@ class BotFloodDetector:
     def __init__(self, settings: FloodSettings, rules: Sequence[FloodRule], context: RuleContext) -> None:
         self.settings = settings
         self.context = context
+        self.history_ms = settings.window_s * 1000
         self.rules = [r for r in rules if r.status != "off"]
         self._by_report = {r.reports: r for r in self.rules}
         self._cues = sorted({normalize(c).text for r in self.rules for c in r.cues if normalize(c).text})
