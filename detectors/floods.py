@@ -138,6 +138,7 @@ class FloodSettings(BaseModel):
     min_share: float = Field(0.05, ge=0, le=1, description="pool messages / room messages over the pool's span")
     min_recent_share: float = Field(0.10, ge=0, le=1, description="… or over the last recent_s")
     burst_factor: float = Field(3.0, ge=1, description="… or room traffic over recent_s ≥ this × its earlier rate")
+    hold_factor: float = Field(0.5, gt=0, le=1, description="an ongoing campaign's shares may fall to this × the thresholds")
     model: CampaignModel | None = Field(None, description="a campaign also when this model on signals says so")
     min_jaccard: float = Field(0.5, gt=0, le=1)
     min_containment: float = Field(0.8, gt=0, le=1)
@@ -383,16 +384,19 @@ class BotFloodDetector:
         }
         return features, list(accounts), scripts
 
-    def is_campaign(self, features: dict[str, float]) -> tuple[bool, float]:
+    def is_campaign(self, features: dict[str, float], ongoing: bool = False) -> tuple[bool, float]:
         """(campaign?, score) for pool features: the hand thresholds on traffic, or the trained model on
         account signals — either suffices (the model adds campaigns whose accounts look bought but whose
         traffic is below the thresholds; it cannot clear a pool, see scripts/train_floods.py)."""
         s = self.settings
         if features["log_accounts"] < math.log1p(s.min_accounts):
             return False, 0.0
-        # A burst of the room's traffic counts when the pool is a visible part of it.
-        hand = (features["share"] >= s.min_share or features["recent_share"] >= s.min_recent_share
-                or (features["log_burst"] >= math.log1p(s.burst_factor) and features["recent_share"] >= s.min_share))
+        # A burst of the room's traffic counts when the pool is a visible part of it. An ongoing campaign
+        # stays one down to hold_factor × the shares (hysteresis: a campaign hovering at the threshold
+        # is not dropped and re-detected, and its late accounts are still named).
+        k = s.hold_factor if ongoing else 1.0
+        hand = (features["share"] >= k * s.min_share or features["recent_share"] >= k * s.min_recent_share
+                or (features["log_burst"] >= math.log1p(s.burst_factor) and features["recent_share"] >= k * s.min_share))
         score = min(1.0, 0.5 + features["share"] / 2) if hand else 0.0
         if s.model is not None:
             p = s.model.probability(features)
@@ -408,7 +412,7 @@ class BotFloodDetector:
             verdict.campaign or verdict.features.get("log_accounts", 0.0) >= math.log1p(10 * s.min_accounts))
         if not throttled:
             features, accounts, scripts = self.pool_features(state, event.ts)
-            campaign, score = self.is_campaign(features)
+            campaign, score = self.is_campaign(features, ongoing=verdict is not None and verdict.campaign)
             verdict = state.verdict = Verdict(
                 ts=event.ts, campaign=campaign, features={k: round(v, 4) for k, v in features.items()},
                 accounts=accounts if campaign else [], scripts=scripts if campaign else [],

@@ -2,6 +2,7 @@
 
     python scripts/eval_floods.py [--data ../shared/data] [--seed 0] [--quick] [--rules DIR] [--as-shipped]
                                   [--at 0.5] [--tail 600] [--no-background-signals] [--hand]
+    python scripts/eval_floods.py --near-duplicates   # SimHash (first version) vs MinHash LSH merging
 
 Flood rules that ship ``off`` are switched on for the evaluation (campaign and ring-account rules live,
 the non-commercial flood rule shadow) unless ``--as-shipped``; the header says which.
@@ -442,6 +443,67 @@ def summarise(organic: dict[str, dict[str, bool]], scores: list[Score], crowds: 
     return 0
 
 
+# -- near-duplicates -----------------------------------------------------------------------------
+
+
+def simhash64(text: str) -> int:
+    """The first version's fingerprint (kept here as the baseline): 64-bit SimHash of character bigrams."""
+    import hashlib
+
+    grams = [text[i:i + 2] for i in range(len(text) - 1)] or [text]
+    weights = [0] * 64
+    for g in grams:
+        h = int.from_bytes(hashlib.blake2b(g.encode("utf-8"), digest_size=8).digest(), "little")
+        for bit in range(64):
+            weights[bit] += 1 if h >> bit & 1 else -1
+    return sum(1 << bit for bit in range(64) if weights[bit] > 0)
+
+
+def near_duplicates(data: Path, seed: int, pairs: int = 3000) -> int:
+    """How often each method merges two variants of one script, and two texts that are not one script."""
+    import random
+
+    from detectors.floods import band_keys, bigrams, similarity
+    from scripts.flood_campaigns import TEMPLATES, fill_template, vary
+
+    settings = next(d for d in floods_on()[0].detectors if d.name == DETECTOR).settings
+    rng = random.Random(seed)
+    scripts = [t for family in ("testimonial", "urgency") for t in TEMPLATES[family]]
+
+    def masked(text: str) -> str:
+        return mask_digits(normalize(text).text)
+
+    def variant(template: str) -> str:
+        return masked(vary(fill_template(template, rng), rng))
+
+    organic = sorted({masked(e["text"]) for e in load_bilibili(data / STREAMS[1])
+                      if len(masked(e["text"])) >= settings.min_template_chars})
+    same = [(variant(t), variant(t)) for t in (rng.choice(scripts) for _ in range(pairs))]
+    other = [(variant(a), variant(b)) for a, b in (rng.sample(scripts, 2) for _ in range(pairs))]
+    real = [tuple(rng.sample(organic, 2)) for _ in range(pairs)]
+
+    def by_simhash(a: str, b: str) -> bool:
+        return a == b or bin(simhash64(a) ^ simhash64(b)).count("1") <= 3
+
+    def by_minhash(a: str, b: str) -> bool:
+        if a == b:
+            return True
+        if not set(band_keys(a)) & set(band_keys(b)):  # never compared: no LSH band in common
+            return False
+        jaccard, containment = similarity(bigrams(a), bigrams(b))
+        return jaccard >= settings.min_jaccard or containment >= settings.min_containment
+
+    print(f"near-duplicate merging, {pairs:,} pairs each (seed {seed}); texts normalised, numbers masked")
+    print(f"   {'method':<58} {'same script':>12} {'two scripts':>12} {'two real danmaku':>17}")
+    for name, merge in (("SimHash-64, Hamming ≤ 3 (first version)", by_simhash),
+                        (f"MinHash LSH 16×2 + Jaccard ≥ {settings.min_jaccard} or containment ≥ "
+                         f"{settings.min_containment}", by_minhash)):
+        rates = [sum(merge(a, b) for a, b in group) / len(group) for group in (same, other, real)]
+        print(f"   {name:<58} {rates[0]:>12.1%} {rates[1]:>12.1%} {rates[2]:>17.2%}")
+    print("   (same script: want high — variants of one script are one template; the others: want ≈ 0)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data",
@@ -460,7 +522,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="real viewers carry no account signals (by default each gets stable organic-looking ones)")
     ap.add_argument("--hand", action="store_true",
                     help="decide campaigns by the hand thresholds, ignoring the trained model in the rules")
+    ap.add_argument("--near-duplicates", action="store_true",
+                    help="only measure near-duplicate merging: SimHash (first version) vs MinHash LSH")
     args = ap.parse_args(argv)
+    if args.near_duplicates:
+        return near_duplicates(args.data, args.seed)
     if not 0 <= args.at < 1:
         ap.error("--at must be in [0, 1)")
 

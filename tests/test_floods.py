@@ -155,3 +155,32 @@ def test_a_model_with_an_unknown_feature_is_refused_at_load_with_its_line(rules_
         load_ruleset(rules_copy)
     [problem] = [str(p) for p in err.value.problems]
     assert "floods.yaml:" in problem and "followers" in problem
+
+
+def hand_of(detector):
+    return BotFloodDetector(detector.settings.model_copy(update={"model": None}), detector.rules, detector.context)
+
+
+def test_a_burst_of_the_rooms_traffic_carrying_the_pool_is_a_campaign(detector):
+    hand = hand_of(detector)
+    quiet = [(i, f"fan{i % 50}", f"第{i}条普通弹幕聊聊天") for i in range(480)]  # 1 message/s for 8 minutes
+    early = [(30 + i * 40, f"bot{i}", f"吃了{i % 3 + 1}周瘦了{i + 3}斤，太神奇了") for i in range(10)]
+    rush = [(480 + i * 0.3, f"fan{i}", f"哇哦第{i}个人来了好热闹") for i in range(200)]
+    late = [(480 + i * 5, f"bot{i}", f"吃了{i % 3 + 1}周瘦了{i + 5}斤，太神奇了") for i in range(12)]
+    state = FloodState()
+    findings = [f for f in feed(hand, state, sorted(quiet + early + rush + late, key=lambda m: m[0]))
+                if f.rule_id == "flood.commercial_campaign"]
+    [room] = findings
+    features = room.details["features"]
+    assert features["share"] < hand.settings.min_share and features["recent_share"] < hand.settings.min_recent_share
+    assert features["log_burst"] >= __import__("math").log1p(hand.settings.burst_factor)
+
+
+def test_an_ongoing_campaign_is_held_until_its_share_falls_below_half_the_threshold(detector):
+    hand = hand_of(detector)
+    state = FloodState()
+    feed(hand, state, background(200) + campaign(10, start=100))
+    assert state.verdict.campaign
+    f = {**state.verdict.features, "share": 0.03, "recent_share": 0.03, "log_burst": 0.0}
+    assert hand.is_campaign(f, ongoing=True)[0] and not hand.is_campaign(f, ongoing=False)[0]
+    assert not hand.is_campaign({**f, "share": 0.02, "recent_share": 0.02}, ongoing=True)[0]
