@@ -204,8 +204,8 @@ def parse_discount_rate(s: str) -> Decimal | None:
     s = _fold(s)
     if not s or len(s) > 4:
         return None
-    if s.isascii() and s.isdigit() and len(s) == 2:  # "75折" = 7.5
-        value = Decimal(f"{s[0]}.{s[1]}")
+    if s.isascii() and s.isdigit() and len(s) == 2:  # "75折" = 7.5; "10折", "50折" are no discount
+        value = Decimal(f"{s[0]}.{s[1]}") if s[1] != "0" else None
     elif s[0].isascii():
         value = _ascii_number(s)
     elif any(p in s for p in POINT):

@@ -179,12 +179,14 @@ class PriceSpeech:
                 out.sale.append(Said(got[0], a_start, m.end(), m.group(2)))
         out.sale.sort(key=lambda s: s.start)
         for m in self._reduction.finditer(text):
-            if "满" in text[max(0, m.start() - 8):m.start()]:
-                continue  # "满300减50": a threshold discount, no fixed final price
+            if "满" in text[max(0, m.start() - 8):m.start()] or self._bundle_before(text, m.start()):
+                continue  # "满300减50": a threshold discount, no fixed final price; "第二件减10": not the unit
             got = self._amount(text, m.start(2), m.end(2))
             if got is not None:
                 out.reductions.append(Said(got[0], m.start(), got[1], m.group(1)))
         for m in self._rate.finditer(text):
+            if self._bundle_before(text, m.start()):
+                continue  # "第二件半价", "两件八折": a discount on another quantity than the unit
             if m.group(2):
                 out.rates.append(Said(Decimal(5), m.start(), m.end(), "半价"))
                 continue
