@@ -44,7 +44,7 @@ TRIGGER_LABEL: dict[str, str] = {
     "host_kind": "stream metadata marks the host as AI",
     "aigc_score": "the AIGC classifier's score is over the threshold",
     "implicit_label": "the content's implicit label says it is AI-generated",
-    "self_disclosed": "the host says the host is AI",
+    "self_disclosed": "the host discloses being AI",
 }
 
 

@@ -48,7 +48,8 @@ class SpeechLexicon(BaseModel):
     fillers: list[str] = Field(default_factory=lambda: ["就是", "也就", "就", "才", "是", "为", "都", "也"])
     #: words right before a comparison price: "原价一百九十九"
     original_cues: list[str] = Field(default_factory=lambda: ["原价", "划线价", "日常价", "专柜价", "市场价",
-                                                              "吊牌价", "平时卖", "平常卖", "以前卖", "之前卖"])
+                                                              "吊牌价", "零售价", "指导价", "平时卖", "平常卖",
+                                                              "以前卖", "之前卖"])
     #: words right before a reduction: "立减50", "直降三十"
     reduction_cues: list[str] = Field(default_factory=lambda: ["立减", "直降", "立省", "减", "优惠", "便宜"])
     #: the price after this word is a threshold or a coupon price, not the sale price: "满99包邮", "券后89"

@@ -141,6 +141,11 @@ class PriceState(BaseModel):
     reported: dict[str, int] = Field(default_factory=dict)  # report key → event time, oldest first
 
 
+def _key(d: Decimal) -> str:
+    """One spelling per amount for report keys: 299, 299.0 and 299.00 are one price."""
+    return format(d.normalize(), "f")
+
+
 def _plain(d: Decimal | None) -> str | None:
     """A Decimal as a short string for details ("9.9", "129", "99.50")."""
     if d is None:
@@ -359,7 +364,7 @@ class PriceMarkingDetector:
             return []
         findings = []
         for rule in self._by_check.get("spoken_mismatch", []):
-            key = f"{rule.id}|{pid}|{tag.price}|{wrong[0].value}"
+            key = f"{rule.id}|{pid}|{_key(tag.price)}|{_key(wrong[0].value)}"
             if not self._first_report(state, key, event.ts, rule):
                 continue
             evidence = [self._span(event, text, s) for s in wrong]
@@ -387,7 +392,7 @@ class PriceMarkingDetector:
         for rule in self._by_check.get("comparison_without_basis", []):
             if basis_text:
                 continue
-            if not self._first_report(state, f"{rule.id}|{pid}|{original}", event.ts, rule):
+            if not self._first_report(state, f"{rule.id}|{pid}|{_key(original)}", event.ts, rule):
                 continue
             findings.append(self._finding(
                 rule, event, ident=(pid, event.event_id), score=self.settings.score_speech if said else
@@ -404,7 +409,7 @@ class PriceMarkingDetector:
             ref = self._reference(p, event.ts, rule.window_days)
             if ref is None or original <= ref[1]:
                 continue
-            if not self._first_report(state, f"{rule.id}|{pid}|{original}", event.ts, rule):
+            if not self._first_report(state, f"{rule.id}|{pid}|{_key(original)}", event.ts, rule):
                 continue
             how, highest, lowest, days = ref
             score = self.settings.score_inferred if how == "shown" else (
@@ -461,7 +466,7 @@ class PriceMarkingDetector:
                 allowed = max(rule.tolerance_yuan, abs(expected) * rule.tolerance_ratio)
                 if final - expected <= allowed:
                     continue
-                if not self._first_report(state, f"{rule.id}|{pid}|{original}|{final}|{stated}", event.ts, rule):
+                if not self._first_report(state, f"{rule.id}|{pid}|{_key(original)}|{_key(final)}|{stated}", event.ts, rule):
                     break
                 if sources is not None:
                     field, src = sources[i]
