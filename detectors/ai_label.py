@@ -20,7 +20,9 @@ Stream metadata is read as a snapshot of the stream: a ``stream_meta`` without `
 ``implicit_label`` means there is none now. Deadlines are event time, checked on every event of the
 room this detector receives (viewer chat and danmaku are clock ticks) before the event is applied: a
 finding fires on the first event after the deadline. State is small and durable (a restart must not
-forget that a label has been missing since 20:00).
+forget that a label has been missing since 20:00). Re-delivered events (read again by a Kafka worker after
+a restart) are recognised by the ids of the last ``max_applied_ids`` state-changing events and ignored:
+re-applying "label off" after "label back on" would open a gap that never was.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class AiLabelSettings(BaseModel):
     self_disclosure_exceptions: list[str] = Field(default_factory=lambda: ["数字人民币"])
     #: a cue right after one of these is a denial ("我不是AI主播")
     negations: list[str] = Field(default_factory=lambda: ["不是", "并非", "没有用", "不用"])
+    #: ids of recent state-changing events remembered to recognise a re-delivered one
+    max_applied_ids: int = Field(default=64, ge=1)
     score: dict[Trigger, float] = Field(default_factory=lambda: {
         "host_kind": 0.95, "implicit_label": 0.95, "self_disclosed": 0.9, "aigc_score": 0.75})
 
@@ -113,6 +117,7 @@ class AiLabelState(BaseModel):
     label_lost_event_id: str | None = None
     reports: dict[str, int] = Field(default_factory=dict)  # rule id → findings in the open episode
     next_due: int | None = None
+    applied: list[str] = Field(default_factory=list)  # ids of the latest state-changing events, oldest first
 
 
 @register
@@ -141,6 +146,8 @@ class AiLabelDetector:
     # -- the detector --------------------------------------------------------------------------
 
     def detect(self, event: EventModel, text: NormalizedText | None, state: AiLabelState) -> list[Finding]:
+        if event.event_id in state.applied:
+            return []  # re-delivered: its state change and its findings are out already
         findings = self._due(event, state) if state.next_due is not None and event.ts > state.next_due else []
         if isinstance(event, StreamMetaEvent):
             self._on_meta(event, state)
@@ -154,6 +161,8 @@ class AiLabelDetector:
         else:
             return findings  # a clock tick
         state.next_due = self._next_due(state)
+        state.applied.append(event.event_id)
+        del state.applied[: -self.settings.max_applied_ids]
         return findings
 
     # -- applying events -----------------------------------------------------------------------

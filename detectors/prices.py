@@ -20,6 +20,13 @@ ticks — **before** the event is applied, so a finding fires on the first event
 (an event exactly at the deadline does not fire it: the price must be missing *longer* than the grace).
 The state keeps the earliest open deadline, so a clock tick costs one comparison.
 
+Re-delivery is harmless: after a rebalance or restart the Kafka worker reads again the events after
+the committed offset, whose state changes may already be in the changelog. The state remembers the ids
+of the last ``max_applied_ids`` events that changed it (stream_meta, price tags, price talk) and ignores
+them when they come again — re-applying an older price tag after a newer one would bring it back. Their
+findings were published before their state was (the worker's order), so nothing is lost. Orders and
+clock ticks are idempotent by construction (a min/max; a deadline counts its reports) and are not kept.
+
 State is durable (price history must survive restarts) and bounded: at most ``max_products``
 products per room (those off air and without an open episode are evicted first, least recently
 touched), price history as one min/max per product per China-time day for ``history_days`` days, and
@@ -91,6 +98,8 @@ class PriceSettings(BaseModel):
     history_days: int = Field(default=8, ge=1, le=32)
     max_products: int = Field(default=300, ge=1)
     max_reported: int = Field(default=500, ge=1)
+    #: ids of recent state-changing events remembered to recognise a re-delivered one
+    max_applied_ids: int = Field(default=64, ge=1)
     score_value: float = Field(default=0.95, ge=0, le=1, description="a fact read from tags or orders")
     score_speech: float = Field(default=0.85, ge=0, le=1, description="a price read from the transcript")
     score_inferred: float = Field(default=0.7, ge=0, le=1, description="judged on shown, not charged, prices")
@@ -139,6 +148,7 @@ class PriceState(BaseModel):
     #: earliest event time at which an open episode's next report falls due (None: nothing open)
     next_due: int | None = None
     reported: dict[str, int] = Field(default_factory=dict)  # report key → event time, oldest first
+    applied: list[str] = Field(default_factory=list)  # ids of the latest state-changing events, oldest first
 
 
 def _key(d: Decimal) -> str:
@@ -179,6 +189,8 @@ class PriceMarkingDetector:
     # -- the detector --------------------------------------------------------------------------
 
     def detect(self, event: EventModel, text: NormalizedText | None, state: PriceState) -> list[Finding]:
+        if event.event_id in state.applied:
+            return []  # re-delivered: its state change and its findings are out already
         findings = self._due(event, state) if state.next_due is not None and event.ts > state.next_due else []
         if isinstance(event, StreamMetaEvent):
             self._on_meta(event, state)
@@ -198,6 +210,8 @@ class PriceMarkingDetector:
         else:
             return findings  # viewer comments: a clock tick only
         self._update_episodes(event, state)
+        state.applied.append(event.event_id)
+        del state.applied[: -self.settings.max_applied_ids]
         return findings
 
     # -- applying events -----------------------------------------------------------------------

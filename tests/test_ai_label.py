@@ -157,3 +157,12 @@ def test_state_changes_only_when_something_happens(detector):
     before = state.model_dump_json()
     run(detector, [danmaku("?", t=t) for t in range(1, 100)], state)
     assert state.model_dump_json() == before
+
+
+def test_a_re_delivered_event_is_not_applied_twice(detector):
+    # "label off" read again after "label back on" must not open a gap that never was
+    off = meta(t=100, host_kind="ai", event_id="off")
+    state = AiLabelState()
+    run(detector, [meta(t=0, host_kind="ai", ai_label_visible=True), off,
+                   meta(t=115, host_kind="ai", ai_label_visible=True)], state)
+    assert found(detector, [off, danmaku("?", t=200), danmaku("?", t=900)], state) == []

@@ -289,3 +289,15 @@ def test_finding_json_carries_money_as_text(detector):
     [f] = run(detector, [price_tag("p1", "围巾", "99", t=0, original_price="199")])
     data = json.loads(f.model_dump_json())
     assert data["details"]["original_price"] == "199"
+
+
+def test_a_re_delivered_event_is_not_applied_twice(detector):
+    # a Kafka worker restarted after the state was flushed reads the events after its committed offset
+    # again: an old tag coming back must not replace the newer one
+    old_tag = price_tag("p1", "围巾", "159", t=0, event_id="tag-159")
+    events = [on_air("p1", t=0), old_tag, price_tag("p1", "围巾", "99", t=10, event_id="tag-99"),
+              say("今天只要九十九", t=20, event_id="s1")]
+    state = PriceState()
+    assert run(detector, events, state) == []
+    assert run(detector, [old_tag, say("今天只要九十九", t=20, event_id="s1"), say("就九十九", t=30)], state) == []
+    assert state.products["p1"].tag.price == Decimal("99")
