@@ -35,6 +35,9 @@ class Detector(Protocol):
     #: whether a runtime must persist the state (a changelog write whenever it changes); sliding-window
     #: state says False and is rebuilt from the input instead
     durable_state: ClassVar[bool]
+    #: for state that is not durable: how much input (ms of event time) the state depends on, so that a
+    #: runtime can rebuild it by feeding the detector that much of the room's input again (0 if durable)
+    history_ms: int
 
     def __init__(self, settings: Any, rules: Sequence[Rule], context: RuleContext) -> None: ...
 

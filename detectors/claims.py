@@ -136,6 +136,7 @@ class FalseClaimsDetector:
     rule_model: ClassVar[type[Rule]] = ClaimRule
     state_model: ClassVar[type[BaseModel]] = ClaimsState
     durable_state: ClassVar[bool] = True  # the product on air and titles already reported: small, long-lived
+    history_ms: ClassVar[int] = 0
 
     def __init__(self, settings: ClaimsSettings, rules: Sequence[ClaimRule], context: RuleContext) -> None:
         self.settings = settings

@@ -1,29 +1,42 @@
-"""Bot-comment flood detector (职业弹幕人): many accounts posting one commercial script in a room.
+"""Bot-comment flood detector (职业弹幕人): many accounts posting commercial scripts in one room.
 
-Per room, comments are grouped into templates: the normalised text with numbers masked
-("3颗就瘦了3.2斤" and "2颗就瘦了5斤" are one template), and near-duplicates merged by a 64-bit SimHash
-of character bigrams (Hamming distance ≤ 3, found through four 16-bit LSH bands, so a lookup never
-scans every template). For each template the state keeps, within a sliding event-time window, the
-accounts that posted it, message counts in buckets, and account signals (new accounts, shared device,
-shared IP /24, an account contradicting its own numbers).
+**Scripts.** Per room, comments are clustered into scripts: the normalised text with numbers masked
+("3颗就瘦了3.2斤" and "2颗就瘦了5斤" are one text), and near-duplicates merged — "家人们真给力#颗就瘦了#斤"
+joins "真给力#颗就瘦了#斤". Similarity is measured on character-bigram sets: Jaccard ≥ ``min_jaccard`` or
+containment (shared / smaller set) ≥ ``min_containment``, the second because hired accounts pad a
+script with fillers ("姐妹们", "亲测", emotes) more than they rewrite it. Candidates come from MinHash
+LSH (32 hashes in 16 bands of 2), so a lookup never scans every script; each candidate is then checked
+exactly. (A 64-bit SimHash, the first version, merged too few padded variants of short Chinese texts:
+``scripts/eval_floods.py --near-duplicates`` prints both.) MinHash is a few numpy lines here rather
+than ``datasketch``: the index must live in the room state, which round-trips through JSON.
 
-A template is a **campaign** when enough distinct accounts post it within the window, it carries
-commercial content (testimonial, urgency, efficacy — the rule's cue words), and it is a large share of
-the room's traffic or a burst against the room's own baseline. Fan chants ("然然超可爱" ×200 in 10 s)
-have no commercial cue: they are reported only by a shadow rule, which never acts.
+**Campaigns.** A script is commercial when it carries a cue of the rule (a testimonial "瘦了", urgency
+"快下单", …). The room's commercial scripts posted by ≥ ``min_script_accounts`` accounts within the
+window form its *pool*: a campaign of four script variants is judged as one. The pool is a campaign
+when it is posted by ≥ ``min_accounts`` accounts and the model says so: either the hand thresholds
+(share of the room's comments over the window, share over the last ``recent_s``, or a burst of the
+room's traffic against its own rate earlier in the window), or — when the rule file carries one — a
+logistic model over the same features plus the account signals (new accounts, shared devices, one IP
+prefix, accounts contradicting their own numbers), trained by ``scripts/train_floods.py``.
 
-State is bounded: at most ``max_templates`` templates (least recently seen evicted), at most
-``max_accounts`` accounts per template, and buckets for one window.
+A fan chant ("然然超可爱" ×200 in 10 s) has no commercial cue: a non-commercial script is only reported,
+per script, by a shadow rule that never acts. A host-solicited "已下单" chant has no cue either.
+
+**State** depends only on the last ``window_s`` of input (``history_ms``), so a runtime can rebuild it
+by re-reading that much input; it is bounded: at most ``max_scripts`` scripts (least recently seen
+evicted), ``max_accounts`` accounts per script and in the commercial account table, buckets for one
+window. The pool is judged at most once per ``judge_every_ms`` of event time (the cost of a judgement
+grows with the pool); between judgements a campaign's newcomers are still named at once.
 """
 
 from __future__ import annotations
 
-import hashlib
+import math
 import re
-from typing import ClassVar, Sequence
+import zlib
+from typing import ClassVar, Iterable, Sequence
 
 import numpy as np
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import RuleContext, register
@@ -32,27 +45,38 @@ from schemas.events import ChatEvent, DanmakuEvent, EventModel
 from schemas.findings import Evidence, Finding, Subject, Window, derived_id
 from schemas.rules import Rule
 
-_BANDS = 4
-_BAND_BITS = 16
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
-
-def simhash(text: str) -> int:
-    """64-bit SimHash over character bigrams (the unigram for a one-character text): bit i is set when
-    most grams' hashes have bit i set."""
-    grams = [text[i:i + 2] for i in range(len(text) - 1)] or [text]
-    hashes = np.fromiter((hash64(g) for g in grams), dtype=np.uint64, count=len(grams))
-    ones = np.unpackbits(hashes.view(np.uint8), bitorder="little").reshape(-1, 64).sum(axis=0)
-    return int(np.packbits(ones * 2 > len(grams), bitorder="little").view(np.uint64)[0])
+# MinHash: 32 universal hashes (a·x + b) mod p over CRC-32 values of the bigrams; fixed seeds so that
+# signatures are the same in every process. 16 bands of 2 rows: pairs with Jaccard 0.5 meet in some band
+# with probability 0.99, pairs at 0.2 with 0.49 (then rejected by the exact check).
+_HASHES, _ROWS = 32, 2
+_PRIME = np.uint64((1 << 31) - 1)
+_A, _B = (np.random.default_rng(20261126).integers(1, (1 << 31) - 1, size=(2, _HASHES), dtype=np.uint64))
 
 
-def hash64(s: str) -> int:
-    """A stable 64-bit hash (Python's hash() is salted per process)."""
-    return int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "little")
+def bigrams(text: str) -> set[str]:
+    """Character bigrams (the text itself when shorter than two characters)."""
+    return {text[i:i + 2] for i in range(len(text) - 1)} or {text}
 
 
-def bands(sig: int) -> list[str]:
-    return [f"{i}:{(sig >> (i * _BAND_BITS)) & 0xFFFF:04x}" for i in range(_BANDS)]
+def minhash(grams: Iterable[str]) -> np.ndarray:
+    x = np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint64)
+    return ((np.outer(x, _A) + _B) % _PRIME).min(axis=0)
+
+
+def band_keys(grams: Iterable[str]) -> list[str]:
+    sig = minhash(grams)
+    return [f"{i}:" + ".".join(map(str, sig[i * _ROWS:(i + 1) * _ROWS])) for i in range(_HASHES // _ROWS)]
+
+
+def similarity(a: set[str], b: set[str]) -> tuple[float, float]:
+    """(Jaccard, containment) of two bigram sets."""
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared), shared / min(len(a), len(b))
+
+
+# -- rules and settings --------------------------------------------------------------------------
 
 
 class FloodExamples(BaseModel):
@@ -65,51 +89,109 @@ class FloodExamples(BaseModel):
 class FloodRule(Rule):
     #: what the rule reports: a commercial campaign (room), its accounts, or a non-commercial flood
     reports: str = Field(pattern="^(campaign|ring_account|noncommercial_flood)$")
-    #: cue words that make a template commercial (testimonial, urgency, efficacy), normalised at load
+    #: cue words that make a script commercial (testimonial, urgency, efficacy), normalised at load
     cues: list[str] = Field(default_factory=list)
     examples: FloodExamples = Field(default_factory=FloodExamples)
+
+
+#: features of a pool the model reads (all in [0, 1] or small logs, so weights are comparable)
+FEATURES = ("log_accounts", "share", "recent_share", "log_burst", "new_accounts", "shared_device",
+            "shared_ip_prefix", "contradicting_numbers", "log_scripts")
+
+
+class CampaignModel(BaseModel):
+    """A logistic model over pool features: campaign when σ(intercept + Σ wᵢ·xᵢ) ≥ threshold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    intercept: float
+    weights: dict[str, float]
+    threshold: float = Field(0.5, gt=0, lt=1)
+    trained: str = Field("", description="how and on what it was trained (scripts/train_floods.py writes it)")
+
+    def model_post_init(self, _: object) -> None:
+        unknown = set(self.weights) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"unknown features {sorted(unknown)}; known: {list(FEATURES)}")
+
+    def probability(self, features: dict[str, float]) -> float:
+        z = self.intercept + sum(w * features[name] for name, w in self.weights.items())
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
 class FloodSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    window_s: int = Field(600, ge=10, description="sliding event-time window for accounts and traffic")
+    window_s: int = Field(600, ge=10, description="sliding event-time window for scripts, accounts, traffic")
     bucket_s: int = Field(10, ge=1)
-    min_accounts: int = Field(8, ge=2, description="distinct accounts on one template within the window")
-    min_share: float = Field(0.05, ge=0, le=1, description="template messages / room messages in the window")
-    burst_factor: float = Field(3.0, ge=1, description="... or window traffic ≥ this × the room's baseline")
-    near_duplicate_bits: int = Field(3, ge=0, le=3, description="SimHash Hamming distance (≤ 3: LSH bands)")
-    min_template_chars: int = Field(4, ge=1, description="shorter texts (\"666\", \"?\") are not templated")
+    recent_s: int = Field(60, ge=1, description="the short window of recent_share and of the burst")
+    min_accounts: int = Field(8, ge=2, description="distinct accounts in the pool within the window")
+    min_script_accounts: int = Field(2, ge=1, description="a script joins the pool with this many accounts")
+    min_share: float = Field(0.05, ge=0, le=1, description="pool messages / room messages in the window")
+    min_recent_share: float = Field(0.10, ge=0, le=1, description="… or over the last recent_s")
+    burst_factor: float = Field(3.0, ge=1, description="… or room traffic over recent_s ≥ this × its earlier rate")
+    model: CampaignModel | None = Field(None, description="replaces the three thresholds above when set")
+    min_jaccard: float = Field(0.5, gt=0, le=1)
+    min_containment: float = Field(0.8, gt=0, le=1)
+    min_template_chars: int = Field(4, ge=1, description="shorter texts (\"666\", \"?\") are not clustered")
     new_account_days: int = Field(7, ge=0)
-    max_templates: int = Field(2000, ge=10)
+    shared_device_accounts: int = Field(3, ge=2, description="a device used by this many pool accounts")
+    shared_ip_accounts: int = Field(5, ge=2, description="an IP prefix (/24, /64) used by this many")
+    max_scripts: int = Field(2000, ge=10)
     max_accounts: int = Field(5000, ge=10)
     max_examples: int = Field(5, ge=1)
-    report_every_s: int = Field(600, ge=1, description="re-report an active template at most this often")
+    judge_every_ms: int = Field(1000, ge=0)
+    report_every_s: int = Field(600, ge=1, description="re-report an active campaign/script at most this often")
+    account_report_every_s: int = Field(3600, ge=1, description="name an account at most once per period")
 
 
-class Template(BaseModel):
-    text: str  # masked, normalised sample
+# -- state ---------------------------------------------------------------------------------------
+
+
+class Script(BaseModel):
+    text: str  # the first masked, normalised text of the cluster
     raw_example: str
-    sig: int
     commercial: bool
     first_ts: int
     last_ts: int
-    accounts: dict[str, int] = Field(default_factory=dict)  # user → last ts
+    accounts: dict[str, int] = Field(default_factory=dict)  # user → last ts, oldest first
     buckets: dict[int, int] = Field(default_factory=dict)  # bucket start → messages
     examples: list[str] = Field(default_factory=list)  # event ids
-    new_accounts: list[str] = Field(default_factory=list)
-    devices: dict[str, list[str]] = Field(default_factory=dict)  # device → accounts (capped)
-    ip_prefixes: dict[str, list[str]] = Field(default_factory=dict)
-    numbers: dict[str, list[str]] = Field(default_factory=dict)  # account → numbers it claimed (capped)
     reported_ts: int | None = None
-    reported_accounts: list[str] = Field(default_factory=list)
+
+
+class Account(BaseModel):
+    """What the pool's signals need of an account that posted a commercial script."""
+
+    last_ts: int
+    new: bool = False
+    device: str | None = None
+    ip_prefix: str | None = None
+    numbers: dict[str, list[str]] = Field(default_factory=dict)  # script → numbers claimed (capped)
+    reported_period: int | None = None
+
+
+class Verdict(BaseModel):
+    ts: int
+    campaign: bool
+    features: dict[str, float] = Field(default_factory=dict)
+    accounts: list[str] = Field(default_factory=list)
+    scripts: list[str] = Field(default_factory=list)
+    signals: list[str] = Field(default_factory=list)
+    score: float = 0.0
+    reported_period: int | None = None
 
 
 class FloodState(BaseModel):
-    templates: dict[str, Template] = Field(default_factory=dict)  # key: masked text
-    band_index: dict[str, list[str]] = Field(default_factory=dict)  # LSH band → template keys
+    scripts: dict[str, Script] = Field(default_factory=dict)  # key: first text; least recent first
+    aliases: dict[str, str] = Field(default_factory=dict)  # a masked text seen → its script key
+    band_index: dict[str, list[str]] = Field(default_factory=dict)  # LSH band → script keys
     traffic: dict[int, int] = Field(default_factory=dict)  # bucket start → room messages
-    baseline: float = 0.0  # EWMA of room messages per window, updated per bucket
+    accounts: dict[str, Account] = Field(default_factory=dict)  # commercial posters, oldest first
+    verdict: Verdict | None = None  # the last judgement of the pool
+
+
+# -- the detector --------------------------------------------------------------------------------
 
 
 @register
@@ -119,16 +201,15 @@ class BotFloodDetector:
     settings_model: ClassVar[type[BaseModel]] = FloodSettings
     rule_model: ClassVar[type[Rule]] = FloodRule
     state_model: ClassVar[type[BaseModel]] = FloodState
-    durable_state: ClassVar[bool] = False  # a sliding window: kept in memory, never in the changelog
+    durable_state: ClassVar[bool] = False  # a sliding window: kept in memory, rebuilt from the input
 
     def __init__(self, settings: FloodSettings, rules: Sequence[FloodRule], context: RuleContext) -> None:
         self.settings = settings
         self.context = context
+        self.history_ms = settings.window_s * 1000
         self.rules = [r for r in rules if r.status != "off"]
         self._by_report = {r.reports: r for r in self.rules}
         self._cues = sorted({normalize(c).text for r in self.rules for c in r.cues if normalize(c).text})
-
-    # -- the detector --------------------------------------------------------------------------
 
     def detect(self, event: EventModel, text: NormalizedText | None, state: FloodState) -> list[Finding]:
         if not isinstance(event, (ChatEvent, DanmakuEvent)) or event.role != "viewer" or text is None:
@@ -139,183 +220,278 @@ class BotFloodDetector:
         masked = mask_digits(text.text)
         if len(masked) < s.min_template_chars:
             return []
-        key, sig = self._template_key(state, masked)
-        t = state.templates.get(key)
-        if t is None:
-            t = Template(text=masked, raw_example=text.raw[:200], sig=sig,
-                         commercial=self.is_commercial(text.text), first_ts=event.ts, last_ts=event.ts)
-            self._add_template(state, key, t)
+        key = self._script_key(state, masked)
+        script = state.scripts.get(key)
+        if script is None:
+            script = Script(text=masked, raw_example=text.raw[:200], commercial=self.is_commercial(text.text),
+                            first_ts=event.ts, last_ts=event.ts)
+            self._add_script(state, key, script)
         else:
-            state.templates[key] = state.templates.pop(key)  # most recent last
-        self._observe(t, event, text.text, bucket)
-        return self._judge(event, key, t, state)
+            state.scripts[key] = state.scripts.pop(key)  # most recent last
+        self._observe(state, key, script, event, text.text, bucket)
+        if script.commercial:
+            return self._judge_pool(state, event, key)
+        return self._judge_chant(state, event, script)
 
     def is_commercial(self, normalized: str) -> bool:
         return any(cue in normalized for cue in self._cues)
+
+    # -- clustering ----------------------------------------------------------------------------
+
+    def _script_key(self, state: FloodState, masked: str) -> str:
+        """The key of the script this text belongs to: a known alias, a near-duplicate's, or its own."""
+        key = state.aliases.get(masked)
+        if key is not None and key in state.scripts:
+            return key
+        grams = bigrams(masked)
+        best, best_sim = masked, 0.0
+        seen: set[str] = set()
+        for band in band_keys(grams):
+            for other in state.band_index.get(band, ()):
+                if other in seen:
+                    continue
+                seen.add(other)
+                jaccard, containment = similarity(grams, bigrams(other))
+                if (jaccard >= self.settings.min_jaccard or containment >= self.settings.min_containment) \
+                        and jaccard > best_sim:
+                    best, best_sim = other, jaccard
+        if best != masked:
+            if len(state.aliases) >= 2 * self.settings.max_scripts:
+                del state.aliases[next(iter(state.aliases))]
+            state.aliases[masked] = best
+        return best
+
+    def _add_script(self, state: FloodState, key: str, script: Script) -> None:
+        horizon = script.last_ts - self.settings.window_s * 1000
+        while state.scripts and (len(state.scripts) >= self.settings.max_scripts
+                                 or next(iter(state.scripts.values())).last_ts <= horizon):
+            self._drop_script(state, next(iter(state.scripts)))
+        state.scripts[key] = script
+        for band in band_keys(bigrams(key)):
+            state.band_index.setdefault(band, []).append(key)
+
+    def _drop_script(self, state: FloodState, key: str) -> None:
+        state.scripts.pop(key)
+        for band in band_keys(bigrams(key)):
+            keys = state.band_index.get(band, [])
+            if key in keys:
+                keys.remove(key)
+            if not keys:
+                state.band_index.pop(band, None)
+        # aliases pointing at a dropped script are ignored on lookup and age out of the capped table
 
     # -- state upkeep --------------------------------------------------------------------------
 
     def _count_traffic(self, state: FloodState, bucket: int, ts: int) -> None:
         if bucket not in state.traffic:
             horizon = ts - self.settings.window_s * 1000
-            expired = [b for b in state.traffic if b <= horizon]
-            for b in expired:
-                # A bucket leaving the window feeds the baseline: messages per window, smoothed.
-                per_window = state.traffic.pop(b) * self.settings.window_s / self.settings.bucket_s
-                state.baseline = per_window if state.baseline == 0 else 0.9 * state.baseline + 0.1 * per_window
+            for b in [b for b in state.traffic if b <= horizon]:
+                del state.traffic[b]
             state.traffic[bucket] = 0
         state.traffic[bucket] += 1
 
-    def _template_key(self, state: FloodState, masked: str) -> tuple[str, int]:
-        """The key of the template this text belongs to (a near-duplicate's, or its own) and its SimHash."""
-        known = state.templates.get(masked)
-        if known is not None:
-            return masked, known.sig
-        sig = simhash(masked)
-        for band in bands(sig):
-            for key in state.band_index.get(band, ()):
-                other = state.templates.get(key)
-                if other is not None and bin(other.sig ^ sig).count("1") <= self.settings.near_duplicate_bits:
-                    return key, sig
-        return masked, sig
-
-    def _add_template(self, state: FloodState, key: str, t: Template) -> None:
-        # state.templates is kept in recency order (see detect), so the least recent comes first.
-        horizon = t.last_ts - self.settings.window_s * 1000
-        while state.templates and (len(state.templates) >= self.settings.max_templates
-                                   or next(iter(state.templates.values())).last_ts <= horizon):
-            self._drop_template(state, next(iter(state.templates)))
-        state.templates[key] = t
-        for band in bands(t.sig):
-            state.band_index.setdefault(band, []).append(key)
-
-    def _drop_template(self, state: FloodState, key: str) -> None:
-        t = state.templates.pop(key)
-        for band in bands(t.sig):
-            keys = state.band_index.get(band, [])
-            if key in keys:
-                keys.remove(key)
-            if not keys:
-                state.band_index.pop(band, None)
-
-    def _observe(self, t: Template, event: ChatEvent | DanmakuEvent, normalized: str, bucket: int) -> None:
+    def _observe(self, state: FloodState, key: str, script: Script, event: ChatEvent | DanmakuEvent,
+                 normalized: str, bucket: int) -> None:
         s = self.settings
         user = event.user_id
-        t.last_ts = max(t.last_ts, event.ts)
-        t.accounts.pop(user, None)
-        t.accounts[user] = event.ts  # insertion order = recency: the oldest account comes first
         horizon = event.ts - s.window_s * 1000
-        while t.accounts and (len(t.accounts) > s.max_accounts or next(iter(t.accounts.values())) <= horizon):
-            del t.accounts[next(iter(t.accounts))]
-        t.buckets[bucket] = t.buckets.get(bucket, 0) + 1
-        if len(t.buckets) > s.window_s // s.bucket_s + 1:
-            for b in [b for b in t.buckets if b <= horizon]:
-                del t.buckets[b]
-        if len(t.examples) < s.max_examples:
-            t.examples.append(event.event_id)
-        numbers = _NUMBER.findall(normalized)
-        if numbers:
-            claimed = t.numbers.setdefault(user, [])
-            if "|".join(numbers) not in claimed and len(claimed) < 5:
-                claimed.append("|".join(numbers))
-            if len(t.numbers) > s.max_accounts:
-                del t.numbers[next(iter(t.numbers))]
-        signals = event.user
-        if signals is None:
+        script.last_ts = max(script.last_ts, event.ts)
+        script.accounts.pop(user, None)
+        script.accounts[user] = event.ts  # insertion order = recency: the oldest account comes first
+        while script.accounts and (len(script.accounts) > s.max_accounts
+                                   or next(iter(script.accounts.values())) <= horizon):
+            del script.accounts[next(iter(script.accounts))]
+        script.buckets[bucket] = script.buckets.get(bucket, 0) + 1
+        for b in [b for b in script.buckets if b <= horizon]:
+            del script.buckets[b]
+        if len(script.examples) < s.max_examples:
+            script.examples.append(event.event_id)
+        if not script.commercial:
             return
-        if signals.account_age_days is not None and signals.account_age_days <= s.new_account_days \
-                and user not in t.new_accounts and len(t.new_accounts) < s.max_accounts:
-            t.new_accounts.append(user)
-        for value, table in ((signals.device_id, t.devices), (_ip_prefix(signals.ip), t.ip_prefixes)):
-            if value:
-                users = table.setdefault(value, [])
-                if user not in users and len(users) < 50:
-                    users.append(user)
-                if len(table) > 1000:
-                    del table[next(iter(table))]
+        account = state.accounts.pop(user, None) or Account(last_ts=event.ts)
+        state.accounts[user] = account
+        account.last_ts = event.ts
+        signals = event.user
+        if signals is not None:
+            account.new = signals.account_age_days is not None and signals.account_age_days <= s.new_account_days
+            account.device = signals.device_id or None
+            account.ip_prefix = _ip_prefix(signals.ip)
+        numbers = "|".join(_NUMBER.findall(normalized))
+        if numbers:
+            claimed = account.numbers.setdefault(key, [])
+            if numbers not in claimed and len(claimed) < 3:
+                claimed.append(numbers)
+            if len(account.numbers) > 5:
+                del account.numbers[next(iter(account.numbers))]
+        while state.accounts and (len(state.accounts) > s.max_accounts
+                                  or next(iter(state.accounts.values())).last_ts <= horizon):
+            del state.accounts[next(iter(state.accounts))]
 
     # -- decisions -----------------------------------------------------------------------------
 
-    def _judge(self, event: ChatEvent | DanmakuEvent, key: str, t: Template, state: FloodState) -> list[Finding]:
+    def pool_features(self, state: FloodState, ts: int) -> tuple[dict[str, float], list[str], list[str]]:
+        """Features of the room's commercial pool at ``ts``, its accounts and its scripts."""
         s = self.settings
-        if len(t.accounts) < s.min_accounts:  # t.accounts holds only accounts active within the window
+        horizon = ts - s.window_s * 1000
+        recent = ts - s.recent_s * 1000
+        scripts = [k for k, sc in state.scripts.items() if sc.commercial and sc.last_ts > horizon
+                   and sum(1 for t in sc.accounts.values() if t > horizon) >= s.min_script_accounts]
+        accounts: dict[str, None] = {}
+        pool_msgs = pool_recent = 0
+        for k in scripts:
+            sc = state.scripts[k]
+            accounts.update((u, None) for u, t in sc.accounts.items() if t > horizon)
+            for b, n in sc.buckets.items():
+                if b > horizon:
+                    pool_msgs += n
+                    pool_recent += n if b >= recent - s.bucket_s * 1000 else 0
+        room_msgs = sum(n for b, n in state.traffic.items() if horizon < b <= ts) or 1
+        room_recent = sum(n for b, n in state.traffic.items() if recent - s.bucket_s * 1000 <= b <= ts) or 1
+        # The room's rate before the recent window, over the part of the window the room has existed;
+        # a room younger than two recent windows has no rate to burst against.
+        first = min((b for b in state.traffic if b > horizon), default=ts)
+        earlier_s = (recent - s.bucket_s * 1000 - first) / 1000
+        burst = room_recent / ((room_msgs - room_recent) / earlier_s * s.recent_s) \
+            if earlier_s >= s.recent_s and room_msgs > room_recent else 1.0
+        members = [state.accounts[u] for u in accounts if u in state.accounts]
+        n = max(1, len(accounts))
+        devices = _counts(a.device for a in members)
+        prefixes = _counts(a.ip_prefix for a in members)
+        features = {
+            "log_accounts": math.log1p(len(accounts)),
+            "share": min(1.0, pool_msgs / room_msgs),
+            "recent_share": min(1.0, pool_recent / room_recent),
+            "log_burst": math.log1p(burst),
+            "new_accounts": sum(a.new for a in members) / n,
+            "shared_device": sum(devices.get(a.device, 0) >= s.shared_device_accounts for a in members) / n,
+            "shared_ip_prefix": sum(prefixes.get(a.ip_prefix, 0) >= s.shared_ip_accounts for a in members) / n,
+            "contradicting_numbers": sum(any(len(v) > 1 for v in a.numbers.values()) for a in members) / n,
+            "log_scripts": math.log1p(len(scripts)),
+        }
+        return features, list(accounts), scripts
+
+    def is_campaign(self, features: dict[str, float]) -> tuple[bool, float]:
+        """(campaign?, score) for pool features: the trained model's, or the hand thresholds'."""
+        s = self.settings
+        if features["log_accounts"] < math.log1p(s.min_accounts):
+            return False, 0.0
+        if s.model is not None:
+            p = s.model.probability(features)
+            return p >= s.model.threshold, p
+        # A burst of the room's traffic counts when the pool is a visible part of it.
+        hit = (features["share"] >= s.min_share or features["recent_share"] >= s.min_recent_share
+               or (features["log_burst"] >= math.log1p(s.burst_factor) and features["recent_share"] >= s.min_share))
+        return hit, min(1.0, 0.5 + features["share"] / 2) if hit else 0.0
+
+    def _judge_pool(self, state: FloodState, event: ChatEvent | DanmakuEvent, key: str) -> list[Finding]:
+        s = self.settings
+        verdict = state.verdict
+        # A campaign, or a large pool, is judged again at most every judge_every_ms (its newcomers are
+        # named meanwhile); a small pool below the bar at every commercial message.
+        throttled = verdict is not None and 0 <= event.ts - verdict.ts < s.judge_every_ms and (
+            verdict.campaign or verdict.features.get("log_accounts", 0.0) >= math.log1p(10 * s.min_accounts))
+        if not throttled:
+            features, accounts, scripts = self.pool_features(state, event.ts)
+            campaign, score = self.is_campaign(features)
+            verdict = state.verdict = Verdict(
+                ts=event.ts, campaign=campaign, features={k: round(v, 4) for k, v in features.items()},
+                accounts=accounts if campaign else [], scripts=scripts if campaign else [],
+                signals=_signals(features), score=round(score, 3),
+                reported_period=verdict.reported_period if verdict else None)
+        if not verdict.campaign:
             return []
-        horizon = event.ts - s.window_s * 1000
-        template_msgs = sum(n for b, n in t.buckets.items() if b > horizon - s.bucket_s * 1000)
-        room_msgs = sum(state.traffic.values()) or 1
-        share = template_msgs / room_msgs
-        burst = state.baseline > 0 and room_msgs >= s.burst_factor * state.baseline
-        if share < s.min_share and not burst:
-            return []
-        first_detection = t.reported_ts is None
-        # Report once per report_every_s period of event time; the period, not the moment of detection,
-        # names the finding, so a worker that rebuilt its window after a rebalance names it the same.
-        period = event.ts // (s.report_every_s * 1000)
-        due = first_detection or period != t.reported_ts // (s.report_every_s * 1000)
-        report = "campaign" if t.commercial else "noncommercial_flood"
-        rule = self._by_report.get(report)
         findings: list[Finding] = []
-        if rule is not None and due:
-            t.reported_ts = event.ts
-            findings.append(self._room_finding(rule, event, t, share, horizon))
+        period = event.ts // (s.report_every_s * 1000)
+        room_rule = self._by_report.get("campaign")
+        if room_rule is not None and verdict.reported_period != period:
+            verdict.reported_period = period
+            findings.append(self._campaign_finding(room_rule, state, event, verdict, period))
         ring = self._by_report.get("ring_account")
-        if t.commercial and ring is not None:
-            # On detection every active account is reported; afterwards each account as it joins.
-            newcomers = list(t.accounts) if first_detection else [event.user_id]
-            reported = set(t.reported_accounts) if first_detection else None
-            for user in newcomers:
-                if (user not in reported) if reported is not None else (user not in t.reported_accounts):
-                    t.reported_accounts.append(user)
-                    findings.append(self._account_finding(ring, event, t, user, share, horizon))
-            del t.reported_accounts[: -s.max_accounts]
+        if ring is not None:
+            # Every pool account when the pool was judged just now; between judgements, the poster.
+            users = list(verdict.accounts) if verdict.ts == event.ts else []
+            joined = key in verdict.scripts or len(state.scripts[key].accounts) >= s.min_script_accounts
+            if joined and event.user_id not in users:
+                users.append(event.user_id)
+            account_period = event.ts // (s.account_report_every_s * 1000)
+            for user in users:
+                account = state.accounts.get(user)
+                if account is not None and account.reported_period != account_period:
+                    account.reported_period = account_period
+                    findings.append(self._account_finding(ring, state, event, verdict, user, account_period))
         return findings
 
-    def _signals(self, t: Template) -> list[str]:
-        out = []
-        if t.new_accounts and len(set(t.new_accounts) & t.accounts.keys()) >= len(t.accounts) / 2:
-            out.append("new_accounts")
-        if any(len(users) >= 3 for users in t.devices.values()):
-            out.append("shared_device")
-        if any(len(users) >= 5 for users in t.ip_prefixes.values()):
-            out.append("shared_ip_prefix")
-        if any(len(claims) >= 2 for claims in t.numbers.values()):
-            out.append("contradicting_numbers")
-        return out
+    def _judge_chant(self, state: FloodState, event: ChatEvent | DanmakuEvent, script: Script) -> list[Finding]:
+        rule = self._by_report.get("noncommercial_flood")
+        s = self.settings
+        if rule is None or len(script.accounts) < s.min_accounts:  # accounts within the window only
+            return []
+        period = event.ts // (s.report_every_s * 1000)
+        if script.reported_ts is not None and script.reported_ts // (s.report_every_s * 1000) == period:
+            return []
+        horizon = event.ts - s.window_s * 1000
+        room_msgs = sum(n for b, n in state.traffic.items() if b > horizon) or 1
+        share = sum(n for b, n in script.buckets.items() if b > horizon) / room_msgs
+        if share < s.min_share:
+            return []
+        script.reported_ts = event.ts
+        return [self._finding(
+            rule, event, Subject(kind="room", id=event.room_id), [script], len(script.accounts), share, [],
+            horizon, 1.0, f"非商业刷屏: {len(script.accounts)} accounts posted 「{script.raw_example[:40]}」 "
+                          f"({share:.0%} of the room's comments)", ident=f"chant|{script.text}|{period}")]
 
-    def _finding(self, rule: FloodRule, event: EventModel, t: Template, subject: Subject, share: float,
-                 signals: list[str], horizon: int, accounts: int, summary: str, ident: str) -> Finding:
-        """A finding with the template's evidence; ``ident`` makes its id unique and repeatable."""
-        score = min(1.0, 0.5 + 0.5 * min(share / 0.5, 1.0) * 0.6 + 0.1 * len(signals))
+    # -- findings ------------------------------------------------------------------------------
+
+    def _finding(self, rule: FloodRule, event: EventModel, subject: Subject, scripts: list[Script],
+                 accounts: int, share: float, signals: list[str], horizon: int, score: float, summary: str,
+                 ident: str, extra: dict[str, object] | None = None) -> Finding:
+        """A finding with the scripts' evidence; ``ident`` makes its id unique and repeatable."""
+        examples = [e for sc in scripts for e in sc.examples][: self.settings.max_examples * 2]
         return Finding(
             finding_id=derived_id(self.name, rule.id, rule.version, event.room_id, ident),
             detector=self.name, rule_id=rule.id, rule_version=rule.version,
             ruleset_version=self.context.ruleset_version,
             status="shadow" if rule.status == "shadow" else "live",
             severity=rule.severity, legal_basis=rule.legal_basis, room_id=event.room_id, platform=event.platform,
-            ts=event.ts, subject=subject, window=Window(start_ts=max(horizon, t.first_ts), end_ts=event.ts),
-            event_ids=list(t.examples), score=round(score, 3),
-            evidence=[Evidence(event_id=t.examples[0], field="text", start=0, end=len(t.raw_example),
-                               raw=t.raw_example, normalized=t.text, term=t.text, how="normalized")],
+            ts=event.ts, subject=subject,
+            window=Window(start_ts=max(horizon, min(sc.first_ts for sc in scripts)), end_ts=event.ts),
+            event_ids=examples, score=round(score, 3),
+            evidence=[Evidence(event_id=sc.examples[0], field="text", start=0, end=len(sc.raw_example),
+                               raw=sc.raw_example, normalized=sc.text, term=sc.text, how="normalized")
+                      for sc in scripts[:5]],
             summary=summary,
-            details={"template": t.text, "accounts": accounts, "share": round(share, 3), "signals": signals,
-                     "commercial": t.commercial},
+            details={"template": scripts[0].text, "templates": [sc.text for sc in scripts[:20]],
+                     "accounts": accounts, "share": round(share, 3), "signals": signals,
+                     "commercial": scripts[0].commercial, **(extra or {})},
         )
 
-    def _room_finding(self, rule: FloodRule, event: EventModel, t: Template, share: float, horizon: int
-                      ) -> Finding:
-        kind = "商业刷屏" if t.commercial else "非商业刷屏"
-        signals = self._signals(t)
-        return self._finding(
-            rule, event, t, Subject(kind="room", id=event.room_id), share, signals, horizon, len(t.accounts),
-            f"{kind}: {len(t.accounts)} accounts posted 「{t.raw_example[:40]}」 ({share:.0%} of the room's comments"
-            f"{'; ' + ', '.join(signals) if signals else ''})",
-            ident=f"{t.text}|{event.ts // (self.settings.report_every_s * 1000)}")
+    def _pool_scripts(self, state: FloodState, verdict: Verdict) -> list[Script]:
+        scripts = [state.scripts[k] for k in verdict.scripts if k in state.scripts]
+        return sorted(scripts, key=lambda sc: -len(sc.accounts))
 
-    def _account_finding(self, rule: FloodRule, event: EventModel, t: Template, user: str, share: float,
-                         horizon: int) -> Finding:
+    def _campaign_finding(self, rule: FloodRule, state: FloodState, event: EventModel, verdict: Verdict,
+                          period: int) -> Finding:
+        scripts = self._pool_scripts(state, verdict)
+        f = verdict.features
         return self._finding(
-            rule, event, t, Subject(kind="account", id=user), share, self._signals(t), horizon, 1,
-            f"account posts the campaign template 「{t.raw_example[:40]}」", ident=f"{t.text}|{user}")
+            rule, event, Subject(kind="room", id=event.room_id), scripts, len(verdict.accounts), f["share"],
+            verdict.signals, event.ts - self.settings.window_s * 1000, verdict.score,
+            f"商业刷屏: {len(verdict.accounts)} accounts posted {len(scripts)} commercial script(s) such as "
+            f"「{scripts[0].raw_example[:40]}」 ({f['share']:.0%} of the room's comments, {f['recent_share']:.0%} "
+            f"in the last {self.settings.recent_s} s{'; ' + ', '.join(verdict.signals) if verdict.signals else ''})",
+            ident=f"campaign|{period}", extra={"features": verdict.features, "account_ids": verdict.accounts[:200]})
+
+    def _account_finding(self, rule: FloodRule, state: FloodState, event: EventModel, verdict: Verdict,
+                         user: str, period: int) -> Finding:
+        account = state.accounts[user]
+        scripts = [state.scripts[k] for k in account.numbers if k in state.scripts] or self._pool_scripts(state, verdict)
+        own = [name for name, hit in (("new_account", account.new), ("contradicting_numbers",
+                                      any(len(v) > 1 for v in account.numbers.values()))) if hit]
+        return self._finding(
+            rule, event, Subject(kind="account", id=user), scripts[:3], 1, verdict.features["share"],
+            verdict.signals, event.ts - self.settings.window_s * 1000, verdict.score,
+            f"account takes part in a commercial flood of {len(verdict.accounts)} accounts 「{scripts[0].raw_example[:40]}」",
+            ident=f"ring|{user}|{period}", extra={"account_signals": own})
 
     # -- rule self-checks ----------------------------------------------------------------------
 
@@ -331,7 +507,27 @@ class BotFloodDetector:
         return problems
 
 
+#: an account signal "fires" for a pool when this share of its accounts shows it (contradicting one's own
+#: numbers needs several messages per account, so fewer accounts can show it)
+_SIGNAL_SHARE = {"new_accounts": 0.5, "shared_device": 0.5, "shared_ip_prefix": 0.5, "contradicting_numbers": 0.25}
+
+
+def _signals(features: dict[str, float]) -> list[str]:
+    return [name for name, share in _SIGNAL_SHARE.items() if features[name] >= share]
+
+
+def _counts(values: Iterable[str | None]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        if v:
+            out[v] = out.get(v, 0) + 1
+    return out
+
+
 def _ip_prefix(ip: str | None) -> str | None:
-    if not ip or ip.count(".") != 3:
-        return ip.rsplit(":", 4)[0] if ip and ":" in ip else None  # IPv6: the /64-ish prefix
-    return ip.rsplit(".", 1)[0]
+    """The /24 of an IPv4 address, roughly the /64 of an IPv6 one."""
+    if not ip:
+        return None
+    if ip.count(".") == 3:
+        return ip.rsplit(".", 1)[0]
+    return ":".join(ip.split(":")[:4]) if ":" in ip else None

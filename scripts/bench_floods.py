@@ -116,7 +116,7 @@ def bench_real(detector: Any, data: Path) -> list[str]:
         tracemalloc.stop()
         print(f"      tracemalloc: peak {(peak - base) / 2**20:.1f} MiB allocated during the pass, "
               f"{(current - base) / 2**20:.1f} MiB still held at the end (state + caches); "
-              f"final state {state_size(state):,} bytes of JSON, {len(state.templates)} templates "
+              f"final state {state_size(state):,} bytes of JSON, {len(state.scripts)} templates "
               f"(pass took {traced_s:.1f} s under tracemalloc)")
     return texts
 
@@ -176,8 +176,8 @@ def bench_synthetic(detector: Any, texts: list[str], seconds: int, rate: int, se
     def checkpoint(sec: int) -> None:
         size = state_size(state)
         sizes.append(size)
-        accounts = sum(len(t.accounts) for t in state.templates.values())
-        print(f"   {sec // 60:>7} min {done:>10,} {size:>12,} {len(state.templates):>9,} {accounts:>9,} "
+        accounts = sum(len(t.accounts) for t in state.scripts.values())
+        print(f"   {sec // 60:>7} min {done:>10,} {size:>12,} {len(state.scripts):>9,} {accounts:>9,} "
               f"{sum(findings.values()):>9,} {seg_n / seg_s if seg_s else 0:>11,.0f} {peak_rss_mb():>7.0f} MB",
               flush=True)
 
