@@ -129,6 +129,7 @@ class AiLabelDetector:
     rule_model: ClassVar[type[Rule]] = AiLabelRule
     state_model: ClassVar[type[BaseModel]] = AiLabelState
     durable_state: ClassVar[bool] = True
+    history_ms: ClassVar[int] = 0
 
     def __init__(self, settings: AiLabelSettings, rules: Sequence[AiLabelRule], context: RuleContext) -> None:
         self.settings = settings

@@ -173,6 +173,7 @@ class PriceMarkingDetector:
     rule_model: ClassVar[type[Rule]] = PriceRule
     state_model: ClassVar[type[BaseModel]] = PriceState
     durable_state: ClassVar[bool] = True  # 7-day price history and open episodes must survive a restart
+    history_ms: ClassVar[int] = 0
 
     def __init__(self, settings: PriceSettings, rules: Sequence[PriceRule], context: RuleContext) -> None:
         self.settings = settings
