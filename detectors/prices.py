@@ -59,6 +59,8 @@ from schemas.rules import Rule
 Check = Literal["unmarked", "spoken_mismatch", "comparison_without_basis", "fictitious_original",
                 "discount_arithmetic"]
 DAY_MS = 86_400_000
+#: evidence spans kept per finding (a 20,000-character transcript of "只要9" would otherwise make a huge alert)
+MAX_EVIDENCE = 20
 #: the product key used when a price is spoken while no product is on air or shown at all
 UNIDENTIFIED = "(unidentified)"
 
@@ -243,6 +245,8 @@ class PriceMarkingDetector:
         if event.status == "ended":
             for p in state.products.values():
                 p.on_air = p.pitched = False
+                if p.tag is not None:
+                    p.tag.visible = False  # the next stream shows its own price cards
             state.current = None
             return
         if not event.products:
@@ -382,7 +386,7 @@ class PriceMarkingDetector:
             key = f"{rule.id}|{pid}|{_key(tag.price)}|{_key(wrong[0].value)}"
             if not self._first_report(state, key, event.ts, rule):
                 continue
-            evidence = [self._span(event, text, s) for s in wrong]
+            evidence = [self._span(event, text, s) for s in wrong[:MAX_EVIDENCE]]
             higher = wrong[0].value > tag.price
             findings.append(self._finding(
                 rule, event, ident=(pid, event.event_id), score=self.settings.score_speech,
@@ -390,7 +394,8 @@ class PriceMarkingDetector:
                 summary=f"{CHECK_LABEL[rule.check]}: said {'、'.join(f'「{e.raw}」' for e in evidence)} "
                         f"({_plain(wrong[0].value)}) but the tag of {pid} shows {_plain(tag.price)} — {rule.legal_basis}",
                 details={"product_id": pid, "tag_price": _plain(tag.price), "spoken_price": _plain(wrong[0].value),
-                         "spoken_prices": [_plain(s.value) for s in wrong], "tag_event_id": tag.event_id,
+                         "spoken_prices": list(dict.fromkeys(_plain(s.value) for s in wrong))[:MAX_EVIDENCE],
+                         "tag_event_id": tag.event_id,
                          "direction": "above_tag" if higher else "below_tag"},
             ))
         return findings

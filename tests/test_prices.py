@@ -301,3 +301,14 @@ def test_a_re_delivered_event_is_not_applied_twice(detector):
     assert run(detector, events, state) == []
     assert run(detector, [old_tag, say("今天只要九十九", t=20, event_id="s1"), say("就九十九", t=30)], state) == []
     assert state.products["p1"].tag.price == Decimal("99")
+
+
+def test_price_cards_end_with_the_stream(detector):
+    events = [on_air("p1", t=0), price_tag("p1", "围巾", "99", t=1), meta(t=100, status="ended"),
+              on_air("p1", t=200), danmaku("?", t=300)]
+    assert found(detector, events) == [("price.unmarked", 300)]
+
+
+def test_a_flood_of_spoken_prices_makes_a_small_finding(detector):
+    [f] = run(detector, [price_tag("p1", "围巾", "99", t=0), say("只要9元，" * 4000, t=1)])
+    assert len(f.evidence) == 20 and len(f.model_dump_json()) < 16 * 1024
