@@ -13,11 +13,12 @@ than ``datasketch``: the index must live in the room state, which round-trips th
 **Campaigns.** A script is commercial when it carries a cue of the rule (a testimonial "瘦了", urgency
 "快下单", …). The room's commercial scripts posted by ≥ ``min_script_accounts`` accounts within the
 window form its *pool*: a campaign of four script variants is judged as one. The pool is a campaign
-when it is posted by ≥ ``min_accounts`` accounts and the model says so: either the hand thresholds
+when it is posted by ≥ ``min_accounts`` accounts and either the hand thresholds on its traffic fire
 (share of the room's comments over the window, share over the last ``recent_s``, or a burst of the
 room's traffic against its own rate earlier in the window), or — when the rule file carries one — a
-logistic model over the same features plus the account signals (new accounts, shared devices, one IP
-prefix, accounts contradicting their own numbers), trained by ``scripts/train_floods.py``.
+logistic model over the pool's account signals does (new accounts, shared devices, one IP prefix,
+accounts contradicting their own numbers), trained by ``scripts/train_floods.py``: it catches bought
+accounts below the traffic thresholds.
 
 A fan chant ("然然超可爱" ×200 in 10 s) has no commercial cue: a non-commercial script is only reported,
 per script, by a shadow rule that never acts. A host-solicited "已下单" chant has no cue either.
@@ -34,6 +35,7 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from functools import lru_cache
 from typing import ClassVar, Iterable, Sequence
 
 import numpy as np
@@ -55,9 +57,10 @@ _PRIME = np.uint64((1 << 31) - 1)
 _A, _B = (np.random.default_rng(20261126).integers(1, (1 << 31) - 1, size=(2, _HASHES), dtype=np.uint64))
 
 
-def bigrams(text: str) -> set[str]:
+@lru_cache(maxsize=1 << 16)  # a pure function of the text: cached (most lookups compare recent scripts)
+def bigrams(text: str) -> frozenset[str]:
     """Character bigrams (the text itself when shorter than two characters)."""
-    return {text[i:i + 2] for i in range(len(text) - 1)} or {text}
+    return frozenset({text[i:i + 2] for i in range(len(text) - 1)} or {text})
 
 
 def minhash(grams: Iterable[str]) -> np.ndarray:
@@ -65,12 +68,15 @@ def minhash(grams: Iterable[str]) -> np.ndarray:
     return ((np.outer(x, _A) + _B) % _PRIME).min(axis=0)
 
 
-def band_keys(grams: Iterable[str]) -> list[str]:
-    sig = minhash(grams)
-    return [f"{i}:" + ".".join(map(str, sig[i * _ROWS:(i + 1) * _ROWS])) for i in range(_HASHES // _ROWS)]
+@lru_cache(maxsize=1 << 14)
+def band_keys(text: str) -> tuple[int, ...]:
+    """The LSH band keys of a text: per band, its two 31-bit MinHash values and the band's number."""
+    sig = minhash(bigrams(text))
+    pairs = (sig[0::_ROWS] << np.uint64(31)) | sig[1::_ROWS]
+    return tuple(v * 16 + i for i, v in enumerate(pairs.tolist()))
 
 
-def similarity(a: set[str], b: set[str]) -> tuple[float, float]:
+def similarity(a: frozenset[str], b: frozenset[str]) -> tuple[float, float]:
     """(Jaccard, containment) of two bigram sets."""
     shared = len(a & b)
     return shared / (len(a) + len(b) - shared), shared / min(len(a), len(b))
@@ -96,7 +102,7 @@ class FloodRule(Rule):
 
 #: features of a pool the model reads (all in [0, 1] or small logs, so weights are comparable)
 FEATURES = ("log_accounts", "share", "recent_share", "log_burst", "new_accounts", "shared_device",
-            "shared_ip_prefix", "contradicting_numbers", "log_scripts")
+            "shared_ip_prefix", "contradicting_numbers")
 
 
 class CampaignModel(BaseModel):
@@ -107,6 +113,8 @@ class CampaignModel(BaseModel):
     intercept: float
     weights: dict[str, float]
     threshold: float = Field(0.5, gt=0, lt=1)
+    #: False: a campaign when the hand thresholds *or* the model say so; True: the model alone decides
+    alone: bool = False
     trained: str = Field("", description="how and on what it was trained (scripts/train_floods.py writes it)")
 
     def model_post_init(self, _: object) -> None:
@@ -127,10 +135,10 @@ class FloodSettings(BaseModel):
     recent_s: int = Field(60, ge=1, description="the short window of recent_share and of the burst")
     min_accounts: int = Field(8, ge=2, description="distinct accounts in the pool within the window")
     min_script_accounts: int = Field(2, ge=1, description="a script joins the pool with this many accounts")
-    min_share: float = Field(0.05, ge=0, le=1, description="pool messages / room messages in the window")
+    min_share: float = Field(0.05, ge=0, le=1, description="pool messages / room messages over the pool's span")
     min_recent_share: float = Field(0.10, ge=0, le=1, description="… or over the last recent_s")
     burst_factor: float = Field(3.0, ge=1, description="… or room traffic over recent_s ≥ this × its earlier rate")
-    model: CampaignModel | None = Field(None, description="replaces the three thresholds above when set")
+    model: CampaignModel | None = Field(None, description="a campaign also when this model on signals says so")
     min_jaccard: float = Field(0.5, gt=0, le=1)
     min_containment: float = Field(0.8, gt=0, le=1)
     min_template_chars: int = Field(4, ge=1, description="shorter texts (\"666\", \"?\") are not clustered")
@@ -185,7 +193,7 @@ class Verdict(BaseModel):
 class FloodState(BaseModel):
     scripts: dict[str, Script] = Field(default_factory=dict)  # key: first text; least recent first
     aliases: dict[str, str] = Field(default_factory=dict)  # a masked text seen → its script key
-    band_index: dict[str, list[str]] = Field(default_factory=dict)  # LSH band → script keys
+    band_index: dict[int, list[str]] = Field(default_factory=dict)  # LSH band key → script keys
     traffic: dict[int, int] = Field(default_factory=dict)  # bucket start → room messages
     accounts: dict[str, Account] = Field(default_factory=dict)  # commercial posters, oldest first
     verdict: Verdict | None = None  # the last judgement of the pool
@@ -246,7 +254,7 @@ class BotFloodDetector:
         grams = bigrams(masked)
         best, best_sim = masked, 0.0
         seen: set[str] = set()
-        for band in band_keys(grams):
+        for band in band_keys(masked):
             for other in state.band_index.get(band, ()):
                 if other in seen:
                     continue
@@ -267,12 +275,12 @@ class BotFloodDetector:
                                  or next(iter(state.scripts.values())).last_ts <= horizon):
             self._drop_script(state, next(iter(state.scripts)))
         state.scripts[key] = script
-        for band in band_keys(bigrams(key)):
+        for band in band_keys(key):
             state.band_index.setdefault(band, []).append(key)
 
     def _drop_script(self, state: FloodState, key: str) -> None:
         state.scripts.pop(key)
-        for band in band_keys(bigrams(key)):
+        for band in band_keys(key):
             keys = state.band_index.get(band, [])
             if key in keys:
                 keys.remove(key)
@@ -338,6 +346,7 @@ class BotFloodDetector:
                    and sum(1 for t in sc.accounts.values() if t > horizon) >= s.min_script_accounts]
         accounts: dict[str, None] = {}
         pool_msgs = pool_recent = 0
+        pool_start = ts
         for k in scripts:
             sc = state.scripts[k]
             accounts.update((u, None) for u, t in sc.accounts.items() if t > horizon)
@@ -345,6 +354,11 @@ class BotFloodDetector:
                 if b > horizon:
                     pool_msgs += n
                     pool_recent += n if b >= recent - s.bucket_s * 1000 else 0
+                    pool_start = min(pool_start, b)
+        # The share is taken over the pool's own span (at least recent_s), not the whole window: a
+        # campaign five minutes old is judged on those five minutes, not diluted by the five before it.
+        span_start = min(pool_start, recent - s.bucket_s * 1000)
+        pool_room = sum(n for b, n in state.traffic.items() if span_start <= b <= ts) or 1
         room_msgs = sum(n for b, n in state.traffic.items() if horizon < b <= ts) or 1
         room_recent = sum(n for b, n in state.traffic.items() if recent - s.bucket_s * 1000 <= b <= ts) or 1
         # The room's rate before the recent window, over the part of the window the room has existed;
@@ -359,29 +373,31 @@ class BotFloodDetector:
         prefixes = _counts(a.ip_prefix for a in members)
         features = {
             "log_accounts": math.log1p(len(accounts)),
-            "share": min(1.0, pool_msgs / room_msgs),
+            "share": min(1.0, pool_msgs / pool_room),
             "recent_share": min(1.0, pool_recent / room_recent),
             "log_burst": math.log1p(burst),
             "new_accounts": sum(a.new for a in members) / n,
             "shared_device": sum(devices.get(a.device, 0) >= s.shared_device_accounts for a in members) / n,
             "shared_ip_prefix": sum(prefixes.get(a.ip_prefix, 0) >= s.shared_ip_accounts for a in members) / n,
             "contradicting_numbers": sum(any(len(v) > 1 for v in a.numbers.values()) for a in members) / n,
-            "log_scripts": math.log1p(len(scripts)),
         }
         return features, list(accounts), scripts
 
     def is_campaign(self, features: dict[str, float]) -> tuple[bool, float]:
-        """(campaign?, score) for pool features: the trained model's, or the hand thresholds'."""
+        """(campaign?, score) for pool features: the hand thresholds on traffic, or the trained model on
+        account signals — either suffices (the model adds campaigns whose accounts look bought but whose
+        traffic is below the thresholds; it cannot clear a pool, see scripts/train_floods.py)."""
         s = self.settings
         if features["log_accounts"] < math.log1p(s.min_accounts):
             return False, 0.0
+        # A burst of the room's traffic counts when the pool is a visible part of it.
+        hand = (features["share"] >= s.min_share or features["recent_share"] >= s.min_recent_share
+                or (features["log_burst"] >= math.log1p(s.burst_factor) and features["recent_share"] >= s.min_share))
+        score = min(1.0, 0.5 + features["share"] / 2) if hand else 0.0
         if s.model is not None:
             p = s.model.probability(features)
-            return p >= s.model.threshold, p
-        # A burst of the room's traffic counts when the pool is a visible part of it.
-        hit = (features["share"] >= s.min_share or features["recent_share"] >= s.min_recent_share
-               or (features["log_burst"] >= math.log1p(s.burst_factor) and features["recent_share"] >= s.min_share))
-        return hit, min(1.0, 0.5 + features["share"] / 2) if hit else 0.0
+            return (p >= s.model.threshold if s.model.alone else hand or p >= s.model.threshold), max(score, p)
+        return hand, score
 
     def _judge_pool(self, state: FloodState, event: ChatEvent | DanmakuEvent, key: str) -> list[Finding]:
         s = self.settings

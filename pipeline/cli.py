@@ -51,7 +51,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     recording = out / "demo_recording.jsonl"
     recording.write_bytes(b"".join(line + b"\n" for line in demo_lines()))
-    runtime = EmbeddedRuntime(out, rules_dir=args.rules, speed=_speed(args), on_outcome=print_feed)
+    runtime = EmbeddedRuntime(out, rules_dir=args.rules, speed=_speed(args), on_outcome=print_feed,
+                              pseudonym_key=_settings().pseudonym_key.get_secret_value())
     if args.metrics_port:
         runtime.metrics.serve(args.metrics_port, _settings().metrics_host)
     rooms = len({e.room_id for e in demo_events()})
@@ -73,7 +74,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"livewatch replay: no such file: {path}", file=sys.stderr)
         return EXIT_FAILURE
     runtime = EmbeddedRuntime(Path(args.out), rules_dir=args.rules, speed=_speed(args),
-                              on_outcome=None if args.quiet else print_feed)
+                              on_outcome=None if args.quiet else print_feed,
+                              pseudonym_key=_settings().pseudonym_key.get_secret_value())
     if args.metrics_port:
         runtime.metrics.serve(args.metrics_port, _settings().metrics_host)
     progress = None if args.no_progress else Progress(count_lines(path))

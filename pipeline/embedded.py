@@ -16,6 +16,7 @@ from typing import IO, Callable, Iterable, Iterator
 
 from pydantic import BaseModel
 
+from pipeline.privacy import DEV_KEY, Pseudonymizer
 from pipeline.engine import Engine, Outcome
 from pipeline.metrics import Metrics
 from pipeline.ruleset import RulesetWatcher
@@ -107,6 +108,7 @@ class EmbeddedRuntime:
         metrics: Metrics | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
         reload_every_s: float = 1.0,
+        pseudonym_key: str = DEV_KEY,
     ) -> None:
         self.watcher = RulesetWatcher(rules_dir)
         self.metrics = metrics or Metrics()
@@ -115,7 +117,8 @@ class EmbeddedRuntime:
         # recordings have gaps of hours), not the wall clock, so a replay rejects the same lines whenever
         # it runs.
         self._latest_ts: int | None = None
-        self.engine = Engine(lambda: self.watcher.current, metrics=self.metrics, clock_ms=self._stream_clock)
+        self.engine = Engine(lambda: self.watcher.current, metrics=self.metrics, clock_ms=self._stream_clock,
+                             pseudonymizer=Pseudonymizer(pseudonym_key))
         self.out_dir = out_dir
         self.speed = speed
         self.on_outcome = on_outcome

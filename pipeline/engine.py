@@ -20,6 +20,7 @@ from detectors.normalize import normalize
 from pipeline.errors import PoisonMessage
 from pipeline.metrics import Metrics
 from pipeline.policy import PolicyState
+from pipeline.privacy import Pseudonymizer
 from pipeline.ruleset import Ruleset
 from schemas.deadletter import DeadLetter, Source
 from schemas.events import EventModel, event_adapter, text_of
@@ -125,12 +126,16 @@ class Engine:
         store: StateStore | None = None,
         metrics: Metrics | None = None,
         clock_ms: Callable[[], int] = _wall_ms,
+        pseudonymizer: Pseudonymizer | None = None,
     ) -> None:
         # A callable lets a watcher swap rulesets under a running engine; each event sees one ruleset.
         self._ruleset = ruleset if callable(ruleset) else (lambda: ruleset)
         self.store: StateStore = store if store is not None else MemoryStateStore()
         self.metrics = metrics or Metrics()
         self.clock_ms = clock_ms
+        # Findings leave the engine as alerts with account ids pseudonymised (after the policy, which
+        # keys account ladders by the real id); None keeps the real ids (evaluation scripts, tests).
+        self.pseudonymizer = pseudonymizer
 
     @property
     def ruleset(self) -> Ruleset:
@@ -194,4 +199,6 @@ class Engine:
                 outcome.actions.append(action)
                 self.metrics.actions.labels(action=action.action).inc()
         self.store.put(event.room_id, room)
+        if self.pseudonymizer is not None:
+            outcome.findings = [self.pseudonymizer.finding(f) for f in outcome.findings]
         return outcome

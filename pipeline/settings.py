@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.privacy import DEV_KEY
 from pipeline.ruleset import default_rules_dir
 
 
@@ -32,6 +33,8 @@ class Settings(BaseSettings):
     max_wait_s: float = Field(5.0, ge=0, description="event-time merge: release an event after this wall time")
     reload_every_s: float = Field(5.0, gt=0, description="how often the worker checks the rules for changes")
     loglevel: str = "info"
+    pseudonym_key: SecretStr = Field(SecretStr(DEV_KEY), description="HMAC key of the user pseudonyms in "
+                                     "alerts (pipeline/privacy.py); set a secret one in production")
 
     def topic(self, name: str) -> str:
         """The real name of a declared topic ("live.chat" → "<prefix>live.chat")."""

@@ -33,6 +33,7 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 
+from pipeline.privacy import DEV_KEY, Pseudonymizer
 from pipeline.engine import Engine, Outcome, RoomState
 from pipeline.errors import TransientError
 from pipeline.merge import EventTimeMerger
@@ -153,7 +154,11 @@ class WorkerRuntime:
         self.watcher = RulesetWatcher(s.rules_dir)
         self.metrics.set_ruleset(self.watcher.current.version)
         self.store = TableStateStore(self.rooms, lambda: self.watcher.current)
-        self.engine = Engine(lambda: self.watcher.current, store=self.store, metrics=self.metrics)
+        if s.pseudonym_key.get_secret_value() == DEV_KEY:
+            log.warning("LIVEWATCH_PSEUDONYM_KEY is not set: alerts pseudonymise user ids with the public "
+                        "development key, which anyone can reverse; set a secret key in production")
+        self.engine = Engine(lambda: self.watcher.current, store=self.store, metrics=self.metrics,
+                             pseudonymizer=Pseudonymizer(s.pseudonym_key.get_secret_value()))
 
         self._stream: Any = None
         self._mergers: dict[int, EventTimeMerger[_Held]] = {}

@@ -48,7 +48,7 @@ import yaml  # noqa: E402
 from pipeline.ruleset import Ruleset, load_ruleset  # noqa: E402
 from scripts.convert_bilibili import convert  # noqa: E402
 
-Family = Literal["testimonial", "urgency", "mixed"]
+Family = Literal["testimonial", "urgency", "mixed", "shoppers"]
 
 #: Script templates from real cases; {n}, {m} are small counts, {x} a weight in 斤.
 TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -62,6 +62,17 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "快下单，马上涨价了",
         "最后{n}单了，抢到就是赚到",
         "主播说了今晚之后恢复原价，赶紧拍",
+    ),
+    # Not a campaign: genuine viewers reacting to a price reveal or a restock — short common phrases with
+    # commercial words, typed by many real accounts at once (organic negatives for evaluation).
+    "shoppers": (
+        "太划算了",
+        "好划算啊",
+        "回购了回购了",
+        "第{n}次回购了",
+        "囤货囤货",
+        "这个价格划算",
+        "又来回购了",
     ),
 }
 
@@ -109,6 +120,12 @@ class CampaignSpec:
     #: a share is never reached by an account posting more than once per ``min_gap_s`` on average
     min_gap_s: float = 1.0
     kind: Literal["danmaku", "chat"] = "danmaku"
+    #: genuine viewers, not bots — a negative example, with organic-looking signals whatever ``signals``
+    #: says: a share ``regulars`` of the room's recent commenters, the rest viewers who never commented
+    organic: bool = False
+    regulars: float = 0.5
+    #: share of bot accounts that post one ordinary comment of the room (from the background) first
+    warm_up: float = 0.0
 
     def __post_init__(self) -> None:
         if self.accounts < 1:
@@ -131,6 +148,11 @@ class Campaign:
     @property
     def event_ids(self) -> frozenset[str]:
         return frozenset(e["event_id"] for e in self.events)
+
+    @property
+    def script_events(self) -> list[dict[str, Any]]:
+        """The campaign's scripted messages, without the accounts' warm-up comments."""
+        return [e for e in self.events if "-warm-" not in e["event_id"]]
 
 
 # -- text ----------------------------------------------------------------------------------------
@@ -276,27 +298,50 @@ def build_campaign(
 
     events: list[dict[str, Any]] = []
     accounts: list[str] = []
+    # A crowd is the room's own viewers: those who commented in the 10 minutes before, then newcomers.
+    regulars = recent_viewers(background, spec.start_ms, 600_000, rng)[: round(spec.accounts * spec.regulars)] \
+        if spec.organic else []
+    ordinary = [e["text"] for e in background[:2000] if e.get("text")] if spec.warm_up else []
     for i, n in enumerate(counts):
-        user_id = f"bot-{spec.scenario}-{i}"
+        if spec.organic:
+            user_id = regulars[i] if i < len(regulars) else f"viewer-{spec.scenario}-{i}"
+            user = organic_signals(user_id, random.Random(f"{spec.seed}:{user_id}"))  # as with_organic_signals
+        else:
+            user_id = f"bot-{spec.scenario}-{i}"
+            user = (bot_signals(spec.scenario, i, rng) if spec.signals
+                    else organic_signals(f"{spec.scenario}-{i}", rng))
         accounts.append(user_id)
-        user = (bot_signals(spec.scenario, i, rng) if spec.signals
-                else organic_signals(f"{spec.scenario}-{i}", rng))
-        for _ in range(n):
+        times = sorted(spec.start_ms + rng.randrange(duration_ms) for _ in range(n))
+        texts = [campaign_text(spec.family, rng, spec.templates) for _ in range(n)]
+        if not spec.organic and ordinary and rng.random() < spec.warm_up:
+            # a "warmed-up" account: one ordinary comment of the room shortly before its first script
+            times.insert(0, max(spec.start_ms, times[0] - rng.randrange(5_000, 120_000)))
+            texts.insert(0, rng.choice(ordinary))
+        for j, (ts, text) in enumerate(zip(times, texts)):
             events.append({
+                "_warm_up": j == 0 and len(times) > n,
                 "kind": spec.kind,
                 "room_id": room_id,
                 "platform": platform,
-                "ts": spec.start_ms + rng.randrange(duration_ms),
+                "ts": ts,
                 "user_id": user_id,
-                "text": campaign_text(spec.family, rng, spec.templates),
+                "text": text,
                 "role": "viewer",
                 "user": user,
             })
     events.sort(key=lambda e: e["ts"])
     for k, e in enumerate(events):
-        e["event_id"] = f"{room_id}-bot-{spec.scenario}-{k}"
+        warm = "warm-" if e.pop("_warm_up") else ""
+        e["event_id"] = f"{room_id}-{'viewer' if spec.organic else 'bot'}-{spec.scenario}-{warm}{k}"
     return Campaign(spec=spec, events=events, account_ids=frozenset(accounts),
                     end_ms=spec.start_ms + duration_ms)
+
+
+def recent_viewers(background: Sequence[dict[str, Any]], start_ms: int, span_ms: int, rng: random.Random) -> list[str]:
+    """Users who commented in [start − span, start), in random order."""
+    seen = sorted({e["user_id"] for e in background if start_ms - span_ms <= e["ts"] < start_ms and "user_id" in e})
+    rng.shuffle(seen)
+    return seen
 
 
 def achieved_share(campaign: Campaign, background: Sequence[dict[str, Any]]) -> float:

@@ -127,3 +127,31 @@ def test_a_host_solicited_purchase_chant_is_not_commercial(detector):
     state = FloodState()
     findings = feed(detector, state, [(i * 0.2, f"fan{i}", "已下单已下单") for i in range(100)])
     assert {f.rule_id for f in findings} == {"flood.noncommercial_flood"}
+
+
+def test_bought_accounts_below_the_traffic_thresholds_are_a_campaign_by_the_signal_model(detector):
+    assert detector.settings.model is not None, "the shipped rules carry the trained model"
+    hand = BotFloodDetector(detector.settings.model_copy(update={"model": None}), detector.rules, detector.context)
+    bought = [{"account_age_days": 1, "device_id": f"dev{i // 4}", "ip": f"203.0.113.{i}"} for i in range(10)]
+    busy = [(i * 0.05, f"fan{i % 900}", f"弹幕{i}号来了，主播加油") for i in range(12_000)]
+    ring = [(300 + i * 20, f"bot{i}", f"吃了{i % 3 + 1}周瘦了{i + 3}斤，太神奇了", bought[i]) for i in range(10)]
+
+    def campaigns(d):
+        msgs = sorted(busy + ring, key=lambda m: m[0])
+        return [f for f in feed(d, FloodState(), msgs) if f.rule_id == "flood.commercial_campaign"]
+    assert campaigns(hand) == []  # 10 messages among 12,000: under every share threshold
+    [room] = campaigns(detector)
+    assert room.details["features"]["new_accounts"] == 1.0 and "shared_device" in room.details["signals"]
+
+
+def test_a_model_with_an_unknown_feature_is_refused_at_load_with_its_line(rules_copy):
+    from pipeline.errors import RuleSetError
+    from pipeline.ruleset import load_ruleset
+
+    path = rules_copy / "floods.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("    weights:\n", "    weights:\n      followers: 1.0\n"),
+                    encoding="utf-8")
+    with pytest.raises(RuleSetError) as err:
+        load_ruleset(rules_copy)
+    [problem] = [str(p) for p in err.value.problems]
+    assert "floods.yaml:" in problem and "followers" in problem
