@@ -45,7 +45,7 @@ def _speed(args: argparse.Namespace) -> float | None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.embedded import EmbeddedRuntime
-    from pipeline.simulator import demo_lines
+    from pipeline.simulator import demo_events, demo_lines
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                               pseudonym_key=_settings().pseudonym_key.get_secret_value())
     if args.metrics_port:
         runtime.metrics.serve(args.metrics_port, _settings().metrics_host)
-    print(f"livewatch demo — 3 simulated rooms, ruleset {runtime.watcher.current.version}\n")
+    rooms = len({e.room_id for e in demo_events()})
+    print(f"livewatch demo — {rooms} simulated rooms, ruleset {runtime.watcher.current.version}\n")
     from pipeline.embedded import read_jsonl
 
     stats = runtime.run(read_jsonl(recording))
@@ -161,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--rules", type=Path, default=None, help="rules directory (default: $LIVEWATCH_RULES_DIR or rules/)")
         sp.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics on 127.0.0.1:PORT")
 
-    demo = sub.add_parser("demo", help="watch livewatch police three simulated rooms (no broker)")
+    demo = sub.add_parser("demo", help="watch livewatch police seven simulated rooms (no broker)")
     pacing(demo, default_speed=60.0)
     demo.add_argument("--out", default="out/demo", help="output directory (default out/demo)")
     demo.set_defaults(func=cmd_demo)

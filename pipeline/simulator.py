@@ -1,9 +1,23 @@
-"""A built-in simulator: three live rooms, scripted so the demo shows each part of livewatch.
+"""A built-in simulator: seven live rooms, scripted so the demo shows each part of livewatch.
 
 - ``demo-clean``   a tea seller who talks like the rules want: prices shown, no claims; viewers gush
                    ("最好喝了！") — viewer chat is never treated as advertising.
 - ``demo-claims``  a snack seller who slips twice (a superlative, a slimming claim): warned, then limited.
 - ``demo-escalate`` a "health drink" pitched as a cure, again and again: the ladder climbs to suspension.
+
+and the price-marking and AI-label rooms, also written to ``examples/prices_ai_labels.jsonl`` by
+``scripts/make_examples.py`` (every rule of both detectors, with the negatives beside the positives):
+
+- ``demo-prices``  a scarf sold at 159, then "原价299" with only 159 ever charged (虚构原价), a spoken 89
+                   against a tag of 99, a cup on air without a price, then with "5折" that is no 5折 and
+                   an original price without its basis: warned, then limited.
+- ``demo-prices-ok`` a tea gift box priced within the grace period, an original price that really was
+                   charged today, a basis on every comparison, a bundle price, a discount in the buyer's
+                   favour, a suggested retail price marked as such: no alert.
+- ``demo-ai-host`` metadata says a human host, the host says "我是AI数字人主播" with no label; the label
+                   comes late, and later vanishes for 40 s: warned, then limited.
+- ``demo-ai-ok``   an AI host labelled from the start (classifier and implicit label agree), a 15-second
+                   gap in the label (allowed: 30 s): no alert.
 
 The script is fixed (same events, same ids, same timestamps every run), so the demo's output is too.
 """
@@ -18,6 +32,7 @@ from schemas.events import (
     ChatEvent,
     DanmakuEvent,
     EventModel,
+    OrderEvent,
     PriceTagEvent,
     ProductOnAir,
     StreamMetaEvent,
@@ -39,8 +54,12 @@ class _Room:
         return {"event_id": f"{self.room_id}-{self.n:04d}", "room_id": self.room_id, "platform": PLATFORM,
                 "ts": START_MS + int(t_s * 1000)}
 
-    def meta(self, t_s: float, product: ProductOnAir, **kw: object) -> StreamMetaEvent:
-        return StreamMetaEvent(**self._base(t_s), products=[product], **kw)
+    def meta(self, t_s: float, *products: ProductOnAir, **kw: object) -> StreamMetaEvent:
+        return StreamMetaEvent(**self._base(t_s), products=list(products), **kw)
+
+    def order(self, t_s: float, product: ProductOnAir, price: str, qty: int = 1) -> OrderEvent:
+        return OrderEvent(**self._base(t_s), order_id=f"{self.room_id}-o{self.n + 1}", product_id=product.product_id,
+                          price=Decimal(price), qty=qty)
 
     def price(self, t_s: float, product: ProductOnAir, price: str, **kw: object) -> PriceTagEvent:
         return PriceTagEvent(**self._base(t_s), product_id=product.product_id, title=product.title,
@@ -104,9 +123,109 @@ def _escalating_room() -> list[EventModel]:
     ]
 
 
+def _prices_room() -> list[EventModel]:
+    r = _Room("demo-prices")
+    scarf = ProductOnAir(product_id="scarf-01", title="羊绒围巾 180cm", category="apparel")
+    cup = ProductOnAir(product_id="cup-02", title="限时5折 保温杯 500ml", category="general")
+    return [
+        r.meta(0, scarf),
+        r.price(2, scarf, "159.00"),
+        r.say(20, "这款羊绒围巾，一百五十九，喜欢的直接拍。"),
+        r.order(40, scarf, "159.00"),
+        r.order(45, scarf, "159.00", qty=2),
+        r.order(70, scarf, "159.00"),
+        # 299 "original" while only 159 was ever charged: 虚构原价
+        r.price(120, scarf, "99.00", original_price=Decimal("299.00"), price_basis="前7日最低成交价"),
+        r.say(130, "原价两百九十九的围巾，今天直接九十九！"),
+        r.danmaku(140, "v-301", "冲冲冲"),
+        # 89 said, 99 on the tag
+        r.say(150, "家人们，今天到手价只要八十九！"),
+        r.order(160, scarf, "99.00"),
+        # a second product on air, no price for more than a minute
+        r.meta(200, scarf, cup),
+        r.say(230, "再看看这个保温杯，保温十二个小时。"),
+        r.danmaku(270, "v-302", "杯子多少钱？"),
+        # its tag: "5折" of 99 would be 49.50, it asks 69; and the 99 has no basis
+        r.price(290, cup, "69.00", original_price=Decimal("99.00")),
+        r.say(320, "杯子也是今天的福利价，六十九。"),
+        r.meta(400, status="ended"),
+    ]
+
+
+def _prices_ok_room() -> list[EventModel]:
+    r = _Room("demo-prices-ok")
+    box = ProductOnAir(product_id="tea-09", title="普洱茶礼盒 500g", category="food")
+    cup = ProductOnAir(product_id="cup-03", title="玻璃茶杯", category="general")
+    return [
+        r.meta(0, box),
+        r.say(10, "今天给大家介绍这款普洱礼盒，价格马上给大家挂上。"),
+        r.price(30, box, "199.00"),  # within the 60 s grace
+        r.order(60, box, "199.00"),
+        r.order(90, box, "199.00"),
+        # the original price really was charged, and its basis is shown
+        r.price(150, box, "159.00", original_price=Decimal("199.00"), price_basis="前7日最低成交价"),
+        r.say(160, "原价一百九十九，今天到手价一百五十九，两件只要三百。"),
+        r.say(200, "满三百减三十，用券更划算。"),
+        r.say(240, "相当于打八折，大家量力而行。"),  # 8折 of 199 = 159.20 ≥ 159: in the buyer's favour
+        r.meta(300, box, cup),
+        r.price(320, cup, "59.00", original_price=Decimal("99.00"), price_basis="厂商建议零售价"),
+        r.say(330, "茶杯只要五十九，建议零售价九十九。"),
+        r.meta(400, status="ended"),
+    ]
+
+
+def _ai_host_room() -> list[EventModel]:
+    r = _Room("demo-ai-host")
+    cream = ProductOnAir(product_id="cream-5", title="保湿面霜 50g", category="cosmetics")
+    return [
+        r.meta(0, cream, host_kind="human"),  # the platform's metadata is stale: it says human
+        r.price(1, cream, "89.00"),
+        r.say(3, "大家好，我是本店的AI数字人主播小美，今天给大家介绍保湿面霜。"),
+        r.danmaku(9, "v-401", "是真人吗"),
+        r.danmaku(16, "v-402", "好像是AI"),  # 13 s after the disclosure, still no label
+        r.meta(40, cream, host_kind="human", ai_label_visible=True),
+        r.say(100, "这款面霜质地清爽，适合干皮。"),
+        r.meta(200, cream, host_kind="human", ai_label_visible=False),  # the label vanishes
+        r.danmaku(215, "v-403", "怎么买"),
+        r.danmaku(241, "v-404", "下单了"),  # gone for 41 s: longer than the 30 s allowed
+        r.meta(260, cream, host_kind="human", ai_label_visible=True),
+        r.say(300, "感谢大家，今天的直播就到这里。"),
+        r.meta(310, status="ended"),
+    ]
+
+
+def _ai_ok_room() -> list[EventModel]:
+    r = _Room("demo-ai-ok")
+    lamp = ProductOnAir(product_id="lamp-7", title="护眼台灯", category="electronics")
+    implicit = '{"AIGC":{"Label":"1","ContentProducer":"demo-vendor","ContentID":"lamp-7-v1"}}'
+    return [
+        r.meta(0, lamp, host_kind="ai", ai_label_visible=True, aigc_score=0.97, implicit_label=implicit),
+        r.price(2, lamp, "129.00"),
+        r.say(5, "大家好，我是AI数字人主播，这款护眼台灯今天一百二十九。"),
+        r.danmaku(30, "v-501", "AI主播好"),
+        r.meta(100, lamp, host_kind="ai", ai_label_visible=False, aigc_score=0.97, implicit_label=implicit),
+        r.meta(115, lamp, host_kind="ai", ai_label_visible=True, aigc_score=0.97, implicit_label=implicit),
+        r.danmaku(200, "v-502", "台灯亮度可以调吗"),
+        r.say(220, "可以的，三档调光。"),
+        r.meta(300, status="ended"),
+    ]
+
+
+def example_events() -> list[EventModel]:
+    """The price-marking and AI-label rooms (examples/prices_ai_labels.jsonl), in event-time order."""
+    events = _prices_room() + _prices_ok_room() + _ai_host_room() + _ai_ok_room()
+    return sorted(events, key=lambda e: e.ts)
+
+
+def example_lines() -> Iterator[bytes]:
+    """The example rooms as wire-format JSONL lines (the content of examples/prices_ai_labels.jsonl)."""
+    for e in example_events():
+        yield json.dumps(e.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
+
+
 def demo_events() -> list[EventModel]:
     """All rooms' events, interleaved in event-time order (stable for equal times)."""
-    events = _clean_room() + _claims_room() + _escalating_room()
+    events = _clean_room() + _claims_room() + _escalating_room() + example_events()
     return sorted(events, key=lambda e: e.ts)
 
 

@@ -52,6 +52,12 @@ def on_air(product: str, category: str = "general", *, title: str = "", room: st
                            products=[ProductOnAir(product_id=product, title=title, category=category)], **extra)
 
 
+def meta(*products: str, room: str = "r1", t: float = 0, event_id: str | None = None, **extra: Any) -> StreamMetaEvent:
+    """Stream metadata: the products on air (none: unchanged) and any other field (host_kind, ai_label_visible …)."""
+    return StreamMetaEvent(**_base(room, t, event_id), products=[ProductOnAir(product_id=p) for p in products],
+                           **extra)
+
+
 def order(product: str, price: str, *, qty: int = 1, room: str = "r1", t: float = 0,
           event_id: str | None = None) -> OrderEvent:
     return OrderEvent(**_base(room, t, event_id), product_id=product, price=Decimal(price), qty=qty)

@@ -72,12 +72,13 @@ def start_broker(run_dir: Path) -> Broker:
 class Worker:
     """A `livewatch worker` process with its own data dir and metrics port."""
 
-    def __init__(self, broker: Broker, prefix: str, tmp: Path, name: str, rules_dir: Path | None = None) -> None:
+    def __init__(self, broker: Broker, prefix: str, tmp: Path, name: str, rules_dir: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.metrics_port = free_port()
         self.log_path = tmp / f"{name}.log"
         self.env = {**os.environ, "LIVEWATCH_BROKER": broker.url, "LIVEWATCH_TOPIC_PREFIX": prefix,
                     "LIVEWATCH_APP_ID": f"{prefix}livewatch", "LIVEWATCH_PARTITIONS": "4",
-                    "LIVEWATCH_RELOAD_EVERY_S": "0.5", "PYTHONUNBUFFERED": "1"}
+                    "LIVEWATCH_RELOAD_EVERY_S": "0.5", "PYTHONUNBUFFERED": "1", **(env or {})}
         cmd = [sys.executable, "-m", "pipeline.cli", "worker", "--datadir", str(tmp / name),
                "--metrics-port", str(self.metrics_port)]
         if rules_dir is not None:

@@ -20,9 +20,11 @@ ODD_EVENTS = [
     on_air("p", "cosmetics"), order("p", "0.01", qty=10_000),
 ]
 SELLING_TALK = [
-    on_air("tea-1", "food", t=0), price_tag("tea-1", "养生茶 全网最低", "59", category="food", t=1),
+    # an AI host without its label, a comparison price without a basis
+    on_air("tea-1", "food", t=0, host_kind="ai"),
+    price_tag("tea-1", "养生茶 全网最低", "59", category="food", t=1, original_price="99"),
     say("这是全网最低价", t=2), say("喝了能降血压，根治失眠", t=3), chat("国家级品质", role="host", t=4),
-    say("已经卖了十万单了", t=5), chat("好喝", t=6),
+    say("已经卖了十万单了", t=5), say("今天到手价只要四十九", t=5.5), chat("好喝", t=6),
     # a hired ring posting one testimonial
     *[danmaku(f"真给力，{i % 3 + 1}颗就瘦了{i % 5 + 2}斤", user=f"bot{i}", t=7 + i) for i in range(12)],
 ]
