@@ -29,6 +29,9 @@ platform that sends signals sends them for everyone; ``--no-background-signals``
 Campaigns are decided by the trained model in the rules when there is one; ``--hand`` uses the hand
 thresholds instead, to compare.
 
+(d) when the rules carry the account-signal model: 12 campaigns at 2 % of the traffic — under every
+    traffic threshold — run with the hand thresholds alone and with the model, to show what it adds.
+
 The stream before the injection point is processed once; each scenario starts from a copy of the whole
 room state at that point (serialised to JSON and rebuilt, so every scenario sees exactly what a replay of
 the stream would hold there) and runs from the campaign's start to ``--tail`` seconds after its end.
@@ -363,7 +366,45 @@ def eval_stream(path: Path, ruleset: Ruleset, args: argparse.Namespace, crowds: 
         crowds.append((alerts, flagged, accounts))
         print(f"   {crowd:<20} {len(campaign.events):>5} {achieved_share(campaign, background):>6.1%} {alerts:>6} "
               f"{flagged:>4}/{accounts:<3}  {top}")
+    if detector_of(ruleset).settings.model is not None:
+        below_thresholds(name, ruleset, background, models, cut, state_at_start, start_ms, args)
     return targets, scores
+
+
+def detector_of(ruleset: Ruleset) -> Any:
+    return next(d for d in ruleset.detectors if d.name == DETECTOR)
+
+
+def without_model(ruleset: Ruleset) -> Ruleset:
+    """The ruleset with the flood detector deciding by its hand thresholds only."""
+    d = detector_of(ruleset)
+    hand = type(d)(d.settings.model_copy(update={"model": None}), d.rules, d.context)
+    return dataclasses.replace(ruleset, detectors=tuple(hand if x is d else x for x in ruleset.detectors))
+
+
+def below_thresholds(name: str, ruleset: Ruleset, background: list[dict[str, Any]], models: list[EventModel],
+                     cut: int, state_at_start: dict[str, dict[str, Any]], start_ms: int,
+                     args: argparse.Namespace) -> None:
+    """(d) campaigns at 2 % of the traffic, under every traffic threshold: what the signal model adds."""
+    hand = without_model(ruleset)
+    print(f"\n-- (d) {name}: campaigns at 2 % of the room's traffic (under the traffic thresholds), detected by "
+          "the hand thresholds alone / with the account-signal model")
+    print(f"   {'scenario':<28} {'msgs':>5} {'share':>6} {'hand':>5} {'model':>6} {'recall (model)':>15}")
+    for accounts, signals, pace in itertools.product((20, 50, 200), (True, False), PACES):
+        scen = f"{accounts}a-s02-{'sig' if signals else 'nosig'}-test-{pace}"
+        spec = CampaignSpec(scen, accounts=accounts, start_ms=start_ms, family="testimonial", duration_s=PACES[pace],
+                            share=0.02, signals=signals, seed=args.seed, warm_up=WARM_UP)
+        campaign = build_campaign(spec, background)
+        hi = cut + count_between(background, start_ms, campaign.end_ms + round(args.tail * 1000))
+        merged = sorted(models[cut:hi] + [event_adapter.validate_python(e) for e in campaign.events],
+                        key=lambda e: e.ts)
+        found = []
+        for rs in (hand, ruleset):
+            run = process(new_engine(rs, restore(state_at_start, rs)), merged)
+            found.append((any(f.rule_id == CAMPAIGN_RULE and f.status == "live" for f in run.findings),
+                          len(flagged_accounts(run) & campaign.account_ids) / accounts))
+        print(f"   {scen:<28} {len(campaign.script_events):>5} {achieved_share(campaign, background):>6.1%} "
+              f"{'yes' if found[0][0] else 'no':>5} {'yes' if found[1][0] else 'no':>6} {found[1][1]:>15.2f}")
 
 
 FACTORS = {
@@ -537,9 +578,8 @@ def main(argv: list[str] | None = None) -> int:
               "rules on (run without --as-shipped)", file=sys.stderr)
         return 2
     if args.hand and detector.settings.model is not None:
-        hand = type(detector)(detector.settings.model_copy(update={"model": None}), detector.rules, detector.context)
-        ruleset = dataclasses.replace(ruleset, detectors=tuple(hand if d is detector else d for d in ruleset.detectors))
-        detector = hand
+        ruleset = without_model(ruleset)
+        detector = detector_of(ruleset)
     decision = "trained model" if detector.settings.model is not None else "hand thresholds"
     print(f"ruleset {ruleset.version} ({ruleset.directory}); seed {args.seed}; "
           f"{'quick' if args.quick else 'full'} grid; campaigns decided by the {decision}; real viewers "
