@@ -30,6 +30,13 @@ TP = Hashable  # a topic-partition, as the runtime names it
 NO_SEQ = 1 << 62  # events without a publisher sequence sort after those with one, at equal ts
 
 
+def order_key(ts: int, seq: int | None, topic: str, offset: int) -> tuple[int, int, str, int]:
+    """The order in which a partition's events are decided: event time, then the publisher's sequence,
+    then topic and offset. A rebuild of detector state after a rebalance sorts the events it re-reads
+    with the same key, so it feeds them in the order the merge once released them."""
+    return (ts, NO_SEQ if seq is None else seq, topic, offset)
+
+
 @dataclass(order=True)
 class _Held(Generic[T]):
     key: tuple[int, int, str, int]
@@ -57,7 +64,7 @@ class EventTimeMerger(Generic[T]):
     def push(self, tp: TP, ts: int, item: T, now_s: float, seq: int | None = None, topic: str = "",
              offset: int | None = None) -> None:
         self._progress[tp] = max(self._progress.get(tp, ts), ts)
-        key = (ts, NO_SEQ if seq is None else seq, topic, next(self._tiebreak) if offset is None else offset)
+        key = order_key(ts, seq, topic, next(self._tiebreak) if offset is None else offset)
         heapq.heappush(self._heap, _Held(key, now_s, item))
 
     def pop_ready(self, caught_up: Callable[[TP], bool], now_s: float) -> list[T]:
@@ -80,6 +87,13 @@ class EventTimeMerger(Generic[T]):
                     break
             out.append(heapq.heappop(self._heap).item)
         return out
+
+    def restart_wait(self, now_s: float) -> None:
+        """Count the wall-time wait bound of every held event from ``now_s``: for a partition whose
+        releases were held back (while its detector state was rebuilt), so that the hold does not make
+        its events look stalled and force them out before the other input topics have caught up."""
+        for held in self._heap:
+            held.arrived_s = now_s
 
     def clear(self) -> None:
         """Drop everything held (partitions revoked): those events were not acknowledged, so whoever

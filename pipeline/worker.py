@@ -39,8 +39,9 @@ from pipeline.merge import EventTimeMerger
 from pipeline.metrics import Metrics
 from pipeline.ruleset import Ruleset, RulesetWatcher
 from pipeline.settings import Settings
-from pipeline.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES
-from pipeline.kafka import SEQ_HEADER, ensure_topics
+from pipeline.rebuild import read_history
+from pipeline.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES, TOPIC_FOR_KIND
+from pipeline.kafka import ensure_topics, seq_of
 from schemas.deadletter import DeadLetter, Source
 
 log = logging.getLogger("livewatch.worker")
@@ -48,6 +49,7 @@ log = logging.getLogger("livewatch.worker")
 ROOMS_TABLE = "rooms"
 SEND_ATTEMPTS = 5
 GAP_PATIENCE_S = 30.0
+REBUILD_CHUNK = 500  # events fed per step of a rebuild, between which other partitions' events flow
 
 
 class TableStateStore:
@@ -61,6 +63,9 @@ class TableStateStore:
         self.ruleset = ruleset
         self._cache: dict[str, RoomState] = {}
         self._written: dict[str, str] = {}
+        # rebuilt non-durable detector state, joined to a room's durable state when the room is first
+        # loaded (not before: the table may still be recovering from the changelog during a rebuild)
+        self._rebuilt: dict[str, RoomState] = {}
         self.dirty = False  # a changelog write is buffered and not yet flushed
 
     def __len__(self) -> int:
@@ -73,15 +78,28 @@ class TableStateStore:
             if stored:
                 data = json.loads(stored)
                 state = RoomState.from_json(data, self.ruleset())
-                self._cache[room_id] = state
                 self._written[room_id] = json.dumps(data, sort_keys=True)
+            rebuilt = self._rebuilt.pop(room_id, None)
+            if rebuilt is not None:
+                state = state if state is not None else RoomState()
+                state.detectors.update(rebuilt.detectors)
+            if state is not None:
+                self._cache[room_id] = state
         return state
+
+    def adopt(self, rebuilt: dict[str, RoomState]) -> None:
+        for room_id, part in rebuilt.items():
+            cached = self._cache.get(room_id)
+            if cached is not None:
+                cached.detectors.update(part.detectors)
+            else:
+                self._rebuilt[room_id] = part
 
     def put(self, room_id: str, state: RoomState) -> None:
         self._cache[room_id] = state
         # Only long-lived state goes to the changelog: ladders and durable detector state. Sliding-window
-        # state (bot floods) changes with every comment; it lives in memory and starts afresh after a
-        # rebalance (DESIGN.md principle 7).
+        # state (bot floods) changes with every comment; it lives in memory and is rebuilt from the input
+        # after a rebalance (WorkerRuntime._rebuild, DESIGN.md principle 7).
         data = state.to_json(only=self.ruleset().durable_detectors)
         blob = json.dumps(data, sort_keys=True)
         if self._written.get(room_id) != blob:
@@ -92,6 +110,7 @@ class TableStateStore:
     def clear(self) -> None:
         self._cache.clear()
         self._written.clear()
+        self._rebuilt.clear()
 
 
 @dataclass
@@ -164,6 +183,13 @@ class WorkerRuntime:
         self._gap_since: dict[TP, float] = {}
         self._rereading: set[TP] = set()
         self._bounds: dict[TP, tuple[int, int]] = {}  # input partition → (log start, end) at assignment
+        # Partition numbers whose events may be decided. A newly owned partition opens once the state of
+        # its non-durable detectors is rebuilt (or at once when no detector needs that); until then its
+        # events wait in its merger, while other partitions flow.
+        self._open: set[int] = set()
+        self._unrebuilt: set[int] = set()  # opened after a failed rebuild: running on empty windows
+        self._generation = 0  # bumped on every revocation and assignment; a stale rebuild is dropped
+        self._rebuilds: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._last_reload = time.monotonic()
 
@@ -190,12 +216,22 @@ class WorkerRuntime:
         self.metrics.partitions_assigned.set(len(self._owned))
         log.info("assigned input partitions %s", sorted({tp.partition for tp in inputs}))
         self._bounds = {}
+        self._generation += 1
+        self._start_rebuilds(self._generation)  # before any await: no event of a new partition goes first
         asyncio.ensure_future(self._query_bounds(inputs))
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **kwargs: Any) -> None:
         # Everything held or un-acknowledged is read again from the committed offsets after the
         # rebalance (by us or by the partition's new owner): drop it, with the room cache.
+        self._generation += 1
+        for task in self._rebuilds:
+            task.cancel()
+        self._rebuilds.clear()
         async with self._lock:
+            self._open.clear()
+            self._unrebuilt.clear()
+            self.metrics.partitions_rebuilding.set(0)
+            self.metrics.partitions_unrebuilt.set(0)
             for merger in self._mergers.values():
                 merger.clear()
             self._mergers.clear()
@@ -265,7 +301,7 @@ class WorkerRuntime:
                 merger = self._mergers[tp.partition] = EventTimeMerger(
                     self._inputs_of(tp.partition), self.settings.max_lateness_ms, self.settings.max_wait_s)
             merger.push(tp, decoded.ts, _Held(decoded, raw, source, pending), time.monotonic(),
-                        seq=_seq_of(headers), topic=tp.topic, offset=offset)
+                        seq=seq_of(headers), topic=tp.topic, offset=offset)
         except Exception as e:
             await self._dead_letter_unexpected(e, raw, source, key)
             pending.done = True
@@ -311,7 +347,9 @@ class WorkerRuntime:
 
     async def _release(self) -> None:
         now = time.monotonic()
-        for merger in list(self._mergers.values()):
+        for partition, merger in list(self._mergers.items()):
+            if partition not in self._open:
+                continue  # its detector state is being rebuilt (or it is not ours)
             for held in merger.pop_ready(self._caught_up, now):
                 key = held.decoded.room_id.encode()
                 try:
@@ -336,6 +374,79 @@ class WorkerRuntime:
                 self.metrics.merge_forced.labels(bound=bound).inc(n)
             merger.forced.clear()
         await self._ack_in_order()
+
+    # -- rebuilding non-durable detector state after a rebalance (DESIGN.md principle 7) ---------
+
+    def _start_rebuilds(self, generation: int) -> None:
+        """Hold every owned partition until its non-durable detector state is rebuilt from its input.
+
+        Faust revokes every partition on a rebalance and the room cache is dropped with it, so each
+        assignment rebuilds every partition it gets, kept or new. Nothing to rebuild (no running detector
+        without durable state, e.g. flood rules off) opens every partition at once."""
+        ruleset = self.watcher.current
+        topics = sorted({self.settings.topic(TOPIC_FOR_KIND[k]) for k in ruleset.rebuild_kinds if k in TOPIC_FOR_KIND})
+        if not topics or ruleset.rebuild_history_ms <= 0:
+            self._open = set(self._owned)
+            return
+        self._open = set()
+        self.metrics.partitions_rebuilding.set(len(self._owned))
+        for partition in sorted(self._owned):
+            tps = [TopicPartition(t, partition) for t in topics]
+            task = asyncio.ensure_future(self._rebuild(generation, partition, tps, ruleset.rebuild_kinds,
+                                                       ruleset.rebuild_history_ms))
+            self._rebuilds.add(task)
+            task.add_done_callback(self._rebuilds.discard)
+
+    async def _rebuild(self, generation: int, partition: int, tps: list[TopicPartition], kinds: frozenset[str],
+                       history_ms: int) -> None:
+        """Re-read one partition's recent decided input, feed it to the non-durable detectors, then open
+        the partition. A failure (broker unreachable, timeout) is logged and counted, and the partition
+        opens with empty windows for the rooms concerned: the worker must go on."""
+        started = time.monotonic()
+        rooms: dict[str, RoomState] = {}
+        history = None
+        read_s = 0.0
+        try:
+            history = await asyncio.wait_for(
+                read_history(self.settings.bootstrap_servers(), self.settings.app_id, tps, history_ms, kinds=kinds,
+                             clock_ms=self.engine.clock_ms),
+                self.settings.rebuild_timeout_s)
+            read_s = time.monotonic() - started
+            for i in range(0, len(history.events), REBUILD_CHUNK):
+                if generation != self._generation:
+                    return  # revoked meanwhile: the next assignment rebuilds again
+                self.engine.warm(history.events[i:i + REBUILD_CHUNK], rooms)
+                await asyncio.sleep(0)  # let the other partitions' events through
+            failed = False
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            failed = True
+            log.error("rebuilding the state of partition %d failed after %.1f s (%r); it goes on with empty "
+                      "sliding windows for its rooms", partition, time.monotonic() - started, e)
+        async with self._lock:
+            if generation != self._generation:
+                return
+            if not failed:
+                self.store.adopt(rooms)
+            else:
+                self._unrebuilt.add(partition)
+            self._open.add(partition)
+            took = time.monotonic() - started
+            self.metrics.rebuilds.labels(result="failed" if failed else "ok").inc()
+            self.metrics.rebuild_seconds.observe(took)
+            self.metrics.partitions_rebuilding.set(len(set(self._owned) - self._open))
+            self.metrics.partitions_unrebuilt.set(len(self._unrebuilt))
+            if history is not None and not failed:
+                log.info("partition %d: rebuilt %d rooms from %s in %.2f s (read %.2f s)", partition, len(rooms),
+                         history.describe(), took, read_s)
+            merger = self._mergers.get(partition)
+            if merger is not None:
+                merger.restart_wait(time.monotonic())  # held back by us, not stalled: count the wait from now
+            try:
+                await self._release()
+            except Exception:
+                log.exception("release failed")  # the timer tries again
 
     async def _send(self, outcome: Outcome, key: bytes | None) -> None:
         """Send an event's outputs and wait for the broker's acks (acks=all), retrying what can be retried.
@@ -447,17 +558,6 @@ class WorkerRuntime:
                 lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - received)
         for topic, value in lag.items():
             self.metrics.consumer_lag.labels(topic=topic).set(value)
-
-
-def _seq_of(headers: Any) -> int | None:
-    headers = headers or []
-    for k, v in (headers.items() if isinstance(headers, dict) else headers):
-        if k == SEQ_HEADER:
-            try:
-                return int(v)
-            except (TypeError, ValueError):
-                return None
-    return None
 
 
 def run_worker(settings: Settings) -> None:
