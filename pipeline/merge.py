@@ -54,6 +54,8 @@ class EventTimeMerger(Generic[T]):
         self._heap: list[_Held[T]] = []
         self._progress: dict[TP, int] = {}  # latest event time delivered per topic-partition
         self._tiebreak = itertools.count()
+        self._delivered_s: dict[TP, float] = {}  # wall time of each input's latest delivery
+        self._since_s: float | None = None  # when this merger began to wait (first push, or restart_wait)
         #: events released by a bound rather than in order, by bound ("lateness" / "wait"); a runtime reads
         #: and resets it for its metrics
         self.forced: Counter[str] = Counter()
@@ -64,11 +66,21 @@ class EventTimeMerger(Generic[T]):
     def push(self, tp: TP, ts: int, item: T, now_s: float, seq: int | None = None, topic: str = "",
              offset: int | None = None) -> None:
         self._progress[tp] = max(self._progress.get(tp, ts), ts)
+        self._delivered_s[tp] = now_s
+        if self._since_s is None:
+            self._since_s = now_s
         key = order_key(ts, seq, topic, next(self._tiebreak) if offset is None else offset)
         heapq.heappush(self._heap, _Held(key, now_s, item))
 
-    def pop_ready(self, caught_up: Callable[[TP], bool], now_s: float) -> list[T]:
-        """Every held event that no input can still precede, in event-time order."""
+    def pop_ready(self, caught_up: Callable[[TP], bool], now_s: float,
+                  catching_up: Callable[[TP], bool] | None = None) -> list[T]:
+        """Every held event that no input can still precede, in event-time order.
+
+        ``catching_up(tp)`` says that an input has not yet delivered the messages that were already on
+        the broker when it was assigned (a backlog after a start or a rebalance). The consumer, not the
+        producer, is behind there: Faust hands over one topic's backlog far ahead of another's, so the
+        lateness and wait bounds would release events before older ones of the lagging topic. While such
+        an input keeps delivering (something within ``max_wait_s``), the bounds do not apply to it."""
         out: list[T] = []
         if not self._heap:
             return out
@@ -77,8 +89,12 @@ class EventTimeMerger(Generic[T]):
         while self._heap:
             head = self._heap[0]
             ts = head.key[0]
+            blocking = [tp for tp in inputs if not (self._progress.get(tp, -1) >= ts or caught_up(tp))]
             # No known inputs (the assignment is not known yet) means unknown, not "all caught up".
-            if not inputs or not all(self._progress.get(tp, -1) >= ts or caught_up(tp) for tp in inputs):
+            if not inputs or blocking:
+                if catching_up is not None and any(catching_up(tp) and not self._stalled(tp, now_s)
+                                                   for tp in blocking):
+                    break
                 if ts <= newest - self.max_lateness_ms:
                     self.forced["lateness"] += 1
                 elif now_s - head.arrived_s >= self.max_wait_s:
@@ -94,9 +110,19 @@ class EventTimeMerger(Generic[T]):
         its events look stalled and force them out before the other input topics have caught up."""
         for held in self._heap:
             held.arrived_s = now_s
+        self._since_s = now_s
+        self._delivered_s = dict.fromkeys(self._delivered_s, now_s)
+
+    def _stalled(self, tp: TP, now_s: float) -> bool:
+        """``tp`` has delivered nothing for ``max_wait_s`` (counted from when the merger began to wait
+        if it never delivered)."""
+        last = self._delivered_s.get(tp, self._since_s if self._since_s is not None else now_s)
+        return now_s - last >= self.max_wait_s
 
     def clear(self) -> None:
         """Drop everything held (partitions revoked): those events were not acknowledged, so whoever
         owns the partitions next reads them again."""
         self._heap.clear()
         self._progress.clear()
+        self._delivered_s.clear()
+        self._since_s = None

@@ -350,7 +350,7 @@ class WorkerRuntime:
         for partition, merger in list(self._mergers.items()):
             if partition not in self._open:
                 continue  # its detector state is being rebuilt (or it is not ours)
-            for held in merger.pop_ready(self._caught_up, now):
+            for held in merger.pop_ready(self._caught_up, now, self._catching_up):
                 key = held.decoded.room_id.encode()
                 try:
                     outcome = self.engine.process_decoded(held.decoded, held.raw, held.source)
@@ -529,6 +529,20 @@ class WorkerRuntime:
             return last + 1 >= end
         committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
         return (committed if committed is not None else start) >= end
+
+    def _catching_up(self, tp: TP) -> bool:
+        """``tp`` has not yet delivered every message that was on the broker when it was assigned (or
+        that is not known yet): its events are on their way, and the merge waits for them rather than
+        releasing later events of the other topics by its lateness or wait bound."""
+        bounds = self._bounds.get(tp)
+        if bounds is None:
+            return True
+        start, end = bounds
+        last = self._last_offset.get(tp)
+        if last is not None:
+            return last + 1 < end
+        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        return (committed if committed is not None else start) < end
 
     async def _query_bounds(self, tps: set[TP]) -> None:
         """Ask the broker where each newly owned input partition starts and ends."""
