@@ -182,6 +182,7 @@ class WorkerRuntime:
         self._next_ack: dict[TP, int] = {}  # next offset to acknowledge per topic-partition
         self._gap_since: dict[TP, float] = {}
         self._rereading: set[TP] = set()
+        self._gaps: dict[TP, set[tuple[int, int]]] = {}  # offsets Faust skipped, being re-read
         self._bounds: dict[TP, tuple[int, int]] = {}  # input partition → (log start, end) at assignment
         # Partition numbers whose events may be decided. A newly owned partition opens once the state of
         # its non-durable detectors is rebuilt (or at once when no detector needs that); until then its
@@ -239,6 +240,7 @@ class WorkerRuntime:
             self._last_offset.clear()
             self._next_ack.clear()
             self._gap_since.clear()
+            self._gaps.clear()
             self._owned = {}
             self.store.clear()
             self.metrics.partitions_assigned.set(0)
@@ -270,12 +272,49 @@ class WorkerRuntime:
     async def _receive(self, event: Any) -> None:
         msg = event.message
         async with self._lock:
+            if await self._duplicate(msg.tp, msg.offset, event):
+                return
+            self._watch_for_gap(msg.tp, msg.offset)
             # Faust can hand over a message fetched just before a rebalance after it; it is processed
             # like any other (dropping it would lose it: Faust has already moved its read offset past it).
             pending = _Pending(msg.offset, event)
             self._pending.setdefault(msg.tp, deque()).append(pending)
             await self._accept(msg.tp, msg.offset, msg.key, event.value, msg.headers, pending)
             await self._release()
+
+    def _watch_for_gap(self, tp: TP, offset: int) -> None:
+        """A message beyond the next expected offset of its topic-partition means Faust skipped some
+        (faust-streaming 0.15 drops part of a fetched batch around a rebalance): read them directly
+        at once, and hold the partition's releases until they are in the merge. Otherwise the later
+        events would be decided first, which sliding windows (bot floods) do not forgive."""
+        last = self._last_offset.get(tp)
+        expected = last + 1 if last is not None else getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        if expected is None or offset <= expected:
+            return
+        self._gaps.setdefault(tp, set()).add((expected, offset))
+        self._rereading.add(tp)
+        asyncio.ensure_future(self._reread(tp, expected, offset, self._generation))
+
+    async def _duplicate(self, tp: TP, offset: int, event: Any) -> bool:
+        """Whether Faust hands over a message already taken (re-read directly, say): it must not be
+        decided twice. Its event is acknowledged in order with the copy taken, or now if that one was
+        acknowledged already."""
+        last = self._last_offset.get(tp)
+        if last is None or offset > last:
+            return False
+        queue = self._pending.get(tp, deque())
+        taken = next((p for p in queue if p.offset == offset), None)
+        if taken is None:
+            if any(a <= offset < b for a, b in self._gaps.get(tp, ())):
+                return False  # a skipped message after all, before its re-read got it: take it
+            acknowledged_to = self._next_ack.get(tp)
+            if acknowledged_to is not None and offset < acknowledged_to:
+                await self._stream.ack(event)
+                return True
+            return False
+        if taken.event is None:
+            taken.event = event
+        return True
 
     async def _accept(self, tp: TP, offset: int, key: bytes | None, value: Any, headers: Any,
                       pending: _Pending) -> None:
@@ -306,7 +345,7 @@ class WorkerRuntime:
             await self._dead_letter_unexpected(e, raw, source, key)
             pending.done = True
 
-    async def _reread(self, tp: TP, start: int, end: int) -> None:
+    async def _reread(self, tp: TP, start: int, end: int, generation: int | None = None) -> None:
         """Read offsets [start, end) of ``tp`` directly and decide them: messages Faust skipped.
 
         faust-streaming 0.15 sometimes never delivers the message at the committed offset after a
@@ -329,8 +368,13 @@ class WorkerRuntime:
             await consumer.stop()
         async with self._lock:
             self._rereading.discard(tp)
+            if generation is not None and generation != self._generation:
+                return  # revoked meanwhile
+            gaps = self._gaps.get(tp, set())
+            gaps.discard((start, end))  # whatever was found, the partition need not wait any longer
             queue = self._pending.get(tp)
             if not records or queue is None or tp not in self._owned.get(tp.partition, ()):
+                await self._release()
                 return
             have = {p.offset for p in queue}
             missing = [r for r in records if r.offset not in have]
@@ -348,8 +392,8 @@ class WorkerRuntime:
     async def _release(self) -> None:
         now = time.monotonic()
         for partition, merger in list(self._mergers.items()):
-            if partition not in self._open:
-                continue  # its detector state is being rebuilt (or it is not ours)
+            if partition not in self._open or any(self._gaps.get(tp) for tp in self._owned.get(partition, ())):
+                continue  # its detector state is being rebuilt, or Faust skipped messages being re-read
             for held in merger.pop_ready(self._caught_up, now, self._catching_up):
                 key = held.decoded.room_id.encode()
                 try:
@@ -495,7 +539,7 @@ class WorkerRuntime:
                     waiting = self._gap_since.setdefault(tp, now)
                     if tp not in self._rereading and now - waiting < GAP_PATIENCE_S:
                         self._rereading.add(tp)
-                        asyncio.ensure_future(self._reread(tp, expected, head.offset))
+                        asyncio.ensure_future(self._reread(tp, expected, head.offset, self._generation))
                     if now - waiting < GAP_PATIENCE_S:
                         break
                     log.warning("acknowledging %s@%d past a gap from %d", tp, head.offset, expected)

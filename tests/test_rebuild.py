@@ -9,14 +9,22 @@ must be the replay's, id for id and byte for byte.
 from __future__ import annotations
 
 import json
+import socket
+import time
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from pipeline.engine import Engine, MemoryStateStore, RoomState
+from pipeline.kafka import ensure_topics, new_producer
 from pipeline.merge import EventTimeMerger, order_key
 from pipeline.metrics import Metrics
+from pipeline.rebuild import read_history
 from pipeline.ruleset import DEFAULT_RULES_DIR, load_ruleset
+from pipeline.settings import Settings
+from pipeline.worker import WorkerRuntime
 from schemas.events import event_adapter
 from tests.builders import chat, flood_story, floods_on_rules, say
+from tests.kafka_harness import free_port
 
 WINDOW_S = 120
 
@@ -134,3 +142,127 @@ def test_held_events_wait_from_the_moment_the_partition_opens():
     merger.restart_wait(now_s=10)
     assert merger.pop_ready(lambda tp: False, now_s=12) == []
     assert merger.pop_ready(lambda tp: False, now_s=15) == ["a@200"]
+
+
+# -- the worker: a rebuild that fails never stops it -------------------------------------------------
+
+
+@pytest.fixture
+def silent_broker():
+    """A port that accepts connections and never answers: a broker that hangs."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield s.getsockname()[1]
+
+
+@pytest.mark.parametrize("how", ["refused", "hangs"])
+async def test_a_rebuild_that_fails_opens_the_partition_with_empty_windows_and_says_so(how, flood_ruleset, tmp_path,
+                                                                                         silent_broker, caplog):
+    port = free_port() if how == "refused" else silent_broker
+    runtime = WorkerRuntime(Settings(broker=f"kafka://127.0.0.1:{port}", rules_dir=flood_ruleset.directory,
+                                     datadir=tmp_path / "w", rebuild_timeout_s=1.5))
+    released = []
+
+    async def release() -> None:
+        released.append(True)
+
+    runtime._release = release  # no Faust consumer here
+    runtime._owned = {0: {TopicPartition("live.chat", 0), TopicPartition("live.danmaku", 0)}}
+    runtime._generation = 1
+    started = time.monotonic()
+    await runtime._rebuild(1, 0, sorted(runtime._owned[0]), flood_ruleset.rebuild_kinds,
+                           flood_ruleset.rebuild_history_ms)
+    assert time.monotonic() - started < 10
+    assert runtime._open == {0} and released  # the partition goes on
+    samples = {s.name + str(s.labels): s.value for m in runtime.metrics.registry.collect() for s in m.samples}
+    assert samples["livewatch_rebuilds_total{'result': 'failed'}"] == 1
+    assert samples["livewatch_rebuilds_total{'result': 'ok'}"] == 0
+    assert samples["livewatch_partitions_unrebuilt{}"] == 1
+    assert "rebuilding the state of partition 0 failed" in caplog.text
+
+
+async def test_a_rebuild_of_a_revoked_assignment_is_dropped(flood_ruleset, tmp_path):
+    runtime = WorkerRuntime(Settings(broker=f"kafka://127.0.0.1:{free_port()}", rules_dir=flood_ruleset.directory,
+                                     datadir=tmp_path / "w", rebuild_timeout_s=1.5))
+    runtime._generation = 2  # revoked and reassigned since generation 1 started its rebuild
+    await runtime._rebuild(1, 0, [TopicPartition("live.chat", 0)], flood_ruleset.rebuild_kinds, 1000)
+    assert runtime._open == set() and runtime._unrebuilt == set()
+
+
+# -- reading the history back from the broker -----------------------------------------------------
+
+
+async def _produce_history(broker, prefix: str) -> tuple[list, list]:
+    """A room's chat and danmaku on partition 0, an event every 10 s for 10 minutes ending an hour ago.
+    Chat records are stamped with the event time, danmaku records with the wall clock at send (as
+    ``publish`` does). Returns [(offset, event dict, seq)] per topic."""
+    settings = Settings(broker=broker.url, topic_prefix=prefix, partitions=1)
+    await ensure_topics(settings)
+    producer = new_producer(settings)
+    await producer.start()
+    base = int(time.time() * 1000) - 3_600_000 - 600_000
+    sent: dict[str, list] = {"chat": [], "danmaku": []}
+    try:
+        for i in range(60):
+            for kind, dt in (("chat", 0), ("danmaku", 5_000)):
+                seq = 2 * i + (kind == "danmaku")
+                event = {"kind": kind, "event_id": f"{kind}-{i}", "room_id": "r", "platform": "test",
+                         "ts": base + i * 10_000 + dt, "user_id": f"u{i}", "text": f"第{i}条弹幕，你好呀"}
+                key, value = b"r", json.dumps(event, ensure_ascii=False).encode()
+                if i == 33 and kind == "danmaku":
+                    value = b"{not json"  # dead-lettered when decided: not re-fed
+                if i == 34 and kind == "danmaku":
+                    key = b"another-room"  # dead-lettered as wrong_key: not re-fed
+                meta = await (await producer.send(settings.topic(f"live.{kind}"), value, key=key, partition=0,
+                                                  timestamp_ms=event["ts"] if kind == "chat" else None,
+                                                  headers=[("livewatch-seq", str(seq).encode())]))
+                sent[kind].append((meta.offset, event, seq, value))
+    finally:
+        await producer.stop()
+    return sent["chat"], sent["danmaku"]
+
+
+async def _commit(broker, group: str, offsets: dict) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.kafka
+async def test_the_history_is_read_from_the_broker_up_to_the_committed_offsets_in_decision_order(kafka):
+    prefix = "history."
+    chat, danmaku = await _produce_history(kafka, prefix)
+    tps = [TopicPartition(f"{prefix}live.chat", 0), TopicPartition(f"{prefix}live.danmaku", 0)]
+    kinds = frozenset({"chat", "danmaku"})
+    args = dict(kinds=kinds, clock_ms=lambda: int(time.time() * 1000))
+
+    nothing = await read_history(kafka.bootstrap, f"{prefix}fresh", tps, 120_000, **args)
+    assert nothing.events == [] and nothing.next_ts is None  # a group that decided nothing
+
+    await _commit(kafka, f"{prefix}g", {tps[0]: chat[40][0], tps[1]: danmaku[35][0]})
+    history = await read_history(kafka.bootstrap, f"{prefix}g", tps, 30_000, **args)
+    next_ts = min(chat[40][1]["ts"], danmaku[35][1]["ts"])
+    assert history.next_ts == next_ts and history.start_ts == next_ts - 30_000
+    decided = [(e["ts"], seq, t.topic, off, e) for t, rows in zip(tps, (chat[:40], danmaku[:35]))
+               for off, e, seq, value in rows if e["ts"] >= next_ts - 30_000 and value.startswith(b'{"')
+               and e["event_id"] != "danmaku-34"]
+    assert len(decided) == 7 + 1  # chat 33..39, danmaku 32 (33 is not JSON, 34 is keyed to another room)
+    assert [e.event_id for e in history.events] == [e["event_id"] for *_, e in sorted(decided, key=lambda r: r[:4])]
+    assert {e.kind for e in history.events} == {"chat", "danmaku"}
+    # chat records carry the event time: the lookup starts close to the window (less the 5-minute skew);
+    # danmaku records carry the time of sending: read from the start of the log, kept by event time
+    chat_from, chat_to = history.ranges[f"{prefix}live.chat-0"]
+    chat_start = history.start_ts - 300_000
+    assert chat_from == next(off for off, e, *_ in chat if e["ts"] >= chat_start) > 0 and chat_to == chat[40][0]
+    assert history.ranges[f"{prefix}live.danmaku-0"] == (0, danmaku[35][0])
+
+    await _commit(kafka, f"{prefix}g", {tps[0]: chat[-1][0] + 1, tps[1]: danmaku[-1][0] + 1})
+    caught_up = await read_history(kafka.bootstrap, f"{prefix}g", tps, 60_000, **args)
+    assert caught_up.next_ts == danmaku[-1][1]["ts"]  # nothing undecided: the latest decided event
+    assert [e.event_id for e in caught_up.events][-2:] == ["chat-59", "danmaku-59"]
+    assert all(e.ts >= danmaku[-1][1]["ts"] - 60_000 for e in caught_up.events)
