@@ -17,6 +17,12 @@ Room state is cached in memory and its durable part (ladder strikes, detector st
 Faust table backed by a changelog topic whenever it changes; after a rebalance the cache is dropped,
 un-acknowledged events are read again by whoever owns their partition, and the ladder recognises
 findings it has already counted, so no second action is issued.
+
+Sliding-window detector state (``durable_state = False``: bot floods) is not in the changelog. On every
+assignment each owned partition is held until that state is rebuilt: the decided input of the last
+``history_ms`` before the partition's next event is re-read from the topics those detectors read
+(``pipeline/rebuild.py``), put in the merge's order and fed to them alone (``Engine.warm``). A failed
+rebuild is logged and counted, and the partition goes on with empty windows.
 """
 
 from __future__ import annotations
