@@ -56,6 +56,7 @@ ROOMS_TABLE = "rooms"
 SEND_ATTEMPTS = 5
 GAP_PATIENCE_S = 30.0
 REBUILD_CHUNK = 500  # events fed per step of a rebuild, between which other partitions' events flow
+REBUILD_RETRY_S = 1.0
 
 
 class TableStateStore:
@@ -456,11 +457,22 @@ class WorkerRuntime:
         rooms: dict[str, RoomState] = {}
         history = None
         read_s = 0.0
+        deadline = started + self.settings.rebuild_timeout_s
         try:
-            history = await asyncio.wait_for(
-                read_history(self.settings.bootstrap_servers(), self.settings.app_id, tps, history_ms, kinds=kinds,
-                             clock_ms=self.engine.clock_ms),
-                self.settings.rebuild_timeout_s)
+            while True:  # a broker error right after a rebalance (coordinator loading, say) is retried
+                try:
+                    history = await asyncio.wait_for(
+                        read_history(self.settings.bootstrap_servers(), self.settings.app_id, tps, history_ms,
+                                     kinds=kinds, clock_ms=self.engine.clock_ms),
+                        max(0.1, deadline - time.monotonic()))
+                    break
+                except (asyncio.CancelledError, asyncio.TimeoutError):
+                    raise
+                except Exception as e:
+                    if time.monotonic() + REBUILD_RETRY_S >= deadline or generation != self._generation:
+                        raise
+                    log.warning("re-reading the input of partition %d failed (%r); trying again", partition, e)
+                    await asyncio.sleep(REBUILD_RETRY_S)
             read_s = time.monotonic() - started
             for i in range(0, len(history.events), REBUILD_CHUNK):
                 if generation != self._generation:
