@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -67,6 +67,9 @@ class RoomState:
 class StateStore(Protocol):
     def get(self, room_id: str) -> RoomState | None: ...
     def put(self, room_id: str, state: RoomState) -> None: ...
+    def adopt(self, rebuilt: dict[str, RoomState]) -> None:
+        """Take over rebuilt non-durable detector states (``Engine.warm``), replacing those held."""
+        ...
     def __len__(self) -> int: ...
 
 
@@ -75,6 +78,14 @@ class MemoryStateStore(dict):  # type: ignore[type-arg]
 
     def put(self, room_id: str, state: RoomState) -> None:
         self[room_id] = state
+
+    def adopt(self, rebuilt: dict[str, RoomState]) -> None:
+        for room_id, part in rebuilt.items():
+            room = self.get(room_id)
+            if room is None:
+                self[room_id] = RoomState(detectors=dict(part.detectors))
+            else:
+                room.detectors.update(part.detectors)
 
 
 @dataclass
@@ -162,6 +173,52 @@ class Engine:
         outcome.dead_letters = [DeadLetter.of(raw, d.reason, d.detail, source, d.event_id)
                                 for d in outcome.dead_letters]
         return outcome
+
+    def warm(self, events: Iterable[EventModel], rooms: dict[str, RoomState] | None = None
+             ) -> dict[str, RoomState]:
+        """Rebuild non-durable detector state from input that was decided before (DESIGN.md principle 7).
+
+        Feeds each event, in the order given, to the detectors of the ruleset whose state is *not*
+        durable (sliding windows) and that read its kind — nothing else: their findings are discarded, no
+        policy runs, no output and no finding metric is produced. ``rooms`` (room id → state holding only
+        those detectors' states) is updated in place and returned; hand it to ``StateStore.adopt``.
+
+        The caller decides which events: every decided event of the rebuilt kinds whose event time is at
+        most ``Ruleset.rebuild_history_ms`` before the next event to decide, in the order they were
+        decided. Then the rebuilt state equals the state a replay holds at that point, as far as the
+        detectors depend on that much input only."""
+        rooms = {} if rooms is None else rooms
+        self._warm(events, rooms)
+        return rooms
+
+    def rebuild(self, events: Iterable[EventModel]) -> int:
+        """``warm`` the events into fresh state and hand it to the store; returns the number of events fed."""
+        rooms: dict[str, RoomState] = {}
+        n = self._warm(events, rooms)
+        self.store.adopt(rooms)
+        return n
+
+    def _warm(self, events: Iterable[EventModel], rooms: dict[str, RoomState]) -> int:
+        rebuilt = self.ruleset.rebuilt_detectors
+        n = 0
+        for event in events:
+            detectors = [d for d in rebuilt if event.kind in d.kinds]
+            if not detectors:
+                continue
+            room = rooms.get(event.room_id)
+            if room is None:
+                room = rooms[event.room_id] = RoomState()
+            raw_text = text_of(event)
+            text = normalize(raw_text) if raw_text else None
+            for detector in detectors:
+                try:
+                    detector.detect(event, text, room.for_detector(detector))
+                except Exception:  # counted when the event was decided; here it must not stop the rebuild
+                    log.debug("detector %s failed on event %s while rebuilding", detector.name, event.event_id,
+                              exc_info=True)
+            n += 1
+        self.metrics.rebuilt_events.inc(n)
+        return n
 
     def process(self, event: EventModel, source: str = "direct") -> Outcome:
         ruleset = self.ruleset

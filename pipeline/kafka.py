@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -21,6 +21,18 @@ from pipeline.topics import INPUT_NAMES, INPUTS, OUTPUTS, TOPIC_FOR_KIND, TopicS
 
 #: Header carrying a recording's line number, so a merge by event time breaks ties as the file did.
 SEQ_HEADER = "livewatch-seq"
+
+
+def seq_of(headers: Any) -> int | None:
+    """The publisher's sequence number in a message's headers (a list of pairs or a dict), if any."""
+    headers = headers or []
+    for k, v in (headers.items() if isinstance(headers, dict) else headers):
+        if k == SEQ_HEADER:
+            try:
+                return int(v)
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] = (*INPUTS, *OUTPUTS)) -> list[str]:

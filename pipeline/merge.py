@@ -30,6 +30,13 @@ TP = Hashable  # a topic-partition, as the runtime names it
 NO_SEQ = 1 << 62  # events without a publisher sequence sort after those with one, at equal ts
 
 
+def order_key(ts: int, seq: int | None, topic: str, offset: int) -> tuple[int, int, str, int]:
+    """The order in which a partition's events are decided: event time, then the publisher's sequence,
+    then topic and offset. A rebuild of detector state after a rebalance sorts the events it re-reads
+    with the same key, so it feeds them in the order the merge once released them."""
+    return (ts, NO_SEQ if seq is None else seq, topic, offset)
+
+
 @dataclass(order=True)
 class _Held(Generic[T]):
     key: tuple[int, int, str, int]
@@ -47,6 +54,8 @@ class EventTimeMerger(Generic[T]):
         self._heap: list[_Held[T]] = []
         self._progress: dict[TP, int] = {}  # latest event time delivered per topic-partition
         self._tiebreak = itertools.count()
+        self._delivered_s: dict[TP, float] = {}  # wall time of each input's latest delivery
+        self._since_s: float | None = None  # when this merger began to wait (first push, or restart_wait)
         #: events released by a bound rather than in order, by bound ("lateness" / "wait"); a runtime reads
         #: and resets it for its metrics
         self.forced: Counter[str] = Counter()
@@ -57,11 +66,21 @@ class EventTimeMerger(Generic[T]):
     def push(self, tp: TP, ts: int, item: T, now_s: float, seq: int | None = None, topic: str = "",
              offset: int | None = None) -> None:
         self._progress[tp] = max(self._progress.get(tp, ts), ts)
-        key = (ts, NO_SEQ if seq is None else seq, topic, next(self._tiebreak) if offset is None else offset)
+        self._delivered_s[tp] = now_s
+        if self._since_s is None:
+            self._since_s = now_s
+        key = order_key(ts, seq, topic, next(self._tiebreak) if offset is None else offset)
         heapq.heappush(self._heap, _Held(key, now_s, item))
 
-    def pop_ready(self, caught_up: Callable[[TP], bool], now_s: float) -> list[T]:
-        """Every held event that no input can still precede, in event-time order."""
+    def pop_ready(self, caught_up: Callable[[TP], bool], now_s: float,
+                  catching_up: Callable[[TP], bool] | None = None) -> list[T]:
+        """Every held event that no input can still precede, in event-time order.
+
+        ``catching_up(tp)`` says that an input has not yet delivered the messages that were already on
+        the broker when it was assigned (a backlog after a start or a rebalance). The consumer, not the
+        producer, is behind there: Faust hands over one topic's backlog far ahead of another's, so the
+        lateness and wait bounds would release events before older ones of the lagging topic. While such
+        an input keeps delivering (something within ``max_wait_s``), the bounds do not apply to it."""
         out: list[T] = []
         if not self._heap:
             return out
@@ -70,8 +89,12 @@ class EventTimeMerger(Generic[T]):
         while self._heap:
             head = self._heap[0]
             ts = head.key[0]
+            blocking = [tp for tp in inputs if not (self._progress.get(tp, -1) >= ts or caught_up(tp))]
             # No known inputs (the assignment is not known yet) means unknown, not "all caught up".
-            if not inputs or not all(self._progress.get(tp, -1) >= ts or caught_up(tp) for tp in inputs):
+            if not inputs or blocking:
+                if catching_up is not None and any(catching_up(tp) and not self._stalled(tp, now_s)
+                                                   for tp in blocking):
+                    break
                 if ts <= newest - self.max_lateness_ms:
                     self.forced["lateness"] += 1
                 elif now_s - head.arrived_s >= self.max_wait_s:
@@ -81,8 +104,25 @@ class EventTimeMerger(Generic[T]):
             out.append(heapq.heappop(self._heap).item)
         return out
 
+    def restart_wait(self, now_s: float) -> None:
+        """Count the wall-time wait bound of every held event from ``now_s``: for a partition whose
+        releases were held back (while its detector state was rebuilt), so that the hold does not make
+        its events look stalled and force them out before the other input topics have caught up."""
+        for held in self._heap:
+            held.arrived_s = now_s
+        self._since_s = now_s
+        self._delivered_s = dict.fromkeys(self._delivered_s, now_s)
+
+    def _stalled(self, tp: TP, now_s: float) -> bool:
+        """``tp`` has delivered nothing for ``max_wait_s`` (counted from when the merger began to wait
+        if it never delivered)."""
+        last = self._delivered_s.get(tp, self._since_s if self._since_s is not None else now_s)
+        return now_s - last >= self.max_wait_s
+
     def clear(self) -> None:
         """Drop everything held (partitions revoked): those events were not acknowledged, so whoever
         owns the partitions next reads them again."""
         self._heap.clear()
         self._progress.clear()
+        self._delivered_s.clear()
+        self._since_s = None

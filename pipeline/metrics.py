@@ -41,6 +41,23 @@ class Metrics:
         self.reread = Counter("livewatch_reread_messages_total",
                               "Messages Faust skipped after a rebalance, read again directly and decided",
                               registry=r)
+        self.rebuilt_events = Counter(
+            "livewatch_rebuilt_events_total",
+            "Decided events re-read after a rebalance and fed again to the detectors whose state is not durable "
+            "(sliding windows), findings discarded", registry=r)
+        self.rebuilds = Counter("livewatch_rebuilds_total",
+                                "Rebuilds of non-durable detector state for a newly owned partition, by result",
+                                ["result"], registry=r)
+        self.rebuild_seconds = Histogram(
+            "livewatch_rebuild_seconds", "Wall time to rebuild one partition's non-durable detector state",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=r)
+        self.partitions_rebuilding = Gauge(
+            "livewatch_partitions_rebuilding",
+            "Owned partitions whose events wait while their non-durable detector state is rebuilt", registry=r)
+        self.partitions_unrebuilt = Gauge(
+            "livewatch_partitions_unrebuilt",
+            "Owned partitions running with empty non-durable detector state because their rebuild failed",
+            registry=r)
         self.rooms_active = Gauge("livewatch_rooms_active", "Rooms with state in this process", registry=r)
         self.ruleset_info = Gauge("livewatch_ruleset_info", "The loaded ruleset (value 1)", ["version"], registry=r)
         self.ruleset_reloads = Counter("livewatch_ruleset_reloads_total", "Ruleset reload attempts", ["result"],
@@ -55,6 +72,8 @@ class Metrics:
             self.ruleset_reloads.labels(result=result)
         for bound in ("lateness", "wait"):
             self.merge_forced.labels(bound=bound)
+        for result in ("ok", "failed"):
+            self.rebuilds.labels(result=result)
 
     def set_ruleset(self, version: str) -> None:
         self.ruleset_info.clear()

@@ -54,6 +54,22 @@ class Ruleset:
         """Detectors whose state a runtime must persist (sliding windows are rebuilt instead)."""
         return frozenset(d.name for d in self.detectors if getattr(d, "durable_state", True))
 
+    @cached_property
+    def rebuilt_detectors(self) -> tuple[Detector, ...]:
+        """Running detectors whose state is not persisted: a runtime rebuilds it from recent input."""
+        return tuple(d for d in self.detectors if not getattr(d, "durable_state", True))
+
+    @cached_property
+    def rebuild_kinds(self) -> frozenset[str]:
+        """Event kinds the non-durable detectors read: the input a rebuild must re-read."""
+        return frozenset(k for d in self.rebuilt_detectors for k in d.kinds)
+
+    @cached_property
+    def rebuild_history_ms(self) -> int:
+        """How much input (ms of event time) before the next event a rebuild must re-read: the largest
+        ``history_ms`` of the non-durable detectors (0 when there are none)."""
+        return max((int(getattr(d, "history_ms", 0)) for d in self.rebuilt_detectors), default=0)
+
     def build(self, name: str, status: str | dict[str, str] | None = None) -> Detector:
         """A detector from this ruleset's settings and rules, with rule statuses overridden — one status
         for all, or by rule id — to evaluate or test a detector whose rules ship switched off."""

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     max_lateness_ms: int = Field(60_000, ge=0, description="event-time merge: release an event once the "
                                  "partition's event time is this far past it")
     max_wait_s: float = Field(5.0, ge=0, description="event-time merge: release an event after this wall time")
+    rebuild_timeout_s: float = Field(60.0, gt=0, description="after a rebalance: longest wait for re-reading a "
+                                     "partition's recent input to rebuild sliding-window detector state; then the "
+                                     "partition runs on without it (livewatch_rebuilds_total{result=\"failed\"})")
     reload_every_s: float = Field(5.0, gt=0, description="how often the worker checks the rules for changes")
     loglevel: str = "info"
     pseudonym_key: SecretStr = Field(SecretStr(DEV_KEY), description="HMAC key of the user pseudonyms in "

@@ -17,6 +17,12 @@ Room state is cached in memory and its durable part (ladder strikes, detector st
 Faust table backed by a changelog topic whenever it changes; after a rebalance the cache is dropped,
 un-acknowledged events are read again by whoever owns their partition, and the ladder recognises
 findings it has already counted, so no second action is issued.
+
+Sliding-window detector state (``durable_state = False``: bot floods) is not in the changelog. On every
+assignment each owned partition is held until that state is rebuilt: the decided input of the last
+``history_ms`` before the partition's next event is re-read from the topics those detectors read
+(``pipeline/rebuild.py``), put in the merge's order and fed to them alone (``Engine.warm``). A failed
+rebuild is logged and counted, and the partition goes on with empty windows.
 """
 
 from __future__ import annotations
@@ -40,8 +46,9 @@ from pipeline.merge import EventTimeMerger
 from pipeline.metrics import Metrics
 from pipeline.ruleset import Ruleset, RulesetWatcher
 from pipeline.settings import Settings
-from pipeline.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES
-from pipeline.kafka import SEQ_HEADER, ensure_topics
+from pipeline.rebuild import read_history
+from pipeline.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES, TOPIC_FOR_KIND
+from pipeline.kafka import ensure_topics, seq_of
 from schemas.deadletter import DeadLetter, Source
 
 log = logging.getLogger("livewatch.worker")
@@ -49,6 +56,8 @@ log = logging.getLogger("livewatch.worker")
 ROOMS_TABLE = "rooms"
 SEND_ATTEMPTS = 5
 GAP_PATIENCE_S = 30.0
+REBUILD_CHUNK = 500  # events fed per step of a rebuild, between which other partitions' events flow
+REBUILD_RETRY_S = 1.0
 
 
 class TableStateStore:
@@ -62,6 +71,9 @@ class TableStateStore:
         self.ruleset = ruleset
         self._cache: dict[str, RoomState] = {}
         self._written: dict[str, str] = {}
+        # rebuilt non-durable detector state, joined to a room's durable state when the room is first
+        # loaded (not before: the table may still be recovering from the changelog during a rebuild)
+        self._rebuilt: dict[str, RoomState] = {}
         self.dirty = False  # a changelog write is buffered and not yet flushed
 
     def __len__(self) -> int:
@@ -74,15 +86,28 @@ class TableStateStore:
             if stored:
                 data = json.loads(stored)
                 state = RoomState.from_json(data, self.ruleset())
-                self._cache[room_id] = state
                 self._written[room_id] = json.dumps(data, sort_keys=True)
+            rebuilt = self._rebuilt.pop(room_id, None)
+            if rebuilt is not None:
+                state = state if state is not None else RoomState()
+                state.detectors.update(rebuilt.detectors)
+            if state is not None:
+                self._cache[room_id] = state
         return state
+
+    def adopt(self, rebuilt: dict[str, RoomState]) -> None:
+        for room_id, part in rebuilt.items():
+            cached = self._cache.get(room_id)
+            if cached is not None:
+                cached.detectors.update(part.detectors)
+            else:
+                self._rebuilt[room_id] = part
 
     def put(self, room_id: str, state: RoomState) -> None:
         self._cache[room_id] = state
         # Only long-lived state goes to the changelog: ladders and durable detector state. Sliding-window
-        # state (bot floods) changes with every comment; it lives in memory and starts afresh after a
-        # rebalance (DESIGN.md principle 7).
+        # state (bot floods) changes with every comment; it lives in memory and is rebuilt from the input
+        # after a rebalance (WorkerRuntime._rebuild, DESIGN.md principle 7).
         data = state.to_json(only=self.ruleset().durable_detectors)
         blob = json.dumps(data, sort_keys=True)
         if self._written.get(room_id) != blob:
@@ -93,6 +118,7 @@ class TableStateStore:
     def clear(self) -> None:
         self._cache.clear()
         self._written.clear()
+        self._rebuilt.clear()
 
 
 @dataclass
@@ -168,7 +194,15 @@ class WorkerRuntime:
         self._next_ack: dict[TP, int] = {}  # next offset to acknowledge per topic-partition
         self._gap_since: dict[TP, float] = {}
         self._rereading: set[TP] = set()
+        self._gaps: dict[TP, set[tuple[int, int]]] = {}  # offsets Faust skipped, being re-read
         self._bounds: dict[TP, tuple[int, int]] = {}  # input partition → (log start, end) at assignment
+        # Partition numbers whose events may be decided. A newly owned partition opens once the state of
+        # its non-durable detectors is rebuilt (or at once when no detector needs that); until then its
+        # events wait in its merger, while other partitions flow.
+        self._open: set[int] = set()
+        self._unrebuilt: set[int] = set()  # opened after a failed rebuild: running on empty windows
+        self._generation = 0  # bumped on every revocation and assignment; a stale rebuild is dropped
+        self._rebuilds: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._last_reload = time.monotonic()
 
@@ -195,12 +229,22 @@ class WorkerRuntime:
         self.metrics.partitions_assigned.set(len(self._owned))
         log.info("assigned input partitions %s", sorted({tp.partition for tp in inputs}))
         self._bounds = {}
+        self._generation += 1
+        self._start_rebuilds(self._generation)  # before any await: no event of a new partition goes first
         asyncio.ensure_future(self._query_bounds(inputs))
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **kwargs: Any) -> None:
         # Everything held or un-acknowledged is read again from the committed offsets after the
         # rebalance (by us or by the partition's new owner): drop it, with the room cache.
+        self._generation += 1
+        for task in self._rebuilds:
+            task.cancel()
+        self._rebuilds.clear()
         async with self._lock:
+            self._open.clear()
+            self._unrebuilt.clear()
+            self.metrics.partitions_rebuilding.set(0)
+            self.metrics.partitions_unrebuilt.set(0)
             for merger in self._mergers.values():
                 merger.clear()
             self._mergers.clear()
@@ -208,6 +252,7 @@ class WorkerRuntime:
             self._last_offset.clear()
             self._next_ack.clear()
             self._gap_since.clear()
+            self._gaps.clear()
             self._owned = {}
             self.store.clear()
             self.metrics.partitions_assigned.set(0)
@@ -239,12 +284,49 @@ class WorkerRuntime:
     async def _receive(self, event: Any) -> None:
         msg = event.message
         async with self._lock:
+            if await self._duplicate(msg.tp, msg.offset, event):
+                return
+            self._watch_for_gap(msg.tp, msg.offset)
             # Faust can hand over a message fetched just before a rebalance after it; it is processed
             # like any other (dropping it would lose it: Faust has already moved its read offset past it).
             pending = _Pending(msg.offset, event)
             self._pending.setdefault(msg.tp, deque()).append(pending)
             await self._accept(msg.tp, msg.offset, msg.key, event.value, msg.headers, pending)
             await self._release()
+
+    def _watch_for_gap(self, tp: TP, offset: int) -> None:
+        """A message beyond the next expected offset of its topic-partition means Faust skipped some
+        (faust-streaming 0.15 drops part of a fetched batch around a rebalance): read them directly
+        at once, and hold the partition's releases until they are in the merge. Otherwise the later
+        events would be decided first, which sliding windows (bot floods) do not forgive."""
+        last = self._last_offset.get(tp)
+        expected = last + 1 if last is not None else getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        if expected is None or offset <= expected:
+            return
+        self._gaps.setdefault(tp, set()).add((expected, offset))
+        self._rereading.add(tp)
+        asyncio.ensure_future(self._reread(tp, expected, offset, self._generation))
+
+    async def _duplicate(self, tp: TP, offset: int, event: Any) -> bool:
+        """Whether Faust hands over a message already taken (re-read directly, say): it must not be
+        decided twice. Its event is acknowledged in order with the copy taken, or now if that one was
+        acknowledged already."""
+        last = self._last_offset.get(tp)
+        if last is None or offset > last:
+            return False
+        queue = self._pending.get(tp, deque())
+        taken = next((p for p in queue if p.offset == offset), None)
+        if taken is None:
+            if any(a <= offset < b for a, b in self._gaps.get(tp, ())):
+                return False  # a skipped message after all, before its re-read got it: take it
+            acknowledged_to = self._next_ack.get(tp)
+            if acknowledged_to is not None and offset < acknowledged_to:
+                await self._stream.ack(event)
+                return True
+            return False
+        if taken.event is None:
+            taken.event = event
+        return True
 
     async def _accept(self, tp: TP, offset: int, key: bytes | None, value: Any, headers: Any,
                       pending: _Pending) -> None:
@@ -270,12 +352,12 @@ class WorkerRuntime:
                 merger = self._mergers[tp.partition] = EventTimeMerger(
                     self._inputs_of(tp.partition), self.settings.max_lateness_ms, self.settings.max_wait_s)
             merger.push(tp, decoded.ts, _Held(decoded, raw, source, pending), time.monotonic(),
-                        seq=_seq_of(headers), topic=tp.topic, offset=offset)
+                        seq=seq_of(headers), topic=tp.topic, offset=offset)
         except Exception as e:
             await self._dead_letter_unexpected(e, raw, source, key)
             pending.done = True
 
-    async def _reread(self, tp: TP, start: int, end: int) -> None:
+    async def _reread(self, tp: TP, start: int, end: int, generation: int | None = None) -> None:
         """Read offsets [start, end) of ``tp`` directly and decide them: messages Faust skipped.
 
         faust-streaming 0.15 sometimes never delivers the message at the committed offset after a
@@ -298,8 +380,13 @@ class WorkerRuntime:
             await consumer.stop()
         async with self._lock:
             self._rereading.discard(tp)
+            if generation is not None and generation != self._generation:
+                return  # revoked meanwhile
+            gaps = self._gaps.get(tp, set())
+            gaps.discard((start, end))  # whatever was found, the partition need not wait any longer
             queue = self._pending.get(tp)
             if not records or queue is None or tp not in self._owned.get(tp.partition, ()):
+                await self._release()
                 return
             have = {p.offset for p in queue}
             missing = [r for r in records if r.offset not in have]
@@ -316,8 +403,10 @@ class WorkerRuntime:
 
     async def _release(self) -> None:
         now = time.monotonic()
-        for merger in list(self._mergers.values()):
-            for held in merger.pop_ready(self._caught_up, now):
+        for partition, merger in list(self._mergers.items()):
+            if partition not in self._open or any(self._gaps.get(tp) for tp in self._owned.get(partition, ())):
+                continue  # its detector state is being rebuilt, or Faust skipped messages being re-read
+            for held in merger.pop_ready(self._caught_up, now, self._catching_up):
                 key = held.decoded.room_id.encode()
                 try:
                     outcome = self.engine.process_decoded(held.decoded, held.raw, held.source)
@@ -341,6 +430,90 @@ class WorkerRuntime:
                 self.metrics.merge_forced.labels(bound=bound).inc(n)
             merger.forced.clear()
         await self._ack_in_order()
+
+    # -- rebuilding non-durable detector state after a rebalance (DESIGN.md principle 7) ---------
+
+    def _start_rebuilds(self, generation: int) -> None:
+        """Hold every owned partition until its non-durable detector state is rebuilt from its input.
+
+        Faust revokes every partition on a rebalance and the room cache is dropped with it, so each
+        assignment rebuilds every partition it gets, kept or new. Nothing to rebuild (no running detector
+        without durable state, e.g. flood rules off) opens every partition at once."""
+        ruleset = self.watcher.current
+        topics = sorted({self.settings.topic(TOPIC_FOR_KIND[k]) for k in ruleset.rebuild_kinds if k in TOPIC_FOR_KIND})
+        if not topics or ruleset.rebuild_history_ms <= 0:
+            self._open = set(self._owned)
+            return
+        self._open = set()
+        self.metrics.partitions_rebuilding.set(len(self._owned))
+        for partition in sorted(self._owned):
+            tps = [TopicPartition(t, partition) for t in topics]
+            task = asyncio.ensure_future(self._rebuild(generation, partition, tps, ruleset.rebuild_kinds,
+                                                       ruleset.rebuild_history_ms))
+            self._rebuilds.add(task)
+            task.add_done_callback(self._rebuilds.discard)
+
+    async def _rebuild(self, generation: int, partition: int, tps: list[TopicPartition], kinds: frozenset[str],
+                       history_ms: int) -> None:
+        """Re-read one partition's recent decided input, feed it to the non-durable detectors, then open
+        the partition. A failure (broker unreachable, timeout) is logged and counted, and the partition
+        opens with empty windows for the rooms concerned: the worker must go on."""
+        started = time.monotonic()
+        rooms: dict[str, RoomState] = {}
+        history = None
+        read_s = 0.0
+        deadline = started + self.settings.rebuild_timeout_s
+        try:
+            while True:  # a broker error right after a rebalance (coordinator loading, say) is retried
+                try:
+                    history = await asyncio.wait_for(
+                        read_history(self.settings.bootstrap_servers(), self.settings.app_id, tps, history_ms,
+                                     kinds=kinds, clock_ms=self.engine.clock_ms),
+                        max(0.1, deadline - time.monotonic()))
+                    break
+                except (asyncio.CancelledError, asyncio.TimeoutError):
+                    raise
+                except Exception as e:
+                    if time.monotonic() + REBUILD_RETRY_S >= deadline or generation != self._generation:
+                        raise
+                    log.warning("re-reading the input of partition %d failed (%r); trying again", partition, e)
+                    await asyncio.sleep(REBUILD_RETRY_S)
+            read_s = time.monotonic() - started
+            for i in range(0, len(history.events), REBUILD_CHUNK):
+                if generation != self._generation:
+                    return  # revoked meanwhile: the next assignment rebuilds again
+                self.engine.warm(history.events[i:i + REBUILD_CHUNK], rooms)
+                await asyncio.sleep(0)  # let the other partitions' events through
+            failed = False
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            failed = True
+            log.error("rebuilding the state of partition %d failed after %.1f s (%r); it goes on with empty "
+                      "sliding windows for its rooms", partition, time.monotonic() - started, e)
+        async with self._lock:
+            if generation != self._generation:
+                return
+            if not failed:
+                self.store.adopt(rooms)
+            else:
+                self._unrebuilt.add(partition)
+            self._open.add(partition)
+            took = time.monotonic() - started
+            self.metrics.rebuilds.labels(result="failed" if failed else "ok").inc()
+            self.metrics.rebuild_seconds.observe(took)
+            self.metrics.partitions_rebuilding.set(len(set(self._owned) - self._open))
+            self.metrics.partitions_unrebuilt.set(len(self._unrebuilt))
+            if history is not None and not failed:
+                log.info("partition %d: rebuilt %d rooms from %s in %.2f s (read %.2f s)", partition, len(rooms),
+                         history.describe(), took, read_s)
+            merger = self._mergers.get(partition)
+            if merger is not None:
+                merger.restart_wait(time.monotonic())  # held back by us, not stalled: count the wait from now
+            try:
+                await self._release()
+            except Exception:
+                log.exception("release failed")  # the timer tries again
 
     async def _send(self, outcome: Outcome, key: bytes | None) -> None:
         """Send an event's outputs and wait for the broker's acks (acks=all), retrying what can be retried.
@@ -389,7 +562,7 @@ class WorkerRuntime:
                     waiting = self._gap_since.setdefault(tp, now)
                     if tp not in self._rereading and now - waiting < GAP_PATIENCE_S:
                         self._rereading.add(tp)
-                        asyncio.ensure_future(self._reread(tp, expected, head.offset))
+                        asyncio.ensure_future(self._reread(tp, expected, head.offset, self._generation))
                     if now - waiting < GAP_PATIENCE_S:
                         break
                     log.warning("acknowledging %s@%d past a gap from %d", tp, head.offset, expected)
@@ -424,6 +597,20 @@ class WorkerRuntime:
         committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
         return (committed if committed is not None else start) >= end
 
+    def _catching_up(self, tp: TP) -> bool:
+        """``tp`` has not yet delivered every message that was on the broker when it was assigned (or
+        that is not known yet): its events are on their way, and the merge waits for them rather than
+        releasing later events of the other topics by its lateness or wait bound."""
+        bounds = self._bounds.get(tp)
+        if bounds is None:
+            return True
+        start, end = bounds
+        last = self._last_offset.get(tp)
+        if last is not None:
+            return last + 1 < end
+        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        return (committed if committed is not None else start) < end
+
     async def _query_bounds(self, tps: set[TP]) -> None:
         """Ask the broker where each newly owned input partition starts and ends."""
         try:
@@ -452,17 +639,6 @@ class WorkerRuntime:
                 lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - received)
         for topic, value in lag.items():
             self.metrics.consumer_lag.labels(topic=topic).set(value)
-
-
-def _seq_of(headers: Any) -> int | None:
-    headers = headers or []
-    for k, v in (headers.items() if isinstance(headers, dict) else headers):
-        if k == SEQ_HEADER:
-            try:
-                return int(v)
-            except (TypeError, ValueError):
-                return None
-    return None
 
 
 def run_worker(settings: Settings) -> None:

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.embedded import EmbeddedRuntime, read_jsonl
+from pipeline.ruleset import DEFAULT_RULES_DIR
 from pipeline.simulator import demo_lines
 from schemas.deadletter import DeadLetter
-from tests.builders import T0, chat, danmaku, meta, on_air, order, price_tag, say, wire
+from tests.builders import T0, chat, danmaku, flood_story, floods_on_rules, meta, on_air, order, price_tag, say, wire
 from tests.kafka_harness import REPO, Worker, topic_records, wait_for
 
 pytestmark = pytest.mark.kafka
@@ -52,8 +53,8 @@ def publish(broker, prefix: str, recording: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def embedded(recording: Path, out: Path) -> dict[str, dict[str, str]]:
-    EmbeddedRuntime(out).run(read_jsonl(recording))
+def embedded(recording: Path, out: Path, rules_dir: Path | None = None) -> dict[str, dict[str, str]]:
+    EmbeddedRuntime(out, rules_dir=rules_dir).run(read_jsonl(recording))
     return {
         name: {json.loads(line)[key]: line for line in (out / f"{name}.jsonl").read_text().splitlines()}
         for name, key in (("alerts", "finding_id"), ("actions", "action_id"))
@@ -250,6 +251,62 @@ def test_price_and_ai_label_example_through_a_worker_restart_equals_the_replay(k
             w2.stop()
     for name in ("alerts", "actions"):
         assert_same_once_deduplicated(kafka_out[name], expected[name])
+
+
+def test_flood_windows_are_rebuilt_after_each_rebalance_so_two_workers_find_what_the_replay_finds(kafka, tmp_path):
+    """Flood rules on; a campaign in two rooms runs across a worker joining and one leaving. Each new owner
+    of a partition re-reads its last window of chat and danmaku before deciding anything of it, so the
+    flood findings (and every other output) are the replay's, id for id and byte for byte."""
+    prefix = "floods."
+    rules = floods_on_rules(DEFAULT_RULES_DIR, tmp_path / "rules", window_s=120, report_every_s=60)
+    story = flood_story()  # chat and danmaku before 300 s of event time, danmaku only after (see below)
+    lines = [json.dumps(e, ensure_ascii=False).encode() for e in story]
+    # Batch 1 is on the broker before the first worker starts, so its cross-topic order is the file's;
+    # later batches arrive while workers run and hold one comment topic only (cf. many_rooms).
+    cut = [sum(1 for e in story if e["ts"] < T0 + s * 1000) for s in (300, 330)]
+    batches = [lines[:cut[0]], lines[cut[0]:cut[1]], lines[cut[1]:]]
+    expected = embedded(write(tmp_path / "all.jsonl", lines), tmp_path / "embedded", rules)
+    floods = {k for k, v in expected["alerts"].items() if json.loads(v)["detector"] == "bot_flood"}
+    assert {json.loads(expected["alerts"][k])["rule_id"] for k in floods} == {
+        "flood.commercial_campaign", "flood.ring_account", "flood.noncommercial_flood"}
+    assert any(json.loads(v)["action"] == "mute_account" for v in expected["actions"].values())
+
+    publish(kafka, prefix, write(tmp_path / "b1.jsonl", batches[0]))
+    w1 = Worker(kafka, prefix, tmp_path, "w1", rules_dir=rules)
+    w2 = None
+    try:
+        w1.wait_assigned()
+        wait_for(lambda: w1.total("livewatch_events_total") >= len(batches[0]), 60, "worker 1 to decide batch 1")
+
+        publish(kafka, prefix, write(tmp_path / "b2.jsonl", batches[1]))
+        w2 = Worker(kafka, prefix, tmp_path, "w2", rules_dir=rules)  # joins: both rebuild what they get
+        w2.wait_assigned()
+        wait_for(lambda: 0 < w1.total("livewatch_partitions_assigned") < 4, 60, "partitions split between workers")
+        wait_for(lambda: w1.total("livewatch_events_total") + w2.total("livewatch_events_total")
+                 >= len(batches[0]) + len(batches[1]), 90, "batch 2 decided")
+        assert w1.stop() == 0  # leaves: worker 2 takes over every partition and rebuilds them
+
+        publish(kafka, prefix, write(tmp_path / "b3.jsonl", batches[2]))
+        wait_for(lambda: w2.total("livewatch_partitions_assigned") == 4, 60, "worker 2 to own every partition")
+        try:
+            wait_for(lambda: set(outputs(kafka, prefix)["alerts"]) >= set(expected["alerts"]), 90, "every alert")
+        except TimeoutError:
+            pass  # the comparison below says what is missing
+        rebuilt = w2.total("livewatch_rebuilt_events_total")
+        rebuilds = {k: v for k, v in w2.metrics().items() if k.startswith("livewatch_rebuilds_total{")}
+        kafka_out = outputs(kafka, prefix)
+    finally:
+        w1.stop()
+        if w2 is not None:
+            w2.stop()
+
+    got_floods = {k for k, v in kafka_out["alerts"].items() if json.loads(v[0])["detector"] == "bot_flood"}
+    assert got_floods == floods, f"missing {len(floods - got_floods)}, extra {len(got_floods - floods)} flood findings"
+    for name in ("alerts", "actions"):
+        assert_same_once_deduplicated(kafka_out[name], expected[name])
+    assert rebuilds['livewatch_rebuilds_total{result="failed"}'] == 0
+    assert rebuilds['livewatch_rebuilds_total{result="ok"}'] >= 4 + 1  # its share at the join, all 4 at the leave
+    assert rebuilt > 0
 
 
 def test_a_worker_refuses_a_bad_ruleset_at_start(kafka, tmp_path, rules_copy):

@@ -55,3 +55,27 @@ def test_clear_drops_everything_held():
     m.push(A, 100, "x", now_s=0)
     m.clear()
     assert len(m) == 0 and m.pop_ready(lambda tp: True, now_s=0) == []
+
+
+def test_an_input_still_reading_its_backlog_is_waited_for_beyond_the_lateness_bound():
+    # After a start or a rebalance Faust may hand over one topic's whole backlog before another's: the
+    # lagging topic's older events are on their way, so the bounds must not release past them.
+    m = merger(max_lateness_ms=1000, max_wait_s=5)
+    m.push(A, 100, "chat@100", now_s=0)
+    m.push(A, 5000, "chat@5000", now_s=0)
+    backlog = {B}
+    assert m.pop_ready(lambda tp: False, now_s=1, catching_up=lambda tp: tp in backlog) == []
+    m.push(B, 50, "price@50", now_s=2)
+    m.push(B, 4000, "price@4000", now_s=2)
+    assert m.pop_ready(lambda tp: False, now_s=2, catching_up=lambda tp: tp in backlog) == [
+        "price@50", "chat@100", "price@4000"]
+    assert not m.forced
+
+
+def test_an_input_that_stops_delivering_its_backlog_holds_events_no_longer_than_the_bounds():
+    m = merger(max_lateness_ms=1000, max_wait_s=5)
+    m.push(A, 100, "chat@100", now_s=0)
+    m.push(A, 5000, "chat@5000", now_s=0)
+    assert m.pop_ready(lambda tp: False, now_s=4.9, catching_up=lambda tp: tp == B) == []
+    assert m.pop_ready(lambda tp: False, now_s=5.0, catching_up=lambda tp: tp == B) == ["chat@100", "chat@5000"]
+    assert m.forced == {"lateness": 1, "wait": 1}

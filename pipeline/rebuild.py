@@ -1,0 +1,170 @@
+"""Re-read the recent input of a partition after a rebalance, to rebuild non-durable detector state.
+
+Sliding-window detector state (bot floods) is not written to the changelog: it changes with every
+comment. A worker that takes over a partition therefore rebuilds it (DESIGN.md principle 7): it reads
+again, from the input topics those detectors read, every event the group has already decided (offsets
+below the committed offset) whose event time lies within ``history_ms`` before the next event it will
+decide, and feeds them to those detectors only (``Engine.warm``).
+
+Where that history starts is found with ``offsets_for_times``, which looks at the **record
+timestamp**, not the event time. ``livewatch publish`` and ordinary producers leave the record timestamp
+to the client (CreateTime = wall clock at send, at or after the event happened); a producer may also set
+it to the event time. Either way a record's timestamp is not more than the accepted clock skew
+(``MAX_FUTURE_SKEW_MS``, 5 min) *before* its event time, so looking up ``start − skew`` never starts
+after an event we need; every record read is then decoded and kept only if its event time is
+``≥ start``. With recordings published long after their event time (tests, replays through Kafka) the
+lookup falls back to the start of the log, which is correct and merely reads more.
+
+The next event's time is the event time of the first undecided record on those topics (the smallest
+over the partition's topics); when every topic is caught up, the latest decided event time (a later
+event can only be later). The events come back in the order the worker's event-time merge decided them
+(``merge.order_key``: event time, publisher sequence, topic, offset), so the rebuilt state is the state
+a replay of the same input holds.
+
+Kafka only: the engine never sees a consumer. The reads use a throwaway consumer without a group and
+the committed offsets come from the admin API, so nothing here joins or disturbs the worker's group.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from pipeline.engine import MAX_FUTURE_SKEW_MS, decode_event
+from pipeline.errors import PoisonMessage
+from pipeline.kafka import seq_of
+from pipeline.merge import order_key
+from schemas.events import EventModel
+
+#: records looked at after the committed offset to find the first undecided event time (a few may be
+#: dead letters), and before it to find the last decided one
+PROBE_RECORDS = 20
+#: a fetch that brings nothing this many times in a row, with the position not at the end yet, means the
+#: rest of the range holds no data records (transaction markers, compacted away)
+EMPTY_FETCHES = 3
+
+
+@dataclass
+class History:
+    """What a rebuild read for one partition number."""
+
+    events: list[EventModel] = field(default_factory=list)  # in decision order
+    next_ts: int | None = None  # event time of the next event to decide (or the latest decided)
+    start_ts: int | None = None  # events at or after this event time were kept
+    ranges: dict[str, tuple[int, int]] = field(default_factory=dict)  # "topic-partition" → offsets read [a, b)
+    records_read: int = 0
+
+    def describe(self) -> str:
+        spans = ", ".join(f"{tp}@[{a},{b})" for tp, (a, b) in sorted(self.ranges.items())) or "nothing"
+        return f"{len(self.events)} events from {self.records_read} records ({spans}), event time ≥ {self.start_ts}"
+
+
+async def committed_offsets(bootstrap: str, group_id: str, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+    """The group's committed offset of each partition that has one (the admin API: no group membership)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        answer = await admin.list_consumer_group_offsets(group_id, partitions=list(tps))
+    finally:
+        await admin.close()
+    return {TopicPartition(tp.topic, tp.partition): meta.offset for tp, meta in answer.items()
+            if meta is not None and meta.offset is not None and meta.offset >= 0}
+
+
+async def read_history(bootstrap: str, group_id: str, tps: Sequence[TopicPartition], history_ms: int, *,
+                       kinds: frozenset[str], clock_ms: Callable[[], int],
+                       skew_ms: int = MAX_FUTURE_SKEW_MS) -> History:
+    """Decided events of ``kinds`` on ``tps`` (one partition number) from ``history_ms`` before the next
+    event to decide, in decision order. Raises on a broker error; bound it with ``asyncio.wait_for``."""
+    history = History()
+    committed = await committed_offsets(bootstrap, group_id, tps)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        firsts = await consumer.beginning_offsets(list(tps))
+        lasts = await consumer.end_offsets(list(tps))
+        # [log start, first undecided): a partition without a committed offset has nothing decided yet
+        decided = {tp: (firsts[tp], max(firsts[tp], min(committed.get(tp, firsts[tp]), lasts[tp]))) for tp in tps}
+        if not any(b > a for a, b in decided.values()):
+            return history
+
+        def event_of(record: Any) -> EventModel | None:
+            try:
+                event = decode_event(record.value or b"", clock_ms())
+            except PoisonMessage:
+                return None  # it went to the dead-letter topic when it was decided
+            # a message keyed by something else than its room was dead-lettered as "wrong_key"
+            return event if record.key == event.room_id.encode() else None
+
+        # The next event to decide: the earliest first undecided event over the topics.
+        upcoming = []
+        for tp in tps:
+            _, end = decided[tp]
+            if end < lasts[tp]:
+                for r in await _read(consumer, tp, end, lasts[tp], limit=PROBE_RECORDS):
+                    if (event := event_of(r)) is not None:
+                        upcoming.append(event.ts)
+                        break
+        if upcoming:
+            history.next_ts = min(upcoming)
+        else:  # every topic caught up: the latest decided event
+            latest = []
+            for tp in tps:
+                start, end = decided[tp]
+                if end > start:
+                    latest += [e.ts for r in await _read(consumer, tp, max(start, end - PROBE_RECORDS), end)
+                               if (e := event_of(r)) is not None]
+            history.next_ts = max(latest) if latest else clock_ms()
+        history.start_ts = history.next_ts - history_ms
+
+        keyed: list[tuple[tuple[int, int, str, int], EventModel]] = []
+        for tp in tps:
+            start, end = decided[tp]
+            if end <= start:
+                continue
+            found = (await consumer.offsets_for_times({tp: max(0, history.start_ts - skew_ms)})).get(tp)
+            if found is None:  # no record stamped that late: nothing decided is recent enough
+                continue
+            begin = max(start, found.offset)
+            if begin >= end:
+                continue
+            records = await _read(consumer, tp, begin, end)
+            history.records_read += len(records)
+            history.ranges[f"{tp.topic}-{tp.partition}"] = (begin, end)
+            for r in records:
+                event = event_of(r)
+                if event is not None and event.kind in kinds and event.ts >= history.start_ts:
+                    keyed.append((order_key(event.ts, seq_of(r.headers), tp.topic, r.offset), event))
+        keyed.sort(key=lambda pair: pair[0])
+        history.events = [event for _, event in keyed]
+        return history
+    finally:
+        await consumer.stop()
+
+
+async def _read(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, stop: int,
+                limit: int | None = None) -> list[Any]:
+    """Records of ``tp`` with ``start ≤ offset < stop`` (at most ``limit``)."""
+    records: list[Any] = []
+    if start >= stop:
+        return records
+    consumer.assign([tp])  # one partition at a time: the fetcher prefetches every assigned partition
+    consumer.seek(tp, start)
+    empty = 0
+    while (limit is None or len(records) < limit) and empty < EMPTY_FETCHES:
+        want = stop - start if limit is None else limit - len(records)
+        batch = (await consumer.getmany(tp, timeout_ms=1000, max_records=min(want, 10_000))).get(tp, [])
+        records += [r for r in batch if start <= r.offset < stop]
+        if (records and records[-1].offset >= stop - 1) or await consumer.position(tp) >= stop:
+            break
+        empty = 0 if batch else empty + 1
+    return records[:limit] if limit is not None else records
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,268 @@
+"""Rebuilding sliding-window (non-durable) detector state after a rebalance, without Kafka.
+
+A rebalance is simulated in the engine: one engine decides a recording up to some event, a new one
+takes over with only the durable state (what the changelog carries) plus the non-durable state rebuilt
+by ``Engine.warm`` from the decided input of the last ``history_ms``, and decides the rest. Its findings
+must be the replay's, id for id and byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pipeline.engine import Engine, MemoryStateStore, RoomState
+from pipeline.kafka import ensure_topics, new_producer
+from pipeline.merge import EventTimeMerger, order_key
+from pipeline.metrics import Metrics
+from pipeline.rebuild import read_history
+from pipeline.ruleset import DEFAULT_RULES_DIR, load_ruleset
+from pipeline.settings import Settings
+from pipeline.worker import WorkerRuntime
+from schemas.events import event_adapter
+from tests.builders import chat, flood_story, floods_on_rules, say
+from tests.kafka_harness import free_port
+
+WINDOW_S = 120
+
+
+@pytest.fixture(scope="module")
+def flood_ruleset(tmp_path_factory):
+    return load_ruleset(floods_on_rules(DEFAULT_RULES_DIR, tmp_path_factory.mktemp("floods") / "rules",
+                                        window_s=WINDOW_S, report_every_s=60))
+
+
+@pytest.fixture(scope="module")
+def story():
+    return [event_adapter.validate_python(e) for e in flood_story()]
+
+
+@pytest.fixture(scope="module")
+def replay(flood_ruleset, story):
+    engine = Engine(flood_ruleset)
+    return [engine.process(e) for e in story]
+
+
+def take_over(ruleset, story, k, rebuild=True):
+    """The findings of a worker that takes over after event k: durable state from the changelog, the
+    rest rebuilt from the decided input of the last history_ms before the next flood-relevant event."""
+    before = Engine(ruleset)
+    for e in story[:k]:
+        before.process(e)
+    durable = {room: RoomState.from_json(json.loads(json.dumps(state.to_json(only=ruleset.durable_detectors))), ruleset)
+               for room, state in before.store.items()}
+    after = Engine(ruleset, store=MemoryStateStore(durable))
+    if rebuild:
+        kinds, history = ruleset.rebuild_kinds, ruleset.rebuild_history_ms
+        next_ts = next((e.ts for e in story[k:] if e.kind in kinds), story[k - 1].ts)
+        after.rebuild([e for e in story[:k] if e.kind in kinds and e.ts >= next_ts - history])
+    return [f.model_dump_json() for e in story[k:] for f in after.process(e).findings]
+
+
+def test_the_ruleset_says_what_to_rebuild(ruleset, flood_ruleset):
+    assert ruleset.rebuilt_detectors == () and ruleset.rebuild_kinds == frozenset()  # flood rules ship off
+    assert ruleset.rebuild_history_ms == 0
+    assert [d.name for d in flood_ruleset.rebuilt_detectors] == ["bot_flood"]
+    assert flood_ruleset.rebuild_kinds == {"chat", "danmaku"}
+    assert flood_ruleset.rebuild_history_ms == WINDOW_S * 1000
+    assert "bot_flood" not in flood_ruleset.durable_detectors
+
+
+def test_the_story_has_flood_findings_of_every_kind(replay):
+    rules = {f.rule_id for o in replay for f in o.findings}
+    assert rules == {"flood.commercial_campaign", "flood.ring_account", "flood.noncommercial_flood"}
+
+
+SPLITS = [60, 200, 420, 540, 580, 620, 660, 700, 740, 780, 820]  # the campaigns run from event 528 to 833
+
+
+@pytest.mark.parametrize("k", SPLITS)
+def test_a_worker_taking_over_with_rebuilt_windows_decides_as_the_replay(flood_ruleset, story, replay, k):
+    expected = [f.model_dump_json() for o in replay[k:] for f in o.findings]
+    assert take_over(flood_ruleset, story, k) == expected
+
+
+def test_without_the_rebuild_a_worker_taking_over_misses_findings(flood_ruleset, story, replay):
+    # the check above has teeth: empty windows after a take-over in the campaign change the findings
+    differ = [k for k in SPLITS
+              if take_over(flood_ruleset, story, k, rebuild=False) != [f.model_dump_json() for o in replay[k:]
+                                                                       for f in o.findings]]
+    assert len(differ) >= 3
+
+
+def test_warming_feeds_only_the_non_durable_detectors_and_outputs_nothing(flood_ruleset):
+    metrics = Metrics()
+    engine = Engine(flood_ruleset, metrics=metrics)
+    events = [say("这是全网最低价，喝了能降血压", room="r", t=0)]  # a claim: a durable detector's input
+    events += [chat(f"真给力，{i % 5 + 1}颗就瘦了{i % 7 + 2}斤", user=f"bot{i}", room="r", t=1 + i) for i in range(30)]
+    rooms = engine.warm(events)
+    assert list(rooms) == ["r"] and list(rooms["r"].detectors) == ["bot_flood"]
+    assert rooms["r"].policy == RoomState().policy  # no ladder step, although the campaign is well past threshold
+    assert rooms["r"].detectors["bot_flood"].templates  # the window is filled
+    samples = {s.name: s.value for m in metrics.registry.collect() for s in m.samples}
+    assert samples["livewatch_rebuilt_events_total"] == 30  # the transcript is not re-fed
+    assert not any(name.startswith("livewatch_findings_total") and value for name, value in samples.items())
+    assert not any(name.startswith("livewatch_events_total") and value for name, value in samples.items())
+    assert len(engine.store) == 0  # warm leaves the store alone; rebuild hands the state over
+
+
+def test_rebuilt_state_joins_the_durable_state_of_a_room(flood_ruleset):
+    engine = Engine(flood_ruleset)
+    engine.process(say("这是全网最低价", room="r", t=0))
+    before = engine.store["r"].to_json()
+    assert before["policy"] != RoomState().to_json()["policy"]  # a strike
+    assert engine.rebuild([chat("真给力，3颗就瘦了3.2斤", user="a", room="r", t=1),
+                           chat("主播好呀大家好", user="b", room="new", t=2)]) == 2
+    after = engine.store["r"].to_json()
+    assert after["policy"] == before["policy"]
+    assert after["detectors"]["false_claims"] == before["detectors"]["false_claims"]
+    assert set(after["detectors"]) == {"false_claims", "bot_flood"}
+    assert list(engine.store["new"].detectors) == ["bot_flood"]
+
+
+def test_the_rebuild_order_is_the_merge_order():
+    merger = EventTimeMerger(lambda: {"a", "b"})
+    items = [("a", 5, 2, "live.chat", 7), ("b", 5, 1, "live.danmaku", 3), ("b", 5, None, "live.danmaku", 4),
+             ("a", 3, None, "live.chat", 8), ("a", 5, None, "live.chat", 9)]
+    for tp, ts, seq, topic, offset in items:
+        merger.push(tp, ts, (ts, seq, topic, offset), now_s=0, seq=seq, topic=topic, offset=offset)
+    released = merger.pop_ready(lambda tp: True, now_s=0)
+    assert released == sorted(((ts, seq, topic, offset) for _, ts, seq, topic, offset in items),
+                              key=lambda x: order_key(*x))
+
+
+def test_held_events_wait_from_the_moment_the_partition_opens():
+    merger = EventTimeMerger(lambda: {"a", "b"}, max_wait_s=5)
+    merger.push("a", 100, "a@100", now_s=0)
+    assert merger.pop_ready(lambda tp: False, now_s=10) == ["a@100"]  # waited past the bound
+    merger.push("a", 200, "a@200", now_s=0)
+    merger.restart_wait(now_s=10)
+    assert merger.pop_ready(lambda tp: False, now_s=12) == []
+    assert merger.pop_ready(lambda tp: False, now_s=15) == ["a@200"]
+
+
+# -- the worker: a rebuild that fails never stops it -------------------------------------------------
+
+
+@pytest.fixture
+def silent_broker():
+    """A port that accepts connections and never answers: a broker that hangs."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield s.getsockname()[1]
+
+
+@pytest.mark.parametrize("how", ["refused", "hangs"])
+async def test_a_rebuild_that_fails_opens_the_partition_with_empty_windows_and_says_so(how, flood_ruleset, tmp_path,
+                                                                                         silent_broker, caplog):
+    port = free_port() if how == "refused" else silent_broker
+    runtime = WorkerRuntime(Settings(broker=f"kafka://127.0.0.1:{port}", rules_dir=flood_ruleset.directory,
+                                     datadir=tmp_path / "w", rebuild_timeout_s=1.5))
+    released = []
+
+    async def release() -> None:
+        released.append(True)
+
+    runtime._release = release  # no Faust consumer here
+    runtime._owned = {0: {TopicPartition("live.chat", 0), TopicPartition("live.danmaku", 0)}}
+    runtime._generation = 1
+    started = time.monotonic()
+    await runtime._rebuild(1, 0, sorted(runtime._owned[0]), flood_ruleset.rebuild_kinds,
+                           flood_ruleset.rebuild_history_ms)
+    assert time.monotonic() - started < 10
+    assert runtime._open == {0} and released  # the partition goes on
+    samples = {s.name + str(s.labels): s.value for m in runtime.metrics.registry.collect() for s in m.samples}
+    assert samples["livewatch_rebuilds_total{'result': 'failed'}"] == 1
+    assert samples["livewatch_rebuilds_total{'result': 'ok'}"] == 0
+    assert samples["livewatch_partitions_unrebuilt{}"] == 1
+    assert "rebuilding the state of partition 0 failed" in caplog.text
+
+
+async def test_a_rebuild_of_a_revoked_assignment_is_dropped(flood_ruleset, tmp_path):
+    runtime = WorkerRuntime(Settings(broker=f"kafka://127.0.0.1:{free_port()}", rules_dir=flood_ruleset.directory,
+                                     datadir=tmp_path / "w", rebuild_timeout_s=1.5))
+    runtime._generation = 2  # revoked and reassigned since generation 1 started its rebuild
+    await runtime._rebuild(1, 0, [TopicPartition("live.chat", 0)], flood_ruleset.rebuild_kinds, 1000)
+    assert runtime._open == set() and runtime._unrebuilt == set()
+
+
+# -- reading the history back from the broker -----------------------------------------------------
+
+
+async def _produce_history(broker, prefix: str) -> tuple[list, list]:
+    """A room's chat and danmaku on partition 0, an event every 10 s for 10 minutes ending an hour ago.
+    Chat records are stamped with the event time, danmaku records with the wall clock at send (as
+    ``publish`` does). Returns [(offset, event dict, seq)] per topic."""
+    settings = Settings(broker=broker.url, topic_prefix=prefix, partitions=1)
+    await ensure_topics(settings)
+    producer = new_producer(settings)
+    await producer.start()
+    base = int(time.time() * 1000) - 3_600_000 - 600_000
+    sent: dict[str, list] = {"chat": [], "danmaku": []}
+    try:
+        for i in range(60):
+            for kind, dt in (("chat", 0), ("danmaku", 5_000)):
+                seq = 2 * i + (kind == "danmaku")
+                event = {"kind": kind, "event_id": f"{kind}-{i}", "room_id": "r", "platform": "test",
+                         "ts": base + i * 10_000 + dt, "user_id": f"u{i}", "text": f"第{i}条弹幕，你好呀"}
+                key, value = b"r", json.dumps(event, ensure_ascii=False).encode()
+                if i == 33 and kind == "danmaku":
+                    value = b"{not json"  # dead-lettered when decided: not re-fed
+                if i == 34 and kind == "danmaku":
+                    key = b"another-room"  # dead-lettered as wrong_key: not re-fed
+                meta = await (await producer.send(settings.topic(f"live.{kind}"), value, key=key, partition=0,
+                                                  timestamp_ms=event["ts"] if kind == "chat" else None,
+                                                  headers=[("livewatch-seq", str(seq).encode())]))
+                sent[kind].append((meta.offset, event, seq, value))
+    finally:
+        await producer.stop()
+    return sent["chat"], sent["danmaku"]
+
+
+async def _commit(broker, group: str, offsets: dict) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.kafka
+async def test_the_history_is_read_from_the_broker_up_to_the_committed_offsets_in_decision_order(kafka):
+    prefix = "history."
+    chat, danmaku = await _produce_history(kafka, prefix)
+    tps = [TopicPartition(f"{prefix}live.chat", 0), TopicPartition(f"{prefix}live.danmaku", 0)]
+    kinds = frozenset({"chat", "danmaku"})
+    args = dict(kinds=kinds, clock_ms=lambda: int(time.time() * 1000))
+
+    nothing = await read_history(kafka.bootstrap, f"{prefix}fresh", tps, 120_000, **args)
+    assert nothing.events == [] and nothing.next_ts is None  # a group that decided nothing
+
+    await _commit(kafka, f"{prefix}g", {tps[0]: chat[40][0], tps[1]: danmaku[35][0]})
+    history = await read_history(kafka.bootstrap, f"{prefix}g", tps, 30_000, **args)
+    next_ts = min(chat[40][1]["ts"], danmaku[35][1]["ts"])
+    assert history.next_ts == next_ts and history.start_ts == next_ts - 30_000
+    decided = [(e["ts"], seq, t.topic, off, e) for t, rows in zip(tps, (chat[:40], danmaku[:35]))
+               for off, e, seq, value in rows if e["ts"] >= next_ts - 30_000 and value.startswith(b'{"')
+               and e["event_id"] != "danmaku-34"]
+    assert len(decided) == 7 + 1  # chat 33..39, danmaku 32 (33 is not JSON, 34 is keyed to another room)
+    assert [e.event_id for e in history.events] == [e["event_id"] for *_, e in sorted(decided, key=lambda r: r[:4])]
+    assert {e.kind for e in history.events} == {"chat", "danmaku"}
+    # chat records carry the event time: the lookup starts close to the window (less the 5-minute skew);
+    # danmaku records carry the time of sending: read from the start of the log, kept by event time
+    chat_from, chat_to = history.ranges[f"{prefix}live.chat-0"]
+    chat_start = history.start_ts - 300_000
+    assert chat_from == next(off for off, e, *_ in chat if e["ts"] >= chat_start) > 0 and chat_to == chat[40][0]
+    assert history.ranges[f"{prefix}live.danmaku-0"] == (0, danmaku[35][0])
+
+    await _commit(kafka, f"{prefix}g", {tps[0]: chat[-1][0] + 1, tps[1]: danmaku[-1][0] + 1})
+    caught_up = await read_history(kafka.bootstrap, f"{prefix}g", tps, 60_000, **args)
+    assert caught_up.next_ts == danmaku[-1][1]["ts"]  # nothing undecided: the latest decided event
+    assert [e.event_id for e in caught_up.events][-2:] == ["chat-59", "danmaku-59"]
+    assert all(e.ts >= danmaku[-1][1]["ts"] - 60_000 for e in caught_up.events)
