@@ -30,10 +30,12 @@ def print_feed(outcome: Outcome) -> None:
     """A readable live feed: one line per alert and action."""
     for f in outcome.findings:
         tag = "SHADOW" if f.status == "shadow" else "ALERT "
-        print(f"{_clock(f.ts)}  {f.room_id:<14} {tag} [{f.severity:<8}] {f.rule_id}: {f.summary}")
+        who = f" ({f.subject.kind} {f.subject.id})" if f.subject.kind != "room" else ""
+        print(f"{_clock(f.ts)}  {f.room_id:<14} {tag} [{f.severity:<8}] {f.rule_id}{who}: {f.summary}")
     for a in outcome.actions:
         until = f" for {_duration(a.duration_s)}" if a.duration_s else ""
-        print(f"{_clock(a.ts)}  {a.subject.id:<14} ACTION {a.action.upper()}{until} "
+        who = f" {a.subject.kind} {a.subject.id}" if a.subject.kind != "room" else ""
+        print(f"{_clock(a.ts)}  {a.room_id:<14} ACTION {a.action.upper()}{who}{until} "
               f"(step {a.step + 1}, {a.appeal_ref}) — {a.message}")
     for d in outcome.dead_letters:
         print(f"          {'':<14} REJECT {d.reason}: {d.detail} ({d.source})")

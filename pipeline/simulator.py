@@ -1,4 +1,4 @@
-"""A built-in simulator: seven live rooms, scripted so the demo shows each part of livewatch.
+"""A built-in simulator: nine live rooms, scripted so the demo shows each part of livewatch.
 
 - ``demo-clean``   a tea seller who talks like the rules want: prices shown, no claims; viewers gush
                    ("最好喝了！") — viewer chat is never treated as advertising.
@@ -19,6 +19,13 @@ and the price-marking and AI-label rooms, also written to ``examples/prices_ai_l
 - ``demo-ai-ok``   an AI host labelled from the start (classifier and implicit label agree), a 15-second
                    gap in the label (allowed: 30 s): no alert.
 
+and the bot-flood rooms:
+
+- ``demo-flood``   a slimming-candy room flooded by 14 hired accounts posting padded variants of two
+                   testimonial scripts ("真给力，3颗就瘦了4斤"): a campaign alert, every account named
+                   (pseudonymised in the alert) and muted.
+- ``demo-fans``    30 fans chanting "唱得太好听了": a non-commercial flood, recorded by a shadow rule only.
+
 The script is fixed (same events, same ids, same timestamps every run), so the demo's output is too.
 """
 
@@ -37,6 +44,7 @@ from schemas.events import (
     ProductOnAir,
     StreamMetaEvent,
     TranscriptEvent,
+    UserSignals,
 )
 
 #: 2026-02-01 20:00:00 +08:00, the day the live-commerce measures took effect.
@@ -72,8 +80,9 @@ class _Room:
     def chat(self, t_s: float, user: str, text: str, role: str = "viewer") -> ChatEvent:
         return ChatEvent(**self._base(t_s), user_id=user, text=text, role=role)  # type: ignore[arg-type]
 
-    def danmaku(self, t_s: float, user: str, text: str) -> DanmakuEvent:
-        return DanmakuEvent(**self._base(t_s), user_id=user, text=text)
+    def danmaku(self, t_s: float, user: str, text: str, signals: dict[str, object] | None = None) -> DanmakuEvent:
+        return DanmakuEvent(**self._base(t_s), user_id=user, text=text,
+                            user=UserSignals(**signals) if signals else None)
 
 
 def _clean_room() -> list[EventModel]:
@@ -211,6 +220,33 @@ def _ai_ok_room() -> list[EventModel]:
     ]
 
 
+#: what a hired ring posts: one testimonial script, padded and renumbered so no two messages are equal
+_RING_SCRIPTS = ("真给力，{n}颗就瘦了{x}斤", "姐妹们，真给力{n}颗就瘦了{x}斤！", "真給力 {n}顆就瘦了{x}斤[赞]",
+                 "{n}天成功{m}天破平台期", "亲测{n}天成功{m}天破平台期！！")
+_FAN_NOISE = ("主播好", "晚上好呀", "这个颜色好看", "多少钱", "有没有大码", "发货快吗", "哈哈哈哈", "来了来了")
+
+
+def _flood_room() -> list[EventModel]:
+    """A slimming-candy seller whose room is flooded by 14 hired accounts (two days old, five to a device,
+    one /24) posting padded variants of two testimonial scripts: a campaign, each account named and muted."""
+    r = _Room("demo-flood")
+    candy = ProductOnAir(product_id="candy-5", title="酵素果蔬软糖 60粒", category="food")
+    events: list[EventModel] = [r.meta(0, candy), r.price(1, candy, "69.00"),
+                                r.say(5, "今天这款果蔬软糖，口味有三种，大家看屏幕上的价格。")]
+    events += [r.danmaku(10 + i * 4, f"fan-{i % 9}", _FAN_NOISE[i % len(_FAN_NOISE)]) for i in range(40)]
+    for i in range(14):
+        signals = {"account_age_days": 2, "device_id": f"dev-ring-{i // 5}", "ip": f"203.0.113.{20 + i}"}
+        text = _RING_SCRIPTS[i % len(_RING_SCRIPTS)].format(n=i % 3 + 1, m=i % 5 + 5, x=i % 7 + 2)
+        events.append(r.danmaku(60 + i * 3, f"ring-{i:02d}", text, signals))
+    return events
+
+
+def _fan_chant_room() -> list[EventModel]:
+    """A singer's fans chanting one line together: a flood, but not a commercial one — a shadow finding only."""
+    r = _Room("demo-fans")
+    return [r.danmaku(20 + i * 0.5, f"fan-{i:02d}", "唱得太好听了！" + "！" * (i % 3)) for i in range(30)]
+
+
 def example_events() -> list[EventModel]:
     """The price-marking and AI-label rooms (examples/prices_ai_labels.jsonl), in event-time order."""
     events = _prices_room() + _prices_ok_room() + _ai_host_room() + _ai_ok_room()
@@ -225,7 +261,7 @@ def example_lines() -> Iterator[bytes]:
 
 def demo_events() -> list[EventModel]:
     """All rooms' events, interleaved in event-time order (stable for equal times)."""
-    events = _clean_room() + _claims_room() + _escalating_room() + example_events()
+    events = _clean_room() + _claims_room() + _escalating_room() + _flood_room() + _fan_chant_room() + example_events()
     return sorted(events, key=lambda e: e.ts)
 
 

@@ -62,9 +62,12 @@ def take_over(ruleset, story, k, rebuild=True):
     return [f.model_dump_json() for e in story[k:] for f in after.process(e).findings]
 
 
-def test_the_ruleset_says_what_to_rebuild(ruleset, flood_ruleset):
-    assert ruleset.rebuilt_detectors == () and ruleset.rebuild_kinds == frozenset()  # flood rules ship off
-    assert ruleset.rebuild_history_ms == 0
+def test_the_ruleset_says_what_to_rebuild(ruleset, flood_ruleset, tiny_rules):
+    assert [d.name for d in ruleset.rebuilt_detectors] == ["bot_flood"]  # the shipped rules: 10-minute window
+    assert ruleset.rebuild_kinds == {"chat", "danmaku"} and ruleset.rebuild_history_ms == 600_000
+    claims_only = load_ruleset(tiny_rules)  # only durable detectors: nothing to rebuild
+    assert claims_only.rebuilt_detectors == () and claims_only.rebuild_kinds == frozenset()
+    assert claims_only.rebuild_history_ms == 0
     assert [d.name for d in flood_ruleset.rebuilt_detectors] == ["bot_flood"]
     assert flood_ruleset.rebuild_kinds == {"chat", "danmaku"}
     assert flood_ruleset.rebuild_history_ms == WINDOW_S * 1000
