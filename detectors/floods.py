@@ -17,7 +17,8 @@ when it is posted by ≥ ``min_accounts`` accounts and either the hand threshold
 (share of the room's comments over the window, share over the last ``recent_s``, or a burst of the
 room's traffic against its own rate earlier in the window), or — when the rule file carries one — a
 logistic model over the pool's account signals does (new accounts, shared devices, one IP prefix,
-accounts contradicting their own numbers), trained by ``scripts/train_floods.py``: it catches bought
+accounts active in several rooms at once by the platform's count, accounts contradicting their own
+numbers), trained by ``scripts/train_floods.py``: it catches bought
 accounts below the traffic thresholds.
 
 A fan chant ("然然超可爱" ×200 in 10 s) has no commercial cue: a non-commercial script is only reported,
@@ -102,7 +103,7 @@ class FloodRule(Rule):
 
 #: features of a pool the model reads (all in [0, 1] or small logs, so weights are comparable)
 FEATURES = ("log_accounts", "share", "recent_share", "log_burst", "new_accounts", "shared_device",
-            "shared_ip_prefix", "contradicting_numbers")
+            "shared_ip_prefix", "contradicting_numbers", "multi_room")
 
 
 class CampaignModel(BaseModel):
@@ -146,6 +147,7 @@ class FloodSettings(BaseModel):
     new_account_days: int = Field(7, ge=0)
     shared_device_accounts: int = Field(3, ge=2, description="a device used by this many pool accounts")
     shared_ip_accounts: int = Field(5, ge=2, description="an IP prefix (/24, /64) used by this many")
+    multi_room_accounts: int = Field(3, ge=2, description="an account active in this many rooms at once")
     max_scripts: int = Field(2000, ge=10)
     max_accounts: int = Field(5000, ge=10)
     max_examples: int = Field(5, ge=1)
@@ -174,6 +176,7 @@ class Account(BaseModel):
 
     last_ts: int
     new: bool = False
+    multi_room: bool = False
     device: str | None = None
     ip_prefix: str | None = None
     numbers: dict[str, list[str]] = Field(default_factory=dict)  # script → numbers claimed (capped)
@@ -325,6 +328,7 @@ class BotFloodDetector:
             account.new = signals.account_age_days is not None and signals.account_age_days <= s.new_account_days
             account.device = signals.device_id or None
             account.ip_prefix = _ip_prefix(signals.ip)
+            account.multi_room = signals.active_rooms is not None and signals.active_rooms >= s.multi_room_accounts
         numbers = "|".join(_NUMBER.findall(normalized))
         if numbers:
             claimed = account.numbers.setdefault(key, [])
@@ -381,6 +385,7 @@ class BotFloodDetector:
             "shared_device": sum(devices.get(a.device, 0) >= s.shared_device_accounts for a in members) / n,
             "shared_ip_prefix": sum(prefixes.get(a.ip_prefix, 0) >= s.shared_ip_accounts for a in members) / n,
             "contradicting_numbers": sum(any(len(v) > 1 for v in a.numbers.values()) for a in members) / n,
+            "multi_room": sum(a.multi_room for a in members) / n,
         }
         return features, list(accounts), scripts
 
@@ -529,7 +534,8 @@ class BotFloodDetector:
 
 #: an account signal "fires" for a pool when this share of its accounts shows it (contradicting one's own
 #: numbers needs several messages per account, so fewer accounts can show it)
-_SIGNAL_SHARE = {"new_accounts": 0.5, "shared_device": 0.5, "shared_ip_prefix": 0.5, "contradicting_numbers": 0.25}
+_SIGNAL_SHARE = {"new_accounts": 0.5, "shared_device": 0.5, "shared_ip_prefix": 0.5, "contradicting_numbers": 0.25,
+                 "multi_room": 0.5}
 
 
 def _signals(features: dict[str, float]) -> list[str]:

@@ -42,6 +42,9 @@ class UserSignals(BaseModel):
     level: int | None = Field(default=None, ge=0)
     device_id: str | None = Field(default=None, max_length=256)
     ip: str | None = Field(default=None, max_length=64)
+    #: rooms the account is active in right now, as the platform counts them (a hired account often
+    #: works several rooms at once; livewatch's per-room state cannot see that itself)
+    active_rooms: int | None = Field(default=None, ge=0)
 
 
 Role = Literal["viewer", "host", "operator"]

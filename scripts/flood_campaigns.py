@@ -195,22 +195,26 @@ def campaign_text(family: Family, rng: random.Random, templates: Sequence[str] |
 
 
 def bot_signals(scenario: str, i: int, rng: random.Random) -> dict[str, Any]:
-    """Signals of a hired account: brand new, level 0–1, a device shared by ~5 accounts, one /24."""
+    """Signals of a hired account: brand new, level 0–1, a device shared by ~5 accounts, one /24, and
+    2–8 rooms worked at once."""
     return {
         "account_age_days": rng.randint(0, 3),
         "level": rng.randint(0, 1),
         "device_id": f"dev-{scenario}-{i // DEVICE_GROUP}",
         "ip": f"{BOT_NET}.{rng.randint(1, 254)}",
+        "active_rooms": rng.randint(2, 8),
     }
 
 
 def organic_signals(key: str, rng: random.Random) -> dict[str, Any]:
-    """Signals that look like an ordinary viewer's: an old account, a real level, its own device and IP."""
+    """Signals that look like an ordinary viewer's: an old account, a real level, its own device and IP,
+    mostly one room at a time."""
     return {
         "account_age_days": rng.randint(30, 2500),
         "level": rng.randint(3, 40),
         "device_id": f"dev-{key}",
         "ip": f"{rng.randint(11, 199)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+        "active_rooms": rng.choice((1, 1, 1, 1, 2, 3)),
     }
 
 

@@ -60,7 +60,7 @@ from schemas.events import event_adapter  # noqa: E402
 #: as loud as campaigns), not a law of hired comments. A "regulars" feature (share of the pool's accounts
 #: that also posted ordinary comments) separated bots from crowds perfectly until bots were given one
 #: warm-up comment, then not at all; it was dropped as too easy to game.
-MODEL_FEATURES = ("new_accounts", "shared_device", "shared_ip_prefix", "contradicting_numbers")
+MODEL_FEATURES = ("new_accounts", "shared_device", "shared_ip_prefix", "contradicting_numbers", "multi_room")
 TRAIN_STREAM = "bilibili_danmaku_2020-12-11.jsonl"
 TEST_STREAM = "bilibili_danmaku_2020-12-12.jsonl"
 SAMPLE_EVERY_MS = 5_000
@@ -129,6 +129,22 @@ def matrix(samples: list[Sample], features: tuple[str, ...]) -> tuple[np.ndarray
     return (np.array([[s.features[f] for f in features] for s in samples]), np.array([s.label for s in samples]))
 
 
+def fit_signed(samples: list[Sample], features: tuple[str, ...], c: float
+               ) -> tuple[LogisticRegression, tuple[str, ...], list[tuple[str, float]]]:
+    """A logistic regression whose weights all point the sensible way (every feature here is evidence *for*
+    a campaign): a feature fitted with a negative weight — collinear with stronger ones, or not supported by
+    the samples — is dropped and the model refitted, the most negative first."""
+    dropped: list[tuple[str, float]] = []
+    while True:
+        x, y = matrix(samples, features)
+        clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000).fit(x, y)
+        worst = min(range(len(features)), key=lambda i: clf.coef_[0][i])
+        if clf.coef_[0][worst] >= 0 or len(features) == 1:
+            return clf, features, dropped
+        dropped.append((features[worst], float(clf.coef_[0][worst])))
+        features = features[:worst] + features[worst + 1:]
+
+
 def report(name: str, samples: list[Sample], predict: Any) -> None:
     y = np.array([s.label for s in samples])
     pred = predict(samples)
@@ -181,8 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     test = collect(args.data / TEST_STREAM, hand, args.seed + 100, args.runs)
 
     features = tuple(f.strip() for f in args.features.split(",") if f.strip())
-    x, y = matrix(train, features)
-    clf = LogisticRegression(C=args.C, class_weight="balanced", max_iter=2000).fit(x, y)
+    clf, features, dropped = fit_signed(train, features, args.C)
+    for name, w in dropped:
+        print(f"   dropped {name}: weight {w:+.3f} against sense (a signal of bought accounts must not count "
+              "for a crowd); refitted without it")
     model = CampaignModel(
         intercept=float(clf.intercept_[0]), weights={f: float(w) for f, w in zip(features, clf.coef_[0])},
         threshold=0.5, trained=f"scikit-learn LogisticRegression(C={args.C}, balanced) on {len(train)} pool "

@@ -74,11 +74,12 @@ def test_numbers_are_masked_so_one_script_with_other_numbers_is_one_template(det
 
 def test_account_signals_are_reported(detector):
     state = FloodState()
-    signals = [{"account_age_days": 1, "device_id": f"dev{i // 5}", "ip": f"10.0.3.{i}"} for i in range(12)]
+    signals = [{"account_age_days": 1, "device_id": f"dev{i // 5}", "ip": f"10.0.3.{i}", "active_rooms": 4}
+               for i in range(12)]
     msgs = [(t, u, text, signals[i]) for i, (t, u, text) in enumerate(campaign(12, start=0))]
     msgs += [(20, "bot0", "真给力，1颗就瘦了35斤")]  # bot0 contradicts its own numbers
     [room] = [f for f in feed(detector, state, msgs) if f.rule_id == "flood.commercial_campaign"]
-    assert set(room.details["signals"]) >= {"new_accounts", "shared_device", "shared_ip_prefix"}
+    assert set(room.details["signals"]) >= {"new_accounts", "shared_device", "shared_ip_prefix", "multi_room"}
     feed(detector, state, [(300 + i, f"bot{i}", "真给力，1颗就瘦了9斤") for i in range(12)])
     assert "contradicting_numbers" in state.verdict.signals
 

@@ -24,12 +24,6 @@ from tests.kafka_harness import REPO, Worker, topic_records, wait_for
 pytestmark = pytest.mark.kafka
 
 EXAMPLE = REPO / "examples" / "prices_ai_labels.jsonl"
-# A recording published before its worker starts is a backlog: the fetcher drains some topics long before
-# others, so the partition's event time races ahead and the merge's lateness bound (60 s of event time,
-# meant for a live topic that stalls) releases events out of order — 44 of the demo's 78 in one run here.
-# Order-sensitive detectors (the product on air, a price deadline, the AI label) then decide differently
-# from the replay. Workers deciding a backlog here wait on wall time (max_wait_s) and caught-up inputs only.
-BACKLOG = {"LIVEWATCH_MAX_LATENESS_MS": "3600000"}
 
 BAD_LINES = [
     b"{this is not json",
@@ -84,7 +78,7 @@ def one_worker_run(kafka, tmp_path_factory):
     n_valid = len(list(demo_lines()))
     prefix = "one."
     publish(kafka, prefix, recording)
-    worker = Worker(kafka, prefix, tmp, "w1", env=BACKLOG)
+    worker = Worker(kafka, prefix, tmp, "w1")
     try:
         worker.wait_assigned()
         wait_for(lambda: worker.total("livewatch_events_total") >= n_valid
@@ -232,14 +226,14 @@ def test_price_and_ai_label_example_through_a_worker_restart_equals_the_replay(k
         "price.discount_arithmetic", "ai_label.missing_at_start", "ai_label.label_gap"}
 
     publish(kafka, prefix, write(tmp_path / "first.jsonl", first))
-    w1 = Worker(kafka, prefix, tmp_path, "w1", env=BACKLOG)
+    w1 = Worker(kafka, prefix, tmp_path, "w1")
     w2 = None
     try:
         w1.wait_assigned()
         wait_for(lambda: w1.total("livewatch_events_total") >= len(first), 60, "worker 1 to decide the first half")
         assert w1.stop() == 0
         publish(kafka, prefix, write(tmp_path / "second.jsonl", second))  # published while no worker runs
-        w2 = Worker(kafka, prefix, tmp_path, "w2", env=BACKLOG)  # a fresh data dir: state only from the changelog
+        w2 = Worker(kafka, prefix, tmp_path, "w2")  # a fresh data dir: state only from the changelog
         w2.wait_assigned()
         try:
             wait_for(lambda: len(outputs(kafka, prefix)["alerts"]) >= len(expected["alerts"]), 90, "every alert")
