@@ -38,6 +38,9 @@ class Metrics:
                                     ["bound"], registry=r)
         self.consumer_lag = Gauge("livewatch_consumer_lag_messages",
                                   "Messages on owned input partitions not yet received, by topic", ["topic"], registry=r)
+        self.unowned = Counter("livewatch_unowned_messages_total",
+                               "Messages Faust delivered after their partition moved to another worker (left "
+                               "to the new owner, which reads them from the committed offset)", registry=r)
         self.reread = Counter("livewatch_reread_messages_total",
                               "Messages Faust skipped after a rebalance, read again directly and decided",
                               registry=r)

@@ -191,6 +191,8 @@ class WorkerRuntime:
         self._pending: dict[TP, deque[_Pending]] = {}
         self._last_offset: dict[TP, int] = {}
         self._owned: dict[int, set[TP]] = {}  # partition number → the input topic-partitions we own
+        self._assigned = False  # False between a revocation and the next assignment
+        self._limbo: list[Any] = []  # events Faust delivered meanwhile: ours or not is known at assignment
         self._next_ack: dict[TP, int] = {}  # next offset to acknowledge per topic-partition
         self._gap_since: dict[TP, float] = {}
         self._rereading: set[TP] = set()
@@ -230,13 +232,18 @@ class WorkerRuntime:
         log.info("assigned input partitions %s", sorted({tp.partition for tp in inputs}))
         self._bounds = {}
         self._generation += 1
+        self._assigned = True
         self._start_rebuilds(self._generation)  # before any await: no event of a new partition goes first
         asyncio.ensure_future(self._query_bounds(inputs))
+        limbo, self._limbo = self._limbo, []
+        for event in limbo:  # in the order Faust delivered them, before anything fetched later
+            await self._receive(event)
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **kwargs: Any) -> None:
         # Everything held or un-acknowledged is read again from the committed offsets after the
         # rebalance (by us or by the partition's new owner): drop it, with the room cache.
         self._generation += 1
+        self._assigned = False
         for task in self._rebuilds:
             task.cancel()
         self._rebuilds.clear()
@@ -283,12 +290,22 @@ class WorkerRuntime:
 
     async def _receive(self, event: Any) -> None:
         msg = event.message
+        if not self._assigned:  # between a revocation and the next assignment: wait and see
+            self._limbo.append(event)
+            return
+        if msg.tp not in self._owned.get(msg.tp.partition, ()):
+            # Fetched before a rebalance, delivered after it, and the partition is another worker's now:
+            # deciding it here with state that is no longer ours (windows emptied, no rebuild) would
+            # publish a second, different finding; the new owner reads it from the committed offset.
+            self.metrics.unowned.inc()
+            return
         async with self._lock:
             if await self._duplicate(msg.tp, msg.offset, event):
                 return
             self._watch_for_gap(msg.tp, msg.offset)
-            # Faust can hand over a message fetched just before a rebalance after it; it is processed
-            # like any other (dropping it would lose it: Faust has already moved its read offset past it).
+            # Faust can hand over a message fetched just before a rebalance after it; of a partition we
+            # kept it is processed like any other (dropping it would lose it: Faust has already moved its
+            # read offset past it).
             pending = _Pending(msg.offset, event)
             self._pending.setdefault(msg.tp, deque()).append(pending)
             await self._accept(msg.tp, msg.offset, msg.key, event.value, msg.headers, pending)
