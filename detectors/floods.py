@@ -1,8 +1,8 @@
 """Bot-comment flood detector (职业弹幕人): many accounts posting commercial scripts in one room.
 
 **Scripts.** Per room, comments are clustered into scripts: the normalised text with numbers masked
-("3颗就瘦了3.2斤" and "2颗就瘦了5斤" are one text), and near-duplicates merged — "家人们真给力#颗就瘦了#斤"
-joins "真给力#颗就瘦了#斤". Similarity is measured on character-bigram sets: Jaccard ≥ ``min_jaccard`` or
+("3颗就瘦了3.2斤" and "2颗就瘦了5斤" are one text), and near-duplicates of commercial texts merged —
+"家人们真给力#颗就瘦了#斤" joins "真给力#颗就瘦了#斤" (other texts join only their exact masked form). Similarity is measured on character-bigram sets: Jaccard ≥ ``min_jaccard`` or
 containment (shared / smaller set) ≥ ``min_containment``, the second because hired accounts pad a
 script with fillers ("姐妹们", "亲测", emotes) more than they rewrite it. Candidates come from MinHash
 LSH (32 hashes in 16 bands of 2), so a lookup never scans every script; each candidate is then checked
@@ -232,10 +232,13 @@ class BotFloodDetector:
         masked = mask_digits(text.text)
         if len(masked) < s.min_template_chars:
             return []
-        key = self._script_key(state, masked)
+        # Only commercial texts are matched to near-duplicates (MinHash LSH): a paid script is varied to dodge
+        # filters, a fan chant need not be, and most of a room's comments are neither — they cost one lookup.
+        commercial = self.is_commercial(text.text)
+        key = self._script_key(state, masked) if commercial else masked
         script = state.scripts.get(key)
         if script is None:
-            script = Script(text=masked, raw_example=text.raw[:200], commercial=self.is_commercial(text.text),
+            script = Script(text=masked, raw_example=text.raw[:200], commercial=commercial,
                             first_ts=event.ts, last_ts=event.ts)
             self._add_script(state, key, script)
         else:
@@ -279,11 +282,13 @@ class BotFloodDetector:
                                  or next(iter(state.scripts.values())).last_ts <= horizon):
             self._drop_script(state, next(iter(state.scripts)))
         state.scripts[key] = script
-        for band in band_keys(key):
-            state.band_index.setdefault(band, []).append(key)
+        if script.commercial:
+            for band in band_keys(key):
+                state.band_index.setdefault(band, []).append(key)
 
     def _drop_script(self, state: FloodState, key: str) -> None:
-        state.scripts.pop(key)
+        if not state.scripts.pop(key).commercial:
+            return
         for band in band_keys(key):
             keys = state.band_index.get(band, [])
             if key in keys:
