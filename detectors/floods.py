@@ -14,21 +14,22 @@ than ``datasketch``: the index must live in the room state, which round-trips th
 "快下单", …). The room's commercial scripts posted by ≥ ``min_script_accounts`` accounts within the
 window form its *pool*: a campaign of four script variants is judged as one. The pool is a campaign
 when it is posted by ≥ ``min_accounts`` accounts and either the hand thresholds on its traffic fire
-(share of the room's comments over the window, share over the last ``recent_s``, or a burst of the
-room's traffic against its own rate earlier in the window), or — when the rule file carries one — a
-logistic model over the pool's account signals does (new accounts, shared devices, one IP prefix,
-accounts active in several rooms at once by the platform's count, accounts contradicting their own
-numbers), trained by ``scripts/train_floods.py``: it catches bought
-accounts below the traffic thresholds.
+(share of the room's comments over the pool's own span, share over the last ``recent_s``, or a burst
+of the room's traffic against its own rate earlier in the window; an ongoing campaign is held down to
+``hold_factor`` of the shares), or — when the rule file carries one — a logistic model over the pool's
+account signals does (new accounts, shared devices, one IP prefix, accounts active in several rooms at
+once by the platform's count, accounts contradicting their own numbers), trained by
+``scripts/train_floods.py``: it catches bought accounts below the traffic thresholds.
 
 A fan chant ("然然超可爱" ×200 in 10 s) has no commercial cue: a non-commercial script is only reported,
 per script, by a shadow rule that never acts. A host-solicited "已下单" chant has no cue either.
 
-**State** depends only on the last ``window_s`` of input (``history_ms``), so a runtime can rebuild it
-by re-reading that much input; it is bounded: at most ``max_scripts`` scripts (least recently seen
+**State**: its features depend only on the last ``window_s`` of input (``history_ms``), so a runtime
+can rebuild it by re-reading that much input (what outlives the window — a script's first text and
+examples, report periods, the hold — is listed in the README's Kafka section); it is bounded: at most ``max_scripts`` scripts (least recently seen
 evicted), ``max_accounts`` accounts per script and in the commercial account table, buckets for one
-window. The pool is judged at most once per ``judge_every_ms`` of event time (the cost of a judgement
-grows with the pool); between judgements a campaign's newcomers are still named at once.
+window. A campaign or a large pool is judged at most once per ``judge_every_ms`` of event time (the
+cost of a judgement grows with the pool); between judgements a campaign's newcomers are still named.
 """
 
 from __future__ import annotations
