@@ -37,7 +37,7 @@ from detectors.normalize import NormalizedText, normalize
 from detectors.timeline import TimelineExamples, check_timelines
 from schemas.events import ChatEvent, DanmakuEvent, EventModel, StreamMetaEvent, TranscriptEvent
 from schemas.findings import Evidence, Finding, Subject, Window, derived_id
-from schemas.rules import Rule
+from schemas.rules import RegexPattern, Rule
 
 Check = Literal["missing_at_start", "label_gap"]
 Trigger = Literal["host_kind", "aigc_score", "implicit_label", "self_disclosed"]
@@ -69,7 +69,7 @@ class AiLabelSettings(BaseModel):
     #: an upstream classifier's aigc_score at or above this marks the stream (segment) AI
     aigc_threshold: float = Field(default=0.8, ge=0, le=1)
     #: an implicit label matching one of these (regular expressions, case-insensitive) says AI-generated
-    implicit_label_patterns: list[str] = Field(default_factory=lambda: ["aigc", "ai[-_ ]?generated",
+    implicit_label_patterns: list[RegexPattern] = Field(default_factory=lambda: ["aigc", "ai[-_ ]?generated",
                                                                         "人工智能生成", "生成合成"])
     #: what a host says when the host is AI (matched on normalised text, case-folded)
     self_disclosure_cues: list[str] = Field(default_factory=lambda: ["AI主播", "数字人", "虚拟主播"])
@@ -81,16 +81,6 @@ class AiLabelSettings(BaseModel):
     max_applied_ids: int = Field(default=64, ge=1)
     score: dict[Trigger, float] = Field(default_factory=lambda: {
         "host_kind": 0.95, "implicit_label": 0.95, "self_disclosed": 0.9, "aigc_score": 0.75})
-
-    @field_validator("implicit_label_patterns")
-    @classmethod
-    def _patterns_compile(cls, v: list[str]) -> list[str]:
-        for p in v:
-            try:
-                re.compile(p)
-            except re.error as e:
-                raise ValueError(f"pattern {p!r} is not a valid regular expression: {e}") from e
-        return v
 
     @field_validator("self_disclosure_cues", "self_disclosure_exceptions", "negations")
     @classmethod

@@ -27,7 +27,7 @@ from schemas.events import (
     TranscriptEvent,
 )
 from schemas.findings import Evidence, Finding, Subject, Window, derived_id
-from schemas.rules import Rule
+from schemas.rules import RegexPattern, Rule
 
 Source = Literal["transcript", "host_chat", "title"]
 ClaimType = Literal["absolute", "efficacy", "fabricated_data", "guarantee"]
@@ -70,7 +70,7 @@ class ClaimExamples(BaseModel):
 class ClaimRule(Rule):
     claim_type: ClaimType
     terms: list[str] = Field(default_factory=list)
-    patterns: list[str] = Field(default_factory=list)
+    patterns: list[RegexPattern] = Field(default_factory=list)
     exceptions: list[str] = Field(default_factory=list)
     #: the rule applies only while a product of one of these categories is pitched (None = any)
     categories: list[ProductCategory] | None = None
@@ -79,16 +79,6 @@ class ClaimRule(Rule):
     homophones: bool = False
     sources: list[Source] = Field(default_factory=lambda: ["transcript", "host_chat", "title"])
     examples: ClaimExamples = Field(default_factory=ClaimExamples)
-
-    @field_validator("patterns")
-    @classmethod
-    def _patterns_compile(cls, v: list[str]) -> list[str]:
-        for p in v:
-            try:
-                re.compile(p)
-            except re.error as e:
-                raise ValueError(f"pattern {p!r} is not a valid regular expression: {e}") from e
-        return v
 
     @field_validator("terms", "exceptions")
     @classmethod

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from schemas.findings import RuleStatus, Severity
 
 RuleId = str
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {e}") from e
+    return pattern
+
+
+#: a regular expression in a rule file: refused at load when it does not compile
+RegexPattern = Annotated[str, AfterValidator(_compiles)]
 
 
 class Rule(BaseModel):

@@ -107,3 +107,11 @@ def test_watcher_swaps_in_a_good_edit_and_keeps_the_running_ruleset_on_a_bad_one
     assert watcher.poll() is True
     assert watcher.current.version != first.version
     assert watcher.current.rules["claims.tiny.cure"].severity == "critical"
+
+
+def test_a_pattern_that_is_not_a_regular_expression_is_refused_with_its_line(tiny_rules: Path):
+    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("    terms: [根治, 降血压]",
+                                                                "    terms: [根治, 降血压]\n    patterns: ['瘦(\\\\d+斤']"),
+                                            encoding="utf-8")
+    [problem] = problems_of(tiny_rules)
+    assert "claims.yaml:" in problem and "not a valid regular expression" in problem
