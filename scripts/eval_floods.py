@@ -267,13 +267,12 @@ def score(name: str, campaign: Campaign, background: list[dict[str, Any]], run: 
     tp = len(flagged & campaign.account_ids)
     fp = len(flagged - campaign.account_ids)
     room = [a.action for a in run.actions if a.subject.kind == "room"]
-    top = max(room, key=lambda a: ladder.index(a) if a in ladder else -1, default="-")
     return Score(
         name=name, accounts=spec.accounts, messages=len(campaign.script_events), templates=len(templates),
         share=achieved_share(campaign, background), detected=first is not None,
         latency_s=(first - spec.start_ms) / 1000 if first is not None else None, enough_s=enough,
         tp=tp, fp=fp, precision=tp / (tp + fp) if tp + fp else None, recall=tp / len(campaign.account_ids),
-        suspended="suspend" in room, top_room_action=top, organic_alerts=organic_alerts,
+        suspended="suspend" in room, top_room_action=top_room_action(run, ladder), organic_alerts=organic_alerts,
     )
 
 
@@ -309,6 +308,7 @@ def eval_stream(path: Path, ruleset: Ruleset, args: argparse.Namespace, crowds: 
     cut = next(i for i, e in enumerate(models) if e.ts >= start_ms)
     organic = process(engine, models[:cut])
     state_at_start = snapshot(engine)
+    injection = Injection(background, models, cut, start_ms, state_at_start, round(args.tail * 1000))
     process(engine, models[cut:], organic)
     targets = report_organic(name, organic, args.top)
 
@@ -334,11 +334,7 @@ def eval_stream(path: Path, ruleset: Ruleset, args: argparse.Namespace, crowds: 
                             duration_s=PACES[pace], share=SHARES[share], signals=signals, seed=args.seed,
                             warm_up=WARM_UP)
         campaign = build_campaign(spec, background)
-        end_ms = campaign.end_ms + round(args.tail * 1000)
-        lo, hi = cut, cut + count_between(background, start_ms, end_ms)
-        bots = [event_adapter.validate_python(e) for e in campaign.events]
-        merged = sorted(models[lo:hi] + bots, key=lambda e: e.ts)  # stable: background first on ties
-        run = process(new_engine(ruleset, restore(state_at_start, ruleset)), merged)
+        run = injection.run(campaign, ruleset)
         result = score(scen, campaign, background, run, min_accounts, ladder)
         result.stream = path.stem.rsplit("_", 1)[-1][5:]  # "12-11"
         scores.append(result)
@@ -354,21 +350,41 @@ def eval_stream(path: Path, ruleset: Ruleset, args: argparse.Namespace, crowds: 
         spec = CampaignSpec(crowd, accounts=accounts, start_ms=start_ms, family="shoppers", duration_s=PACES[pace],
                             share=SHARES[share], seed=args.seed, organic=True, regulars=CROWD_REGULARS)
         campaign = build_campaign(spec, background)
-        end_ms = campaign.end_ms + round(args.tail * 1000)
-        lo, hi = cut, cut + count_between(background, start_ms, end_ms)
-        merged = sorted(models[lo:hi] + [event_adapter.validate_python(e) for e in campaign.events],
-                        key=lambda e: e.ts)
-        run = process(new_engine(ruleset, restore(state_at_start, ruleset)), merged)
+        run = injection.run(campaign, ruleset)
         alerts = sum(1 for f in run.findings if f.rule_id == CAMPAIGN_RULE and f.status == "live")
         flagged = len(flagged_accounts(run) & campaign.account_ids)
-        room = [a.action for a in run.actions if a.subject.kind == "room"]
-        top = max(room, key=lambda a: ladder.index(a) if a in ladder else -1, default="-")
+        top = top_room_action(run, ladder)
         crowds.append((alerts, flagged, accounts))
         print(f"   {crowd:<20} {len(campaign.events):>5} {achieved_share(campaign, background):>6.1%} {alerts:>6} "
               f"{flagged:>4}/{accounts:<3}  {top}")
     if detector_of(ruleset).settings.model is not None:
-        below_thresholds(name, ruleset, background, models, cut, state_at_start, start_ms, args)
+        below_thresholds(name, ruleset, injection, args.seed)
     return targets, scores
+
+
+@dataclass
+class Injection:
+    """A stream prepared for injections: its events, where the campaigns start, and the room state there."""
+
+    background: list[dict[str, Any]]
+    models: list[EventModel]
+    cut: int  # index of the first background event at or after start_ms
+    start_ms: int
+    state_at_start: dict[str, dict[str, Any]]
+    tail_ms: int
+
+    def run(self, campaign: Campaign, ruleset: Ruleset) -> Run:
+        """The engine over the background from the start to ``tail_ms`` after the campaign, with it injected,
+        from a copy of the room state at the start (as a replay would hold it there)."""
+        hi = self.cut + count_between(self.background, self.start_ms, campaign.end_ms + self.tail_ms)
+        injected = [event_adapter.validate_python(e) for e in campaign.events]
+        merged = sorted(self.models[self.cut:hi] + injected, key=lambda e: e.ts)  # stable: background first
+        return process(new_engine(ruleset, restore(self.state_at_start, ruleset)), merged)
+
+
+def top_room_action(run: Run, ladder: list[str]) -> str:
+    room = [a.action for a in run.actions if a.subject.kind == "room"]
+    return max(room, key=lambda a: ladder.index(a) if a in ladder else -1, default="-")
 
 
 def detector_of(ruleset: Ruleset) -> Any:
@@ -382,9 +398,7 @@ def without_model(ruleset: Ruleset) -> Ruleset:
     return dataclasses.replace(ruleset, detectors=tuple(hand if x is d else x for x in ruleset.detectors))
 
 
-def below_thresholds(name: str, ruleset: Ruleset, background: list[dict[str, Any]], models: list[EventModel],
-                     cut: int, state_at_start: dict[str, dict[str, Any]], start_ms: int,
-                     args: argparse.Namespace) -> None:
+def below_thresholds(name: str, ruleset: Ruleset, injection: Injection, seed: int) -> None:
     """(d) campaigns at 2 % of the traffic, under every traffic threshold: what the signal model adds."""
     hand = without_model(ruleset)
     print(f"\n-- (d) {name}: campaigns at 2 % of the room's traffic (under the traffic thresholds), detected by "
@@ -392,18 +406,15 @@ def below_thresholds(name: str, ruleset: Ruleset, background: list[dict[str, Any
     print(f"   {'scenario':<28} {'msgs':>5} {'share':>6} {'hand':>5} {'model':>6} {'recall (model)':>15}")
     for accounts, signals, pace in itertools.product((20, 50, 200), (True, False), PACES):
         scen = f"{accounts}a-s02-{'sig' if signals else 'nosig'}-test-{pace}"
-        spec = CampaignSpec(scen, accounts=accounts, start_ms=start_ms, family="testimonial", duration_s=PACES[pace],
-                            share=0.02, signals=signals, seed=args.seed, warm_up=WARM_UP)
-        campaign = build_campaign(spec, background)
-        hi = cut + count_between(background, start_ms, campaign.end_ms + round(args.tail * 1000))
-        merged = sorted(models[cut:hi] + [event_adapter.validate_python(e) for e in campaign.events],
-                        key=lambda e: e.ts)
+        spec = CampaignSpec(scen, accounts=accounts, start_ms=injection.start_ms, family="testimonial",
+                            duration_s=PACES[pace], share=0.02, signals=signals, seed=seed, warm_up=WARM_UP)
+        campaign = build_campaign(spec, injection.background)
         found = []
         for rs in (hand, ruleset):
-            run = process(new_engine(rs, restore(state_at_start, rs)), merged)
+            run = injection.run(campaign, rs)
             found.append((any(f.rule_id == CAMPAIGN_RULE and f.status == "live" for f in run.findings),
                           len(flagged_accounts(run) & campaign.account_ids) / accounts))
-        print(f"   {scen:<28} {len(campaign.script_events):>5} {achieved_share(campaign, background):>6.1%} "
+        print(f"   {scen:<28} {len(campaign.script_events):>5} {achieved_share(campaign, injection.background):>6.1%} "
               f"{'yes' if found[0][0] else 'no':>5} {'yes' if found[1][0] else 'no':>6} {found[1][1]:>15.2f}")
 
 
