@@ -319,9 +319,11 @@ class BotFloodDetector:
         while script.accounts and (len(script.accounts) > s.max_accounts
                                    or next(iter(script.accounts.values())) <= horizon):
             del script.accounts[next(iter(script.accounts))]
-        script.buckets[bucket] = script.buckets.get(bucket, 0) + 1
-        for b in [b for b in script.buckets if b <= horizon]:
-            del script.buckets[b]
+        if bucket not in script.buckets:  # buckets only expire when a new one starts: prune then, not per message
+            for b in [b for b in script.buckets if b <= horizon]:
+                del script.buckets[b]
+            script.buckets[bucket] = 0
+        script.buckets[bucket] += 1
         if len(script.examples) < s.max_examples:
             script.examples.append(event.event_id)
         if not script.commercial:
