@@ -56,6 +56,9 @@ log = logging.getLogger("livewatch.worker")
 ROOMS_TABLE = "rooms"
 SEND_ATTEMPTS = 5
 GAP_PATIENCE_S = 30.0
+#: an owned input with messages on the broker that Faust has delivered nothing of for this long is read
+#: directly (seen after a rebalance: faust-streaming 0.15 stopped delivering partitions it had assigned)
+STALL_S = 10.0
 REBUILD_CHUNK = 500  # events fed per step of a rebuild, between which other partitions' events flow
 REBUILD_RETRY_S = 1.0
 
@@ -197,6 +200,7 @@ class WorkerRuntime:
         self._gap_since: dict[TP, float] = {}
         self._rereading: set[TP] = set()
         self._gaps: dict[TP, set[tuple[int, int]]] = {}  # offsets Faust skipped, being re-read
+        self._progress_at: dict[TP, float] = {}  # when each owned input last delivered (or was assigned)
         self._bounds: dict[TP, tuple[int, int]] = {}  # input partition → (log start, end) at assignment
         # Partition numbers whose events may be decided. A newly owned partition opens once the state of
         # its non-durable detectors is rebuilt (or at once when no detector needs that); until then its
@@ -231,6 +235,7 @@ class WorkerRuntime:
         self.metrics.partitions_assigned.set(len(self._owned))
         log.info("assigned input partitions %s", sorted({tp.partition for tp in inputs}))
         self._bounds = {}
+        self._progress_at = dict.fromkeys(inputs, time.monotonic())
         self._generation += 1
         self._assigned = True
         self._start_rebuilds(self._generation)  # before any await: no event of a new partition goes first
@@ -285,6 +290,33 @@ class WorkerRuntime:
                 await self._release()
         except Exception:
             log.exception("release failed")
+        self._read_stalled_inputs(now)
+
+    def _read_stalled_inputs(self, now: float) -> None:
+        """Read directly what Faust has stopped delivering: an owned, open input partition whose messages
+        are on the broker but that has delivered nothing for ``STALL_S``. Treated like skipped offsets:
+        the partition waits for the re-read, and a late copy from Faust is not decided twice."""
+        committed = getattr(self.app.consumer, "_committed_offset", {})
+        for partition, tps in self._owned.items():
+            if partition not in self._open:
+                continue
+            for tp in tps:
+                if tp in self._rereading or now - self._progress_at.get(tp, now) < STALL_S:
+                    continue
+                try:
+                    end = self.app.consumer.highwater(tp)
+                except Exception:
+                    continue
+                last = self._last_offset.get(tp)
+                start = last + 1 if last is not None else committed.get(tp)
+                if start is None or not end or start >= end:
+                    continue
+                log.warning("%s has delivered nothing for %.0f s with offsets %d..%d on the broker: reading "
+                            "them directly", tp, now - self._progress_at[tp], start, end - 1)
+                self._progress_at[tp] = now
+                self._gaps.setdefault(tp, set()).add((start, end))
+                self._rereading.add(tp)
+                asyncio.ensure_future(self._reread(tp, start, end, self._generation))
 
     # -- the pipeline --------------------------------------------------------------------------
 
@@ -350,6 +382,7 @@ class WorkerRuntime:
         """Decode one message: a dead letter is sent at once, a valid event joins the event-time merge."""
         source = Source(topic=tp.topic, partition=tp.partition, offset=offset)
         self._last_offset[tp] = max(offset, self._last_offset.get(tp, offset))
+        self._progress_at[tp] = time.monotonic()
         raw = value if isinstance(value, bytes) else bytes(value or b"")
         try:
             decoded = self.engine.decode(raw, source)

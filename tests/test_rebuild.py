@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import asyncio
 import time
 
 import pytest
@@ -269,3 +270,38 @@ async def test_the_history_is_read_from_the_broker_up_to_the_committed_offsets_i
     assert caught_up.next_ts == danmaku[-1][1]["ts"]  # nothing undecided: the latest decided event
     assert [e.event_id for e in caught_up.events][-2:] == ["chat-59", "danmaku-59"]
     assert all(e.ts >= danmaku[-1][1]["ts"] - 60_000 for e in caught_up.events)
+
+
+async def test_an_input_faust_stops_delivering_is_read_directly(flood_ruleset, tmp_path, monkeypatch, caplog):
+    """faust-streaming 0.15 was seen to stop delivering an assigned partition after a rebalance: an owned,
+    open input with offsets on the broker and nothing delivered for STALL_S is re-read like skipped offsets,
+    and the partition waits for it; a caught-up input or one still delivering is left alone."""
+    from pipeline import worker as worker_module
+
+    runtime = WorkerRuntime(Settings(rules_dir=flood_ruleset.directory, datadir=tmp_path / "w"))
+    stalled, idle, busy = (TopicPartition(t, 0) for t in ("live.danmaku", "live.chat", "live.transcript"))
+    runtime._owned, runtime._open = {0: {stalled, idle, busy}}, {0}
+    runtime._last_offset = {stalled: 85, idle: 9, busy: 40}
+    now = time.monotonic()
+    runtime._progress_at = {stalled: now - 11, idle: now - 60, busy: now - 1}
+    highwater = {stalled: 120, idle: 10, busy: 90}
+
+    class Consumer:
+        def highwater(self, tp):
+            return highwater[tp]
+
+    monkeypatch.setattr(type(runtime.app), "consumer", Consumer(), raising=False)
+    reads = []
+
+    async def reread(tp, start, end, generation=None):
+        reads.append((tp, start, end))
+
+    runtime._reread = reread
+    runtime._read_stalled_inputs(now)
+    await asyncio.sleep(0)
+    assert reads == [(stalled, 86, 120)]
+    assert runtime._gaps[stalled] == {(86, 120)} and stalled in runtime._rereading  # the partition waits
+    runtime._read_stalled_inputs(now + 1)  # not again while it is being read
+    await asyncio.sleep(0)
+    assert len(reads) == 1 and worker_module.STALL_S == 10.0
+    assert "has delivered nothing" in caplog.text
