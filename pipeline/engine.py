@@ -198,6 +198,16 @@ class Engine:
         self.store.adopt(rooms)
         return n
 
+    def warm_in_store(self, events: Iterable[EventModel]) -> int:
+        """``warm`` decided events straight into the rooms the store holds (a rebuild's events that come
+        after the next event to decide, fed at their place in the merge)."""
+        n = 0
+        for event in events:
+            room = self.store.get(event.room_id) or RoomState()
+            n += self._warm([event], {event.room_id: room})
+            self.store.put(event.room_id, room)
+        return n
+
     def _warm(self, events: Iterable[EventModel], rooms: dict[str, RoomState]) -> int:
         rebuilt = self.ruleset.rebuilt_detectors
         n = 0

@@ -52,7 +52,11 @@ EMPTY_FETCHES = 3
 class History:
     """What a rebuild read for one partition number."""
 
-    events: list[EventModel] = field(default_factory=list)  # in decision order
+    events: list[EventModel] = field(default_factory=list)  # in decision order, before next_ts
+    #: decided events at or after next_ts, with their decision-order keys: each topic-partition commits on
+    #: its own, so some were decided after the first undecided event of another topic — they are fed when
+    #: the merge reaches their place, not before (WorkerRuntime._release)
+    ahead: list[tuple[tuple[int, int, str, int], EventModel]] = field(default_factory=list)
     next_ts: int | None = None  # event time of the next event to decide (or the latest decided)
     start_ts: int | None = None  # events at or after this event time were kept
     ranges: dict[str, tuple[int, int]] = field(default_factory=dict)  # "topic-partition" → offsets read [a, b)
@@ -141,7 +145,11 @@ async def read_history(bootstrap: str, group_id: str, tps: Sequence[TopicPartiti
                 if event is not None and event.kind in kinds and event.ts >= history.start_ts:
                     keyed.append((order_key(event.ts, seq_of(r.headers), tp.topic, r.offset), event))
         keyed.sort(key=lambda pair: pair[0])
-        history.events = [event for _, event in keyed]
+        if upcoming:
+            history.events = [event for _, event in keyed if event.ts < history.next_ts]
+            history.ahead = [(key, event) for key, event in keyed if event.ts >= history.next_ts]
+        else:
+            history.events = [event for _, event in keyed]
         return history
     finally:
         await consumer.stop()

@@ -42,7 +42,7 @@ from faust.types import TP
 from pipeline.privacy import DEV_KEY, Pseudonymizer
 from pipeline.engine import Engine, Outcome, RoomState
 from pipeline.errors import TransientError
-from pipeline.merge import EventTimeMerger
+from pipeline.merge import EventTimeMerger, order_key
 from pipeline.metrics import Metrics
 from pipeline.ruleset import Ruleset, RulesetWatcher
 from pipeline.settings import Settings
@@ -137,6 +137,7 @@ class _Held:
     raw: bytes
     source: Source
     pending: _Pending
+    key: tuple[int, int, str, int] | None = None  # its place in the merge (pipeline.merge.order_key)
 
 
 @dataclass
@@ -201,6 +202,7 @@ class WorkerRuntime:
         self._rereading: set[TP] = set()
         self._gaps: dict[TP, set[tuple[int, int]]] = {}  # offsets Faust skipped, being re-read
         self._progress_at: dict[TP, float] = {}  # when each owned input last delivered (or was assigned)
+        self._ahead: dict[int, deque[tuple[tuple[int, int, str, int], Any]]] = {}  # see History.ahead
         self._bounds: dict[TP, tuple[int, int]] = {}  # input partition → (log start, end) at assignment
         # Partition numbers whose events may be decided. A newly owned partition opens once the state of
         # its non-durable detectors is rebuilt (or at once when no detector needs that); until then its
@@ -265,6 +267,7 @@ class WorkerRuntime:
             self._next_ack.clear()
             self._gap_since.clear()
             self._gaps.clear()
+            self._ahead.clear()
             self._owned = {}
             self.store.clear()
             self.metrics.partitions_assigned.set(0)
@@ -401,7 +404,8 @@ class WorkerRuntime:
             if merger is None:
                 merger = self._mergers[tp.partition] = EventTimeMerger(
                     self._inputs_of(tp.partition), self.settings.max_lateness_ms, self.settings.max_wait_s)
-            merger.push(tp, decoded.ts, _Held(decoded, raw, source, pending), time.monotonic(),
+            held = _Held(decoded, raw, source, pending, order_key(decoded.ts, seq_of(headers), tp.topic, offset))
+            merger.push(tp, decoded.ts, held, time.monotonic(),
                         seq=seq_of(headers), topic=tp.topic, offset=offset)
         except Exception as e:
             await self._dead_letter_unexpected(e, raw, source, key)
@@ -456,9 +460,15 @@ class WorkerRuntime:
         for partition, merger in list(self._mergers.items()):
             if partition not in self._open or any(self._gaps.get(tp) for tp in self._owned.get(partition, ())):
                 continue  # its detector state is being rebuilt, or Faust skipped messages being re-read
+            ahead = self._ahead.get(partition)
             for held in merger.pop_ready(self._caught_up, now, self._catching_up):
                 key = held.decoded.room_id.encode()
                 try:
+                    if ahead and held.key is not None:  # decided earlier than this one by the last owner
+                        passed = []
+                        while ahead and ahead[0][0] < held.key:
+                            passed.append(ahead.popleft()[1])
+                        self.engine.warm_in_store(passed)
                     outcome = self.engine.process_decoded(held.decoded, held.raw, held.source)
                     self.metrics.latency.observe(max(0.0, time.time() - held.decoded.ts / 1000))
                     await self._send(outcome, key=key)
@@ -546,6 +556,7 @@ class WorkerRuntime:
                 return
             if not failed:
                 self.store.adopt(rooms)
+                self._ahead[partition] = deque(history.ahead)
             else:
                 self._unrebuilt.add(partition)
             self._open.add(partition)

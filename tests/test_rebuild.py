@@ -256,7 +256,12 @@ async def test_the_history_is_read_from_the_broker_up_to_the_committed_offsets_i
                for off, e, seq, value in rows if e["ts"] >= next_ts - 30_000 and value.startswith(b'{"')
                and e["event_id"] != "danmaku-34"]
     assert len(decided) == 7 + 1  # chat 33..39, danmaku 32 (33 is not JSON, 34 is keyed to another room)
-    assert [e.event_id for e in history.events] == [e["event_id"] for *_, e in sorted(decided, key=lambda r: r[:4])]
+    in_order = [e["event_id"] for *_, e in sorted(decided, key=lambda r: r[:4])]
+    assert [e.event_id for e in history.events] + [e.event_id for _, e in history.ahead] == in_order
+    # chat was committed further than danmaku: its decided events at or after the next event to decide are
+    # "ahead", fed at their place in the merge, not before the undecided danmaku that precede them
+    assert history.ahead and all(e.kind == "chat" and e.ts >= next_ts for _, e in history.ahead)
+    assert all(e.ts < next_ts for e in history.events)
     assert {e.kind for e in history.events} == {"chat", "danmaku"}
     # chat records carry the event time: the lookup starts close to the window (less the 5-minute skew);
     # danmaku records carry the time of sending: read from the start of the log, kept by event time
@@ -305,3 +310,21 @@ async def test_an_input_faust_stops_delivering_is_read_directly(flood_ruleset, t
     await asyncio.sleep(0)
     assert len(reads) == 1 and worker_module.STALL_S == 10.0
     assert "has delivered nothing" in caplog.text
+
+
+def test_decided_events_ahead_of_the_next_are_warmed_into_the_rooms_held(flood_ruleset, story, replay):
+    """A rebuild's decided events that come after the next event to decide (another topic committed
+    further) are fed at their place: the result is the replay's as if they had been rebuilt first."""
+    k = len(story) // 2
+    durable_then = Engine(flood_ruleset)
+    for e in story[:k]:
+        durable_then.process(e)
+    durable = {room: RoomState.from_json(json.loads(json.dumps(state.to_json(only=flood_ruleset.durable_detectors))),
+                                         flood_ruleset) for room, state in durable_then.store.items()}
+    after = Engine(flood_ruleset, store=MemoryStateStore(durable))
+    before, ahead = story[:k - 3], story[k - 3:k]  # the last three decided events come "ahead"
+    after.rebuild([e for e in before if e.kind in flood_ruleset.rebuild_kinds])
+    assert after.warm_in_store([e for e in ahead if e.kind in flood_ruleset.rebuild_kinds]) >= 1
+    assert all(room.policy == durable[rid].policy for rid, room in after.store.items() if rid in durable)
+    findings = [f.model_dump_json() for e in story[k:] for f in after.process(e).findings]
+    assert findings == [f.model_dump_json() for o in replay[k:] for f in o.findings]
