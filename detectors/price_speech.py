@@ -13,18 +13,26 @@ Deliberately conservative — a misread price is a false alarm against a seller:
 - a number followed by a measure word is a quantity, not a price ("只要两件", "只要3天");
 - a price for several items ("两件只要99", "只要99两件") or for the n-th item ("第二件只要九块九") is not a
   unit price and is not compared with the tag;
-- a number after a coupon or threshold word ("券后", "满99包邮", "减50", "省了") is not the sale price.
+- a number after a coupon or threshold word ("券后", "满99包邮", "减50", "省了") is not the sale price;
+- a number introduced by a reduction cue ("直降80", "便宜了50", "优惠30") is the reduction, never the sale
+  price, also when a sale cue or suffix follows it ("直降80到手只要219": 80 off, 219 to pay) — the
+  reductions are read first and their numbers are taken;
+- a cue right after a negation or a refusal ("不是只要99", "不能说原价199") says nothing;
+- an amount does not run on across a clause break the normaliser dropped: "直降80，219到手" is 80 and
+  219, not 80219 (pass the ``NormalizedText``; "1,299" keeps its thousands separator).
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from detectors.normalize import NormalizedText
 from detectors.numerals import DIGITS, NUMERAL_CHARS, parse_amount, parse_discount_rate
 
 _D = "".join(sorted(DIGITS))
@@ -32,6 +40,8 @@ _NUM = rf"(?:[0-9][0-9.]{{0,11}}[十百千万]{{0,2}}|[{NUMERAL_CHARS}]{{1,12}})
 _CENTS = rf"(?:[毛角][{_D}0-9]?分?)"
 AMOUNT = rf"{_NUM}(?:(?:块钱|块|元)(?:[{_D}0-9]{{0,2}}{_CENTS}?))?{_CENTS}?"
 _RATE = rf"(?:[1-9][0-9]?(?:\.[0-9])?|[{_D}]{{1,2}}|[{_D}]点[{_D}])"
+#: raw characters that end a clause; when the normaliser drops one, no amount spans it
+_CLAUSE_END = frozenset("，。！？；：、,.!?;:…～~\n")
 
 
 class SpeechLexicon(BaseModel):
@@ -50,12 +60,20 @@ class SpeechLexicon(BaseModel):
     original_cues: list[str] = Field(default_factory=lambda: ["原价", "划线价", "日常价", "专柜价", "市场价",
                                                               "吊牌价", "零售价", "指导价", "平时卖", "平常卖",
                                                               "以前卖", "之前卖"])
-    #: words right before a reduction: "立减50", "直降三十"
-    reduction_cues: list[str] = Field(default_factory=lambda: ["立减", "直降", "立省", "减", "优惠", "便宜"])
+    #: words right before a reduction: "立减50", "直降三十", "便宜了五十"; the number is never the sale price
+    reduction_cues: list[str] = Field(default_factory=lambda: ["立减", "直降", "直接降", "降价", "立省", "省", "减",
+                                                               "优惠", "便宜", "少"])
+    #: words that end in a reduction cue but are no reduction: "至少99" is a floor, "多少" a question
+    not_reductions: list[str] = Field(default_factory=lambda: ["至少", "最少", "多少", "不少", "缺少"])
+    #: a cue right after one of these is denied or refused, not said: "不是只要99", "不能说原价199"
+    negations: list[str] = Field(default_factory=lambda: ["不是", "不是说", "并不是", "并非", "没有", "没有说",
+                                                          "没说", "不敢说", "不能说", "不让说", "不准说"])
+    #: ... unless the negation is part of one of these, which agree or ask for agreement: "可不是只要99嘛"
+    not_negations: list[str] = Field(default_factory=lambda: ["可不是", "是不是", "难道不是"])
     #: the price after this word is a threshold or a coupon price, not the sale price: "满99包邮", "券后89"
-    not_sale_before: list[str] = Field(default_factory=lambda: ["满", "券后", "用券", "减", "省", "便宜", "优惠",
-                                                                "差价", "贵", "返", "红包", "运费", "邮费", "定金",
-                                                                "订金", "尾款", "补贴"])
+    not_sale_before: list[str] = Field(default_factory=lambda: ["满", "至少", "最少", "券后", "用券", "减", "省",
+                                                                "便宜", "优惠", "差价", "贵", "返", "红包", "运费",
+                                                                "邮费", "定金", "订金", "尾款", "补贴"])
     #: a number followed by one of these is a quantity ("两件", "3天"), not a price
     measure_words: list[str] = Field(default_factory=lambda: [
         "件", "个", "瓶", "盒", "袋", "包", "斤", "克", "支", "片", "罐", "箱", "套", "双", "条", "只", "份", "次",
@@ -92,6 +110,17 @@ def _alternation(words: Sequence[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)) if w)
 
 
+class _EndsWith:
+    """Whether text[:pos] ends with one of the words: one regex on a short tail, not a scan per word."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self._longest = max((len(w) for w in words), default=0)
+        self._re = re.compile(f"(?:{_alternation(words)})\\Z") if self._longest else None
+
+    def __call__(self, text: str, pos: int) -> bool:
+        return self._re is not None and self._re.search(text, max(0, pos - self._longest), pos) is not None
+
+
 class PriceSpeech:
     """Reads an utterance with one lexicon (built once per ruleset)."""
 
@@ -105,12 +134,19 @@ class PriceSpeech:
         self._reduction = re.compile(rf"({_alternation(lexicon.reduction_cues)})了?({AMOUNT})")
         self._rate = re.compile(rf"(?:打)?({_RATE})折|(半价)")
         self._measure = tuple(sorted(lexicon.measure_words, key=len, reverse=True))
-        self._not_sale = tuple(lexicon.not_sale_before)
+        self._not_sale = _EndsWith(lexicon.not_sale_before)
+        self._sale_word = re.compile(_alternation(lexicon.sale_cues + lexicon.sale_suffixes) or "(?!)")
+        self._measure_word = re.compile(_alternation(lexicon.measure_words) or "(?!)")
+        self._not_reductions = _EndsWith(lexicon.not_reductions)
+        self._negations = _EndsWith(lexicon.negations)
+        self._not_negations = _EndsWith(lexicon.not_negations)
 
     # -- helpers -------------------------------------------------------------------------------------
 
     def _starts_with_measure(self, text: str, pos: int) -> bool:
-        return any(text.startswith(m, pos) for m in self._measure)
+        if self._sale_word.match(text, pos):
+            return False  # "便宜30只要199", "249包邮": 只 and 包 begin a sale word, they count nothing
+        return self._measure_word.match(text, pos) is not None
 
     def _count_then_measure(self, text: str, pos: int) -> int | None:
         """If text[pos:] is "<number><measure word>" ("两件", "3瓶"), the number; else None."""
@@ -151,40 +187,80 @@ class PriceSpeech:
             return None  # "只要99两件": a price for several items
         return value, end
 
+    def _negated(self, text: str, pos: int) -> bool:
+        return self._negations(text, pos) and not self._not_negations(text, pos)
+
     # -- reading -------------------------------------------------------------------------------------
 
-    def read(self, text: str) -> Utterance:
+    def read(self, text: str | NormalizedText) -> Utterance:
+        """The prices in ``text``; given the ``NormalizedText``, amounts stop at the clause breaks it dropped."""
+        if isinstance(text, NormalizedText):
+            breaks = clause_breaks(text)
+            text = text.text
+        else:
+            breaks = []
+
+        def cut(start: int, end: int) -> int:
+            """An amount starting at ``start`` ends at the first clause break after it."""
+            i = bisect_right(breaks, start)
+            return breaks[i] if i < len(breaks) and breaks[i] < end else end
+
+        def after_last_break(start: int, end: int) -> int:
+            i = bisect_left(breaks, end) - 1
+            return breaks[i] if i >= 0 and breaks[i] > start else start
+
         out = Utterance()
+        # reductions first: their numbers are taken, so "直降80到手" cannot read 80 as the price to pay
+        taken = bytearray(len(text))  # 1 where a number already read stands (a lookup per match, not a scan)
+
+        def take(start: int, end: int) -> None:
+            taken[start:end] = b"\x01" * (end - start)
+
+        for m in self._reduction.finditer(text):
+            if self._not_reductions(text, m.end(1)):
+                continue  # "至少99", "多少"
+            end = cut(m.start(2), m.end(2))
+            take(m.start(2), end)
+            if "满" in text[max(0, m.start() - 8):m.start()] or self._bundle_before(text, m.start()):
+                continue  # "满300减50": a threshold discount, no fixed final price; "第二件减10": not the unit
+            if self._negated(text, m.start()):
+                continue  # "不是直降80"
+            got = self._amount(text, m.start(2), end)
+            if got is not None:
+                out.reductions.append(Said(got[0], m.start(), got[1], m.group(1)))
         for m in self._original.finditer(text):
-            got = self._amount(text, m.start(2), m.end(2))
+            if self._negated(text, m.start()):
+                continue  # "不能说原价199": quoting what may not be said
+            got = self._amount(text, m.start(2), cut(m.start(2), m.end(2)))
             if got is not None:
                 out.original.append(Said(got[0], m.start(), got[1], m.group(1)))
-        taken = [(s.start, s.end) for s in out.original]
+        for s in out.original:
+            take(s.start, s.end)
         for m in self._sale_cue.finditer(text):
-            if self._bundle_before(text, m.start()) or any(s <= m.start(2) < e for s, e in taken):
+            if self._bundle_before(text, m.start()) or taken[m.start(2)]:
                 continue
-            if any(text.endswith(w, 0, m.start()) for w in self._not_sale):
+            if self._not_sale(text, m.start()):
                 continue  # "券后到手价89": a price after a coupon the tag need not show
-            got = self._amount(text, m.start(2), m.end(2))
+            if self._negated(text, m.start()):
+                continue  # "不是只要99"
+            got = self._amount(text, m.start(2), cut(m.start(2), m.end(2)))
             if got is not None:
                 out.sale.append(Said(got[0], m.start(), got[1], m.group(1)))
-        taken += [(s.start, s.end) for s in out.sale]
+        for s in out.sale:
+            take(s.start, s.end)
         for m in self._sale_suffix.finditer(text):
-            a_start = m.start(1)
-            if any(s <= a_start < e for s, e in taken) or self._bundle_before(text, a_start):
+            # "直降80，219到手": the amount before the suffix starts after the last clause break in it
+            a_start = after_last_break(m.start(1), m.end(1))
+            if taken[a_start] or self._bundle_before(text, a_start):
                 continue
-            if any(text.endswith(w, 0, a_start) for w in self._not_sale):
+            if self._not_sale(text, a_start):
                 continue  # "满99包邮": a free-shipping threshold
+            if self._negated(text, a_start):
+                continue  # "不是九块九包邮"
             got = self._amount(text, a_start, m.end(1))
             if got is not None and got[1] == m.end(1):
                 out.sale.append(Said(got[0], a_start, m.end(), m.group(2)))
         out.sale.sort(key=lambda s: s.start)
-        for m in self._reduction.finditer(text):
-            if "满" in text[max(0, m.start() - 8):m.start()] or self._bundle_before(text, m.start()):
-                continue  # "满300减50": a threshold discount, no fixed final price; "第二件减10": not the unit
-            got = self._amount(text, m.start(2), m.end(2))
-            if got is not None:
-                out.reductions.append(Said(got[0], m.start(), got[1], m.group(1)))
         for m in self._rate.finditer(text):
             if self._bundle_before(text, m.start()):
                 continue  # "第二件半价", "两件八折": a discount on another quantity than the unit
@@ -195,3 +271,22 @@ class PriceSpeech:
             if rate is not None:
                 out.rates.append(Said(rate, m.start(), m.end(), "折"))
         return out
+
+
+def clause_breaks(text: NormalizedText) -> list[int]:
+    """Positions i in ``text.text`` where the normaliser dropped a clause end between characters i-1 and i.
+
+    An ASCII comma between digits with three digits after it is a thousands separator ("1,299"); a
+    Chinese comma is a clause break even between digits ("直降80，219到手").
+    """
+    out = []
+    norm, raw = text.text, text.raw
+    for i in range(1, len(norm)):
+        gap = raw[text.offsets[i - 1] + 1:text.offsets[i]]
+        if not any(c in _CLAUSE_END for c in gap):
+            continue
+        after = raw[text.offsets[i]:text.offsets[i] + 4]
+        if gap == "," and norm[i - 1].isdigit() and after[:3].isdigit() and not after[3:].isdigit():
+            continue  # "1,299", "1,299,000"
+        out.append(i)
+    return out

@@ -12,7 +12,8 @@ Five checks, each a rule in rules/prices.yaml (``check:``):
   the previous ``window_days`` days (orders; with no order then, the last order price ever seen;
   failing that, the prices the tag showed on earlier days) — 虚构原价;
 - ``discount_arithmetic`` — a discount whose numbers do not add up: original × rate ("五折", "七五折",
-  "半价") or original − reduction ("立减50") is below what the buyer is asked to pay.
+  "半价") or original − reduction ("立减50", "直降80") is below what the buyer is asked to pay — the sale
+  price said, and the price on the tag (what is charged).
 
 Time is event time only. Deadlines (the grace period of a missing price, and its re-reports) are
 checked on every event of the room this detector receives — chat and danmaku included, as clock
@@ -206,7 +207,7 @@ class PriceMarkingDetector:
                 isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator")):
             if text is None:
                 return findings
-            said = self._speech.read(text.text)
+            said = self._speech.read(text)
             if not said:
                 return findings
             findings += self._on_speech(event, text, said, state)
@@ -310,9 +311,15 @@ class PriceMarkingDetector:
             findings += self._comparison_checks(event, state, pid, p, original.value, basis, original, text)
         if said.discount_terms:
             original_value = said.original[0].value if said.original else (tag.original_price if tag else None)
-            final = said.sale[0].value if said.sale else (tag.price if tag else None)
-            findings += self._discount(event, state, pid, original_value, final, said.discount_terms, text,
-                                       said.original[:1] + said.sale[:1])
+            # the price asked is the one said and the one on the tag (what is charged): "直降80" of a 299 tag
+            # whose price is 249 is wrong even when the host adds "到手219" — unless the price said is another
+            # product's tag, when the talk is about that product and not this tag
+            asked: list[tuple[Decimal, Said | None]] = [(s.value, s) for s in said.sale[:1]]
+            other = {q.tag.price for k, q in state.products.items() if k != pid and q.tag is not None and q.tag.visible}
+            if tag is not None and not (said.sale and said.sale[0].value != tag.price and said.sale[0].value in other):
+                asked.append((tag.price, None))
+            findings += self._discount(event, state, pid, original_value, asked, said.discount_terms, text,
+                                       said.original[:1], tag_event_id=tag.event_id if tag else None)
         return findings
 
     # -- episodes of a missing price -------------------------------------------------------------
@@ -457,25 +464,28 @@ class PriceMarkingDetector:
         terms: list[Said] = []
         sources: list[tuple[str, NormalizedText]] = []
         if text is not None:
-            terms += self._speech.read(text.text).discount_terms
+            terms += self._speech.read(text).discount_terms
             sources += [("title", text)] * len(terms)
         if event.price_basis:
             basis = normalize(event.price_basis)
-            got = self._speech.read(basis.text).discount_terms
+            got = self._speech.read(basis).discount_terms
             terms += got
             sources += [("price_basis", basis)] * len(got)
         if not terms:
             return []
-        return self._discount(event, state, event.product_id, event.original_price, event.price, terms, None, [],
-                              sources)
+        return self._discount(event, state, event.product_id, event.original_price, [(event.price, None)], terms,
+                              None, [], sources=sources)
 
     def _discount(self, event: EventModel, state: PriceState, pid: str, original: Decimal | None,
-                  final: Decimal | None, terms: list[Said], text: NormalizedText | None, also: list[Said],
+                  asked: list[tuple[Decimal, Said | None]], terms: list[Said], text: NormalizedText | None,
+                  also: list[Said], *, tag_event_id: str | None = None,
                   sources: list[tuple[str, NormalizedText]] | None = None) -> list[Finding]:
-        if original is None or final is None:
+        """Each discount term against each price asked (the spoken sale price, then the tag's price)."""
+        if original is None or not asked:
             return []
         findings = []
         for rule in self._by_check.get("discount_arithmetic", []):
+            failed = None
             for i, term in enumerate(terms):
                 if term.cue in ("折", "半价"):
                     expected = (original * term.value / 10).quantize(Decimal("0.01"))
@@ -483,27 +493,41 @@ class PriceMarkingDetector:
                 else:
                     expected = original - term.value
                     stated = f"{term.cue}{_plain(term.value)}"
+                    if expected <= 0:
+                        continue  # a reduction of the whole price or more is a misreading, not a claim
                 allowed = max(rule.tolerance_yuan, abs(expected) * rule.tolerance_ratio)
-                if final - expected <= allowed:
-                    continue
-                if not self._first_report(state, f"{rule.id}|{pid}|{_key(original)}|{_key(final)}|{stated}", event.ts, rule):
+                for final, sale in asked:
+                    if final - expected > allowed:
+                        failed = (i, term, expected, stated, final, sale)
+                        break
+                if failed:
                     break
-                if sources is not None:
-                    field, src = sources[i]
-                    evidence = [self._span(event, src, term, field)]
-                else:
-                    evidence = [self._span(event, text, s) for s in [*also, term] if text is not None]
-                findings.append(self._finding(
-                    rule, event, ident=(pid, event.event_id, stated), score=self.settings.score_speech
-                    if sources is None else self.settings.score_value,
-                    window=(event.ts, event.ts), event_ids=[event.event_id], evidence=evidence,
-                    summary=f"{CHECK_LABEL[rule.check]}: {stated} of {_plain(original)} is {_plain(expected)}, "
-                            f"but {pid} sells at {_plain(final)} — {rule.legal_basis}",
-                    details={"product_id": pid, "original_price": _plain(original), "discount": stated,
-                             "computed_price": _plain(expected), "asked_price": _plain(final),
-                             "overcharge": _plain(final - expected)},
-                ))
-                break  # one finding per event and rule; the details name the first discount that fails
+            if failed is None:
+                continue
+            i, term, expected, stated, final, sale = failed
+            if not self._first_report(state, f"{rule.id}|{pid}|{_key(original)}|{_key(final)}|{stated}", event.ts,
+                                      rule):
+                continue
+            if sources is not None:
+                field, src = sources[i]
+                evidence = [self._span(event, src, term, field)]
+            else:
+                evidence = [self._span(event, text, s) for s in [*also, *([sale] if sale else []), term]
+                            if text is not None]
+            from_tag = sale is None and sources is None
+            findings.append(self._finding(
+                rule, event, ident=(pid, event.event_id, stated), score=self.settings.score_speech
+                if sources is None else self.settings.score_value,
+                window=(event.ts, event.ts),
+                event_ids=[tag_event_id, event.event_id] if from_tag and tag_event_id else [event.event_id],
+                evidence=evidence,
+                summary=f"{CHECK_LABEL[rule.check]}: {stated} of {_plain(original)} is {_plain(expected)}, "
+                        f"but {pid} sells at {_plain(final)}{' (tag)' if from_tag else ''} — {rule.legal_basis}",
+                details={"product_id": pid, "original_price": _plain(original), "discount": stated,
+                         "computed_price": _plain(expected), "asked_price": _plain(final),
+                         "asked_source": "transcript" if sale is not None else "tag",
+                         "overcharge": _plain(final - expected)},
+            ))  # one finding per event and rule; the details name the first discount and price that fail
         return findings
 
     # -- price history -----------------------------------------------------------------------------

@@ -107,6 +107,8 @@ def test_spoken_prices_that_differ_from_the_tag(detector, spoken, tag):
 @pytest.mark.parametrize("spoken, tag", [
     ("到手价一百二十九", "129.00"), ("九块九包邮", "9.90"), ("只要99.9", "99.90"), ("今天只要三十九块九", "39.9"),
     ("券后到手价八十九", "99"), ("满99包邮", "59"), ("两件只要一百五十九", "99"), ("只要两件", "99"),
+    ("直播间直降80，到手只要两百一十九", "219"), ("便宜50带回家", "249"),  # a reduction is not the sale price
+    ("不是只要99哈", "129"), ("三号链接十点下播", "129"),  # a negation, ordinal and temporal numbers
 ])
 def test_spoken_prices_that_agree_or_are_not_the_unit_price(detector, spoken, tag):
     assert found(detector, [price_tag("p1", "x", tag, t=0), say(spoken, t=5)]) == []
@@ -246,6 +248,17 @@ def test_a_discount_on_the_tag_itself(detector):
 def test_a_reduction_that_does_not_add_up(detector):
     events = [price_tag("p1", "围巾", "169", t=0, original_price="199", **BASIS), say("直播间立减五十", t=10)]
     assert found(detector, events) == [("price.discount_arithmetic", 10)]
+
+
+def test_a_reduction_followed_by_the_sale_price_is_judged_against_the_tag(detector):
+    # a user's report: "直降80，到手只要两百一十九" read 80 as the sale price — a false mismatch when the tag
+    # showed 219 (299 − 80), and no arithmetic finding when it showed 249
+    said = "直播间直降80，到手只要两百一十九"
+    assert found(detector, [price_tag("p1", "围巾", "219", t=0, original_price="299", **BASIS), say(said, t=10)]) == []
+    findings = run(detector, [price_tag("p1", "围巾", "249", t=0, original_price="299", **BASIS), say(said, t=10)])
+    assert sorted(f.rule_id for f in findings) == ["price.discount_arithmetic", "price.spoken_mismatch"]
+    [f] = [f for f in findings if f.rule_id == "price.discount_arithmetic"]
+    assert f.details["computed_price"] == "219" and f.details["asked_price"] == "249"
 
 
 @pytest.mark.parametrize("spoken, price", [
