@@ -7,8 +7,8 @@ a pydantic model, so any runtime can persist it (a dict, a Faust table) and rebu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Sequence, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Protocol, Sequence, TypeVar
 
 from pydantic import BaseModel
 
@@ -23,6 +23,9 @@ class RuleContext:
     """Facts about the loaded ruleset a detector stamps onto its findings."""
 
     ruleset_version: str
+    #: the bytes of the ruleset's data files other than rules (``rules/*.json``, e.g. a trained model) by
+    #: file name: the loader reads them, so detectors stay free of the file system
+    resources: Mapping[str, bytes] = field(default_factory=dict)
 
 
 class Detector(Protocol):

@@ -1,10 +1,20 @@
 """False-claims detector (虚假宣传): absolute terms, efficacy/disease claims, fabricated data, guarantees.
 
 Reads what the seller says — host transcript, host/operator chat and product titles — never ordinary
-viewer chat (a viewer writing "最好看" is not advertising). Lexicon terms are matched with Aho-Corasick
-on the normalised text (and, for rules that ask for it, on its tone-less pinyin, which catches
-"减fei" and "见肥"); patterns are regular expressions on the normalised text. A match inside one of the
-rule's exception phrases ("第一个链接", "开播第一天") does not count.
+viewer chat (a viewer writing "最好看" is not advertising). Two readers, combined per claim type:
+
+- the **lexicon**: terms matched with Aho-Corasick on the normalised text (and, for rules that ask for
+  it, on its tone-less pinyin, which catches "减fei" and "见肥"); patterns are regular expressions on
+  the normalised text. A match inside one of the rule's exception phrases ("第一个链接") does not count.
+- the **model** (detectors/claims_model.py), for claims the lexicon has never seen: a rule with
+  ``model:`` reports its claim type when the model's score reaches ``min_score`` — ``live`` from
+  ``live_score`` up, ``review`` (an alert for a person, no action) below it. Where the lexicon fired
+  for the same type, the lexicon's finding says that the model agreed.
+
+**Context** decides before either reports (``settings.context``, data): a clause that is a required
+notice ("保健食品不是药物，不能代替药物治疗疾病"), quotes a rule ("广告法不让说最"), or gives general
+advice naming no product ("减肥还是要管住嘴迈开腿") makes no claim, nor do the words after a refusal in
+the same clause ("我不敢说全网最低").
 """
 
 from __future__ import annotations
@@ -13,10 +23,11 @@ import re
 from typing import ClassVar, Literal, Sequence
 
 import ahocorasick
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from detectors.base import RuleContext, register
-from detectors.normalize import NormalizedText, is_han, normalize, pinyin_keys
+from detectors.claims_model import ClaimModel, Verdict, load_model
+from detectors.normalize import NormalizedText, clause_breaks, is_han, normalize, pinyin_keys
 from schemas.events import (
     ChatEvent,
     DanmakuEvent,
@@ -67,6 +78,23 @@ class ClaimExamples(BaseModel):
         return [_as_example(x) for x in v] if isinstance(v, list) else v
 
 
+class ModelThresholds(BaseModel):
+    """For a rule read by the model: when its claim type is reported, and when it is acted on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: the model's claim score from which a finding is raised
+    min_score: float = Field(ge=0, le=1)
+    #: from this score up the finding is ``live`` (acted on); between min_score and this, ``review``
+    live_score: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ModelThresholds":
+        if self.live_score < self.min_score:
+            raise ValueError(f"live_score {self.live_score} is below min_score {self.min_score}")
+        return self
+
+
 class ClaimRule(Rule):
     claim_type: ClaimType
     terms: list[str] = Field(default_factory=list)
@@ -78,7 +106,17 @@ class ClaimRule(Rule):
     exempt_categories: list[ProductCategory] = Field(default_factory=list)
     homophones: bool = False
     sources: list[Source] = Field(default_factory=lambda: ["transcript", "host_chat", "title"])
+    #: set for a rule read by the claims model instead of terms and patterns
+    model: ModelThresholds | None = None
     examples: ClaimExamples = Field(default_factory=ClaimExamples)
+
+    @model_validator(mode="after")
+    def _one_reader(self) -> "ClaimRule":
+        if self.model is not None and (self.terms or self.patterns or self.homophones):
+            raise ValueError("a model rule has no terms, patterns or homophones (the model reads the text)")
+        if self.model is None and not (self.terms or self.patterns):
+            raise ValueError("a lexicon rule needs terms or patterns (or `model:` for the claims model)")
+        return self
 
     @field_validator("terms", "exceptions")
     @classmethod
@@ -89,8 +127,32 @@ class ClaimRule(Rule):
         return v
 
 
+class ClaimContext(BaseModel):
+    """Where words that look like a claim make none. Matched on the normalised text of one clause (the
+    text between two punctuation marks the normaliser dropped)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: a clause matching one of these is a legally required notice or disclaimer
+    notices: list[RegexPattern] = Field(default_factory=list)
+    #: a clause holding one of these quotes or explains a rule rather than making a claim
+    rule_quotes: list[str] = Field(default_factory=list)
+    #: the rest of the clause after one of these is refused, not claimed ("我不敢说全网最低")
+    refusals: list[str] = Field(default_factory=list)
+    #: ... unless the refusal is only rhetorical ("不是我吹", "不敢说别的，但…" are not refusals)
+    not_refusals: list[str] = Field(default_factory=list)
+    #: a clause matching one of these and holding none of ``product_refs`` is general advice
+    advice: list[RegexPattern] = Field(default_factory=list)
+    #: words that tie a clause to the product being sold ("这款", "咱家", "吃了")
+    product_refs: list[str] = Field(default_factory=list)
+
+
 class ClaimsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: the trained claims model, a file of the ruleset directory (scripts/train_claims.py writes it)
+    model_file: str = "claims_model.json"
+    context: ClaimContext = Field(default_factory=ClaimContext)
 
     #: category assumed while no product has been shown in the room yet
     default_category: ProductCategory = "general"
@@ -137,6 +199,8 @@ class FalseClaimsDetector:
         term_rules: dict[str, list[tuple[int, str]]] = {}
         pinyin_rules: dict[str, list[tuple[int, str]]] = {}
         for idx, rule in enumerate(self.rules):
+            if rule.model is not None:
+                continue
             for term in rule.terms:
                 key = normalize(term).text
                 term_rules.setdefault(key, []).append((idx, term))
@@ -149,6 +213,10 @@ class FalseClaimsDetector:
             self._pinyin.add_word(key, (len(key), entries, chars))
         self._has_terms = bool(term_rules)
         self._has_pinyin = bool(pinyin_rules)
+        # A homophone evasion either spells a syllable in letters ("减fei") or keeps a character of the term
+        # ("见肥"): a text with neither cannot hold one, and most host speech is skipped at C speed.
+        term_chars = sorted({c for key, entries in pinyin_rules.items() for _, t in entries for c in normalize(t).text})
+        self._may_be_homophone = re.compile("[a-z" + re.escape("".join(term_chars)) + "]")
         if self._has_terms:
             self._terms.make_automaton()
         if self._has_pinyin:
@@ -156,7 +224,28 @@ class FalseClaimsDetector:
         self._patterns = [
             (idx, [re.compile(p) for p in rule.patterns]) for idx, rule in enumerate(self.rules) if rule.patterns
         ]
+        # one search for all patterns first: most host speech matches none, and 30 separate scans cost
+        # more than the rest of the lexicon (patterns have no back-references, so the union is exact)
+        every = [rx.pattern for _, regexes in self._patterns for rx in regexes]
+        exact = every and not any(re.search(r"\\[1-9]|\(\?P=", p) for p in every)
+        self._any_pattern = re.compile("|".join(f"(?:{p})" for p in every)) if exact else None
         self._exceptions = [[normalize(x).text for x in rule.exceptions] for rule in self.rules]
+        #: rule indices of the model rules, in file order: the first that applies to the category decides
+        self._model_rules = [idx for idx, rule in enumerate(self.rules) if rule.model is not None]
+        self.model: ClaimModel | None = None
+        if self._model_rules or settings.model_file in context.resources:
+            data = context.resources.get(settings.model_file)
+            if data is None:
+                raise ValueError(f"claims model {settings.model_file!r} is not in the rules directory; "
+                                 "train it with `python scripts/train_claims.py` or set settings.model_file")
+            self.model = load_model(data)
+        ctx = settings.context
+        self._notices = [re.compile(p) for p in ctx.notices]
+        self._advice = [re.compile(p) for p in ctx.advice]
+        self._quotes = [normalize(w).text for w in ctx.rule_quotes]
+        self._refusals = re.compile("|".join(re.escape(normalize(w).text) for w in ctx.refusals)) if ctx.refusals else None
+        self._not_refusals = [normalize(w).text for w in ctx.not_refusals]
+        self._product_refs = [normalize(w).text for w in ctx.product_refs]
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -212,7 +301,7 @@ class FalseClaimsDetector:
                 how = "exact" if text.raw_slice(start, last + 1) == norm[start : last + 1] else "normalized"
                 for idx, term in entries:
                     found.append((idx, start, last + 1, term, how))
-        if self._has_pinyin:
+        if self._has_pinyin and self._may_be_homophone.search(norm):
             keys = pinyin_keys(norm)
             exact_spans = {(f[0], f[1], f[2]) for f in found}
             for last, (length, entries, chars) in self._pinyin.iter(keys.text):
@@ -226,12 +315,40 @@ class FalseClaimsDetector:
                 for idx, term in entries:
                     if (idx, start, end) not in exact_spans:
                         found.append((idx, start, end, term, "homophone"))
-        for idx, regexes in self._patterns:
+        for idx, regexes in self._patterns if self._any_pattern is None or self._any_pattern.search(norm) else ():
             for rx in regexes:
                 for m in rx.finditer(norm):
                     if m.end() > m.start():
                         found.append((idx, m.start(), m.end(), rx.pattern, "pattern"))
         return found
+
+    def _context(self, text: NormalizedText) -> list[tuple[int, int, str]]:
+        """Spans (normalised coordinates) in which nothing is claimed, and why."""
+        norm = text.text
+        cuts = [0, *clause_breaks(text), len(norm)]
+        out: list[tuple[int, int, str]] = []
+        for s, e in zip(cuts, cuts[1:]):
+            clause = norm[s:e]
+            if any(rx.search(clause) for rx in self._notices):
+                out.append((s, e, "notice"))
+            elif any(q in clause for q in self._quotes):
+                out.append((s, e, "rule_quote"))
+            elif any(rx.search(clause) for rx in self._advice) and not any(w in clause for w in self._product_refs):
+                out.append((s, e, "advice"))
+            elif self._refusals is not None:
+                for m in self._refusals.finditer(clause):
+                    if not self._rhetorical(clause, m.start(), m.end()):
+                        out.append((s + m.start(), e, "refusal"))
+                        break
+        return out
+
+    def _rhetorical(self, clause: str, start: int, end: int) -> bool:
+        """Whether the refusal at [start, end) is part of a phrase that is not one ("不是我吹")."""
+        for w in self._not_refusals:
+            pos = clause.find(w, max(0, start - len(w) + 1))
+            if pos != -1 and pos < end and pos + len(w) > start:
+                return True
+        return False
 
     def _scan(
         self, event: EventModel, text: NormalizedText, source: Source, field: str, category: str
@@ -240,6 +357,8 @@ class FalseClaimsDetector:
         best_score: dict[int, float] = {}
         matched: dict[int, int] = {}
         exception_spans: dict[int, list[tuple[int, int]]] = {}  # found once per rule and text
+        context: list[tuple[int, int, str]] | None = None  # found once per text, when something matched
+        suppressed: dict[str, int] = {}
         for idx, start, end, term, how in self._matches(text):
             rule = self.rules[idx]
             if not self._applies(rule, source, category):
@@ -248,36 +367,113 @@ class FalseClaimsDetector:
                 exception_spans[idx] = self._exception_spans(idx, text.text)
             if any(s <= start and end <= e for s, e in exception_spans[idx]):
                 continue
+            if context is None:
+                context = self._context(text)
+            why = next((r for s, e, r in context if s <= start and end <= e), None)
+            if why is not None:
+                suppressed[why] = suppressed.get(why, 0) + 1
+                continue
             matched[idx] = matched.get(idx, 0) + 1
             if matched[idx] > MAX_EVIDENCE:
                 continue  # a finding stays small enough to publish; the count is kept in its details
-            raw_start, raw_end = text.raw_span(start, end)
-            by_rule.setdefault(idx, []).append(
-                Evidence(
-                    event_id=event.event_id, field=field, start=raw_start, end=raw_end,
-                    raw=text.raw[raw_start:raw_end], normalized=text.text[start:end], term=term, how=how,
-                )
-            )
+            by_rule.setdefault(idx, []).append(self._evidence(event, text, field, start, end, term, how))
             score = {"homophone": self.settings.score_homophone, "pattern": self.settings.score_pattern}.get(
                 how, self.settings.score_exact
             )
             best_score[idx] = max(best_score.get(idx, 0.0), score)
-        return [self._finding(event, self.rules[idx], _outermost(ev), best_score[idx], source, category,
-                              matched[idx])
-                for idx, ev in sorted(by_rule.items())]
+
+        verdict, model_rule = self._read_model(text, source, category)
+        spans: tuple[tuple[int, int, str, float], ...] = ()
+        if verdict is not None:
+            assert self.model is not None
+            spans = self.model.explain(text, verdict)
+            if context is None:
+                context = self._context(text)
+        if verdict is not None and spans and context:
+            top_start, top_end = spans[0][0], spans[0][1]
+            why = next((r for s, e, r in context if s <= top_start and top_end <= e), None)
+            if why is not None:  # what carried the model's decision is a notice, a quote, advice or refused
+                suppressed[why] = suppressed.get(why, 0) + 1
+                verdict = None
+        model_agrees = {verdict.claim_type} if verdict is not None else set()
+        findings = [
+            self._finding(event, self.rules[idx], _outermost(ev), best_score[idx], source, category, matched[idx],
+                          fired=["lexicon", "model"] if self.rules[idx].claim_type in model_agrees else ["lexicon"],
+                          reading=self._reading(text, verdict, spans) if verdict is not None else None,
+                          suppressed=suppressed)
+            for idx, ev in sorted(by_rule.items())
+        ]
+        if verdict is not None and not any(self.rules[idx].claim_type == verdict.claim_type for idx in by_rule):
+            rule = model_rule
+            assert rule is not None and rule.model is not None
+            evidence = [self._evidence(event, text, field, s, e, feats, "model") for s, e, feats, _ in spans]
+            if not evidence:
+                evidence = [self._evidence(event, text, field, verdict.unit[0], verdict.unit[1], "unit", "model")]
+            status = "live" if verdict.score >= rule.model.live_score else "review"
+            findings.append(self._finding(event, rule, evidence, verdict.score, source, category, len(evidence),
+                                          fired=["model"], reading=self._reading(text, verdict, spans), suppressed=suppressed,
+                                          status="shadow" if rule.status == "shadow" else status))
+        return findings
+
+    def _read_model(self, text: NormalizedText, source: Source, category: str
+                    ) -> tuple[Verdict | None, ClaimRule | None]:
+        """The model's verdict and the model rule that reports it, when the verdict reaches that rule's
+        ``min_score``. Of the model rules for the verdict's claim type, the first that applies to the
+        category and source decides (a rule for health food may be stricter than the rule for the rest)."""
+        if self.model is None or not text.text:
+            return None, None
+        applicable = [self.rules[i] for i in self._model_rules if self._applies(self.rules[i], source, category)]
+        if not applicable:
+            return None, None
+        verdict = self.model.read(text, at_least=min(r.model.min_score for r in applicable))  # type: ignore[union-attr]
+        if verdict is None:
+            return None, None
+        rule = next((r for r in applicable if r.claim_type == verdict.claim_type), None)
+        if rule is None or verdict.score < rule.model.min_score:  # type: ignore[union-attr]
+            return None, None
+        return verdict, rule
+
+    @staticmethod
+    def _reading(text: NormalizedText, verdict: Verdict, spans: tuple[tuple[int, int, str, float], ...]
+                 ) -> dict[str, object]:
+        """What a reviewer needs of the model's verdict: its scores, the unit it read, what decided it."""
+        return {
+            "claim_type": verdict.claim_type, "score": round(verdict.score, 4),
+            "segment_score": round(verdict.segment_score, 4), "unit_score": round(verdict.unit_score, 4),
+            "unit": text.raw_slice(*verdict.unit) if verdict.unit[1] > verdict.unit[0] else "",
+            "deciding": [{"text": text.raw_slice(s, e), "features": f, "weight": w} for s, e, f, w in spans],
+        }
+
+    @staticmethod
+    def _evidence(event: EventModel, text: NormalizedText, field: str, start: int, end: int, term: str,
+                  how: str) -> Evidence:
+        raw_start, raw_end = text.raw_span(start, end)
+        return Evidence(event_id=event.event_id, field=field, start=raw_start, end=raw_end,
+                        raw=text.raw[raw_start:raw_end], normalized=text.text[start:end], term=term,
+                        how=how)  # type: ignore[arg-type]
 
     def _finding(
         self, event: EventModel, rule: ClaimRule, evidence: list[Evidence], score: float, source: Source,
-        category: str, matches: int,
+        category: str, matches: int, *, fired: list[str], reading: dict[str, object] | None,
+        suppressed: dict[str, int], status: str | None = None,
     ) -> Finding:
         quoted = "、".join(dict.fromkeys(f"「{e.raw}」" for e in evidence))
+        details: dict[str, object] = {"claim_type": rule.claim_type, "source": source, "category": category,
+                                      "matches": matches, "fired": fired}
+        if self.model is not None:
+            details["model"] = self.model.label
+        if reading is not None:
+            details["model_reading"] = reading
+        if suppressed:
+            details["context_suppressed"] = dict(sorted(suppressed.items()))
+        by = "model" if fired == ["model"] else "lexicon"
         return Finding(
             finding_id=derived_id(self.name, rule.id, rule.version, event.room_id, event.event_id),
             detector=self.name,
             rule_id=rule.id,
             rule_version=rule.version,
             ruleset_version=self.context.ruleset_version,
-            status="shadow" if rule.status == "shadow" else "live",
+            status=status or ("shadow" if rule.status == "shadow" else "live"),  # type: ignore[arg-type]
             severity=rule.severity,
             legal_basis=rule.legal_basis,
             room_id=event.room_id,
@@ -287,9 +483,10 @@ class FalseClaimsDetector:
             window=Window(start_ts=event.ts, end_ts=event.ts),
             event_ids=[event.event_id],
             evidence=evidence,
-            score=score,
-            summary=f"{CLAIM_TYPE_LABEL[rule.claim_type]} {quoted} in {source} — {rule.legal_basis}",
-            details={"claim_type": rule.claim_type, "source": source, "category": category, "matches": matches},
+            score=round(score, 4),
+            summary=f"{CLAIM_TYPE_LABEL[rule.claim_type]} {quoted} in {source} ({by}"
+                    f"{f' {score:.2f}' if by == 'model' else ''}) — {rule.legal_basis}",
+            details=details,
         )
 
     # -- rule self-checks ----------------------------------------------------------------------

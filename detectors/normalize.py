@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,6 +34,8 @@ _INVISIBLE = frozenset(
 ) | frozenset(chr(c) for c in range(0xFE00, 0xFE10)) | frozenset(chr(c) for c in range(0xE0100, 0xE01F0))
 
 _KEEP_SYMBOLS = frozenset("%.")
+#: punctuation that ends a clause; the normaliser drops it, ``clause_breaks`` finds where it stood
+_CLAUSE_END_RX = re.compile("[，。！？；：、,.!?;:…～~\n]")
 _MIN_RUN_TO_COLLAPSE = 3
 _RUN = re.compile(r"(\D)\1\1")
 
@@ -175,3 +178,25 @@ def mask_digits(text: str, mask: str = "#") -> str:
             in_number = False
             out.append(c)
     return "".join(out)
+
+
+def clause_breaks(text: NormalizedText) -> list[int]:
+    """Positions i in ``text.text`` where the normaliser dropped a clause end between characters i-1 and i.
+
+    An ASCII comma between digits with three digits after it is a thousands separator ("1,299"); a
+    Chinese comma is a clause break even between digits ("直降80，219到手").
+    """
+    out: list[int] = []
+    norm, raw, offsets = text.text, text.raw, text.offsets
+    for m in _CLAUSE_END_RX.finditer(raw):
+        i = bisect_right(offsets, m.start())  # the first normalised character after the punctuation
+        if offsets[i - 1:i] == (m.start(),):
+            continue  # kept, not dropped: the point of "3.2"
+        if i == 0 or i >= len(norm) or (out and out[-1] == i):
+            continue
+        if m.group() == "," and norm[i - 1].isdigit():
+            after = raw[offsets[i]:offsets[i] + 4]
+            if after[:3].isdigit() and not after[3:].isdigit() and raw[offsets[i - 1] + 1:offsets[i]] == ",":
+                continue  # "1,299", "1,299,000"
+        out.append(i)
+    return out

@@ -32,7 +32,7 @@ from typing import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.normalize import NormalizedText
+from detectors.normalize import NormalizedText, clause_breaks
 from detectors.numerals import DIGITS, NUMERAL_CHARS, parse_amount, parse_discount_rate
 
 _D = "".join(sorted(DIGITS))
@@ -41,7 +41,6 @@ _CENTS = rf"(?:[毛角][{_D}0-9]?分?)"
 AMOUNT = rf"{_NUM}(?:(?:块钱|块|元)(?:[{_D}0-9]{{0,2}}{_CENTS}?))?{_CENTS}?"
 _RATE = rf"(?:[1-9][0-9]?(?:\.[0-9])?|[{_D}]{{1,2}}|[{_D}]点[{_D}])"
 #: raw characters that end a clause; when the normaliser drops one, no amount spans it
-_CLAUSE_END = frozenset("，。！？；：、,.!?;:…～~\n")
 
 
 class SpeechLexicon(BaseModel):
@@ -271,22 +270,3 @@ class PriceSpeech:
             if rate is not None:
                 out.rates.append(Said(rate, m.start(), m.end(), "折"))
         return out
-
-
-def clause_breaks(text: NormalizedText) -> list[int]:
-    """Positions i in ``text.text`` where the normaliser dropped a clause end between characters i-1 and i.
-
-    An ASCII comma between digits with three digits after it is a thousands separator ("1,299"); a
-    Chinese comma is a clause break even between digits ("直降80，219到手").
-    """
-    out = []
-    norm, raw = text.text, text.raw
-    for i in range(1, len(norm)):
-        gap = raw[text.offsets[i - 1] + 1:text.offsets[i]]
-        if not any(c in _CLAUSE_END for c in gap):
-            continue
-        after = raw[text.offsets[i]:text.offsets[i] + 4]
-        if gap == "," and norm[i - 1].isdigit() and after[:3].isdigit() and not after[3:].isdigit():
-            continue  # "1,299", "1,299,000"
-        out.append(i)
-    return out

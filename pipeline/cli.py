@@ -29,7 +29,7 @@ def _duration(seconds: int) -> str:
 def print_feed(outcome: Outcome) -> None:
     """A readable live feed: one line per alert and action."""
     for f in outcome.findings:
-        tag = "SHADOW" if f.status == "shadow" else "ALERT "
+        tag = {"shadow": "SHADOW", "review": "REVIEW"}.get(f.status, "ALERT ")
         who = f" ({f.subject.kind} {f.subject.id})" if f.subject.kind != "room" else ""
         print(f"{_clock(f.ts)}  {f.room_id:<14} {tag} [{f.severity:<8}] {f.rule_id}{who}: {f.summary}")
     for a in outcome.actions:

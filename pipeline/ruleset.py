@@ -78,17 +78,21 @@ class Ruleset:
         if status is not None:
             wanted = status if isinstance(status, dict) else {r.id: status for r in rules}
             rules = [r.model_copy(update={"status": wanted.get(r.id, r.status)}) for r in rules]
-        return type(configured)(configured.settings, rules, RuleContext(self.version))  # type: ignore[call-arg]
+        return type(configured)(configured.settings, rules, configured.context)  # type: ignore[call-arg,attr-defined]
 
 
 def default_rules_dir() -> Path:
     return Path(os.environ.get("LIVEWATCH_RULES_DIR", DEFAULT_RULES_DIR))
 
 
+#: data files of a ruleset besides the rules (trained models); part of its digest, handed to detectors
+RESOURCE_GLOB = "*.json"
+
+
 def rules_digest(directory: Path) -> str:
-    """A digest of every YAML file's name and bytes: changes whenever any rule text changes."""
+    """A digest of every rule file's and data file's name and bytes: changes whenever any of them does."""
     h = hashlib.sha256()
-    for path in sorted(directory.glob("*.yaml")):
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob(RESOURCE_GLOB)]):
         h.update(path.name.encode())
         h.update(b"\0")
         h.update(path.read_bytes())
@@ -185,7 +189,8 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
         problems.append(RuleProblem(str(enforcement_path), None, None, None, "missing: it gives the ladders"))
 
     version = f"{manifest.version if manifest else '?'}+{rules_digest(directory)[:8]}"
-    context = RuleContext(ruleset_version=version)
+    resources = {path.name: path.read_bytes() for path in sorted(directory.glob(RESOURCE_GLOB))}
+    context = RuleContext(ruleset_version=version, resources=resources)
 
     # detector name → (settings, [(rule, path, node, index)])
     settings: dict[str, tuple[Any, Path]] = {}
@@ -233,9 +238,13 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
     all_rules: dict[str, Rule] = {}
     for name, entries in sorted(rules_by_detector.items()):
         detector_cls = REGISTRY[name]
-        detector_settings = settings.get(name, (detector_cls.settings_model(), None))[0]
+        detector_settings, settings_path = settings.get(name, (detector_cls.settings_model(), entries[0][1]))
         rules = [r for r, *_ in entries]
-        detector = detector_cls(detector_settings, rules, context)
+        try:
+            detector = detector_cls(detector_settings, rules, context)
+        except ValueError as e:  # e.g. a model file missing or unreadable: the settings name it
+            problems.append(RuleProblem(str(settings_path), None, None, "settings", str(e)))
+            continue
         detector.all_rules = rules  # type: ignore[attr-defined]
         configured[name] = detector
         if any(r.status != "off" for r in rules):  # a detector whose rules are all off does not run

@@ -56,7 +56,7 @@ class Evidence(BaseModel):
     raw: str
     normalized: str
     term: str | None = Field(default=None, description="the lexicon term or pattern that matched")
-    how: Literal["exact", "normalized", "homophone", "pattern", "value"] = "normalized"
+    how: Literal["exact", "normalized", "homophone", "pattern", "value", "model"] = "normalized"
 
 
 class Finding(BaseModel):
@@ -70,7 +70,9 @@ class Finding(BaseModel):
     rule_id: str
     rule_version: int
     ruleset_version: str
-    status: Literal["live", "shadow"]
+    status: Literal["live", "shadow", "review"] = Field(
+        description="live: the policy acts on it; shadow: a rule being tried, records what it would do; "
+                    "review: an uncertain finding for a person to look at, never acted on")
     severity: Severity
     legal_basis: str
     room_id: str

@@ -18,6 +18,7 @@ from schemas.rules import RuleFile
 
 REPO = Path(__file__).resolve().parent.parent
 RULES_FILE = REPO / "rules" / "claims.yaml"
+MODEL_FILE = REPO / "rules" / "claims_model.json"
 DOUYIN = REPO.parent / "shared" / "data" / "livechat_douyin_dev.jsonl"
 
 DATA = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
@@ -28,7 +29,10 @@ _ids = itertools.count()
 # -- helpers -------------------------------------------------------------------------------------
 
 def make_detector() -> FalseClaimsDetector:
-    return FalseClaimsDetector(ClaimsSettings(**DATA["settings"]), RULES, RuleContext(ruleset_version="test"))
+    return FalseClaimsDetector(ClaimsSettings(**DATA["settings"]), RULES, CONTEXT)
+
+
+CONTEXT = RuleContext(ruleset_version="test", resources={MODEL_FILE.name: MODEL_FILE.read_bytes()})
 
 
 DETECTOR = make_detector()
@@ -274,3 +278,100 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
     replies = [json.loads(line)["reply"] for line in DOUYIN.read_text(encoding="utf-8").splitlines() if line]
     flagged = sum(bool(detect(transcript(r))) for r in replies)
     assert flagged / len(replies) < 0.002, f"{flagged} of {len(replies)} ordinary host replies flagged"
+
+
+# -- context: meaning, not words -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, category", [
+    # required notices and disclaimers
+    ("保健食品不是药物，不能代替药物治疗疾病", "health_food"),
+    ("本品不能代替药物，请大家理性购买", "health_food"),
+    ("请仔细阅读产品说明书或者在医务人员的指导下购买和使用", "medical_device"),
+    ("第一次用的话建议先在耳后做个皮肤测试哈", "cosmetics"),
+    ("孕妇和哺乳期的宝宝慎用，有疑问咨询医生", "cosmetics"),
+    # refusal and negation
+    ("我不敢说全网最低，你们自己去比", "general"),
+    ("咱不说它能治病，就是日常补充营养", "health_food"),
+    ("不能保证每个人都瘦，体质不一样", "food"),
+    # quoting a rule
+    ("广告法不让我们说最好，大家懂的", "general"),
+    ("平台规定不能说治疗两个字哈", "health_food"),
+    # general advice naming no product
+    ("减肥还是要管住嘴迈开腿", "food"),
+    ("血压高的朋友一定要按时吃药", "health_food"),
+])
+def test_context_in_which_claim_words_make_no_claim(text, category):
+    assert says(text, category) == set()
+
+
+@pytest.mark.parametrize("text, category, claim_type", [
+    ("别的不说，咱家这个绝对是全网最低价", "general", "absolute"),  # "不说" here is rhetorical
+    ("我不敢说全网最低，但是它就是全网最低", "general", "absolute"),  # refused once, then claimed
+    ("喝了它不用管住嘴也能瘦", "food", "efficacy"),  # advice words tied to the product
+    ("本品不能代替药物，但是吃了三个月血压就降下来了", "health_food", "efficacy"),  # notice, then a claim
+])
+def test_context_does_not_hide_a_claim_made_next_to_it(text, category, claim_type):
+    found = detect(transcript(text), on_air(category))
+    assert claim_type in {f.details["claim_type"] for f in found}, [f.summary for f in found]
+
+
+def test_a_suppressed_match_is_counted_on_a_finding_of_the_same_utterance():
+    found = detect(transcript("我不敢说全网最低，但是它就是全网最低"), on_air("general"))
+    assert any(f.details.get("context_suppressed") == {"refusal": 2} for f in found)
+
+
+# -- the model --------------------------------------------------------------------------------------------
+
+def test_model_reads_a_claim_the_lexicon_has_never_seen():
+    text = "我婆婆喝了俩月，现在去医院复查医生都说指标好多了"  # no lexicon term, a cure testimonial
+    lexicon_only = FalseClaimsDetector(ClaimsSettings(**DATA["settings"]),
+                                       [r for r in RULES if r.model is None], CONTEXT)
+    assert detect(transcript(text), on_air("health_food"), det=lexicon_only) == []
+    [finding] = detect(transcript(text), on_air("health_food"))
+    assert finding.rule_id == "claims.model.efficacy"
+    assert finding.details["fired"] == ["model"]
+    assert finding.details["model"] == DETECTOR.model.label
+    reading = finding.details["model_reading"]
+    assert reading["score"] == finding.score >= 0.5
+    assert finding.status == ("live" if finding.score >= 0.9 else "review")
+    assert finding.evidence and all(e.how == "model" and text[e.start:e.end] == e.raw for e in finding.evidence)
+
+
+def test_model_keys_efficacy_to_the_category_a_drug_may_state_its_indication():
+    text = "吃上一个疗程关节就不疼了，上下楼梯都利索了"
+    assert "claims.model.efficacy" in says(text, "health_food")
+    assert "claims.model.efficacy" not in says(text, "drug")
+
+
+def test_model_finding_is_review_below_the_live_score_and_live_above():
+    rule = next(r for r in RULES if r.id == "claims.model.efficacy")
+    text = "我婆婆喝了俩月，现在去医院复查医生都说指标好多了"
+    score = detect(transcript(text), on_air("health_food"))[0].score
+    for live_score, status in ((min(1.0, score + 0.01), "review"), (score, "live")):
+        tuned = rule.model_copy(update={"model": rule.model.model_copy(update={"live_score": live_score})})
+        det = FalseClaimsDetector(ClaimsSettings(**DATA["settings"]),
+                                  [tuned if r.id == rule.id else r for r in RULES], CONTEXT)
+        [finding] = detect(transcript(text), on_air("health_food"), det=det)
+        assert finding.status == status
+
+
+def test_lexicon_finding_says_when_the_model_agrees_and_carries_the_model_version():
+    [finding] = detect(transcript("这个茶坚持喝能降血压"), on_air("food"))
+    assert finding.details["fired"] == ["lexicon", "model"]
+    assert finding.details["model"] == DETECTOR.model.label
+    assert finding.details["model_reading"]["claim_type"] == "efficacy"
+
+
+def test_model_rule_without_a_model_file_is_refused_with_the_setting_named():
+    with pytest.raises(ValueError, match="claims_model.json"):
+        FalseClaimsDetector(ClaimsSettings(**DATA["settings"]), RULES, RuleContext(ruleset_version="test"))
+
+
+def test_a_model_rule_has_no_terms_and_a_lexicon_rule_has_some():
+    lexicon = next(r for r in RULES if r.model is None).model_dump()
+    with pytest.raises(ValueError, match="model rule"):
+        ClaimRule(**{**lexicon, "model": {"min_score": 0.5, "live_score": 0.9}})
+    with pytest.raises(ValueError, match="needs terms or patterns"):
+        ClaimRule(**{**lexicon, "terms": [], "patterns": []})
+    with pytest.raises(ValueError, match="below min_score"):
+        ClaimRule(**{**lexicon, "terms": [], "patterns": [], "model": {"min_score": 0.8, "live_score": 0.5}})

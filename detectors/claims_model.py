@@ -1,0 +1,246 @@
+"""The learned half of the false-claims detector: a linear model that reads host speech clause by clause.
+
+A lexicon learns the phrasings it is shown; this model learns what claims look like from a labelled
+corpus (``corpus/claims``, plus the LiveAMR host ASR when it is present) and predicts the claim type —
+none, absolute, efficacy, fabricated_data, guarantee. It is trained by ``scripts/train_claims.py`` with
+scikit-learn; the file it writes (``rules/claims_model.json``) holds the weights, and this module scores
+with them. Scoring is hand-written (a dictionary look-up per feature and a numpy sum) because calling
+scikit-learn per utterance costs ≈ 0.2 ms of overhead, ten times this whole module's budget; the
+training script checks that both give the same probabilities.
+
+How an utterance is read — real host ASR runs on for 350 characters, and the claim is one clause of many:
+
+- **units**: the normalised text is cut at the clause ends the normaliser dropped (``clause_breaks``);
+  a clause longer than ``max_clause`` characters (ASR without punctuation) into overlapping pieces;
+  a unit is ``window`` consecutive clauses.
+- **features** of a text: its character 1–3-grams (digits masked, so "瘦了3斤" ≈ "瘦了10斤"); the
+  tone-less pinyin of each pair of Chinese characters (a homophone "morph" — 质疗, 雪压 — shares it
+  with 治疗, 血压); the words of the claim vocabulary found in it and their classes ("~disease" for
+  血压, 三高, 痛风, … so an unseen disease name still carries weight). Binary, idf-weighted, unit
+  length (scikit-learn's ``TfidfVectorizer(binary=True)``).
+- **two heads**: the *segment* head reads the whole utterance, the *clause* head each unit. The
+  utterance's claim score is the smaller of the segment head's and the best unit's: the whole must read
+  as a claim, and one unit must carry it. That unit, and the features that pushed it most, are the
+  evidence a reviewer sees.
+
+Pure: the model arrives as bytes (the ruleset loader reads the file), is parsed once per ruleset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from itertools import repeat
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import ahocorasick
+import numpy as np
+
+from detectors.normalize import NormalizedText, _syllable, clause_breaks, is_han
+
+FORMAT = 2  # 2: binary tf-idf features (1: counts scaled by 1/√n)
+CLAIM_TYPES = ("absolute", "efficacy", "fabricated_data", "guarantee")
+NONE = "none"
+
+#: feature prefixes; the normalised text never contains these symbols, so they cannot collide with n-grams
+PINYIN, WORD, WORD_CLASS = "^", "@", "~"
+
+
+_DIGIT = re.compile("[0-9]")
+
+
+@lru_cache(maxsize=65_536)
+def _han_syllable(ch: str) -> str:
+    """Tone-less pinyin of a Chinese character, '' for anything else."""
+    return _syllable(ch) if is_han(ch) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    max_n: int = 3
+    max_clause: int = 40
+    window: int = 2
+
+
+class Featurizer:
+    """Text → features, the same at training and at run time (the training script imports this class)."""
+
+    def __init__(self, spec: FeatureSpec, vocabulary: dict[str, str]) -> None:
+        self.spec = spec
+        self.vocabulary = vocabulary  # word → class ("" for a word without class)
+        self._words = ahocorasick.Automaton()
+        for word, cls in vocabulary.items():
+            self._words.add_word(word, (len(word), word, cls))
+        self._has_words = bool(vocabulary)
+        if self._has_words:
+            self._words.make_automaton()
+
+    def units(self, text: NormalizedText) -> list[tuple[int, int]]:
+        """Spans (normalised coordinates) of the units of ``text``: ``window`` consecutive clauses."""
+        n = len(text.text)
+        cuts = [0, *clause_breaks(text), n]
+        clauses: list[tuple[int, int]] = []
+        step = self.spec.max_clause // 2
+        for s, e in zip(cuts, cuts[1:]):
+            if e - s <= self.spec.max_clause:
+                clauses.append((s, e))
+            else:  # ASR without punctuation: overlapping pieces, so a claim across a cut is seen whole once
+                clauses.extend((k, min(k + self.spec.max_clause, e)) for k in range(s, e - step, step))
+        w = self.spec.window
+        if len(clauses) <= w:
+            return [(0, n)]
+        return [(clauses[i][0], clauses[i + w - 1][1]) for i in range(len(clauses) - w + 1)]
+
+    def features(self, s: str) -> list[str]:
+        """Features of one normalised text; each occurrence listed once per position."""
+        masked = _DIGIT.sub("#", s)
+        out = list(masked)
+        for n in range(2, self.spec.max_n + 1):
+            out.extend(masked[i:i + n] for i in range(len(masked) - n + 1))
+        syl = list(map(_han_syllable, s))
+        out.extend(f"{PINYIN}{a}_{b}" for a, b in zip(syl, syl[1:]) if a and b)
+        if self._has_words:
+            for _, (_, word, cls) in self._words.iter(s):
+                out.append(WORD + word)
+                if cls:
+                    out.append(WORD_CLASS + cls)
+        return out
+
+    def located(self, s: str) -> list[tuple[str, int, int]]:
+        """Like ``features`` but with each feature's span in ``s`` (for evidence; not on the hot path)."""
+        masked = _DIGIT.sub("#", s)
+        out = [(masked[i:i + n], i, i + n) for n in range(1, self.spec.max_n + 1) for i in range(len(s) - n + 1)]
+        syl = list(map(_han_syllable, s))
+        out.extend((f"{PINYIN}{syl[i]}_{syl[i + 1]}", i, i + 2) for i in range(len(s) - 1) if syl[i] and syl[i + 1])
+        if self._has_words:
+            for last, (length, word, cls) in self._words.iter(s):
+                out.append((WORD + word, last - length + 1, last + 1))
+                if cls:
+                    out.append((WORD_CLASS + cls, last - length + 1, last + 1))
+        return out
+
+
+class Head:
+    """One multinomial logistic regression over binary tf-idf features of unit length: a text's vector holds
+    idf(f) / ‖idf of its features‖ for each distinct known feature f. The file stores, per feature, its idf
+    and each class's weight × idf, so a score is a sum of rows divided by one norm."""
+
+    def __init__(self, classes: Sequence[str], intercept: Sequence[float], weights: dict[str, Sequence[float]]):
+        self.classes = tuple(classes)
+        self.intercept = np.asarray(intercept, dtype=np.float64)
+        # row 0 is all zeros: an unknown feature looks up row 0, so no per-feature test is needed
+        self.index = {f: i for i, f in enumerate(weights, start=1)}
+        table = np.zeros((len(weights) + 1, len(classes) + 1), dtype=np.float64)
+        if weights:
+            table[1:] = np.asarray(list(weights.values()), dtype=np.float64)
+        self.idf_squared = table[:, 0] ** 2
+        self.matrix = np.ascontiguousarray(table[:, 1:])
+
+    def proba(self, features: list[str]) -> np.ndarray:
+        present = set(map(self.index.get, features, repeat(0, len(features))))
+        present.discard(0)
+        z = self.intercept
+        if present:
+            rows = np.fromiter(present, dtype=np.intp, count=len(present))
+            z = z + self.matrix[rows].sum(axis=0) / math.sqrt(self.idf_squared[rows].sum())
+        z = np.exp(z - z.max())
+        return z / z.sum()
+
+    def contributions(self, located: list[tuple[str, int, int]], cls: int) -> list[tuple[float, str, int, int]]:
+        """Each present feature's push towards class ``cls`` against 'none' (class 0), largest first."""
+        present = {i for i in (self.index.get(f) for f, _, _ in located) if i}
+        scale = 1 / math.sqrt(float(self.idf_squared[list(present)].sum()) or 1.0)
+        out = []
+        for feat, s, e in located:
+            i = self.index.get(feat)
+            if i:
+                out.append(((self.matrix[i, cls] - self.matrix[i, 0]) * scale, feat, s, e))
+        out.sort(key=lambda t: -t[0])
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the model read in one utterance."""
+
+    claim_type: str  # the most probable claim type (never 'none')
+    score: float  # probability of a claim: min(segment head, best unit)
+    segment_score: float
+    unit_score: float
+    unit: tuple[int, int]  # the deciding unit, normalised coordinates
+
+
+class ClaimModel:
+    def __init__(self, spec: dict, digest: str) -> None:
+        if spec.get("format") != FORMAT:
+            raise ValueError(f"claims model format {spec.get('format')!r}, this livewatch reads {FORMAT}")
+        self.digest = digest
+        self.version = str(spec["version"])
+        self.classes = tuple(spec["classes"])
+        if self.classes[0] != NONE or set(self.classes[1:]) - set(CLAIM_TYPES):
+            raise ValueError(f"claims model classes {self.classes}: 'none' first, then claim types")
+        self.featurizer = Featurizer(FeatureSpec(**spec["features"]), dict(spec["vocabulary"]))
+        self.segment = Head(self.classes, spec["heads"]["segment"]["intercept"], spec["heads"]["segment"]["weights"])
+        self.clause = Head(self.classes, spec["heads"]["clause"]["intercept"], spec["heads"]["clause"]["weights"])
+        self.trained_on = spec.get("trained_on", {})
+
+    @property
+    def label(self) -> str:
+        """What findings carry: the model version and the first 12 hex of the file's sha256."""
+        return f"{self.version}+{self.digest[:12]}"
+
+    def read(self, text: NormalizedText, at_least: float = 0.0) -> Verdict | None:
+        """The verdict on one utterance, or None when its claim score is surely below ``at_least``: the
+        segment head reads first, and the score is at most its score, so most chit-chat costs one head."""
+        norm = text.text
+        feats = self.featurizer.features(norm)
+        seg = self.segment.proba(feats)
+        segment_score = 1.0 - float(seg[0])
+        if segment_score < at_least:
+            return None
+        units = self.featurizer.units(text)
+        if units == [(0, len(norm))]:
+            best, best_p = units[0], self.clause.proba(feats)
+        else:
+            best, best_p = units[0], None
+            for u in units:
+                p = self.clause.proba(self.featurizer.features(norm[u[0]:u[1]]))
+                if best_p is None or p[0] < best_p[0]:
+                    best, best_p = u, p
+        assert best_p is not None
+        cls = 1 + int(np.argmax(best_p[1:]))
+        unit_score = 1.0 - float(best_p[0])
+        return Verdict(claim_type=self.classes[cls], score=min(unit_score, segment_score),
+                       segment_score=segment_score, unit_score=unit_score, unit=best)
+
+    def explain(self, text: NormalizedText, verdict: Verdict, limit: int = 3) -> tuple[tuple[int, int, str, float], ...]:
+        """(start, end, features, weight) of the deciding unit's spans that pushed most towards the verdict's
+        claim type, normalised coordinates — what a reviewer reads as the reason."""
+        s, e = verdict.unit
+        return self._deciding(text.text[s:e], s, self.classes.index(verdict.claim_type), limit)
+
+    def _deciding(self, unit: str, offset: int, cls: int, limit: int) -> tuple[tuple[int, int, str, float], ...]:
+        """The unit's character spans whose features pushed most towards ``cls``: overlapping top features
+        merged into one span, so a reviewer reads "降血压", not "降血", "血压", "^xue_ya"."""
+        pushes = [c for c in self.clause.contributions(self.featurizer.located(unit), cls) if c[0] > 0][:12]
+        merged: list[list] = []  # [start, end, [features], weight]
+        for w, feat, s, e in sorted(pushes, key=lambda t: t[2]):
+            if merged and s < merged[-1][1]:
+                m = merged[-1]
+                m[1], m[3] = max(m[1], e), m[3] + w
+                m[2].append(feat)
+            else:
+                merged.append([s, e, [feat], w])
+        merged.sort(key=lambda m: -m[3])
+        return tuple((offset + s, offset + e, " ".join(f), round(w, 4)) for s, e, f, w in merged[:limit])
+
+
+@lru_cache(maxsize=4)
+def load_model(data: bytes) -> ClaimModel:
+    """A model from the bytes of its file; parsed once per distinct file (rule self-checks build many
+    detectors from one ruleset)."""
+    return ClaimModel(json.loads(data), hashlib.sha256(data).hexdigest())
