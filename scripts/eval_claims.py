@@ -171,6 +171,8 @@ def eval_labelled(det: FalseClaimsDetector, path: Path) -> None:
 def eval_douyin(det: FalseClaimsDetector, path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     replies = [(r.get("streamer", "room"), r["reply"]) for r in rows if r.get("reply")]
+    # scripts/train_claims.py trains on the even-numbered streamers' replies as compliant examples
+    unseen = {room for room, _ in replies if int(room.removeprefix("streamer") or 0) % 2 == 1}
     state_cls = det.state_model
     flagged = []
     per_rule: Counter[str] = Counter()
@@ -179,17 +181,21 @@ def eval_douyin(det: FalseClaimsDetector, path: Path) -> None:
         for f in found:
             per_rule[f"{f.rule_id} ({f.status})"] += 1
         if found:
-            flagged.append((text, found))
+            flagged.append((room, text, found))
     share = len(flagged) / max(len(replies), 1)
+    n_unseen = sum(room in unseen for room, _ in replies)
+    flagged_unseen = sum(room in unseen for room, _, _ in flagged)
+    share_unseen = flagged_unseen / max(n_unseen, 1)
     print(f"\n== (c) real host speech: {path.name} — {len(replies)} replies as host transcripts, category "
           f"'{det.settings.default_category}'")
-    print(f"   flagged: {len(flagged)} ({share:.2%}); target ≤ {TARGETS['real_flagged']:.1%} "
-          f"{mark(share <= TARGETS['real_flagged'])}")
+    print(f"   flagged: {len(flagged)} of all {len(replies)} ({share:.2%}); of the {n_unseen} replies of the "
+          f"odd-numbered streamers, never trained on: {flagged_unseen} ({share_unseen:.2%}); target ≤ "
+          f"{TARGETS['real_flagged']:.1%} {mark(share_unseen <= TARGETS['real_flagged'])}")
     for rule, n in per_rule.most_common():
         print(f"     {n:>4}  {rule}")
     print("   every flagged reply (judge each by hand):")
-    for text, found in flagged:
-        print(f"     {text[:100]}  →  {describe(found)}")
+    for room, text, found in flagged:
+        print(f"     {'' if room in unseen else '(trained) '}{text[:100]}  →  {describe(found)}")
 
     for n, (room, text) in enumerate(replies[:500]):  # warm-up: normalisation and pinyin caches
         det.detect(transcript(text, room, n), normalize(text), state_cls())

@@ -53,12 +53,13 @@ from schemas.events import TranscriptEvent  # noqa: E402
 CORPUS = REPO / "corpus" / "claims"
 DATA = REPO.parent / "shared" / "data"
 LIVEAMR = DATA / "liveamr_violations_train.jsonl"
-#: real everyday chat as compliant examples ("肯定", "找不到", "差不多" are not claims): Douyin audience comments
-#: of the LiveChat streamers with an even number (their hosts' replies are never trained on, and those of the
-#: odd-numbered streamers share no comment either) and Bilibili danmaku of the 2020-12-11 stream
+#: real everyday talk as compliant examples ("肯定", "找不到", "差不多" are not claims): the LiveChat Douyin
+#: audience comments and host replies of the streamers with an even number — the odd-numbered streamers'
+#: replies are never trained on, and scripts/eval_claims.py reports the share flagged among them apart —
+#: and Bilibili danmaku of the 2020-12-11 stream
 LIVECHAT = DATA / "livechat_douyin_dev.jsonl"
 DANMAKU = DATA / "bilibili_danmaku_2020-12-11.jsonl"
-CHAT_SAMPLE = 3000  # of each
+CHAT_SAMPLE = 3000  # of each source
 CLASSES = (NONE, *CLAIM_TYPES)
 MODEL_VERSION = "2026.11.29"
 MIN_WORD_DOCS = 5  # a jieba word joins the model's vocabulary when this many training texts hold it
@@ -107,7 +108,7 @@ def load_rows(use_liveamr: bool, liveamr: Path) -> tuple[list[Row], dict]:
         sources["LiveAMR train split (github loopback00/LiveAMR, data/violate_data/train_{short,long}.tsv; "
                 "licence not stated)"] = {"sha256": hashlib.sha256(data).hexdigest(), "rows": n}
     rng = np.random.default_rng(0)
-    for path, field, keep in ((LIVECHAT, "comment", lambda r: int(r["streamer"].removeprefix("streamer")) % 2 == 0),
+    for path, field, keep in ((LIVECHAT, "comment", trained_streamer), (LIVECHAT, "reply", trained_streamer),
                               (DANMAKU, "text", lambda r: True)):
         if not path.exists():
             continue
@@ -120,6 +121,11 @@ def load_rows(use_liveamr: bool, liveamr: Path) -> tuple[list[Row], dict]:
         sources[f"{path.name} ({field}, {len(picked)} as compliant)"] = {
             "sha256": hashlib.sha256(data).hexdigest(), "rows": len(picked)}
     return rows, sources
+
+
+def trained_streamer(row: dict) -> bool:
+    """LiveChat rows whose text may be trained on: the even-numbered streamers' (the rest stay unseen)."""
+    return int(row["streamer"].removeprefix("streamer")) % 2 == 0
 
 
 def leak_free_groups(rows: list[Row]) -> np.ndarray:

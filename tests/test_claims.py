@@ -276,8 +276,12 @@ def test_rule_inline_examples_hold(rule):
 @pytest.mark.skipif(not DOUYIN.exists(), reason="shared data folder absent")
 def test_real_douyin_host_chit_chat_stays_mostly_quiet():
     replies = [json.loads(line)["reply"] for line in DOUYIN.read_text(encoding="utf-8").splitlines() if line]
-    flagged = sum(bool(detect(transcript(r))) for r in replies)
-    assert flagged / len(replies) < 0.002, f"{flagged} of {len(replies)} ordinary host replies flagged"
+    found = [detect(transcript(r)) for r in replies]
+    acted = sum(any(f.status == "live" for f in fs) for fs in found)
+    flagged = sum(bool(fs) for fs in found)
+    # a regression guard, not the target (scripts/eval_claims.py prints that, and every flag for a person)
+    assert acted / len(replies) < 0.002, f"{acted} of {len(replies)} ordinary host replies acted on"
+    assert flagged / len(replies) < 0.005, f"{flagged} of {len(replies)} ordinary host replies flagged for review"
 
 
 # -- context: meaning, not words -----------------------------------------------------------------------
@@ -328,7 +332,7 @@ def test_model_reads_a_claim_the_lexicon_has_never_seen():
                                        [r for r in RULES if r.model is None], CONTEXT)
     assert detect(transcript(text), on_air("health_food"), det=lexicon_only) == []
     [finding] = detect(transcript(text), on_air("health_food"))
-    assert finding.rule_id == "claims.model.efficacy"
+    assert finding.rule_id == "claims.model.efficacy_health_food"
     assert finding.details["fired"] == ["model"]
     assert finding.details["model"] == DETECTOR.model.label
     reading = finding.details["model_reading"]
@@ -338,13 +342,14 @@ def test_model_reads_a_claim_the_lexicon_has_never_seen():
 
 
 def test_model_keys_efficacy_to_the_category_a_drug_may_state_its_indication():
-    text = "吃上一个疗程关节就不疼了，上下楼梯都利索了"
-    assert "claims.model.efficacy" in says(text, "health_food")
-    assert "claims.model.efficacy" not in says(text, "drug")
+    text = "喝了它以后上楼梯腿不软了，膝盖也不响了"
+    assert says(text, "health_food") == {"claims.model.efficacy_health_food"}
+    assert says(text, "food") == {"claims.model.efficacy"}
+    assert says(text, "drug") == set()
 
 
 def test_model_finding_is_review_below_the_live_score_and_live_above():
-    rule = next(r for r in RULES if r.id == "claims.model.efficacy")
+    rule = next(r for r in RULES if r.id == "claims.model.efficacy_health_food")
     text = "我婆婆喝了俩月，现在去医院复查医生都说指标好多了"
     score = detect(transcript(text), on_air("health_food"))[0].score
     for live_score, status in ((min(1.0, score + 0.01), "review"), (score, "live")):

@@ -183,3 +183,27 @@ def test_a_recording_with_hours_between_events_is_not_from_the_future(tiny_rules
     lines = [wire(say("你好", t=t, event_id=f"s{t}")) for t in (0, 6 * 3600, 12 * 3600)]
     stats = EmbeddedRuntime(tmp_path / "out", rules_dir=tiny_rules).run(read_jsonl(write_recording(tmp_path / "r.jsonl", lines)))
     assert stats.events == 3 and not stats.dead_letters
+
+
+MODEL_RULE = """
+  - id: claims.tiny.model
+    version: 1
+    severity: high
+    legal_basis: 《广告法》第十七条
+    claim_type: efficacy
+    model: {min_score: 0.3, live_score: 1.0}
+"""
+
+
+def test_a_review_finding_is_an_alert_the_policy_never_acts_on(tiny_rules):
+    # a model rule whose live_score cannot be reached: everything it reports is for a person to review
+    claims = tiny_rules / "claims.yaml"
+    claims.write_text(claims.read_text(encoding="utf-8") + MODEL_RULE, encoding="utf-8")
+    engine = Engine(load_ruleset(tiny_rules), clock_ms=lambda: T0 + 3_600_000)
+    engine.process(on_air("tea-1", "food"))
+    out = engine.process(say("我妈喝了三个月，去医院一查指标都正常了，医生都说神了"))
+    [finding] = out.findings
+    assert finding.rule_id == "claims.tiny.model" and finding.status == "review"
+    assert finding.details["fired"] == ["model"] and finding.shadow_action is None
+    assert out.actions == []
+    assert engine.process(say("这是全网最低价", t=5)).actions  # live findings still act

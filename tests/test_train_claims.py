@@ -1,0 +1,76 @@
+"""The claims model's training script: same data and seed give the same bytes, the exported weights score
+exactly as scikit-learn does, and folds never split texts that share a clause."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from detectors.claims_model import FeatureSpec, Featurizer, load_model
+from detectors.normalize import normalize
+
+REPO = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("train_claims", REPO / "scripts" / "train_claims.py")
+assert spec and spec.loader
+train = importlib.util.module_from_spec(spec)
+sys.modules["train_claims"] = train
+spec.loader.exec_module(train)
+
+
+def corpus_sample(n: int = 240) -> list:
+    rows = []
+    for path in sorted((REPO / "corpus" / "claims").glob("train_*.jsonl")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for line in lines[:: max(1, len(lines) // (n // 2))]:
+            r = json.loads(line)
+            rows.append(train.Row(r["text"], r["claim_type"], path.name, "short", r))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def featurizer() -> Featurizer:
+    vocab = yaml.safe_load((REPO / "corpus" / "claims" / "vocabulary.yaml").read_text(encoding="utf-8"))
+    return Featurizer(FeatureSpec(), {normalize(w).text: c for c, ws in vocab["classes"].items() for w in ws})
+
+
+def fit_and_export(rows, featurizer) -> bytes:
+    for r in rows:
+        r.units = [r.norm.text[s:e] for s, e in featurizer.units(r.norm)]
+    trainer = train.Trainer(featurizer, seed=0)
+    return trainer.export(trainer.fit(rows), featurizer.vocabulary, {"sample": {}}, {})
+
+
+def test_same_data_and_seed_give_the_same_model_bytes(featurizer):
+    assert fit_and_export(corpus_sample(), featurizer) == fit_and_export(corpus_sample(), featurizer)
+
+
+def test_the_exported_model_scores_as_scikit_learn_does(featurizer):
+    rows = corpus_sample()
+    for r in rows:
+        r.units = [r.norm.text[s:e] for s, e in featurizer.units(r.norm)]
+    trainer = train.Trainer(featurizer, seed=0)
+    (vec, lr), _ = heads = trainer.fit(rows)
+    model = load_model(trainer.export(heads, featurizer.vocabulary, {}, {}))
+    feats = [featurizer.features(r.norm.text) for r in rows]
+    ref = lr.predict_proba(vec.transform(feats))[:, list(lr.classes_).index("none")]
+    ours = np.array([model.segment.proba(f)[0] for f in feats])
+    assert np.abs(ref - ours).max() < 1e-3
+
+
+def test_texts_sharing_a_clause_or_contained_in_another_share_a_fold_group():
+    rows = [train.Row(t, "none", "t", "short", {}) for t in (
+        "家人们今天福利很大，这个鱼油每天两粒，血管干干净净的，一号链接直接拍，库存不多了，没拍的姐妹抓紧时间，"
+        "今天下单明天就发货，七天无理由，运费险也给大家安排上了，喜欢的直接去拍，拍完记得扣个已拍",  # long
+        "这个鱼油每天两粒，血管干干净净的",
+        "两粒，血管干干净净的",  # across a clause break: only containment in the first joins it
+        "完全不相干的一句话，讲讲天气",
+    )]
+    groups = train.leak_free_groups(rows)
+    assert groups[0] == groups[1] == groups[2]
+    assert groups[3] != groups[0]
