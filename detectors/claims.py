@@ -43,6 +43,11 @@ from schemas.rules import RegexPattern, Rule
 Source = Literal["transcript", "host_chat", "title"]
 ClaimType = Literal["absolute", "efficacy", "fabricated_data", "guarantee"]
 
+#: a clause this short after a clause that claims nothing is an item of the same list ("排毒、清肠、刮油")
+LIST_ITEM = 4
+#: a clause that claims nothing and ends so introduces what follows ("规定里写了，…"), which claims nothing either
+INTRODUCES = ("说了", "写了", "写着", "规定", "说的是", "的规则是")
+
 #: evidence spans kept per finding (a 20,000-character rant would otherwise make a megabyte alert)
 MAX_EVIDENCE = 20
 
@@ -137,14 +142,23 @@ class ClaimContext(BaseModel):
     notices: list[RegexPattern] = Field(default_factory=list)
     #: a clause holding one of these quotes or explains a rule rather than making a claim
     rule_quotes: list[str] = Field(default_factory=list)
-    #: the rest of the clause after one of these is refused, not claimed ("我不敢说全网最低")
+    #: a clause holding one of these is refused, not claimed ("我不敢说全网最低", "最低价我不敢讲") — up to a
+    #: contrast word after it, if any ("我不敢说最低但它就是最低")
     refusals: list[str] = Field(default_factory=list)
+    contrasts: list[str] = Field(default_factory=list)
+    #: a clause holding one of these refuses what the clause before it said ("别的直播间说吃了瘦二十斤，我们不这么说")
+    refers_back: list[str] = Field(default_factory=list)
+    #: a clause holding one of these asks (or repeats a viewer's question) rather than claims
+    questions: list[str] = Field(default_factory=list)
     #: ... unless the refusal is only rhetorical ("不是我吹", "不敢说别的，但…" are not refusals)
     not_refusals: list[str] = Field(default_factory=list)
     #: a clause matching one of these and holding none of ``product_refs`` is general advice
     advice: list[RegexPattern] = Field(default_factory=list)
     #: words that tie a clause to the product being sold ("这款", "咱家", "吃了")
     product_refs: list[str] = Field(default_factory=list)
+    #: a clause matching one of these compares within the seller's own range ("我们家几款里这个最便宜"): no
+    #: absolute claim (the 2023 SAMR guideline on absolute terms)
+    own_range: list[RegexPattern] = Field(default_factory=list)
 
 
 class ClaimsSettings(BaseModel):
@@ -233,6 +247,7 @@ class FalseClaimsDetector:
         #: rule indices of the model rules, in file order: the first that applies to the category decides
         self._model_rules = [idx for idx, rule in enumerate(self.rules) if rule.model is not None]
         self.model: ClaimModel | None = None
+        self._applicable: dict[tuple[str, str], tuple[list[ClaimRule], float]] = {}
         if self._model_rules or settings.model_file in context.resources:
             data = context.resources.get(settings.model_file)
             if data is None:
@@ -246,6 +261,10 @@ class FalseClaimsDetector:
         self._refusals = re.compile("|".join(re.escape(normalize(w).text) for w in ctx.refusals)) if ctx.refusals else None
         self._not_refusals = [normalize(w).text for w in ctx.not_refusals]
         self._product_refs = [normalize(w).text for w in ctx.product_refs]
+        self._contrast = re.compile("|".join(re.escape(normalize(w).text) for w in ctx.contrasts)) if ctx.contrasts else None
+        self._own_range = [re.compile(p) for p in ctx.own_range]
+        self._questions = [normalize(w).text for w in ctx.questions]
+        self._refers_back = [normalize(w).text for w in ctx.refers_back]
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -327,20 +346,52 @@ class FalseClaimsDetector:
         norm = text.text
         cuts = [0, *clause_breaks(text), len(norm)]
         out: list[tuple[int, int, str]] = []
-        for s, e in zip(cuts, cuts[1:]):
+        spans = list(zip(cuts, cuts[1:]))
+        carried: str | None = None  # a reason that goes on over a list ("不能说排毒、清肠、刮油") or after "写了，"
+        for k, (s, e) in enumerate(spans):
             clause = norm[s:e]
-            if any(rx.search(clause) for rx in self._notices):
-                out.append((s, e, "notice"))
-            elif any(q in clause for q in self._quotes):
-                out.append((s, e, "rule_quote"))
-            elif any(rx.search(clause) for rx in self._advice) and not any(w in clause for w in self._product_refs):
-                out.append((s, e, "advice"))
-            elif self._refusals is not None:
-                for m in self._refusals.finditer(clause):
-                    if not self._rhetorical(clause, m.start(), m.end()):
-                        out.append((s + m.start(), e, "refusal"))
-                        break
+            reason = self._clause_reason(clause) or carried
+            carried, to_end = None, False
+            if reason is not None:
+                out.append((s, e, reason))
+                to_end = True
+            else:
+                refused = self._refused(clause)
+                if refused is not None:
+                    out.append((s + refused[0], s + refused[1], "refusal"))
+                    reason, to_end = "refusal", refused[1] == len(clause)
+            if any(rx.search(clause) for rx in self._own_range):
+                out.append((s, e, "own_range"))
+            if to_end and k + 1 < len(spans):
+                if spans[k + 1][1] - spans[k + 1][0] <= LIST_ITEM or clause.endswith(INTRODUCES):
+                    carried = reason
+            if k > 0 and reason == "refusal" and any(w in clause for w in self._refers_back):
+                out.append((spans[k - 1][0], spans[k - 1][1], "refusal"))
         return out
+
+    def _clause_reason(self, clause: str) -> str | None:
+        """Why a whole clause claims nothing, if it does not."""
+        if any(rx.search(clause) for rx in self._notices):
+            return "notice"
+        if any(q in clause for q in self._quotes):
+            return "rule_quote"
+        if any(q in clause for q in self._questions):
+            return "question"
+        if any(rx.search(clause) for rx in self._advice) and not any(w in clause for w in self._product_refs):
+            return "advice"
+        return None
+
+    def _refused(self, clause: str) -> tuple[int, int] | None:
+        """The part of a clause a refusal covers: the clause ("最低价我不敢讲", "我不敢说全网最低"), or only up
+        to a contrast that follows the refusal ("我不敢说全网最低但它就是全网最低" — ASR without a comma)."""
+        if self._refusals is None:
+            return None
+        for m in self._refusals.finditer(clause):
+            if self._rhetorical(clause, m.start(), m.end()):
+                continue
+            contrast = self._contrast.search(clause, m.end()) if self._contrast else None
+            return 0, contrast.start() if contrast else len(clause)
+        return None
 
     def _rhetorical(self, clause: str, start: int, end: int) -> bool:
         """Whether the refusal at [start, end) is part of a phrase that is not one ("不是我吹")."""
@@ -369,7 +420,8 @@ class FalseClaimsDetector:
                 continue
             if context is None:
                 context = self._context(text)
-            why = next((r for s, e, r in context if s <= start and end <= e), None)
+            why = next((r for s, e, r in context if s <= start and end <= e
+                        and (r != "own_range" or rule.claim_type == "absolute")), None)
             if why is not None:
                 suppressed[why] = suppressed.get(why, 0) + 1
                 continue
@@ -391,7 +443,8 @@ class FalseClaimsDetector:
                 context = self._context(text)
         if verdict is not None and spans and context:
             top_start, top_end = spans[0][0], spans[0][1]
-            why = next((r for s, e, r in context if s <= top_start and top_end <= e), None)
+            why = next((r for s, e, r in context if s <= top_start and top_end <= e
+                        and (r != "own_range" or verdict.claim_type == "absolute")), None)
             if why is not None:  # what carried the model's decision is a notice, a quote, advice or refused
                 suppressed[why] = suppressed.get(why, 0) + 1
                 verdict = None
@@ -422,10 +475,14 @@ class FalseClaimsDetector:
         category and source decides (a rule for health food may be stricter than the rule for the rest)."""
         if self.model is None or not text.text:
             return None, None
-        applicable = [self.rules[i] for i in self._model_rules if self._applies(self.rules[i], source, category)]
+        key = (source, category)
+        if key not in self._applicable:  # a few (source, category) pairs: worked out once each
+            rules = [self.rules[i] for i in self._model_rules if self._applies(self.rules[i], source, category)]
+            self._applicable[key] = (rules, min((r.model.min_score for r in rules), default=1.0))  # type: ignore[union-attr]
+        applicable, at_least = self._applicable[key]
         if not applicable:
             return None, None
-        verdict = self.model.read(text, at_least=min(r.model.min_score for r in applicable))  # type: ignore[union-attr]
+        verdict = self.model.read(text, at_least=at_least)
         if verdict is None:
             return None, None
         rule = next((r for r in applicable if r.claim_type == verdict.claim_type), None)

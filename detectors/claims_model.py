@@ -124,6 +124,64 @@ class Featurizer:
         return out
 
 
+class KnownFeatures:
+    """Finds, in one C pass per feature kind, which of the heads' features a text holds — the same set
+    ``Featurizer.features`` lists, without building a string per n-gram (most are unknown to the model)
+    and without a dictionary look-up per n-gram: the hot path of every host utterance.
+
+    Three Aho-Corasick automata: the character n-grams over the digit-masked text, the vocabulary words
+    over the text, and the pinyin pairs over "^syl^syl^…^" (a non-Chinese character is "|", so a pair
+    is only found between two adjacent Chinese characters). Each key maps to the row ids it stands for
+    in each head (a word also stands for its class)."""
+
+    def __init__(self, featurizer: Featurizer, heads: Sequence["Head"]) -> None:
+        self.max_n = featurizer.spec.max_n
+        keys: dict[tuple[int, str], list[list[int]]] = {}  # (automaton, key) → row ids per head
+
+        def add(kind: int, key: str, feature: str) -> None:
+            for h, head in enumerate(heads):
+                row = head.index.get(feature)
+                if row:
+                    keys.setdefault((kind, key), [[] for _ in heads])[h].append(row)
+
+        features = {f for head in heads for f in head.index}
+        for f in features:
+            if f[0] == PINYIN:
+                add(2, "^" + f[1:].replace("_", "^") + "^", f)
+            elif f[0] not in (WORD, WORD_CLASS) and len(f) <= self.max_n:
+                add(0, f, f)
+        for word, cls in featurizer.vocabulary.items():
+            add(1, word, WORD + word)
+            if cls:
+                add(1, word, WORD_CLASS + cls)
+        self.automata = [ahocorasick.Automaton() for _ in range(3)]
+        self.rows: list[tuple[tuple[int, ...], ...]] = []
+        for (kind, key), per_head in sorted(keys.items()):
+            self.automata[kind].add_word(key, len(self.rows))
+            self.rows.append(tuple(tuple(r) for r in per_head))
+        self.live = [len(a) > 0 for a in self.automata]
+        for a, live in zip(self.automata, self.live):
+            if live:
+                a.make_automaton()
+
+    def find(self, s: str, head: int) -> set[int]:
+        """Row ids of ``head`` for the features of ``s`` (a normalised text)."""
+        hits: list[int] = []
+        if self.live[0]:
+            hits.extend(v for _, v in self.automata[0].iter(_DIGIT.sub("#", s)))
+        if self.live[1]:
+            hits.extend(v for _, v in self.automata[1].iter(s))
+        if self.live[2]:
+            hits.extend(v for _, v in self.automata[2].iter("^" + "^".join(map(_syllable_or_bar, s)) + "^"))
+        rows = self.rows
+        return {r for v in hits for r in rows[v][head]}
+
+
+@lru_cache(maxsize=65_536)
+def _syllable_or_bar(ch: str) -> str:
+    return _han_syllable(ch) or "|"
+
+
 class Head:
     """One multinomial logistic regression over binary tf-idf features of unit length: a text's vector holds
     idf(f) / ‖idf of its features‖ for each distinct known feature f. The file stores, per feature, its idf
@@ -143,6 +201,10 @@ class Head:
     def proba(self, features: list[str]) -> np.ndarray:
         present = set(map(self.index.get, features, repeat(0, len(features))))
         present.discard(0)
+        return self.proba_of_rows(present)
+
+    def proba_of_rows(self, present: set[int]) -> np.ndarray:
+        """Class probabilities of a text holding the features of these rows (0 excluded)."""
         z = self.intercept
         if present:
             rows = np.fromiter(present, dtype=np.intp, count=len(present))
@@ -187,6 +249,7 @@ class ClaimModel:
         self.segment = Head(self.classes, spec["heads"]["segment"]["intercept"], spec["heads"]["segment"]["weights"])
         self.clause = Head(self.classes, spec["heads"]["clause"]["intercept"], spec["heads"]["clause"]["weights"])
         self.trained_on = spec.get("trained_on", {})
+        self.known = KnownFeatures(self.featurizer, (self.segment, self.clause))
 
     @property
     def label(self) -> str:
@@ -197,18 +260,17 @@ class ClaimModel:
         """The verdict on one utterance, or None when its claim score is surely below ``at_least``: the
         segment head reads first, and the score is at most its score, so most chit-chat costs one head."""
         norm = text.text
-        feats = self.featurizer.features(norm)
-        seg = self.segment.proba(feats)
+        seg = self.segment.proba_of_rows(self.known.find(norm, 0))
         segment_score = 1.0 - float(seg[0])
         if segment_score < at_least:
             return None
         units = self.featurizer.units(text)
         if units == [(0, len(norm))]:
-            best, best_p = units[0], self.clause.proba(feats)
+            best, best_p = units[0], self.clause.proba_of_rows(self.known.find(norm, 1))
         else:
             best, best_p = units[0], None
             for u in units:
-                p = self.clause.proba(self.featurizer.features(norm[u[0]:u[1]]))
+                p = self.clause.proba_of_rows(self.known.find(norm[u[0]:u[1]], 1))
                 if best_p is None or p[0] < best_p[0]:
                     best, best_p = u, p
         assert best_p is not None

@@ -74,3 +74,15 @@ def test_texts_sharing_a_clause_or_contained_in_another_share_a_fold_group():
     groups = train.leak_free_groups(rows)
     assert groups[0] == groups[1] == groups[2]
     assert groups[3] != groups[0]
+
+
+def test_the_fast_feature_lookup_finds_exactly_the_features_the_featurizer_lists():
+    model = load_model((REPO / "rules" / "claims_model.json").read_bytes())
+    texts = [json.loads(line)["text"] for line in
+             (REPO / "corpus" / "claims" / "train_b.jsonl").read_text(encoding="utf-8").splitlines()[::7]]
+    texts += ["減肥３斤abc瘦了10斤，jian fei", "", "123", "a", "最最最好！！", "降 血 压"]
+    for text in texts:
+        norm = normalize(text).text
+        for h, head in enumerate((model.segment, model.clause)):
+            listed = {i for i in map(head.index.get, model.featurizer.features(norm)) if i}
+            assert model.known.find(norm, h) == listed, text
