@@ -523,7 +523,8 @@ class FalseClaimsDetector:
             details["model_reading"] = reading
         if suppressed:
             details["context_suppressed"] = dict(sorted(suppressed.items()))
-        by = "model" if fired == ["model"] else "lexicon"
+        model_score = reading.get("score") if reading is not None and "model" in fired else None
+        by = " + ".join(fired) + (f" {model_score:.2f}" if isinstance(model_score, float) else "")
         return Finding(
             finding_id=derived_id(self.name, rule.id, rule.version, event.room_id, event.event_id),
             detector=self.name,
@@ -541,8 +542,7 @@ class FalseClaimsDetector:
             event_ids=[event.event_id],
             evidence=evidence,
             score=round(score, 4),
-            summary=f"{CLAIM_TYPE_LABEL[rule.claim_type]} {quoted} in {source} ({by}"
-                    f"{f' {score:.2f}' if by == 'model' else ''}) — {rule.legal_basis}",
+            summary=f"{CLAIM_TYPE_LABEL[rule.claim_type]} {quoted} in {source} ({by}) — {rule.legal_basis}",
             details=details,
         )
 

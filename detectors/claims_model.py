@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 from itertools import repeat
+from operator import itemgetter
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -136,45 +137,40 @@ class KnownFeatures:
 
     def __init__(self, featurizer: Featurizer, heads: Sequence["Head"]) -> None:
         self.max_n = featurizer.spec.max_n
-        keys: dict[tuple[int, str], list[list[int]]] = {}  # (automaton, key) → row ids per head
-
-        def add(kind: int, key: str, feature: str) -> None:
-            for h, head in enumerate(heads):
-                row = head.index.get(feature)
-                if row:
-                    keys.setdefault((kind, key), [[] for _ in heads])[h].append(row)
-
-        features = {f for head in heads for f in head.index}
-        for f in features:
-            if f[0] == PINYIN:
-                add(2, "^" + f[1:].replace("_", "^") + "^", f)
-            elif f[0] not in (WORD, WORD_CLASS) and len(f) <= self.max_n:
-                add(0, f, f)
+        # per head: n-grams and pinyin pairs map to one row each (so the look-up is a C-level map), words
+        # to every row they stand for in every head (a word and its class; few words per text)
+        self.ngrams = [ahocorasick.Automaton() for _ in heads]
+        self.pinyin = [ahocorasick.Automaton() for _ in heads]
+        for h, head in enumerate(heads):
+            for f, row in head.index.items():
+                if f[0] == PINYIN:
+                    self.pinyin[h].add_word("^" + f[1:].replace("_", "^") + "^", row)
+                elif f[0] not in (WORD, WORD_CLASS) and len(f) <= self.max_n:
+                    self.ngrams[h].add_word(f, row)
+        self.words = ahocorasick.Automaton()
         for word, cls in featurizer.vocabulary.items():
-            add(1, word, WORD + word)
-            if cls:
-                add(1, word, WORD_CLASS + cls)
-        self.automata = [ahocorasick.Automaton() for _ in range(3)]
-        self.rows: list[tuple[tuple[int, ...], ...]] = []
-        for (kind, key), per_head in sorted(keys.items()):
-            self.automata[kind].add_word(key, len(self.rows))
-            self.rows.append(tuple(tuple(r) for r in per_head))
-        self.live = [len(a) > 0 for a in self.automata]
-        for a, live in zip(self.automata, self.live):
-            if live:
+            rows = tuple(tuple(r for r in (head.index.get(WORD + word), head.index.get(WORD_CLASS + cls) if cls else None)
+                               if r) for head in heads)
+            if any(rows):
+                self.words.add_word(word, rows)
+        for a in (*self.ngrams, *self.pinyin, self.words):
+            if len(a):
                 a.make_automaton()
 
     def find(self, s: str, head: int) -> set[int]:
         """Row ids of ``head`` for the features of ``s`` (a normalised text)."""
-        hits: list[int] = []
-        if self.live[0]:
-            hits.extend(v for _, v in self.automata[0].iter(_DIGIT.sub("#", s)))
-        if self.live[1]:
-            hits.extend(v for _, v in self.automata[1].iter(s))
-        if self.live[2]:
-            hits.extend(v for _, v in self.automata[2].iter("^" + "^".join(map(_syllable_or_bar, s)) + "^"))
-        rows = self.rows
-        return {r for v in hits for r in rows[v][head]}
+        rows: set[int] = set()
+        if len(self.ngrams[head]):
+            rows.update(map(_VALUE, self.ngrams[head].iter(_DIGIT.sub("#", s))))
+        if len(self.pinyin[head]):
+            rows.update(map(_VALUE, self.pinyin[head].iter("^" + "^".join(map(_syllable_or_bar, s)) + "^")))
+        if len(self.words):
+            for _, per_head in self.words.iter(s):
+                rows.update(per_head[head])
+        return rows
+
+
+_VALUE = itemgetter(1)
 
 
 @lru_cache(maxsize=65_536)
