@@ -20,6 +20,7 @@ the same clause ("我不敢说全网最低").
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from typing import ClassVar, Literal, Sequence
 
 import ahocorasick
@@ -43,6 +44,8 @@ from schemas.rules import RegexPattern, Rule
 Source = Literal["transcript", "host_chat", "title"]
 ClaimType = Literal["absolute", "efficacy", "fabricated_data", "guarantee"]
 
+#: how far (characters of normalised text) a context cue reaches within one clause
+CONTEXT_REACH = 24
 #: a clause this short after a clause that claims nothing is an item of the same list ("排毒、清肠、刮油")
 LIST_ITEM = 4
 #: a clause that claims nothing and ends so introduces what follows ("规定里写了，…"), which claims nothing either
@@ -156,6 +159,15 @@ class ClaimContext(BaseModel):
     advice: list[RegexPattern] = Field(default_factory=list)
     #: words that tie a clause to the product being sold ("这款", "咱家", "吃了")
     product_refs: list[str] = Field(default_factory=list)
+    @field_validator("rule_quotes", "refusals", "contrasts", "not_refusals", "refers_back", "questions",
+                     "product_refs")
+    @classmethod
+    def _words_survive_normalisation(cls, v: list[str]) -> list[str]:
+        for w in v:
+            if not normalize(w).text:
+                raise ValueError(f"word {w!r} is empty after normalisation (it would match every clause)")
+        return v
+
     #: a clause matching one of these compares within the seller's own range ("我们家几款里这个最便宜"): no
     #: absolute claim (the 2023 SAMR guideline on absolute terms)
     own_range: list[RegexPattern] = Field(default_factory=list)
@@ -346,7 +358,9 @@ class FalseClaimsDetector:
         norm = text.text
         cuts = [0, *clause_breaks(text), len(norm)]
         out: list[tuple[int, int, str]] = []
-        spans = list(zip(cuts, cuts[1:]))
+        # a cue reaches no further than CONTEXT_REACH characters: unpunctuated ASR runs on for hundreds, and a
+        # "能不能" at its start says nothing of a claim at its end
+        spans = [(k, min(k + CONTEXT_REACH, e)) for s, e in zip(cuts, cuts[1:]) for k in range(s, max(e, s + 1), CONTEXT_REACH)]
         carried: str | None = None  # a reason that goes on over a list ("不能说排毒、清肠、刮油") or after "写了，"
         for k, (s, e) in enumerate(spans):
             clause = norm[s:e]
@@ -362,12 +376,39 @@ class FalseClaimsDetector:
                     reason, to_end = "refusal", refused[1] == len(clause)
             if any(rx.search(clause) for rx in self._own_range):
                 out.append((s, e, "own_range"))
-            if to_end and k + 1 < len(spans):
-                if spans[k + 1][1] - spans[k + 1][0] <= LIST_ITEM or clause.endswith(INTRODUCES):
+            if to_end and reason in ("refusal", "rule_quote") and k + 1 < len(spans):
+                following = norm[spans[k + 1][0]:spans[k + 1][1]]
+                if (len(following) <= LIST_ITEM or clause.endswith(INTRODUCES)) and not (
+                        self._contrast and self._contrast.match(following)):
                     carried = reason
             if k > 0 and reason == "refusal" and any(w in clause for w in self._refers_back):
                 out.append((spans[k - 1][0], spans[k - 1][1], "refusal"))
+        out.sort()
         return out
+
+    @staticmethod
+    def _outside(norm: str, context: list[tuple[int, int, str]], claim_type: str) -> str:
+        """The normalised text without the spans in which nothing of ``claim_type`` is claimed."""
+        out, pos = [], 0
+        for s, e, reason in context:
+            if reason == "own_range" and claim_type != "absolute":
+                continue
+            if s > pos:
+                out.append(norm[pos:s])
+            pos = max(pos, e)
+        out.append(norm[pos:])
+        return "".join(out)
+
+    @staticmethod
+    def _why(context: list[tuple[int, int, str]], start: int, end: int, claim_type: str) -> str | None:
+        """Why [start, end) claims nothing, from ``_context``'s spans (sorted by start), or None."""
+        i = bisect_left(context, (start - CONTEXT_REACH,))
+        for s, e, reason in context[i:]:
+            if s > start:
+                break
+            if end <= e and (reason != "own_range" or claim_type == "absolute"):
+                return reason
+        return None
 
     def _clause_reason(self, clause: str) -> str | None:
         """Why a whole clause claims nothing, if it does not."""
@@ -420,8 +461,7 @@ class FalseClaimsDetector:
                 continue
             if context is None:
                 context = self._context(text)
-            why = next((r for s, e, r in context if s <= start and end <= e
-                        and (r != "own_range" or rule.claim_type == "absolute")), None)
+            why = self._why(context, start, end, rule.claim_type)
             if why is not None:
                 suppressed[why] = suppressed.get(why, 0) + 1
                 continue
@@ -442,12 +482,24 @@ class FalseClaimsDetector:
             if context is None:
                 context = self._context(text)
         if verdict is not None and spans and context:
-            top_start, top_end = spans[0][0], spans[0][1]
-            why = next((r for s, e, r in context if s <= top_start and top_end <= e
-                        and (r != "own_range" or verdict.claim_type == "absolute")), None)
-            if why is not None:  # what carried the model's decision is a notice, a quote, advice or refused
-                suppressed[why] = suppressed.get(why, 0) + 1
-                verdict = None
+            # the deciding spans inside a notice, a quote, advice or a refusal carry no claim; the verdict
+            # stands on the others, or falls when none is left
+            kept = []
+            for span in spans:
+                why = self._why(context, span[0], span[1], verdict.claim_type)
+                if why is None:
+                    kept.append(span)
+                else:
+                    suppressed[why] = suppressed.get(why, 0) + 1
+            if len(kept) < len(spans):
+                # what is left once the context is taken out must still read as a claim on its own
+                assert model_rule is not None and model_rule.model is not None and self.model is not None
+                rest = self._outside(text.text, context, verdict.claim_type)
+                again = self.model.read(NormalizedText(raw=rest, text=rest, offsets=tuple(range(len(rest)))),
+                                        at_least=model_rule.model.min_score) if rest else None
+                if not kept or again is None or again.score < model_rule.model.min_score:
+                    verdict = None
+            spans = tuple(kept)
         model_agrees = {verdict.claim_type} if verdict is not None else set()
         findings = [
             self._finding(event, self.rules[idx], _outermost(ev), best_score[idx], source, category, matched[idx],

@@ -16,8 +16,9 @@ How an utterance is read — real host ASR runs on for 350 characters, and the c
 - **features** of a text: its character 1–3-grams (digits masked, so "瘦了3斤" ≈ "瘦了10斤"); the
   tone-less pinyin of each pair of Chinese characters (a homophone "morph" — 质疗, 雪压 — shares it
   with 治疗, 血压); the words of the claim vocabulary found in it and their classes ("~disease" for
-  血压, 三高, 痛风, … so an unseen disease name still carries weight). Binary, idf-weighted, unit
-  length (scikit-learn's ``TfidfVectorizer(binary=True)``).
+  血压, 三高, 痛风, … so an unseen disease name still carries weight); and the text's length bucket
+  (a three-character "那肯定" is rarely a claim). Binary, idf-weighted, unit length (scikit-learn's
+  ``TfidfVectorizer(binary=True)``).
 - **two heads**: the *segment* head reads the whole utterance, the *clause* head each unit. The
   utterance's claim score is the smaller of the segment head's and the best unit's: the whole must read
   as a claim, and one unit must carry it. That unit, and the features that pushed it most, are the
@@ -43,12 +44,19 @@ import numpy as np
 
 from detectors.normalize import NormalizedText, _syllable, clause_breaks, is_han
 
-FORMAT = 2  # 2: binary tf-idf features (1: counts scaled by 1/√n)
+FORMAT = 3  # 3: + a length bucket; 2: binary tf-idf features; 1: counts scaled by 1/√n
 CLAIM_TYPES = ("absolute", "efficacy", "fabricated_data", "guarantee")
 NONE = "none"
 
 #: feature prefixes; the normalised text never contains these symbols, so they cannot collide with n-grams
-PINYIN, WORD, WORD_CLASS = "^", "@", "~"
+PINYIN, WORD, WORD_CLASS, LENGTH = "^", "@", "~", "="
+#: texts are put in length buckets of this many characters (the last bucket holds all longer texts): a
+#: three-character "那肯定" is rarely a claim, and without it a short text's few n-grams weigh all the more
+LENGTH_BUCKET, LENGTH_BUCKETS = 4, 6
+
+
+def length_feature(s: str) -> str:
+    return f"{LENGTH}{min(len(s) // LENGTH_BUCKET, LENGTH_BUCKETS - 1)}"
 
 
 _DIGIT = re.compile("[0-9]")
@@ -109,6 +117,7 @@ class Featurizer:
                 out.append(WORD + word)
                 if cls:
                     out.append(WORD_CLASS + cls)
+        out.append(length_feature(s))
         return out
 
     def located(self, s: str) -> list[tuple[str, int, int]]:
@@ -122,6 +131,7 @@ class Featurizer:
                 out.append((WORD + word, last - length + 1, last + 1))
                 if cls:
                     out.append((WORD_CLASS + cls, last - length + 1, last + 1))
+        out.append((length_feature(s), 0, len(s)))
         return out
 
 
@@ -145,8 +155,9 @@ class KnownFeatures:
             for f, row in head.index.items():
                 if f[0] == PINYIN:
                     self.pinyin[h].add_word("^" + f[1:].replace("_", "^") + "^", row)
-                elif f[0] not in (WORD, WORD_CLASS) and len(f) <= self.max_n:
+                elif f[0] not in (WORD, WORD_CLASS, LENGTH) and len(f) <= self.max_n:
                     self.ngrams[h].add_word(f, row)
+        self.length_rows = [{f: row for f, row in head.index.items() if f[0] == LENGTH} for head in heads]
         self.words = ahocorasick.Automaton()
         for word, cls in featurizer.vocabulary.items():
             rows = tuple(tuple(r for r in (head.index.get(WORD + word), head.index.get(WORD_CLASS + cls) if cls else None)
@@ -167,6 +178,9 @@ class KnownFeatures:
         if len(self.words):
             for _, per_head in self.words.iter(s):
                 rows.update(per_head[head])
+        row = self.length_rows[head].get(length_feature(s))
+        if row:
+            rows.add(row)
         return rows
 
 
@@ -284,7 +298,8 @@ class ClaimModel:
     def _deciding(self, unit: str, offset: int, cls: int, limit: int) -> tuple[tuple[int, int, str, float], ...]:
         """The unit's character spans whose features pushed most towards ``cls``: overlapping top features
         merged into one span, so a reviewer reads "降血压", not "降血", "血压", "^xue_ya"."""
-        pushes = [c for c in self.clause.contributions(self.featurizer.located(unit), cls) if c[0] > 0][:12]
+        pushes = [c for c in self.clause.contributions(self.featurizer.located(unit), cls)
+                  if c[0] > 0 and c[1][0] != LENGTH][:12]  # the length bucket is no span of the text
         merged: list[list] = []  # [start, end, [features], weight]
         for w, feat, s, e in sorted(pushes, key=lambda t: t[2]):
             if merged and s < merged[-1][1]:

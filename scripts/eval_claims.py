@@ -172,7 +172,8 @@ def eval_douyin(det: FalseClaimsDetector, path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     replies = [(r.get("streamer", "room"), r["reply"]) for r in rows if r.get("reply")]
     # scripts/train_claims.py trains on the even-numbered streamers' replies as compliant examples
-    unseen = {room for room, _ in replies if int(room.removeprefix("streamer") or 0) % 2 == 1}
+    unseen = {room for room, _ in replies
+              if room.removeprefix("streamer").isdigit() and int(room.removeprefix("streamer")) % 2 == 1}
     state_cls = det.state_model
     flagged = []
     per_rule: Counter[str] = Counter()
