@@ -114,7 +114,7 @@ def load_rows(use_liveamr: bool, liveamr: Path) -> tuple[list[Row], dict]:
             continue
         data = path.read_bytes()
         texts = sorted({r[field] for r in map(json.loads, data.decode("utf-8").splitlines())
-                        if keep(r) and len(normalize(r[field]).text) >= 4})
+                        if keep(r) and normalize(r[field]).text})
         picked = sorted(rng.choice(len(texts), size=min(CHAT_SAMPLE, len(texts)), replace=False))
         for i in picked:
             rows.append(Row(texts[i], NONE, "chat", "short", {}))
