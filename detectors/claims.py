@@ -44,6 +44,9 @@ from schemas.rules import RegexPattern, Rule
 Source = Literal["transcript", "host_chat", "title"]
 ClaimType = Literal["absolute", "efficacy", "fabricated_data", "guarantee"]
 
+#: context that only says no absolute claim is made ("第一次" is an ordinal, "我们家几款里最便宜" a comparison in
+#: the seller's own range; neither says anything of efficacy)
+ABSOLUTE_ONLY = frozenset({"own_range", "ordinal"})
 #: how far (characters of normalised text) a context cue reaches within one clause
 CONTEXT_REACH = 24
 #: a clause this short after a clause that claims nothing is an item of the same list ("排毒、清肠、刮油")
@@ -151,6 +154,8 @@ class ClaimContext(BaseModel):
     contrasts: list[str] = Field(default_factory=list)
     #: a clause holding one of these refuses what the clause before it said ("别的直播间说吃了瘦二十斤，我们不这么说")
     refers_back: list[str] = Field(default_factory=list)
+    #: ordinal and temporal uses of 最/第一 ("第一次", "开播第一天", "最后一单"): no absolute claim in them
+    ordinals: list[str] = Field(default_factory=list)
     #: a clause holding one of these asks (or repeats a viewer's question) rather than claims
     questions: list[str] = Field(default_factory=list)
     #: ... unless the refusal is only rhetorical ("不是我吹", "不敢说别的，但…" are not refusals)
@@ -160,7 +165,7 @@ class ClaimContext(BaseModel):
     #: words that tie a clause to the product being sold ("这款", "咱家", "吃了")
     product_refs: list[str] = Field(default_factory=list)
     @field_validator("rule_quotes", "refusals", "contrasts", "not_refusals", "refers_back", "questions",
-                     "product_refs")
+                     "product_refs", "ordinals")
     @classmethod
     def _words_survive_normalisation(cls, v: list[str]) -> list[str]:
         for w in v:
@@ -277,6 +282,8 @@ class FalseClaimsDetector:
         self._own_range = [re.compile(p) for p in ctx.own_range]
         self._questions = [normalize(w).text for w in ctx.questions]
         self._refers_back = [normalize(w).text for w in ctx.refers_back]
+        self._ordinals = re.compile("|".join(re.escape(normalize(w).text) for w in sorted(ctx.ordinals, key=len, reverse=True))
+                                    ) if ctx.ordinals else None
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -383,6 +390,8 @@ class FalseClaimsDetector:
                     carried = reason
             if k > 0 and reason == "refusal" and any(w in clause for w in self._refers_back):
                 out.append((spans[k - 1][0], spans[k - 1][1], "refusal"))
+        if self._ordinals is not None:
+            out.extend((m.start(), m.end(), "ordinal") for m in self._ordinals.finditer(norm))
         out.sort()
         return out
 
@@ -391,7 +400,7 @@ class FalseClaimsDetector:
         """The normalised text without the spans in which nothing of ``claim_type`` is claimed."""
         out, pos = [], 0
         for s, e, reason in context:
-            if reason == "own_range" and claim_type != "absolute":
+            if reason in ABSOLUTE_ONLY and claim_type != "absolute":
                 continue
             if s > pos:
                 out.append(norm[pos:s])
@@ -406,7 +415,7 @@ class FalseClaimsDetector:
         for s, e, reason in context[i:]:
             if s > start:
                 break
-            if end <= e and (reason != "own_range" or claim_type == "absolute"):
+            if end <= e and (reason not in ABSOLUTE_ONLY or claim_type == "absolute"):
                 return reason
         return None
 

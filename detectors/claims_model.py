@@ -309,7 +309,7 @@ class ClaimModel:
             else:
                 merged.append([s, e, [feat], w])
         merged.sort(key=lambda m: -m[3])
-        return tuple((offset + s, offset + e, " ".join(f), round(w, 4)) for s, e, f, w in merged[:limit])
+        return tuple((offset + s, offset + e, " ".join(f), round(float(w), 4)) for s, e, f, w in merged[:limit])
 
 
 @lru_cache(maxsize=4)
