@@ -255,9 +255,15 @@ class ClaimModel:
         self.classes = tuple(spec["classes"])
         if self.classes[0] != NONE or set(self.classes[1:]) - set(CLAIM_TYPES):
             raise ValueError(f"claims model classes {self.classes}: 'none' first, then claim types")
-        self.featurizer = Featurizer(FeatureSpec(**spec["features"]), dict(spec["vocabulary"]))
-        self.segment = Head(self.classes, spec["heads"]["segment"]["intercept"], spec["heads"]["segment"]["weights"])
-        self.clause = Head(self.classes, spec["heads"]["clause"]["intercept"], spec["heads"]["clause"]["weights"])
+        try:
+            features = FeatureSpec(**spec["features"])
+            if features.max_n < 1 or features.max_clause < 2 or features.window < 1:
+                raise ValueError(f"claims model features {spec['features']} out of range")
+            self.featurizer = Featurizer(features, dict(spec["vocabulary"]))
+            self.segment = Head(self.classes, spec["heads"]["segment"]["intercept"], spec["heads"]["segment"]["weights"])
+            self.clause = Head(self.classes, spec["heads"]["clause"]["intercept"], spec["heads"]["clause"]["weights"])
+        except (KeyError, TypeError) as e:  # a damaged file: refused at load like a bad rule, not at the first event
+            raise ValueError(f"claims model file is not a livewatch claims model: {e!r}") from e
         self.trained_on = spec.get("trained_on", {})
         self.known = KnownFeatures(self.featurizer, (self.segment, self.clause))
 

@@ -86,3 +86,11 @@ def test_the_fast_feature_lookup_finds_exactly_the_features_the_featurizer_lists
         for h, head in enumerate((model.segment, model.clause)):
             listed = {i for i in map(head.index.get, model.featurizer.features(norm)) if i}
             assert model.known.find(norm, h) == listed, text
+
+
+def test_a_damaged_model_file_is_refused_at_load_with_a_clear_error():
+    spec = json.loads((REPO / "rules" / "claims_model.json").read_bytes())
+    for broken in ({**spec, "features": {**spec["features"], "max_clause": 1}}, {k: v for k, v in spec.items() if k != "heads"},
+                   {**spec, "format": 1}):
+        with pytest.raises(ValueError, match="claims model"):
+            load_model(json.dumps(broken).encode())
