@@ -30,10 +30,10 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import RuleContext, register
-from detectors.normalize import NormalizedText, normalize
+from detectors.normalize import NormalizedText, Term, normalize
 from detectors.timeline import TimelineExamples, check_timelines
 from schemas.events import ChatEvent, DanmakuEvent, EventModel, StreamMetaEvent, TranscriptEvent
 from schemas.findings import Evidence, Finding, Subject, Window, derived_id
@@ -72,23 +72,15 @@ class AiLabelSettings(BaseModel):
     implicit_label_patterns: list[RegexPattern] = Field(default_factory=lambda: ["aigc", "ai[-_ ]?generated",
                                                                         "人工智能生成", "生成合成"])
     #: what a host says when the host is AI (matched on normalised text, case-folded)
-    self_disclosure_cues: list[str] = Field(default_factory=lambda: ["AI主播", "数字人", "虚拟主播"])
+    self_disclosure_cues: list[Term] = Field(default_factory=lambda: ["AI主播", "数字人", "虚拟主播"])
     #: a cue inside one of these phrases does not count ("数字人民币" is money, not a host)
-    self_disclosure_exceptions: list[str] = Field(default_factory=lambda: ["数字人民币"])
+    self_disclosure_exceptions: list[Term] = Field(default_factory=lambda: ["数字人民币"])
     #: a cue right after one of these is a denial ("我不是AI主播")
-    negations: list[str] = Field(default_factory=lambda: ["不是", "并非", "没有用", "不用"])
+    negations: list[Term] = Field(default_factory=lambda: ["不是", "并非", "没有用", "不用"])
     #: ids of recent state-changing events remembered to recognise a re-delivered one
     max_applied_ids: int = Field(default=64, ge=1)
     score: dict[Trigger, float] = Field(default_factory=lambda: {
         "host_kind": 0.95, "implicit_label": 0.95, "self_disclosed": 0.9, "aigc_score": 0.75})
-
-    @field_validator("self_disclosure_cues", "self_disclosure_exceptions", "negations")
-    @classmethod
-    def _not_empty_after_normalisation(cls, v: list[str]) -> list[str]:
-        for t in v:
-            if not normalize(t).text:
-                raise ValueError(f"term {t!r} is empty after normalisation")
-        return v
 
 
 class AiLabelState(BaseModel):

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from detectors.base import RuleContext, register
 from detectors.claims_model import ClaimModel, Verdict, load_model
-from detectors.normalize import NormalizedText, clause_breaks, is_han, normalize, pinyin_keys
+from detectors.normalize import NormalizedText, Term, clause_breaks, is_han, normalize, pinyin_keys
 from schemas.events import (
     ChatEvent,
     DanmakuEvent,
@@ -108,9 +108,9 @@ class ModelThresholds(BaseModel):
 
 class ClaimRule(Rule):
     claim_type: ClaimType
-    terms: list[str] = Field(default_factory=list)
+    terms: list[Term] = Field(default_factory=list)
     patterns: list[RegexPattern] = Field(default_factory=list)
-    exceptions: list[str] = Field(default_factory=list)
+    exceptions: list[Term] = Field(default_factory=list)
     #: the rule applies only while a product of one of these categories is pitched (None = any)
     categories: list[ProductCategory] | None = None
     #: ... and never while one of these is pitched (e.g. a registered drug may state its indication)
@@ -129,50 +129,33 @@ class ClaimRule(Rule):
             raise ValueError("a lexicon rule needs terms or patterns (or `model:` for the claims model)")
         return self
 
-    @field_validator("terms", "exceptions")
-    @classmethod
-    def _terms_survive_normalisation(cls, v: list[str]) -> list[str]:
-        for t in v:
-            if not normalize(t).text:
-                raise ValueError(f"term {t!r} is empty after normalisation")
-        return v
-
 
 class ClaimContext(BaseModel):
     """Where words that look like a claim make none. Matched on the normalised text of one clause (the
-    text between two punctuation marks the normaliser dropped)."""
+    text between two punctuation marks the normaliser dropped), a cue reaching ``CONTEXT_REACH`` characters."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: a clause matching one of these is a legally required notice or disclaimer
     notices: list[RegexPattern] = Field(default_factory=list)
     #: a clause holding one of these quotes or explains a rule rather than making a claim
-    rule_quotes: list[str] = Field(default_factory=list)
+    rule_quotes: list[Term] = Field(default_factory=list)
+    #: a clause holding one of these asks (or repeats a viewer's question) rather than claims
+    questions: list[Term] = Field(default_factory=list)
     #: a clause holding one of these is refused, not claimed ("我不敢说全网最低", "最低价我不敢讲") — up to a
     #: contrast word after it, if any ("我不敢说最低但它就是最低")
-    refusals: list[str] = Field(default_factory=list)
-    contrasts: list[str] = Field(default_factory=list)
-    #: a clause holding one of these refuses what the clause before it said ("别的直播间说吃了瘦二十斤，我们不这么说")
-    refers_back: list[str] = Field(default_factory=list)
-    #: ordinal and temporal uses of 最/第一 ("第一次", "开播第一天", "最后一单"): no absolute claim in them
-    ordinals: list[str] = Field(default_factory=list)
-    #: a clause holding one of these asks (or repeats a viewer's question) rather than claims
-    questions: list[str] = Field(default_factory=list)
-    #: ... unless the refusal is only rhetorical ("不是我吹", "不敢说别的，但…" are not refusals)
-    not_refusals: list[str] = Field(default_factory=list)
+    refusals: list[Term] = Field(default_factory=list)
+    contrasts: list[Term] = Field(default_factory=list)
+    #: ... unless the refusal is only rhetorical ("不是我吹", "别的不说" are not refusals)
+    not_refusals: list[Term] = Field(default_factory=list)
+    #: a refusal holding one of these refuses the clause before it too ("别的直播间说吃了瘦二十斤，我们不这么说")
+    refers_back: list[Term] = Field(default_factory=list)
     #: a clause matching one of these and holding none of ``product_refs`` is general advice
     advice: list[RegexPattern] = Field(default_factory=list)
     #: words that tie a clause to the product being sold ("这款", "咱家", "吃了")
-    product_refs: list[str] = Field(default_factory=list)
-    @field_validator("rule_quotes", "refusals", "contrasts", "not_refusals", "refers_back", "questions",
-                     "product_refs", "ordinals")
-    @classmethod
-    def _words_survive_normalisation(cls, v: list[str]) -> list[str]:
-        for w in v:
-            if not normalize(w).text:
-                raise ValueError(f"word {w!r} is empty after normalisation (it would match every clause)")
-        return v
-
+    product_refs: list[Term] = Field(default_factory=list)
+    #: ordinal and temporal uses of 最/第一 ("第一次", "开播第一天", "最后一单"): no absolute claim in them
+    ordinals: list[Term] = Field(default_factory=list)
     #: a clause matching one of these compares within the seller's own range ("我们家几款里这个最便宜"): no
     #: absolute claim (the 2023 SAMR guideline on absolute terms)
     own_range: list[RegexPattern] = Field(default_factory=list)

@@ -23,8 +23,10 @@ import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Annotated
 
 import opencc
+from pydantic import AfterValidator
 from pypinyin import Style, lazy_pinyin
 
 _INVISIBLE = frozenset(
@@ -127,6 +129,16 @@ def _collapse_runs(raw: str, chars: list[str], offsets: list[int]) -> Normalized
             out_offsets.extend(offsets[k:run_end])
         k = run_end
     return NormalizedText(raw=raw, text="".join(out_chars), offsets=tuple(out_offsets))
+
+
+def _survives(term: str) -> str:
+    if not normalize(term).text:
+        raise ValueError(f"term {term!r} is empty after normalisation (it would match everywhere or nowhere)")
+    return term
+
+
+#: a word of a rule file matched on normalised text: refused at load when normalisation leaves nothing of it
+Term = Annotated[str, AfterValidator(_survives)]
 
 
 def is_han(ch: str) -> bool:
