@@ -244,6 +244,11 @@ class FalseClaimsDetector:
         exact = every and not any(re.search(r"\\[1-9]|\(\?P=", p) for p in every)
         self._any_pattern = re.compile("|".join(f"(?:{p})" for p in every)) if exact else None
         self._exceptions = [[normalize(x).text for x in rule.exceptions] for rule in self.rules]
+        self._longest_exception = [max((len(x) for x in xs), default=0) for xs in self._exceptions]
+        self._lexicon_rules_by_type: dict[str, list[int]] = {}
+        for idx, rule in enumerate(self.rules):
+            if rule.model is None and rule.exceptions:
+                self._lexicon_rules_by_type.setdefault(rule.claim_type, []).append(idx)
         #: rule indices of the model rules, in file order: the first that applies to the category decides
         self._model_rules = [idx for idx, rule in enumerate(self.rules) if rule.model is not None]
         self.model: ClaimModel | None = None
@@ -304,13 +309,26 @@ class FalseClaimsDetector:
         return rule.categories is None or category in rule.categories
 
     def _exception_spans(self, idx: int, text: str) -> list[tuple[int, int]]:
+        """Where the rule's exception phrases stand in ``text``, sorted by start."""
         spans = []
         for phrase in self._exceptions[idx]:
             pos = text.find(phrase)
             while pos != -1:
                 spans.append((pos, pos + len(phrase)))
                 pos = text.find(phrase, pos + 1)
+        spans.sort()
         return spans
+
+    def _excepted(self, idx: int, spans: list[tuple[int, int]], start: int, end: int) -> bool:
+        """Whether an exception phrase covers [start, end): only phrases starting at most the longest
+        phrase's length before ``end`` can (a bisect, so a long text with many matches stays linear)."""
+        i = bisect_left(spans, (end - self._longest_exception[idx],))
+        for s, e in spans[i:]:
+            if s > start:
+                return False
+            if end <= e:
+                return True
+        return False
 
     def _matches(self, text: NormalizedText) -> list[tuple[int, int, int, str, str]]:
         """(rule index, start, end, term, how) over the normalised text, exceptions not yet applied."""
@@ -449,7 +467,7 @@ class FalseClaimsDetector:
                 continue
             if idx not in exception_spans:
                 exception_spans[idx] = self._exception_spans(idx, text.text)
-            if any(s <= start and end <= e for s, e in exception_spans[idx]):
+            if self._excepted(idx, exception_spans[idx], start, end):
                 continue
             if context is None:
                 context = self._context(text)
@@ -473,6 +491,12 @@ class FalseClaimsDetector:
             spans = self.model.explain(text, verdict)
             if context is None:
                 context = self._context(text)
+            # the lexicon rules' exception phrases of the verdict's type ("最佳赏味期", "第一个链接") hold no
+            # claim of that type for the model either
+            excepted = [(a, b, "exception") for i in self._lexicon_rules_by_type.get(verdict.claim_type, ())
+                        for a, b in self._exception_spans(i, text.text)]
+            if excepted:
+                context = sorted(context + excepted)
         if verdict is not None and spans and context:
             # the deciding spans inside a notice, a quote, advice or a refusal carry no claim; the verdict
             # stands on the others, or falls when none is left

@@ -306,6 +306,8 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
     ("平台规定不能说治疗两个字哈", "health_food"),
     # general advice naming no product
     ("减肥还是要管住嘴迈开腿", "food"),
+    # a lexicon rule's exception phrase holds no claim for the model either
+    ("这个茶叶最佳饮用温度是八十度", "food"),
     ("血压高的朋友一定要按时吃药", "health_food"),
 ])
 def test_context_in_which_claim_words_make_no_claim(text, category):
