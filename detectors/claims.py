@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from detectors.base import RuleContext, register
 from detectors.claims_model import ClaimModel, Verdict, load_model
-from detectors.normalize import NormalizedText, Term, clause_breaks, is_han, normalize, pinyin_keys
+from detectors.normalize import NormalizedText, Term, alternation, clause_breaks, is_han, normalize, pinyin_keys
 from schemas.events import (
     ChatEvent,
     DanmakuEvent,
@@ -177,6 +177,11 @@ class ClaimsSettings(BaseModel):
     max_titles_remembered: int = Field(default=500, ge=1)
 
 
+def _words_rx(words: Sequence[str]) -> re.Pattern[str]:
+    """One search for any of ``words`` (normalised) in a clause; never matches when there are none."""
+    return re.compile(alternation(normalize(w).text for w in words) or "(?!)")
+
+
 class ClaimsState(BaseModel):
     current_product_id: str | None = None
     current_category: ProductCategory | None = None
@@ -262,16 +267,15 @@ class FalseClaimsDetector:
         ctx = settings.context
         self._notices = [re.compile(p) for p in ctx.notices]
         self._advice = [re.compile(p) for p in ctx.advice]
-        self._quotes = [normalize(w).text for w in ctx.rule_quotes]
-        self._refusals = re.compile("|".join(re.escape(normalize(w).text) for w in ctx.refusals)) if ctx.refusals else None
-        self._not_refusals = [normalize(w).text for w in ctx.not_refusals]
-        self._product_refs = [normalize(w).text for w in ctx.product_refs]
-        self._contrast = re.compile("|".join(re.escape(normalize(w).text) for w in ctx.contrasts)) if ctx.contrasts else None
+        self._quotes = _words_rx(ctx.rule_quotes)
+        self._questions = _words_rx(ctx.questions)
+        self._refusals = _words_rx(ctx.refusals)
+        self._not_refusals = [normalize(w).text for w in ctx.not_refusals]  # overlaps are checked one by one
+        self._contrast = _words_rx(ctx.contrasts)
+        self._refers_back = _words_rx(ctx.refers_back)
+        self._product_refs = _words_rx(ctx.product_refs)
+        self._ordinals = _words_rx(ctx.ordinals)
         self._own_range = [re.compile(p) for p in ctx.own_range]
-        self._questions = [normalize(w).text for w in ctx.questions]
-        self._refers_back = [normalize(w).text for w in ctx.refers_back]
-        self._ordinals = re.compile("|".join(re.escape(normalize(w).text) for w in sorted(ctx.ordinals, key=len, reverse=True))
-                                    ) if ctx.ordinals else None
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -386,13 +390,11 @@ class FalseClaimsDetector:
                 out.append((s, e, "own_range"))
             if to_end and reason in ("refusal", "rule_quote") and k + 1 < len(spans):
                 following = norm[spans[k + 1][0]:spans[k + 1][1]]
-                if (len(following) <= LIST_ITEM or clause.endswith(INTRODUCES)) and not (
-                        self._contrast and self._contrast.match(following)):
+                if (len(following) <= LIST_ITEM or clause.endswith(INTRODUCES)) and not self._contrast.match(following):
                     carried = reason
-            if k > 0 and reason == "refusal" and any(w in clause for w in self._refers_back):
+            if k > 0 and reason == "refusal" and self._refers_back.search(clause):
                 out.append((spans[k - 1][0], spans[k - 1][1], "refusal"))
-        if self._ordinals is not None:
-            out.extend((m.start(), m.end(), "ordinal") for m in self._ordinals.finditer(norm))
+        out.extend((m.start(), m.end(), "ordinal") for m in self._ordinals.finditer(norm))
         out.sort()
         return out
 
@@ -424,23 +426,21 @@ class FalseClaimsDetector:
         """Why a whole clause claims nothing, if it does not."""
         if any(rx.search(clause) for rx in self._notices):
             return "notice"
-        if any(q in clause for q in self._quotes):
+        if self._quotes.search(clause):
             return "rule_quote"
-        if any(q in clause for q in self._questions):
+        if self._questions.search(clause):
             return "question"
-        if any(rx.search(clause) for rx in self._advice) and not any(w in clause for w in self._product_refs):
+        if any(rx.search(clause) for rx in self._advice) and not self._product_refs.search(clause):
             return "advice"
         return None
 
     def _refused(self, clause: str) -> tuple[int, int] | None:
         """The part of a clause a refusal covers: the clause ("最低价我不敢讲", "我不敢说全网最低"), or only up
         to a contrast that follows the refusal ("我不敢说全网最低但它就是全网最低" — ASR without a comma)."""
-        if self._refusals is None:
-            return None
         for m in self._refusals.finditer(clause):
             if self._rhetorical(clause, m.start(), m.end()):
                 continue
-            contrast = self._contrast.search(clause, m.end()) if self._contrast else None
+            contrast = self._contrast.search(clause, m.end())
             return 0, contrast.start() if contrast else len(clause)
         return None
 
@@ -494,7 +494,7 @@ class FalseClaimsDetector:
             # the lexicon rules' exception phrases of the verdict's type ("最佳赏味期", "第一个链接") hold no
             # claim of that type for the model either
             excepted = [(a, b, "exception") for i in self._lexicon_rules_by_type.get(verdict.claim_type, ())
-                        for a, b in self._exception_spans(i, text.text)]
+                        for a, b in exception_spans.get(i) or self._exception_spans(i, text.text)]
             if excepted:
                 context = sorted(context + excepted)
         if verdict is not None and spans and context:
@@ -516,12 +516,12 @@ class FalseClaimsDetector:
                 if not kept or again is None or again.score < model_rule.model.min_score:
                     verdict = None
             spans = tuple(kept)
-        model_agrees = {verdict.claim_type} if verdict is not None else set()
+        agreed = verdict.claim_type if verdict is not None else None
+        reading = self._reading(text, verdict, spans) if verdict is not None else None
         findings = [
             self._finding(event, self.rules[idx], _outermost(ev), best_score[idx], source, category, matched[idx],
-                          fired=["lexicon", "model"] if self.rules[idx].claim_type in model_agrees else ["lexicon"],
-                          reading=self._reading(text, verdict, spans) if verdict is not None else None,
-                          suppressed=suppressed)
+                          fired=["lexicon", "model"] if self.rules[idx].claim_type == agreed else ["lexicon"],
+                          reading=reading, suppressed=suppressed)
             for idx, ev in sorted(by_rule.items())
         ]
         if verdict is not None and not any(self.rules[idx].claim_type == verdict.claim_type for idx in by_rule):
@@ -532,7 +532,7 @@ class FalseClaimsDetector:
                 evidence = [self._evidence(event, text, field, verdict.unit[0], verdict.unit[1], "unit", "model")]
             status = "live" if verdict.score >= rule.model.live_score else "review"
             findings.append(self._finding(event, rule, evidence, verdict.score, source, category, len(evidence),
-                                          fired=["model"], reading=self._reading(text, verdict, spans), suppressed=suppressed,
+                                          fired=["model"], reading=reading, suppressed=suppressed,
                                           status="shadow" if rule.status == "shadow" else status))
         return findings
 

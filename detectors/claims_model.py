@@ -105,23 +105,13 @@ class Featurizer:
         return [(clauses[i][0], clauses[i + w - 1][1]) for i in range(len(clauses) - w + 1)]
 
     def features(self, s: str) -> list[str]:
-        """Features of one normalised text; each occurrence listed once per position."""
-        masked = _DIGIT.sub("#", s)
-        out = list(masked)
-        for n in range(2, self.spec.max_n + 1):
-            out.extend(masked[i:i + n] for i in range(len(masked) - n + 1))
-        syl = list(map(_han_syllable, s))
-        out.extend(f"{PINYIN}{a}_{b}" for a, b in zip(syl, syl[1:]) if a and b)
-        if self._has_words:
-            for _, (_, word, cls) in self._words.iter(s):
-                out.append(WORD + word)
-                if cls:
-                    out.append(WORD_CLASS + cls)
-        out.append(length_feature(s))
-        return out
+        """Features of one normalised text; each occurrence listed once per position. (Training uses this;
+        scoring finds the known ones with ``KnownFeatures``, tested to give the same set.)"""
+        return [f for f, _, _ in self.located(s)]
 
     def located(self, s: str) -> list[tuple[str, int, int]]:
-        """Like ``features`` but with each feature's span in ``s`` (for evidence; not on the hot path)."""
+        """Each feature of ``s`` with its span in ``s``: the n-grams, the pinyin pairs, the vocabulary words and
+        their classes, the length bucket."""
         masked = _DIGIT.sub("#", s)
         out = [(masked[i:i + n], i, i + n) for n in range(1, self.spec.max_n + 1) for i in range(len(s) - n + 1)]
         syl = list(map(_han_syllable, s))

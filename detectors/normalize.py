@@ -23,7 +23,7 @@ import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Iterable
 
 import opencc
 from pydantic import AfterValidator
@@ -129,6 +129,11 @@ def _collapse_runs(raw: str, chars: list[str], offsets: list[int]) -> Normalized
             out_offsets.extend(offsets[k:run_end])
         k = run_end
     return NormalizedText(raw=raw, text="".join(out_chars), offsets=tuple(out_offsets))
+
+
+def alternation(words: Iterable[str]) -> str:
+    """A regular expression matching any of ``words`` literally, longest first ('' for none)."""
+    return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)) if w)
 
 
 def _survives(term: str) -> str:

@@ -32,7 +32,7 @@ from typing import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.normalize import NormalizedText, clause_breaks
+from detectors.normalize import NormalizedText, alternation, clause_breaks
 from detectors.numerals import DIGITS, NUMERAL_CHARS, parse_amount, parse_discount_rate
 
 _D = "".join(sorted(DIGITS))
@@ -105,16 +105,13 @@ class Utterance:
         return self.rates + self.reductions
 
 
-def _alternation(words: Sequence[str]) -> str:
-    return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)) if w)
-
 
 class _EndsWith:
     """Whether text[:pos] ends with one of the words: one regex on a short tail, not a scan per word."""
 
     def __init__(self, words: Sequence[str]) -> None:
         self._longest = max((len(w) for w in words), default=0)
-        self._re = re.compile(f"(?:{_alternation(words)})\\Z") if self._longest else None
+        self._re = re.compile(f"(?:{alternation(words)})\\Z") if self._longest else None
 
     def __call__(self, text: str, pos: int) -> bool:
         return self._re is not None and self._re.search(text, max(0, pos - self._longest), pos) is not None
@@ -125,17 +122,17 @@ class PriceSpeech:
 
     def __init__(self, lexicon: SpeechLexicon) -> None:
         self.lexicon = lexicon
-        fillers = _alternation(lexicon.fillers)
+        fillers = alternation(lexicon.fillers)
         opt_filler = f"(?:{fillers})?" if fillers else ""
-        self._sale_cue = re.compile(rf"({_alternation(lexicon.sale_cues)}){opt_filler}({AMOUNT})")
-        self._sale_suffix = re.compile(rf"({AMOUNT})({_alternation(lexicon.sale_suffixes)})")
-        self._original = re.compile(rf"({_alternation(lexicon.original_cues)}){opt_filler}({AMOUNT})")
-        self._reduction = re.compile(rf"({_alternation(lexicon.reduction_cues)})了?({AMOUNT})")
+        self._sale_cue = re.compile(rf"({alternation(lexicon.sale_cues)}){opt_filler}({AMOUNT})")
+        self._sale_suffix = re.compile(rf"({AMOUNT})({alternation(lexicon.sale_suffixes)})")
+        self._original = re.compile(rf"({alternation(lexicon.original_cues)}){opt_filler}({AMOUNT})")
+        self._reduction = re.compile(rf"({alternation(lexicon.reduction_cues)})了?({AMOUNT})")
         self._rate = re.compile(rf"(?:打)?({_RATE})折|(半价)")
         self._measure = tuple(sorted(lexicon.measure_words, key=len, reverse=True))
         self._not_sale = _EndsWith(lexicon.not_sale_before)
-        self._sale_word = re.compile(_alternation(lexicon.sale_cues + lexicon.sale_suffixes) or "(?!)")
-        self._measure_word = re.compile(_alternation(lexicon.measure_words) or "(?!)")
+        self._sale_word = re.compile(alternation(lexicon.sale_cues + lexicon.sale_suffixes) or "(?!)")
+        self._measure_word = re.compile(alternation(lexicon.measure_words) or "(?!)")
         self._not_reductions = _EndsWith(lexicon.not_reductions)
         self._negations = _EndsWith(lexicon.negations)
         self._not_negations = _EndsWith(lexicon.not_negations)

@@ -37,6 +37,7 @@ import yaml
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import precision_recall_fscore_support
 from sklearn.model_selection import GroupKFold
 
 REPO = Path(__file__).resolve().parent.parent
@@ -262,12 +263,9 @@ class Trainer:
 
 
 def prf(gold: np.ndarray, pred: np.ndarray) -> tuple[float, float, float, int]:
-    tp = int((gold & pred).sum())
-    fp = int((~gold & pred).sum())
-    fn = int((gold & ~pred).sum())
-    p = tp / (tp + fp) if tp + fp else 1.0
-    r = tp / (tp + fn) if tp + fn else 1.0
-    return p, r, (2 * p * r / (p + r) if p + r else 0.0), int(gold.sum())
+    """Precision, recall, F1 (1.0 where nothing was predicted or nothing was to find) and the positives."""
+    p, r, f, _ = precision_recall_fscore_support(gold, pred, average="binary", zero_division=1.0)
+    return float(p), float(r), float(f), int(gold.sum())
 
 
 def detect_one(det: FalseClaimsDetector, row: Row) -> list:
