@@ -1,9 +1,15 @@
 """Pure detectors: functions of (event, normalised text, room state) → findings.
 
-Importing this package registers every built-in detector in ``REGISTRY``.
+Importing this package imports every module in it, and so registers every detector class in ``REGISTRY``:
+adding a detector is adding its module (and its rules file and tests), nothing else.
 """
 
-from detectors import ai_label, claims, floods, prices  # noqa: F401  (importing registers them)
-from detectors.base import REGISTRY, Detector, RuleContext, register
+import importlib
+import pkgutil
 
-__all__ = ["REGISTRY", "Detector", "RuleContext", "register"]
+from detectors.base import REGISTRY, AnyDetector, Detector, RuleContext, register
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["REGISTRY", "AnyDetector", "Detector", "RuleContext", "register"]

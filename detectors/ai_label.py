@@ -32,12 +32,12 @@ from typing import ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.base import RuleContext, register
+from detectors.base import Detector, RuleContext
 from detectors.normalize import NormalizedText, Term, normalize
-from detectors.timeline import TimelineExamples, check_timelines
+from detectors.timeline import TimelineRule
 from schemas.events import ChatEvent, DanmakuEvent, EventModel, StreamMetaEvent, TranscriptEvent
-from schemas.findings import Evidence, Finding, Subject, Window, derived_id
-from schemas.rules import RegexPattern, Rule
+from schemas.findings import Evidence, Finding
+from schemas.rules import RegexPattern
 
 Check = Literal["missing_at_start", "label_gap"]
 Trigger = Literal["host_kind", "aigc_score", "implicit_label", "self_disclosed"]
@@ -50,15 +50,12 @@ TRIGGER_LABEL: dict[str, str] = {
 }
 
 
-class AiLabelRule(Rule):
+class AiLabelRule(TimelineRule):
     check: Check
     #: missing_at_start: how long after the stream becomes AI a visible label may take to appear
     grace_s: int = Field(default=10, ge=0)
     #: label_gap: how long a shown label may disappear
     max_gap_s: int = Field(default=30, ge=0)
-    #: an ongoing violation is re-reported at most this often
-    repeat_every_s: int = Field(default=600, ge=1)
-    examples: TimelineExamples = Field(default_factory=TimelineExamples)
 
 
 class AiLabelSettings(BaseModel):
@@ -102,21 +99,13 @@ class AiLabelState(BaseModel):
     applied: list[str] = Field(default_factory=list)  # ids of the latest state-changing events, oldest first
 
 
-@register
-class AiLabelDetector:
+class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
     name: ClassVar[str] = "ai_label"
     # viewer chat and danmaku are clock ticks (deadlines); host/operator chat is read like the transcript
     kinds: ClassVar[frozenset[str]] = frozenset({"stream_meta", "transcript", "chat", "danmaku"})
-    settings_model: ClassVar[type[BaseModel]] = AiLabelSettings
-    rule_model: ClassVar[type[Rule]] = AiLabelRule
-    state_model: ClassVar[type[BaseModel]] = AiLabelState
-    durable_state: ClassVar[bool] = True
-    history_ms: ClassVar[int] = 0
 
     def __init__(self, settings: AiLabelSettings, rules: Sequence[AiLabelRule], context: RuleContext) -> None:
-        self.settings = settings
-        self.context = context
-        self.rules = [r for r in rules if r.status != "off"]
+        super().__init__(settings, rules, context)
         self._by_check: dict[str, list[AiLabelRule]] = {}
         for r in self.rules:
             self._by_check.setdefault(r.check, []).append(r)
@@ -272,28 +261,14 @@ class AiLabelDetector:
             evidence.append(Evidence(event_id=first_event, field="ai_label_visible", start=0, end=5, raw="false",
                                      normalized="false", term="label_gap", how="value"))
         score = max((self.settings.score.get(t, 0.75) for t in state.triggers), default=0.75)
-        return Finding(
-            finding_id=derived_id(self.name, rule.id, rule.version, event.room_id, since, n),
-            detector=self.name, rule_id=rule.id, rule_version=rule.version,
-            ruleset_version=self.context.ruleset_version,
-            status="shadow" if rule.status == "shadow" else "live",
-            severity=rule.severity, legal_basis=rule.legal_basis, room_id=event.room_id, platform=event.platform,
-            ts=event.ts, subject=Subject(kind="room", id=event.room_id),
-            window=Window(start_ts=since, end_ts=event.ts),
+        return self.finding(
+            rule, event, ident=(since, n), score=score, summary=summary, evidence=evidence, since=since,
             event_ids=list(dict.fromkeys([state.ai_event_id, first_event, *(e.event_id for e in evidence),
                                           event.event_id])),
-            evidence=evidence, score=score, summary=summary,
             details={"check": rule.check, "triggers": list(state.triggers), "ai_since_ts": state.ai_since,
                      "since_ts": since, "seconds": round(seconds, 3), "label_seen": state.label_seen,
                      "allowed_s": rule.max_gap_s if gap else rule.grace_s, "report": n + 1},
         )
-
-    # -- rule self-checks ----------------------------------------------------------------------------
-
-    def check_examples(self, rule: Rule) -> list[str]:
-        assert isinstance(rule, AiLabelRule)
-        solo = AiLabelDetector(self.settings, [rule.model_copy(update={"status": "live"})], self.context)
-        return check_timelines(solo, rule.id, rule.examples)
 
 
 def _value(event: EventModel, field: str, value: str) -> Evidence:

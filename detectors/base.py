@@ -1,21 +1,29 @@
-"""The detector plug-in point: a protocol, a registry, and what every detector is handed.
+"""The detector plug-in point: one generic base class, a registry, and what every detector is handed.
 
-A detector is built once per ruleset from its settings and rules (so a hot reload builds new
-detectors), and then called as a pure function of (event, normalised text, room state). Its state is
-a pydantic model, so any runtime can persist it (a dict, a Faust table) and rebuild it.
+A detector subclasses ``Detector[RuleT, SettingsT, StateT]`` and names itself; that registers it (the
+package imports every module in ``detectors/``). It is built once per ruleset from its settings and rules
+(a hot reload builds new detectors) and then called as a pure function of (event, normalised text, room
+state). Its state is a pydantic model, so any runtime can persist it (a dict, a Faust table) and rebuild it.
+``detectors.checks.check_detector`` holds any detector to the contract.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Protocol, Sequence, TypeVar
+from typing import Any, ClassVar, Generic, Mapping, Sequence, TypeVar, cast, get_args, get_origin
 
 from pydantic import BaseModel
+from typing_extensions import Self
 
 from detectors.normalize import NormalizedText
+from detectors.timeline import TimelineExamples, check_timelines
 from schemas.events import EventModel
-from schemas.findings import Finding
-from schemas.rules import Rule
+from schemas.findings import Evidence, Finding, FindingStatus, Subject, Window, derived_id
+from schemas.rules import Rule, RuleStatus
+
+RuleT = TypeVar("RuleT", bound=Rule)
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+StateT = TypeVar("StateT", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,40 +36,103 @@ class RuleContext:
     resources: Mapping[str, bytes] = field(default_factory=dict)
 
 
-class Detector(Protocol):
+class Detector(Generic[RuleT, SettingsT, StateT]):
+    """Base of every detector. A subclass declares ``name`` and ``kinds``, implements ``detect``, and
+    overrides ``check_examples`` when its rules' examples are not timelines; the rule, settings and state
+    models are the class's type arguments."""
+
     name: ClassVar[str]
     #: event kinds this detector reads; the engine routes nothing else to it
     kinds: ClassVar[frozenset[str]]
-    settings_model: ClassVar[type[BaseModel]]
     rule_model: ClassVar[type[Rule]]
+    settings_model: ClassVar[type[BaseModel]]
     state_model: ClassVar[type[BaseModel]]
     #: whether a runtime must persist the state (a changelog write whenever it changes); sliding-window
-    #: state says False and is rebuilt from the input instead
-    durable_state: ClassVar[bool]
-    #: for state that is not durable: how much input (ms of event time) the state depends on, so that a
-    #: runtime can rebuild it by feeding the detector that much of the room's input again (0 if durable)
-    history_ms: int
+    #: state says False and is rebuilt from the input instead (``history_ms``)
+    durable_state: ClassVar[bool] = True
 
-    def __init__(self, settings: Any, rules: Sequence[Rule], context: RuleContext) -> None: ...
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            if get_origin(base) is Detector:
+                cls.rule_model, cls.settings_model, cls.state_model = get_args(base)
+        if "name" in cls.__dict__:
+            register(cls)
 
-    def detect(self, event: EventModel, text: NormalizedText | None, state: Any) -> list[Finding]:
+    def __init__(self, settings: SettingsT, rules: Sequence[RuleT], context: RuleContext) -> None:
+        self.settings = settings
+        self.context = context
+        #: every rule of the ruleset for this detector, those switched off included
+        self.all_rules: tuple[RuleT, ...] = tuple(rules)
+        #: the rules that run
+        self.rules: list[RuleT] = [r for r in rules if r.status != "off"]
+        #: for state that is not durable: how much input (ms of event time) the state depends on, so that a
+        #: runtime can rebuild it by feeding the detector that much of the room's input again
+        self.history_ms: int = 0
+
+    def new_state(self) -> StateT:
+        return cast(StateT, self.state_model())
+
+    def detect(self, event: EventModel, text: NormalizedText | None, state: StateT) -> list[Finding]:
         """Findings for this event; may update ``state`` in place. Must not raise on valid events."""
-        ...
+        raise NotImplementedError
 
-    def check_examples(self, rule: Rule) -> list[str]:
-        """Problems with the rule's inline ``examples`` (empty when they all hold)."""
-        ...
+    # -- rules --------------------------------------------------------------------------------------
+
+    def with_statuses(self, status: RuleStatus | Mapping[str, RuleStatus]) -> Self:
+        """The same detector with rule statuses overridden — one for all, or by rule id — to evaluate or test
+        rules that ship switched off."""
+        wanted = status if isinstance(status, Mapping) else {r.id: status for r in self.all_rules}
+        rules = [r.model_copy(update={"status": wanted.get(r.id, r.status)}) for r in self.all_rules]
+        return type(self)(self.settings, rules, self.context)
+
+    def solo(self, rule: RuleT) -> Self:
+        """This detector running ``rule`` alone, live: how a rule's own examples are checked."""
+        return type(self)(self.settings, [rule.model_copy(update={"status": "live"})], self.context)
+
+    def check_examples(self, rule: RuleT) -> list[str]:
+        """Problems with the rule's inline ``examples`` (empty when they all hold). Timelines are checked
+        here; a detector whose examples are of another kind overrides this."""
+        examples = getattr(rule, "examples", None)
+        if isinstance(examples, TimelineExamples):
+            return check_timelines(self.solo(rule), rule.id, examples)
+        return []
+
+    # -- findings -----------------------------------------------------------------------------------
+
+    def finding(
+        self, rule: RuleT, event: EventModel, *, ident: Sequence[object], score: float, summary: str,
+        evidence: list[Evidence], details: dict[str, object], since: int | None = None,
+        event_ids: list[str] | None = None, subject: Subject | None = None, status: FindingStatus | None = None,
+    ) -> Finding:
+        """A finding of ``rule`` decided at ``event``. ``ident`` makes its id unique and repeatable (derived,
+        never random); a rule in shadow always gives a shadow finding."""
+        return Finding(
+            finding_id=derived_id(self.name, rule.id, rule.version, event.room_id, *ident),
+            detector=self.name, rule_id=rule.id, rule_version=rule.version,
+            ruleset_version=self.context.ruleset_version,
+            status="shadow" if rule.status == "shadow" else (status or "live"),
+            severity=rule.severity, legal_basis=rule.legal_basis, room_id=event.room_id, platform=event.platform,
+            ts=event.ts, subject=subject or Subject(kind="room", id=event.room_id),
+            window=Window(start_ts=event.ts if since is None else since, end_ts=event.ts),
+            event_ids=[event.event_id] if event_ids is None else event_ids,
+            evidence=evidence, score=score, summary=summary, details=details,
+        )
 
 
-REGISTRY: dict[str, type[Detector]] = {}
+AnyDetector = Detector[Any, Any, Any]
 
-D = TypeVar("D", bound=type)
+REGISTRY: dict[str, type[AnyDetector]] = {}
+
+D = TypeVar("D", bound=type[AnyDetector])
 
 
 def register(cls: D) -> D:
-    """Class decorator: make a detector available to rule files under its ``name``."""
-    name = cls.name  # type: ignore[attr-defined]
+    """Make a detector available to rule files under its ``name`` (subclassing ``Detector`` does it)."""
+    name = cls.name
     if name in REGISTRY and REGISTRY[name] is not cls:
         raise ValueError(f"two detectors are registered as {name!r}")
-    REGISTRY[name] = cls  # type: ignore[assignment]
+    REGISTRY[name] = cls
     return cls
+
+

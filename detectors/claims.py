@@ -26,7 +26,7 @@ from typing import ClassVar, Literal, Sequence
 import ahocorasick
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from detectors.base import RuleContext, register
+from detectors.base import Detector, RuleContext
 from detectors.claims_model import ClaimModel, Verdict, load_model
 from detectors.normalize import NormalizedText, Term, alternation, clause_breaks, is_han, normalize, pinyin_keys
 from schemas.events import (
@@ -38,7 +38,7 @@ from schemas.events import (
     StreamMetaEvent,
     TranscriptEvent,
 )
-from schemas.findings import Evidence, Finding, Subject, Window, derived_id
+from schemas.findings import Evidence, Finding, FindingStatus
 from schemas.rules import RegexPattern, Rule
 
 Source = Literal["transcript", "host_chat", "title"]
@@ -199,20 +199,12 @@ def _outermost(evidence: list[Evidence]) -> list[Evidence]:
     return kept
 
 
-@register
-class FalseClaimsDetector:
+class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
     name: ClassVar[str] = "false_claims"
     kinds: ClassVar[frozenset[str]] = frozenset({"chat", "danmaku", "transcript", "price_tag", "stream_meta"})
-    settings_model: ClassVar[type[BaseModel]] = ClaimsSettings
-    rule_model: ClassVar[type[Rule]] = ClaimRule
-    state_model: ClassVar[type[BaseModel]] = ClaimsState
-    durable_state: ClassVar[bool] = True  # the product on air and titles already reported: small, long-lived
-    history_ms: ClassVar[int] = 0
 
     def __init__(self, settings: ClaimsSettings, rules: Sequence[ClaimRule], context: RuleContext) -> None:
-        self.settings = settings
-        self.context = context
-        self.rules = [r for r in rules if r.status != "off"]
+        super().__init__(settings, rules, context)
         self._terms = ahocorasick.Automaton()
         self._pinyin = ahocorasick.Automaton()
         term_rules: dict[str, list[tuple[int, str]]] = {}
@@ -530,10 +522,9 @@ class FalseClaimsDetector:
             evidence = [self._evidence(event, text, field, s, e, feats, "model") for s, e, feats, _ in spans]
             if not evidence:
                 evidence = [self._evidence(event, text, field, verdict.unit[0], verdict.unit[1], "unit", "model")]
-            status = "live" if verdict.score >= rule.model.live_score else "review"
+            status: FindingStatus = "live" if verdict.score >= rule.model.live_score else "review"
             findings.append(self._finding(event, rule, evidence, verdict.score, source, category, len(evidence),
-                                          fired=["model"], reading=reading, suppressed=suppressed,
-                                          status="shadow" if rule.status == "shadow" else status))
+                                          fired=["model"], reading=reading, suppressed=suppressed, status=status))
         return findings
 
     def _read_model(self, text: NormalizedText, source: Source, category: str
@@ -580,7 +571,7 @@ class FalseClaimsDetector:
     def _finding(
         self, event: EventModel, rule: ClaimRule, evidence: list[Evidence], score: float, source: Source,
         category: str, matches: int, *, fired: list[str], reading: dict[str, object] | None,
-        suppressed: dict[str, int], status: str | None = None,
+        suppressed: dict[str, int], status: FindingStatus = "live",
     ) -> Finding:
         quoted = "、".join(dict.fromkeys(f"「{e.raw}」" for e in evidence))
         details: dict[str, object] = {"claim_type": rule.claim_type, "source": source, "category": category,
@@ -593,32 +584,16 @@ class FalseClaimsDetector:
             details["context_suppressed"] = dict(sorted(suppressed.items()))
         model_score = reading.get("score") if reading is not None and "model" in fired else None
         by = " + ".join(fired) + (f" {model_score:.2f}" if isinstance(model_score, float) else "")
-        return Finding(
-            finding_id=derived_id(self.name, rule.id, rule.version, event.room_id, event.event_id),
-            detector=self.name,
-            rule_id=rule.id,
-            rule_version=rule.version,
-            ruleset_version=self.context.ruleset_version,
-            status=status or ("shadow" if rule.status == "shadow" else "live"),  # type: ignore[arg-type]
-            severity=rule.severity,
-            legal_basis=rule.legal_basis,
-            room_id=event.room_id,
-            platform=event.platform,
-            ts=event.ts,
-            subject=Subject(kind="room", id=event.room_id),
-            window=Window(start_ts=event.ts, end_ts=event.ts),
-            event_ids=[event.event_id],
-            evidence=evidence,
-            score=round(score, 4),
+        return self.finding(
+            rule, event, ident=(event.event_id,), score=round(score, 4), evidence=evidence, details=details,
             summary=f"{CLAIM_TYPE_LABEL[rule.claim_type]} {quoted} in {source} ({by}) — {rule.legal_basis}",
-            details=details,
+            status=status,
         )
 
     # -- rule self-checks ----------------------------------------------------------------------
 
-    def check_examples(self, rule: Rule) -> list[str]:
-        assert isinstance(rule, ClaimRule)
-        solo = FalseClaimsDetector(self.settings, [rule.model_copy(update={"status": "live"})], self.context)
+    def check_examples(self, rule: ClaimRule) -> list[str]:
+        solo = self.solo(rule)
         problems = []
         for expected, examples in ((True, rule.examples.match), (False, rule.examples.no_match)):
             for ex in examples:

@@ -43,10 +43,10 @@ from typing import ClassVar, Iterable, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.base import RuleContext, register
+from detectors.base import Detector, RuleContext
 from detectors.normalize import NormalizedText, mask_digits, normalize
 from schemas.events import ChatEvent, DanmakuEvent, EventModel
-from schemas.findings import Evidence, Finding, Subject, Window, derived_id
+from schemas.findings import Evidence, Finding, Subject
 from schemas.rules import Rule
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
@@ -207,20 +207,14 @@ class FloodState(BaseModel):
 # -- the detector --------------------------------------------------------------------------------
 
 
-@register
-class BotFloodDetector:
+class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
     name: ClassVar[str] = "bot_flood"
     kinds: ClassVar[frozenset[str]] = frozenset({"chat", "danmaku"})
-    settings_model: ClassVar[type[BaseModel]] = FloodSettings
-    rule_model: ClassVar[type[Rule]] = FloodRule
-    state_model: ClassVar[type[BaseModel]] = FloodState
     durable_state: ClassVar[bool] = False  # a sliding window: kept in memory, rebuilt from the input
 
     def __init__(self, settings: FloodSettings, rules: Sequence[FloodRule], context: RuleContext) -> None:
-        self.settings = settings
-        self.context = context
+        super().__init__(settings, rules, context)
         self.history_ms = settings.window_s * 1000
-        self.rules = [r for r in rules if r.status != "off"]
         self._by_report = {r.reports: r for r in self.rules}
         self._cues = sorted({normalize(c).text for r in self.rules for c in r.cues if normalize(c).text})
 
@@ -480,19 +474,12 @@ class BotFloodDetector:
                  ident: str, extra: dict[str, object] | None = None) -> Finding:
         """A finding with the scripts' evidence; ``ident`` makes its id unique and repeatable."""
         examples = [e for sc in scripts for e in sc.examples][: self.settings.max_examples * 2]
-        return Finding(
-            finding_id=derived_id(self.name, rule.id, rule.version, event.room_id, ident),
-            detector=self.name, rule_id=rule.id, rule_version=rule.version,
-            ruleset_version=self.context.ruleset_version,
-            status="shadow" if rule.status == "shadow" else "live",
-            severity=rule.severity, legal_basis=rule.legal_basis, room_id=event.room_id, platform=event.platform,
-            ts=event.ts, subject=subject,
-            window=Window(start_ts=max(horizon, min(sc.first_ts for sc in scripts)), end_ts=event.ts),
-            event_ids=examples, score=round(score, 3),
+        return self.finding(
+            rule, event, ident=(ident,), score=round(score, 3), summary=summary, subject=subject,
+            since=max(horizon, min(sc.first_ts for sc in scripts)), event_ids=examples,
             evidence=[Evidence(event_id=sc.examples[0], field="text", start=0, end=len(sc.raw_example),
                                raw=sc.raw_example, normalized=sc.text, term=sc.text, how="normalized")
                       for sc in scripts[:5]],
-            summary=summary,
             details={"template": scripts[0].text, "templates": [sc.text for sc in scripts[:20]],
                      "accounts": accounts, "share": round(share, 3), "signals": signals,
                      "commercial": scripts[0].commercial, **(extra or {})},
@@ -528,9 +515,8 @@ class BotFloodDetector:
 
     # -- rule self-checks ----------------------------------------------------------------------
 
-    def check_examples(self, rule: Rule) -> list[str]:
-        assert isinstance(rule, FloodRule)
-        solo = BotFloodDetector(self.settings, [rule.model_copy(update={"status": "live"})], self.context)
+    def check_examples(self, rule: FloodRule) -> list[str]:
+        solo = self.solo(rule)
         problems = []
         for expected, texts in ((True, rule.examples.commercial), (False, rule.examples.not_commercial)):
             for text in texts:

@@ -41,10 +41,10 @@ from typing import ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.base import RuleContext, register
+from detectors.base import Detector, RuleContext
 from detectors.normalize import NormalizedText, normalize
 from detectors.price_speech import PriceSpeech, Said, SpeechLexicon, Utterance
-from detectors.timeline import TimelineExamples, check_timelines
+from detectors.timeline import TimelineRule
 from schemas.events import (
     ChatEvent,
     DanmakuEvent,
@@ -54,8 +54,7 @@ from schemas.events import (
     StreamMetaEvent,
     TranscriptEvent,
 )
-from schemas.findings import Evidence, Finding, Subject, Window, derived_id
-from schemas.rules import Rule
+from schemas.findings import Evidence, Finding
 
 Check = Literal["unmarked", "spoken_mismatch", "comparison_without_basis", "fictitious_original",
                 "discount_arithmetic"]
@@ -74,12 +73,8 @@ CHECK_LABEL: dict[str, str] = {
 }
 
 
-class PriceRule(Rule):
+class PriceRule(TimelineRule):
     check: Check
-    #: unmarked: how long a product may be on air / pitched without a visible price
-    grace_s: int = Field(default=60, ge=0)
-    #: an ongoing violation (the same missing price, the same wrong number) is re-reported at most this often
-    repeat_every_s: int = Field(default=600, ge=1)
     #: fictitious_original: the look-back for prices actually charged
     window_days: int = Field(default=7, ge=1, le=31)
     #: fictitious_original / comparison_without_basis: a basis naming one of these is a different reference
@@ -88,7 +83,6 @@ class PriceRule(Rule):
     #: discount_arithmetic: the buyer may pay this much (yuan) or this share above the computed price
     tolerance_yuan: Decimal = Field(default=Decimal("0.10"), ge=0)
     tolerance_ratio: Decimal = Field(default=Decimal("0.01"), ge=0, le=1)
-    examples: TimelineExamples = Field(default_factory=TimelineExamples)
 
 
 class PriceSettings(BaseModel):
@@ -166,22 +160,14 @@ def _plain(d: Decimal | None) -> str | None:
     return format(d.normalize(), "f") if d == d.to_integral_value() else format(d, "f")
 
 
-@register
-class PriceMarkingDetector:
+class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
     name: ClassVar[str] = "price_marking"
     # chat and danmaku are read only as clock ticks (deadlines), and host/operator chat for spoken prices
     kinds: ClassVar[frozenset[str]] = frozenset({"price_tag", "transcript", "order", "stream_meta", "chat",
                                                  "danmaku"})
-    settings_model: ClassVar[type[BaseModel]] = PriceSettings
-    rule_model: ClassVar[type[Rule]] = PriceRule
-    state_model: ClassVar[type[BaseModel]] = PriceState
-    durable_state: ClassVar[bool] = True  # 7-day price history and open episodes must survive a restart
-    history_ms: ClassVar[int] = 0
 
     def __init__(self, settings: PriceSettings, rules: Sequence[PriceRule], context: RuleContext) -> None:
-        self.settings = settings
-        self.context = context
-        self.rules = [r for r in rules if r.status != "off"]
+        super().__init__(settings, rules, context)
         self._by_check: dict[str, list[PriceRule]] = {}
         for r in self.rules:
             self._by_check.setdefault(r.check, []).append(r)
@@ -371,7 +357,7 @@ class PriceMarkingDetector:
         name = f"「{p.title}」" if p.title else pid
         return self._finding(
             rule, event, ident=(pid, ep.since, n), score=self.settings.score_value,
-            window=(ep.since, event.ts), event_ids=[ep.event_id, event.event_id],
+            since=ep.since, event_ids=[ep.event_id, event.event_id],
             evidence=[Evidence(event_id=ep.event_id, field="product_id", start=0, end=len(pid), raw=pid,
                                normalized=pid, term=ep.cause, how="value")],
             summary=f"{CHECK_LABEL[rule.check]}: {name} {why} for {missing_s:.0f} s without a visible price "
@@ -397,7 +383,7 @@ class PriceMarkingDetector:
             higher = wrong[0].value > tag.price
             findings.append(self._finding(
                 rule, event, ident=(pid, event.event_id), score=self.settings.score_speech,
-                window=(event.ts, event.ts), event_ids=[tag.event_id, event.event_id], evidence=evidence,
+                since=event.ts, event_ids=[tag.event_id, event.event_id], evidence=evidence,
                 summary=f"{CHECK_LABEL[rule.check]}: said {'、'.join(f'「{e.raw}」' for e in evidence)} "
                         f"({_plain(wrong[0].value)}) but the tag of {pid} shows {_plain(tag.price)} — {rule.legal_basis}",
                 details={"product_id": pid, "tag_price": _plain(tag.price), "spoken_price": _plain(wrong[0].value),
@@ -423,7 +409,7 @@ class PriceMarkingDetector:
                 continue
             findings.append(self._finding(
                 rule, event, ident=(pid, event.event_id), score=self.settings.score_speech if said else
-                self.settings.score_value, window=(event.ts, event.ts), event_ids=[event.event_id],
+                self.settings.score_value, since=event.ts, event_ids=[event.event_id],
                 evidence=evidence,
                 summary=f"{CHECK_LABEL[rule.check]}: comparison price {_plain(original)} for {pid} "
                         f"{'said' if said else 'shown'} with no basis on its price tag — {rule.legal_basis}",
@@ -445,7 +431,7 @@ class PriceMarkingDetector:
                     "shown": "every price shown on earlier days"}[how]
             findings.append(self._finding(
                 rule, event, ident=(pid, event.event_id), score=score,
-                window=(event.ts - rule.window_days * DAY_MS, event.ts), event_ids=[event.event_id],
+                since=event.ts - rule.window_days * DAY_MS, event_ids=[event.event_id],
                 evidence=evidence,
                 summary=f"{CHECK_LABEL[rule.check]}: comparison price {_plain(original)} for {pid} is above {what} "
                         f"in the previous {rule.window_days} days (highest {_plain(highest)}, lowest "
@@ -518,7 +504,7 @@ class PriceMarkingDetector:
             findings.append(self._finding(
                 rule, event, ident=(pid, event.event_id, stated), score=self.settings.score_speech
                 if sources is None else self.settings.score_value,
-                window=(event.ts, event.ts),
+                since=event.ts,
                 event_ids=[tag_event_id, event.event_id] if from_tag and tag_event_id else [event.event_id],
                 evidence=evidence,
                 summary=f"{CHECK_LABEL[rule.check]}: {stated} of {_plain(original)} is {_plain(expected)}, "
@@ -589,23 +575,8 @@ class PriceMarkingDetector:
                         normalized=text.text[said.start:said.end], term=said.cue, how="pattern")
 
     def _finding(self, rule: PriceRule, event: EventModel, *, ident: tuple[object, ...], score: float,
-                 window: tuple[int, int], event_ids: list[str], evidence: list[Evidence], summary: str,
+                 since: int, event_ids: list[str], evidence: list[Evidence], summary: str,
                  details: dict[str, object]) -> Finding:
-        return Finding(
-            finding_id=derived_id(self.name, rule.id, rule.version, event.room_id, *ident),
-            detector=self.name, rule_id=rule.id, rule_version=rule.version,
-            ruleset_version=self.context.ruleset_version,
-            status="shadow" if rule.status == "shadow" else "live",
-            severity=rule.severity, legal_basis=rule.legal_basis, room_id=event.room_id, platform=event.platform,
-            ts=event.ts, subject=Subject(kind="room", id=event.room_id),
-            window=Window(start_ts=window[0], end_ts=window[1]),
-            event_ids=list(dict.fromkeys(event_ids)), evidence=evidence, score=score, summary=summary,
-            details={"check": rule.check, **details},
-        )
-
-    # -- rule self-checks ----------------------------------------------------------------------------
-
-    def check_examples(self, rule: Rule) -> list[str]:
-        assert isinstance(rule, PriceRule)
-        solo = PriceMarkingDetector(self.settings, [rule.model_copy(update={"status": "live"})], self.context)
-        return check_timelines(solo, rule.id, rule.examples)
+        return self.finding(rule, event, ident=ident, score=score, summary=summary, evidence=evidence,
+                            since=since, event_ids=list(dict.fromkeys(event_ids)),
+                            details={"check": rule.check, **details})

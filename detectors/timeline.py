@@ -35,6 +35,7 @@ from schemas.events import (
     text_of,
 )
 from schemas.findings import Finding
+from schemas.rules import Rule
 
 #: 2026-02-01 20:00 +08:00; examples may reach back up to 30 days before it
 EXAMPLE_T0 = 1_769_947_200_000
@@ -116,6 +117,15 @@ class TimelineExamples(_Strict):
     @classmethod
     def _lists_are_timelines(cls, v: object) -> object:
         return [_as_timeline(x) for x in v] if isinstance(v, list) else v
+
+
+class TimelineRule(Rule):
+    """A rule about something that lasts (a missing price, a missing label): it is reported once it has
+    lasted ``grace_s``, and again at most every ``repeat_every_s`` while it goes on."""
+
+    grace_s: int = Field(default=60, ge=0)
+    repeat_every_s: int = Field(default=600, ge=1)
+    examples: TimelineExamples = Field(default_factory=TimelineExamples)
 
 
 def build_events(timeline: ExampleTimeline, room: str = "example") -> list[EventModel]:

@@ -92,7 +92,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
     ruleset = load_ruleset(args.dir)  # a RuleSetError is reported by main() with exit code 2
     by_detector = ", ".join(
-        f"{name}: {len(d.all_rules)} rules" + ("" if d in ruleset.detectors else " (all off)")  # type: ignore[attr-defined]
+        f"{name}: {len(d.all_rules)} rules" + ("" if d in ruleset.detectors else " (all off)")
         for name, d in sorted(ruleset.configured.items()))
     print(f"OK: ruleset {ruleset.version} in {ruleset.directory} ({by_detector}; every inline example holds)")
     return EXIT_OK

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from detectors.base import Detector
+from detectors.base import AnyDetector
 from detectors.normalize import normalize
 from pipeline.errors import PoisonMessage
 from pipeline.metrics import Metrics
@@ -41,7 +41,7 @@ class RoomState:
     detectors: dict[str, BaseModel] = field(default_factory=dict)
     policy: PolicyState = field(default_factory=PolicyState)
 
-    def for_detector(self, detector: Detector) -> Any:
+    def for_detector(self, detector: AnyDetector) -> Any:
         state = self.detectors.get(detector.name)
         if state is None:
             state = self.detectors[detector.name] = detector.state_model()

@@ -16,14 +16,15 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from detectors import REGISTRY, Detector, RuleContext
+from detectors import REGISTRY, AnyDetector, RuleContext
 from pipeline.errors import RuleProblem, RuleSetError
 from pipeline.policy import EnforcementConfig, Policy
+from schemas.findings import RuleStatus
 from schemas.rules import Rule, RuleFile, RulesetManifest
 
 MANIFEST = "ruleset.yaml"
@@ -35,29 +36,29 @@ DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 class Ruleset:
     version: str
     directory: Path
-    detectors: tuple[Detector, ...]
+    detectors: tuple[AnyDetector, ...]
     policy: Policy
     rules: dict[str, Rule] = field(repr=False)
     #: every configured detector, including those whose rules are all off (not in ``detectors``)
-    configured: dict[str, Detector] = field(default_factory=dict, repr=False)
+    configured: dict[str, AnyDetector] = field(default_factory=dict, repr=False)
 
-    def detectors_for(self, kind: str) -> tuple[Detector, ...]:
+    def detectors_for(self, kind: str) -> tuple[AnyDetector, ...]:
         return self._by_kind.get(kind, ())
 
     @cached_property
-    def _by_kind(self) -> dict[str, tuple[Detector, ...]]:  # computed once per ruleset, read per event
+    def _by_kind(self) -> dict[str, tuple[AnyDetector, ...]]:  # computed once per ruleset, read per event
         kinds = {k for d in self.detectors for k in d.kinds}
         return {k: tuple(d for d in self.detectors if k in d.kinds) for k in kinds}
 
     @cached_property
     def durable_detectors(self) -> frozenset[str]:
         """Detectors whose state a runtime must persist (sliding windows are rebuilt instead)."""
-        return frozenset(d.name for d in self.detectors if getattr(d, "durable_state", True))
+        return frozenset(d.name for d in self.detectors if d.durable_state)
 
     @cached_property
-    def rebuilt_detectors(self) -> tuple[Detector, ...]:
+    def rebuilt_detectors(self) -> tuple[AnyDetector, ...]:
         """Running detectors whose state is not persisted: a runtime rebuilds it from recent input."""
-        return tuple(d for d in self.detectors if not getattr(d, "durable_state", True))
+        return tuple(d for d in self.detectors if not d.durable_state)
 
     @cached_property
     def rebuild_kinds(self) -> frozenset[str]:
@@ -68,17 +69,13 @@ class Ruleset:
     def rebuild_history_ms(self) -> int:
         """How much input (ms of event time) before the next event a rebuild must re-read: the largest
         ``history_ms`` of the non-durable detectors (0 when there are none)."""
-        return max((int(getattr(d, "history_ms", 0)) for d in self.rebuilt_detectors), default=0)
+        return max((d.history_ms for d in self.rebuilt_detectors), default=0)
 
-    def build(self, name: str, status: str | dict[str, str] | None = None) -> Detector:
+    def build(self, name: str, status: RuleStatus | Mapping[str, RuleStatus] | None = None) -> AnyDetector:
         """A detector from this ruleset's settings and rules, with rule statuses overridden — one status
         for all, or by rule id — to evaluate or test a detector whose rules ship switched off."""
         configured = self.configured[name]
-        rules = list(configured.all_rules)  # type: ignore[attr-defined]
-        if status is not None:
-            wanted = status if isinstance(status, dict) else {r.id: status for r in rules}
-            rules = [r.model_copy(update={"status": wanted.get(r.id, r.status)}) for r in rules]
-        return type(configured)(configured.settings, rules, configured.context)  # type: ignore[call-arg,attr-defined]
+        return configured if status is None else configured.with_statuses(status)
 
 
 def default_rules_dir() -> Path:
@@ -233,8 +230,8 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
             rule_sites[rule.id] = f"{path.name}:{line}"
             rules_by_detector.setdefault(rule_file.detector, []).append((rule, path, node, i))
 
-    detectors: list[Detector] = []
-    configured: dict[str, Detector] = {}
+    detectors: list[AnyDetector] = []
+    configured: dict[str, AnyDetector] = {}
     all_rules: dict[str, Rule] = {}
     for name, entries in sorted(rules_by_detector.items()):
         detector_cls = REGISTRY[name]
@@ -245,7 +242,6 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
         except ValueError as e:  # e.g. a model file missing or unreadable: the settings name it
             problems.append(RuleProblem(str(settings_path), None, None, "settings", str(e)))
             continue
-        detector.all_rules = rules  # type: ignore[attr-defined]
         configured[name] = detector
         if any(r.status != "off" for r in rules):  # a detector whose rules are all off does not run
             detectors.append(detector)

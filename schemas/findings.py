@@ -18,6 +18,8 @@ ID_NAMESPACE = uuid.UUID("6f1d3c52-2b0e-4d8e-9a57-1c0f6a8e9b31")
 
 Severity = Literal["low", "medium", "high", "critical"]
 RuleStatus = Literal["live", "shadow", "off"]
+#: live: the policy acts on it; shadow: a rule being tried; review: for a person, never acted on
+FindingStatus = Literal["live", "shadow", "review"]
 
 
 def derived_id(*parts: object) -> str:
@@ -70,7 +72,7 @@ class Finding(BaseModel):
     rule_id: str
     rule_version: int
     ruleset_version: str
-    status: Literal["live", "shadow", "review"] = Field(
+    status: FindingStatus = Field(
         description="live: the policy acts on it; shadow: a rule being tried, records what it would do; "
                     "review: an uncertain finding for a person to look at, never acted on")
     severity: Severity

@@ -404,7 +404,7 @@ def floods_on(rules_dir: Path | str | None = None, as_shipped: bool = False) -> 
     if configured is not None and hasattr(ruleset, "build"):
         if DETECTOR not in configured:
             return ruleset, {}
-        rules = getattr(configured[DETECTOR], "all_rules", ())
+        rules = configured[DETECTOR].all_rules
         changes = {r.id: EVAL_STATUS.get(getattr(r, "reports", ""), "live") for r in rules if r.status == "off"}
         if not changes:
             return ruleset, {}
