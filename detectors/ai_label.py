@@ -62,7 +62,7 @@ class AiLabelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: host kinds that make the stream AI
-    ai_host_kinds: list[Literal["human", "ai", "mixed"]] = Field(default_factory=lambda: ["ai", "mixed"])
+    ai_host_kinds: list[Literal["human", "ai", "mixed"]] = ["ai", "mixed"]  # pydantic copies mutable defaults
     #: an upstream classifier's aigc_score at or above this marks the stream (segment) AI
     aigc_threshold: float = Field(default=0.8, ge=0, le=1)
     #: an implicit label matching one of these (regular expressions, case-insensitive) says AI-generated
@@ -76,7 +76,7 @@ class AiLabelSettings(BaseModel):
     negations: list[Term] = Field(default_factory=lambda: ["不是", "并非", "没有用", "不用"])
     #: ids of recent state-changing events remembered to recognise a re-delivered one
     max_applied_ids: int = Field(default=64, ge=1)
-    score: dict[Trigger, float] = Field(default_factory=lambda: {
+    score: dict[Trigger, float] = Field(default={
         "host_kind": 0.95, "implicit_label": 0.95, "self_disclosed": 0.9, "aigc_score": 0.75})
 
 

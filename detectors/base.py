@@ -18,8 +18,8 @@ from typing_extensions import Self
 from detectors.normalize import NormalizedText
 from detectors.timeline import TimelineExamples, check_timelines
 from schemas.events import EventModel
-from schemas.findings import Evidence, Finding, FindingStatus, Subject, Window, derived_id
-from schemas.rules import Rule, RuleStatus
+from schemas.findings import Evidence, Finding, FindingStatus, RuleStatus, Subject, Window, derived_id
+from schemas.rules import Rule
 
 RuleT = TypeVar("RuleT", bound=Rule)
 SettingsT = TypeVar("SettingsT", bound=BaseModel)

@@ -46,7 +46,10 @@ def _events() -> Callable[..., dict[str, Any]]:
 
 def _odd_events() -> list[EventModel]:
     e = _events()
-    say = lambda text: TranscriptEvent(**e(), text=text, start_ms=0, end_ms=0)  # noqa: E731
+
+    def say(text: str) -> TranscriptEvent:
+        return TranscriptEvent(**e(), text=text, start_ms=0, end_ms=0)
+
     return [
         say(""), say("   "), say("\u200b\u200b\u200b"), say("全网最低" * 2000), say("🤣🤣🤣 ㊗️ 𝕓𝕖𝕤𝕥"),
         ChatEvent(**e(), user_id="h", text="", role="host"),

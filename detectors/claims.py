@@ -38,7 +38,7 @@ from schemas.events import (
     StreamMetaEvent,
     TranscriptEvent,
 )
-from schemas.findings import Evidence, Finding, FindingStatus
+from schemas.findings import Evidence, EvidenceHow, Finding, FindingStatus
 from schemas.rules import RegexPattern, Rule
 
 Source = Literal["transcript", "host_chat", "title"]
@@ -116,7 +116,7 @@ class ClaimRule(Rule):
     #: ... and never while one of these is pitched (e.g. a registered drug may state its indication)
     exempt_categories: list[ProductCategory] = Field(default_factory=list)
     homophones: bool = False
-    sources: list[Source] = Field(default_factory=lambda: ["transcript", "host_chat", "title"])
+    sources: list[Source] = ["transcript", "host_chat", "title"]  # pydantic copies a mutable default
     #: set for a rule read by the claims model instead of terms and patterns
     model: ModelThresholds | None = None
     examples: ClaimExamples = Field(default_factory=ClaimExamples)
@@ -326,14 +326,14 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 return True
         return False
 
-    def _matches(self, text: NormalizedText) -> list[tuple[int, int, int, str, str]]:
+    def _matches(self, text: NormalizedText) -> list[tuple[int, int, int, str, EvidenceHow]]:
         """(rule index, start, end, term, how) over the normalised text, exceptions not yet applied."""
-        found: list[tuple[int, int, int, str, str]] = []
+        found: list[tuple[int, int, int, str, EvidenceHow]] = []
         norm = text.text
         if self._has_terms:
             for last, (length, entries) in self._terms.iter(norm):
                 start = last - length + 1
-                how = "exact" if text.raw_slice(start, last + 1) == norm[start : last + 1] else "normalized"
+                how: EvidenceHow = "exact" if text.raw_slice(start, last + 1) == norm[start : last + 1] else "normalized"
                 for idx, term in entries:
                     found.append((idx, start, last + 1, term, how))
         if self._has_pinyin and self._may_be_homophone.search(norm):
@@ -517,13 +517,12 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             for idx, ev in sorted(by_rule.items())
         ]
         if verdict is not None and not any(self.rules[idx].claim_type == verdict.claim_type for idx in by_rule):
-            rule = model_rule
-            assert rule is not None and rule.model is not None
+            assert model_rule is not None and model_rule.model is not None
             evidence = [self._evidence(event, text, field, s, e, feats, "model") for s, e, feats, _ in spans]
             if not evidence:
                 evidence = [self._evidence(event, text, field, verdict.unit[0], verdict.unit[1], "unit", "model")]
-            status: FindingStatus = "live" if verdict.score >= rule.model.live_score else "review"
-            findings.append(self._finding(event, rule, evidence, verdict.score, source, category, len(evidence),
+            status: FindingStatus = "live" if verdict.score >= model_rule.model.live_score else "review"
+            findings.append(self._finding(event, model_rule, evidence, verdict.score, source, category, len(evidence),
                                           fired=["model"], reading=reading, suppressed=suppressed, status=status))
         return findings
 
@@ -562,11 +561,11 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
 
     @staticmethod
     def _evidence(event: EventModel, text: NormalizedText, field: str, start: int, end: int, term: str,
-                  how: str) -> Evidence:
+                  how: EvidenceHow) -> Evidence:
         raw_start, raw_end = text.raw_span(start, end)
         return Evidence(event_id=event.event_id, field=field, start=raw_start, end=raw_end,
                         raw=text.raw[raw_start:raw_end], normalized=text.text[start:end], term=term,
-                        how=how)  # type: ignore[arg-type]
+                        how=how)
 
     def _finding(
         self, event: EventModel, rule: ClaimRule, evidence: list[Evidence], score: float, source: Source,

@@ -37,7 +37,7 @@ from operator import itemgetter
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Any, Sequence
 
 import ahocorasick
 import numpy as np
@@ -60,6 +60,9 @@ def length_feature(s: str) -> str:
 
 
 _DIGIT = re.compile("[0-9]")
+
+#: a row of class scores or probabilities
+Vector = np.ndarray[Any, np.dtype[np.float64]]
 
 
 @lru_cache(maxsize=65_536)
@@ -198,19 +201,20 @@ class Head:
         self.idf_squared = table[:, 0] ** 2
         self.matrix = np.ascontiguousarray(table[:, 1:])
 
-    def proba(self, features: list[str]) -> np.ndarray:
+    def proba(self, features: list[str]) -> Vector:
         present = set(map(self.index.get, features, repeat(0, len(features))))
         present.discard(0)
         return self.proba_of_rows(present)
 
-    def proba_of_rows(self, present: set[int]) -> np.ndarray:
+    def proba_of_rows(self, present: set[int]) -> Vector:
         """Class probabilities of a text holding the features of these rows (0 excluded)."""
-        z = self.intercept
+        z: Vector = self.intercept
         if present:
             rows = np.fromiter(present, dtype=np.intp, count=len(present))
             z = z + self.matrix[rows].sum(axis=0) / math.sqrt(self.idf_squared[rows].sum())
         z = np.exp(z - z.max())
-        return z / z.sum()
+        p: Vector = z / z.sum()
+        return p
 
     def contributions(self, located: list[tuple[str, int, int]], cls: int) -> list[tuple[float, str, int, int]]:
         """Each present feature's push towards class ``cls`` against 'none' (class 0), largest first."""
@@ -237,7 +241,7 @@ class Verdict:
 
 
 class ClaimModel:
-    def __init__(self, spec: dict, digest: str) -> None:
+    def __init__(self, spec: dict[str, Any], digest: str) -> None:
         if spec.get("format") != FORMAT:
             raise ValueError(f"claims model format {spec.get('format')!r}, this livewatch reads {FORMAT}")
         self.digest = digest
@@ -296,7 +300,7 @@ class ClaimModel:
         merged into one span, so a reviewer reads "降血压", not "降血", "血压", "^xue_ya"."""
         pushes = [c for c in self.clause.contributions(self.featurizer.located(unit), cls)
                   if c[0] > 0 and c[1][0] != LENGTH][:12]  # the length bucket is no span of the text
-        merged: list[list] = []  # [start, end, [features], weight]
+        merged: list[list[Any]] = []  # [start, end, [features], weight]
         for w, feat, s, e in sorted(pushes, key=lambda t: t[2]):
             if merged and s < merged[-1][1]:
                 m = merged[-1]

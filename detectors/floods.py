@@ -38,7 +38,7 @@ import math
 import re
 import zlib
 from functools import lru_cache
-from typing import ClassVar, Iterable, Sequence
+from typing import Any, ClassVar, Iterable, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,9 +65,10 @@ def bigrams(text: str) -> frozenset[str]:
     return frozenset({text[i:i + 2] for i in range(len(text) - 1)} or {text})
 
 
-def minhash(grams: Iterable[str]) -> np.ndarray:
+def minhash(grams: Iterable[str]) -> np.ndarray[Any, np.dtype[np.uint64]]:
     x = np.fromiter((zlib.crc32(g.encode("utf-8")) for g in grams), dtype=np.uint64)
-    return ((np.outer(x, _A) + _B) % _PRIME).min(axis=0)
+    signature: np.ndarray[Any, np.dtype[np.uint64]] = ((np.outer(x, _A) + _B) % _PRIME).min(axis=0)
+    return signature
 
 
 @lru_cache(maxsize=1 << 14)
@@ -384,8 +385,8 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             "recent_share": min(1.0, pool_recent / room_recent),
             "log_burst": math.log1p(burst),
             "new_accounts": sum(a.new for a in members) / n,
-            "shared_device": sum(devices.get(a.device, 0) >= s.shared_device_accounts for a in members) / n,
-            "shared_ip_prefix": sum(prefixes.get(a.ip_prefix, 0) >= s.shared_ip_accounts for a in members) / n,
+            "shared_device": sum(devices.get(a.device or "", 0) >= s.shared_device_accounts for a in members) / n,
+            "shared_ip_prefix": sum(prefixes.get(a.ip_prefix or "", 0) >= s.shared_ip_accounts for a in members) / n,
             "contradicting_numbers": sum(any(len(v) > 1 for v in a.numbers.values()) for a in members) / n,
             "multi_room": sum(a.multi_room for a in members) / n,
         }
@@ -417,7 +418,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         # named meanwhile); a small pool below the bar at every commercial message.
         throttled = verdict is not None and 0 <= event.ts - verdict.ts < s.judge_every_ms and (
             verdict.campaign or verdict.features.get("log_accounts", 0.0) >= math.log1p(10 * s.min_accounts))
-        if not throttled:
+        if verdict is None or not throttled:
             features, accounts, scripts = self.pool_features(state, event.ts)
             campaign, score = self.is_campaign(features, ongoing=verdict is not None and verdict.campaign)
             verdict = state.verdict = Verdict(

@@ -165,10 +165,10 @@ def _cents(rest: str) -> Decimal | None:
         digits = rest[:-1].lstrip("零〇0")
         f = _digit_value(digits)
         return None if f is None else Decimal(f) / 100
-    digits = [_digit_value(c) for c in rest]  # "九" → .9, "九九" → .99 (read digit by digit)
-    if len(digits) > 2 or any(d is None for d in digits):
+    decimals = [_digit_value(c) for c in rest]  # "九" → .9, "九九" → .99 (read digit by digit)
+    if len(decimals) > 2 or any(d is None for d in decimals):
         return None
-    return Decimal("0." + "".join(str(d) for d in digits))
+    return Decimal("0." + "".join(str(d) for d in decimals))
 
 
 def parse_amount(s: str) -> Decimal | None:

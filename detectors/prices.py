@@ -540,16 +540,17 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
         """
         today = self._day(ts)
         days = [d for k, d in p.days.items() if today - window_days <= k <= today]
-        charged = [d for d in days if d.order_max is not None]
-        if charged:
-            return ("orders", max(d.order_max for d in charged),  # type: ignore[type-var]
-                    min(d.order_min for d in charged), len(charged))  # type: ignore[type-var]
+        highest = [d.order_max for d in days if d.order_max is not None]
+        lowest = [d.order_min for d in days if d.order_min is not None]
+        if highest and lowest:
+            return "orders", max(highest), min(lowest), len(highest)
         if p.last_order_price is not None:
             return "last_order", p.last_order_price, p.last_order_price, 0
-        shown = [d for k, d in p.days.items() if today - window_days <= k < today and d.shown_max is not None]
-        if shown:
-            return ("shown", max(d.shown_max for d in shown),  # type: ignore[type-var]
-                    min(d.shown_min for d in shown), len(shown))  # type: ignore[type-var]
+        before = [d for k, d in p.days.items() if today - window_days <= k < today]
+        shown_high = [d.shown_max for d in before if d.shown_max is not None]
+        shown_low = [d.shown_min for d in before if d.shown_min is not None]
+        if shown_high and shown_low:
+            return "shown", max(shown_high), min(shown_low), len(shown_high)
         return None
 
     # -- findings -----------------------------------------------------------------------------------

@@ -7,10 +7,13 @@ import json
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from pipeline.engine import Outcome
 from pipeline.errors import RuleSetError
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_RULES = 0, 1, 2
 CST = timezone(timedelta(hours=8))
@@ -105,11 +108,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _settings(**overrides: object):
+def _settings(**overrides: object) -> "Settings":
     from pipeline.settings import Settings
 
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**given)
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**given)  # the environment fills in what the command line leaves out
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

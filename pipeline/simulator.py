@@ -78,7 +78,7 @@ class _Room:
         return TranscriptEvent(**self._base(t_s), text=text, start_ms=ms, end_ms=ms + 3000)
 
     def chat(self, t_s: float, user: str, text: str, role: str = "viewer") -> ChatEvent:
-        return ChatEvent(**self._base(t_s), user_id=user, text=text, role=role)  # type: ignore[arg-type]
+        return ChatEvent(**self._base(t_s), user_id=user, text=text, role=role)
 
     def danmaku(self, t_s: float, user: str, text: str, signals: dict[str, object] | None = None) -> DanmakuEvent:
         return DanmakuEvent(**self._base(t_s), user_id=user, text=text,

@@ -7,7 +7,7 @@ when it passes through livewatch; money is ``Decimal`` (JSON: a string such as "
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -31,6 +31,9 @@ class _Event(BaseModel):
     room_id: Identifier
     platform: Identifier
     ts: EventTime
+
+    if TYPE_CHECKING:  # every event model declares its own literal ``kind`` (the wire discriminator)
+        kind: str
 
 
 class UserSignals(BaseModel):

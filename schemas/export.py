@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from schemas.deadletter import DeadLetter
 from schemas.events import EVENT_MODELS, event_adapter
 from schemas.findings import EnforcementAction, Finding
@@ -11,6 +13,7 @@ from schemas.findings import EnforcementAction, Finding
 
 def all_schemas() -> dict[str, Any]:
     out: dict[str, Any] = {"Event": event_adapter.json_schema()}
-    for model in (*EVENT_MODELS, Finding, EnforcementAction, DeadLetter):
+    models: tuple[type[BaseModel], ...] = (*EVENT_MODELS, Finding, EnforcementAction, DeadLetter)
+    for model in models:
         out[model.__name__] = model.model_json_schema()
     return out

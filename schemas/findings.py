@@ -20,6 +20,8 @@ Severity = Literal["low", "medium", "high", "critical"]
 RuleStatus = Literal["live", "shadow", "off"]
 #: live: the policy acts on it; shadow: a rule being tried; review: for a person, never acted on
 FindingStatus = Literal["live", "shadow", "review"]
+#: how a span was matched: the lexicon (exact, after normalisation, by sound, by pattern), a field's value, the model
+EvidenceHow = Literal["exact", "normalized", "homophone", "pattern", "value", "model"]
 
 
 def derived_id(*parts: object) -> str:
@@ -58,7 +60,7 @@ class Evidence(BaseModel):
     raw: str
     normalized: str
     term: str | None = Field(default=None, description="the lexicon term or pattern that matched")
-    how: Literal["exact", "normalized", "homophone", "pattern", "value", "model"] = "normalized"
+    how: EvidenceHow = "normalized"
 
 
 class Finding(BaseModel):
