@@ -1,6 +1,7 @@
 # The two commands of the README: `make demo` and `make test`. Each sets itself up on a fresh
 # machine: a virtualenv in .venv with the pinned dependencies; `make test` also fetches and starts a
-# real Kafka broker (deploy/kafka) for the integration tests, and stops it afterwards.
+# real Kafka broker (deploy/kafka) for the integration tests, and stops it afterwards; it runs
+# ruff (lint + format check) and mypy before the tests.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -19,7 +20,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/livewatch demo
 
+# lint, format and types first (seconds), then every test
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -v -rA
 
 clean:

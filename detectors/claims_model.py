@@ -200,6 +200,8 @@ class Head:
             table[1:] = np.asarray(list(weights.values()), dtype=np.float64)
         self.idf_squared = table[:, 0] ** 2
         self.matrix = np.ascontiguousarray(table[:, 1:])
+        # the class weights and idf² side by side: one gather and one sum give a text's scores and its norm
+        self.gathered = np.ascontiguousarray(np.hstack((self.matrix, self.idf_squared[:, None])))
 
     def proba(self, features: list[str]) -> Vector:
         present = set(map(self.index.get, features, repeat(0, len(features))))
@@ -210,8 +212,8 @@ class Head:
         """Class probabilities of a text holding the features of these rows (0 excluded)."""
         z: Vector = self.intercept
         if present:
-            rows = np.fromiter(present, dtype=np.intp, count=len(present))
-            z = z + self.matrix[rows].sum(axis=0) / math.sqrt(self.idf_squared[rows].sum())
+            total = self.gathered.take(np.fromiter(present, dtype=np.intp, count=len(present)), axis=0).sum(axis=0)
+            z = z + total[:-1] / math.sqrt(total[-1])
         z = np.exp(z - z.max())
         p: Vector = z / z.sum()
         return p
