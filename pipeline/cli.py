@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--speed", type=float, default=default_speed,
                        help="replay at this multiple of real (event) time")
         g.add_argument("--fast", action="store_true", help="as fast as possible (same output)")
-        sp.add_argument("--rules", type=Path, default=None, help="rules directory (default: $LIVEWATCH_RULES_DIR or rules/)")
+        sp.add_argument("--rules", type=Path, default=None,
+                        help="rules directory (default: $LIVEWATCH_RULES_DIR, else the shipped rules/)")
         sp.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics on 127.0.0.1:PORT")
 
     demo = sub.add_parser("demo", help="watch livewatch police seven simulated rooms (no broker)")

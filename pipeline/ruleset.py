@@ -15,6 +15,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -29,7 +30,22 @@ from schemas.rules import Rule, RuleFile, RulesetManifest
 
 MANIFEST = "ruleset.yaml"
 ENFORCEMENT = "enforcement.yaml"
-DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+
+
+def _shipped_rules_dir() -> Path:
+    """The default ruleset: the wheel ships rules/ as package data in ``pipeline/rules`` (pyproject.toml);
+    in a checkout (editable install) that directory does not exist and rules/ of the checkout is used.
+
+    The installed copy is looked up first: outside a checkout, ``site-packages/rules`` may belong to
+    another distribution. A wheel installed by pip is unpacked on disk, so ``files()`` gives a ``Path``;
+    the loader and the watcher need one (they glob and re-read the directory)."""
+    installed = resources.files("pipeline") / "rules"
+    if isinstance(installed, Path) and installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parent.parent / "rules"
+
+
+DEFAULT_RULES_DIR = _shipped_rules_dir()
 
 
 @dataclass(frozen=True)

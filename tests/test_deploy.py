@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -581,11 +582,12 @@ def test_dockerfile_installs_the_project_and_runs_the_worker():
               for src in line.split()[:-1] if not src.startswith("--")}
     for src in copied:
         assert (REPO / src).exists(), f"COPY {src}: no such path in the repository"
-    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
-    packages = re.search(r"^packages = \[(.*)\]", pyproject, re.M).group(1)
-    for package in re.findall(r'"([^"]+)"', packages):
-        assert package in copied, f"package {package} is not copied into the image"
-    assert re.search(r'^readme = "(.+)"', pyproject, re.M).group(1) in copied
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    setuptools = pyproject["tool"]["setuptools"]
+    for package in setuptools["packages"]:  # its source directory: package-dir maps pipeline.rules to rules/
+        source = setuptools.get("package-dir", {}).get(package, package.replace(".", "/"))
+        assert source in copied or source.split("/")[0] in copied, f"package {package} is not copied into the image"
+    assert pyproject["project"]["readme"] in copied
     assert "rules" in copied and re.search(r"^RUN pip install \.", text, re.M)
     env_names = set(re.findall(r"\b(LIVEWATCH_[A-Z_]+)=", text))
     assert env_names and env_names <= SETTINGS_ENV, sorted(env_names - SETTINGS_ENV)
