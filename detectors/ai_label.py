@@ -1,28 +1,12 @@
 """AI-content label detector (AI主播标识): an AI-generated host or segment without a visible label.
 
-A stream (or a segment of it) counts as AI-generated while any of these holds:
+A stream is AI while its metadata (``host_kind`` ai/mixed), a classifier's ``aigc_score``, its implicit label
+or the host's own words say so. Two checks, each a rule in rules/ai_label.yaml (``check:``):
+``missing_at_start`` (no visible label within ``grace_s``) and ``label_gap`` (a shown label gone longer than
+``max_gap_s``), each re-reported every ``repeat_every_s``. Deadlines are event time, checked on every event of
+the room before it is applied. State is small and durable; re-delivered events are recognised by id.
 
-- the platform's stream metadata says the host is AI (``host_kind`` ``ai`` or ``mixed``);
-- an upstream classifier's ``aigc_score`` is at or above the threshold;
-- the content's implicit label (``implicit_label``, the AIGC metadata the labelling measures require)
-  says it is generated;
-- the host says so ("我是AI数字人主播", "本直播间为虚拟主播") in the transcript or in host/operator chat —
-  this one holds until the stream ends, since a host does not say it twice.
-
-Two checks, each a rule in rules/ai_label.yaml (``check:``):
-
-- ``missing_at_start`` — from the moment the stream is AI, a visible label (``ai_label_visible``) must
-  appear within the rule's ``grace_s``; if it never has, a finding, re-reported every ``repeat_every_s``;
-- ``label_gap`` — a label that was shown and then disappears for longer than ``max_gap_s`` while the
-  stream is still AI (the label must be continuous), one finding per gap, re-reported likewise.
-
-Stream metadata is read as a snapshot of the stream: a ``stream_meta`` without ``aigc_score`` or
-``implicit_label`` means there is none now. Deadlines are event time, checked on every event of the
-room this detector receives (viewer chat and danmaku are clock ticks) before the event is applied: a
-finding fires on the first event after the deadline. State is small and durable (a restart must not
-forget that a label has been missing since 20:00). Re-delivered events (read again by a Kafka worker after
-a restart) are recognised by the ids of the last ``max_applied_ids`` state-changing events and ignored:
-re-applying "label off" after "label back on" would open a gap that never was.
+Reasons and examples: docs/prices_and_ai_labels.md.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ package imports every module in ``detectors/``). It is built once per ruleset fr
 (a hot reload builds new detectors) and then called as a pure function of (event, normalised text, room
 state). Its state is a pydantic model, so any runtime can persist it (a dict, a Faust table) and rebuild it.
 ``detectors.checks.check_detector`` holds any detector to the contract.
+
+How to write a detector: docs/rules.md.
 """
 
 from __future__ import annotations

@@ -1,20 +1,13 @@
 """False-claims detector (虚假宣传): absolute terms, efficacy/disease claims, fabricated data, guarantees.
 
-Reads what the seller says — host transcript, host/operator chat and product titles — never ordinary
-viewer chat (a viewer writing "最好看" is not advertising). Two readers, combined per claim type:
+Reads what the seller says — host transcript, host/operator chat and product titles — never viewer chat.
+Two readers, combined per claim type: the lexicon (terms by Aho-Corasick, optionally on pinyin; patterns;
+exception phrases) and the model (detectors/claims_model.py), whose rules report ``review`` from
+``min_score`` and ``live`` from ``live_score``. Where both fire for one type there is one finding, the
+lexicon's, and ``details.fired`` names both. Context (``settings.context``: notices, quoted rules, questions,
+advice, refusals) decides before either reports.
 
-- the **lexicon**: terms matched with Aho-Corasick on the normalised text (and, for rules that ask for
-  it, on its tone-less pinyin, which catches "减fei" and "见肥"); patterns are regular expressions on
-  the normalised text. A match inside one of the rule's exception phrases ("第一个链接") does not count.
-- the **model** (detectors/claims_model.py), for claims the lexicon has never seen: a rule with
-  ``model:`` reports its claim type when the model's score reaches ``min_score`` — ``live`` from
-  ``live_score`` up, ``review`` (an alert for a person, no action) below it. Where the lexicon fired
-  for the same type, the lexicon's finding says that the model agreed.
-
-**Context** decides before either reports (``settings.context``, data): a clause that is a required
-notice ("保健食品不是药物，不能代替药物治疗疾病"), quotes a rule ("广告法不让说最"), or gives general
-advice naming no product ("减肥还是要管住嘴迈开腿") makes no claim, nor do the words after a refusal in
-the same clause ("我不敢说全网最低").
+Reasons, training and figures: docs/claims.md.
 """
 
 from __future__ import annotations

@@ -1,30 +1,12 @@
 """The learned half of the false-claims detector: a linear model that reads host speech clause by clause.
 
-A lexicon learns the phrasings it is shown; this model learns what claims look like from a labelled
-corpus (``corpus/claims``, plus the LiveAMR host ASR when it is present) and predicts the claim type —
-none, absolute, efficacy, fabricated_data, guarantee. It is trained by ``scripts/train_claims.py`` with
-scikit-learn; the file it writes (``rules/claims_model.json``) holds the weights, and this module scores
-with them. Scoring is hand-written (a dictionary look-up per feature and a numpy sum) because calling
-scikit-learn per utterance costs ≈ 0.2 ms of overhead, ten times this whole module's budget; the
-training script checks that both give the same probabilities.
+``load_model`` parses ``rules/claims_model.json`` (weights written by ``scripts/train_claims.py``, handed over
+as bytes, parsed once per ruleset); ``ClaimModel.read`` gives an utterance's claim type (none, absolute,
+efficacy, fabricated_data, guarantee) and score — the smaller of the segment head's and the best unit's
+(units of ``window`` clauses) — and ``explain`` the features that decided it, as evidence. Scoring is
+hand-written and gives scikit-learn's probabilities (the training script checks it).
 
-How an utterance is read — real host ASR runs on for 350 characters, and the claim is one clause of many:
-
-- **units**: the normalised text is cut at the clause ends the normaliser dropped (``clause_breaks``);
-  a clause longer than ``max_clause`` characters (ASR without punctuation) into overlapping pieces;
-  a unit is ``window`` consecutive clauses.
-- **features** of a text: its character 1–3-grams (digits masked, so "瘦了3斤" ≈ "瘦了10斤"); the
-  tone-less pinyin of each pair of Chinese characters (a homophone "morph" — 质疗, 雪压 — shares it
-  with 治疗, 血压); the words of the claim vocabulary found in it and their classes ("~disease" for
-  血压, 三高, 痛风, … so an unseen disease name still carries weight); and the text's length bucket
-  (a three-character "那肯定" is rarely a claim). Binary, idf-weighted, unit length (scikit-learn's
-  ``TfidfVectorizer(binary=True)``).
-- **two heads**: the *segment* head reads the whole utterance, the *clause* head each unit. The
-  utterance's claim score is the smaller of the segment head's and the best unit's: the whole must read
-  as a claim, and one unit must carry it. That unit, and the features that pushed it most, are the
-  evidence a reviewer sees.
-
-Pure: the model arrives as bytes (the ruleset loader reads the file), is parsed once per ruleset.
+Features, reasons and figures: docs/claims.md.
 """
 
 from __future__ import annotations

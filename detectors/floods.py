@@ -1,35 +1,13 @@
 """Bot-comment flood detector (职业弹幕人): many accounts posting commercial scripts in one room.
 
-**Scripts.** Per room, comments are clustered into scripts: the normalised text with numbers masked
-("3颗就瘦了3.2斤" and "2颗就瘦了5斤" are one text), and near-duplicates of commercial texts merged —
-"家人们真给力#颗就瘦了#斤" joins "真给力#颗就瘦了#斤" (other texts join only their exact masked form). Similarity is measured on character-bigram sets: Jaccard ≥ ``min_jaccard`` or
-containment (shared / smaller set) ≥ ``min_containment``, the second because hired accounts pad a
-script with fillers ("姐妹们", "亲测", emotes) more than they rewrite it. Candidates come from MinHash
-LSH (32 hashes in 16 bands of 2), so a lookup never scans every script; each candidate is then checked
-exactly. (A 64-bit SimHash, the first version, merged too few padded variants of short Chinese texts:
-``scripts/eval_floods.py --near-duplicates`` prints both.) MinHash is a few numpy lines here rather
-than ``datasketch``: the index must live in the room state, which round-trips through JSON.
+Per room, viewer comments are clustered into scripts (numbers masked; near-duplicate commercial texts merged
+by MinHash LSH and an exact Jaccard/containment check). The commercial scripts posted by several accounts
+form a pool; it is a campaign when enough accounts post it and either the traffic thresholds or the
+account-signal model fire: a room finding per campaign period, one per account (muted by the account
+ladder), a shadow finding for a non-commercial chant. State is not durable: it depends only on the last
+``window_s`` of input (``history_ms``) and is bounded.
 
-**Campaigns.** A script is commercial when it carries a cue of the rule (a testimonial "瘦了", urgency
-"快下单", …). The room's commercial scripts posted by ≥ ``min_script_accounts`` accounts within the
-window form its *pool*: a campaign of four script variants is judged as one. The pool is a campaign
-when it is posted by ≥ ``min_accounts`` accounts and either the hand thresholds on its traffic fire
-(share of the room's comments over the pool's own span, share over the last ``recent_s``, or a burst
-of the room's traffic against its own rate earlier in the window; an ongoing campaign is held down to
-``hold_factor`` of the shares), or — when the rule file carries one — a logistic model over the pool's
-account signals does (new accounts, shared devices, one IP prefix, accounts active in several rooms at
-once by the platform's count, accounts contradicting their own numbers), trained by
-``scripts/train_floods.py``: it catches bought accounts below the traffic thresholds.
-
-A fan chant ("然然超可爱" ×200 in 10 s) has no commercial cue: a non-commercial script is only reported,
-per script, by a shadow rule that never acts. A host-solicited "已下单" chant has no cue either.
-
-**State**: its features depend only on the last ``window_s`` of input (``history_ms``), so a runtime
-can rebuild it by re-reading that much input (what outlives the window — a script's first text and
-examples, report periods, the hold — is listed in the README's Kafka section); it is bounded: at most ``max_scripts`` scripts (least recently seen
-evicted), ``max_accounts`` accounts per script and in the commercial account table, buckets for one
-window. A campaign or a large pool is judged at most once per ``judge_every_ms`` of event time (the
-cost of a judgement grows with the pool); between judgements a campaign's newcomers are still named.
+Reasons, settings and figures: docs/floods.md.
 """
 
 from __future__ import annotations

@@ -1,19 +1,12 @@
 """Evasion-robust text normalisation that keeps a map back to the raw text.
 
-What it undoes, in order, for each raw character:
+``normalize`` drops invisible characters, applies NFKC and lower case, drops inserted symbols, punctuation
+and spaces (keeping "." between digits and "%"), converts traditional to simplified Chinese and collapses
+runs of three or more of one character. ``NormalizedText.offsets[i]`` is the index in ``raw`` of the
+character that produced ``text[i]``; ``clause_breaks`` says where dropped clause ends stood;
+``pinyin_keys`` gives tone-less pinyin for homophone evasions ("减fei", "见肥").
 
-1. invisible characters (zero-width space/joiners, soft hyphen, BOM, variation selectors, bidi marks):
-   dropped — NFKC keeps them, so "减\u200b肥" would otherwise dodge a lexicon;
-2. NFKC + lower case: full-width "ＡＢＣ１２３", circled "①", styled maths letters → plain;
-3. inserted symbols, punctuation and spaces ("减.肥", "减 肥", "最*佳"): dropped, except a decimal
-   point between digits and "%", which carry meaning ("3.2斤", "99%");
-4. traditional → simplified Chinese (OpenCC ``t2s``);
-5. a character repeated three times or more ("最最最好", "哈哈哈哈") → once; digits are left alone.
-
-``NormalizedText.offsets[i]`` is the index in ``raw`` of the character that produced ``text[i]``,
-so a match in the normalised text is reported as the raw span a reviewer actually saw.
-
-Homophone evasion ("减fei", "见肥") is handled by ``pinyin_keys``: matchers compare tone-less pinyin.
+The steps and their reasons: docs/rules.md ("What a detector is handed").
 """
 
 from __future__ import annotations

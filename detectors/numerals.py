@@ -1,14 +1,10 @@
 """Amounts of money as hosts say them: "99", "９９", "99.9", "一百二十九", "两百", "一千零五十",
 "九块九" (9.9), "三十九块九毛九" (39.99), "两百五" (250), "1.2万", "三万" — always as ``Decimal``.
 
-Why not a library: cn2an (the best-kept PyPI package for Chinese numerals) returns ``int | float``, so
-"九点九" would pass through a binary float before reaching a price, and it does not read spoken money
-at all — "九块九", "三块五毛", "两百五" and "一千二" (the colloquial dropped last unit) are exactly what a
-live-commerce host says. The grammar needed here is small, so it is written out below, Decimal only,
-with its own tests (tests/test_numerals.py).
-
 Every function is pure and total: anything it cannot read as one amount gives ``None``, never an
 exception. Input may be raw or already normalised (full-width digits are folded either way).
+
+Why not a library (cn2an): docs/prices_and_ai_labels.md ("Spoken prices").
 """
 
 from __future__ import annotations

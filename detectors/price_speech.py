@@ -2,24 +2,12 @@
 "到手价一百二十九", "九块九包邮"), a comparison price ("原价一百九十九"), a discount rate ("打五折",
 "七五折", "半价") and a reduction ("立减50", "直降三十").
 
-The cue words come from the rules (``PriceSettings.speech`` in rules/prices.yaml); this module only
-applies them. Everything is matched on the normalised text (no punctuation or spaces, traditional →
-simplified, full-width → ASCII), and spans are reported in its coordinates so the caller can map them
-back to the raw words. Every quantifier in the patterns is bounded, so a 20,000-character transcript
-costs linear time.
+The cue words come from the rules (``PriceSettings.speech`` in rules/prices.yaml). Spans are in the
+normalised text's coordinates; every quantifier is bounded (linear time on 20,000 characters). Conservative:
+quantities, multi-item and n-th-item prices, coupon and threshold prices, reductions and negated cues are
+never read as the sale price.
 
-Deliberately conservative — a misread price is a false alarm against a seller:
-
-- a number followed by a measure word is a quantity, not a price ("只要两件", "只要3天");
-- a price for several items ("两件只要99", "只要99两件") or for the n-th item ("第二件只要九块九") is not a
-  unit price and is not compared with the tag;
-- a number after a coupon or threshold word ("券后", "满99包邮", "减50", "省了") is not the sale price;
-- a number introduced by a reduction cue ("直降80", "便宜了50", "优惠30") is the reduction, never the sale
-  price, also when a sale cue or suffix follows it ("直降80到手只要219": 80 off, 219 to pay) — the
-  reductions are read first and their numbers are taken;
-- a cue right after a negation or a refusal ("不是只要99", "不能说原价199") says nothing;
-- an amount does not run on across a clause break the normaliser dropped: "直降80，219到手" is 80 and
-  219, not 80219 (pass the ``NormalizedText``; "1,299" keeps its thousands separator).
+The reading rules, with examples: docs/prices_and_ai_labels.md ("Spoken prices").
 """
 
 from __future__ import annotations

@@ -1,37 +1,13 @@
 """Price-marking detector (明码标价): unmarked, contradicted and fictitious prices in a live room.
 
-Five checks, each a rule in rules/prices.yaml (``check:``):
+Five checks, each a rule in rules/prices.yaml (``check:``): ``unmarked``, ``spoken_mismatch``,
+``comparison_without_basis``, ``fictitious_original`` (虚构原价, against a 7-day price history) and
+``discount_arithmetic``. Event time only: deadlines are checked on every event of the room before it is
+applied, so a finding fires on the first event after the deadline. Re-delivered state changes are
+recognised by id and ignored. State is durable and bounded (``max_products``, ``history_days``,
+``max_reported``).
 
-- ``unmarked`` — a product on air (stream_meta) or pitched (a price spoken while it is the product
-  being sold) has had no visible price tag for longer than the rule's grace period;
-- ``spoken_mismatch`` — the host says a sale price ("只要99", "到手价一百二十九", "九块九包邮") that is
-  not the price on the product's visible tag (nor on any other visible tag in the room);
-- ``comparison_without_basis`` — a comparison price (the tag's ``original_price``, or a spoken
-  "原价一百九十九") is shown or said while the tag gives no basis for it;
-- ``fictitious_original`` — a comparison price above every price actually charged for the product in
-  the previous ``window_days`` days (orders; with no order then, the last order price ever seen;
-  failing that, the prices the tag showed on earlier days) — 虚构原价;
-- ``discount_arithmetic`` — a discount whose numbers do not add up: original × rate ("五折", "七五折",
-  "半价") or original − reduction ("立减50", "直降80") is below what the buyer is asked to pay — the sale
-  price said, and the price on the tag (what is charged).
-
-Time is event time only. Deadlines (the grace period of a missing price, and its re-reports) are
-checked on every event of the room this detector receives — chat and danmaku included, as clock
-ticks — **before** the event is applied, so a finding fires on the first event after the deadline
-(an event exactly at the deadline does not fire it: the price must be missing *longer* than the grace).
-The state keeps the earliest open deadline, so a clock tick costs one comparison.
-
-Re-delivery is harmless: after a rebalance or restart the Kafka worker reads again the events after
-the committed offset, whose state changes may already be in the changelog. The state remembers the ids
-of the last ``max_applied_ids`` events that changed it (stream_meta, price tags, price talk) and ignores
-them when they come again — re-applying an older price tag after a newer one would bring it back. Their
-findings were published before their state was (the worker's order), so nothing is lost. Orders and
-clock ticks are idempotent by construction (a min/max; a deadline counts its reports) and are not kept.
-
-State is durable (price history must survive restarts) and bounded: at most ``max_products``
-products per room (those off air and without an open episode are evicted first, least recently
-touched), price history as one min/max per product per China-time day for ``history_days`` days, and
-at most ``max_reported`` remembered reports.
+What each rule catches, with examples, and the reasons: docs/prices_and_ai_labels.md.
 """
 
 from __future__ import annotations

@@ -1,18 +1,11 @@
 """Inline rule examples as short timelines, for detectors whose findings depend on time and state.
 
-A claims rule can be checked against one sentence; "no visible price for longer than 60 s" or "the
-label vanished for more than 30 s" needs a sequence of events. A rule's ``examples`` therefore list
-timelines that must make it fire (``fires``) or stay quiet (``quiet``), each event written compactly:
+A ``TimelineRule``'s ``examples`` list timelines that must make it fire (``fires``) or stay quiet
+(``quiet``), each event written compactly, e.g. ``{t: 0, meta: {products: [p1]}}``,
+``{t: 40, say: 今天到手价只要八十九}``, ``{t: -2, day: -3, order: {product: p1, price: "199"}}``: ``t`` is
+seconds and ``day`` whole days from the example's start; events are fed in the order written.
 
-    - {t: 0,  meta: {products: [p1]}}                       # stream_meta: p1 on air
-    - {t: 30, tag: {product: p1, price: "99", original_price: "199", basis: 前7日最低成交价}}
-    - {t: 40, say: 今天到手价只要八十九}                        # transcript (host)
-    - {t: 50, chat: 我是AI数字人主播}                          # host chat
-    - {t: -2, day: -3, order: {product: p1, price: "199"}}   # an order three days earlier
-    - {t: 0,  meta: {host_kind: ai, ai_label_visible: true}}
-
-``t`` is seconds and ``day`` whole days from the example's start; events are fed in the order written.
-The same format is used by the README's rule documentation and by tests.
+The full format: docs/prices_and_ai_labels.md ("Timeline examples").
 """
 
 from __future__ import annotations

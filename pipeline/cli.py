@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rules directory (default: $LIVEWATCH_RULES_DIR, else the shipped rules/)")
         sp.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics on 127.0.0.1:PORT")
 
-    demo = sub.add_parser("demo", help="watch livewatch police seven simulated rooms (no broker)")
+    demo = sub.add_parser("demo", help="watch livewatch police nine simulated rooms (no broker)")
     pacing(demo, default_speed=60.0)
     demo.add_argument("--out", default="out/demo", help="output directory (default out/demo)")
     demo.set_defaults(func=cmd_demo)

@@ -1,19 +1,12 @@
 """Event-time merge of co-partitioned input topics (a watermark, in stream-processing terms).
 
-A room's chat, transcript, price tags and stream metadata arrive on different topics, and a consumer
-sees them interleaved however the fetches fell. Detectors depend on order across kinds (a slimming claim
-is judged by the product on air), so the worker merges, per partition number, the events of every
-input topic by event time before deciding: an event is released once every input topic-partition has
-either delivered an event at least as late, or has nothing more to deliver right now (caught up with
-its high-water mark). Two bounds keep a stalled topic from holding everything: an event is released
-anyway once the partition's event time has moved ``max_lateness_ms`` past it, or once it has waited
-``max_wait_s`` of wall time.
+Detectors depend on order across kinds (a slimming claim is judged by the product on air), so the worker
+merges, per partition number, the events of every input topic by event time: an event is released once every
+input topic-partition has delivered one at least as late or is caught up, or once the partition's event time
+has moved ``max_lateness_ms`` past it, or after ``max_wait_s`` of wall time. Ties break by the publisher's
+sequence number, then topic and offset, so Kafka decides in the embedded runtime's order.
 
-Ties are broken by the publisher's sequence number (``livewatch publish`` sends the recording's line
-number as a header), then by topic and offset, so a recording replayed through Kafka is decided in the
-same order as by the embedded runtime.
-
-Pure: no Kafka here. The worker feeds it and asks what is ready.
+Pure: no Kafka here. The worker feeds it and asks what is ready. Operation: docs/kafka_operations.md.
 """
 
 from __future__ import annotations

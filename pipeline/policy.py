@@ -1,14 +1,11 @@
 """Enforcement policy: findings → actions, along a ladder per subject (room or account).
 
-Each live finding adds strike points to its subject (by severity). The ladder's step is the highest
-whose threshold the points within ``period_s`` reach; an action is issued when the step rises above
-the highest step issued within the period. After an action, a cool-down lets strikes accumulate without
-escalating again at once (a host repeating one sentence three times is one incident, not three);
-severities listed under ``jump`` go straight to their step, cool-down or not. Strikes and issued
-actions expire after ``period_s``, so a room that behaves starts over.
+Live findings add strike points by severity; an action is issued when the ladder's step (the highest whose
+threshold the points within ``period_s`` reach) rises above the highest step issued within the period,
+subject to a cool-down and to ``jump``; strikes and actions expire after ``period_s``. Keyed to event time; a
+finding already counted is answered with the action it produced before, so nothing escalates twice.
 
-Everything is keyed to event time, and a finding already counted is recognised by its id and answered
-with the action it produced before, so a replay or a re-delivered event never escalates twice.
+The ladder in full: docs/rules.md ("The enforcement ladders").
 """
 
 from __future__ import annotations

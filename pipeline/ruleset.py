@@ -1,12 +1,11 @@
 """Load, validate and hot-swap the ruleset in ``rules/``.
 
-A ruleset directory holds ``ruleset.yaml`` (its version), ``enforcement.yaml`` (the ladders) and one or
-more detector rule files (``detector: NAME``). Loading checks everything — YAML syntax, every field of
-every rule against its detector's pydantic model, unique ids, and each rule's inline examples — and
-reports *all* problems at once with file, line, rule and field, before anything is used.
+Loading checks everything — YAML syntax, every rule against its detector's pydantic model, unique ids, each
+rule's inline examples — and reports *all* problems at once with file, line, rule and field. The version
+stamped on findings is the manifest's version plus a digest of the files; ``RulesetWatcher`` swaps in a
+changed ruleset only when it loads.
 
-The ruleset version stamped on findings is the manifest's version plus a digest of the files, so two
-different rule texts never share a version.
+Writing rules: docs/rules.md.
 """
 
 from __future__ import annotations

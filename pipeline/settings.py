@@ -1,5 +1,5 @@
 """All configuration in one object: environment variables ``LIVEWATCH_*`` (or a ``.env`` file given by
-``LIVEWATCH_ENV_FILE``), overridden by command-line flags. The README's "Kafka runtime" section lists them."""
+``LIVEWATCH_ENV_FILE``), overridden by command-line flags. docs/kafka_operations.md lists them."""
 
 from __future__ import annotations
 

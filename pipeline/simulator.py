@@ -1,32 +1,12 @@
 """A built-in simulator: nine live rooms, scripted so the demo shows each part of livewatch.
 
-- ``demo-clean``   a tea seller who talks like the rules want: prices shown, no claims; viewers gush
-                   ("最好喝了！") — viewer chat is never treated as advertising.
-- ``demo-claims``  a snack seller who slips twice (a superlative, a slimming claim): warned, then limited.
-- ``demo-escalate`` a "health drink" pitched as a cure, again and again: the ladder climbs to suspension.
+Three claims rooms (``demo-clean``, ``demo-claims``, ``demo-escalate``), four price-marking and AI-label rooms
+(``demo-prices``, ``demo-prices-ok``, ``demo-ai-host``, ``demo-ai-ok``; also written to
+``examples/prices_ai_labels.jsonl`` by ``scripts/make_examples.py``) and two bot-flood rooms
+(``demo-flood``, ``demo-fans``). The script is fixed (same events, same ids, same timestamps every run), so
+the demo's output is too.
 
-and the price-marking and AI-label rooms, also written to ``examples/prices_ai_labels.jsonl`` by
-``scripts/make_examples.py`` (every rule of both detectors, with the negatives beside the positives):
-
-- ``demo-prices``  a scarf sold at 159, then "原价299" with only 159 ever charged (虚构原价), a spoken 89
-                   against a tag of 99, a cup on air without a price, then with "5折" that is no 5折 and
-                   an original price without its basis: warned, then limited.
-- ``demo-prices-ok`` a tea gift box priced within the grace period, an original price that really was
-                   charged today, a basis on every comparison, a bundle price, a discount in the buyer's
-                   favour, a suggested retail price marked as such: no alert.
-- ``demo-ai-host`` metadata says a human host, the host says "我是AI数字人主播" with no label; the label
-                   comes late, and later vanishes for 40 s: warned, then limited.
-- ``demo-ai-ok``   an AI host labelled from the start (classifier and implicit label agree), a 15-second
-                   gap in the label (allowed: 30 s): no alert.
-
-and the bot-flood rooms:
-
-- ``demo-flood``   a slimming-candy room flooded by 14 hired accounts posting padded variants of two
-                   testimonial scripts ("真给力，3颗就瘦了4斤"): a campaign alert, every account named
-                   (pseudonymised in the alert) and muted.
-- ``demo-fans``    30 fans chanting "唱得太好听了": a non-commercial flood, recorded by a shadow rule only.
-
-The script is fixed (same events, same ids, same timestamps every run), so the demo's output is too.
+What each room does and shows: docs/cli.md ("livewatch demo").
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 Unknown fields are kept (``extra="allow"``) so that a producer on a newer schema loses nothing
 when it passes through livewatch; money is ``Decimal`` (JSON: a string such as "99.00" or a number).
+The readable version: docs/events.md.
 """
 
 from __future__ import annotations

@@ -194,8 +194,8 @@ def test_two_workers_share_the_group_and_decide_every_event_once_in_effect_acros
 
 def _quiet_tail(rooms: list[str], t0: float) -> list[bytes]:
     """One harmless event per room on every input topic, after the rooms have ended. A new worker that is
-    never handed the message at its committed offset (faust-streaming 0.15, see README) only notices the
-    gap when a later offset of that topic-partition is done; these make sure there is one."""
+    never handed the message at its committed offset (faust-streaming 0.15, see docs/kafka_operations.md) only
+    notices the gap when a later offset of that topic-partition is done; these make sure there is one."""
     lines = []
     for i, room in enumerate(rooms):
         t = t0 + i * 6
