@@ -297,6 +297,12 @@ class WorkerRuntime:
         await self._acknowledge()
 
     async def _acknowledge(self) -> None:
+        if self.app.rebalancing:
+            # Faust drops the acknowledgements of revoked partitions when a rebalance starts, yet accepts new
+            # ones meanwhile and commits them once a kept partition is assigned again: past the offset it has
+            # just seeked to. A rebuild would then count as decided messages that Faust delivers again. Wait
+            # until the rebalance is over: what was revoked is cleared by then, the rest is acknowledged.
+            return
         events, rereads = self.offsets.acks(time.monotonic())
         for request in rereads:
             asyncio.ensure_future(self._reread(request))
