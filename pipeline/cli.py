@@ -116,7 +116,7 @@ def _settings(**overrides: object) -> "Settings":
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from pipeline.worker import run_worker
+    from pipeline.kafka.worker import run_worker
 
     settings = _settings(broker=args.broker, rules_dir=args.rules, datadir=args.datadir,
                          metrics_port=args.metrics_port, web_port=args.web_port, partitions=args.partitions,
@@ -129,7 +129,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     import asyncio
 
     from pipeline.embedded import read_jsonl
-    from pipeline.kafka import publish
+    from pipeline.kafka.recording import publish
 
     path = Path(args.file)
     if not path.is_file():
@@ -145,8 +145,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     import asyncio
 
-    from pipeline.kafka import record
-    from pipeline.topics import INPUT_NAMES
+    from pipeline.kafka.recording import record
+    from pipeline.kafka.topics import INPUT_NAMES
 
     settings = _settings(broker=args.broker)
     topics = args.topics.split(",") if args.topics else list(INPUT_NAMES)

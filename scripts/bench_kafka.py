@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from aiokafka import AIOKafkaConsumer  # noqa: E402
 
-from pipeline.kafka import ensure_topics, new_producer  # noqa: E402
+from pipeline.kafka.topics import ensure_topics, new_producer  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from scripts.convert_bilibili import convert  # noqa: E402
 from tests.kafka_harness import Broker, Worker, start_broker, wait_for  # noqa: E402

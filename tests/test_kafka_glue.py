@@ -2,9 +2,9 @@
 
 import pytest
 
-from pipeline.kafka import route
+from pipeline.kafka.recording import route
 from pipeline.settings import Settings
-from pipeline.topics import INPUTS, TOPIC_FOR_KIND
+from pipeline.kafka.topics import INPUTS, TOPIC_FOR_KIND
 
 
 @pytest.mark.parametrize("kind, topic", sorted(TOPIC_FOR_KIND.items()))

@@ -1,6 +1,6 @@
 """The event-time merge releases events in event-time order once no input can still precede them."""
 
-from pipeline.merge import EventTimeMerger
+from pipeline.kafka.merge import EventTimeMerger
 
 A, B = ("chat", 0), ("price", 0)
 

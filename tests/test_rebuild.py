@@ -16,13 +16,13 @@ import time
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pipeline.engine import Engine, MemoryStateStore, RoomState
-from pipeline.kafka import ensure_topics, new_producer
-from pipeline.merge import EventTimeMerger, order_key
+from pipeline.kafka.merge import EventTimeMerger, order_key
+from pipeline.kafka.reader import History, read_history
+from pipeline.kafka.rebuild import RebuildCoordinator
+from pipeline.kafka.topics import TOPIC_FOR_KIND, ensure_topics, new_producer
 from pipeline.metrics import Metrics
-from pipeline.rebuild import read_history
 from pipeline.ruleset import DEFAULT_RULES_DIR, load_ruleset
 from pipeline.settings import Settings
-from pipeline.worker import WorkerRuntime
 from schemas.events import event_adapter
 from tests.builders import chat, flood_story, floods_on_rules, say
 from tests.kafka_harness import free_port
@@ -148,7 +148,24 @@ def test_held_events_wait_from_the_moment_the_partition_opens():
     assert merger.pop_ready(lambda tp: False, now_s=15) == ["a@200"]
 
 
-# -- the worker: a rebuild that fails never stops it -------------------------------------------------
+# -- the rebuild coordinator: partitions open once rebuilt; a failed rebuild never stops the worker -----
+
+
+class Coordinated:
+    """A rebuild coordinator over an engine with a memory store, recording the partitions it opens."""
+
+    def __init__(self, ruleset, read, timeout_s: float = 1.5) -> None:
+        self.engine = Engine(ruleset)
+        self.opened: list[int] = []
+        self.coordinator = RebuildCoordinator(read, self.engine, self.engine.store, self.engine.metrics,
+                                              input_topic=lambda kind: TOPIC_FOR_KIND.get(kind),
+                                              lock=asyncio.Lock(), on_open=self._on_open, timeout_s=timeout_s)
+
+    async def _on_open(self, partition: int) -> None:
+        self.opened.append(partition)
+
+    def samples(self) -> dict[str, float]:
+        return {s.name + str(s.labels): s.value for m in self.engine.metrics.registry.collect() for s in m.samples}
 
 
 @pytest.fixture
@@ -161,37 +178,98 @@ def silent_broker():
 
 
 @pytest.mark.parametrize("how", ["refused", "hangs"])
-async def test_a_rebuild_that_fails_opens_the_partition_with_empty_windows_and_says_so(how, flood_ruleset, tmp_path,
+async def test_a_rebuild_that_fails_opens_the_partition_with_empty_windows_and_says_so(how, flood_ruleset,
                                                                                          silent_broker, caplog):
-    port = free_port() if how == "refused" else silent_broker
-    runtime = WorkerRuntime(Settings(broker=f"kafka://127.0.0.1:{port}", rules_dir=flood_ruleset.directory,
-                                     datadir=tmp_path / "w", rebuild_timeout_s=1.5))
-    released = []
+    bootstrap = f"127.0.0.1:{free_port() if how == 'refused' else silent_broker}"
 
-    async def release() -> None:
-        released.append(True)
+    async def read(tps, history_ms, kinds):
+        return await read_history(bootstrap, "g", tps, history_ms, kinds=kinds, clock_ms=lambda: 0)
 
-    runtime._release = release  # no Faust consumer here
-    runtime._owned = {0: {TopicPartition("live.chat", 0), TopicPartition("live.danmaku", 0)}}
-    runtime._generation = 1
+    c = Coordinated(flood_ruleset, read)
     started = time.monotonic()
-    await runtime._rebuild(1, 0, sorted(runtime._owned[0]), flood_ruleset.rebuild_kinds,
-                           flood_ruleset.rebuild_history_ms)
+    await c.coordinator.rebuild(0, [TopicPartition("live.chat", 0), TopicPartition("live.danmaku", 0)],
+                                flood_ruleset.rebuild_kinds, flood_ruleset.rebuild_history_ms)
     assert time.monotonic() - started < 10
-    assert runtime._open == {0} and released  # the partition goes on
-    samples = {s.name + str(s.labels): s.value for m in runtime.metrics.registry.collect() for s in m.samples}
+    assert c.coordinator.is_open(0) and c.opened == [0]  # the partition goes on
+    assert c.coordinator.unrebuilt == {0}
+    samples = c.samples()
     assert samples["livewatch_rebuilds_total{'result': 'failed'}"] == 1
     assert samples["livewatch_rebuilds_total{'result': 'ok'}"] == 0
     assert samples["livewatch_partitions_unrebuilt{}"] == 1
     assert "rebuilding the state of partition 0 failed" in caplog.text
 
 
-async def test_a_rebuild_of_a_revoked_assignment_is_dropped(flood_ruleset, tmp_path):
-    runtime = WorkerRuntime(Settings(broker=f"kafka://127.0.0.1:{free_port()}", rules_dir=flood_ruleset.directory,
-                                     datadir=tmp_path / "w", rebuild_timeout_s=1.5))
-    runtime._generation = 2  # revoked and reassigned since generation 1 started its rebuild
-    await runtime._rebuild(1, 0, [TopicPartition("live.chat", 0)], flood_ruleset.rebuild_kinds, 1000)
-    assert runtime._open == set() and runtime._unrebuilt == set()
+def _history(events, ahead=()):
+    return History(events=list(events), ahead=[(order_key(e.ts, None, "live.chat", i), e) for i, e in enumerate(ahead)])
+
+
+async def test_each_assigned_partition_opens_once_its_windows_are_rebuilt(flood_ruleset):
+    bots = [chat(f"真给力，{i % 5 + 1}颗就瘦了{i % 7 + 2}斤", user=f"bot{i}", room=f"r{i % 2}", t=i) for i in range(20)]
+    later = [chat("真给力，3颗就瘦了3.2斤", user=f"late{i}", room="r0", t=100 + i) for i in range(3)]
+    reads: list[tuple[int, list[str]]] = []
+    gate = asyncio.Event()
+
+    async def read(tps, history_ms, kinds):
+        reads.append((tps[0].partition, sorted(tp.topic for tp in tps)))
+        await gate.wait()
+        return _history(bots if tps[0].partition == 0 else [], ahead=later if tps[0].partition == 0 else [])
+
+    c = Coordinated(flood_ruleset, read)
+    c.coordinator.assign([1, 0], flood_ruleset)
+    await asyncio.sleep(0)
+    assert c.coordinator.open == set() and c.samples()["livewatch_partitions_rebuilding{}"] == 2  # held
+    gate.set()
+    await c.coordinator.wait()
+    assert sorted(reads) == [(0, ["live.chat", "live.danmaku"]), (1, ["live.chat", "live.danmaku"])]
+    assert c.coordinator.open == {0, 1} and sorted(c.opened) == [0, 1] and c.coordinator.unrebuilt == set()
+    assert c.samples()["livewatch_partitions_rebuilding{}"] == 0
+    assert c.samples()["livewatch_rebuilds_total{'result': 'ok'}"] == 2
+    assert c.engine.store["r0"].detectors["bot_flood"].scripts  # the windows handed to the store
+    # decided events after the next event to decide come out at their place in the merge, once
+    assert c.coordinator.decided_before(0, order_key(later[0].ts, None, "live.chat", 0)) == []
+    assert c.coordinator.decided_before(0, order_key(later[1].ts + 1, None, "", 0)) == later[:2]
+    assert c.coordinator.decided_before(0, order_key(later[2].ts + 1, None, "", 0)) == later[2:]
+    assert c.coordinator.decided_before(0, (1 << 62, 0, "", 0)) == []
+    assert c.coordinator.decided_before(1, (1 << 62, 0, "", 0)) == []
+
+
+async def test_with_nothing_to_rebuild_every_partition_opens_at_once(tiny_rules):
+    async def read(tps, history_ms, kinds):
+        raise AssertionError("nothing to read")
+
+    c = Coordinated(load_ruleset(tiny_rules), read)
+    c.coordinator.assign([0, 1, 2], load_ruleset(tiny_rules))
+    assert c.coordinator.open == {0, 1, 2}
+    await c.coordinator.wait()
+
+
+async def test_a_rebuild_of_a_revoked_assignment_changes_nothing(flood_ruleset):
+    bots = [chat(f"真给力，{i % 5 + 1}颗就瘦了{i % 7 + 2}斤", user=f"bot{i}", room="r", t=i) for i in range(5)]
+    c = Coordinated(flood_ruleset, None)
+
+    async def revoked_while_reading(tps, history_ms, kinds):
+        c.coordinator.revoke()
+        return _history(bots)
+
+    c.coordinator.read = revoked_while_reading
+    await c.coordinator.rebuild(0, [TopicPartition("live.chat", 0)], flood_ruleset.rebuild_kinds, 1000)
+    assert c.coordinator.open == set() and c.coordinator.unrebuilt == set() and c.opened == []
+    assert len(c.engine.store) == 0
+
+    gate = asyncio.Event()
+
+    async def slow(tps, history_ms, kinds):
+        await gate.wait()
+        return _history(bots)
+
+    c.coordinator.read = slow
+    c.coordinator.assign([0], flood_ruleset)
+    await asyncio.sleep(0)
+    c.coordinator.revoke()  # the assignment's rebuilds are cancelled
+    c.coordinator.clear()
+    gate.set()
+    await c.coordinator.wait()
+    assert c.coordinator.open == set() and c.opened == [] and len(c.engine.store) == 0
 
 
 # -- reading the history back from the broker -----------------------------------------------------
@@ -275,41 +353,6 @@ async def test_the_history_is_read_from_the_broker_up_to_the_committed_offsets_i
     assert caught_up.next_ts == danmaku[-1][1]["ts"]  # nothing undecided: the latest decided event
     assert [e.event_id for e in caught_up.events][-2:] == ["chat-59", "danmaku-59"]
     assert all(e.ts >= danmaku[-1][1]["ts"] - 60_000 for e in caught_up.events)
-
-
-async def test_an_input_faust_stops_delivering_is_read_directly(flood_ruleset, tmp_path, monkeypatch, caplog):
-    """faust-streaming 0.15 was seen to stop delivering an assigned partition after a rebalance: an owned,
-    open input with offsets on the broker and nothing delivered for STALL_S is re-read like skipped offsets,
-    and the partition waits for it; a caught-up input or one still delivering is left alone."""
-    from pipeline import worker as worker_module
-
-    runtime = WorkerRuntime(Settings(rules_dir=flood_ruleset.directory, datadir=tmp_path / "w"))
-    stalled, idle, busy = (TopicPartition(t, 0) for t in ("live.danmaku", "live.chat", "live.transcript"))
-    runtime._owned, runtime._open = {0: {stalled, idle, busy}}, {0}
-    runtime._last_offset = {stalled: 85, idle: 9, busy: 40}
-    now = time.monotonic()
-    runtime._progress_at = {stalled: now - 11, idle: now - 60, busy: now - 1}
-    highwater = {stalled: 120, idle: 10, busy: 90}
-
-    class Consumer:
-        def highwater(self, tp):
-            return highwater[tp]
-
-    monkeypatch.setattr(type(runtime.app), "consumer", Consumer(), raising=False)
-    reads = []
-
-    async def reread(tp, start, end, generation=None):
-        reads.append((tp, start, end))
-
-    runtime._reread = reread
-    runtime._read_stalled_inputs(now)
-    await asyncio.sleep(0)
-    assert reads == [(stalled, 86, 120)]
-    assert runtime._gaps[stalled] == {(86, 120)} and stalled in runtime._rereading  # the partition waits
-    runtime._read_stalled_inputs(now + 1)  # not again while it is being read
-    await asyncio.sleep(0)
-    assert len(reads) == 1 and worker_module.STALL_S == 10.0
-    assert "has delivered nothing" in caplog.text
 
 
 def test_decided_events_ahead_of_the_next_are_warmed_into_the_rooms_held(flood_ruleset, story, replay):

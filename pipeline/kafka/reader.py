@@ -1,32 +1,15 @@
-"""Re-read the recent input of a partition after a rebalance, to rebuild non-durable detector state.
+"""Reads from the broker outside the consumer group: a range of offsets Faust did not deliver
+(``read_range``), and a partition's recently decided input for a rebuild of sliding-window state
+(``read_history``).
 
-Sliding-window detector state (bot floods) is not written to the changelog: it changes with every
-comment. A worker that takes over a partition therefore rebuilds it (DESIGN.md principle 7): it reads
-again, from the input topics those detectors read, every event the group has already decided (offsets
-below the committed offset) whose event time lies within ``history_ms`` before the next event it will
-decide, and feeds them to those detectors only (``Engine.warm``).
-
-Where that history starts is found with ``offsets_for_times``, which looks at the **record
-timestamp**, not the event time. ``livewatch publish`` and ordinary producers leave the record timestamp
-to the client (CreateTime = wall clock at send, at or after the event happened); a producer may also set
-it to the event time. Either way a record's timestamp is not more than the accepted clock skew
-(``MAX_FUTURE_SKEW_MS``, 5 min) *before* its event time, so looking up ``start − skew`` never starts
-after an event we need; every record read is then decoded and kept only if its event time is
-``≥ start``. With recordings published long after their event time (tests, replays through Kafka) the
-lookup falls back to the start of the log, which is correct and merely reads more.
-
-The next event's time is the event time of the first undecided record on those topics (the smallest
-over the partition's topics); when every topic is caught up, the latest decided event time (a later
-event can only be later). The events come back in the order the worker's event-time merge decided them
-(``merge.order_key``: event time, publisher sequence, topic, offset), so the rebuilt state is the state
-a replay of the same input holds.
-
-Kafka only: the engine never sees a consumer. The reads use a throwaway consumer without a group and
-the committed offsets come from the admin API, so nothing here joins or disturbs the worker's group.
+Throwaway consumers without a group and committed offsets from the admin API: nothing here joins or
+disturbs the worker's group. How the history is delimited (record timestamps, skew, the next event to
+decide, events "ahead") is in docs/kafka_runtime.md.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -36,9 +19,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.engine import MAX_FUTURE_SKEW_MS, decode_event
 from pipeline.errors import PoisonMessage
-from pipeline.kafka import seq_of
-from pipeline.merge import order_key
+from pipeline.kafka.merge import order_key
+from pipeline.kafka.topics import seq_of
 from schemas.events import EventModel
+
+log = logging.getLogger("livewatch.worker.reader")
 
 #: records looked at after the committed offset to find the first undecided event time (a few may be
 #: dead letters), and before it to find the last decided one
@@ -55,7 +40,7 @@ class History:
     events: list[EventModel] = field(default_factory=list)  # in decision order, before next_ts
     #: decided events at or after next_ts, with their decision-order keys: each topic-partition commits on
     #: its own, so some were decided after the first undecided event of another topic — they are fed when
-    #: the merge reaches their place, not before (WorkerRuntime._release)
+    #: the merge reaches their place, not before (RebuildCoordinator.decided_before)
     ahead: list[tuple[tuple[int, int, str, int], EventModel]] = field(default_factory=list)
     next_ts: int | None = None  # event time of the next event to decide (or the latest decided)
     start_ts: int | None = None  # events at or after this event time were kept
@@ -65,6 +50,28 @@ class History:
     def describe(self) -> str:
         spans = ", ".join(f"{tp}@[{a},{b})" for tp, (a, b) in sorted(self.ranges.items())) or "nothing"
         return f"{len(self.events)} events from {self.records_read} records ({spans}), event time ≥ {self.start_ts}"
+
+
+async def read_range(bootstrap: str, tp: TopicPartition, start: int, end: int, timeout_s: float = 15.0) -> list[Any]:
+    """Records of ``tp`` with ``start ≤ offset < end``, as many as arrive within ``timeout_s``.
+
+    Never raises: a failed read is logged and returns what was read (the caller stops waiting either way)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    records: list[Any] = []
+    tp = TopicPartition(tp.topic, tp.partition)  # Faust's TP is not aiokafka's
+    try:
+        await consumer.start()
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        deadline = time.monotonic() + timeout_s
+        while (not records or records[-1].offset < end - 1) and time.monotonic() < deadline:
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=end - start)
+            records.extend(r for r in batch.get(tp, []) if start <= r.offset < end)
+    except Exception:
+        log.exception("re-reading %s %d..%d failed", tp, start, end - 1)
+    finally:
+        await consumer.stop()
+    return records
 
 
 async def committed_offsets(bootstrap: str, group_id: str, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:

@@ -1,7 +1,4 @@
-"""aiokafka glue shared by the worker, ``publish`` and ``record``: topic creation and explicit clients.
-
-aiokafka's defaults are acks=1, no idempotence and auto-commit; every client here says what it wants.
-"""
+"""Recordings to and from the input topics: ``livewatch publish`` and ``livewatch record``."""
 
 from __future__ import annotations
 
@@ -10,70 +7,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka import AIOKafkaConsumer
 
+from pipeline.kafka.topics import INPUT_NAMES, SEQ_HEADER, TOPIC_FOR_KIND, ensure_topics, new_producer
 from pipeline.settings import Settings
-from pipeline.topics import INPUT_NAMES, INPUTS, OUTPUTS, TOPIC_FOR_KIND, TopicSpec
-
-#: Header carrying a recording's line number, so a merge by event time breaks ties as the file did.
-SEQ_HEADER = "livewatch-seq"
-
-
-def seq_of(headers: Any) -> int | None:
-    """The publisher's sequence number in a message's headers (a list of pairs or a dict), if any."""
-    headers = headers or []
-    for k, v in (headers.items() if isinstance(headers, dict) else headers):
-        if k == SEQ_HEADER:
-            try:
-                return int(v)
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
-async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] = (*INPUTS, *OUTPUTS)) -> list[str]:
-    """Create the topics that do not exist yet; return the names created. Existing ones are left alone."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers())
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [s for s in specs if settings.topic(s.name) not in existing]
-        if not wanted:
-            return []
-        new = [
-            NewTopic(settings.topic(s.name), num_partitions=settings.partitions, replication_factor=settings.replication,
-                     topic_configs={**s.kafka_config(), "min.insync.replicas": str(settings.min_insync_replicas)})
-            for s in wanted
-        ]
-        try:
-            await admin.create_topics(new)
-        except TopicAlreadyExistsError:
-            pass  # another worker created them first
-        created = [settings.topic(s.name) for s in wanted]
-        await _wait_for_leaders(admin, created)
-        return created
-    finally:
-        await admin.close()
-
-
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 15.0) -> None:
-    """New topics answer NotLeaderForPartition until their leaders are elected; wait for that."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        described = await admin.describe_topics(names)
-        if all(t.get("error_code", 0) == 0 and t.get("partitions")
-               and all(p.get("leader", -1) >= 0 for p in t["partitions"]) for t in described):
-            return
-        await asyncio.sleep(0.2)
-
-
-def new_producer(settings: Settings) -> AIOKafkaProducer:
-    return AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers(), acks="all", enable_idempotence=True,
-                            linger_ms=5)
 
 
 def route(line: bytes) -> tuple[str, bytes | None]:

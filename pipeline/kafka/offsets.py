@@ -1,0 +1,241 @@
+"""Offset bookkeeping of the worker, per input topic-partition: what was delivered, what is done, what may be
+acknowledged, and which offsets must be read directly because Faust skipped or stopped delivering them.
+
+Pure: no Kafka, no Faust, no clock (``now`` is passed in), no I/O. The worker reports what happens and does
+what the answers ask: acknowledge these events, re-read these ranges. The contract:
+
+- acknowledgements come out per topic-partition strictly in offset order, starting at the committed offset,
+  and never across a gap that has waited less than ``gap_patience_s``;
+- a message delivered twice (by Faust and by a direct read) is decided once;
+- a delivery beyond the next expected offset asks for the skipped range to be re-read, and the partition's
+  releases wait (``blocked``) until that re-read has finished;
+- an input with messages on the broker that has delivered nothing for ``stall_s`` is re-read the same way.
+
+Why Faust needs all this is in docs/kafka_runtime.md.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Iterable
+
+log = logging.getLogger("livewatch.worker.offsets")
+
+TP = Hashable  # a topic-partition as the runtime names it (Faust's TP in the worker)
+
+
+@dataclass
+class Pending:
+    """One message taken for a decision and not yet acknowledged."""
+
+    offset: int
+    event: Any  # what to hand back to acknowledge it; None for a message read directly (nothing to ack)
+    done: bool = False  # decided, its outputs on the broker
+
+    def __lt__(self, other: "Pending") -> bool:  # for bisect: queues are kept in offset order
+        return self.offset < other.offset
+
+
+@dataclass(frozen=True)
+class Reread:
+    """A request to read ``[start, end)`` of ``tp`` directly and report it with ``OffsetTracker.reread_done``."""
+
+    tp: TP
+    start: int
+    end: int
+    epoch: int  # the assignment it belongs to; a late answer for an older one is ignored
+
+
+@dataclass
+class Receipt:
+    """What to do with a delivered message."""
+
+    pending: Pending | None = None  # its entry if it is to be decided (None: taken already), done once decided
+    ack_now: Any = None  # an event to acknowledge at once (a copy of a message acknowledged already)
+    reread: Reread | None = None  # offsets Faust skipped before it
+
+    @property
+    def take(self) -> bool:
+        return self.pending is not None
+
+
+@dataclass
+class _Partition:
+    queue: deque[Pending] = field(default_factory=deque)  # taken, not yet acknowledged, in offset order
+    last: int | None = None  # highest offset taken
+    next_ack: int | None = None  # next offset to acknowledge
+    gap_since: float | None = None  # when the head of the queue began to wait at a gap
+    gaps: set[tuple[int, int]] = field(default_factory=set)  # skipped ranges being re-read: releases wait
+
+
+class OffsetTracker:
+    def __init__(self, committed: Callable[[TP], int | None], gap_patience_s: float = 30.0,
+                 stall_s: float = 10.0) -> None:
+        """``committed(tp)``: the group's committed offset of ``tp`` as the consumer knows it (where its
+        delivery starts), or None while unknown."""
+        self._committed = committed
+        self.gap_patience_s = gap_patience_s
+        self.stall_s = stall_s
+        self.epoch = 0  # bumped on every assignment and revocation
+        self._assigned: frozenset[TP] = frozenset()
+        self._parts: dict[TP, _Partition] = {}
+        self._rereading: set[TP] = set()  # a re-read is under way (survives a revocation until it answers)
+        self._progress_at: dict[TP, float] = {}  # when each assigned input last delivered (or was assigned)
+        self._bounds: dict[TP, tuple[int, int]] = {}  # (log start, end) asked of the broker at assignment
+
+    # -- assignment ------------------------------------------------------------------------------
+
+    def assign(self, tps: Iterable[TP], now: float) -> None:
+        self.epoch += 1
+        self._assigned = frozenset(tps)
+        self._progress_at = dict.fromkeys(self._assigned, now)
+        self._bounds = {}
+
+    def revoke(self) -> None:
+        """The assignment is being revoked: answers to its re-reads are void from now on. What is taken
+        stays until ``clear``, so that decisions already under way can still be acknowledged."""
+        self.epoch += 1
+        self._assigned = frozenset()
+
+    def clear(self) -> None:
+        """Forget everything taken: un-acknowledged messages are read again from the committed offsets."""
+        self._parts.clear()
+
+    def set_bounds(self, tp: TP, start: int, end: int) -> None:
+        self._bounds[tp] = (start, end)
+
+    # -- positions -------------------------------------------------------------------------------
+
+    def position(self, tp: TP) -> int | None:
+        """The next offset to receive: after the last one taken, else the committed offset (None: unknown)."""
+        part = self._parts.get(tp)
+        if part is not None and part.last is not None:
+            return part.last + 1
+        return self._committed(tp)
+
+    def caught_up(self, tp: TP, highwater: int | None) -> bool:
+        """Nothing more to read on ``tp`` right now: the position has reached the end, the larger of the
+        consumer's high-water mark and the end at assignment. Unknown bounds are not caught up (a fetcher
+        reports 0 for a partition it has not fetched yet, which must not read as "empty")."""
+        bounds = self._bounds.get(tp)
+        if bounds is None:
+            return False
+        start, end = bounds
+        position = self.position(tp)
+        return (position if position is not None else start) >= max(end, highwater or 0)
+
+    def catching_up(self, tp: TP) -> bool:
+        """``tp`` has not yet delivered what was on the broker when it was assigned (or that is unknown)."""
+        bounds = self._bounds.get(tp)
+        if bounds is None:
+            return True
+        start, end = bounds
+        position = self.position(tp)
+        return (position if position is not None else start) < end
+
+    def blocked(self, tps: Iterable[TP]) -> bool:
+        """Whether skipped offsets of any of ``tps`` are being re-read: their partition must not release."""
+        return any(part.gaps for tp in tps if (part := self._parts.get(tp)) is not None)
+
+    # -- deliveries ------------------------------------------------------------------------------
+
+    def receive(self, tp: TP, offset: int, event: Any, now: float) -> Receipt:
+        """A message Faust delivered, on an assigned input."""
+        part = self._parts.setdefault(tp, _Partition())
+        if part.last is not None and offset <= part.last:  # seen this far already
+            taken = next((p for p in part.queue if p.offset == offset), None)
+            if taken is not None:  # taken already (by a direct read, say): acknowledged with that copy, in order
+                if taken.event is None:
+                    taken.event = event
+                return Receipt()
+            if not any(a <= offset < b for a, b in part.gaps):  # else a skipped one, before its re-read got it
+                if part.next_ack is not None and offset < part.next_ack:
+                    return Receipt(ack_now=event)
+        reread = None
+        expected = part.last + 1 if part.last is not None else self._committed(tp)
+        if expected is not None and offset > expected:
+            reread = self._request(tp, expected, offset, blocking=True)
+        pending = Pending(offset, event)
+        bisect.insort(part.queue, pending)
+        self._taken(part, tp, offset, now)
+        return Receipt(pending=pending, reread=reread)
+
+    def reread_done(self, request: Reread, offsets: Iterable[int], now: float) -> list[Pending]:
+        """The direct read of ``request`` found ``offsets``: entries for those not taken yet, to decide (in
+        the order given). Empty when the assignment changed meanwhile or ``tp`` is no longer ours."""
+        tp = request.tp
+        self._rereading.discard(tp)
+        if request.epoch != self.epoch:
+            return []
+        part = self._parts.get(tp)
+        if part is not None:
+            part.gaps.discard((request.start, request.end))  # whatever was found, stop waiting for it
+        offsets = list(offsets)
+        if not offsets or part is None or tp not in self._assigned:
+            return []
+        have = {p.offset for p in part.queue}
+        entries = [Pending(offset, None) for offset in offsets if offset not in have]
+        for entry in entries:
+            bisect.insort(part.queue, entry)
+            self._taken(part, tp, entry.offset, now)
+        return entries
+
+    def stalled(self, tps: Iterable[TP], highwater: Callable[[TP], int | None], now: float) -> list[Reread]:
+        """Re-reads of those ``tps`` that have delivered nothing for ``stall_s`` while the broker holds
+        messages beyond their position; each blocks its partition like skipped offsets do."""
+        out = []
+        for tp in tps:
+            if tp in self._rereading or now - self._progress_at.get(tp, now) < self.stall_s:
+                continue
+            end = highwater(tp)
+            start = self.position(tp)
+            if start is None or not end or start >= end:
+                continue
+            log.warning("%s has delivered nothing for %.0f s with offsets %d..%d on the broker: reading "
+                        "them directly", tp, now - self._progress_at[tp], start, end - 1)
+            self._progress_at[tp] = now
+            out.append(self._request(tp, start, end, blocking=True))
+        return out
+
+    # -- acknowledgements ------------------------------------------------------------------------
+
+    def acks(self, now: float) -> tuple[list[Any], list[Reread]]:
+        """Pop every done message that may be acknowledged now: the events to acknowledge, in order per
+        topic-partition, and re-reads of gaps found before a done head (they do not block releases)."""
+        events: list[Any] = []
+        rereads: list[Reread] = []
+        for tp, part in self._parts.items():
+            queue = part.queue
+            while queue and queue[0].done:
+                head = queue[0]
+                expected = part.next_ack if part.next_ack is not None else self._committed(tp)
+                if expected is not None and head.offset > expected:
+                    if part.gap_since is None:
+                        part.gap_since = now
+                    waited = now - part.gap_since
+                    if waited < self.gap_patience_s:
+                        if tp not in self._rereading:
+                            rereads.append(self._request(tp, expected, head.offset, blocking=False))
+                        break
+                    log.warning("acknowledging %s@%d past a gap from %d", tp, head.offset, expected)
+                part.gap_since = None
+                queue.popleft()
+                part.next_ack = head.offset + 1
+                if head.event is not None:
+                    events.append(head.event)
+        return events, rereads
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _taken(self, part: _Partition, tp: TP, offset: int, now: float) -> None:
+        part.last = offset if part.last is None else max(part.last, offset)
+        self._progress_at[tp] = now
+
+    def _request(self, tp: TP, start: int, end: int, blocking: bool) -> Reread:
+        if blocking:
+            self._parts.setdefault(tp, _Partition()).gaps.add((start, end))
+        self._rereading.add(tp)
+        return Reread(tp, start, end, self.epoch)

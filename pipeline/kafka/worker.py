@@ -1,0 +1,370 @@
+"""The Kafka runtime's Faust wiring: one agent over the six input topics (``concurrency=1``, manual
+acknowledgements), the changelog-backed rooms table, the rebalance hooks, and ``run_worker``.
+
+A message goes: decoded (a poison one to ``live.dlq``) → held in its partition's event-time merge
+(``merge``) → decided by the engine once released → outputs sent and acked (``sender``) → acknowledged to
+Faust in offset order (``offsets``). A newly assigned partition releases nothing until its sliding windows
+are rebuilt (``rebuild``). Why it is built this way: docs/kafka_runtime.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from aiokafka import TopicPartition
+from faust.types import TP
+
+from pipeline.engine import Engine, Outcome
+from pipeline.errors import TransientError
+from pipeline.kafka.merge import EventTimeMerger, order_key
+from pipeline.kafka.offsets import OffsetTracker, Pending, Reread
+from pipeline.kafka.reader import History, read_history, read_range
+from pipeline.kafka.rebuild import RebuildCoordinator
+from pipeline.kafka.sender import OutputSender
+from pipeline.kafka.state_store import TableStateStore
+from pipeline.kafka.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES, TOPIC_FOR_KIND, ensure_topics, seq_of
+from pipeline.metrics import Metrics
+from pipeline.privacy import DEV_KEY, Pseudonymizer
+from pipeline.ruleset import RulesetWatcher
+from pipeline.settings import Settings
+from schemas.deadletter import DeadLetter, Source
+from schemas.events import EventModel
+
+log = logging.getLogger("livewatch.worker")
+
+ROOMS_TABLE = "rooms"
+GAP_PATIENCE_S = 30.0  # a head of the acknowledgement queue waits this long at a gap, then goes past it
+STALL_S = 10.0  # an input with messages on the broker that delivers nothing this long is read directly
+
+
+def faust_committed_offset(consumer: Any, tp: TP) -> int | None:
+    """The committed offset of ``tp`` as Faust's consumer holds it: where its delivery of ``tp`` starts after
+    an assignment, moved on by its own commits (None while unknown).
+
+    faust-streaming 0.15 has no public accessor; asking the broker instead would race with Faust's own
+    seek and commits. The one place livewatch reads a Faust private (the consumer's ``_committed_offset``)."""
+    return getattr(consumer, "_committed_offset", {}).get(tp)
+
+
+@dataclass
+class _Held:
+    """An event waiting in the merge."""
+
+    decoded: EventModel
+    raw: bytes
+    source: Source
+    pending: Pending
+    key: tuple[int, int, str, int]  # its place in the merge (merge.order_key)
+
+
+class WorkerRuntime:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.settings = s = settings
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.app = faust.App(
+            s.app_id,
+            broker=s.broker,
+            store="memory://",
+            datadir=str(s.datadir),
+            web_enabled=s.web_port is not None,
+            web_bind="127.0.0.1",
+            web_port=s.web_port or 6066,
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication,
+            producer_acks=-1,
+            consumer_auto_offset_reset="earliest",
+            key_serializer="raw",
+            value_serializer="raw",
+            table_standby_replicas=0,
+            # Events held in the merge are un-acknowledged by design; waiting for them to be acknowledged
+            # before a rebalance would wait forever. They are read again afterwards.
+            stream_wait_empty=False,
+        )
+        self.input_names = frozenset(s.topic(name) for name in INPUT_NAMES)
+        self.inputs = self.app.topic(*sorted(self.input_names), key_serializer="raw", value_serializer="raw",
+                                     partitions=s.partitions)
+        out = dict(key_serializer="raw", value_serializer="raw", partitions=s.partitions,
+                   replicas=s.replication)
+        self.alerts = self.app.topic(s.topic(ALERTS.name), config=ALERTS.kafka_config(), **out)
+        self.actions = self.app.topic(s.topic(ACTIONS.name), config=ACTIONS.kafka_config(), compacting=True, **out)
+        self.dlq = self.app.topic(s.topic(DLQ.name), config=DLQ.kafka_config(), **out)
+        # use_partitioner: the changelog partition follows the key (room_id) like the inputs do. Raw bytes:
+        # a JSON-quoted key would hash to another partition than the room's input messages.
+        self.rooms = self.app.Table(ROOMS_TABLE, default=None, partitions=s.partitions, use_partitioner=True,
+                                    key_type=bytes, value_type=bytes)
+
+        self.watcher = RulesetWatcher(s.rules_dir)
+        self.metrics.set_ruleset(self.watcher.current.version)
+        self.store = TableStateStore(self.rooms, lambda: self.watcher.current)
+        if s.pseudonym_key.get_secret_value() == DEV_KEY:
+            log.warning("LIVEWATCH_PSEUDONYM_KEY is not set: alerts pseudonymise user ids with the public "
+                        "development key, which anyone can reverse; set a secret key in production")
+        self.engine = Engine(lambda: self.watcher.current, store=self.store, metrics=self.metrics,
+                             pseudonymizer=Pseudonymizer(s.pseudonym_key.get_secret_value()))
+
+        self._lock = asyncio.Lock()  # one decision step at a time: deliveries, re-reads, releases, handovers
+        self.offsets = OffsetTracker(lambda tp: faust_committed_offset(self.app.consumer, tp),
+                                     gap_patience_s=GAP_PATIENCE_S, stall_s=STALL_S)
+        self.sender = OutputSender(self.alerts, self.actions, self.dlq, self.metrics)
+        self.rebuilds = RebuildCoordinator(
+            self._read_history, self.engine, self.store, self.metrics, lock=self._lock, on_open=self._opened,
+            input_topic=lambda kind: s.topic(TOPIC_FOR_KIND[kind]) if kind in TOPIC_FOR_KIND else None,
+            timeout_s=s.rebuild_timeout_s)
+
+        self._stream: Any = None
+        self._mergers: dict[int, EventTimeMerger[_Held]] = {}
+        self._owned: dict[int, set[TP]] = {}  # partition number → the input topic-partitions we own
+        self._assigned = False  # False between a revocation and the next assignment
+        self._limbo: list[Any] = []  # events Faust delivered meanwhile: ours or not is known at assignment
+        self._last_reload = time.monotonic()
+
+        self.app.agent(self.inputs, name="livewatch.decide", concurrency=1)(self._consume)
+        self.app.timer(0.2)(self._tick)
+        self.app.task(self._declare_outputs)
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.on_partitions_assigned.connect(self._on_assigned)
+
+    # -- Faust hooks ---------------------------------------------------------------------------------
+
+    async def _declare_outputs(self, app: faust.App | None = None) -> None:
+        for topic in (self.alerts, self.actions, self.dlq):
+            await topic.maybe_declare()
+        if self.settings.metrics_port:
+            self.metrics.serve(self.settings.metrics_port, self.settings.metrics_host)
+            log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host, self.settings.metrics_port)
+
+    async def _on_assigned(self, app: Any, assigned: set[TP], **kwargs: Any) -> None:
+        inputs = {tp for tp in assigned if tp.topic in self.input_names}
+        self._owned = {}
+        for tp in inputs:
+            self._owned.setdefault(tp.partition, set()).add(tp)
+        self.metrics.partitions_assigned.set(len(self._owned))
+        log.info("assigned input partitions %s", sorted({tp.partition for tp in inputs}))
+        self.offsets.assign(inputs, time.monotonic())
+        self._assigned = True
+        self.rebuilds.assign(self._owned, self.watcher.current)  # before any await: nothing of them goes first
+        asyncio.ensure_future(self._query_bounds(inputs))
+        limbo, self._limbo = self._limbo, []
+        for event in limbo:  # in the order Faust delivered them, before anything fetched later
+            await self._receive(event)
+
+    async def _on_revoked(self, app: Any, revoked: set[TP], **kwargs: Any) -> None:
+        # Everything held or un-acknowledged is read again from the committed offsets after the rebalance
+        # (by us or by the partition's new owner): drop it, with the room cache.
+        self.offsets.revoke()
+        self.rebuilds.revoke()
+        self._assigned = False
+        async with self._lock:  # once the decision under way (if any) is done
+            self.rebuilds.clear()
+            for merger in self._mergers.values():
+                merger.clear()
+            self._mergers.clear()
+            self.offsets.clear()
+            self._owned = {}
+            self.store.clear()
+            self.metrics.partitions_assigned.set(0)
+            self.metrics.consumer_lag.clear()
+            self.metrics.merge_held.set(0)
+
+    async def _consume(self, stream: Any) -> None:
+        self._stream = stream.noack()
+        async for event in self._stream.events():
+            try:
+                await self._receive(event)
+            except Exception:  # nothing may escape an agent: Faust would skip the message for good
+                log.exception("unexpected error on %s", event.message.tp)
+
+    async def _tick(self, app: Any = None) -> None:
+        now = time.monotonic()
+        if now - self._last_reload >= self.settings.reload_every_s:
+            self._last_reload = now
+            self.watcher.reload(self.metrics, log.warning)
+            self._update_lag()
+        try:
+            async with self._lock:
+                await self._release()
+        except Exception:
+            log.exception("release failed")
+        open_inputs = [tp for p, tps in self._owned.items() if self.rebuilds.is_open(p) for tp in tps]
+        for request in self.offsets.stalled(open_inputs, self._highwater, now):
+            asyncio.ensure_future(self._reread(request))
+
+    # -- the pipeline --------------------------------------------------------------------------------
+
+    async def _receive(self, event: Any) -> None:
+        msg = event.message
+        if not self._assigned:  # between a revocation and the next assignment: wait and see
+            self._limbo.append(event)
+            return
+        if msg.tp not in self._owned.get(msg.tp.partition, ()):
+            # Fetched before a rebalance, delivered after it, and the partition is another worker's now:
+            # its new owner reads it from the committed offset (deciding it here would use stale state).
+            self.metrics.unowned.inc()
+            return
+        async with self._lock:
+            receipt = self.offsets.receive(msg.tp, msg.offset, event, time.monotonic())
+            if receipt.ack_now is not None:
+                await self._stream.ack(receipt.ack_now)
+            if receipt.reread is not None:
+                asyncio.ensure_future(self._reread(receipt.reread))
+            if not receipt.take:
+                return
+            await self._accept(msg.tp, msg.offset, msg.key, event.value, msg.headers, receipt.pending)
+            await self._release()
+
+    async def _accept(self, tp: TP, offset: int, key: bytes | None, value: Any, headers: Any,
+                      pending: Pending) -> None:
+        """Decode one message: a dead letter is sent at once, a valid event joins the event-time merge."""
+        source = Source(topic=tp.topic, partition=tp.partition, offset=offset)
+        raw = value if isinstance(value, bytes) else bytes(value or b"")
+        try:
+            decoded = self.engine.decode(raw, source)
+            if not isinstance(decoded, DeadLetter) and key != decoded.room_id.encode():
+                # Room state is partitioned by room_id: a message keyed otherwise would split a room's
+                # ladder across workers.
+                self.metrics.dead_letters.labels(reason="wrong_key").inc()
+                decoded = DeadLetter.of(raw, "wrong_key", f"message key {key!r} is not the room_id "
+                                        f"{decoded.room_id!r}; producers must key by room_id", source,
+                                        decoded.event_id)
+            if isinstance(decoded, DeadLetter):
+                await self.sender.send(Outcome(dead_letters=[decoded]), key=key)
+                pending.done = True
+                return
+            merger = self._mergers.get(tp.partition)
+            if merger is None:
+                merger = self._mergers[tp.partition] = EventTimeMerger(
+                    self._inputs_of(tp.partition), self.settings.max_lateness_ms, self.settings.max_wait_s)
+            seq = seq_of(headers)
+            held = _Held(decoded, raw, source, pending, order_key(decoded.ts, seq, tp.topic, offset))
+            merger.push(tp, decoded.ts, held, time.monotonic(), seq=seq, topic=tp.topic, offset=offset)
+        except Exception as e:
+            await self.sender.dead_letter(e, raw, source, key)
+            pending.done = True
+
+    async def _reread(self, request: Reread) -> None:
+        """Read a range Faust skipped or stopped delivering, and decide what it had not delivered."""
+        tp = request.tp
+        records = await read_range(self.settings.bootstrap_servers(), tp, request.start, request.end)
+        async with self._lock:
+            by_offset = {r.offset: r for r in records}
+            entries = self.offsets.reread_done(request, list(by_offset), time.monotonic())
+            if entries:
+                log.warning("re-read %d message(s) of %s that Faust did not deliver (offsets %d..%d)",
+                            len(entries), tp, request.start, request.end - 1)
+                self.metrics.reread.inc(len(entries))
+            for entry in entries:
+                r = by_offset[entry.offset]
+                await self._accept(tp, r.offset, r.key, r.value, r.headers, entry)
+            await self._release()
+
+    async def _release(self) -> None:
+        """Decide what the merges release, in order, for partitions that are open and wait for no re-read."""
+        now = time.monotonic()
+        for partition, merger in list(self._mergers.items()):
+            if not self.rebuilds.is_open(partition) or self.offsets.blocked(self._owned.get(partition, ())):
+                continue
+            for held in merger.pop_ready(self._caught_up, now, self.offsets.catching_up):
+                key = held.decoded.room_id.encode()
+                try:
+                    passed = self.rebuilds.decided_before(partition, held.key)
+                    if passed:  # decided by the last owner before this one: into the windows first
+                        self.engine.warm_in_store(passed)
+                    outcome = self.engine.process_decoded(held.decoded, held.raw, held.source)
+                    self.metrics.latency.observe(max(0.0, time.time() - held.decoded.ts / 1000))
+                    await self.sender.send(outcome, key=key)
+                    if self.store.dirty:
+                        # Faust buffers changelog writes and may commit offsets before sending them; the
+                        # event is done only once its state change is on the broker too.
+                        await self.app.producer.flush()
+                        self.store.dirty = False
+                except TransientError as e:
+                    log.error("%s; stopping so that a restarted worker reads the event again", e)
+                    await self.app.crash(e)
+                    return
+                except Exception as e:  # e.g. unreadable stored state: keep the event, in the DLQ
+                    await self.sender.dead_letter(e, held.raw, held.source, key)
+                held.pending.done = True
+        self.metrics.merge_held.set(sum(len(m) for m in self._mergers.values()))
+        for merger in self._mergers.values():
+            for bound, n in merger.forced.items():
+                self.metrics.merge_forced.labels(bound=bound).inc(n)
+            merger.forced.clear()
+        await self._acknowledge()
+
+    async def _acknowledge(self) -> None:
+        if self.app.rebalancing:
+            # Faust drops the acknowledgements of revoked partitions when a rebalance starts, yet accepts new
+            # ones meanwhile and commits them once a kept partition is assigned again: past the offset it has
+            # just seeked to. A rebuild would then count as decided messages that Faust delivers again. Wait
+            # until the rebalance is over: what was revoked is cleared by then, the rest is acknowledged.
+            return
+        events, rereads = self.offsets.acks(time.monotonic())
+        for request in rereads:
+            asyncio.ensure_future(self._reread(request))
+        for event in events:
+            await self._stream.ack(event)
+
+    async def _opened(self, partition: int) -> None:
+        """A rebuild opened ``partition`` (called under the lock): release what waited for it."""
+        merger = self._mergers.get(partition)
+        if merger is not None:
+            merger.restart_wait(time.monotonic())  # held back by us, not stalled: count the wait from now
+        try:
+            await self._release()
+        except Exception:
+            log.exception("release failed")  # the timer tries again
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    async def _read_history(self, tps: list[TopicPartition], history_ms: int, kinds: frozenset[str]) -> History:
+        return await read_history(self.settings.bootstrap_servers(), self.settings.app_id, tps, history_ms,
+                                  kinds=kinds, clock_ms=self.engine.clock_ms)
+
+    def _inputs_of(self, partition: int) -> Any:
+        return lambda: self._owned.get(partition, set())
+
+    def _highwater(self, tp: TP) -> int | None:
+        try:
+            return self.app.consumer.highwater(tp)
+        except Exception:
+            return None
+
+    def _caught_up(self, tp: TP) -> bool:
+        return self.offsets.caught_up(tp, self._highwater(tp))
+
+    async def _query_bounds(self, tps: set[TP]) -> None:
+        """Ask the broker where each newly owned input partition starts and ends."""
+        try:
+            starts = await self.app.consumer.earliest_offsets(*tps)
+            ends = await self.app.consumer.highwaters(*tps)
+        except Exception:
+            log.exception("could not read the offsets of %s; the merge falls back to its wait bound", tps)
+            return
+        for tp in tps:
+            if tp in starts and tp in ends:
+                self.offsets.set_bounds(tp, starts[tp] or 0, ends[tp] or 0)
+
+    def _update_lag(self) -> None:
+        lag: dict[str, int] = {}
+        for tp in self.app.consumer.assignment():
+            if tp.topic not in self.input_names:
+                continue
+            highwater = self._highwater(tp)
+            if highwater is not None:
+                received = self.offsets.position(tp) or 0
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - received)
+        for topic, value in lag.items():
+            self.metrics.consumer_lag.labels(topic=topic).set(value)
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker until SIGTERM/SIGINT (then it stops cleanly, committing what is done)."""
+    runtime = WorkerRuntime(settings)  # loads the rules first: a bad ruleset refuses to start
+    asyncio.run(ensure_topics(settings))  # inputs co-partitioned, with our retention/compaction settings
+    worker = faust.Worker(runtime.app, loglevel=settings.loglevel)
+    worker.execute_from_commandline()

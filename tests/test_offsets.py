@@ -1,0 +1,259 @@
+"""The worker's offset tracker, without Kafka: what may be acknowledged, what must be read directly, what
+is a duplicate. Topic-partitions are plain strings here; "events" are whatever the caller acknowledges."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from pipeline.kafka.offsets import OffsetTracker, Reread
+
+TP, OTHER = "live.chat-0", "live.danmaku-0"
+
+
+class Tracker:
+    """An OffsetTracker with settable committed offsets and an event per offset ("ev@7")."""
+
+    def __init__(self, committed: dict[str, int] | None = None, **kwargs) -> None:
+        self.committed = dict(committed or {})
+        self.t = OffsetTracker(self.committed.get, **kwargs)
+        self.t.assign([TP, OTHER], now=0)
+        self.pending = {}
+
+    def deliver(self, *offsets: int, tp: str = TP, now: float = 0):
+        receipts = []
+        for offset in offsets:
+            r = self.t.receive(tp, offset, f"ev@{offset}", now)
+            if r.pending is not None:
+                self.pending[(tp, offset)] = r.pending
+            receipts.append(r)
+        return receipts[0] if len(receipts) == 1 else receipts
+
+    def done(self, *offsets: int, tp: str = TP) -> None:
+        for offset in offsets:
+            self.pending[(tp, offset)].done = True
+
+    def acks(self, now: float = 0):
+        return self.t.acks(now)
+
+
+# -- in-order acknowledgements ----------------------------------------------------------------------
+
+
+def test_done_messages_are_acknowledged_in_offset_order_per_topic_partition():
+    k = Tracker({TP: 10, OTHER: 0})
+    k.deliver(10, 11, 12)
+    k.deliver(0, 1, tp=OTHER)
+    k.done(11, 12)
+    k.done(0, tp=OTHER)
+    assert k.acks() == (["ev@0"], [])  # 10 is not done: 11 and 12 wait behind it
+    k.done(10)
+    assert k.acks() == (["ev@10", "ev@11", "ev@12"], [])
+    assert k.acks() == ([], [])  # each once
+    k.done(1, tp=OTHER)
+    assert k.acks() == (["ev@1"], [])
+
+
+def test_the_first_acknowledgement_waits_for_the_committed_offset():
+    """Right after a rebalance Faust can hand over messages beyond ones it will deliver again: the head
+    must be the committed offset, not whatever came first."""
+    k = Tracker({TP: 5})
+    k.deliver(7)  # 5 and 6 were skipped
+    k.done(7)
+    events, rereads = k.acks(now=1)
+    assert events == [] and rereads == []  # its re-read was already asked for at delivery
+
+
+def test_a_gap_found_only_at_acknowledgement_is_reread_without_blocking_releases():
+    k = Tracker({TP: 5})
+    k.t.receive(TP, 5, "ev@5", 0).pending.done = True
+    assert k.acks() == (["ev@5"], [])
+    # offsets below the next acknowledgement, delivered again after the tracker lost its taken ones
+    k2 = Tracker()
+    k2.deliver(3)  # committed offset unknown: taken as the start
+    k2.done(3)
+    assert k2.acks() == (["ev@3"], [])
+    r = k2.t.receive(TP, 9, "ev@9", 0)  # 4..8 skipped: asked at delivery, and blocks
+    assert r.reread == Reread(TP, 4, 9, k2.t.epoch) and k2.t.blocked([TP])
+    k2.t.reread_done(r.reread, [], now=1)  # nothing found
+    assert not k2.t.blocked([TP])
+    r.pending.done = True
+    events, rereads = k2.acks(now=2)  # the head still waits at the gap, and asks for it again
+    assert events == [] and rereads == [Reread(TP, 4, 9, k2.t.epoch)]
+    assert not k2.t.blocked([TP])  # that re-read does not hold releases back
+    assert k2.acks(now=3) == ([], [])  # not asked twice while under way
+
+
+def test_a_head_that_waits_at_a_gap_longer_than_the_patience_goes_past_it(caplog):
+    k = Tracker({TP: 0}, gap_patience_s=30)
+    r = k.deliver(2)
+    k.t.reread_done(r.reread, [], now=0)  # transaction markers, say: nothing to read at 0..1
+    k.done(2)
+    assert k.acks(now=1)[0] == []
+    assert k.acks(now=20)[0] == []
+    with caplog.at_level(logging.WARNING):
+        assert k.acks(now=31.5)[0] == ["ev@2"]
+    assert "past a gap from 0" in caplog.text
+    k.deliver(3)
+    k.done(3)
+    assert k.acks(now=32)[0] == ["ev@3"]  # no gap after it: no wait
+
+
+# -- gaps: offsets Faust skipped ---------------------------------------------------------------------
+
+
+def test_a_delivery_beyond_the_next_offset_asks_for_the_skipped_ones_and_blocks_until_they_are_read():
+    k = Tracker({TP: 10})
+    assert k.deliver(10).reread is None
+    r = k.deliver(14)
+    assert r.take and r.reread == Reread(TP, 11, 14, k.t.epoch)
+    assert k.t.blocked([TP]) and k.t.blocked([OTHER, TP]) and not k.t.blocked([OTHER])
+    entries = k.t.reread_done(r.reread, [11, 12, 13], now=1)
+    assert [e.offset for e in entries] == [11, 12, 13] and all(e.event is None for e in entries)
+    assert not k.t.blocked([TP])
+    for e in entries:
+        e.done = True
+    k.done(10, 14)
+    assert k.acks() == (["ev@10", "ev@14"], [])  # re-read messages have no event to acknowledge
+
+
+def test_a_skipped_message_delivered_before_its_reread_is_taken_once_and_in_order():
+    k = Tracker({TP: 0})
+    r = k.deliver(3)
+    late = k.deliver(1)  # Faust delivers it after all
+    assert late.take and late.reread is None
+    entries = k.t.reread_done(r.reread, [0, 1, 2], now=1)
+    assert [e.offset for e in entries] == [0, 2]  # 1 was taken already
+    for e in entries:
+        e.done = True
+    k.done(1, 3)
+    assert k.acks() == (["ev@1", "ev@3"], [])
+
+
+def test_the_position_is_after_the_last_offset_taken_else_the_committed_offset():
+    k = Tracker({TP: 40})
+    assert k.t.position(TP) == 40 and k.t.position(OTHER) is None
+    k.deliver(40, 41)
+    assert k.t.position(TP) == 42
+    k.deliver(38)  # an older copy does not move it back
+    assert k.t.position(TP) == 42
+
+
+# -- duplicates -------------------------------------------------------------------------------------
+
+
+def test_faust_delivering_a_message_read_directly_is_not_decided_twice_and_is_acknowledged_in_order():
+    k = Tracker({TP: 0})
+    r = k.deliver(2)
+    (entry0, entry1) = k.t.reread_done(r.reread, [0, 1], now=0)
+    copy = k.deliver(1)
+    assert not copy.take and copy.ack_now is None  # acknowledged with the entry taken
+    entry0.done = entry1.done = True
+    k.done(2)
+    assert k.acks() == (["ev@1", "ev@2"], [])  # 0 has no event; 1 now carries Faust's
+
+
+def test_a_copy_of_a_message_acknowledged_already_is_acknowledged_at_once():
+    k = Tracker({TP: 0})
+    k.deliver(0, 1)
+    k.done(0, 1)
+    assert k.acks()[0] == ["ev@0", "ev@1"]
+    again = k.t.receive(TP, 1, "copy@1", 0)
+    assert not again.take and again.ack_now == "copy@1"
+
+
+def test_a_copy_of_a_message_still_pending_is_dropped():
+    k = Tracker({TP: 0})
+    k.deliver(0, 1)
+    again = k.t.receive(TP, 0, "copy@0", 0)
+    assert not again.take and again.ack_now is None
+    k.done(0, 1)
+    assert k.acks()[0] == ["ev@0", "ev@1"]
+
+
+# -- stalls: inputs Faust stopped delivering ---------------------------------------------------------
+
+
+def test_an_input_that_delivers_nothing_with_messages_on_the_broker_is_read_directly(caplog):
+    """faust-streaming 0.15 was seen to stop delivering an assigned partition after a rebalance."""
+    stalled, idle, busy = "live.danmaku-0", "live.chat-0", "live.transcript-0"
+    t = OffsetTracker({}.get, stall_s=10)
+    t.assign([stalled, idle, busy], now=0)
+    t.receive(stalled, 85, "ev", now=0)
+    t.receive(idle, 9, "ev", now=0)
+    t.receive(busy, 40, "ev", now=99)
+    highwater = {stalled: 120, idle: 10, busy: 90}.get
+    with caplog.at_level(logging.WARNING):
+        rereads = t.stalled([stalled, idle, busy], highwater, now=100)
+    assert rereads == [Reread(stalled, 86, 120, t.epoch)]  # idle is caught up, busy delivers
+    assert t.blocked([stalled])  # its partition waits for the read
+    assert "has delivered nothing" in caplog.text
+    assert t.stalled([stalled, idle, busy], highwater, now=101) == []  # not again while it is read
+    t.reread_done(rereads[0], [], now=102)
+    assert t.stalled([stalled], highwater, now=105) == []  # the clock restarted at the request
+    assert t.stalled([stalled], highwater, now=111) == [Reread(stalled, 86, 120, t.epoch)]
+
+
+def test_an_input_that_never_delivered_is_read_from_its_committed_offset():
+    t = OffsetTracker({TP: 7}.get, stall_s=10)
+    t.assign([TP], now=0)
+    assert t.stalled([TP], lambda tp: None, now=50) == []  # high-water unknown
+    (request,) = t.stalled([TP], lambda tp: 9, now=50)
+    assert (request.start, request.end) == (7, 9)
+    entries = t.reread_done(request, [7, 8], now=51)
+    assert [e.offset for e in entries] == [7, 8] and t.position(TP) == 9
+
+
+# -- catching up ------------------------------------------------------------------------------------
+
+
+def test_caught_up_and_catching_up_follow_the_bounds_at_assignment():
+    k = Tracker({TP: 3})
+    assert not k.t.caught_up(TP, 3) and k.t.catching_up(TP)  # bounds unknown: neither "empty" nor done
+    k.t.set_bounds(TP, 0, 5)
+    assert not k.t.caught_up(TP, None) and k.t.catching_up(TP)
+    k.deliver(3, 4)
+    assert k.t.caught_up(TP, 5) and not k.t.catching_up(TP)
+    assert not k.t.caught_up(TP, 8)  # more arrived since the assignment
+    k.t.set_bounds(OTHER, 2, 2)
+    assert k.t.caught_up(OTHER, 0) and not k.t.catching_up(OTHER)  # no committed offset: from the log start
+
+
+# -- revocation -------------------------------------------------------------------------------------
+
+
+def test_after_a_revocation_answers_for_the_old_assignment_are_ignored_and_nothing_is_acknowledged():
+    k = Tracker({TP: 0})
+    r = k.deliver(3)
+    k.deliver(0)
+    k.done(0)
+    k.t.revoke()
+    assert k.acks()[0] == ["ev@0"]  # decided before the revocation: still acknowledged until cleared
+    k.t.clear()
+    assert not k.t.blocked([TP]) and k.t.position(TP) == 0
+    k.t.assign([TP], now=5)
+    assert k.t.reread_done(r.reread, [1, 2], now=6) == []  # stale
+    k.done(3)
+    assert k.acks() == ([], [])
+    fresh = k.deliver(0)  # read again from the committed offset
+    assert fresh.take and fresh.reread is None
+
+
+def test_a_reread_of_a_partition_no_longer_assigned_is_dropped():
+    t = OffsetTracker({TP: 0}.get)
+    t.assign([TP], now=0)
+    r = t.receive(TP, 2, "ev@2", now=0)
+    t.assign([OTHER], now=1)  # reassigned without TP (a new epoch too)
+    assert t.reread_done(r.reread, [0, 1], now=2) == []
+
+
+@pytest.mark.parametrize("offsets", [[5, 6, 7], [7, 5, 6]])
+def test_the_queue_stays_in_offset_order_whatever_the_delivery_order(offsets):
+    k = Tracker({TP: 5})
+    receipts = [k.t.receive(TP, o, f"ev@{o}", 0) for o in offsets]
+    for r in receipts:
+        if r.reread is not None:
+            k.t.reread_done(r.reread, [], now=0)
+        r.pending.done = True
+    assert k.acks()[0] == ["ev@5", "ev@6", "ev@7"]

@@ -1,0 +1,82 @@
+"""The worker's room state: a cache over the changelog table, which gets only durable state, only on change."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.engine import Engine, RoomState
+from pipeline.kafka.state_store import TableStateStore
+from pipeline.ruleset import DEFAULT_RULES_DIR, load_ruleset
+from tests.builders import chat, floods_on_rules, say
+
+
+@pytest.fixture(scope="module")
+def flood_ruleset(tmp_path_factory):
+    return load_ruleset(floods_on_rules(DEFAULT_RULES_DIR, tmp_path_factory.mktemp("floods") / "rules",
+                                        window_s=120, report_every_s=60))
+
+
+class Table(dict):
+    """A Faust table as the store sees it: bytes to bytes, every write counted."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.writes = 0
+
+    def __setitem__(self, key, value) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+
+def test_only_durable_state_reaches_the_changelog_and_only_when_it_changed(flood_ruleset):
+    table = Table()
+    store = TableStateStore(table, lambda: flood_ruleset)
+    engine = Engine(flood_ruleset, store=store)
+    engine.process(say("这是全网最低价", room="r"))  # a strike: durable
+    assert table.writes == 1 and store.dirty
+    written = json.loads(table[b"r"])
+    assert written["policy"] != RoomState().to_json()["policy"]
+    assert "bot_flood" not in written["detectors"]  # a sliding window is not durable
+    store.dirty = False  # the worker flushed it
+    engine.process(chat("主播好呀", user="u1", room="r", t=1))  # the window changes, nothing durable does
+    assert table.writes == 1 and not store.dirty
+    assert store.get("r").detectors["bot_flood"].scripts  # but the cache holds it
+
+
+def test_a_room_is_loaded_from_the_table_once_and_joined_with_its_rebuilt_windows(flood_ruleset):
+    before = Engine(flood_ruleset)
+    before.process(say("这是全网最低价", room="r"))
+    table = Table({b"r": json.dumps(before.store["r"].to_json(only=flood_ruleset.durable_detectors)).encode()})
+    store = TableStateStore(table, lambda: flood_ruleset)
+    rebuilt = Engine(flood_ruleset).warm([chat("真给力，3颗就瘦了3.2斤", user="a", room="r", t=1),
+                                          chat("真给力，2颗就瘦了5斤", user="b", room="new", t=2)])
+    store.adopt(rebuilt)  # before the rooms are loaded: the table may still be recovering
+    assert len(store) == 0
+    room = store.get("r")
+    assert room.policy == before.store["r"].policy and room.detectors["bot_flood"] is rebuilt["r"].detectors["bot_flood"]
+    assert store.get("r") is room and len(store) == 1
+    assert list(store.get("new").detectors) == ["bot_flood"]
+    assert store.get("nobody") is None
+    store.put("r", room)  # unchanged durable state: no write
+    assert table.writes == 0
+
+
+def test_windows_rebuilt_for_a_cached_room_replace_its_own(flood_ruleset):
+    store = TableStateStore(Table(), lambda: flood_ruleset)
+    store.put("r", RoomState())
+    part = Engine(flood_ruleset).warm([chat("真给力，3颗就瘦了3.2斤", user="a", room="r", t=1)])
+    store.adopt(part)
+    assert store.get("r").detectors["bot_flood"] is part["r"].detectors["bot_flood"]
+
+
+def test_clear_drops_the_cache_and_keeps_the_table(flood_ruleset):
+    table = Table()
+    store = TableStateStore(table, lambda: flood_ruleset)
+    Engine(flood_ruleset, store=store).process(say("这是全网最低价", room="r"))
+    store.adopt(Engine(flood_ruleset).warm([chat("主播好呀", user="u", room="q", t=1)]))
+    store.clear()
+    assert len(store) == 0 and b"r" in table
+    assert store.get("q") is None  # rebuilt state of the old assignment is gone too
+    assert store.get("r").policy.model_dump() != RoomState().policy.model_dump()  # back from the table
