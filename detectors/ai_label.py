@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from detectors.base import Detector, RuleContext
 from detectors.normalize import NormalizedText, Term, normalize
 from detectors.timeline import TimelineRule
-from schemas.events import ChatEvent, DanmakuEvent, EventModel, StreamMetaEvent, TranscriptEvent
+from schemas.events import ChatEvent, DanmakuEvent, BaseEvent, StreamMetaEvent, TranscriptEvent
 from schemas.findings import Evidence, Finding
 from schemas.rules import RegexPattern
 
@@ -101,7 +101,7 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
 
     # -- the detector --------------------------------------------------------------------------
 
-    def detect(self, event: EventModel, text: NormalizedText | None, state: AiLabelState) -> list[Finding]:
+    def detect(self, event: BaseEvent, text: NormalizedText | None, state: AiLabelState) -> list[Finding]:
         if event.event_id in state.applied:
             return []  # re-delivered: its state change and its findings are out already
         findings = self._due(event, state) if state.next_due is not None and event.ts > state.next_due else []
@@ -143,7 +143,7 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
         self._set_triggers(event, state, [t for t in order if t in found], found)
         self._set_label(event, state, event.ai_label_visible)
 
-    def _set_triggers(self, event: EventModel, state: AiLabelState, triggers: list[Trigger],
+    def _set_triggers(self, event: BaseEvent, state: AiLabelState, triggers: list[Trigger],
                       evidence: dict[str, Evidence]) -> None:
         triggers = list(dict.fromkeys(triggers))
         if triggers and state.ai_since is None:  # the stream (or a segment) becomes AI
@@ -165,7 +165,7 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
                 state.evidence.append(e)
         state.triggers = triggers
 
-    def _set_label(self, event: EventModel, state: AiLabelState, visible: bool) -> None:
+    def _set_label(self, event: BaseEvent, state: AiLabelState, visible: bool) -> None:
         was = state.label_visible
         state.label_visible = visible
         if state.ai_since is None:
@@ -179,7 +179,7 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
         elif was and not visible and state.label_seen:
             state.label_lost_at, state.label_lost_event_id = event.ts, event.event_id
 
-    def _disclosure(self, event: EventModel, text: NormalizedText) -> Evidence | None:
+    def _disclosure(self, event: BaseEvent, text: NormalizedText) -> Evidence | None:
         if self._cue_rx is None:
             return None
         norm = text.text
@@ -215,7 +215,7 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
     def _next_due(self, state: AiLabelState) -> int | None:
         return min((due for due, _ in self._dues(state)), default=None)
 
-    def _due(self, event: EventModel, state: AiLabelState) -> list[Finding]:
+    def _due(self, event: BaseEvent, state: AiLabelState) -> list[Finding]:
         findings = []
         for due, rule in self._dues(state):
             if event.ts > due:
@@ -227,7 +227,7 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
 
     # -- findings ----------------------------------------------------------------------------------
 
-    def _finding(self, event: EventModel, rule: AiLabelRule, state: AiLabelState, n: int) -> Finding:
+    def _finding(self, event: BaseEvent, rule: AiLabelRule, state: AiLabelState, n: int) -> Finding:
         assert state.ai_since is not None and state.ai_event_id is not None
         gap = rule.check == "label_gap"
         since = state.label_lost_at if gap and state.label_lost_at is not None else state.ai_since
@@ -255,7 +255,7 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
         )
 
 
-def _value(event: EventModel, field: str, value: str) -> Evidence:
+def _value(event: BaseEvent, field: str, value: str) -> Evidence:
     return Evidence(event_id=event.event_id, field=field, start=0, end=len(value), raw=value, normalized=value,
                     how="value")
 

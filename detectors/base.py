@@ -19,7 +19,7 @@ from typing_extensions import Self
 
 from detectors.normalize import NormalizedText
 from detectors.timeline import TimelineExamples, check_timelines
-from schemas.events import EventModel
+from schemas.events import BaseEvent
 from schemas.findings import Evidence, Finding, FindingStatus, RuleStatus, Subject, Window, derived_id
 from schemas.rules import Rule
 
@@ -75,7 +75,7 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
     def new_state(self) -> StateT:
         return cast(StateT, self.state_model())
 
-    def detect(self, event: EventModel, text: NormalizedText | None, state: StateT) -> list[Finding]:
+    def detect(self, event: BaseEvent, text: NormalizedText | None, state: StateT) -> list[Finding]:
         """Findings for this event; may update ``state`` in place. Must not raise on valid events."""
         raise NotImplementedError
 
@@ -103,7 +103,7 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
     # -- findings -----------------------------------------------------------------------------------
 
     def finding(
-        self, rule: RuleT, event: EventModel, *, ident: Sequence[object], score: float, summary: str,
+        self, rule: RuleT, event: BaseEvent, *, ident: Sequence[object], score: float, summary: str,
         evidence: list[Evidence], details: dict[str, object], since: int | None = None,
         event_ids: list[str] | None = None, subject: Subject | None = None, status: FindingStatus | None = None,
     ) -> Finding:

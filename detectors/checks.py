@@ -24,7 +24,7 @@ from schemas.events import (
     EVENT_KINDS,
     ChatEvent,
     DanmakuEvent,
-    EventModel,
+    BaseEvent,
     OrderEvent,
     PriceTagEvent,
     ProductOnAir,
@@ -44,7 +44,7 @@ def _events() -> Callable[..., dict[str, Any]]:
                           "ts": T0 + int(t * 1000)}
 
 
-def _odd_events() -> list[EventModel]:
+def _odd_events() -> list[BaseEvent]:
     e = _events()
 
     def say(text: str) -> TranscriptEvent:
@@ -62,7 +62,7 @@ def _odd_events() -> list[EventModel]:
     ]
 
 
-def selling_talk() -> list[EventModel]:
+def selling_talk() -> list[BaseEvent]:
     """A selling room that breaks a rule of every built-in detector."""
     e = _events()
     return [
@@ -103,13 +103,13 @@ def check_odd_events(detector: AnyDetector) -> None:
     assert isinstance(state, detector.state_model)
 
 
-def check_deterministic(detector: AnyDetector, talk: Sequence[EventModel]) -> None:
+def check_deterministic(detector: AnyDetector, talk: Sequence[BaseEvent]) -> None:
     s1, s2 = detector.new_state(), detector.new_state()
     assert run(detector, list(talk), s1) == run(detector, list(talk), s2), "same input and state, other findings"
     assert s1 == s2, "same input and state, other state"
 
 
-def check_state_round_trip(detector: AnyDetector, talk: Sequence[EventModel]) -> None:
+def check_state_round_trip(detector: AnyDetector, talk: Sequence[BaseEvent]) -> None:
     state = detector.new_state()
     run(detector, list(talk[:3]), state)
     restored = detector.state_model.model_validate_json(state.model_dump_json())
@@ -118,7 +118,7 @@ def check_state_round_trip(detector: AnyDetector, talk: Sequence[EventModel]) ->
         "the state read back from JSON decides otherwise than the state itself"
 
 
-def check_findings_cite_rules(detector: AnyDetector, talk: Sequence[EventModel]) -> None:
+def check_findings_cite_rules(detector: AnyDetector, talk: Sequence[BaseEvent]) -> None:
     findings = run(detector, [*talk, *_odd_events()], detector.new_state())
     assert findings, "the talk should make this detector report something"
     rules = {r.id: r for r in detector.all_rules}
@@ -135,7 +135,7 @@ def check_long_texts(detector: AnyDetector) -> None:
     state = detector.new_state()
     e = _events()
     for i, text in enumerate(LONG_TEXTS):
-        events: list[EventModel] = [TranscriptEvent(**e(i), text=text, start_ms=0, end_ms=0),
+        events: list[BaseEvent] = [TranscriptEvent(**e(i), text=text, start_ms=0, end_ms=0),
                                     ChatEvent(**e(i), user_id="h", text=text, role="host")]
         for f in run(detector, events, state):
             assert len(f.model_dump_json()) < MAX_FINDING_BYTES, f"{f.rule_id}: a finding over 64 KiB"
@@ -147,7 +147,7 @@ def check_rule_examples(detector: AnyDetector) -> None:
         assert not problems, f"{rule.id}: {problems}"
 
 
-def check_detector(detector: AnyDetector, talk: Sequence[EventModel] | None = None) -> None:
+def check_detector(detector: AnyDetector, talk: Sequence[BaseEvent] | None = None) -> None:
     """Run every check; an ``AssertionError`` says which one failed and why."""
     talk = selling_talk() if talk is None else talk
     for check in (check_declaration, check_odd_events, check_long_texts, check_rule_examples):

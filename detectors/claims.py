@@ -25,7 +25,7 @@ from detectors.normalize import NormalizedText, Term, alternation, clause_breaks
 from schemas.events import (
     ChatEvent,
     DanmakuEvent,
-    EventModel,
+    BaseEvent,
     PriceTagEvent,
     ProductCategory,
     StreamMetaEvent,
@@ -34,7 +34,7 @@ from schemas.events import (
 from schemas.findings import Evidence, EvidenceHow, Finding, FindingStatus
 from schemas.rules import RegexPattern, Rule
 
-Source = Literal["transcript", "host_chat", "title"]
+SpeechSource = Literal["transcript", "host_chat", "title"]
 ClaimType = Literal["absolute", "efficacy", "fabricated_data", "guarantee"]
 
 #: context that only says no absolute claim is made ("第一次" is an ordinal, "我们家几款里最便宜" a comparison in
@@ -63,7 +63,7 @@ class ClaimExample(BaseModel):
 
     text: str
     category: ProductCategory | None = None
-    source: Source = "transcript"
+    source: SpeechSource = "transcript"
 
 
 def _as_example(value: object) -> object:
@@ -109,7 +109,7 @@ class ClaimRule(Rule):
     #: ... and never while one of these is pitched (e.g. a registered drug may state its indication)
     exempt_categories: list[ProductCategory] = Field(default_factory=list)
     homophones: bool = False
-    sources: list[Source] = ["transcript", "host_chat", "title"]  # pydantic copies a mutable default
+    sources: list[SpeechSource] = ["transcript", "host_chat", "title"]  # pydantic copies a mutable default
     #: set for a rule read by the claims model instead of terms and patterns
     model: ModelThresholds | None = None
     examples: ClaimExamples = Field(default_factory=ClaimExamples)
@@ -264,7 +264,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
 
     # -- routing -------------------------------------------------------------------------------
 
-    def detect(self, event: EventModel, text: NormalizedText | None, state: ClaimsState) -> list[Finding]:
+    def detect(self, event: BaseEvent, text: NormalizedText | None, state: ClaimsState) -> list[Finding]:
         if isinstance(event, StreamMetaEvent):
             if event.products and state.current_product_id not in {p.product_id for p in event.products}:
                 state.current_product_id = event.products[0].product_id
@@ -292,7 +292,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
 
     # -- matching ------------------------------------------------------------------------------
 
-    def _applies(self, rule: ClaimRule, source: Source, category: str) -> bool:
+    def _applies(self, rule: ClaimRule, source: SpeechSource, category: str) -> bool:
         if source not in rule.sources or category in rule.exempt_categories:
             return False
         return rule.categories is None or category in rule.categories
@@ -438,7 +438,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         return False
 
     def _scan(
-        self, event: EventModel, text: NormalizedText, source: Source, field: str, category: str
+        self, event: BaseEvent, text: NormalizedText, source: SpeechSource, field: str, category: str
     ) -> list[Finding]:
         by_rule: dict[int, list[Evidence]] = {}
         best_score: dict[int, float] = {}
@@ -519,7 +519,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                                           fired=["model"], reading=reading, suppressed=suppressed, status=status))
         return findings
 
-    def _read_model(self, text: NormalizedText, source: Source, category: str
+    def _read_model(self, text: NormalizedText, source: SpeechSource, category: str
                     ) -> tuple[Verdict | None, ClaimRule | None]:
         """The model's verdict and the model rule that reports it, when the verdict reaches that rule's
         ``min_score``. Of the model rules for the verdict's claim type, the first that applies to the
@@ -553,7 +553,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         }
 
     @staticmethod
-    def _evidence(event: EventModel, text: NormalizedText, field: str, start: int, end: int, term: str,
+    def _evidence(event: BaseEvent, text: NormalizedText, field: str, start: int, end: int, term: str,
                   how: EvidenceHow) -> Evidence:
         raw_start, raw_end = text.raw_span(start, end)
         return Evidence(event_id=event.event_id, field=field, start=raw_start, end=raw_end,
@@ -561,7 +561,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                         how=how)
 
     def _finding(
-        self, event: EventModel, rule: ClaimRule, evidence: list[Evidence], score: float, source: Source,
+        self, event: BaseEvent, rule: ClaimRule, evidence: list[Evidence], score: float, source: SpeechSource,
         category: str, matches: int, *, fired: list[str], reading: dict[str, object] | None,
         suppressed: dict[str, int], status: FindingStatus = "live",
     ) -> Finding:

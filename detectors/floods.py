@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, RuleContext
 from detectors.normalize import NormalizedText, mask_digits, normalize
-from schemas.events import ChatEvent, DanmakuEvent, EventModel
+from schemas.events import ChatEvent, DanmakuEvent, BaseEvent
 from schemas.findings import Evidence, Finding, Subject
 from schemas.rules import Rule
 
@@ -197,7 +197,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         self._by_report = {r.reports: r for r in self.rules}
         self._cues = sorted({normalize(c).text for r in self.rules for c in r.cues if normalize(c).text})
 
-    def detect(self, event: EventModel, text: NormalizedText | None, state: FloodState) -> list[Finding]:
+    def detect(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> list[Finding]:
         if not isinstance(event, (ChatEvent, DanmakuEvent)) or event.role != "viewer" or text is None:
             return []
         s = self.settings
@@ -448,7 +448,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
 
     # -- findings ------------------------------------------------------------------------------
 
-    def _finding(self, rule: FloodRule, event: EventModel, subject: Subject, scripts: list[Script],
+    def _finding(self, rule: FloodRule, event: BaseEvent, subject: Subject, scripts: list[Script],
                  accounts: int, share: float, signals: list[str], horizon: int, score: float, summary: str,
                  ident: str, extra: dict[str, object] | None = None) -> Finding:
         """A finding with the scripts' evidence; ``ident`` makes its id unique and repeatable."""
@@ -468,7 +468,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         scripts = [state.scripts[k] for k in verdict.scripts if k in state.scripts]
         return sorted(scripts, key=lambda sc: -len(sc.accounts))
 
-    def _campaign_finding(self, rule: FloodRule, state: FloodState, event: EventModel, verdict: Verdict,
+    def _campaign_finding(self, rule: FloodRule, state: FloodState, event: BaseEvent, verdict: Verdict,
                           period: int) -> Finding:
         scripts = self._pool_scripts(state, verdict)
         f = verdict.features
@@ -480,7 +480,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             f"in the last {self.settings.recent_s} s{'; ' + ', '.join(verdict.signals) if verdict.signals else ''})",
             ident=f"campaign|{period}", extra={"features": verdict.features, "account_ids": verdict.accounts[:200]})
 
-    def _account_finding(self, rule: FloodRule, state: FloodState, event: EventModel, verdict: Verdict,
+    def _account_finding(self, rule: FloodRule, state: FloodState, event: BaseEvent, verdict: Verdict,
                          user: str, period: int) -> Finding:
         account = state.accounts[user]
         scripts = [state.scripts[k] for k in account.numbers if k in state.scripts] or self._pool_scripts(state, verdict)

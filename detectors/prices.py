@@ -24,7 +24,7 @@ from detectors.timeline import TimelineRule
 from schemas.events import (
     ChatEvent,
     DanmakuEvent,
-    EventModel,
+    BaseEvent,
     OrderEvent,
     PriceTagEvent,
     StreamMetaEvent,
@@ -154,7 +154,7 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
 
     # -- the detector --------------------------------------------------------------------------
 
-    def detect(self, event: EventModel, text: NormalizedText | None, state: PriceState) -> list[Finding]:
+    def detect(self, event: BaseEvent, text: NormalizedText | None, state: PriceState) -> list[Finding]:
         if event.event_id in state.applied:
             return []  # re-delivered: its state change and its findings are out already
         findings = self._due(event, state) if state.next_due is not None and event.ts > state.next_due else []
@@ -253,7 +253,7 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
             day.shown_max = event.price if day.shown_max is None else max(day.shown_max, event.price)
         return findings
 
-    def _on_speech(self, event: EventModel, text: NormalizedText, said: Utterance, state: PriceState
+    def _on_speech(self, event: BaseEvent, text: NormalizedText, said: Utterance, state: PriceState
                    ) -> list[Finding]:
         pid = state.current
         if pid is None and said.sale and not any(p.tag and p.tag.visible for p in state.products.values()):
@@ -286,7 +286,7 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
 
     # -- episodes of a missing price -------------------------------------------------------------
 
-    def _update_episodes(self, event: EventModel, state: PriceState) -> None:
+    def _update_episodes(self, event: BaseEvent, state: PriceState) -> None:
         next_due: int | None = None
         for pid, p in state.products.items():
             shown = p.tag is not None and p.tag.visible
@@ -308,7 +308,7 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
                 for r in self._by_check.get("unmarked", [])]
         return min(dues) if dues else None
 
-    def _due(self, event: EventModel, state: PriceState) -> list[Finding]:
+    def _due(self, event: BaseEvent, state: PriceState) -> list[Finding]:
         findings = []
         next_due: int | None = None
         for pid, p in state.products.items():
@@ -326,7 +326,7 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
         state.next_due = next_due
         return findings
 
-    def _unmarked(self, event: EventModel, rule: PriceRule, pid: str, p: ProductState, ep: Episode, n: int
+    def _unmarked(self, event: BaseEvent, rule: PriceRule, pid: str, p: ProductState, ep: Episode, n: int
                   ) -> Finding:
         missing_s = (event.ts - ep.since) / 1000
         why = {"on_air": "on air", "pitched": "pitched", "tag_hidden": "on air with its price tag hidden"}[ep.cause]
@@ -344,7 +344,7 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
 
     # -- checks on what is shown or said ----------------------------------------------------------
 
-    def _spoken_mismatch(self, event: EventModel, text: NormalizedText, said: Utterance, state: PriceState,
+    def _spoken_mismatch(self, event: BaseEvent, text: NormalizedText, said: Utterance, state: PriceState,
                          pid: str, tag: Tag) -> list[Finding]:
         shown = {q.tag.price for q in state.products.values() if q.tag is not None and q.tag.visible}
         wrong = [s for s in said.sale if s.value != tag.price and s.value not in shown]
@@ -369,7 +369,7 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
             ))
         return findings
 
-    def _comparison_checks(self, event: EventModel, state: PriceState, pid: str, p: ProductState,
+    def _comparison_checks(self, event: BaseEvent, state: PriceState, pid: str, p: ProductState,
                            original: Decimal, basis: str | None, said: Said | None, text: NormalizedText | None
                            ) -> list[Finding]:
         findings = []
@@ -438,7 +438,7 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
         return self._discount(event, state, event.product_id, event.original_price, [(event.price, None)], terms,
                               None, [], sources=sources)
 
-    def _discount(self, event: EventModel, state: PriceState, pid: str, original: Decimal | None,
+    def _discount(self, event: BaseEvent, state: PriceState, pid: str, original: Decimal | None,
                   asked: list[tuple[Decimal, Said | None]], terms: list[Said], text: NormalizedText | None,
                   also: list[Said], *, tag_event_id: str | None = None,
                   sources: list[tuple[str, NormalizedText]] | None = None) -> list[Finding]:
@@ -544,14 +544,14 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
             del state.reported[next(iter(state.reported))]
         return True
 
-    def _span(self, event: EventModel, text: NormalizedText | None, said: Said | None, field: str = "text"
+    def _span(self, event: BaseEvent, text: NormalizedText | None, said: Said | None, field: str = "text"
               ) -> Evidence:
         assert text is not None and said is not None
         start, end = text.raw_span(said.start, said.end)
         return Evidence(event_id=event.event_id, field=field, start=start, end=end, raw=text.raw[start:end],
                         normalized=text.text[said.start:said.end], term=said.cue, how="pattern")
 
-    def _finding(self, rule: PriceRule, event: EventModel, *, ident: tuple[object, ...], score: float,
+    def _finding(self, rule: PriceRule, event: BaseEvent, *, ident: tuple[object, ...], score: float,
                  since: int, event_ids: list[str], evidence: list[Evidence], summary: str,
                  details: dict[str, object]) -> Finding:
         return self.finding(rule, event, ident=ident, score=score, summary=summary, evidence=evidence,

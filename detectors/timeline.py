@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from detectors.normalize import normalize
 from schemas.events import (
     ChatEvent,
-    EventModel,
+    BaseEvent,
     OrderEvent,
     PriceTagEvent,
     ProductCategory,
@@ -121,9 +121,9 @@ class TimelineRule(Rule):
     examples: TimelineExamples = Field(default_factory=TimelineExamples)
 
 
-def build_events(timeline: ExampleTimeline, room: str = "example") -> list[EventModel]:
+def build_events(timeline: ExampleTimeline, room: str = "example") -> list[BaseEvent]:
     """The timeline as real, validated events (ids ``ex-1``, ``ex-2`` … in the order written)."""
-    out: list[EventModel] = []
+    out: list[BaseEvent] = []
     for i, ex in enumerate(timeline.events, start=1):
         base: dict[str, Any] = {"event_id": f"ex-{i}", "room_id": room, "platform": "example",
                                 "ts": EXAMPLE_T0 + ex.day * 86_400_000 + int(ex.t * 1000)}
@@ -149,7 +149,7 @@ def build_events(timeline: ExampleTimeline, room: str = "example") -> list[Event
     return out
 
 
-def run(detector: Any, events: list[EventModel], state: Any = None) -> list[Finding]:
+def run(detector: Any, events: list[BaseEvent], state: Any = None) -> list[Finding]:
     """Feed events to a detector (only the kinds it reads) with one state, as the engine does."""
     state = detector.state_model() if state is None else state
     findings: list[Finding] = []

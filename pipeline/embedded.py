@@ -20,7 +20,7 @@ from pipeline.privacy import DEV_KEY, Pseudonymizer
 from pipeline.engine import Engine, Outcome
 from pipeline.metrics import Metrics
 from pipeline.ruleset import RulesetWatcher
-from schemas.deadletter import Source
+from schemas.deadletter import MessageSource
 
 ALERTS_FILE = "alerts.jsonl"
 ACTIONS_FILE = "actions.jsonl"
@@ -29,13 +29,13 @@ DLQ_FILE = "dlq.jsonl"
 REPLAY_MAX_JUMP_MS = 30 * 24 * 3600 * 1000
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[Source, bytes]]:
+def read_jsonl(path: Path) -> Iterator[tuple[MessageSource, bytes]]:
     """Each non-blank line of a file with its position; bytes, so invalid UTF-8 reaches the DLQ intact."""
     with open(path, "rb") as f:
         for number, line in enumerate(f, start=1):
             line = line.rstrip(b"\r\n")
             if line.strip():
-                yield Source(file=str(path), line=number), line
+                yield MessageSource(file=str(path), line=number), line
 
 
 def count_lines(path: Path) -> int:
@@ -127,7 +127,7 @@ class EmbeddedRuntime:
     def _stream_clock(self) -> int:
         return self._latest_ts + REPLAY_MAX_JUMP_MS if self._latest_ts is not None else 1 << 62
 
-    def run(self, messages: Iterable[tuple[Source, bytes]], progress: Progress | None = None) -> RunStats:
+    def run(self, messages: Iterable[tuple[MessageSource, bytes]], progress: Progress | None = None) -> RunStats:
         alerts = JsonlWriter(self.out_dir / ALERTS_FILE)
         actions = JsonlWriter(self.out_dir / ACTIONS_FILE)
         dlq = JsonlWriter(self.out_dir / DLQ_FILE)

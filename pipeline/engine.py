@@ -22,8 +22,8 @@ from pipeline.metrics import Metrics
 from pipeline.policy import PolicyState
 from pipeline.privacy import Pseudonymizer
 from pipeline.ruleset import Ruleset
-from schemas.deadletter import DeadLetter, Source
-from schemas.events import EventModel, event_adapter, text_of
+from schemas.deadletter import DeadLetter, MessageSource
+from schemas.events import BaseEvent, event_adapter, text_of
 from schemas.findings import EnforcementAction, Finding
 
 log = logging.getLogger(__name__)
@@ -92,13 +92,13 @@ class MemoryStateStore(dict):  # type: ignore[type-arg]
 class Outcome:
     """What one input message led to."""
 
-    event: EventModel | None = None
+    event: BaseEvent | None = None
     findings: list[Finding] = field(default_factory=list)
     actions: list[EnforcementAction] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
-def decode_event(raw: bytes, now_ms: int) -> EventModel:
+def decode_event(raw: bytes, now_ms: int) -> BaseEvent:
     """Parse and validate one wire message, or raise ``PoisonMessage`` saying exactly why not."""
     if len(raw) > MAX_EVENT_BYTES:
         raise PoisonMessage("too_large", f"{len(raw)} bytes; the limit is {MAX_EVENT_BYTES}")
@@ -152,7 +152,7 @@ class Engine:
     def ruleset(self) -> Ruleset:
         return self._ruleset()
 
-    def decode(self, raw: bytes, source: Source) -> EventModel | DeadLetter:
+    def decode(self, raw: bytes, source: MessageSource) -> BaseEvent | DeadLetter:
         """The validated event, or the dead letter saying why there is none."""
         try:
             return decode_event(raw, self.clock_ms())
@@ -160,21 +160,21 @@ class Engine:
             self.metrics.dead_letters.labels(reason=p.reason).inc()
             return DeadLetter.of(raw, p.reason, p.detail, source)
 
-    def process_raw(self, raw: bytes, source: Source) -> Outcome:
+    def process_raw(self, raw: bytes, source: MessageSource) -> Outcome:
         """Decode and process one message; a bad one becomes a dead letter, never an exception."""
         event = self.decode(raw, source)
         if isinstance(event, DeadLetter):
             return Outcome(dead_letters=[event])
         return self.process_decoded(event, raw, source)
 
-    def process_decoded(self, event: EventModel, raw: bytes, source: Source) -> Outcome:
+    def process_decoded(self, event: BaseEvent, raw: bytes, source: MessageSource) -> Outcome:
         """Process a decoded event; a detector's dead letter carries the original bytes and position."""
         outcome = self.process(event, source=source.topic or "file")
         outcome.dead_letters = [DeadLetter.of(raw, d.reason, d.detail, source, d.event_id)
                                 for d in outcome.dead_letters]
         return outcome
 
-    def warm(self, events: Iterable[EventModel], rooms: dict[str, RoomState] | None = None
+    def warm(self, events: Iterable[BaseEvent], rooms: dict[str, RoomState] | None = None
              ) -> dict[str, RoomState]:
         """Rebuild non-durable detector state from input that was decided before (DESIGN.md principle 7).
 
@@ -191,14 +191,14 @@ class Engine:
         self._warm(events, rooms)
         return rooms
 
-    def rebuild(self, events: Iterable[EventModel]) -> int:
+    def rebuild(self, events: Iterable[BaseEvent]) -> int:
         """``warm`` the events into fresh state and hand it to the store; returns the number of events fed."""
         rooms: dict[str, RoomState] = {}
         n = self._warm(events, rooms)
         self.store.adopt(rooms)
         return n
 
-    def warm_in_store(self, events: Iterable[EventModel]) -> int:
+    def warm_in_store(self, events: Iterable[BaseEvent]) -> int:
         """``warm`` decided events straight into the rooms the store holds (a rebuild's events that come
         after the next event to decide, fed at their place in the merge)."""
         n = 0
@@ -208,7 +208,7 @@ class Engine:
             self.store.put(event.room_id, room)
         return n
 
-    def _warm(self, events: Iterable[EventModel], rooms: dict[str, RoomState]) -> int:
+    def _warm(self, events: Iterable[BaseEvent], rooms: dict[str, RoomState]) -> int:
         rebuilt = self.ruleset.rebuilt_detectors
         n = 0
         for event in events:
@@ -230,7 +230,7 @@ class Engine:
         self.metrics.rebuilt_events.inc(n)
         return n
 
-    def process(self, event: EventModel, source: str = "direct") -> Outcome:
+    def process(self, event: BaseEvent, source: str = "direct") -> Outcome:
         ruleset = self.ruleset
         self.metrics.events.labels(source=source, kind=event.kind).inc()
         outcome = Outcome(event=event)
@@ -250,7 +250,7 @@ class Engine:
                 self.metrics.detector_errors.labels(detector=detector.name).inc()
                 outcome.dead_letters.append(DeadLetter.of(
                     event.model_dump_json().encode(), "detector_error", f"{detector.name}: {e!r}",
-                    Source(), event_id=event.event_id))
+                    MessageSource(), event_id=event.event_id))
                 continue
             outcome.findings.extend(found)
 

@@ -18,7 +18,7 @@ from typing import Iterator
 from schemas.events import (
     ChatEvent,
     DanmakuEvent,
-    EventModel,
+    BaseEvent,
     OrderEvent,
     PriceTagEvent,
     ProductOnAir,
@@ -65,7 +65,7 @@ class _Room:
                             user=UserSignals(**signals) if signals else None)
 
 
-def _clean_room() -> list[EventModel]:
+def _clean_room() -> list[BaseEvent]:
     r = _Room("demo-clean")
     tea = ProductOnAir(product_id="tea-01", title="云南古树普洱茶 357g", category="food")
     return [
@@ -82,7 +82,7 @@ def _clean_room() -> list[EventModel]:
     ]
 
 
-def _claims_room() -> list[EventModel]:
+def _claims_room() -> list[BaseEvent]:
     r = _Room("demo-claims")
     snack = ProductOnAir(product_id="snack-07", title="魔芋爽代餐零食 20包", category="food")
     return [
@@ -96,7 +96,7 @@ def _claims_room() -> list[EventModel]:
     ]
 
 
-def _escalating_room() -> list[EventModel]:
+def _escalating_room() -> list[BaseEvent]:
     r = _Room("demo-escalate")
     drink = ProductOnAir(product_id="drink-3", title="草本养生饮 12瓶装", category="food")
     return [
@@ -112,7 +112,7 @@ def _escalating_room() -> list[EventModel]:
     ]
 
 
-def _prices_room() -> list[EventModel]:
+def _prices_room() -> list[BaseEvent]:
     r = _Room("demo-prices")
     scarf = ProductOnAir(product_id="scarf-01", title="羊绒围巾 180cm", category="apparel")
     cup = ProductOnAir(product_id="cup-02", title="限时5折 保温杯 500ml", category="general")
@@ -141,7 +141,7 @@ def _prices_room() -> list[EventModel]:
     ]
 
 
-def _prices_ok_room() -> list[EventModel]:
+def _prices_ok_room() -> list[BaseEvent]:
     r = _Room("demo-prices-ok")
     box = ProductOnAir(product_id="tea-09", title="普洱茶礼盒 500g", category="food")
     cup = ProductOnAir(product_id="cup-03", title="玻璃茶杯", category="general")
@@ -163,7 +163,7 @@ def _prices_ok_room() -> list[EventModel]:
     ]
 
 
-def _ai_host_room() -> list[EventModel]:
+def _ai_host_room() -> list[BaseEvent]:
     r = _Room("demo-ai-host")
     cream = ProductOnAir(product_id="cream-5", title="保湿面霜 50g", category="cosmetics")
     return [
@@ -183,7 +183,7 @@ def _ai_host_room() -> list[EventModel]:
     ]
 
 
-def _ai_ok_room() -> list[EventModel]:
+def _ai_ok_room() -> list[BaseEvent]:
     r = _Room("demo-ai-ok")
     lamp = ProductOnAir(product_id="lamp-7", title="护眼台灯", category="electronics")
     implicit = '{"AIGC":{"Label":"1","ContentProducer":"demo-vendor","ContentID":"lamp-7-v1"}}'
@@ -206,12 +206,12 @@ _RING_SCRIPTS = ("真给力，{n}颗就瘦了{x}斤", "姐妹们，真给力{n}�
 _FAN_NOISE = ("主播好", "晚上好呀", "这个颜色好看", "多少钱", "有没有大码", "发货快吗", "哈哈哈哈", "来了来了")
 
 
-def _flood_room() -> list[EventModel]:
+def _flood_room() -> list[BaseEvent]:
     """A slimming-candy seller whose room is flooded by 14 hired accounts (two days old, five to a device,
     one /24) posting padded variants of two testimonial scripts: a campaign, each account named and muted."""
     r = _Room("demo-flood")
     candy = ProductOnAir(product_id="candy-5", title="酵素果蔬软糖 60粒", category="food")
-    events: list[EventModel] = [r.meta(0, candy), r.price(1, candy, "69.00"),
+    events: list[BaseEvent] = [r.meta(0, candy), r.price(1, candy, "69.00"),
                                 r.say(5, "今天这款果蔬软糖，口味有三种，大家看屏幕上的价格。")]
     events += [r.danmaku(10 + i * 4, f"fan-{i % 9}", _FAN_NOISE[i % len(_FAN_NOISE)]) for i in range(40)]
     for i in range(14):
@@ -221,13 +221,13 @@ def _flood_room() -> list[EventModel]:
     return events
 
 
-def _fan_chant_room() -> list[EventModel]:
+def _fan_chant_room() -> list[BaseEvent]:
     """A singer's fans chanting one line together: a flood, but not a commercial one — a shadow finding only."""
     r = _Room("demo-fans")
     return [r.danmaku(20 + i * 0.5, f"fan-{i:02d}", "唱得太好听了！" + "！" * (i % 3)) for i in range(30)]
 
 
-def example_events() -> list[EventModel]:
+def example_events() -> list[BaseEvent]:
     """The price-marking and AI-label rooms (examples/prices_ai_labels.jsonl), in event-time order."""
     events = _prices_room() + _prices_ok_room() + _ai_host_room() + _ai_ok_room()
     return sorted(events, key=lambda e: e.ts)
@@ -239,7 +239,7 @@ def example_lines() -> Iterator[bytes]:
         yield json.dumps(e.model_dump(mode="json"), ensure_ascii=False).encode("utf-8")
 
 
-def demo_events() -> list[EventModel]:
+def demo_events() -> list[BaseEvent]:
     """All rooms' events, interleaved in event-time order (stable for equal times)."""
     events = _clean_room() + _claims_room() + _escalating_room() + _flood_room() + _fan_chant_room() + example_events()
     return sorted(events, key=lambda e: e.ts)

@@ -2,10 +2,10 @@
 
 from schemas.events import (
     EVENT_KINDS,
+    BaseEvent,
     ChatEvent,
     DanmakuEvent,
     Event,
-    EventModel,
     OrderEvent,
     PriceTagEvent,
     StreamMetaEvent,
@@ -17,7 +17,7 @@ from schemas.events import (
 from schemas.findings import EnforcementAction, Evidence, Finding, Subject, Window, derived_id
 
 __all__ = [
-    "EVENT_KINDS", "ChatEvent", "DanmakuEvent", "Event", "EventModel", "OrderEvent", "PriceTagEvent",
+    "EVENT_KINDS", "ChatEvent", "DanmakuEvent", "Event", "BaseEvent", "OrderEvent", "PriceTagEvent",
     "StreamMetaEvent", "TranscriptEvent", "UserSignals", "event_adapter", "text_of",
     "EnforcementAction", "Evidence", "Finding", "Subject", "Window", "derived_id",
 ]

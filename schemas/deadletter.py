@@ -6,14 +6,15 @@ import base64
 
 from pydantic import BaseModel, Field
 
-SCHEMA_VERSION = 1
+from schemas.version import SCHEMA_VERSION
+
 PREVIEW_CHARS = 200
 #: every reason a message can be dead-lettered for (a stable set: it is a metric label)
 DEAD_LETTER_REASONS = ("invalid_json", "schema_violation", "too_large", "future_timestamp", "detector_error",
                        "processing_error", "wrong_key")
 
 
-class Source(BaseModel):
+class MessageSource(BaseModel):
     """Where the message came from: a Kafka position, or a file and line."""
 
     topic: str | None = None
@@ -32,13 +33,13 @@ class DeadLetter(BaseModel):
     schema_version: int = SCHEMA_VERSION
     reason: str = Field(description="stable code, one of DEAD_LETTER_REASONS")
     detail: str = Field(description="what is wrong, for a human")
-    source: Source
+    source: MessageSource
     event_id: str | None = None
     raw_b64: str = Field(description="the message's exact bytes, base64, so nothing is lost")
     raw_preview: str = Field(description=f"first {PREVIEW_CHARS} characters, for reading")
 
     @classmethod
-    def of(cls, raw: bytes, reason: str, detail: str, source: Source, event_id: str | None = None) -> "DeadLetter":
+    def of(cls, raw: bytes, reason: str, detail: str, source: MessageSource, event_id: str | None = None) -> "DeadLetter":
         return cls(
             reason=reason, detail=detail, source=source, event_id=event_id,
             raw_b64=base64.b64encode(raw).decode("ascii"),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-SCHEMA_VERSION = 1
+from schemas.version import SCHEMA_VERSION
 
 #: Longest text field accepted; anything longer is rejected to the dead-letter output, because a
 #: megabyte "comment" is an attack or a bug, and matching it would stall a partition.
@@ -24,7 +24,7 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, allow_in
 EventTime = Annotated[int, Field(ge=946_684_800_000, description="event time, ms since the Unix epoch")]
 
 
-class _Event(BaseModel):
+class BaseEvent(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, str_strip_whitespace=False)
 
     schema_version: int = SCHEMA_VERSION
@@ -54,7 +54,7 @@ class UserSignals(BaseModel):
 Role = Literal["viewer", "host", "operator"]
 
 
-class _Comment(_Event):
+class _Comment(BaseEvent):
     user_id: Identifier
     text: Text
     role: Role = "viewer"
@@ -73,7 +73,7 @@ class DanmakuEvent(_Comment):
     kind: Literal["danmaku"] = "danmaku"
 
 
-class TranscriptEvent(_Event):
+class TranscriptEvent(BaseEvent):
     """A segment of ASR transcript of the stream's audio."""
 
     kind: Literal["transcript"] = "transcript"
@@ -94,7 +94,7 @@ ProductCategory = Literal[
 ]
 
 
-class PriceTagEvent(_Event):
+class PriceTagEvent(BaseEvent):
     """The price card shown (or hidden) for a product in the room."""
 
     kind: Literal["price_tag"] = "price_tag"
@@ -116,7 +116,7 @@ class ProductOnAir(BaseModel):
     category: ProductCategory = "general"
 
 
-class StreamMetaEvent(_Event):
+class StreamMetaEvent(BaseEvent):
     """Stream-level state: who is hosting, AI labelling, which products are on air."""
 
     kind: Literal["stream_meta"] = "stream_meta"
@@ -129,7 +129,7 @@ class StreamMetaEvent(_Event):
     operator_id: str | None = Field(default=None, max_length=256)
 
 
-class OrderEvent(_Event):
+class OrderEvent(BaseEvent):
     kind: Literal["order"] = "order"
     order_id: Identifier | None = None
     product_id: Identifier
@@ -141,7 +141,7 @@ Event = Annotated[
     Union[ChatEvent, DanmakuEvent, TranscriptEvent, PriceTagEvent, StreamMetaEvent, OrderEvent],
     Field(discriminator="kind"),
 ]
-EVENT_MODELS: tuple[type[_Event], ...] = (
+EVENT_MODELS: tuple[type[BaseEvent], ...] = (
     ChatEvent, DanmakuEvent, TranscriptEvent, PriceTagEvent, StreamMetaEvent, OrderEvent,
 )
 EVENT_KINDS: frozenset[str] = frozenset(m.model_fields["kind"].default for m in EVENT_MODELS)
@@ -149,7 +149,7 @@ EVENT_KINDS: frozenset[str] = frozenset(m.model_fields["kind"].default for m in 
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-def text_of(event: _Event) -> str | None:
+def text_of(event: BaseEvent) -> str | None:
     """The free text an event carries, if any (chat/danmaku/transcript text, a product title)."""
     if isinstance(event, (ChatEvent, DanmakuEvent, TranscriptEvent)):
         return event.text
@@ -158,4 +158,3 @@ def text_of(event: _Event) -> str | None:
     return None
 
 
-EventModel = _Event

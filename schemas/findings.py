@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+from schemas.version import SCHEMA_VERSION
 
 #: Namespace for every uuid5 livewatch derives. Fixed forever: changing it changes every id.
 ID_NAMESPACE = uuid.UUID("6f1d3c52-2b0e-4d8e-9a57-1c0f6a8e9b31")

@@ -60,7 +60,7 @@ sys.path.insert(0, str(REPO))
 from detectors.normalize import mask_digits, normalize  # noqa: E402
 from pipeline.engine import Engine, MemoryStateStore, RoomState  # noqa: E402
 from pipeline.ruleset import Ruleset  # noqa: E402
-from schemas.events import EventModel, event_adapter  # noqa: E402
+from schemas.events import BaseEvent, event_adapter  # noqa: E402
 from schemas.findings import EnforcementAction, Finding  # noqa: E402
 from scripts.flood_campaigns import (  # noqa: E402
     Campaign,
@@ -110,7 +110,7 @@ def new_engine(ruleset: Ruleset, rooms: dict[str, RoomState] | None = None) -> E
     return Engine(ruleset, store=store, clock_ms=lambda: FAR_FUTURE)
 
 
-def process(engine: Engine, events: Iterable[EventModel], run: Run | None = None) -> Run:
+def process(engine: Engine, events: Iterable[BaseEvent], run: Run | None = None) -> Run:
     run = run or Run([], [], 0, 0.0)
     start = time.perf_counter()
     for event in events:
@@ -367,7 +367,7 @@ class Injection:
     """A stream prepared for injections: its events, where the campaigns start, and the room state there."""
 
     background: list[dict[str, Any]]
-    models: list[EventModel]
+    models: list[BaseEvent]
     cut: int  # index of the first background event at or after start_ms
     start_ms: int
     state_at_start: dict[str, dict[str, Any]]

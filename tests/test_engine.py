@@ -9,7 +9,7 @@ import pytest
 from pipeline.embedded import ACTIONS_FILE, ALERTS_FILE, DLQ_FILE, EmbeddedRuntime, read_jsonl
 from pipeline.engine import Engine, RoomState
 from pipeline.ruleset import load_ruleset
-from schemas.deadletter import DeadLetter, Source
+from schemas.deadletter import DeadLetter, MessageSource
 from tests.builders import T0, chat, on_air, price_tag, say, wire
 
 
@@ -27,7 +27,7 @@ def engine(tiny_rules):
     return Engine(load_ruleset(tiny_rules), clock_ms=lambda: T0 + 3_600_000)
 
 
-SRC = Source(file="test.jsonl", line=1)
+SRC = MessageSource(file="test.jsonl", line=1)
 
 
 def test_a_claim_in_host_speech_becomes_a_finding_and_a_warning(engine):

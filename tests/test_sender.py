@@ -12,7 +12,7 @@ from pipeline.engine import Engine, Outcome
 from pipeline.errors import TransientError
 from pipeline.kafka.sender import OutputSender
 from pipeline.metrics import Metrics
-from schemas.deadletter import DeadLetter, Source
+from schemas.deadletter import DeadLetter, MessageSource
 from tests.builders import say
 
 
@@ -50,7 +50,7 @@ def sender(alerts=None, actions=None, dlq=None):
 
 async def test_every_output_goes_to_its_topic_with_its_key_and_is_acknowledged_before_send_returns(outcome):
     assert outcome.findings and outcome.actions
-    dead = DeadLetter.of(b"{x", "invalid_json", "bad", Source(topic="live.chat", partition=0, offset=3))
+    dead = DeadLetter.of(b"{x", "invalid_json", "bad", MessageSource(topic="live.chat", partition=0, offset=3))
     outcome.dead_letters.append(dead)
     s, (alerts, actions, dlq) = sender()
     await s.send(outcome, key=b"r7")
@@ -89,7 +89,7 @@ async def test_an_error_of_the_message_itself_is_not_retried(outcome):
 
 async def test_an_unforeseen_failure_is_kept_in_the_dlq_with_its_reason(caplog):
     s, (_, _, dlq) = sender()
-    source = Source(topic="live.chat", partition=2, offset=9)
+    source = MessageSource(topic="live.chat", partition=2, offset=9)
     try:
         raise ValueError("state unreadable")
     except ValueError as e:

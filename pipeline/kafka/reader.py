@@ -21,7 +21,7 @@ from pipeline.engine import MAX_FUTURE_SKEW_MS, decode_event
 from pipeline.errors import PoisonMessage
 from pipeline.kafka.merge import order_key
 from pipeline.kafka.topics import seq_of
-from schemas.events import EventModel
+from schemas.events import BaseEvent
 
 log = logging.getLogger("livewatch.worker.reader")
 
@@ -37,11 +37,11 @@ EMPTY_FETCHES = 3
 class History:
     """What a rebuild read for one partition number."""
 
-    events: list[EventModel] = field(default_factory=list)  # in decision order, before next_ts
+    events: list[BaseEvent] = field(default_factory=list)  # in decision order, before next_ts
     #: decided events at or after next_ts, with their decision-order keys: each topic-partition commits on
     #: its own, so some were decided after the first undecided event of another topic — they are fed when
     #: the merge reaches their place, not before (RebuildCoordinator.decided_before)
-    ahead: list[tuple[tuple[int, int, str, int], EventModel]] = field(default_factory=list)
+    ahead: list[tuple[tuple[int, int, str, int], BaseEvent]] = field(default_factory=list)
     next_ts: int | None = None  # event time of the next event to decide (or the latest decided)
     start_ts: int | None = None  # events at or after this event time were kept
     ranges: dict[str, tuple[int, int]] = field(default_factory=dict)  # "topic-partition" → offsets read [a, b)
@@ -104,7 +104,7 @@ async def read_history(bootstrap: str, group_id: str, tps: Sequence[TopicPartiti
         if not any(b > a for a, b in decided.values()):
             return history
 
-        def event_of(record: Any) -> EventModel | None:
+        def event_of(record: Any) -> BaseEvent | None:
             try:
                 event = decode_event(record.value or b"", clock_ms())
             except PoisonMessage:
@@ -133,7 +133,7 @@ async def read_history(bootstrap: str, group_id: str, tps: Sequence[TopicPartiti
             history.next_ts = max(latest) if latest else clock_ms()
         history.start_ts = history.next_ts - history_ms
 
-        keyed: list[tuple[tuple[int, int, str, int], EventModel]] = []
+        keyed: list[tuple[tuple[int, int, str, int], BaseEvent]] = []
         for tp in tps:
             start, end = decided[tp]
             if end <= start:

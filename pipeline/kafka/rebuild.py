@@ -22,7 +22,7 @@ from pipeline.engine import Engine, RoomState, StateStore
 from pipeline.kafka.reader import History
 from pipeline.metrics import Metrics
 from pipeline.ruleset import Ruleset
-from schemas.events import EventModel
+from schemas.events import BaseEvent
 
 log = logging.getLogger("livewatch.worker.rebuild")
 
@@ -56,7 +56,7 @@ class RebuildCoordinator:
         self._partitions: set[int] = set()
         self._open: set[int] = set()
         self._unrebuilt: set[int] = set()  # opened after a failed rebuild: running on empty windows
-        self._ahead: dict[int, deque[tuple[OrderKey, EventModel]]] = {}
+        self._ahead: dict[int, deque[tuple[OrderKey, BaseEvent]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- what the worker asks ------------------------------------------------------------------------
@@ -72,11 +72,11 @@ class RebuildCoordinator:
     def unrebuilt(self) -> frozenset[int]:
         return frozenset(self._unrebuilt)
 
-    def decided_before(self, partition: int, key: OrderKey) -> list[EventModel]:
+    def decided_before(self, partition: int, key: OrderKey) -> list[BaseEvent]:
         """The rebuild's decided events that the merge order puts before ``key`` and that were not given
         out yet: warm them into the store before deciding the event at ``key``."""
         ahead = self._ahead.get(partition)
-        passed: list[EventModel] = []
+        passed: list[BaseEvent] = []
         while ahead and ahead[0][0] < key:
             passed.append(ahead.popleft()[1])
         return passed

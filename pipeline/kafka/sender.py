@@ -10,7 +10,7 @@ from typing import Any, Awaitable, Protocol
 from pipeline.engine import Outcome
 from pipeline.errors import TransientError
 from pipeline.metrics import Metrics
-from schemas.deadletter import DeadLetter, Source
+from schemas.deadletter import DeadLetter, MessageSource
 
 log = logging.getLogger("livewatch.worker.sender")
 
@@ -53,7 +53,7 @@ class OutputSender:
                     raise TransientError(f"sending outputs failed {self.attempts} times: {e!r}") from e
                 await asyncio.sleep(self.backoff_s * 2 ** attempt)  # duplicates from a retry carry the same ids
 
-    async def dead_letter(self, error: Exception, raw: bytes, source: Source, key: bytes | None) -> None:
+    async def dead_letter(self, error: Exception, raw: bytes, source: MessageSource, key: bytes | None) -> None:
         """An event that failed in a way nobody foresaw: keep it, with the reason, in the DLQ."""
         log.exception("processing %s failed", source)
         self.metrics.dead_letters.labels(reason="processing_error").inc()

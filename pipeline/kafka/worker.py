@@ -32,8 +32,8 @@ from pipeline.metrics import Metrics
 from pipeline.privacy import DEV_KEY, Pseudonymizer
 from pipeline.ruleset import RulesetWatcher
 from pipeline.settings import Settings
-from schemas.deadletter import DeadLetter, Source
-from schemas.events import EventModel
+from schemas.deadletter import DeadLetter, MessageSource
+from schemas.events import BaseEvent
 
 log = logging.getLogger("livewatch.worker")
 
@@ -55,9 +55,9 @@ def faust_committed_offset(consumer: Any, tp: TP) -> int | None:
 class _Held:
     """An event waiting in the merge."""
 
-    decoded: EventModel
+    decoded: BaseEvent
     raw: bytes
-    source: Source
+    source: MessageSource
     pending: Pending
     key: tuple[int, int, str, int]  # its place in the merge (merge.order_key)
 
@@ -220,7 +220,7 @@ class WorkerRuntime:
     async def _accept(self, tp: TP, offset: int, key: bytes | None, value: Any, headers: Any,
                       pending: Pending) -> None:
         """Decode one message: a dead letter is sent at once, a valid event joins the event-time merge."""
-        source = Source(topic=tp.topic, partition=tp.partition, offset=offset)
+        source = MessageSource(topic=tp.topic, partition=tp.partition, offset=offset)
         raw = value if isinstance(value, bytes) else bytes(value or b"")
         try:
             decoded = self.engine.decode(raw, source)
