@@ -12,14 +12,15 @@ Reasons and examples: docs/prices_and_ai_labels.md.
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal, Sequence
+from collections.abc import Sequence
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, RuleContext
 from detectors.normalize import NormalizedText, Term, normalize
 from detectors.timeline import TimelineRule
-from schemas.events import ChatEvent, DanmakuEvent, BaseEvent, StreamMetaEvent, TranscriptEvent
+from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, StreamMetaEvent, TranscriptEvent
 from schemas.findings import Evidence, Finding
 from schemas.rules import RegexPattern
 
@@ -50,8 +51,9 @@ class AiLabelSettings(BaseModel):
     #: an upstream classifier's aigc_score at or above this marks the stream (segment) AI
     aigc_threshold: float = Field(default=0.8, ge=0, le=1)
     #: an implicit label matching one of these (regular expressions, case-insensitive) says AI-generated
-    implicit_label_patterns: list[RegexPattern] = Field(default_factory=lambda: ["aigc", "ai[-_ ]?generated",
-                                                                        "人工智能生成", "生成合成"])
+    implicit_label_patterns: list[RegexPattern] = Field(
+        default_factory=lambda: ["aigc", "ai[-_ ]?generated", "人工智能生成", "生成合成"]
+    )
     #: what a host says when the host is AI (matched on normalised text, case-folded)
     self_disclosure_cues: list[Term] = Field(default_factory=lambda: ["AI主播", "数字人", "虚拟主播"])
     #: a cue inside one of these phrases does not count ("数字人民币" is money, not a host)
@@ -60,8 +62,9 @@ class AiLabelSettings(BaseModel):
     negations: list[Term] = Field(default_factory=lambda: ["不是", "并非", "没有用", "不用"])
     #: ids of recent state-changing events remembered to recognise a re-delivered one
     max_applied_ids: int = Field(default=64, ge=1)
-    score: dict[Trigger, float] = Field(default={
-        "host_kind": 0.95, "implicit_label": 0.95, "self_disclosed": 0.9, "aigc_score": 0.75})
+    score: dict[Trigger, float] = Field(
+        default={"host_kind": 0.95, "implicit_label": 0.95, "self_disclosed": 0.9, "aigc_score": 0.75}
+    )
 
 
 class AiLabelState(BaseModel):
@@ -108,7 +111,8 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
         if isinstance(event, StreamMetaEvent):
             self._on_meta(event, state)
         elif isinstance(event, TranscriptEvent) or (
-                isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator")):
+            isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator")
+        ):
             said = self._disclosure(event, text) if text is not None and state.disclosed is None else None
             if said is None:
                 return findings
@@ -143,8 +147,9 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
         self._set_triggers(event, state, [t for t in order if t in found], found)
         self._set_label(event, state, event.ai_label_visible)
 
-    def _set_triggers(self, event: BaseEvent, state: AiLabelState, triggers: list[Trigger],
-                      evidence: dict[str, Evidence]) -> None:
+    def _set_triggers(
+        self, event: BaseEvent, state: AiLabelState, triggers: list[Trigger], evidence: dict[str, Evidence]
+    ) -> None:
         triggers = list(dict.fromkeys(triggers))
         if triggers and state.ai_since is None:  # the stream (or a segment) becomes AI
             state.ai_since, state.ai_event_id = event.ts, event.event_id
@@ -190,9 +195,16 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
             if any(_inside(norm, x, start, end) for x in self._exceptions):
                 continue  # "数字人民币"
             raw_start, raw_end = text.raw_span(start, end)
-            return Evidence(event_id=event.event_id, field="text", start=raw_start, end=raw_end,
-                            raw=text.raw[raw_start:raw_end], normalized=norm[start:end], term=m.group(0),
-                            how="normalized")
+            return Evidence(
+                event_id=event.event_id,
+                field="text",
+                start=raw_start,
+                end=raw_end,
+                raw=text.raw[raw_start:raw_end],
+                normalized=norm[start:end],
+                term=m.group(0),
+                how="normalized",
+            )
         return None
 
     # -- deadlines -------------------------------------------------------------------------------
@@ -235,29 +247,58 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
         seconds = (event.ts - since) / 1000
         why = "; ".join(TRIGGER_LABEL[t] for t in state.triggers)
         if gap:
-            summary = (f"AI label gone for {seconds:.0f} s (allowed gap {rule.max_gap_s} s) while the stream is "
-                       f"AI-generated ({why}) — {rule.legal_basis}")
+            summary = (
+                f"AI label gone for {seconds:.0f} s (allowed gap {rule.max_gap_s} s) while the stream is "
+                f"AI-generated ({why}) — {rule.legal_basis}"
+            )
         else:
-            summary = (f"AI-generated stream without a visible AI label for {seconds:.0f} s since it became AI "
-                       f"(grace {rule.grace_s} s; {why}) — {rule.legal_basis}")
+            summary = (
+                f"AI-generated stream without a visible AI label for {seconds:.0f} s since it became AI "
+                f"(grace {rule.grace_s} s; {why}) — {rule.legal_basis}"
+            )
         evidence = list(state.evidence)
         if gap:
-            evidence.append(Evidence(event_id=first_event, field="ai_label_visible", start=0, end=5, raw="false",
-                                     normalized="false", term="label_gap", how="value"))
+            evidence.append(
+                Evidence(
+                    event_id=first_event,
+                    field="ai_label_visible",
+                    start=0,
+                    end=5,
+                    raw="false",
+                    normalized="false",
+                    term="label_gap",
+                    how="value",
+                )
+            )
         score = max((self.settings.score.get(t, 0.75) for t in state.triggers), default=0.75)
         return self.finding(
-            rule, event, ident=(since, n), score=score, summary=summary, evidence=evidence, since=since,
-            event_ids=list(dict.fromkeys([state.ai_event_id, first_event, *(e.event_id for e in evidence),
-                                          event.event_id])),
-            details={"check": rule.check, "triggers": list(state.triggers), "ai_since_ts": state.ai_since,
-                     "since_ts": since, "seconds": round(seconds, 3), "label_seen": state.label_seen,
-                     "allowed_s": rule.max_gap_s if gap else rule.grace_s, "report": n + 1},
+            rule,
+            event,
+            ident=(since, n),
+            score=score,
+            summary=summary,
+            evidence=evidence,
+            since=since,
+            event_ids=list(
+                dict.fromkeys([state.ai_event_id, first_event, *(e.event_id for e in evidence), event.event_id])
+            ),
+            details={
+                "check": rule.check,
+                "triggers": list(state.triggers),
+                "ai_since_ts": state.ai_since,
+                "since_ts": since,
+                "seconds": round(seconds, 3),
+                "label_seen": state.label_seen,
+                "allowed_s": rule.max_gap_s if gap else rule.grace_s,
+                "report": n + 1,
+            },
         )
 
 
 def _value(event: BaseEvent, field: str, value: str) -> Evidence:
-    return Evidence(event_id=event.event_id, field=field, start=0, end=len(value), raw=value, normalized=value,
-                    how="value")
+    return Evidence(
+        event_id=event.event_id, field=field, start=0, end=len(value), raw=value, normalized=value, how="value"
+    )
 
 
 def _field_of(trigger: str) -> str:

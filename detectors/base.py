@@ -11,11 +11,11 @@ How to write a detector: docs/rules.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Mapping, Sequence, TypeVar, cast, get_args, get_origin
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast, get_args, get_origin
 
 from pydantic import BaseModel
-from typing_extensions import Self
 
 from detectors.normalize import NormalizedText
 from detectors.timeline import TimelineExamples, check_timelines
@@ -103,22 +103,41 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
     # -- findings -----------------------------------------------------------------------------------
 
     def finding(
-        self, rule: RuleT, event: BaseEvent, *, ident: Sequence[object], score: float, summary: str,
-        evidence: list[Evidence], details: dict[str, object], since: int | None = None,
-        event_ids: list[str] | None = None, subject: Subject | None = None, status: FindingStatus | None = None,
+        self,
+        rule: RuleT,
+        event: BaseEvent,
+        *,
+        ident: Sequence[object],
+        score: float,
+        summary: str,
+        evidence: list[Evidence],
+        details: dict[str, object],
+        since: int | None = None,
+        event_ids: list[str] | None = None,
+        subject: Subject | None = None,
+        status: FindingStatus | None = None,
     ) -> Finding:
         """A finding of ``rule`` decided at ``event``. ``ident`` makes its id unique and repeatable (derived,
         never random); a rule in shadow always gives a shadow finding."""
         return Finding(
             finding_id=derived_id(self.name, rule.id, rule.version, event.room_id, *ident),
-            detector=self.name, rule_id=rule.id, rule_version=rule.version,
+            detector=self.name,
+            rule_id=rule.id,
+            rule_version=rule.version,
             ruleset_version=self.context.ruleset_version,
             status="shadow" if rule.status == "shadow" else (status or "live"),
-            severity=rule.severity, legal_basis=rule.legal_basis, room_id=event.room_id, platform=event.platform,
-            ts=event.ts, subject=subject or Subject(kind="room", id=event.room_id),
+            severity=rule.severity,
+            legal_basis=rule.legal_basis,
+            room_id=event.room_id,
+            platform=event.platform,
+            ts=event.ts,
+            subject=subject or Subject(kind="room", id=event.room_id),
             window=Window(start_ts=event.ts if since is None else since, end_ts=event.ts),
             event_ids=[event.event_id] if event_ids is None else event_ids,
-            evidence=evidence, score=score, summary=summary, details=details,
+            evidence=evidence,
+            score=score,
+            summary=summary,
+            details=details,
         )
 
 
@@ -136,5 +155,3 @@ def register(cls: D) -> D:
         raise ValueError(f"two detectors are registered as {name!r}")
     REGISTRY[name] = cls
     return cls
-
-

@@ -12,9 +12,10 @@ report something (the default is a selling room with a claim, a price, an AI hos
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from itertools import count
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -22,9 +23,9 @@ from detectors.base import AnyDetector
 from detectors.timeline import run
 from schemas.events import (
     EVENT_KINDS,
+    BaseEvent,
     ChatEvent,
     DanmakuEvent,
-    BaseEvent,
     OrderEvent,
     PriceTagEvent,
     ProductOnAir,
@@ -40,8 +41,12 @@ MAX_FINDING_BYTES = 64 * 1024
 
 def _events() -> Callable[..., dict[str, Any]]:
     ids = count(1)
-    return lambda t=0.0: {"event_id": f"c{next(ids)}", "room_id": "check", "platform": "check",
-                          "ts": T0 + int(t * 1000)}
+    return lambda t=0.0: {
+        "event_id": f"c{next(ids)}",
+        "room_id": "check",
+        "platform": "check",
+        "ts": T0 + int(t * 1000),
+    }
 
 
 def _odd_events() -> list[BaseEvent]:
@@ -51,7 +56,11 @@ def _odd_events() -> list[BaseEvent]:
         return TranscriptEvent(**e(), text=text, start_ms=0, end_ms=0)
 
     return [
-        say(""), say("   "), say("\u200b\u200b\u200b"), say("全网最低" * 2000), say("🤣🤣🤣 ㊗️ 𝕓𝕖𝕤𝕥"),
+        say(""),
+        say("   "),
+        say("\u200b\u200b\u200b"),
+        say("全网最低" * 2000),
+        say("🤣🤣🤣 ㊗️ 𝕓𝕖𝕤𝕥"),
         ChatEvent(**e(), user_id="h", text="", role="host"),
         ChatEvent(**e(), user_id="h", text="第一" * 500, role="operator"),
         DanmakuEvent(**e(), user_id="x", text="減\u00ad肥"),
@@ -68,8 +77,14 @@ def selling_talk() -> list[BaseEvent]:
     return [
         # an AI host without its label, a comparison price without a basis
         StreamMetaEvent(**e(0), products=[ProductOnAir(product_id="tea-1", category="food")], host_kind="ai"),
-        PriceTagEvent(**e(1), product_id="tea-1", title="养生茶 全网最低", price=Decimal("59"), category="food",
-                      original_price=Decimal("99")),
+        PriceTagEvent(
+            **e(1),
+            product_id="tea-1",
+            title="养生茶 全网最低",
+            price=Decimal("59"),
+            category="food",
+            original_price=Decimal("99"),
+        ),
         TranscriptEvent(**e(2), text="这是全网最低价", start_ms=0, end_ms=0),
         TranscriptEvent(**e(3), text="喝了能降血压，根治失眠", start_ms=0, end_ms=0),
         ChatEvent(**e(4), user_id="host", text="国家级品质", role="host"),
@@ -77,14 +92,24 @@ def selling_talk() -> list[BaseEvent]:
         TranscriptEvent(**e(5.5), text="今天到手价只要四十九", start_ms=0, end_ms=0),
         ChatEvent(**e(6), user_id="u1", text="好喝"),
         # a hired ring posting one testimonial
-        *[DanmakuEvent(**e(7 + i), user_id=f"bot{i}", text=f"真给力，{i % 3 + 1}颗就瘦了{i % 5 + 2}斤")
-          for i in range(12)],
+        *[
+            DanmakuEvent(**e(7 + i), user_id=f"bot{i}", text=f"真给力，{i % 3 + 1}颗就瘦了{i % 5 + 2}斤")
+            for i in range(12)
+        ],
     ]
 
 
 #: texts that make backtracking patterns or per-match rescans take minutes, or findings megabytes
-LONG_TEXTS = ["1" * 19_990, "已售" + "1" * 19_990, "最佳" * 9_000, "已售10万单" * 2_000, "1.1" * 6_600,
-              "百分之" * 6_600, "第一个链接" * 4_000, "减" + "\u200b" * 19_000 + "肥"]
+LONG_TEXTS = [
+    "1" * 19_990,
+    "已售" + "1" * 19_990,
+    "最佳" * 9_000,
+    "已售10万单" * 2_000,
+    "1.1" * 6_600,
+    "百分之" * 6_600,
+    "第一个链接" * 4_000,
+    "减" + "\u200b" * 19_000 + "肥",
+]
 
 
 def check_declaration(detector: AnyDetector) -> None:
@@ -93,8 +118,9 @@ def check_declaration(detector: AnyDetector) -> None:
     assert cls.kinds and cls.kinds <= set(EVENT_KINDS), f"kinds {sorted(cls.kinds)} are not all event kinds"
     assert issubclass(cls.rule_model, Rule), "the rule model extends schemas.rules.Rule"
     assert issubclass(cls.settings_model, BaseModel) and issubclass(cls.state_model, BaseModel)
-    assert cls.durable_state or detector.history_ms > 0, \
+    assert cls.durable_state or detector.history_ms > 0, (
         "state that is not durable says how much input rebuilds it (history_ms)"
+    )
 
 
 def check_odd_events(detector: AnyDetector) -> None:
@@ -114,8 +140,9 @@ def check_state_round_trip(detector: AnyDetector, talk: Sequence[BaseEvent]) -> 
     run(detector, list(talk[:3]), state)
     restored = detector.state_model.model_validate_json(state.model_dump_json())
     rest = list(talk[3:])
-    assert run(detector, rest, copy.deepcopy(state)) == run(detector, rest, restored), \
+    assert run(detector, rest, copy.deepcopy(state)) == run(detector, rest, restored), (
         "the state read back from JSON decides otherwise than the state itself"
+    )
 
 
 def check_findings_cite_rules(detector: AnyDetector, talk: Sequence[BaseEvent]) -> None:
@@ -127,16 +154,19 @@ def check_findings_cite_rules(detector: AnyDetector, talk: Sequence[BaseEvent]) 
         assert rule is not None, f"finding of unknown rule {f.rule_id}"
         assert f.rule_version == rule.version and f.legal_basis == rule.legal_basis, f.rule_id
         assert f.ruleset_version == detector.context.ruleset_version and f.detector == detector.name
-        assert f.event_ids and all(e.event_id in f.event_ids for e in f.evidence), \
+        assert f.event_ids and all(e.event_id in f.event_ids for e in f.evidence), (
             f"{f.rule_id}: evidence from an event the finding does not list"
+        )
 
 
 def check_long_texts(detector: AnyDetector) -> None:
     state = detector.new_state()
     e = _events()
     for i, text in enumerate(LONG_TEXTS):
-        events: list[BaseEvent] = [TranscriptEvent(**e(i), text=text, start_ms=0, end_ms=0),
-                                    ChatEvent(**e(i), user_id="h", text=text, role="host")]
+        events: list[BaseEvent] = [
+            TranscriptEvent(**e(i), text=text, start_ms=0, end_ms=0),
+            ChatEvent(**e(i), user_id="h", text=text, role="host"),
+        ]
         for f in run(detector, events, state):
             assert len(f.model_dump_json()) < MAX_FINDING_BYTES, f"{f.rule_id}: a finding over 64 KiB"
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from typing import ClassVar, Literal, Sequence
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import ClassVar, Literal
 
 import ahocorasick
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -23,9 +25,9 @@ from detectors.base import Detector, RuleContext
 from detectors.claims_model import ClaimModel, Verdict, load_model
 from detectors.normalize import NormalizedText, Term, alternation, clause_breaks, is_han, normalize, pinyin_keys
 from schemas.events import (
+    BaseEvent,
     ChatEvent,
     DanmakuEvent,
-    BaseEvent,
     PriceTagEvent,
     ProductCategory,
     StreamMetaEvent,
@@ -93,7 +95,7 @@ class ModelThresholds(BaseModel):
     live_score: float = Field(ge=0, le=1)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ModelThresholds":
+    def _ordered(self) -> ModelThresholds:
         if self.live_score < self.min_score:
             raise ValueError(f"live_score {self.live_score} is below min_score {self.min_score}")
         return self
@@ -115,7 +117,7 @@ class ClaimRule(Rule):
     examples: ClaimExamples = Field(default_factory=ClaimExamples)
 
     @model_validator(mode="after")
-    def _one_reader(self) -> "ClaimRule":
+    def _one_reader(self) -> ClaimRule:
         if self.model is not None and (self.terms or self.patterns or self.homophones):
             raise ValueError("a model rule has no terms, patterns or homophones (the model reads the text)")
         if self.model is None and not (self.terms or self.patterns):
@@ -246,8 +248,10 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         if self._model_rules or settings.model_file in context.resources:
             data = context.resources.get(settings.model_file)
             if data is None:
-                raise ValueError(f"claims model {settings.model_file!r} is not in the rules directory; "
-                                 "train it with `python scripts/train_claims.py` or set settings.model_file")
+                raise ValueError(
+                    f"claims model {settings.model_file!r} is not in the rules directory; "
+                    "train it with `python scripts/train_claims.py` or set settings.model_file"
+                )
             self.model = load_model(data)
         ctx = settings.context
         self._notices = [re.compile(p) for p in ctx.notices]
@@ -326,7 +330,9 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         if self._has_terms:
             for last, (length, entries) in self._terms.iter(norm):
                 start = last - length + 1
-                how: EvidenceHow = "exact" if text.raw_slice(start, last + 1) == norm[start : last + 1] else "normalized"
+                how: EvidenceHow = (
+                    "exact" if text.raw_slice(start, last + 1) == norm[start : last + 1] else "normalized"
+                )
                 for idx, term in entries:
                     found.append((idx, start, last + 1, term, how))
         if self._has_pinyin and self._may_be_homophone.search(norm):
@@ -357,7 +363,9 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         out: list[tuple[int, int, str]] = []
         # a cue reaches no further than CONTEXT_REACH characters: unpunctuated ASR runs on for hundreds, and a
         # "能不能" at its start says nothing of a claim at its end
-        spans = [(k, min(k + CONTEXT_REACH, e)) for s, e in zip(cuts, cuts[1:]) for k in range(s, max(e, s + 1), CONTEXT_REACH)]
+        spans = [
+            (k, min(k + CONTEXT_REACH, e)) for s, e in pairwise(cuts) for k in range(s, max(e, s + 1), CONTEXT_REACH)
+        ]
         carried: str | None = None  # a reason that goes on over a list ("不能说排毒、清肠、刮油") or after "写了，"
         for k, (s, e) in enumerate(spans):
             clause = norm[s:e]
@@ -374,7 +382,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             if any(rx.search(clause) for rx in self._own_range):
                 out.append((s, e, "own_range"))
             if to_end and reason in ("refusal", "rule_quote") and k + 1 < len(spans):
-                following = norm[spans[k + 1][0]:spans[k + 1][1]]
+                following = norm[spans[k + 1][0] : spans[k + 1][1]]
                 if (len(following) <= LIST_ITEM or clause.endswith(INTRODUCES)) and not self._contrast.match(following):
                     carried = reason
             if k > 0 and reason == "refusal" and self._refers_back.search(clause):
@@ -478,8 +486,11 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 context = self._context(text)
             # the lexicon rules' exception phrases of the verdict's type ("最佳赏味期", "第一个链接") hold no
             # claim of that type for the model either
-            excepted = [(a, b, "exception") for i in self._lexicon_rules_by_type.get(verdict.claim_type, ())
-                        for a, b in exception_spans.get(i) or self._exception_spans(i, text.text)]
+            excepted = [
+                (a, b, "exception")
+                for i in self._lexicon_rules_by_type.get(verdict.claim_type, ())
+                for a, b in exception_spans.get(i) or self._exception_spans(i, text.text)
+            ]
             if excepted:
                 context = sorted(context + excepted)
         if verdict is not None and spans and context:
@@ -496,17 +507,32 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 # what is left once the context is taken out must still read as a claim on its own
                 assert model_rule is not None and model_rule.model is not None and self.model is not None
                 rest = self._outside(text.text, context, verdict.claim_type)
-                again = self.model.read(NormalizedText(raw=rest, text=rest, offsets=tuple(range(len(rest)))),
-                                        at_least=model_rule.model.min_score) if rest else None
+                again = (
+                    self.model.read(
+                        NormalizedText(raw=rest, text=rest, offsets=tuple(range(len(rest)))),
+                        at_least=model_rule.model.min_score,
+                    )
+                    if rest
+                    else None
+                )
                 if not kept or again is None or again.score < model_rule.model.min_score:
                     verdict = None
             spans = tuple(kept)
         agreed = verdict.claim_type if verdict is not None else None
         reading = self._reading(text, verdict, spans) if verdict is not None else None
         findings = [
-            self._finding(event, self.rules[idx], _outermost(ev), best_score[idx], source, category, matched[idx],
-                          fired=["lexicon", "model"] if self.rules[idx].claim_type == agreed else ["lexicon"],
-                          reading=reading, suppressed=suppressed)
+            self._finding(
+                event,
+                self.rules[idx],
+                _outermost(ev),
+                best_score[idx],
+                source,
+                category,
+                matched[idx],
+                fired=["lexicon", "model"] if self.rules[idx].claim_type == agreed else ["lexicon"],
+                reading=reading,
+                suppressed=suppressed,
+            )
             for idx, ev in sorted(by_rule.items())
         ]
         if verdict is not None and not any(self.rules[idx].claim_type == verdict.claim_type for idx in by_rule):
@@ -515,12 +541,26 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             if not evidence:
                 evidence = [self._evidence(event, text, field, verdict.unit[0], verdict.unit[1], "unit", "model")]
             status: FindingStatus = "live" if verdict.score >= model_rule.model.live_score else "review"
-            findings.append(self._finding(event, model_rule, evidence, verdict.score, source, category, len(evidence),
-                                          fired=["model"], reading=reading, suppressed=suppressed, status=status))
+            findings.append(
+                self._finding(
+                    event,
+                    model_rule,
+                    evidence,
+                    verdict.score,
+                    source,
+                    category,
+                    len(evidence),
+                    fired=["model"],
+                    reading=reading,
+                    suppressed=suppressed,
+                    status=status,
+                )
+            )
         return findings
 
-    def _read_model(self, text: NormalizedText, source: SpeechSource, category: str
-                    ) -> tuple[Verdict | None, ClaimRule | None]:
+    def _read_model(
+        self, text: NormalizedText, source: SpeechSource, category: str
+    ) -> tuple[Verdict | None, ClaimRule | None]:
         """The model's verdict and the model rule that reports it, when the verdict reaches that rule's
         ``min_score``. Of the model rules for the verdict's claim type, the first that applies to the
         category and source decides (a rule for health food may be stricter than the rule for the rest)."""
@@ -542,32 +582,58 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         return verdict, rule
 
     @staticmethod
-    def _reading(text: NormalizedText, verdict: Verdict, spans: tuple[tuple[int, int, str, float], ...]
-                 ) -> dict[str, object]:
+    def _reading(
+        text: NormalizedText, verdict: Verdict, spans: tuple[tuple[int, int, str, float], ...]
+    ) -> dict[str, object]:
         """What a reviewer needs of the model's verdict: its scores, the unit it read, what decided it."""
         return {
-            "claim_type": verdict.claim_type, "score": round(verdict.score, 4),
-            "segment_score": round(verdict.segment_score, 4), "unit_score": round(verdict.unit_score, 4),
+            "claim_type": verdict.claim_type,
+            "score": round(verdict.score, 4),
+            "segment_score": round(verdict.segment_score, 4),
+            "unit_score": round(verdict.unit_score, 4),
             "unit": text.raw_slice(*verdict.unit) if verdict.unit[1] > verdict.unit[0] else "",
             "deciding": [{"text": text.raw_slice(s, e), "features": f, "weight": w} for s, e, f, w in spans],
         }
 
     @staticmethod
-    def _evidence(event: BaseEvent, text: NormalizedText, field: str, start: int, end: int, term: str,
-                  how: EvidenceHow) -> Evidence:
+    def _evidence(
+        event: BaseEvent, text: NormalizedText, field: str, start: int, end: int, term: str, how: EvidenceHow
+    ) -> Evidence:
         raw_start, raw_end = text.raw_span(start, end)
-        return Evidence(event_id=event.event_id, field=field, start=raw_start, end=raw_end,
-                        raw=text.raw[raw_start:raw_end], normalized=text.text[start:end], term=term,
-                        how=how)
+        return Evidence(
+            event_id=event.event_id,
+            field=field,
+            start=raw_start,
+            end=raw_end,
+            raw=text.raw[raw_start:raw_end],
+            normalized=text.text[start:end],
+            term=term,
+            how=how,
+        )
 
     def _finding(
-        self, event: BaseEvent, rule: ClaimRule, evidence: list[Evidence], score: float, source: SpeechSource,
-        category: str, matches: int, *, fired: list[str], reading: dict[str, object] | None,
-        suppressed: dict[str, int], status: FindingStatus = "live",
+        self,
+        event: BaseEvent,
+        rule: ClaimRule,
+        evidence: list[Evidence],
+        score: float,
+        source: SpeechSource,
+        category: str,
+        matches: int,
+        *,
+        fired: list[str],
+        reading: dict[str, object] | None,
+        suppressed: dict[str, int],
+        status: FindingStatus = "live",
     ) -> Finding:
         quoted = "、".join(dict.fromkeys(f"「{e.raw}」" for e in evidence))
-        details: dict[str, object] = {"claim_type": rule.claim_type, "source": source, "category": category,
-                                      "matches": matches, "fired": fired}
+        details: dict[str, object] = {
+            "claim_type": rule.claim_type,
+            "source": source,
+            "category": category,
+            "matches": matches,
+            "fired": fired,
+        }
         if self.model is not None:
             details["model"] = self.model.label
         if reading is not None:
@@ -577,7 +643,12 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         model_score = reading.get("score") if reading is not None and "model" in fired else None
         by = " + ".join(fired) + (f" {model_score:.2f}" if isinstance(model_score, float) else "")
         return self.finding(
-            rule, event, ident=(event.event_id,), score=round(score, 4), evidence=evidence, details=details,
+            rule,
+            event,
+            ident=(event.event_id,),
+            score=round(score, 4),
+            evidence=evidence,
+            details=details,
             summary=f"{CLAIM_TYPE_LABEL[rule.claim_type]} {quoted} in {source} ({by}) — {rule.legal_basis}",
             status=status,
         )
@@ -596,7 +667,14 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         return problems
 
     def scan_example(self, example: ClaimExample) -> list[Finding]:
-        event = TranscriptEvent(event_id="example", room_id="example", platform="example", ts=946_684_800_000,
-                  text=example.text, start_ms=0, end_ms=0)
+        event = TranscriptEvent(
+            event_id="example",
+            room_id="example",
+            platform="example",
+            ts=946_684_800_000,
+            text=example.text,
+            start_ms=0,
+            end_ms=0,
+        )
         category = example.category or self.settings.default_category
         return self._scan(event, normalize(example.text), example.source, "text", category)

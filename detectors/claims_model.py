@@ -14,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from itertools import repeat
-from operator import itemgetter
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from itertools import pairwise, repeat
+from operator import itemgetter
+from typing import Any
 
 import ahocorasick
 import numpy as np
@@ -79,7 +80,7 @@ class Featurizer:
         cuts = [0, *clause_breaks(text), n]
         clauses: list[tuple[int, int]] = []
         step = self.spec.max_clause // 2
-        for s, e in zip(cuts, cuts[1:]):
+        for s, e in pairwise(cuts):
             if e - s <= self.spec.max_clause:
                 clauses.append((s, e))
             else:  # ASR without punctuation: overlapping pieces, so a claim across a cut is seen whole once
@@ -98,7 +99,7 @@ class Featurizer:
         """Each feature of ``s`` with its span in ``s``: the n-grams, the pinyin pairs, the vocabulary words and
         their classes, the length bucket."""
         masked = _DIGIT.sub("#", s)
-        out = [(masked[i:i + n], i, i + n) for n in range(1, self.spec.max_n + 1) for i in range(len(s) - n + 1)]
+        out = [(masked[i : i + n], i, i + n) for n in range(1, self.spec.max_n + 1) for i in range(len(s) - n + 1)]
         syl = list(map(_han_syllable, s))
         out.extend((f"{PINYIN}{syl[i]}_{syl[i + 1]}", i, i + 2) for i in range(len(s) - 1) if syl[i] and syl[i + 1])
         if self._has_words:
@@ -120,7 +121,7 @@ class KnownFeatures:
     is only found between two adjacent Chinese characters). Each key maps to the row ids it stands for
     in each head (a word also stands for its class)."""
 
-    def __init__(self, featurizer: Featurizer, heads: Sequence["Head"]) -> None:
+    def __init__(self, featurizer: Featurizer, heads: Sequence[Head]) -> None:
         self.max_n = featurizer.spec.max_n
         # per head: n-grams and pinyin pairs map to one row each (so the look-up is a C-level map), words
         # to every row they stand for in every head (a word and its class; few words per text)
@@ -135,8 +136,10 @@ class KnownFeatures:
         self.length_rows = [{f: row for f, row in head.index.items() if f[0] == LENGTH} for head in heads]
         self.words = ahocorasick.Automaton()
         for word, cls in featurizer.vocabulary.items():
-            rows = tuple(tuple(r for r in (head.index.get(WORD + word), head.index.get(WORD_CLASS + cls) if cls else None)
-                               if r) for head in heads)
+            rows = tuple(
+                tuple(r for r in (head.index.get(WORD + word), head.index.get(WORD_CLASS + cls) if cls else None) if r)
+                for head in heads
+            )
             if any(rows):
                 self.words.add_word(word, rows)
         for a in (*self.ngrams, *self.pinyin, self.words):
@@ -238,7 +241,9 @@ class ClaimModel:
             if features.max_n < 1 or features.max_clause < 2 or features.window < 1:
                 raise ValueError(f"claims model features {spec['features']} out of range")
             self.featurizer = Featurizer(features, dict(spec["vocabulary"]))
-            self.segment = Head(self.classes, spec["heads"]["segment"]["intercept"], spec["heads"]["segment"]["weights"])
+            self.segment = Head(
+                self.classes, spec["heads"]["segment"]["intercept"], spec["heads"]["segment"]["weights"]
+            )
             self.clause = Head(self.classes, spec["heads"]["clause"]["intercept"], spec["heads"]["clause"]["weights"])
         except (KeyError, TypeError) as e:  # a damaged file: refused at load like a bad rule, not at the first event
             raise ValueError(f"claims model file is not a livewatch claims model: {e!r}") from e
@@ -264,16 +269,23 @@ class ClaimModel:
         else:
             best, best_p = units[0], None
             for u in units:
-                p = self.clause.proba_of_rows(self.known.find(norm[u[0]:u[1]], 1))
+                p = self.clause.proba_of_rows(self.known.find(norm[u[0] : u[1]], 1))
                 if best_p is None or p[0] < best_p[0]:
                     best, best_p = u, p
         assert best_p is not None
         cls = 1 + int(np.argmax(best_p[1:]))
         unit_score = 1.0 - float(best_p[0])
-        return Verdict(claim_type=self.classes[cls], score=min(unit_score, segment_score),
-                       segment_score=segment_score, unit_score=unit_score, unit=best)
+        return Verdict(
+            claim_type=self.classes[cls],
+            score=min(unit_score, segment_score),
+            segment_score=segment_score,
+            unit_score=unit_score,
+            unit=best,
+        )
 
-    def explain(self, text: NormalizedText, verdict: Verdict, limit: int = 3) -> tuple[tuple[int, int, str, float], ...]:
+    def explain(
+        self, text: NormalizedText, verdict: Verdict, limit: int = 3
+    ) -> tuple[tuple[int, int, str, float], ...]:
         """(start, end, features, weight) of the deciding unit's spans that pushed most towards the verdict's
         claim type, normalised coordinates — what a reviewer reads as the reason."""
         s, e = verdict.unit
@@ -282,8 +294,9 @@ class ClaimModel:
     def _deciding(self, unit: str, offset: int, cls: int, limit: int) -> tuple[tuple[int, int, str, float], ...]:
         """The unit's character spans whose features pushed most towards ``cls``: overlapping top features
         merged into one span, so a reviewer reads "降血压", not "降血", "血压", "^xue_ya"."""
-        pushes = [c for c in self.clause.contributions(self.featurizer.located(unit), cls)
-                  if c[0] > 0 and c[1][0] != LENGTH][:12]  # the length bucket is no span of the text
+        pushes = [
+            c for c in self.clause.contributions(self.featurizer.located(unit), cls) if c[0] > 0 and c[1][0] != LENGTH
+        ][:12]  # the length bucket is no span of the text
         merged: list[list[Any]] = []  # [start, end, [features], weight]
         for w, feat, s, e in sorted(pushes, key=lambda t: t[2]):
             if merged and s < merged[-1][1]:

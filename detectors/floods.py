@@ -15,15 +15,16 @@ from __future__ import annotations
 import math
 import re
 import zlib
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Any, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, RuleContext
 from detectors.normalize import NormalizedText, mask_digits, normalize
-from schemas.events import ChatEvent, DanmakuEvent, BaseEvent
+from schemas.events import BaseEvent, ChatEvent, DanmakuEvent
 from schemas.findings import Evidence, Finding, Subject
 from schemas.rules import Rule
 
@@ -34,13 +35,13 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 # with probability 0.99, pairs at 0.2 with 0.49 (then rejected by the exact check).
 _HASHES, _ROWS = 32, 2
 _PRIME = np.uint64((1 << 31) - 1)
-_A, _B = (np.random.default_rng(20261126).integers(1, (1 << 31) - 1, size=(2, _HASHES), dtype=np.uint64))
+_A, _B = np.random.default_rng(20261126).integers(1, (1 << 31) - 1, size=(2, _HASHES), dtype=np.uint64)
 
 
 @lru_cache(maxsize=1 << 16)  # a pure function of the text: cached (most lookups compare recent scripts)
 def bigrams(text: str) -> frozenset[str]:
     """Character bigrams (the text itself when shorter than two characters)."""
-    return frozenset({text[i:i + 2] for i in range(len(text) - 1)} or {text})
+    return frozenset({text[i : i + 2] for i in range(len(text) - 1)} or {text})
 
 
 def minhash(grams: Iterable[str]) -> np.ndarray[Any, np.dtype[np.uint64]]:
@@ -82,8 +83,17 @@ class FloodRule(Rule):
 
 
 #: features of a pool the model reads (all in [0, 1] or small logs, so weights are comparable)
-FEATURES = ("log_accounts", "share", "recent_share", "log_burst", "new_accounts", "shared_device",
-            "shared_ip_prefix", "contradicting_numbers", "multi_room")
+FEATURES = (
+    "log_accounts",
+    "share",
+    "recent_share",
+    "log_burst",
+    "new_accounts",
+    "shared_device",
+    "shared_ip_prefix",
+    "contradicting_numbers",
+    "multi_room",
+)
 
 
 class CampaignModel(BaseModel):
@@ -119,11 +129,13 @@ class FloodSettings(BaseModel):
     min_share: float = Field(0.05, ge=0, le=1, description="pool messages / room messages over the pool's span")
     min_recent_share: float = Field(0.10, ge=0, le=1, description="… or over the last recent_s")
     burst_factor: float = Field(3.0, ge=1, description="… or room traffic over recent_s ≥ this × its earlier rate")
-    hold_factor: float = Field(0.5, gt=0, le=1, description="an ongoing campaign's shares may fall to this × the thresholds")
+    hold_factor: float = Field(
+        0.5, gt=0, le=1, description="an ongoing campaign's shares may fall to this × the thresholds"
+    )
     model: CampaignModel | None = Field(None, description="a campaign also when this model on signals says so")
     min_jaccard: float = Field(0.5, gt=0, le=1)
     min_containment: float = Field(0.8, gt=0, le=1)
-    min_template_chars: int = Field(4, ge=1, description="shorter texts (\"666\", \"?\") are not clustered")
+    min_template_chars: int = Field(4, ge=1, description='shorter texts ("666", "?") are not clustered')
     new_account_days: int = Field(7, ge=0)
     shared_device_accounts: int = Field(3, ge=2, description="a device used by this many pool accounts")
     shared_ip_accounts: int = Field(5, ge=2, description="an IP prefix (/24, /64) used by this many")
@@ -212,8 +224,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         key = self._script_key(state, masked) if commercial else masked
         script = state.scripts.get(key)
         if script is None:
-            script = Script(text=masked, raw_example=text.raw[:200], commercial=commercial,
-                            first_ts=event.ts, last_ts=event.ts)
+            script = Script(
+                text=masked, raw_example=text.raw[:200], commercial=commercial, first_ts=event.ts, last_ts=event.ts
+            )
             self._add_script(state, key, script)
         else:
             state.scripts[key] = state.scripts.pop(key)  # most recent last
@@ -241,8 +254,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
                     continue
                 seen.add(other)
                 jaccard, containment = similarity(grams, bigrams(other))
-                if (jaccard >= self.settings.min_jaccard or containment >= self.settings.min_containment) \
-                        and jaccard > best_sim:
+                if (
+                    jaccard >= self.settings.min_jaccard or containment >= self.settings.min_containment
+                ) and jaccard > best_sim:
                     best, best_sim = other, jaccard
         if best != masked:
             if len(state.aliases) >= 2 * self.settings.max_scripts:
@@ -252,8 +266,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
 
     def _add_script(self, state: FloodState, key: str, script: Script) -> None:
         horizon = script.last_ts - self.settings.window_s * 1000
-        while state.scripts and (len(state.scripts) >= self.settings.max_scripts
-                                 or next(iter(state.scripts.values())).last_ts <= horizon):
+        while state.scripts and (
+            len(state.scripts) >= self.settings.max_scripts or next(iter(state.scripts.values())).last_ts <= horizon
+        ):
             self._drop_script(state, next(iter(state.scripts)))
         state.scripts[key] = script
         if script.commercial:
@@ -281,16 +296,18 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             state.traffic[bucket] = 0
         state.traffic[bucket] += 1
 
-    def _observe(self, state: FloodState, key: str, script: Script, event: ChatEvent | DanmakuEvent,
-                 normalized: str, bucket: int) -> None:
+    def _observe(
+        self, state: FloodState, key: str, script: Script, event: ChatEvent | DanmakuEvent, normalized: str, bucket: int
+    ) -> None:
         s = self.settings
         user = event.user_id
         horizon = event.ts - s.window_s * 1000
         script.last_ts = max(script.last_ts, event.ts)
         script.accounts.pop(user, None)
         script.accounts[user] = event.ts  # insertion order = recency: the oldest account comes first
-        while script.accounts and (len(script.accounts) > s.max_accounts
-                                   or next(iter(script.accounts.values())) <= horizon):
+        while script.accounts and (
+            len(script.accounts) > s.max_accounts or next(iter(script.accounts.values())) <= horizon
+        ):
             del script.accounts[next(iter(script.accounts))]
         if bucket not in script.buckets:  # buckets only expire when a new one starts: prune then, not per message
             for b in [b for b in script.buckets if b <= horizon]:
@@ -317,8 +334,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
                 claimed.append(numbers)
             if len(account.numbers) > 5:
                 del account.numbers[next(iter(account.numbers))]
-        while state.accounts and (len(state.accounts) > s.max_accounts
-                                  or next(iter(state.accounts.values())).last_ts <= horizon):
+        while state.accounts and (
+            len(state.accounts) > s.max_accounts or next(iter(state.accounts.values())).last_ts <= horizon
+        ):
             del state.accounts[next(iter(state.accounts))]
 
     # -- decisions -----------------------------------------------------------------------------
@@ -328,8 +346,13 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         s = self.settings
         horizon = ts - s.window_s * 1000
         recent = ts - s.recent_s * 1000
-        scripts = [k for k, sc in state.scripts.items() if sc.commercial and sc.last_ts > horizon
-                   and sum(1 for t in sc.accounts.values() if t > horizon) >= s.min_script_accounts]
+        scripts = [
+            k
+            for k, sc in state.scripts.items()
+            if sc.commercial
+            and sc.last_ts > horizon
+            and sum(1 for t in sc.accounts.values() if t > horizon) >= s.min_script_accounts
+        ]
         accounts: dict[str, None] = {}
         pool_msgs = pool_recent = 0
         pool_start = ts
@@ -351,8 +374,11 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         # a room younger than two recent windows has no rate to burst against.
         first = min((b for b in state.traffic if b > horizon), default=ts)
         earlier_s = (recent - s.bucket_s * 1000 - first) / 1000
-        burst = room_recent / ((room_msgs - room_recent) / earlier_s * s.recent_s) \
-            if earlier_s >= s.recent_s and room_msgs > room_recent else 1.0
+        burst = (
+            room_recent / ((room_msgs - room_recent) / earlier_s * s.recent_s)
+            if earlier_s >= s.recent_s and room_msgs > room_recent
+            else 1.0
+        )
         members = [state.accounts[u] for u in accounts if u in state.accounts]
         n = max(1, len(accounts))
         devices = _counts(a.device for a in members)
@@ -381,8 +407,11 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         # stays one down to hold_factor × the shares (hysteresis: a campaign hovering at the threshold
         # is not dropped and re-detected, and its late accounts are still named).
         k = s.hold_factor if ongoing else 1.0
-        hand = (features["share"] >= k * s.min_share or features["recent_share"] >= k * s.min_recent_share
-                or (features["log_burst"] >= math.log1p(s.burst_factor) and features["recent_share"] >= k * s.min_share))
+        hand = (
+            features["share"] >= k * s.min_share
+            or features["recent_share"] >= k * s.min_recent_share
+            or (features["log_burst"] >= math.log1p(s.burst_factor) and features["recent_share"] >= k * s.min_share)
+        )
         score = min(1.0, 0.5 + features["share"] / 2) if hand else 0.0
         if s.model is not None:
             p = s.model.probability(features)
@@ -394,16 +423,24 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         verdict = state.verdict
         # A campaign, or a large pool, is judged again at most every judge_every_ms (its newcomers are
         # named meanwhile); a small pool below the bar at every commercial message.
-        throttled = verdict is not None and 0 <= event.ts - verdict.ts < s.judge_every_ms and (
-            verdict.campaign or verdict.features.get("log_accounts", 0.0) >= math.log1p(10 * s.min_accounts))
+        throttled = (
+            verdict is not None
+            and 0 <= event.ts - verdict.ts < s.judge_every_ms
+            and (verdict.campaign or verdict.features.get("log_accounts", 0.0) >= math.log1p(10 * s.min_accounts))
+        )
         if verdict is None or not throttled:
             features, accounts, scripts = self.pool_features(state, event.ts)
             campaign, score = self.is_campaign(features, ongoing=verdict is not None and verdict.campaign)
             verdict = state.verdict = Verdict(
-                ts=event.ts, campaign=campaign, features={k: round(v, 4) for k, v in features.items()},
-                accounts=accounts if campaign else [], scripts=scripts if campaign else [],
-                signals=_signals(features), score=round(score, 3),
-                reported_period=verdict.reported_period if verdict else None)
+                ts=event.ts,
+                campaign=campaign,
+                features={k: round(v, 4) for k, v in features.items()},
+                accounts=accounts if campaign else [],
+                scripts=scripts if campaign else [],
+                signals=_signals(features),
+                score=round(score, 3),
+                reported_period=verdict.reported_period if verdict else None,
+            )
         if not verdict.campaign:
             return []
         findings: list[Finding] = []
@@ -441,56 +478,131 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         if share < s.min_share:
             return []
         script.reported_ts = event.ts
-        return [self._finding(
-            rule, event, Subject(kind="room", id=event.room_id), [script], len(script.accounts), share, [],
-            horizon, 1.0, f"非商业刷屏: {len(script.accounts)} accounts posted 「{script.raw_example[:40]}」 "
-                          f"({share:.0%} of the room's comments)", ident=f"chant|{script.text}|{period}")]
+        return [
+            self._finding(
+                rule,
+                event,
+                Subject(kind="room", id=event.room_id),
+                [script],
+                len(script.accounts),
+                share,
+                [],
+                horizon,
+                1.0,
+                f"非商业刷屏: {len(script.accounts)} accounts posted 「{script.raw_example[:40]}」 "
+                f"({share:.0%} of the room's comments)",
+                ident=f"chant|{script.text}|{period}",
+            )
+        ]
 
     # -- findings ------------------------------------------------------------------------------
 
-    def _finding(self, rule: FloodRule, event: BaseEvent, subject: Subject, scripts: list[Script],
-                 accounts: int, share: float, signals: list[str], horizon: int, score: float, summary: str,
-                 ident: str, extra: dict[str, object] | None = None) -> Finding:
+    def _finding(
+        self,
+        rule: FloodRule,
+        event: BaseEvent,
+        subject: Subject,
+        scripts: list[Script],
+        accounts: int,
+        share: float,
+        signals: list[str],
+        horizon: int,
+        score: float,
+        summary: str,
+        ident: str,
+        extra: dict[str, object] | None = None,
+    ) -> Finding:
         """A finding with the scripts' evidence; ``ident`` makes its id unique and repeatable."""
         examples = [e for sc in scripts for e in sc.examples][: self.settings.max_examples * 2]
         return self.finding(
-            rule, event, ident=(ident,), score=round(score, 3), summary=summary, subject=subject,
-            since=max(horizon, min(sc.first_ts for sc in scripts)), event_ids=examples,
-            evidence=[Evidence(event_id=sc.examples[0], field="text", start=0, end=len(sc.raw_example),
-                               raw=sc.raw_example, normalized=sc.text, term=sc.text, how="normalized")
-                      for sc in scripts[:5]],
-            details={"template": scripts[0].text, "templates": [sc.text for sc in scripts[:20]],
-                     "accounts": accounts, "share": round(share, 3), "signals": signals,
-                     "commercial": scripts[0].commercial, **(extra or {})},
+            rule,
+            event,
+            ident=(ident,),
+            score=round(score, 3),
+            summary=summary,
+            subject=subject,
+            since=max(horizon, min(sc.first_ts for sc in scripts)),
+            event_ids=examples,
+            evidence=[
+                Evidence(
+                    event_id=sc.examples[0],
+                    field="text",
+                    start=0,
+                    end=len(sc.raw_example),
+                    raw=sc.raw_example,
+                    normalized=sc.text,
+                    term=sc.text,
+                    how="normalized",
+                )
+                for sc in scripts[:5]
+            ],
+            details={
+                "template": scripts[0].text,
+                "templates": [sc.text for sc in scripts[:20]],
+                "accounts": accounts,
+                "share": round(share, 3),
+                "signals": signals,
+                "commercial": scripts[0].commercial,
+                **(extra or {}),
+            },
         )
 
     def _pool_scripts(self, state: FloodState, verdict: Verdict) -> list[Script]:
         scripts = [state.scripts[k] for k in verdict.scripts if k in state.scripts]
         return sorted(scripts, key=lambda sc: -len(sc.accounts))
 
-    def _campaign_finding(self, rule: FloodRule, state: FloodState, event: BaseEvent, verdict: Verdict,
-                          period: int) -> Finding:
+    def _campaign_finding(
+        self, rule: FloodRule, state: FloodState, event: BaseEvent, verdict: Verdict, period: int
+    ) -> Finding:
         scripts = self._pool_scripts(state, verdict)
         f = verdict.features
         return self._finding(
-            rule, event, Subject(kind="room", id=event.room_id), scripts, len(verdict.accounts), f["share"],
-            verdict.signals, event.ts - self.settings.window_s * 1000, verdict.score,
+            rule,
+            event,
+            Subject(kind="room", id=event.room_id),
+            scripts,
+            len(verdict.accounts),
+            f["share"],
+            verdict.signals,
+            event.ts - self.settings.window_s * 1000,
+            verdict.score,
             f"商业刷屏: {len(verdict.accounts)} accounts posted {len(scripts)} commercial script(s) such as "
             f"「{scripts[0].raw_example[:40]}」 ({f['share']:.0%} of the room's comments, {f['recent_share']:.0%} "
             f"in the last {self.settings.recent_s} s{'; ' + ', '.join(verdict.signals) if verdict.signals else ''})",
-            ident=f"campaign|{period}", extra={"features": verdict.features, "account_ids": verdict.accounts[:200]})
+            ident=f"campaign|{period}",
+            extra={"features": verdict.features, "account_ids": verdict.accounts[:200]},
+        )
 
-    def _account_finding(self, rule: FloodRule, state: FloodState, event: BaseEvent, verdict: Verdict,
-                         user: str, period: int) -> Finding:
+    def _account_finding(
+        self, rule: FloodRule, state: FloodState, event: BaseEvent, verdict: Verdict, user: str, period: int
+    ) -> Finding:
         account = state.accounts[user]
-        scripts = [state.scripts[k] for k in account.numbers if k in state.scripts] or self._pool_scripts(state, verdict)
-        own = [name for name, hit in (("new_account", account.new), ("contradicting_numbers",
-                                      any(len(v) > 1 for v in account.numbers.values()))) if hit]
+        scripts = [state.scripts[k] for k in account.numbers if k in state.scripts] or self._pool_scripts(
+            state, verdict
+        )
+        own = [
+            name
+            for name, hit in (
+                ("new_account", account.new),
+                ("contradicting_numbers", any(len(v) > 1 for v in account.numbers.values())),
+            )
+            if hit
+        ]
         return self._finding(
-            rule, event, Subject(kind="account", id=user), scripts[:3], 1, verdict.features["share"],
-            verdict.signals, event.ts - self.settings.window_s * 1000, verdict.score,
-            f"account takes part in a commercial flood of {len(verdict.accounts)} accounts 「{scripts[0].raw_example[:40]}」",
-            ident=f"ring|{user}|{period}", extra={"account_signals": own})
+            rule,
+            event,
+            Subject(kind="account", id=user),
+            scripts[:3],
+            1,
+            verdict.features["share"],
+            verdict.signals,
+            event.ts - self.settings.window_s * 1000,
+            verdict.score,
+            f"account takes part in a commercial flood of {len(verdict.accounts)} accounts "
+            f"「{scripts[0].raw_example[:40]}」",
+            ident=f"ring|{user}|{period}",
+            extra={"account_signals": own},
+        )
 
     # -- rule self-checks ----------------------------------------------------------------------
 
@@ -507,8 +619,13 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
 
 #: an account signal "fires" for a pool when this share of its accounts shows it (contradicting one's own
 #: numbers needs several messages per account, so fewer accounts can show it)
-_SIGNAL_SHARE = {"new_accounts": 0.5, "shared_device": 0.5, "shared_ip_prefix": 0.5, "contradicting_numbers": 0.25,
-                 "multi_room": 0.5}
+_SIGNAL_SHARE = {
+    "new_accounts": 0.5,
+    "shared_device": 0.5,
+    "shared_ip_prefix": 0.5,
+    "contradicting_numbers": 0.25,
+    "multi_room": 0.5,
+}
 
 
 def _signals(features: dict[str, float]) -> list[str]:

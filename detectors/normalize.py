@@ -14,19 +14,24 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Iterable
+from typing import Annotated
 
 import opencc
 from pydantic import AfterValidator
 from pypinyin import Style, lazy_pinyin
 
-_INVISIBLE = frozenset(
-    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u200b\u200c\u200d\u200e"
-    "\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069"
-    "\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0"
-) | frozenset(chr(c) for c in range(0xFE00, 0xFE10)) | frozenset(chr(c) for c in range(0xE0100, 0xE01F0))
+_INVISIBLE = (
+    frozenset(
+        "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180e\u200b\u200c\u200d\u200e"
+        "\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069"
+        "\u206a\u206b\u206c\u206d\u206e\u206f\u3164\ufeff\uffa0"
+    )
+    | frozenset(chr(c) for c in range(0xFE00, 0xFE10))
+    | frozenset(chr(c) for c in range(0xE0100, 0xE01F0))
+)
 
 _KEEP_SYMBOLS = frozenset("%.")
 #: punctuation that ends a clause; the normaliser drops it, ``clause_breaks`` finds where it stood
@@ -101,7 +106,7 @@ def _fold_and_drop(raw: str) -> tuple[list[str], list[int]]:
         c != "." or (0 < k < len(chars) - 1 and chars[k - 1].isdigit() and chars[k + 1].isdigit())
         for k, c in enumerate(chars)
     ]
-    return [c for c, k in zip(chars, keep) if k], [o for o, k in zip(offsets, keep) if k]
+    return [c for c, k in zip(chars, keep, strict=True) if k], [o for o, k in zip(offsets, keep, strict=True) if k]
 
 
 def _collapse_runs(raw: str, chars: list[str], offsets: list[int]) -> NormalizedText:
@@ -200,13 +205,13 @@ def clause_breaks(text: NormalizedText) -> list[int]:
     norm, raw, offsets = text.text, text.raw, text.offsets
     for m in _CLAUSE_END_RX.finditer(raw):
         i = bisect_right(offsets, m.start())  # the first normalised character after the punctuation
-        if offsets[i - 1:i] == (m.start(),):
+        if offsets[i - 1 : i] == (m.start(),):
             continue  # kept, not dropped: the point of "3.2"
         if i == 0 or i >= len(norm) or (out and out[-1] == i):
             continue
         if m.group() == "," and norm[i - 1].isdigit():
-            after = raw[offsets[i]:offsets[i] + 4]
-            if after[:3].isdigit() and not after[3:].isdigit() and raw[offsets[i - 1] + 1:offsets[i]] == ",":
+            after = raw[offsets[i] : offsets[i] + 4]
+            if after[:3].isdigit() and not after[3:].isdigit() and raw[offsets[i - 1] + 1 : offsets[i]] == ",":
                 continue  # "1,299", "1,299,000"
         out.append(i)
     return out

@@ -13,9 +13,32 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 
 DIGITS: dict[str, int] = {
-    "零": 0, "〇": 0, "一": 1, "壹": 1, "幺": 1, "二": 2, "贰": 2, "貳": 2, "两": 2, "兩": 2, "三": 3, "叁": 3,
-    "參": 3, "四": 4, "肆": 4, "五": 5, "伍": 5, "六": 6, "陆": 6, "陸": 6, "七": 7, "柒": 7, "八": 8, "捌": 8,
-    "九": 9, "玖": 9,
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "壹": 1,
+    "幺": 1,
+    "二": 2,
+    "贰": 2,
+    "貳": 2,
+    "两": 2,
+    "兩": 2,
+    "三": 3,
+    "叁": 3,
+    "參": 3,
+    "四": 4,
+    "肆": 4,
+    "五": 5,
+    "伍": 5,
+    "六": 6,
+    "陆": 6,
+    "陸": 6,
+    "七": 7,
+    "柒": 7,
+    "八": 8,
+    "捌": 8,
+    "九": 9,
+    "玖": 9,
 }
 SMALL_UNITS: dict[str, int] = {"十": 10, "拾": 10, "百": 100, "佰": 100, "千": 1000, "仟": 1000}
 BIG_UNITS: dict[str, int] = {"万": 10_000, "萬": 10_000, "亿": 100_000_000, "億": 100_000_000}
@@ -142,7 +165,7 @@ def _cents(rest: str) -> Decimal | None:
     jiao_part, unit, fen_part = rest, "", ""
     for i, c in enumerate(rest):
         if c in JIAO:
-            jiao_part, unit, fen_part = rest[:i], c, rest[i + 1:]
+            jiao_part, unit, fen_part = rest[:i], c, rest[i + 1 :]
             break
     if unit:  # "九毛九", "五毛", "九角五分"
         j = _digit_value(jiao_part)

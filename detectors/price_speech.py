@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,35 +37,143 @@ class SpeechLexicon(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: words right before a sale price: "只要99", "到手价一百二十九"
-    sale_cues: list[str] = Field(default_factory=lambda: ["只要", "只需", "仅需", "仅要", "到手价", "到手", "秒杀价",
-                                                          "直播间价", "活动价", "福利价", "现价", "特价", "售价"])
+    sale_cues: list[str] = Field(
+        default_factory=lambda: [
+            "只要",
+            "只需",
+            "仅需",
+            "仅要",
+            "到手价",
+            "到手",
+            "秒杀价",
+            "直播间价",
+            "活动价",
+            "福利价",
+            "现价",
+            "特价",
+            "售价",
+        ]
+    )
     #: words right after a sale price: "九块九包邮", "99带回家"
     sale_suffixes: list[str] = Field(default_factory=lambda: ["包邮", "到手", "带回家", "拿走", "秒杀"])
     #: short words allowed between a cue and its number: "只要就99" is rare, "到手价是99" is not
     fillers: list[str] = Field(default_factory=lambda: ["就是", "也就", "就", "才", "是", "为", "都", "也"])
     #: words right before a comparison price: "原价一百九十九"
-    original_cues: list[str] = Field(default_factory=lambda: ["原价", "划线价", "日常价", "专柜价", "市场价",
-                                                              "吊牌价", "零售价", "指导价", "平时卖", "平常卖",
-                                                              "以前卖", "之前卖"])
+    original_cues: list[str] = Field(
+        default_factory=lambda: [
+            "原价",
+            "划线价",
+            "日常价",
+            "专柜价",
+            "市场价",
+            "吊牌价",
+            "零售价",
+            "指导价",
+            "平时卖",
+            "平常卖",
+            "以前卖",
+            "之前卖",
+        ]
+    )
     #: words right before a reduction: "立减50", "直降三十", "便宜了五十"; the number is never the sale price
-    reduction_cues: list[str] = Field(default_factory=lambda: ["立减", "直降", "直接降", "降价", "立省", "省", "减",
-                                                               "优惠", "便宜", "少"])
+    reduction_cues: list[str] = Field(
+        default_factory=lambda: ["立减", "直降", "直接降", "降价", "立省", "省", "减", "优惠", "便宜", "少"]
+    )
     #: words that end in a reduction cue but are no reduction: "至少99" is a floor, "多少" a question
     not_reductions: list[str] = Field(default_factory=lambda: ["至少", "最少", "多少", "不少", "缺少"])
     #: a cue right after one of these is denied or refused, not said: "不是只要99", "不能说原价199"
-    negations: list[str] = Field(default_factory=lambda: ["不是", "不是说", "并不是", "并非", "没有", "没有说",
-                                                          "没说", "不敢说", "不能说", "不让说", "不准说"])
+    negations: list[str] = Field(
+        default_factory=lambda: [
+            "不是",
+            "不是说",
+            "并不是",
+            "并非",
+            "没有",
+            "没有说",
+            "没说",
+            "不敢说",
+            "不能说",
+            "不让说",
+            "不准说",
+        ]
+    )
     #: ... unless the negation is part of one of these, which agree or ask for agreement: "可不是只要99嘛"
     not_negations: list[str] = Field(default_factory=lambda: ["可不是", "是不是", "难道不是"])
     #: the price after this word is a threshold or a coupon price, not the sale price: "满99包邮", "券后89"
-    not_sale_before: list[str] = Field(default_factory=lambda: ["满", "至少", "最少", "券后", "用券", "减", "省",
-                                                                "便宜", "优惠", "差价", "贵", "返", "红包", "运费",
-                                                                "邮费", "定金", "订金", "尾款", "补贴"])
+    not_sale_before: list[str] = Field(
+        default_factory=lambda: [
+            "满",
+            "至少",
+            "最少",
+            "券后",
+            "用券",
+            "减",
+            "省",
+            "便宜",
+            "优惠",
+            "差价",
+            "贵",
+            "返",
+            "红包",
+            "运费",
+            "邮费",
+            "定金",
+            "订金",
+            "尾款",
+            "补贴",
+        ]
+    )
     #: a number followed by one of these is a quantity ("两件", "3天"), not a price
-    measure_words: list[str] = Field(default_factory=lambda: [
-        "件", "个", "瓶", "盒", "袋", "包", "斤", "克", "支", "片", "罐", "箱", "套", "双", "条", "只", "份", "次",
-        "天", "颗", "粒", "毫升", "ml", "kg", "g", "号", "分钟", "秒", "小时", "点", "岁", "年", "月", "人", "%",
-        "单", "位", "码", "米", "斤装", "组", "提", "枚", "根", "张", "台"])
+    measure_words: list[str] = Field(
+        default_factory=lambda: [
+            "件",
+            "个",
+            "瓶",
+            "盒",
+            "袋",
+            "包",
+            "斤",
+            "克",
+            "支",
+            "片",
+            "罐",
+            "箱",
+            "套",
+            "双",
+            "条",
+            "只",
+            "份",
+            "次",
+            "天",
+            "颗",
+            "粒",
+            "毫升",
+            "ml",
+            "kg",
+            "g",
+            "号",
+            "分钟",
+            "秒",
+            "小时",
+            "点",
+            "岁",
+            "年",
+            "月",
+            "人",
+            "%",
+            "单",
+            "位",
+            "码",
+            "米",
+            "斤装",
+            "组",
+            "提",
+            "枚",
+            "根",
+            "张",
+            "台",
+        ]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +199,6 @@ class Utterance:
     @property
     def discount_terms(self) -> list[Said]:
         return self.rates + self.reductions
-
 
 
 class _EndsWith:
@@ -205,7 +312,7 @@ class PriceSpeech:
                 continue  # "至少99", "多少"
             end = cut(m.start(2), m.end(2))
             take(m.start(2), end)
-            if "满" in text[max(0, m.start() - 8):m.start()] or self._bundle_before(text, m.start()):
+            if "满" in text[max(0, m.start() - 8) : m.start()] or self._bundle_before(text, m.start()):
                 continue  # "满300减50": a threshold discount, no fixed final price; "第二件减10": not the unit
             if self._negated(text, m.start()):
                 continue  # "不是直降80"

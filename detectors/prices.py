@@ -12,8 +12,9 @@ What each rule catches, with examples, and the reasons: docs/prices_and_ai_label
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import ClassVar, Literal, Sequence
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,9 +23,9 @@ from detectors.normalize import NormalizedText, normalize
 from detectors.price_speech import PriceSpeech, Said, SpeechLexicon, Utterance
 from detectors.timeline import TimelineRule
 from schemas.events import (
+    BaseEvent,
     ChatEvent,
     DanmakuEvent,
-    BaseEvent,
     OrderEvent,
     PriceTagEvent,
     StreamMetaEvent,
@@ -32,8 +33,7 @@ from schemas.events import (
 )
 from schemas.findings import Evidence, Finding
 
-Check = Literal["unmarked", "spoken_mismatch", "comparison_without_basis", "fictitious_original",
-                "discount_arithmetic"]
+Check = Literal["unmarked", "spoken_mismatch", "comparison_without_basis", "fictitious_original", "discount_arithmetic"]
 DAY_MS = 86_400_000
 #: evidence spans kept per finding (a 20,000-character transcript of "只要9" would otherwise make a huge alert)
 MAX_EVIDENCE = 20
@@ -139,8 +139,7 @@ def _plain(d: Decimal | None) -> str | None:
 class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
     name: ClassVar[str] = "price_marking"
     # chat and danmaku are read only as clock ticks (deadlines), and host/operator chat for spoken prices
-    kinds: ClassVar[frozenset[str]] = frozenset({"price_tag", "transcript", "order", "stream_meta", "chat",
-                                                 "danmaku"})
+    kinds: ClassVar[frozenset[str]] = frozenset({"price_tag", "transcript", "order", "stream_meta", "chat", "danmaku"})
 
     def __init__(self, settings: PriceSettings, rules: Sequence[PriceRule], context: RuleContext) -> None:
         super().__init__(settings, rules, context)
@@ -166,7 +165,8 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
             self._on_order(event, state)
             return findings  # history only: no episode opens or closes
         elif isinstance(event, TranscriptEvent) or (
-                isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator")):
+            isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator")
+        ):
             if text is None:
                 return findings
             said = self._speech.read(text)
@@ -242,19 +242,25 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
         if event.visible:
             self._set_current(state, event.product_id)
             if event.original_price is not None and event.original_price != event.price:
-                findings += self._comparison_checks(event, state, event.product_id, p, event.original_price,
-                                                    event.price_basis, None, text)
+                findings += self._comparison_checks(
+                    event, state, event.product_id, p, event.original_price, event.price_basis, None, text
+                )
             findings += self._tag_discount(event, text, state, p)
-        p.tag = Tag(event_id=event.event_id, ts=event.ts, price=event.price, original_price=event.original_price,
-                    basis=event.price_basis, visible=event.visible)
+        p.tag = Tag(
+            event_id=event.event_id,
+            ts=event.ts,
+            price=event.price,
+            original_price=event.original_price,
+            basis=event.price_basis,
+            visible=event.visible,
+        )
         if event.visible:
             day = self._day_prices(p, event.ts)
             day.shown_min = event.price if day.shown_min is None else min(day.shown_min, event.price)
             day.shown_max = event.price if day.shown_max is None else max(day.shown_max, event.price)
         return findings
 
-    def _on_speech(self, event: BaseEvent, text: NormalizedText, said: Utterance, state: PriceState
-                   ) -> list[Finding]:
+    def _on_speech(self, event: BaseEvent, text: NormalizedText, said: Utterance, state: PriceState) -> list[Finding]:
         pid = state.current
         if pid is None and said.sale and not any(p.tag and p.tag.visible for p in state.products.values()):
             pid = UNIDENTIFIED  # a price pitched while nothing is on air or shown
@@ -280,15 +286,24 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
             other = {q.tag.price for k, q in state.products.items() if k != pid and q.tag is not None and q.tag.visible}
             if tag is not None and not (said.sale and said.sale[0].value != tag.price and said.sale[0].value in other):
                 asked.append((tag.price, None))
-            findings += self._discount(event, state, pid, original_value, asked, said.discount_terms, text,
-                                       said.original[:1], tag_event_id=tag.event_id if tag else None)
+            findings += self._discount(
+                event,
+                state,
+                pid,
+                original_value,
+                asked,
+                said.discount_terms,
+                text,
+                said.original[:1],
+                tag_event_id=tag.event_id if tag else None,
+            )
         return findings
 
     # -- episodes of a missing price -------------------------------------------------------------
 
     def _update_episodes(self, event: BaseEvent, state: PriceState) -> None:
         next_due: int | None = None
-        for pid, p in state.products.items():
+        for p in state.products.values():
             shown = p.tag is not None and p.tag.visible
             exposed = p.on_air or p.pitched
             if exposed and not shown:
@@ -304,8 +319,10 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
 
     def _episode_due(self, ep: Episode) -> int | None:
         """When the next report of this episode falls due (the earliest over the unmarked rules)."""
-        dues = [ep.since + (r.grace_s + ep.reports.get(r.id, 0) * r.repeat_every_s) * 1000
-                for r in self._by_check.get("unmarked", [])]
+        dues = [
+            ep.since + (r.grace_s + ep.reports.get(r.id, 0) * r.repeat_every_s) * 1000
+            for r in self._by_check.get("unmarked", [])
+        ]
         return min(dues) if dues else None
 
     def _due(self, event: BaseEvent, state: PriceState) -> list[Finding]:
@@ -326,26 +343,47 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
         state.next_due = next_due
         return findings
 
-    def _unmarked(self, event: BaseEvent, rule: PriceRule, pid: str, p: ProductState, ep: Episode, n: int
-                  ) -> Finding:
+    def _unmarked(self, event: BaseEvent, rule: PriceRule, pid: str, p: ProductState, ep: Episode, n: int) -> Finding:
         missing_s = (event.ts - ep.since) / 1000
         why = {"on_air": "on air", "pitched": "pitched", "tag_hidden": "on air with its price tag hidden"}[ep.cause]
         name = f"「{p.title}」" if p.title else pid
         return self._finding(
-            rule, event, ident=(pid, ep.since, n), score=self.settings.score_value,
-            since=ep.since, event_ids=[ep.event_id, event.event_id],
-            evidence=[Evidence(event_id=ep.event_id, field="product_id", start=0, end=len(pid), raw=pid,
-                               normalized=pid, term=ep.cause, how="value")],
+            rule,
+            event,
+            ident=(pid, ep.since, n),
+            score=self.settings.score_value,
+            since=ep.since,
+            event_ids=[ep.event_id, event.event_id],
+            evidence=[
+                Evidence(
+                    event_id=ep.event_id,
+                    field="product_id",
+                    start=0,
+                    end=len(pid),
+                    raw=pid,
+                    normalized=pid,
+                    term=ep.cause,
+                    how="value",
+                )
+            ],
             summary=f"{CHECK_LABEL[rule.check]}: {name} {why} for {missing_s:.0f} s without a visible price "
-                    f"(grace {rule.grace_s} s) — {rule.legal_basis}",
-            details={"product_id": pid, "title": p.title, "cause": ep.cause, "since_ts": ep.since,
-                     "missing_s": round(missing_s, 3), "grace_s": rule.grace_s, "report": n + 1},
+            f"(grace {rule.grace_s} s) — {rule.legal_basis}",
+            details={
+                "product_id": pid,
+                "title": p.title,
+                "cause": ep.cause,
+                "since_ts": ep.since,
+                "missing_s": round(missing_s, 3),
+                "grace_s": rule.grace_s,
+                "report": n + 1,
+            },
         )
 
     # -- checks on what is shown or said ----------------------------------------------------------
 
-    def _spoken_mismatch(self, event: BaseEvent, text: NormalizedText, said: Utterance, state: PriceState,
-                         pid: str, tag: Tag) -> list[Finding]:
+    def _spoken_mismatch(
+        self, event: BaseEvent, text: NormalizedText, said: Utterance, state: PriceState, pid: str, tag: Tag
+    ) -> list[Finding]:
         shown = {q.tag.price for q in state.products.values() if q.tag is not None and q.tag.visible}
         wrong = [s for s in said.sale if s.value != tag.price and s.value not in shown]
         if not wrong:
@@ -357,25 +395,56 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
                 continue
             evidence = [self._span(event, text, s) for s in wrong[:MAX_EVIDENCE]]
             higher = wrong[0].value > tag.price
-            findings.append(self._finding(
-                rule, event, ident=(pid, event.event_id), score=self.settings.score_speech,
-                since=event.ts, event_ids=[tag.event_id, event.event_id], evidence=evidence,
-                summary=f"{CHECK_LABEL[rule.check]}: said {'、'.join(f'「{e.raw}」' for e in evidence)} "
-                        f"({_plain(wrong[0].value)}) but the tag of {pid} shows {_plain(tag.price)} — {rule.legal_basis}",
-                details={"product_id": pid, "tag_price": _plain(tag.price), "spoken_price": _plain(wrong[0].value),
-                         "spoken_prices": list(dict.fromkeys(_plain(s.value) for s in wrong))[:MAX_EVIDENCE],
-                         "tag_event_id": tag.event_id,
-                         "direction": "above_tag" if higher else "below_tag"},
-            ))
+            findings.append(
+                self._finding(
+                    rule,
+                    event,
+                    ident=(pid, event.event_id),
+                    score=self.settings.score_speech,
+                    since=event.ts,
+                    event_ids=[tag.event_id, event.event_id],
+                    evidence=evidence,
+                    summary=f"{CHECK_LABEL[rule.check]}: said {'、'.join(f'「{e.raw}」' for e in evidence)} "
+                    f"({_plain(wrong[0].value)}) but the tag of {pid} shows {_plain(tag.price)} — {rule.legal_basis}",
+                    details={
+                        "product_id": pid,
+                        "tag_price": _plain(tag.price),
+                        "spoken_price": _plain(wrong[0].value),
+                        "spoken_prices": list(dict.fromkeys(_plain(s.value) for s in wrong))[:MAX_EVIDENCE],
+                        "tag_event_id": tag.event_id,
+                        "direction": "above_tag" if higher else "below_tag",
+                    },
+                )
+            )
         return findings
 
-    def _comparison_checks(self, event: BaseEvent, state: PriceState, pid: str, p: ProductState,
-                           original: Decimal, basis: str | None, said: Said | None, text: NormalizedText | None
-                           ) -> list[Finding]:
+    def _comparison_checks(
+        self,
+        event: BaseEvent,
+        state: PriceState,
+        pid: str,
+        p: ProductState,
+        original: Decimal,
+        basis: str | None,
+        said: Said | None,
+        text: NormalizedText | None,
+    ) -> list[Finding]:
         findings = []
-        evidence = [self._span(event, text, said)] if said is not None and text is not None else [
-            Evidence(event_id=event.event_id, field="original_price", start=0, end=len(_plain(original) or ""),
-                     raw=_plain(original) or "", normalized=_plain(original) or "", how="value")]
+        evidence = (
+            [self._span(event, text, said)]
+            if said is not None and text is not None
+            else [
+                Evidence(
+                    event_id=event.event_id,
+                    field="original_price",
+                    start=0,
+                    end=len(_plain(original) or ""),
+                    raw=_plain(original) or "",
+                    normalized=_plain(original) or "",
+                    how="value",
+                )
+            ]
+        )
         source = "transcript" if said is not None else "tag"
         basis_text = (basis or "").strip()
         for rule in self._by_check.get("comparison_without_basis", []):
@@ -383,14 +452,20 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
                 continue
             if not self._first_report(state, f"{rule.id}|{pid}|{_key(original)}", event.ts, rule):
                 continue
-            findings.append(self._finding(
-                rule, event, ident=(pid, event.event_id), score=self.settings.score_speech if said else
-                self.settings.score_value, since=event.ts, event_ids=[event.event_id],
-                evidence=evidence,
-                summary=f"{CHECK_LABEL[rule.check]}: comparison price {_plain(original)} for {pid} "
-                        f"{'said' if said else 'shown'} with no basis on its price tag — {rule.legal_basis}",
-                details={"product_id": pid, "original_price": _plain(original), "source": source},
-            ))
+            findings.append(
+                self._finding(
+                    rule,
+                    event,
+                    ident=(pid, event.event_id),
+                    score=self.settings.score_speech if said else self.settings.score_value,
+                    since=event.ts,
+                    event_ids=[event.event_id],
+                    evidence=evidence,
+                    summary=f"{CHECK_LABEL[rule.check]}: comparison price {_plain(original)} for {pid} "
+                    f"{'said' if said else 'shown'} with no basis on its price tag — {rule.legal_basis}",
+                    details={"product_id": pid, "original_price": _plain(original), "source": source},
+                )
+            )
         for rule in self._by_check.get("fictitious_original", []):
             normalized_basis = normalize(basis_text).text if basis_text else ""
             if any(term in normalized_basis for term in self._exempt[rule.id]):
@@ -401,26 +476,46 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
             if not self._first_report(state, f"{rule.id}|{pid}|{_key(original)}", event.ts, rule):
                 continue
             how, highest, lowest, days = ref
-            score = self.settings.score_inferred if how == "shown" else (
-                self.settings.score_speech if said else self.settings.score_value)
-            what = {"orders": "every price charged", "last_order": "the last price charged",
-                    "shown": "every price shown on earlier days"}[how]
-            findings.append(self._finding(
-                rule, event, ident=(pid, event.event_id), score=score,
-                since=event.ts - rule.window_days * DAY_MS, event_ids=[event.event_id],
-                evidence=evidence,
-                summary=f"{CHECK_LABEL[rule.check]}: comparison price {_plain(original)} for {pid} is above {what} "
-                        f"in the previous {rule.window_days} days (highest {_plain(highest)}, lowest "
-                        f"{_plain(lowest)}) — {rule.legal_basis}",
-                details={"product_id": pid, "original_price": _plain(original), "reference": how,
-                         "highest_charged": _plain(highest), "lowest_charged": _plain(lowest),
-                         "days_with_prices": days, "basis": basis_text or None, "source": source,
-                         "window_days": rule.window_days},
-            ))
+            score = (
+                self.settings.score_inferred
+                if how == "shown"
+                else (self.settings.score_speech if said else self.settings.score_value)
+            )
+            what = {
+                "orders": "every price charged",
+                "last_order": "the last price charged",
+                "shown": "every price shown on earlier days",
+            }[how]
+            findings.append(
+                self._finding(
+                    rule,
+                    event,
+                    ident=(pid, event.event_id),
+                    score=score,
+                    since=event.ts - rule.window_days * DAY_MS,
+                    event_ids=[event.event_id],
+                    evidence=evidence,
+                    summary=f"{CHECK_LABEL[rule.check]}: comparison price {_plain(original)} for {pid} is above {what} "
+                    f"in the previous {rule.window_days} days (highest {_plain(highest)}, lowest "
+                    f"{_plain(lowest)}) — {rule.legal_basis}",
+                    details={
+                        "product_id": pid,
+                        "original_price": _plain(original),
+                        "reference": how,
+                        "highest_charged": _plain(highest),
+                        "lowest_charged": _plain(lowest),
+                        "days_with_prices": days,
+                        "basis": basis_text or None,
+                        "source": source,
+                        "window_days": rule.window_days,
+                    },
+                )
+            )
         return findings
 
-    def _tag_discount(self, event: PriceTagEvent, text: NormalizedText | None, state: PriceState, p: ProductState
-                      ) -> list[Finding]:
+    def _tag_discount(
+        self, event: PriceTagEvent, text: NormalizedText | None, state: PriceState, p: ProductState
+    ) -> list[Finding]:
         if event.original_price is None or not self._by_check.get("discount_arithmetic"):
             return []
         terms: list[Said] = []
@@ -435,13 +530,32 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
             sources += [("price_basis", basis)] * len(got)
         if not terms:
             return []
-        return self._discount(event, state, event.product_id, event.original_price, [(event.price, None)], terms,
-                              None, [], sources=sources)
+        return self._discount(
+            event,
+            state,
+            event.product_id,
+            event.original_price,
+            [(event.price, None)],
+            terms,
+            None,
+            [],
+            sources=sources,
+        )
 
-    def _discount(self, event: BaseEvent, state: PriceState, pid: str, original: Decimal | None,
-                  asked: list[tuple[Decimal, Said | None]], terms: list[Said], text: NormalizedText | None,
-                  also: list[Said], *, tag_event_id: str | None = None,
-                  sources: list[tuple[str, NormalizedText]] | None = None) -> list[Finding]:
+    def _discount(
+        self,
+        event: BaseEvent,
+        state: PriceState,
+        pid: str,
+        original: Decimal | None,
+        asked: list[tuple[Decimal, Said | None]],
+        terms: list[Said],
+        text: NormalizedText | None,
+        also: list[Said],
+        *,
+        tag_event_id: str | None = None,
+        sources: list[tuple[str, NormalizedText]] | None = None,
+    ) -> list[Finding]:
         """Each discount term against each price asked (the spoken sale price, then the tag's price)."""
         if original is None or not asked:
             return []
@@ -467,29 +581,40 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
             if failed is None:
                 continue
             i, term, expected, stated, final, sale = failed
-            if not self._first_report(state, f"{rule.id}|{pid}|{_key(original)}|{_key(final)}|{stated}", event.ts,
-                                      rule):
+            if not self._first_report(
+                state, f"{rule.id}|{pid}|{_key(original)}|{_key(final)}|{stated}", event.ts, rule
+            ):
                 continue
             if sources is not None:
                 field, src = sources[i]
                 evidence = [self._span(event, src, term, field)]
             else:
-                evidence = [self._span(event, text, s) for s in [*also, *([sale] if sale else []), term]
-                            if text is not None]
+                evidence = [
+                    self._span(event, text, s) for s in [*also, *([sale] if sale else []), term] if text is not None
+                ]
             from_tag = sale is None and sources is None
-            findings.append(self._finding(
-                rule, event, ident=(pid, event.event_id, stated), score=self.settings.score_speech
-                if sources is None else self.settings.score_value,
-                since=event.ts,
-                event_ids=[tag_event_id, event.event_id] if from_tag and tag_event_id else [event.event_id],
-                evidence=evidence,
-                summary=f"{CHECK_LABEL[rule.check]}: {stated} of {_plain(original)} is {_plain(expected)}, "
-                        f"but {pid} sells at {_plain(final)}{' (tag)' if from_tag else ''} — {rule.legal_basis}",
-                details={"product_id": pid, "original_price": _plain(original), "discount": stated,
-                         "computed_price": _plain(expected), "asked_price": _plain(final),
-                         "asked_source": "transcript" if sale is not None else "tag",
-                         "overcharge": _plain(final - expected)},
-            ))  # one finding per event and rule; the details name the first discount and price that fail
+            findings.append(
+                self._finding(
+                    rule,
+                    event,
+                    ident=(pid, event.event_id, stated),
+                    score=self.settings.score_speech if sources is None else self.settings.score_value,
+                    since=event.ts,
+                    event_ids=[tag_event_id, event.event_id] if from_tag and tag_event_id else [event.event_id],
+                    evidence=evidence,
+                    summary=f"{CHECK_LABEL[rule.check]}: {stated} of {_plain(original)} is {_plain(expected)}, "
+                    f"but {pid} sells at {_plain(final)}{' (tag)' if from_tag else ''} — {rule.legal_basis}",
+                    details={
+                        "product_id": pid,
+                        "original_price": _plain(original),
+                        "discount": stated,
+                        "computed_price": _plain(expected),
+                        "asked_price": _plain(final),
+                        "asked_source": "transcript" if sale is not None else "tag",
+                        "overcharge": _plain(final - expected),
+                    },
+                )
+            )  # one finding per event and rule; the details name the first discount and price that fail
         return findings
 
     # -- price history -----------------------------------------------------------------------------
@@ -507,8 +632,7 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
             p.days = dict(sorted(p.days.items()))
         return day
 
-    def _reference(self, p: ProductState, ts: int, window_days: int
-                   ) -> tuple[str, Decimal, Decimal, int] | None:
+    def _reference(self, p: ProductState, ts: int, window_days: int) -> tuple[str, Decimal, Decimal, int] | None:
         """(source, highest, lowest, days with prices) of what the product really cost in the window.
 
         The window is whole China-time days: the event's day and the ``window_days`` days before it — up
@@ -539,21 +663,47 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
         state.reported.pop(key, None)
         state.reported[key] = ts
         horizon = ts - self._repeat_horizon_ms
-        while state.reported and (len(state.reported) > self.settings.max_reported
-                                  or next(iter(state.reported.values())) <= horizon):
+        while state.reported and (
+            len(state.reported) > self.settings.max_reported or next(iter(state.reported.values())) <= horizon
+        ):
             del state.reported[next(iter(state.reported))]
         return True
 
-    def _span(self, event: BaseEvent, text: NormalizedText | None, said: Said | None, field: str = "text"
-              ) -> Evidence:
+    def _span(self, event: BaseEvent, text: NormalizedText | None, said: Said | None, field: str = "text") -> Evidence:
         assert text is not None and said is not None
         start, end = text.raw_span(said.start, said.end)
-        return Evidence(event_id=event.event_id, field=field, start=start, end=end, raw=text.raw[start:end],
-                        normalized=text.text[said.start:said.end], term=said.cue, how="pattern")
+        return Evidence(
+            event_id=event.event_id,
+            field=field,
+            start=start,
+            end=end,
+            raw=text.raw[start:end],
+            normalized=text.text[said.start : said.end],
+            term=said.cue,
+            how="pattern",
+        )
 
-    def _finding(self, rule: PriceRule, event: BaseEvent, *, ident: tuple[object, ...], score: float,
-                 since: int, event_ids: list[str], evidence: list[Evidence], summary: str,
-                 details: dict[str, object]) -> Finding:
-        return self.finding(rule, event, ident=ident, score=score, summary=summary, evidence=evidence,
-                            since=since, event_ids=list(dict.fromkeys(event_ids)),
-                            details={"check": rule.check, **details})
+    def _finding(
+        self,
+        rule: PriceRule,
+        event: BaseEvent,
+        *,
+        ident: tuple[object, ...],
+        score: float,
+        since: int,
+        event_ids: list[str],
+        evidence: list[Evidence],
+        summary: str,
+        details: dict[str, object],
+    ) -> Finding:
+        return self.finding(
+            rule,
+            event,
+            ident=ident,
+            score=score,
+            summary=summary,
+            evidence=evidence,
+            since=since,
+            event_ids=list(dict.fromkeys(event_ids)),
+            details={"check": rule.check, **details},
+        )

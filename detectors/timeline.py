@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from detectors.normalize import normalize
 from schemas.events import (
-    ChatEvent,
     BaseEvent,
+    ChatEvent,
     OrderEvent,
     PriceTagEvent,
     ProductCategory,
@@ -84,7 +84,7 @@ class ExampleEvent(_Strict):
     order: ExampleOrder | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "ExampleEvent":
+    def _one_kind(self) -> ExampleEvent:
         given = [k for k in ("say", "chat", "meta", "tag", "order") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"an example event is exactly one of say/chat/meta/tag/order; got {given or 'none'}")
@@ -125,8 +125,12 @@ def build_events(timeline: ExampleTimeline, room: str = "example") -> list[BaseE
     """The timeline as real, validated events (ids ``ex-1``, ``ex-2`` … in the order written)."""
     out: list[BaseEvent] = []
     for i, ex in enumerate(timeline.events, start=1):
-        base: dict[str, Any] = {"event_id": f"ex-{i}", "room_id": room, "platform": "example",
-                                "ts": EXAMPLE_T0 + ex.day * 86_400_000 + int(ex.t * 1000)}
+        base: dict[str, Any] = {
+            "event_id": f"ex-{i}",
+            "room_id": room,
+            "platform": "example",
+            "ts": EXAMPLE_T0 + ex.day * 86_400_000 + int(ex.t * 1000),
+        }
         if ex.say is not None:
             ms = max(0, int(ex.t * 1000))
             out.append(TranscriptEvent(**base, text=ex.say, start_ms=ms, end_ms=ms + 2000))
@@ -134,15 +138,31 @@ def build_events(timeline: ExampleTimeline, room: str = "example") -> list[BaseE
             out.append(ChatEvent(**base, user_id="host", role="host", text=ex.chat))
         elif ex.meta is not None:
             m = ex.meta
-            out.append(StreamMetaEvent(
-                **base, status=m.status, host_kind=m.host_kind, ai_label_visible=m.ai_label_visible,
-                aigc_score=m.aigc_score, implicit_label=m.implicit_label,
-                products=[ProductOnAir(product_id=p.id, title=p.title, category=p.category) for p in m.products]))
+            out.append(
+                StreamMetaEvent(
+                    **base,
+                    status=m.status,
+                    host_kind=m.host_kind,
+                    ai_label_visible=m.ai_label_visible,
+                    aigc_score=m.aigc_score,
+                    implicit_label=m.implicit_label,
+                    products=[ProductOnAir(product_id=p.id, title=p.title, category=p.category) for p in m.products],
+                )
+            )
         elif ex.tag is not None:
             g = ex.tag
-            out.append(PriceTagEvent(**base, product_id=g.product, title=g.title or g.product, category=g.category,
-                                     price=g.price, original_price=g.original_price, price_basis=g.basis,
-                                     visible=g.visible))
+            out.append(
+                PriceTagEvent(
+                    **base,
+                    product_id=g.product,
+                    title=g.title or g.product,
+                    category=g.category,
+                    price=g.price,
+                    original_price=g.original_price,
+                    price_basis=g.basis,
+                    visible=g.visible,
+                )
+            )
         elif ex.order is not None:
             o = ex.order
             out.append(OrderEvent(**base, product_id=o.product, price=o.price, qty=o.qty))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pipeline.engine import Outcome
 from pipeline.errors import RuleSetError
@@ -38,8 +39,10 @@ def print_feed(outcome: Outcome) -> None:
     for a in outcome.actions:
         until = f" for {_duration(a.duration_s)}" if a.duration_s else ""
         who = f" {a.subject.kind} {a.subject.id}" if a.subject.kind != "room" else ""
-        print(f"{_clock(a.ts)}  {a.room_id:<14} ACTION {a.action.upper()}{who}{until} "
-              f"(step {a.step + 1}, {a.appeal_ref}) — {a.message}")
+        print(
+            f"{_clock(a.ts)}  {a.room_id:<14} ACTION {a.action.upper()}{who}{until} "
+            f"(step {a.step + 1}, {a.appeal_ref}) — {a.message}"
+        )
     for d in outcome.dead_letters:
         print(f"          {'':<14} REJECT {d.reason}: {d.detail} ({d.source})")
 
@@ -56,8 +59,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     recording = out / "demo_recording.jsonl"
     recording.write_bytes(b"".join(line + b"\n" for line in demo_lines()))
-    runtime = EmbeddedRuntime(out, rules_dir=args.rules, speed=_speed(args), on_outcome=print_feed,
-                              pseudonym_key=_settings().pseudonym_key.get_secret_value())
+    runtime = EmbeddedRuntime(
+        out,
+        rules_dir=args.rules,
+        speed=_speed(args),
+        on_outcome=print_feed,
+        pseudonym_key=_settings().pseudonym_key.get_secret_value(),
+    )
     if args.metrics_port:
         runtime.metrics.serve(args.metrics_port, _settings().metrics_host)
     rooms = len({e.room_id for e in demo_events()})
@@ -66,8 +74,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     stats = runtime.run(read_jsonl(recording))
     print(f"\n{stats.summary()}")
-    print(f"wrote {out}/alerts.jsonl, actions.jsonl, dlq.jsonl; the input is {recording} "
-          f"(try: livewatch replay {recording})")
+    print(
+        f"wrote {out}/alerts.jsonl, actions.jsonl, dlq.jsonl; the input is {recording} "
+        f"(try: livewatch replay {recording})"
+    )
     return EXIT_OK
 
 
@@ -78,9 +88,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"livewatch replay: no such file: {path}", file=sys.stderr)
         return EXIT_FAILURE
-    runtime = EmbeddedRuntime(Path(args.out), rules_dir=args.rules, speed=_speed(args),
-                              on_outcome=None if args.quiet else print_feed,
-                              pseudonym_key=_settings().pseudonym_key.get_secret_value())
+    runtime = EmbeddedRuntime(
+        Path(args.out),
+        rules_dir=args.rules,
+        speed=_speed(args),
+        on_outcome=None if args.quiet else print_feed,
+        pseudonym_key=_settings().pseudonym_key.get_secret_value(),
+    )
     if args.metrics_port:
         runtime.metrics.serve(args.metrics_port, _settings().metrics_host)
     progress = None if args.no_progress else Progress(count_lines(path))
@@ -96,7 +110,8 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     ruleset = load_ruleset(args.dir)  # a RuleSetError is reported by main() with exit code 2
     by_detector = ", ".join(
         f"{name}: {len(d.all_rules)} rules" + ("" if d in ruleset.detectors else " (all off)")
-        for name, d in sorted(ruleset.configured.items()))
+        for name, d in sorted(ruleset.configured.items())
+    )
     print(f"OK: ruleset {ruleset.version} in {ruleset.directory} ({by_detector}; every inline example holds)")
     return EXIT_OK
 
@@ -108,7 +123,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _settings(**overrides: object) -> "Settings":
+def _settings(**overrides: object) -> Settings:
     from pipeline.settings import Settings
 
     given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
@@ -118,9 +133,15 @@ def _settings(**overrides: object) -> "Settings":
 def cmd_worker(args: argparse.Namespace) -> int:
     from pipeline.kafka.worker import run_worker
 
-    settings = _settings(broker=args.broker, rules_dir=args.rules, datadir=args.datadir,
-                         metrics_port=args.metrics_port, web_port=args.web_port, partitions=args.partitions,
-                         loglevel=args.loglevel)
+    settings = _settings(
+        broker=args.broker,
+        rules_dir=args.rules,
+        datadir=args.datadir,
+        metrics_port=args.metrics_port,
+        web_port=args.web_port,
+        partitions=args.partitions,
+        loglevel=args.loglevel,
+    )
     run_worker(settings)
     return EXIT_OK
 
@@ -161,11 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     def pacing(sp: argparse.ArgumentParser, default_speed: float | None) -> None:
         g = sp.add_mutually_exclusive_group()
-        g.add_argument("--speed", type=float, default=default_speed,
-                       help="replay at this multiple of real (event) time")
+        g.add_argument(
+            "--speed", type=float, default=default_speed, help="replay at this multiple of real (event) time"
+        )
         g.add_argument("--fast", action="store_true", help="as fast as possible (same output)")
-        sp.add_argument("--rules", type=Path, default=None,
-                        help="rules directory (default: $LIVEWATCH_RULES_DIR, else the shipped rules/)")
+        sp.add_argument(
+            "--rules",
+            type=Path,
+            default=None,
+            help="rules directory (default: $LIVEWATCH_RULES_DIR, else the shipped rules/)",
+        )
         sp.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics on 127.0.0.1:PORT")
 
     demo = sub.add_parser("demo", help="watch livewatch police nine simulated rooms (no broker)")
@@ -192,8 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--rules", type=Path, default=None, help="rules directory, hot-reloaded")
     worker.add_argument("--datadir", type=Path, default=None, help="this worker's data directory (one per worker)")
     worker.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
-    worker.add_argument("--web-port", "--workers-port", dest="web_port", type=int, default=None,
-                        help="enable Faust's web server on 127.0.0.1:PORT (off by default: it exposes tables)")
+    worker.add_argument(
+        "--web-port",
+        "--workers-port",
+        dest="web_port",
+        type=int,
+        default=None,
+        help="enable Faust's web server on 127.0.0.1:PORT (off by default: it exposes tables)",
+    )
     worker.add_argument("--partitions", type=int, default=None, help="partitions of topics it creates")
     worker.add_argument("--loglevel", default=None, help="debug, info, warning (default info)")
     worker.set_defaults(func=cmd_worker)

@@ -10,15 +10,16 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator
+from typing import IO
 
 from pydantic import BaseModel
 
-from pipeline.privacy import DEV_KEY, Pseudonymizer
 from pipeline.engine import Engine, Outcome
 from pipeline.metrics import Metrics
+from pipeline.privacy import DEV_KEY, Pseudonymizer
 from pipeline.ruleset import RulesetWatcher
 from schemas.deadletter import MessageSource
 
@@ -74,9 +75,11 @@ class RunStats:
 
     def summary(self) -> str:
         dl = ", ".join(f"{k}={v}" for k, v in sorted(self.dead_letters.items())) or "none"
-        return (f"{self.events:,} events in {self.elapsed_s:.2f} s ({self.events_per_s:,.0f} events/s); "
-                f"{self.findings} alerts, {self.actions} actions; dead letters: {dl}; "
-                f"ruleset {', '.join(self.ruleset_versions)}")
+        return (
+            f"{self.events:,} events in {self.elapsed_s:.2f} s ({self.events_per_s:,.0f} events/s); "
+            f"{self.findings} alerts, {self.actions} actions; dead letters: {dl}; "
+            f"ruleset {', '.join(self.ruleset_versions)}"
+        )
 
 
 class Progress:
@@ -94,8 +97,9 @@ class Progress:
         rate = done / (now - self._start) if now > self._start else 0.0
         share = f" ({100 * done / self.total:.1f} %)" if self.total else ""
         of = f" / {self.total:,}" if self.total else ""
-        self.stream.write(f"  {done:,}{of} messages{share}, {rate:,.0f}/s, "
-                          f"{stats.findings} alerts, {stats.actions} actions\n")
+        self.stream.write(
+            f"  {done:,}{of} messages{share}, {rate:,.0f}/s, {stats.findings} alerts, {stats.actions} actions\n"
+        )
         self.stream.flush()
 
 
@@ -117,8 +121,12 @@ class EmbeddedRuntime:
         # recordings have gaps of hours), not the wall clock, so a replay rejects the same lines whenever
         # it runs.
         self._latest_ts: int | None = None
-        self.engine = Engine(lambda: self.watcher.current, metrics=self.metrics, clock_ms=self._stream_clock,
-                             pseudonymizer=Pseudonymizer(pseudonym_key))
+        self.engine = Engine(
+            lambda: self.watcher.current,
+            metrics=self.metrics,
+            clock_ms=self._stream_clock,
+            pseudonymizer=Pseudonymizer(pseudonym_key),
+        )
         self.out_dir = out_dir
         self.speed = speed
         self.on_outcome = on_outcome

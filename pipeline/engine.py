@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -50,13 +51,14 @@ class RoomState:
     def to_json(self, only: frozenset[str] | None = None) -> dict[str, Any]:
         """The state as JSON data; ``only`` limits detector states to those names (the durable ones)."""
         return {
-            "detectors": {name: s.model_dump(mode="json") for name, s in self.detectors.items()
-                          if only is None or name in only},
+            "detectors": {
+                name: s.model_dump(mode="json") for name, s in self.detectors.items() if only is None or name in only
+            },
             "policy": self.policy.model_dump(mode="json"),
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], ruleset: Ruleset) -> "RoomState":
+    def from_json(cls, data: dict[str, Any], ruleset: Ruleset) -> RoomState:
         models = {d.name: d.state_model for d in ruleset.detectors}
         return cls(
             detectors={n: models[n].model_validate(s) for n, s in data.get("detectors", {}).items() if n in models},
@@ -70,6 +72,7 @@ class StateStore(Protocol):
     def adopt(self, rebuilt: dict[str, RoomState]) -> None:
         """Take over rebuilt non-durable detector states (``Engine.warm``), replacing those held."""
         ...
+
     def __len__(self) -> int: ...
 
 
@@ -170,12 +173,12 @@ class Engine:
     def process_decoded(self, event: BaseEvent, raw: bytes, source: MessageSource) -> Outcome:
         """Process a decoded event; a detector's dead letter carries the original bytes and position."""
         outcome = self.process(event, source=source.topic or "file")
-        outcome.dead_letters = [DeadLetter.of(raw, d.reason, d.detail, source, d.event_id)
-                                for d in outcome.dead_letters]
+        outcome.dead_letters = [
+            DeadLetter.of(raw, d.reason, d.detail, source, d.event_id) for d in outcome.dead_letters
+        ]
         return outcome
 
-    def warm(self, events: Iterable[BaseEvent], rooms: dict[str, RoomState] | None = None
-             ) -> dict[str, RoomState]:
+    def warm(self, events: Iterable[BaseEvent], rooms: dict[str, RoomState] | None = None) -> dict[str, RoomState]:
         """Rebuild non-durable detector state from input that was decided before (DESIGN.md principle 7).
 
         Feeds each event, in the order given, to the detectors of the ruleset whose state is *not*
@@ -224,8 +227,9 @@ class Engine:
                 try:
                     detector.detect(event, text, room.for_detector(detector))
                 except Exception:  # counted when the event was decided; here it must not stop the rebuild
-                    log.debug("detector %s failed on event %s while rebuilding", detector.name, event.event_id,
-                              exc_info=True)
+                    log.debug(
+                        "detector %s failed on event %s while rebuilding", detector.name, event.event_id, exc_info=True
+                    )
             n += 1
         self.metrics.rebuilt_events.inc(n)
         return n
@@ -248,18 +252,26 @@ class Engine:
             except Exception as e:  # a detector bug must not stop the room, nor lose the event
                 log.exception("detector %s failed on event %s", detector.name, event.event_id)
                 self.metrics.detector_errors.labels(detector=detector.name).inc()
-                outcome.dead_letters.append(DeadLetter.of(
-                    event.model_dump_json().encode(), "detector_error", f"{detector.name}: {e!r}",
-                    MessageSource(), event_id=event.event_id))
+                outcome.dead_letters.append(
+                    DeadLetter.of(
+                        event.model_dump_json().encode(),
+                        "detector_error",
+                        f"{detector.name}: {e!r}",
+                        MessageSource(),
+                        event_id=event.event_id,
+                    )
+                )
                 continue
             outcome.findings.extend(found)
 
         for i, finding in enumerate(outcome.findings):
-            self.metrics.findings.labels(detector=finding.detector, rule_id=finding.rule_id,
-                                         status=finding.status).inc()
+            self.metrics.findings.labels(
+                detector=finding.detector, rule_id=finding.rule_id, status=finding.status
+            ).inc()
             if finding.status == "shadow":
                 outcome.findings[i] = finding.model_copy(
-                    update={"shadow_action": ruleset.policy.would_do(finding, room.policy)})
+                    update={"shadow_action": ruleset.policy.would_do(finding, room.policy)}
+                )
                 continue
             action = ruleset.policy.decide(finding, room.policy)
             if action is not None:

@@ -19,52 +19,86 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.events = Counter("livewatch_events_total", "Input events accepted", ["source", "kind"], registry=r)
-        self.findings = Counter("livewatch_findings_total", "Findings raised", ["detector", "rule_id", "status"],
-                                registry=r)
+        self.findings = Counter(
+            "livewatch_findings_total", "Findings raised", ["detector", "rule_id", "status"], registry=r
+        )
         self.actions = Counter("livewatch_actions_total", "Enforcement actions issued", ["action"], registry=r)
-        self.dead_letters = Counter("livewatch_dead_letters_total", "Input messages rejected to the dead-letter output",
-                                    ["reason"], registry=r)
-        self.detector_errors = Counter("livewatch_detector_errors_total", "Detector exceptions on valid events",
-                                       ["detector"], registry=r)
+        self.dead_letters = Counter(
+            "livewatch_dead_letters_total", "Input messages rejected to the dead-letter output", ["reason"], registry=r
+        )
+        self.detector_errors = Counter(
+            "livewatch_detector_errors_total", "Detector exceptions on valid events", ["detector"], registry=r
+        )
         self.latency = Histogram(
-            "livewatch_decision_latency_seconds", "Event time to decision (wall clock), live runtimes only",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=r)
-        self.partitions_assigned = Gauge("livewatch_partitions_assigned",
-                                         "Input partition numbers this worker owns", registry=r)
-        self.merge_held = Gauge("livewatch_merge_held_events",
-                                "Events waiting in the event-time merge for the other input topics", registry=r)
-        self.merge_forced = Counter("livewatch_merge_forced_total",
-                                    "Events released by a merge bound (lateness or wait) rather than in order",
-                                    ["bound"], registry=r)
-        self.consumer_lag = Gauge("livewatch_consumer_lag_messages",
-                                  "Messages on owned input partitions not yet received, by topic", ["topic"], registry=r)
-        self.unowned = Counter("livewatch_unowned_messages_total",
-                               "Messages Faust delivered after their partition moved to another worker (left "
-                               "to the new owner, which reads them from the committed offset)", registry=r)
-        self.reread = Counter("livewatch_reread_messages_total",
-                              "Messages Faust skipped after a rebalance, read again directly and decided",
-                              registry=r)
+            "livewatch_decision_latency_seconds",
+            "Event time to decision (wall clock), live runtimes only",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.partitions_assigned = Gauge(
+            "livewatch_partitions_assigned", "Input partition numbers this worker owns", registry=r
+        )
+        self.merge_held = Gauge(
+            "livewatch_merge_held_events",
+            "Events waiting in the event-time merge for the other input topics",
+            registry=r,
+        )
+        self.merge_forced = Counter(
+            "livewatch_merge_forced_total",
+            "Events released by a merge bound (lateness or wait) rather than in order",
+            ["bound"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "livewatch_consumer_lag_messages",
+            "Messages on owned input partitions not yet received, by topic",
+            ["topic"],
+            registry=r,
+        )
+        self.unowned = Counter(
+            "livewatch_unowned_messages_total",
+            "Messages Faust delivered after their partition moved to another worker (left "
+            "to the new owner, which reads them from the committed offset)",
+            registry=r,
+        )
+        self.reread = Counter(
+            "livewatch_reread_messages_total",
+            "Messages Faust skipped after a rebalance, read again directly and decided",
+            registry=r,
+        )
         self.rebuilt_events = Counter(
             "livewatch_rebuilt_events_total",
             "Decided events re-read after a rebalance and fed again to the detectors whose state is not durable "
-            "(sliding windows), findings discarded", registry=r)
-        self.rebuilds = Counter("livewatch_rebuilds_total",
-                                "Rebuilds of non-durable detector state for a newly owned partition, by result",
-                                ["result"], registry=r)
+            "(sliding windows), findings discarded",
+            registry=r,
+        )
+        self.rebuilds = Counter(
+            "livewatch_rebuilds_total",
+            "Rebuilds of non-durable detector state for a newly owned partition, by result",
+            ["result"],
+            registry=r,
+        )
         self.rebuild_seconds = Histogram(
-            "livewatch_rebuild_seconds", "Wall time to rebuild one partition's non-durable detector state",
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=r)
+            "livewatch_rebuild_seconds",
+            "Wall time to rebuild one partition's non-durable detector state",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+            registry=r,
+        )
         self.partitions_rebuilding = Gauge(
             "livewatch_partitions_rebuilding",
-            "Owned partitions whose events wait while their non-durable detector state is rebuilt", registry=r)
+            "Owned partitions whose events wait while their non-durable detector state is rebuilt",
+            registry=r,
+        )
         self.partitions_unrebuilt = Gauge(
             "livewatch_partitions_unrebuilt",
             "Owned partitions running with empty non-durable detector state because their rebuild failed",
-            registry=r)
+            registry=r,
+        )
         self.rooms_active = Gauge("livewatch_rooms_active", "Rooms with state in this process", registry=r)
         self.ruleset_info = Gauge("livewatch_ruleset_info", "The loaded ruleset (value 1)", ["version"], registry=r)
-        self.ruleset_reloads = Counter("livewatch_ruleset_reloads_total", "Ruleset reload attempts", ["result"],
-                                       registry=r)
+        self.ruleset_reloads = Counter(
+            "livewatch_ruleset_reloads_total", "Ruleset reload attempts", ["result"], registry=r
+        )
 
         # Create the known label values at 0, so rate()/increase() see the first increment too.
         for action in get_args(ActionType):

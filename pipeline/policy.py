@@ -37,7 +37,7 @@ class Ladder(BaseModel):
     steps: list[LadderStep] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Ladder":
+    def _consistent(self) -> Ladder:
         thresholds = [s.at for s in self.steps]
         if thresholds != sorted(set(thresholds)):
             raise ValueError("steps must have strictly increasing 'at' thresholds")
@@ -59,7 +59,7 @@ class EnforcementConfig(BaseModel):
     ladders: dict[Literal["room", "account"], Ladder]
 
     @model_validator(mode="after")
-    def _room_ladder(self) -> "EnforcementConfig":
+    def _room_ladder(self) -> EnforcementConfig:
         if "room" not in self.ladders:
             raise ValueError("a 'room' ladder is required")
         return self
@@ -122,12 +122,16 @@ class Policy:
             return next((a for a in subject.issued if a.action_id == seen.action_id), None)
 
         horizon = finding.ts - ladder.period_s * 1000
-        subject.strikes = [st for st in subject.strikes if st.ts > horizon][-(MAX_STRIKES - 1):]
+        subject.strikes = [st for st in subject.strikes if st.ts > horizon][-(MAX_STRIKES - 1) :]
         subject.issued = [a for a in subject.issued if a.ts > horizon]
         if not subject.strikes:
             subject.episode_start = finding.ts
-        strike = Strike(finding_id=finding.finding_id, ts=finding.ts, points=ladder.points[finding.severity],
-                        legal_basis=finding.legal_basis)
+        strike = Strike(
+            finding_id=finding.finding_id,
+            ts=finding.ts,
+            points=ladder.points[finding.severity],
+            legal_basis=finding.legal_basis,
+        )
         subject.strikes.append(strike)
 
         points = sum(st.points for st in subject.strikes)
@@ -148,8 +152,9 @@ class Policy:
         step = ladder.steps[target]
         # The id names the step of this subject's episode, not the finding that happened to cross the
         # threshold: the same step is never issued under two ids, whatever order findings arrive in.
-        action_id = derived_id("action", finding.subject.kind, finding.subject.key(), target, step.action,
-                               subject.episode_start)
+        action_id = derived_id(
+            "action", finding.subject.kind, finding.subject.key(), target, step.action, subject.episode_start
+        )
         strike.action_id = action_id
         action = EnforcementAction(
             action_id=action_id,

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -161,8 +162,13 @@ def _validation_problems(
 
 
 def _validate(
-    model: type[BaseModel], data: Any, path: Path, node: yaml.Node | None, prefix: tuple[Any, ...],
-    entry: str | None, problems: list[RuleProblem],
+    model: type[BaseModel],
+    data: Any,
+    path: Path,
+    node: yaml.Node | None,
+    prefix: tuple[Any, ...],
+    entry: str | None,
+    problems: list[RuleProblem],
 ) -> Any:
     try:
         return model.model_validate(data)
@@ -179,8 +185,17 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
     directory = Path(directory) if directory is not None else default_rules_dir()
     problems: list[RuleProblem] = []
     if not directory.is_dir():
-        raise RuleSetError([RuleProblem(str(directory), None, None, None,
-                                        "not a directory of rule files; pass --rules DIR or set LIVEWATCH_RULES_DIR")])
+        raise RuleSetError(
+            [
+                RuleProblem(
+                    str(directory),
+                    None,
+                    None,
+                    None,
+                    "not a directory of rule files; pass --rules DIR or set LIVEWATCH_RULES_DIR",
+                )
+            ]
+        )
 
     manifest_path = directory / MANIFEST
     manifest: RulesetManifest | None = None
@@ -219,17 +234,32 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
             continue
         detector_cls = REGISTRY.get(rule_file.detector)
         if detector_cls is None:
-            problems.append(RuleProblem(str(path), _line_of(node, ("detector",)), None, "detector",
-                                        f"unknown detector {rule_file.detector!r}; known: {sorted(REGISTRY)}"))
+            problems.append(
+                RuleProblem(
+                    str(path),
+                    _line_of(node, ("detector",)),
+                    None,
+                    "detector",
+                    f"unknown detector {rule_file.detector!r}; known: {sorted(REGISTRY)}",
+                )
+            )
             continue
         if rule_file.settings:
             if rule_file.detector in settings:
-                problems.append(RuleProblem(str(path), _line_of(node, ("settings",)), None, "settings",
-                                            f"settings for {rule_file.detector!r} are already given in "
-                                            f"{settings[rule_file.detector][1].name}; give them in one file"))
+                problems.append(
+                    RuleProblem(
+                        str(path),
+                        _line_of(node, ("settings",)),
+                        None,
+                        "settings",
+                        f"settings for {rule_file.detector!r} are already given in "
+                        f"{settings[rule_file.detector][1].name}; give them in one file",
+                    )
+                )
             else:
-                parsed = _validate(detector_cls.settings_model, rule_file.settings, path, node, ("settings",),
-                                   None, problems)
+                parsed = _validate(
+                    detector_cls.settings_model, rule_file.settings, path, node, ("settings",), None, problems
+                )
                 if parsed is not None:
                     settings[rule_file.detector] = (parsed, path)
         for i, raw_rule in enumerate(rule_file.rules):
@@ -239,8 +269,11 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
                 continue
             line = _line_of(node, ("rules", i))
             if rule.id in rule_sites:
-                problems.append(RuleProblem(str(path), line, rule.id, "id",
-                                            f"duplicate rule id, first defined at {rule_sites[rule.id]}"))
+                problems.append(
+                    RuleProblem(
+                        str(path), line, rule.id, "id", f"duplicate rule id, first defined at {rule_sites[rule.id]}"
+                    )
+                )
                 continue
             rule_sites[rule.id] = f"{path.name}:{line}"
             rules_by_detector.setdefault(rule_file.detector, []).append((rule, path, node, i))
@@ -264,14 +297,21 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
             all_rules[rule.id] = rule
             if check_examples:
                 for message in detector.check_examples(rule):
-                    problems.append(RuleProblem(str(path), _line_of(node, ("rules", i, "examples")), rule.id,
-                                                "examples", message))
+                    problems.append(
+                        RuleProblem(str(path), _line_of(node, ("rules", i, "examples")), rule.id, "examples", message)
+                    )
 
     if problems:
         raise RuleSetError(problems)
     assert enforcement is not None
-    return Ruleset(version=version, directory=directory, detectors=tuple(detectors),
-                   policy=Policy(enforcement, version), rules=all_rules, configured=configured)
+    return Ruleset(
+        version=version,
+        directory=directory,
+        detectors=tuple(detectors),
+        policy=Policy(enforcement, version),
+        rules=all_rules,
+        configured=configured,
+    )
 
 
 class RulesetWatcher:

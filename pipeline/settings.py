@@ -14,8 +14,9 @@ from pipeline.ruleset import default_rules_dir
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LIVEWATCH_", env_file=os.environ.get("LIVEWATCH_ENV_FILE"),
-                                      extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="LIVEWATCH_", env_file=os.environ.get("LIVEWATCH_ENV_FILE"), extra="ignore"
+    )
 
     broker: str = Field("kafka://127.0.0.1:19092", description="Kafka bootstrap servers, kafka://host:port[;host:port]")
     app_id: str = Field("livewatch", description="consumer group and prefix of internal topics")
@@ -28,16 +29,25 @@ class Settings(BaseSettings):
     metrics_port: int = Field(0, ge=0, description="Prometheus /metrics port, 0 = off")
     metrics_host: str = Field("127.0.0.1", description="bind address of /metrics (loopback unless set)")
     web_port: int | None = Field(None, description="Faust's web server port; None = off (it exposes tables)")
-    max_lateness_ms: int = Field(60_000, ge=0, description="event-time merge: release an event once the "
-                                 "partition's event time is this far past it")
+    max_lateness_ms: int = Field(
+        60_000,
+        ge=0,
+        description="event-time merge: release an event once the partition's event time is this far past it",
+    )
     max_wait_s: float = Field(5.0, ge=0, description="event-time merge: release an event after this wall time")
-    rebuild_timeout_s: float = Field(60.0, gt=0, description="after a rebalance: longest wait for re-reading a "
-                                     "partition's recent input to rebuild sliding-window detector state; then the "
-                                     "partition runs on without it (livewatch_rebuilds_total{result=\"failed\"})")
+    rebuild_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="after a rebalance: longest wait for re-reading a "
+        "partition's recent input to rebuild sliding-window detector state; then the "
+        'partition runs on without it (livewatch_rebuilds_total{result="failed"})',
+    )
     reload_every_s: float = Field(5.0, gt=0, description="how often the worker checks the rules for changes")
     loglevel: str = "info"
-    pseudonym_key: SecretStr = Field(SecretStr(DEV_KEY), description="HMAC key of the user pseudonyms in "
-                                     "alerts (pipeline/privacy.py); set a secret one in production")
+    pseudonym_key: SecretStr = Field(
+        SecretStr(DEV_KEY),
+        description="HMAC key of the user pseudonyms in alerts (pipeline/privacy.py); set a secret one in production",
+    )
 
     def topic(self, name: str) -> str:
         """The real name of a declared topic ("live.chat" → "<prefix>live.chat")."""

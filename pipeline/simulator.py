@@ -12,13 +12,13 @@ What each room does and shows: docs/cli.md ("livewatch demo").
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Iterator
 
 from schemas.events import (
+    BaseEvent,
     ChatEvent,
     DanmakuEvent,
-    BaseEvent,
     OrderEvent,
     PriceTagEvent,
     ProductOnAir,
@@ -39,19 +39,34 @@ class _Room:
 
     def _base(self, t_s: float) -> dict[str, object]:
         self.n += 1
-        return {"event_id": f"{self.room_id}-{self.n:04d}", "room_id": self.room_id, "platform": PLATFORM,
-                "ts": START_MS + int(t_s * 1000)}
+        return {
+            "event_id": f"{self.room_id}-{self.n:04d}",
+            "room_id": self.room_id,
+            "platform": PLATFORM,
+            "ts": START_MS + int(t_s * 1000),
+        }
 
     def meta(self, t_s: float, *products: ProductOnAir, **kw: object) -> StreamMetaEvent:
         return StreamMetaEvent(**self._base(t_s), products=list(products), **kw)
 
     def order(self, t_s: float, product: ProductOnAir, price: str, qty: int = 1) -> OrderEvent:
-        return OrderEvent(**self._base(t_s), order_id=f"{self.room_id}-o{self.n + 1}", product_id=product.product_id,
-                          price=Decimal(price), qty=qty)
+        return OrderEvent(
+            **self._base(t_s),
+            order_id=f"{self.room_id}-o{self.n + 1}",
+            product_id=product.product_id,
+            price=Decimal(price),
+            qty=qty,
+        )
 
     def price(self, t_s: float, product: ProductOnAir, price: str, **kw: object) -> PriceTagEvent:
-        return PriceTagEvent(**self._base(t_s), product_id=product.product_id, title=product.title,
-                             category=product.category, price=Decimal(price), **kw)
+        return PriceTagEvent(
+            **self._base(t_s),
+            product_id=product.product_id,
+            title=product.title,
+            category=product.category,
+            price=Decimal(price),
+            **kw,
+        )
 
     def say(self, t_s: float, text: str) -> TranscriptEvent:
         ms = int(t_s * 1000)
@@ -61,8 +76,9 @@ class _Room:
         return ChatEvent(**self._base(t_s), user_id=user, text=text, role=role)
 
     def danmaku(self, t_s: float, user: str, text: str, signals: dict[str, object] | None = None) -> DanmakuEvent:
-        return DanmakuEvent(**self._base(t_s), user_id=user, text=text,
-                            user=UserSignals(**signals) if signals else None)
+        return DanmakuEvent(
+            **self._base(t_s), user_id=user, text=text, user=UserSignals(**signals) if signals else None
+        )
 
 
 def _clean_room() -> list[BaseEvent]:
@@ -201,8 +217,13 @@ def _ai_ok_room() -> list[BaseEvent]:
 
 
 #: what a hired ring posts: one testimonial script, padded and renumbered so no two messages are equal
-_RING_SCRIPTS = ("真给力，{n}颗就瘦了{x}斤", "姐妹们，真给力{n}颗就瘦了{x}斤！", "真給力 {n}顆就瘦了{x}斤[赞]",
-                 "{n}天成功{m}天破平台期", "亲测{n}天成功{m}天破平台期！！")
+_RING_SCRIPTS = (
+    "真给力，{n}颗就瘦了{x}斤",
+    "姐妹们，真给力{n}颗就瘦了{x}斤！",
+    "真給力 {n}顆就瘦了{x}斤[赞]",
+    "{n}天成功{m}天破平台期",
+    "亲测{n}天成功{m}天破平台期！！",
+)
 _FAN_NOISE = ("主播好", "晚上好呀", "这个颜色好看", "多少钱", "有没有大码", "发货快吗", "哈哈哈哈", "来了来了")
 
 
@@ -211,8 +232,11 @@ def _flood_room() -> list[BaseEvent]:
     one /24) posting padded variants of two testimonial scripts: a campaign, each account named and muted."""
     r = _Room("demo-flood")
     candy = ProductOnAir(product_id="candy-5", title="酵素果蔬软糖 60粒", category="food")
-    events: list[BaseEvent] = [r.meta(0, candy), r.price(1, candy, "69.00"),
-                                r.say(5, "今天这款果蔬软糖，口味有三种，大家看屏幕上的价格。")]
+    events: list[BaseEvent] = [
+        r.meta(0, candy),
+        r.price(1, candy, "69.00"),
+        r.say(5, "今天这款果蔬软糖，口味有三种，大家看屏幕上的价格。"),
+    ]
     events += [r.danmaku(10 + i * 4, f"fan-{i % 9}", _FAN_NOISE[i % len(_FAN_NOISE)]) for i in range(40)]
     for i in range(14):
         signals = {"account_age_days": 2, "device_id": f"dev-ring-{i // 5}", "ip": f"203.0.113.{20 + i}"}

@@ -17,7 +17,22 @@ from schemas.events import (
 from schemas.findings import EnforcementAction, Evidence, Finding, Subject, Window, derived_id
 
 __all__ = [
-    "EVENT_KINDS", "ChatEvent", "DanmakuEvent", "Event", "BaseEvent", "OrderEvent", "PriceTagEvent",
-    "StreamMetaEvent", "TranscriptEvent", "UserSignals", "event_adapter", "text_of",
-    "EnforcementAction", "Evidence", "Finding", "Subject", "Window", "derived_id",
+    "EVENT_KINDS",
+    "ChatEvent",
+    "DanmakuEvent",
+    "Event",
+    "BaseEvent",
+    "OrderEvent",
+    "PriceTagEvent",
+    "StreamMetaEvent",
+    "TranscriptEvent",
+    "UserSignals",
+    "event_adapter",
+    "text_of",
+    "EnforcementAction",
+    "Evidence",
+    "Finding",
+    "Subject",
+    "Window",
+    "derived_id",
 ]

@@ -10,8 +10,15 @@ from schemas.version import SCHEMA_VERSION
 
 PREVIEW_CHARS = 200
 #: every reason a message can be dead-lettered for (a stable set: it is a metric label)
-DEAD_LETTER_REASONS = ("invalid_json", "schema_violation", "too_large", "future_timestamp", "detector_error",
-                       "processing_error", "wrong_key")
+DEAD_LETTER_REASONS = (
+    "invalid_json",
+    "schema_violation",
+    "too_large",
+    "future_timestamp",
+    "detector_error",
+    "processing_error",
+    "wrong_key",
+)
 
 
 class MessageSource(BaseModel):
@@ -39,9 +46,12 @@ class DeadLetter(BaseModel):
     raw_preview: str = Field(description=f"first {PREVIEW_CHARS} characters, for reading")
 
     @classmethod
-    def of(cls, raw: bytes, reason: str, detail: str, source: MessageSource, event_id: str | None = None) -> "DeadLetter":
+    def of(cls, raw: bytes, reason: str, detail: str, source: MessageSource, event_id: str | None = None) -> DeadLetter:
         return cls(
-            reason=reason, detail=detail, source=source, event_id=event_id,
+            reason=reason,
+            detail=detail,
+            source=source,
+            event_id=event_id,
             raw_b64=base64.b64encode(raw).decode("ascii"),
             raw_preview=raw[: PREVIEW_CHARS * 4].decode("utf-8", errors="replace")[:PREVIEW_CHARS],
         )

@@ -8,7 +8,7 @@ The readable version: docs/events.md.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -83,7 +83,7 @@ class TranscriptEvent(BaseEvent):
     end_ms: int = Field(ge=0)
 
     @model_validator(mode="after")
-    def _end_after_start(self) -> "TranscriptEvent":
+    def _end_after_start(self) -> TranscriptEvent:
         if self.end_ms < self.start_ms:
             raise ValueError("end_ms must not be before start_ms")
         return self
@@ -138,11 +138,16 @@ class OrderEvent(BaseEvent):
 
 
 Event = Annotated[
-    Union[ChatEvent, DanmakuEvent, TranscriptEvent, PriceTagEvent, StreamMetaEvent, OrderEvent],
+    ChatEvent | DanmakuEvent | TranscriptEvent | PriceTagEvent | StreamMetaEvent | OrderEvent,
     Field(discriminator="kind"),
 ]
 EVENT_MODELS: tuple[type[BaseEvent], ...] = (
-    ChatEvent, DanmakuEvent, TranscriptEvent, PriceTagEvent, StreamMetaEvent, OrderEvent,
+    ChatEvent,
+    DanmakuEvent,
+    TranscriptEvent,
+    PriceTagEvent,
+    StreamMetaEvent,
+    OrderEvent,
 )
 EVENT_KINDS: frozenset[str] = frozenset(m.model_fields["kind"].default for m in EVENT_MODELS)
 
@@ -156,5 +161,3 @@ def text_of(event: BaseEvent) -> str | None:
     if isinstance(event, PriceTagEvent):
         return event.title
     return None
-
-

@@ -76,7 +76,8 @@ class Finding(BaseModel):
     ruleset_version: str
     status: FindingStatus = Field(
         description="live: the policy acts on it; shadow: a rule being tried, records what it would do; "
-                    "review: an uncertain finding for a person to look at, never acted on")
+        "review: an uncertain finding for a person to look at, never acted on"
+    )
     severity: Severity
     legal_basis: str
     room_id: str
@@ -95,7 +96,12 @@ class Finding(BaseModel):
 
 
 ActionType = Literal[
-    "warn", "limit_comments", "limit_traffic", "limit_cart", "suspend", "mute_account",
+    "warn",
+    "limit_comments",
+    "limit_traffic",
+    "limit_cart",
+    "suspend",
+    "mute_account",
 ]
 
 

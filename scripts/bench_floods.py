@@ -11,7 +11,8 @@
     hour: 3.6 M messages): real danmaku texts sampled from the streams (fan chants included), one message
     in six a never-seen text (template churn), an audience that keeps growing (new user ids all along,
     each with account signals), and every 20 minutes a 10-minute campaign of 200 hired accounts at 30 %
-    of the traffic (at 1,000/s a shorter or smaller one is under the detector's share threshold). Every simulated 10 minutes it prints the size of the room's state
+    of the traffic (at 1,000/s a shorter or smaller one is under the detector's share threshold).
+    Every simulated 10 minutes it prints the size of the room's state
     (``len(state.model_dump_json())``), its templates and the process's peak RSS, to show that the state
     stays bounded however long the room runs; and the detector's throughput over that stretch.
 """
@@ -27,8 +28,9 @@ import sys
 import time
 import tracemalloc
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -57,11 +59,15 @@ def load_detector(rules: Path | None, as_shipped: bool) -> Any:
     ruleset, switched_on = floods_on(rules, as_shipped)
     found = [d for d in ruleset.detectors if d.name == DETECTOR]
     if not found:
-        raise SystemExit(f"no {DETECTOR!r} detector running in {ruleset.directory}: add rules/floods.yaml, "
-                         "or turn its rules on (run without --as-shipped)")
+        raise SystemExit(
+            f"no {DETECTOR!r} detector running in {ruleset.directory}: add rules/floods.yaml, "
+            "or turn its rules on (run without --as-shipped)"
+        )
     if switched_on:
-        print("rules shipped off, switched on for this benchmark: "
-              + ", ".join(f"{rule} → {status}" for rule, status in switched_on.items()))
+        print(
+            "rules shipped off, switched on for this benchmark: "
+            + ", ".join(f"{rule} → {status}" for rule, status in switched_on.items())
+        )
     return found[0]
 
 
@@ -99,14 +105,15 @@ def bench_real(detector: Any, data: Path) -> list[str]:
         texts += [e.text for e in events]
         run(detector, events[:WARMUP])  # warm the normalisation caches
         state, findings, elapsed = run(detector, events)
-        print(f"   {name}: {len(events):,} events in {elapsed:.2f} s — {len(events) / elapsed:,.0f} events/s; "
-              f"findings: {dict(findings) or 'none'}")
+        print(
+            f"   {name}: {len(events):,} events in {elapsed:.2f} s — {len(events) / elapsed:,.0f} events/s; "
+            f"findings: {dict(findings) or 'none'}"
+        )
         norm_start = time.perf_counter()
         for e in events:
             normalize(e.text)
         norm_s = time.perf_counter() - norm_start
-        print(f"      normalize alone: {len(events) / norm_s:,.0f} events/s "
-              f"({norm_s / elapsed:.0%} of the time above)")
+        print(f"      normalize alone: {len(events) / norm_s:,.0f} events/s ({norm_s / elapsed:.0%} of the time above)")
         gc.collect()
         tracemalloc.start()
         tracemalloc.reset_peak()
@@ -114,10 +121,12 @@ def bench_real(detector: Any, data: Path) -> list[str]:
         state, _, traced_s = run(detector, events)
         current, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        print(f"      tracemalloc: peak {(peak - base) / 2**20:.1f} MiB allocated during the pass, "
-              f"{(current - base) / 2**20:.1f} MiB still held at the end (state + caches); "
-              f"final state {state_size(state):,} bytes of JSON, {len(state.scripts)} templates "
-              f"(pass took {traced_s:.1f} s under tracemalloc)")
+        print(
+            f"      tracemalloc: peak {(peak - base) / 2**20:.1f} MiB allocated during the pass, "
+            f"{(current - base) / 2**20:.1f} MiB still held at the end (state + caches); "
+            f"final state {state_size(state):,} bytes of JSON, {len(state.scripts)} templates "
+            f"(pass took {traced_s:.1f} s under tracemalloc)"
+        )
     return texts
 
 
@@ -153,18 +162,26 @@ def synthetic(texts: list[str], seconds: int, rate: int, seed: int) -> Iterator[
                     text = "".join(chr(0x4E00 + rng.randrange(20_000)) for _ in range(rng.randint(5, 14)))
                 else:
                     text = rng.choice(texts) if texts else "然然超可爱"
-            yield sec, DanmakuEvent(event_id=f"syn-{n}", room_id="synthetic", platform="bench", ts=ts,
-                                    user_id=user, text=text, user=sig)
+            yield (
+                sec,
+                DanmakuEvent(
+                    event_id=f"syn-{n}", room_id="synthetic", platform="bench", ts=ts, user_id=user, text=text, user=sig
+                ),
+            )
             n += 1
 
 
 def bench_synthetic(detector: Any, texts: list[str], seconds: int, rate: int, seed: int) -> None:
     total = seconds * rate
-    print(f"\n== (b) synthetic room: {rate:,} messages/s for {seconds:,} s of event time ({total:,} messages); "
-          f"campaigns of {CAMPAIGN_ACCOUNTS} accounts for {CAMPAIGN_FOR_S} s every {CAMPAIGN_EVERY_S} s at "
-          f"{CAMPAIGN_SHARE:.0%}; {NOVEL_SHARE:.0%} never-seen texts")
-    print(f"   {'event time':>10} {'messages':>10} {'state JSON':>12} {'templates':>9} {'accounts':>9} "
-          f"{'findings':>9} {'detector/s':>11} {'peak RSS':>9}")
+    print(
+        f"\n== (b) synthetic room: {rate:,} messages/s for {seconds:,} s of event time ({total:,} messages); "
+        f"campaigns of {CAMPAIGN_ACCOUNTS} accounts for {CAMPAIGN_FOR_S} s every {CAMPAIGN_EVERY_S} s at "
+        f"{CAMPAIGN_SHARE:.0%}; {NOVEL_SHARE:.0%} never-seen texts"
+    )
+    print(
+        f"   {'event time':>10} {'messages':>10} {'state JSON':>12} {'templates':>9} {'accounts':>9} "
+        f"{'findings':>9} {'detector/s':>11} {'peak RSS':>9}"
+    )
     state = detector.state_model()
     findings: Counter[str] = Counter()
     named: set[str] = set()
@@ -177,9 +194,11 @@ def bench_synthetic(detector: Any, texts: list[str], seconds: int, rate: int, se
         size = state_size(state)
         sizes.append(size)
         accounts = sum(len(t.accounts) for t in state.scripts.values())
-        print(f"   {sec // 60:>7} min {done:>10,} {size:>12,} {len(state.scripts):>9,} {accounts:>9,} "
-              f"{sum(findings.values()):>9,} {seg_n / seg_s if seg_s else 0:>11,.0f} {peak_rss_mb():>7.0f} MB",
-              flush=True)
+        print(
+            f"   {sec // 60:>7} min {done:>10,} {size:>12,} {len(state.scripts):>9,} {accounts:>9,} "
+            f"{sum(findings.values()):>9,} {seg_n / seg_s if seg_s else 0:>11,.0f} {peak_rss_mb():>7.0f} MB",
+            flush=True,
+        )
 
     last_sec = 0
     for sec, event in synthetic(texts, seconds, rate, seed):
@@ -198,17 +217,23 @@ def bench_synthetic(detector: Any, texts: list[str], seconds: int, rate: int, se
         seg_n += 1
         done += 1
     checkpoint(seconds)
-    print(f"   detector: {done:,} messages in {detect_s:.1f} s — {done / detect_s:,.0f} messages/s "
-          f"(normalize + detect; generating the events took the rest of {time.perf_counter() - wall:.0f} s wall)")
+    print(
+        f"   detector: {done:,} messages in {detect_s:.1f} s — {done / detect_s:,.0f} messages/s "
+        f"(normalize + detect; generating the events took the rest of {time.perf_counter() - wall:.0f} s wall)"
+    )
     print(f"   findings: {dict(sorted(findings.items()))}")
     bots = sum(u.startswith("bot-") for u in named)
     waves = len(range(0, seconds, CAMPAIGN_EVERY_S))
-    print(f"   accounts named by account findings: {len(named):,}, of which hired: {bots:,} "
-          f"(of {waves * CAMPAIGN_ACCOUNTS:,} that took part in {waves} campaign(s)); viewers: {len(named) - bots:,}")
+    print(
+        f"   accounts named by account findings: {len(named):,}, of which hired: {bots:,} "
+        f"(of {waves * CAMPAIGN_ACCOUNTS:,} that took part in {waves} campaign(s)); viewers: {len(named) - bots:,}"
+    )
     if len(sizes) >= 3:
         later = sizes[1:]
-        print(f"   state size after the first checkpoint: min {min(later):,}, max {max(later):,} bytes "
-              f"(max/min {max(later) / max(min(later), 1):.2f})")
+        print(
+            f"   state size after the first checkpoint: min {min(later):,}, max {max(later):,} bytes "
+            f"(max/min {max(later) / max(min(later), 1):.2f})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,8 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=int, default=3600, help="event time of the synthetic room (s)")
     ap.add_argument("--rate", type=int, default=1000, help="synthetic messages per second of event time")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--as-shipped", action="store_true",
-                    help="use the rule statuses as shipped (by default flood rules set 'off' are switched on)")
+    ap.add_argument(
+        "--as-shipped",
+        action="store_true",
+        help="use the rule statuses as shipped (by default flood rules set 'off' are switched on)",
+    )
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--skip-synthetic", action="store_true")
     args = ap.parse_args(argv)

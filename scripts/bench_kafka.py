@@ -50,8 +50,13 @@ def throughput(broker: Broker, tmp: Path) -> None:
     prefix = f"bench{int(time.time())}."
     env = {**os.environ, "LIVEWATCH_BROKER": broker.url, "LIVEWATCH_TOPIC_PREFIX": prefix, "LIVEWATCH_PARTITIONS": "4"}
     t = time.monotonic()
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "publish", str(recording)], cwd=REPO, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "publish", str(recording)],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     print(f"published {n:,} events in {time.monotonic() - t:.1f} s")
     worker = Worker(broker, prefix, tmp, "throughput")
     try:
@@ -61,8 +66,10 @@ def throughput(broker: Broker, tmp: Path) -> None:
         elapsed = time.monotonic() - start
     finally:
         worker.stop()
-    print(f"THROUGHPUT  one worker, 4 partitions: {n:,} events in {elapsed:.1f} s = {n / elapsed:,.0f} events/s "
-          f"(from owning its partitions to the last event decided)")
+    print(
+        f"THROUGHPUT  one worker, 4 partitions: {n:,} events in {elapsed:.1f} s = {n / elapsed:,.0f} events/s "
+        f"(from owning its partitions to the last event decided)"
+    )
 
 
 async def _generate(settings: Settings, rate: float, seconds: float, texts: list[str]) -> int:
@@ -77,15 +84,31 @@ async def _generate(settings: Settings, rate: float, seconds: float, texts: list
                 room = f"live-{sent % 20}"
                 now = int(time.time() * 1000)
                 if sent % 20 == 0:
-                    event = {"kind": "transcript", "event_id": f"g{sent}", "room_id": room, "platform": "bench",
-                             "ts": now, "text": "这款是全网最低价，喝了能降血压", "start_ms": 0, "end_ms": 1}
+                    event = {
+                        "kind": "transcript",
+                        "event_id": f"g{sent}",
+                        "room_id": room,
+                        "platform": "bench",
+                        "ts": now,
+                        "text": "这款是全网最低价，喝了能降血压",
+                        "start_ms": 0,
+                        "end_ms": 1,
+                    }
                     topic = "live.transcript"
                 else:
-                    event = {"kind": "danmaku", "event_id": f"g{sent}", "room_id": room, "platform": "bench",
-                             "ts": now, "user_id": f"u{sent % 997}", "text": texts[sent % len(texts)]}
+                    event = {
+                        "kind": "danmaku",
+                        "event_id": f"g{sent}",
+                        "room_id": room,
+                        "platform": "bench",
+                        "ts": now,
+                        "user_id": f"u{sent % 997}",
+                        "text": texts[sent % len(texts)],
+                    }
                     topic = "live.danmaku"
-                await producer.send(settings.topic(topic), json.dumps(event, ensure_ascii=False).encode(),
-                                    key=room.encode())
+                await producer.send(
+                    settings.topic(topic), json.dumps(event, ensure_ascii=False).encode(), key=room.encode()
+                )
                 sent += 1
             await asyncio.sleep(0.005)
         await producer.flush()
@@ -95,8 +118,13 @@ async def _generate(settings: Settings, rate: float, seconds: float, texts: list
 
 
 async def _alert_latencies(settings: Settings) -> list[float]:
-    consumer = AIOKafkaConsumer(settings.topic("live.alerts"), bootstrap_servers=settings.bootstrap_servers(),
-                                group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        settings.topic("live.alerts"),
+        bootstrap_servers=settings.bootstrap_servers(),
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     out: dict[str, tuple[int, float]] = {}
     try:
@@ -131,15 +159,23 @@ def latency(broker: Broker, tmp: Path, rate: float, seconds: float) -> None:
     slow = [(i, round(x * 1000)) for i, x in enumerate(lat) if x > 0.5]
     if slow:
         print(f"         alerts slower than 500 ms (index in event-time order, ms): {slow[:30]}")
-    print(f"LATENCY  {sent:,} live events at {rate:g}/s for {seconds:g} s, one worker: event time → alert on "
-          f"live.alerts over {len(lat)} alerts: p50 {1000 * statistics.median(lat):.0f} ms, "
-          f"p99 {1000 * percentile(lat, 0.99):.0f} ms, max {1000 * max(lat):.0f} ms")
-    buckets = sorted((float(k.split('le="')[1].split('"')[0]), v) for k, v in metrics.items()
-                     if k.startswith("livewatch_decision_latency_seconds_bucket"))
+    print(
+        f"LATENCY  {sent:,} live events at {rate:g}/s for {seconds:g} s, one worker: event time → alert on "
+        f"live.alerts over {len(lat)} alerts: p50 {1000 * statistics.median(lat):.0f} ms, "
+        f"p99 {1000 * percentile(lat, 0.99):.0f} ms, max {1000 * max(lat):.0f} ms"
+    )
+    buckets = sorted(
+        (float(k.split('le="')[1].split('"')[0]), v)
+        for k, v in metrics.items()
+        if k.startswith("livewatch_decision_latency_seconds_bucket")
+    )
     count = metrics["livewatch_decision_latency_seconds_count"]
     for q in (0.5, 0.99):
         bound = next(le for le, c in buckets if c >= q * count)
-        print(f"         worker histogram (all {int(count):,} events, to the decision): p{int(q * 100)} ≤ {bound * 1000:g} ms")
+        print(
+            f"         worker histogram (all {int(count):,} events, to the decision): "
+            f"p{int(q * 100)} ≤ {bound * 1000:g} ms"
+        )
 
 
 def main() -> None:

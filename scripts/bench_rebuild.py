@@ -33,8 +33,10 @@ from tests.builders import floods_on_rules  # noqa: E402
 from tests.kafka_harness import Broker, Worker, start_broker, wait_for  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "bilibili_danmaku_2020-12-12.jsonl"
-REBUILT = re.compile(r"partition (\d+): rebuilt (\d+) rooms from (\d+) events from (\d+) records .* in ([\d.]+) s "
-                     r"\(read ([\d.]+) s\)")
+REBUILT = re.compile(
+    r"partition (\d+): rebuilt (\d+) rooms from (\d+) events from (\d+) records .* in ([\d.]+) s "
+    r"\(read ([\d.]+) s\)"
+)
 
 
 def offline(recording: Path, rules: Path) -> None:
@@ -49,14 +51,20 @@ def offline(recording: Path, rules: Path) -> None:
 def through_broker(broker: Broker, recording: Path, rules: Path, window_s: int, tmp: Path) -> None:
     prefix = f"rebuild{window_s}x{int(time.time())}."
     env = {**os.environ, "LIVEWATCH_BROKER": broker.url, "LIVEWATCH_TOPIC_PREFIX": prefix, "LIVEWATCH_PARTITIONS": "4"}
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "publish", str(recording)], cwd=REPO, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "publish", str(recording)],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     n = sum(1 for line in recording.read_bytes().splitlines() if line.strip())
     first = Worker(broker, prefix, tmp, f"first{window_s}", rules_dir=rules)
     try:
         first.wait_assigned()
-        wait_for(lambda: first.total("livewatch_events_total") >= n, 900, "the first worker to decide the stream",
-                 interval=1)
+        wait_for(
+            lambda: first.total("livewatch_events_total") >= n, 900, "the first worker to decide the stream", interval=1
+        )
         time.sleep(6)  # two commit intervals: the committed offsets reach the end
     finally:
         first.stop()
@@ -70,8 +78,10 @@ def through_broker(broker: Broker, recording: Path, rules: Path, window_s: int, 
     for m in lines:
         partition, rooms, events, records, took, read = m.groups()
         if int(events):
-            print(f"BROKER   window_s={window_s}: partition {partition} rebuilt {int(events):,} events "
-                  f"(read {int(records):,} records) in {float(took):.2f} s, of which reading {float(read):.2f} s")
+            print(
+                f"BROKER   window_s={window_s}: partition {partition} rebuilt {int(events):,} events "
+                f"(read {int(records):,} records) in {float(took):.2f} s, of which reading {float(read):.2f} s"
+            )
 
 
 def main() -> None:

@@ -37,8 +37,7 @@ from schemas.findings import Finding  # noqa: E402
 
 CLAIM_TYPES = ("absolute", "efficacy", "fabricated_data", "guarantee")
 T0 = 1_700_000_000_000
-TARGETS = {"recall": 0.90, "evasion_recall": 0.80, "false_alarms": 0.05, "real_flagged": 0.001,
-           "throughput": 20_000}
+TARGETS = {"recall": 0.90, "evasion_recall": 0.80, "false_alarms": 0.05, "real_flagged": 0.001, "throughput": 20_000}
 
 
 def load_detector(rules_dir: Path | None) -> FalseClaimsDetector:
@@ -49,16 +48,26 @@ def load_detector(rules_dir: Path | None) -> FalseClaimsDetector:
 
 
 def transcript(text: str, room: str, n: int) -> TranscriptEvent:
-    return TranscriptEvent(event_id=f"t{n}", room_id=room, platform="douyin", ts=T0 + n, text=text,
-                           start_ms=0, end_ms=0)
+    return TranscriptEvent(
+        event_id=f"t{n}", room_id=room, platform="douyin", ts=T0 + n, text=text, start_ms=0, end_ms=0
+    )
 
 
 def run_one(det: FalseClaimsDetector, text: str, category: str | None, n: int = 0) -> list[Finding]:
     """Findings for one host utterance, with ``category`` on air (set the way production sets it)."""
     state = det.state_model()
     if category:
-        det.detect(StreamMetaEvent(event_id=f"m{n}", room_id="eval", platform="douyin", ts=T0,
-                                   products=[ProductOnAir(product_id="p", category=category)]), None, state)
+        det.detect(
+            StreamMetaEvent(
+                event_id=f"m{n}",
+                room_id="eval",
+                platform="douyin",
+                ts=T0,
+                products=[ProductOnAir(product_id="p", category=category)],
+            ),
+            None,
+            state,
+        )
     return [f for f in det.detect(transcript(text, "eval", n), normalize(text), state) if f.status != "shadow"]
 
 
@@ -83,8 +92,10 @@ def mark(ok: bool) -> str:
 def eval_holdout(det: FalseClaimsDetector, path: Path, show_errors: bool) -> None:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     scored = [(r, run_one(det, r["text"], r["category"], n)) for n, r in enumerate(rows)]
-    print(f"== (a) frozen hold-out: {path.relative_to(REPO) if path.is_relative_to(REPO) else path} — "
-          f"{len(rows)} utterances, {sum(r['claim_type'] != 'none' for r in rows)} claims")
+    print(
+        f"== (a) frozen hold-out: {path.relative_to(REPO) if path.is_relative_to(REPO) else path} — "
+        f"{len(rows)} utterances, {sum(r['claim_type'] != 'none' for r in rows)} claims"
+    )
     for mode in ("flagged", "acted"):
         keep = (lambda f: True) if mode == "flagged" else (lambda f: f.status == "live")
         print(f"\n-- {mode} ({'any finding, live or review' if mode == 'flagged' else 'live findings only'}):")
@@ -130,13 +141,15 @@ def eval_holdout(det: FalseClaimsDetector, path: Path, show_errors: bool) -> Non
         for k in sorted(families):
             print(f"     {k:<16} {alarms[k]:>3}/{families[k]:<3} {alarms[k] / families[k]:.2f}")
         fa = sum(alarms.values()) / max(sum(families.values()), 1)
-        print(f"   targets: recall {r:.3f} ≥ {TARGETS['recall']} {mark(r >= TARGETS['recall'])}; "
-              f"paraphrases/evasions {ev_c}/{ev_n} = {ev_c / max(ev_n, 1):.3f} ≥ {TARGETS['evasion_recall']} "
-              f"{mark(ev_c / max(ev_n, 1) >= TARGETS['evasion_recall'])}; false alarms "
-              f"{sum(alarms.values())}/{sum(families.values())} = {fa:.3f} ≤ {TARGETS['false_alarms']} "
-              f"{mark(fa <= TARGETS['false_alarms'])}")
+        print(
+            f"   targets: recall {r:.3f} ≥ {TARGETS['recall']} {mark(r >= TARGETS['recall'])}; "
+            f"paraphrases/evasions {ev_c}/{ev_n} = {ev_c / max(ev_n, 1):.3f} ≥ {TARGETS['evasion_recall']} "
+            f"{mark(ev_c / max(ev_n, 1) >= TARGETS['evasion_recall'])}; false alarms "
+            f"{sum(alarms.values())}/{sum(families.values())} = {fa:.3f} ≤ {TARGETS['false_alarms']} "
+            f"{mark(fa <= TARGETS['false_alarms'])}"
+        )
     by = Counter()
-    for row, found in scored:
+    for _row, found in scored:
         for f in found:
             by["+".join(f.details.get("fired", []))] += 1
     print(f"\n   findings by what fired: {dict(by)}")
@@ -172,8 +185,11 @@ def eval_douyin(det: FalseClaimsDetector, path: Path) -> None:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     replies = [(r.get("streamer", "room"), r["reply"]) for r in rows if r.get("reply")]
     # scripts/train_claims.py trains on the even-numbered streamers' replies as compliant examples
-    unseen = {room for room, _ in replies
-              if room.removeprefix("streamer").isdigit() and int(room.removeprefix("streamer")) % 2 == 1}
+    unseen = {
+        room
+        for room, _ in replies
+        if room.removeprefix("streamer").isdigit() and int(room.removeprefix("streamer")) % 2 == 1
+    }
     state_cls = det.state_model
     flagged = []
     per_rule: Counter[str] = Counter()
@@ -187,11 +203,15 @@ def eval_douyin(det: FalseClaimsDetector, path: Path) -> None:
     n_unseen = sum(room in unseen for room, _ in replies)
     flagged_unseen = sum(room in unseen for room, _, _ in flagged)
     share_unseen = flagged_unseen / max(n_unseen, 1)
-    print(f"\n== (c) real host speech: {path.name} — {len(replies)} replies as host transcripts, category "
-          f"'{det.settings.default_category}'")
-    print(f"   flagged: {len(flagged)} of all {len(replies)} ({share:.2%}); of the {n_unseen} replies of the "
-          f"odd-numbered streamers, never trained on: {flagged_unseen} ({share_unseen:.2%}); target ≤ "
-          f"{TARGETS['real_flagged']:.1%} {mark(share_unseen <= TARGETS['real_flagged'])}")
+    print(
+        f"\n== (c) real host speech: {path.name} — {len(replies)} replies as host transcripts, category "
+        f"'{det.settings.default_category}'"
+    )
+    print(
+        f"   flagged: {len(flagged)} of all {len(replies)} ({share:.2%}); of the {n_unseen} replies of the "
+        f"odd-numbered streamers, never trained on: {flagged_unseen} ({share_unseen:.2%}); target ≤ "
+        f"{TARGETS['real_flagged']:.1%} {mark(share_unseen <= TARGETS['real_flagged'])}"
+    )
     for rule, n in per_rule.most_common():
         print(f"     {n:>4}  {rule}")
     print("   every flagged reply (judge each by hand):")
@@ -207,8 +227,10 @@ def eval_douyin(det: FalseClaimsDetector, path: Path) -> None:
         for ev in events:
             det.detect(ev, normalize(ev.text), state_cls())
         best = max(best, len(events) / (time.perf_counter() - start))
-    print(f"\n== (d) throughput: {len(events)} real host utterances, normalise + lexicon + model, one core, best "
-          f"of 3: {best:,.0f} utterances/s (target ≥ {TARGETS['throughput']:,}) {mark(best >= TARGETS['throughput'])}")
+    print(
+        f"\n== (d) throughput: {len(events)} real host utterances, normalise + lexicon + model, one core, best "
+        f"of 3: {best:,.0f} utterances/s (target ≥ {TARGETS['throughput']:,}) {mark(best >= TARGETS['throughput'])}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,15 +238,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", type=Path, default=None, help="rules directory (default: rules/)")
     ap.add_argument("--holdout", type=Path, default=REPO / "corpus" / "claims" / "holdout.jsonl")
     ap.add_argument("--labelled", type=Path, default=REPO / "scripts" / "claims_labelled.jsonl")
-    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "livechat_douyin_dev.jsonl",
-                    help="LiveChat Douyin jsonl (rows {streamer, comment, reply})")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=REPO.parent / "shared" / "data" / "livechat_douyin_dev.jsonl",
+        help="LiveChat Douyin jsonl (rows {streamer, comment, reply})",
+    )
     ap.add_argument("--show-errors", action="store_true", help="list the hold-out's misses and false alarms")
     args = ap.parse_args(argv)
 
     det = load_detector(args.rules)
     model = det.model.label if det.model else "none"
-    print(f"false_claims: {len(det.rules)} rules ({sum(r.model is not None for r in det.rules)} read by the "
-          f"model {model}), ruleset {det.context.ruleset_version}\n")
+    print(
+        f"false_claims: {len(det.rules)} rules ({sum(r.model is not None for r in det.rules)} read by the "
+        f"model {model}), ruleset {det.context.ruleset_version}\n"
+    )
     eval_holdout(det, args.holdout, args.show_errors)
     if args.labelled.exists():
         eval_labelled(det, args.labelled)

@@ -50,9 +50,10 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -137,8 +138,11 @@ def flood_findings(findings: Iterable[Finding]) -> list[Finding]:
 
 def flagged_accounts(run: Run) -> set[str]:
     """Accounts a live ring finding named or the policy muted."""
-    named = {f.subject.id for f in run.findings
-             if f.rule_id == ACCOUNT_RULE and f.subject.kind == "account" and f.status == "live"}
+    named = {
+        f.subject.id
+        for f in run.findings
+        if f.rule_id == ACCOUNT_RULE and f.subject.kind == "account" and f.status == "live"
+    }
     muted = {a.subject.id for a in run.actions if a.action == "mute_account"}
     return named | muted
 
@@ -152,15 +156,16 @@ def report_organic(name: str, run: Run, top: int) -> dict[str, bool]:
     room_actions = Counter(a.action for a in run.actions if a.subject.kind == "room")
     muted = sorted({a.subject.id for a in run.actions if a.action == "mute_account"})
     ring = {f.subject.id for f in floods if f.rule_id == ACCOUNT_RULE and f.status == "live"}
-    print(f"\n-- (a) {name}: organic background alone — {run.events:,} events in {run.elapsed_s:.1f} s "
-          f"({run.events / max(run.elapsed_s, 1e-9):,.0f} events/s, whole engine)")
+    print(
+        f"\n-- (a) {name}: organic background alone — {run.events:,} events in {run.elapsed_s:.1f} s "
+        f"({run.events / max(run.elapsed_s, 1e-9):,.0f} events/s, whole engine)"
+    )
     print(f"   flood findings: {len(floods)}" + "".join(f"\n      {n:>5}  {r}" for r, n in by_rule.most_common()))
     other = Counter(f.rule_id for f in run.findings if f.detector != DETECTOR)
     if other:
         print(f"   other detectors' findings: {dict(other)}")
     print(f"   room actions: {dict(room_actions) or 'none'}")
-    print(f"   accounts muted: {len(muted)} (each one a false positive); accounts named by {ACCOUNT_RULE}: "
-          f"{len(ring)}")
+    print(f"   accounts muted: {len(muted)} (each one a false positive); accounts named by {ACCOUNT_RULE}: {len(ring)}")
     for uid in muted[:10]:
         print(f"      muted {uid}")
     templates: Counter[tuple[str, str, str]] = Counter()
@@ -174,8 +179,10 @@ def report_organic(name: str, run: Run, top: int) -> dict[str, bool]:
         print(f"   top templates flagged (room findings; of {len(templates)}):")
         for k, n in templates.most_common(top):
             d = detail[k].details
-            print(f"      {n:>4}× {k[0]} ({k[1]}): 「{k[2][:40]}」 accounts={d.get('accounts')} "
-                  f"share={d.get('share')} signals={d.get('signals')} commercial={d.get('commercial', '?')}")
+            print(
+                f"      {n:>4}× {k[0]} ({k[1]}): 「{k[2][:40]}」 accounts={d.get('accounts')} "
+                f"share={d.get('share')} signals={d.get('signals')} commercial={d.get('commercial', '?')}"
+            )
     else:
         print("   templates flagged: none")
     # A mute in a room with no campaign is a false positive; "for a fan chant" when its template is not
@@ -242,8 +249,9 @@ def campaign_templates(campaign: Campaign) -> set[str]:
     return {mask_digits(normalize(e["text"]).text) for e in campaign.script_events}
 
 
-def score(name: str, campaign: Campaign, background: list[dict[str, Any]], run: Run, min_accounts: int,
-          ladder: list[str]) -> Score:
+def score(
+    name: str, campaign: Campaign, background: list[dict[str, Any]], run: Run, min_accounts: int, ladder: list[str]
+) -> Score:
     spec = campaign.spec
     bot_ids, templates = campaign.event_ids, campaign_templates(campaign)
     campaign_alerts, organic_alerts = [], 0
@@ -268,11 +276,21 @@ def score(name: str, campaign: Campaign, background: list[dict[str, Any]], run: 
     fp = len(flagged - campaign.account_ids)
     room = [a.action for a in run.actions if a.subject.kind == "room"]
     return Score(
-        name=name, accounts=spec.accounts, messages=len(campaign.script_events), templates=len(templates),
-        share=achieved_share(campaign, background), detected=first is not None,
-        latency_s=(first - spec.start_ms) / 1000 if first is not None else None, enough_s=enough,
-        tp=tp, fp=fp, precision=tp / (tp + fp) if tp + fp else None, recall=tp / len(campaign.account_ids),
-        suspended="suspend" in room, top_room_action=top_room_action(run, ladder), organic_alerts=organic_alerts,
+        name=name,
+        accounts=spec.accounts,
+        messages=len(campaign.script_events),
+        templates=len(templates),
+        share=achieved_share(campaign, background),
+        detected=first is not None,
+        latency_s=(first - spec.start_ms) / 1000 if first is not None else None,
+        enough_s=enough,
+        tp=tp,
+        fp=fp,
+        precision=tp / (tp + fp) if tp + fp else None,
+        recall=tp / len(campaign.account_ids),
+        suspended="suspend" in room,
+        top_room_action=top_room_action(run, ladder),
+        organic_alerts=organic_alerts,
     )
 
 
@@ -281,17 +299,22 @@ def fmt(x: float | None, spec: str = ".2f", none: str = "—") -> str:
 
 
 def print_scores(scores: list[Score]) -> None:
-    print(f"   {'scenario':<28} {'msgs':>5} {'tmpl':>4} {'share':>6} {'det':>4} {'t_alert':>8} {'t_20':>6} "
-          f"{'TP':>4} {'FP':>4} {'prec':>5} {'recall':>6} {'room ladder':>14} {'susp':>4} {'org':>4}")
+    print(
+        f"   {'scenario':<28} {'msgs':>5} {'tmpl':>4} {'share':>6} {'det':>4} {'t_alert':>8} {'t_20':>6} "
+        f"{'TP':>4} {'FP':>4} {'prec':>5} {'recall':>6} {'room ladder':>14} {'susp':>4} {'org':>4}"
+    )
     for s in scores:
-        print(f"   {s.name:<28} {s.messages:>5} {s.templates:>4} {s.share:>6.1%} {'yes' if s.detected else 'NO':>4} "
-              f"{fmt(s.latency_s, '.1f'):>7}s {fmt(s.enough_s, '.0f'):>5}s {s.tp:>4} {s.fp:>4} "
-              f"{fmt(s.precision):>5} {s.recall:>6.2f} {s.top_room_action:>14} "
-              f"{'yes' if s.suspended else 'no':>4} {s.organic_alerts:>4}")
+        print(
+            f"   {s.name:<28} {s.messages:>5} {s.templates:>4} {s.share:>6.1%} {'yes' if s.detected else 'NO':>4} "
+            f"{fmt(s.latency_s, '.1f'):>7}s {fmt(s.enough_s, '.0f'):>5}s {s.tp:>4} {s.fp:>4} "
+            f"{fmt(s.precision):>5} {s.recall:>6.2f} {s.top_room_action:>14} "
+            f"{'yes' if s.suspended else 'no':>4} {s.organic_alerts:>4}"
+        )
 
 
-def eval_stream(path: Path, ruleset: Ruleset, args: argparse.Namespace, crowds: list[tuple[int, int, int]]
-                ) -> tuple[dict[str, bool], list[Score]]:
+def eval_stream(
+    path: Path, ruleset: Ruleset, args: argparse.Namespace, crowds: list[tuple[int, int, int]]
+) -> tuple[dict[str, bool], list[Score]]:
     background = load_bilibili(path)
     if not args.no_background_signals:
         background = index(with_organic_signals(background, args.seed))
@@ -299,9 +322,11 @@ def eval_stream(path: Path, ruleset: Ruleset, args: argparse.Namespace, crowds: 
     models = [event_adapter.validate_python(e) for e in background]
     room_id = background[0]["room_id"]
     start_ms = background[int(len(background) * args.at)]["ts"]
-    print(f"\n== {name}: {len(background):,} danmaku, {len({e['user_id'] for e in background}):,} users, "
-          f"room {room_id}; injection point ts {start_ms} "
-          f"({(start_ms - background[0]['ts']) / 3600_000:.2f} h in, quantile {args.at} of the messages)")
+    print(
+        f"\n== {name}: {len(background):,} danmaku, {len({e['user_id'] for e in background}):,} users, "
+        f"room {room_id}; injection point ts {start_ms} "
+        f"({(start_ms - background[0]['ts']) / 3600_000:.2f} h in, quantile {args.at} of the messages)"
+    )
 
     # (a) the whole organic stream; the room state at the injection point is kept for (b)
     engine = new_engine(ruleset)
@@ -317,22 +342,34 @@ def eval_stream(path: Path, ruleset: Ruleset, args: argparse.Namespace, crowds: 
     min_accounts = getattr(settings, "min_accounts", DETECT_MIN_ACCOUNTS)
     ladder = [step.action for step in ruleset.policy.config.ladders["room"].steps]
     scenarios = grid(args.quick)
-    print(f"\n-- (b) {name}: {len(scenarios)} injected campaigns at ts {start_ms}; background there: "
-          f"{count_between(background, start_ms, start_ms + 60_000)} msgs in 60 s, "
-          f"{count_between(background, start_ms, start_ms + 600_000)} in 10 min; each run to {args.tail:.0f} s "
-          "after the campaign ends")
-    print("   t_alert: campaign start → first campaign alert (event time); t_20: start → the moment "
-          f"{DETECT_MIN_ACCOUNTS} bots had posted (the target: t_alert − t_20 ≤ {DETECT_WITHIN_S:.0f} s);\n"
-          "   tmpl: distinct masked texts (normalize + mask_digits) among the campaign's messages;\n"
-          "   TP/FP: accounts flagged (ring finding or muted) that are bots / organic; org: campaign alerts "
-          "on organic templates in the run")
+    print(
+        f"\n-- (b) {name}: {len(scenarios)} injected campaigns at ts {start_ms}; background there: "
+        f"{count_between(background, start_ms, start_ms + 60_000)} msgs in 60 s, "
+        f"{count_between(background, start_ms, start_ms + 600_000)} in 10 min; each run to {args.tail:.0f} s "
+        "after the campaign ends"
+    )
+    print(
+        "   t_alert: campaign start → first campaign alert (event time); t_20: start → the moment "
+        f"{DETECT_MIN_ACCOUNTS} bots had posted (the target: t_alert − t_20 ≤ {DETECT_WITHIN_S:.0f} s);\n"
+        "   tmpl: distinct masked texts (normalize + mask_digits) among the campaign's messages;\n"
+        "   TP/FP: accounts flagged (ring finding or muted) that are bots / organic; org: campaign alerts "
+        "on organic templates in the run"
+    )
     scores = []
     wall = time.perf_counter()
     for accounts, share, signals, family, pace in scenarios:
         scen = scenario_name(accounts, share, signals, family, pace)
-        spec = CampaignSpec(scen, accounts=accounts, start_ms=start_ms, family=family,  # type: ignore[arg-type]
-                            duration_s=PACES[pace], share=SHARES[share], signals=signals, seed=args.seed,
-                            warm_up=WARM_UP)
+        spec = CampaignSpec(
+            scen,
+            accounts=accounts,
+            start_ms=start_ms,
+            family=family,  # type: ignore[arg-type]
+            duration_s=PACES[pace],
+            share=SHARES[share],
+            signals=signals,
+            seed=args.seed,
+            warm_up=WARM_UP,
+        )
         campaign = build_campaign(spec, background)
         run = injection.run(campaign, ruleset)
         result = score(scen, campaign, background, run, min_accounts, ladder)
@@ -342,21 +379,34 @@ def eval_stream(path: Path, ruleset: Ruleset, args: argparse.Namespace, crowds: 
     print(f"   ({len(scenarios)} scenarios in {time.perf_counter() - wall:.1f} s)")
 
     # (c) organic crowds: real-looking viewers typing short commercial phrases at once — not a campaign
-    print(f"\n-- (c) {name}: organic shopper crowds (\"太划算了\", \"回购了回购了\" … from real-looking accounts, "
-          "as after a price reveal): each is a false alarm if flagged")
+    print(
+        f'\n-- (c) {name}: organic shopper crowds ("太划算了", "回购了回购了" … from real-looking accounts, '
+        "as after a price reveal): each is a false alarm if flagged"
+    )
     print(f"   {'crowd':<20} {'msgs':>5} {'share':>6} {'alerts':>6} {'flagged':>8}  room ladder")
     for accounts, share, pace in itertools.product((20, 50, 200), SHARES, PACES):
         crowd = f"{accounts}v-{share}-{pace}"
-        spec = CampaignSpec(crowd, accounts=accounts, start_ms=start_ms, family="shoppers", duration_s=PACES[pace],
-                            share=SHARES[share], seed=args.seed, organic=True, regulars=CROWD_REGULARS)
+        spec = CampaignSpec(
+            crowd,
+            accounts=accounts,
+            start_ms=start_ms,
+            family="shoppers",
+            duration_s=PACES[pace],
+            share=SHARES[share],
+            seed=args.seed,
+            organic=True,
+            regulars=CROWD_REGULARS,
+        )
         campaign = build_campaign(spec, background)
         run = injection.run(campaign, ruleset)
         alerts = sum(1 for f in run.findings if f.rule_id == CAMPAIGN_RULE and f.status == "live")
         flagged = len(flagged_accounts(run) & campaign.account_ids)
         top = top_room_action(run, ladder)
         crowds.append((alerts, flagged, accounts))
-        print(f"   {crowd:<20} {len(campaign.events):>5} {achieved_share(campaign, background):>6.1%} {alerts:>6} "
-              f"{flagged:>4}/{accounts:<3}  {top}")
+        print(
+            f"   {crowd:<20} {len(campaign.events):>5} {achieved_share(campaign, background):>6.1%} {alerts:>6} "
+            f"{flagged:>4}/{accounts:<3}  {top}"
+        )
     if detector_of(ruleset).settings.model is not None:
         below_thresholds(name, ruleset, injection, args.seed)
     return targets, scores
@@ -378,7 +428,7 @@ class Injection:
         from a copy of the room state at the start (as a replay would hold it there)."""
         hi = self.cut + count_between(self.background, self.start_ms, campaign.end_ms + self.tail_ms)
         injected = [event_adapter.validate_python(e) for e in campaign.events]
-        merged = sorted(self.models[self.cut:hi] + injected, key=lambda e: e.ts)  # stable: background first
+        merged = sorted(self.models[self.cut : hi] + injected, key=lambda e: e.ts)  # stable: background first
         return process(new_engine(ruleset, restore(self.state_at_start, ruleset)), merged)
 
 
@@ -401,21 +451,38 @@ def without_model(ruleset: Ruleset) -> Ruleset:
 def below_thresholds(name: str, ruleset: Ruleset, injection: Injection, seed: int) -> None:
     """(d) campaigns at 2 % of the traffic, under every traffic threshold: what the signal model adds."""
     hand = without_model(ruleset)
-    print(f"\n-- (d) {name}: campaigns at 2 % of the room's traffic (under the traffic thresholds), detected by "
-          "the hand thresholds alone / with the account-signal model")
+    print(
+        f"\n-- (d) {name}: campaigns at 2 % of the room's traffic (under the traffic thresholds), detected by "
+        "the hand thresholds alone / with the account-signal model"
+    )
     print(f"   {'scenario':<28} {'msgs':>5} {'share':>6} {'hand':>5} {'model':>6} {'recall (model)':>15}")
     for accounts, signals, pace in itertools.product((20, 50, 200), (True, False), PACES):
         scen = f"{accounts}a-s02-{'sig' if signals else 'nosig'}-test-{pace}"
-        spec = CampaignSpec(scen, accounts=accounts, start_ms=injection.start_ms, family="testimonial",
-                            duration_s=PACES[pace], share=0.02, signals=signals, seed=seed, warm_up=WARM_UP)
+        spec = CampaignSpec(
+            scen,
+            accounts=accounts,
+            start_ms=injection.start_ms,
+            family="testimonial",
+            duration_s=PACES[pace],
+            share=0.02,
+            signals=signals,
+            seed=seed,
+            warm_up=WARM_UP,
+        )
         campaign = build_campaign(spec, injection.background)
         found = []
         for rs in (hand, ruleset):
             run = injection.run(campaign, rs)
-            found.append((any(f.rule_id == CAMPAIGN_RULE and f.status == "live" for f in run.findings),
-                          len(flagged_accounts(run) & campaign.account_ids) / accounts))
-        print(f"   {scen:<28} {len(campaign.script_events):>5} {achieved_share(campaign, injection.background):>6.1%} "
-              f"{'yes' if found[0][0] else 'no':>5} {'yes' if found[1][0] else 'no':>6} {found[1][1]:>15.2f}")
+            found.append(
+                (
+                    any(f.rule_id == CAMPAIGN_RULE and f.status == "live" for f in run.findings),
+                    len(flagged_accounts(run) & campaign.account_ids) / accounts,
+                )
+            )
+        print(
+            f"   {scen:<28} {len(campaign.script_events):>5} {achieved_share(campaign, injection.background):>6.1%} "
+            f"{'yes' if found[0][0] else 'no':>5} {'yes' if found[1][0] else 'no':>6} {found[1][1]:>15.2f}"
+        )
 
 
 FACTORS = {
@@ -431,8 +498,10 @@ FACTORS = {
 def print_breakdown(scores: list[Score]) -> None:
     """Detection and account recall per value of each grid factor, to see what the misses share."""
     print("\n== by factor (all streams)")
-    print(f"   {'factor':<9} {'value':<7} {'n':>3} {'detected':>9} {'≤ 60 s':>7} {'median t':>9} "
-          f"{'recall':>7} {'precision':>9} {'suspend':>8}")
+    print(
+        f"   {'factor':<9} {'value':<7} {'n':>3} {'detected':>9} {'≤ 60 s':>7} {'median t':>9} "
+        f"{'recall':>7} {'precision':>9} {'suspend':>8}"
+    )
     for factor, key in FACTORS.items():
         groups: dict[str, list[Score]] = {}
         for s in scores:
@@ -440,11 +509,13 @@ def print_breakdown(scores: list[Score]) -> None:
         for value, group in groups.items():
             lat = sorted(s.latency_s for s in group if s.latency_s is not None)
             tp, fp = sum(s.tp for s in group), sum(s.fp for s in group)
-            print(f"   {factor:<9} {value:<7} {len(group):>3} {sum(s.detected for s in group) / len(group):>9.0%} "
-                  f"{sum(s.fast_enough for s in group) / len(group):>7.0%} "
-                  f"{fmt(lat[len(lat) // 2] if lat else None, '.1f'):>8}s "
-                  f"{tp / sum(s.accounts for s in group):>7.2f} {fmt(tp / (tp + fp) if tp + fp else None, '.3f'):>9} "
-                  f"{sum(s.suspended for s in group) / len(group):>8.0%}")
+            print(
+                f"   {factor:<9} {value:<7} {len(group):>3} {sum(s.detected for s in group) / len(group):>9.0%} "
+                f"{sum(s.fast_enough for s in group) / len(group):>7.0%} "
+                f"{fmt(lat[len(lat) // 2] if lat else None, '.1f'):>8}s "
+                f"{tp / sum(s.accounts for s in group):>7.2f} {fmt(tp / (tp + fp) if tp + fp else None, '.3f'):>9} "
+                f"{sum(s.suspended for s in group) / len(group):>8.0%}"
+            )
 
 
 def print_some(lines: list[str], limit: int) -> None:
@@ -454,42 +525,53 @@ def print_some(lines: list[str], limit: int) -> None:
         print(f"      … and {len(lines) - limit} more")
 
 
-def summarise(organic: dict[str, dict[str, bool]], scores: list[Score], crowds: list[tuple[int, int, int]],
-              limit: int) -> int:
+def summarise(
+    organic: dict[str, dict[str, bool]], scores: list[Score], crowds: list[tuple[int, int, int]], limit: int
+) -> int:
     print_breakdown(scores)
     print("\n== targets")
     big = [s for s in scores if s.accounts >= DETECT_MIN_ACCOUNTS]
     slow_det = [s for s in big if not s.fast_enough]
     ok_detect = not slow_det
     from_start = sum(1 for s in big if s.detected and (s.latency_s or 0.0) <= DETECT_WITHIN_S)
-    print(f"   every campaign of ≥ {DETECT_MIN_ACCOUNTS} accounts detected within {DETECT_WITHIN_S:.0f} s "
-          f"of event time after its {DETECT_MIN_ACCOUNTS}th account: {len(big) - len(slow_det)}/{len(big)} … "
-          f"{'PASS' if ok_detect else 'FAIL'}  ({from_start}/{len(big)} within {DETECT_WITHIN_S:.0f} s of its start)")
-    print_some([f"      {s.label}: {'not detected' if not s.detected else f'after {s.latency_s:.1f} s'}"
-                for s in slow_det], limit)
+    print(
+        f"   every campaign of ≥ {DETECT_MIN_ACCOUNTS} accounts detected within {DETECT_WITHIN_S:.0f} s "
+        f"of event time after its {DETECT_MIN_ACCOUNTS}th account: {len(big) - len(slow_det)}/{len(big)} … "
+        f"{'PASS' if ok_detect else 'FAIL'}  ({from_start}/{len(big)} within {DETECT_WITHIN_S:.0f} s of its start)"
+    )
+    print_some(
+        [f"      {s.label}: {'not detected' if not s.detected else f'after {s.latency_s:.1f} s'}" for s in slow_det],
+        limit,
+    )
     tp, fp = sum(s.tp for s in scores), sum(s.fp for s in scores)
     n_bots = sum(s.accounts for s in scores)
     p_all = tp / (tp + fp) if tp + fp else None
     r_all = tp / n_bots if n_bots else 0.0
     bad = [s for s in scores if not s.accounts_ok]
     ok_acc = not bad
-    print(f"   account-level precision ≥ {MIN_PRECISION} and recall ≥ {MIN_RECALL} in every scenario: "
-          f"{len(scores) - len(bad)}/{len(scores)} … {'PASS' if ok_acc else 'FAIL'}  "
-          f"(pooled: precision {fmt(p_all, '.3f')}, recall {r_all:.3f}, {tp} TP, {fp} FP of {n_bots} bots)")
+    print(
+        f"   account-level precision ≥ {MIN_PRECISION} and recall ≥ {MIN_RECALL} in every scenario: "
+        f"{len(scores) - len(bad)}/{len(scores)} … {'PASS' if ok_acc else 'FAIL'}  "
+        f"(pooled: precision {fmt(p_all, '.3f')}, recall {r_all:.3f}, {tp} TP, {fp} FP of {n_bots} bots)"
+    )
     print_some([f"      {s.label}: precision {fmt(s.precision)}, recall {s.recall:.2f}" for s in bad], limit)
     ok_org = True
     for name, t in organic.items():
         ok = t["no_suspend"] and t["no_mute"]
         ok_org &= ok
-        print(f"   {name} alone: no suspension {'PASS' if t['no_suspend'] else 'FAIL'}, "
-              f"no account muted {'PASS' if t['no_mute'] else 'FAIL'}")
+        print(
+            f"   {name} alone: no suspension {'PASS' if t['no_suspend'] else 'FAIL'}, "
+            f"no account muted {'PASS' if t['no_mute'] else 'FAIL'}"
+        )
     for s in scores:
         if s.organic_alerts:
             print(f"   note: {s.label}: {s.organic_alerts} campaign alert(s) on organic templates during the run")
     alerted = sum(1 for alerts, _, _ in crowds if alerts)
     flagged = sum(n for _, n, _ in crowds)
-    print(f"   organic shopper crowds (not a target of the issue; false alarms): {alerted}/{len(crowds)} alerted as "
-          f"campaigns, {flagged} of {sum(n for _, _, n in crowds)} genuine accounts flagged")
+    print(
+        f"   organic shopper crowds (not a target of the issue; false alarms): {alerted}/{len(crowds)} alerted as "
+        f"campaigns, {flagged} of {sum(n for _, _, n in crowds)} genuine accounts flagged"
+    )
     all_ok = ok_detect and ok_acc and ok_org
     print(f"   overall: {'PASS' if all_ok else 'FAIL'}")
     return 0
@@ -502,7 +584,7 @@ def simhash64(text: str) -> int:
     """The first version's fingerprint (kept here as the baseline): 64-bit SimHash of character bigrams."""
     import hashlib
 
-    grams = [text[i:i + 2] for i in range(len(text) - 1)] or [text]
+    grams = [text[i : i + 2] for i in range(len(text) - 1)] or [text]
     weights = [0] * 64
     for g in grams:
         h = int.from_bytes(hashlib.blake2b(g.encode("utf-8"), digest_size=8).digest(), "little")
@@ -528,8 +610,13 @@ def near_duplicates(data: Path, seed: int, pairs: int = 3000) -> int:
     def variant(template: str) -> str:
         return masked(vary(fill_template(template, rng), rng))
 
-    organic = sorted({masked(e["text"]) for e in load_bilibili(data / STREAMS[1])
-                      if len(masked(e["text"])) >= settings.min_template_chars})
+    organic = sorted(
+        {
+            masked(e["text"])
+            for e in load_bilibili(data / STREAMS[1])
+            if len(masked(e["text"])) >= settings.min_template_chars
+        }
+    )
     same = [(variant(t), variant(t)) for t in (rng.choice(scripts) for _ in range(pairs))]
     other = [(variant(a), variant(b)) for a, b in (rng.sample(scripts, 2) for _ in range(pairs))]
     real = [tuple(rng.sample(organic, 2)) for _ in range(pairs)]
@@ -547,9 +634,13 @@ def near_duplicates(data: Path, seed: int, pairs: int = 3000) -> int:
 
     print(f"near-duplicate merging, {pairs:,} pairs each (seed {seed}); texts normalised, numbers masked")
     print(f"   {'method':<58} {'same script':>12} {'two scripts':>12} {'two real danmaku':>17}")
-    for name, merge in (("SimHash-64, Hamming ≤ 3 (first version)", by_simhash),
-                        (f"MinHash LSH 16×2 + Jaccard ≥ {settings.min_jaccard} or containment ≥ "
-                         f"{settings.min_containment}", by_minhash)):
+    for name, merge in (
+        ("SimHash-64, Hamming ≤ 3 (first version)", by_simhash),
+        (
+            f"MinHash LSH 16×2 + Jaccard ≥ {settings.min_jaccard} or containment ≥ {settings.min_containment}",
+            by_minhash,
+        ),
+    ):
         rates = [sum(merge(a, b) for a, b in group) / len(group) for group in (same, other, real)]
         print(f"   {name:<58} {rates[0]:>12.1%} {rates[1]:>12.1%} {rates[2]:>17.2%}")
     print("   (same script: want high — variants of one script are one template; the others: want ≈ 0)")
@@ -558,24 +649,41 @@ def near_duplicates(data: Path, seed: int, pairs: int = 3000) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data",
-                    help="folder with the Bilibili danmaku dumps")
+    ap.add_argument(
+        "--data", type=Path, default=REPO.parent / "shared" / "data", help="folder with the Bilibili danmaku dumps"
+    )
     ap.add_argument("--rules", type=Path, default=None, help="rules directory (default: rules/)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="a reduced grid (10 scenarios per stream)")
-    ap.add_argument("--at", type=float, default=0.5,
-                    help="injection point: quantile of the stream's messages before it (default 0.5)")
+    ap.add_argument(
+        "--at",
+        type=float,
+        default=0.5,
+        help="injection point: quantile of the stream's messages before it (default 0.5)",
+    )
     ap.add_argument("--tail", type=float, default=600.0, help="seconds run after each campaign ends")
     ap.add_argument("--top", type=int, default=8, help="flagged templates to list for the organic streams")
     ap.add_argument("--list", type=int, default=12, help="failing scenarios to list per target")
-    ap.add_argument("--as-shipped", action="store_true",
-                    help="use the rule statuses as shipped (by default flood rules set 'off' are switched on)")
-    ap.add_argument("--no-background-signals", action="store_true",
-                    help="real viewers carry no account signals (by default each gets stable organic-looking ones)")
-    ap.add_argument("--hand", action="store_true",
-                    help="decide campaigns by the hand thresholds, ignoring the trained model in the rules")
-    ap.add_argument("--near-duplicates", action="store_true",
-                    help="only measure near-duplicate merging: SimHash (first version) vs MinHash LSH")
+    ap.add_argument(
+        "--as-shipped",
+        action="store_true",
+        help="use the rule statuses as shipped (by default flood rules set 'off' are switched on)",
+    )
+    ap.add_argument(
+        "--no-background-signals",
+        action="store_true",
+        help="real viewers carry no account signals (by default each gets stable organic-looking ones)",
+    )
+    ap.add_argument(
+        "--hand",
+        action="store_true",
+        help="decide campaigns by the hand thresholds, ignoring the trained model in the rules",
+    )
+    ap.add_argument(
+        "--near-duplicates",
+        action="store_true",
+        help="only measure near-duplicate merging: SimHash (first version) vs MinHash LSH",
+    )
     args = ap.parse_args(argv)
     if args.near_duplicates:
         return near_duplicates(args.data, args.seed)
@@ -585,19 +693,26 @@ def main(argv: list[str] | None = None) -> int:
     ruleset, switched_on = floods_on(args.rules, args.as_shipped)
     detector = next((d for d in ruleset.detectors if d.name == DETECTOR), None)
     if detector is None:
-        print(f"no {DETECTOR!r} detector running in {ruleset.directory}: add rules/floods.yaml, or turn its "
-              "rules on (run without --as-shipped)", file=sys.stderr)
+        print(
+            f"no {DETECTOR!r} detector running in {ruleset.directory}: add rules/floods.yaml, or turn its "
+            "rules on (run without --as-shipped)",
+            file=sys.stderr,
+        )
         return 2
     if args.hand and detector.settings.model is not None:
         ruleset = without_model(ruleset)
         detector = detector_of(ruleset)
     decision = "trained model" if detector.settings.model is not None else "hand thresholds"
-    print(f"ruleset {ruleset.version} ({ruleset.directory}); seed {args.seed}; "
-          f"{'quick' if args.quick else 'full'} grid; campaigns decided by the {decision}; real viewers "
-          f"{'without' if args.no_background_signals else 'with organic-looking'} account signals")
+    print(
+        f"ruleset {ruleset.version} ({ruleset.directory}); seed {args.seed}; "
+        f"{'quick' if args.quick else 'full'} grid; campaigns decided by the {decision}; real viewers "
+        f"{'without' if args.no_background_signals else 'with organic-looking'} account signals"
+    )
     if switched_on:
-        print("rules shipped off, switched on for this evaluation: "
-              + ", ".join(f"{rule} → {status}" for rule, status in switched_on.items()))
+        print(
+            "rules shipped off, switched on for this evaluation: "
+            + ", ".join(f"{rule} → {status}" for rule, status in switched_on.items())
+        )
     organic: dict[str, dict[str, bool]] = {}
     scores: list[Score] = []
     crowds: list[tuple[int, int, int]] = []  # (campaign alerts, accounts flagged, accounts) per organic crowd

@@ -14,9 +14,9 @@ Two script families, modelled on real paid-comment cases:
 
 Each message fills the template's numbers at random and adds light variation (punctuation, an emoji or
 a Bilibili text emote such as "[赞]", a filler word, now and then a few traditional characters), as hired
-accounts do to dodge exact-match filters. Account signals are either bot-like (accounts 0–3 days old, level 0–1, a device shared by a
-group of ~5 accounts, every IP in one /24) or organic-looking (old accounts, real levels, own device,
-scattered IPs), so an evaluation can measure what the text alone catches.
+accounts do to dodge exact-match filters. Account signals are either bot-like (accounts 0–3 days old,
+level 0–1, a device shared by a group of ~5 accounts, every IP in one /24) or organic-looking (old
+accounts, real levels, own device, scattered IPs), so an evaluation can measure what the text alone catches.
 
     from scripts.flood_campaigns import CampaignSpec, build_campaign, inject, load_bilibili
     background = load_bilibili(Path("../shared/data/bilibili_danmaku_2020-12-12.jsonl"))
@@ -35,9 +35,10 @@ import random
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -81,9 +82,24 @@ EMOJI = ("👍", "🔥", "💪", "😍", "❤️", "🎉", "👏", "[赞]", "[66
 FILLERS = ("真的", "姐妹们", "亲测", "家人们", "绝了", "哈哈", "说实话", "宝子们", "信我")
 #: simplified → traditional for characters the templates use (applied now and then, per character)
 TRADITIONAL = {
-    "给": "給", "颗": "顆", "单": "單", "涨": "漲", "价": "價", "赶": "趕", "紧": "緊", "说": "說",
-    "复": "復", "抢": "搶", "赚": "賺", "后": "後", "台": "臺", "还": "還", "们": "們", "实": "實",
-    "亲": "親", "测": "測",
+    "给": "給",
+    "颗": "顆",
+    "单": "單",
+    "涨": "漲",
+    "价": "價",
+    "赶": "趕",
+    "紧": "緊",
+    "说": "說",
+    "复": "復",
+    "抢": "搶",
+    "赚": "賺",
+    "后": "後",
+    "台": "臺",
+    "还": "還",
+    "们": "們",
+    "实": "實",
+    "亲": "親",
+    "测": "測",
 }
 
 #: The /24 every bot-like account posts from (TEST-NET-3, RFC 5737: never a real host).
@@ -303,8 +319,11 @@ def build_campaign(
     events: list[dict[str, Any]] = []
     accounts: list[str] = []
     # A crowd is the room's own viewers: those who commented in the 10 minutes before, then newcomers.
-    regulars = recent_viewers(background, spec.start_ms, 600_000, rng)[: round(spec.accounts * spec.regulars)] \
-        if spec.organic else []
+    regulars = (
+        recent_viewers(background, spec.start_ms, 600_000, rng)[: round(spec.accounts * spec.regulars)]
+        if spec.organic
+        else []
+    )
     ordinary = [e["text"] for e in background[:2000] if e.get("text")] if spec.warm_up else []
     for i, n in enumerate(counts):
         if spec.organic:
@@ -312,8 +331,7 @@ def build_campaign(
             user = organic_signals(user_id, random.Random(f"{spec.seed}:{user_id}"))  # as with_organic_signals
         else:
             user_id = f"bot-{spec.scenario}-{i}"
-            user = (bot_signals(spec.scenario, i, rng) if spec.signals
-                    else organic_signals(f"{spec.scenario}-{i}", rng))
+            user = bot_signals(spec.scenario, i, rng) if spec.signals else organic_signals(f"{spec.scenario}-{i}", rng)
         accounts.append(user_id)
         times = sorted(spec.start_ms + rng.randrange(duration_ms) for _ in range(n))
         texts = [campaign_text(spec.family, rng, spec.templates) for _ in range(n)]
@@ -321,24 +339,25 @@ def build_campaign(
             # a "warmed-up" account: one ordinary comment of the room shortly before its first script
             times.insert(0, max(spec.start_ms, times[0] - rng.randrange(5_000, 120_000)))
             texts.insert(0, rng.choice(ordinary))
-        for j, (ts, text) in enumerate(zip(times, texts)):
-            events.append({
-                "_warm_up": j == 0 and len(times) > n,
-                "kind": spec.kind,
-                "room_id": room_id,
-                "platform": platform,
-                "ts": ts,
-                "user_id": user_id,
-                "text": text,
-                "role": "viewer",
-                "user": user,
-            })
+        for j, (ts, text) in enumerate(zip(times, texts, strict=True)):
+            events.append(
+                {
+                    "_warm_up": j == 0 and len(times) > n,
+                    "kind": spec.kind,
+                    "room_id": room_id,
+                    "platform": platform,
+                    "ts": ts,
+                    "user_id": user_id,
+                    "text": text,
+                    "role": "viewer",
+                    "user": user,
+                }
+            )
     events.sort(key=lambda e: e["ts"])
     for k, e in enumerate(events):
         warm = "warm-" if e.pop("_warm_up") else ""
         e["event_id"] = f"{room_id}-{'viewer' if spec.organic else 'bot'}-{spec.scenario}-{warm}{k}"
-    return Campaign(spec=spec, events=events, account_ids=frozenset(accounts),
-                    end_ms=spec.start_ms + duration_ms)
+    return Campaign(spec=spec, events=events, account_ids=frozenset(accounts), end_ms=spec.start_ms + duration_ms)
 
 
 def recent_viewers(background: Sequence[dict[str, Any]], start_ms: int, span_ms: int, rng: random.Random) -> list[str]:
@@ -355,7 +374,9 @@ def achieved_share(campaign: Campaign, background: Sequence[dict[str, Any]]) -> 
     return bots / (bots + bg) if bots + bg else 0.0
 
 
-def inject(background: Iterable[dict[str, Any]], *campaigns: Campaign | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def inject(
+    background: Iterable[dict[str, Any]], *campaigns: Campaign | Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Background and campaigns merged by ts (stable: on equal ts, background first, then campaigns in order)."""
     streams: list[Iterable[dict[str, Any]]] = [background]
     streams += [c.events if isinstance(c, Campaign) else c for c in campaigns]
@@ -459,12 +480,22 @@ def main(argv: list[str] | None = None) -> int:
 
     background = load_bilibili(args.src)
     start = busiest_window(background, args.duration)
-    spec = CampaignSpec("cli", accounts=args.accounts, start_ms=start, family=args.family,
-                        duration_s=args.duration, share=args.share, signals=not args.no_signals, seed=args.seed)
+    spec = CampaignSpec(
+        "cli",
+        accounts=args.accounts,
+        start_ms=start,
+        family=args.family,
+        duration_s=args.duration,
+        share=args.share,
+        signals=not args.no_signals,
+        seed=args.seed,
+    )
     campaign = build_campaign(spec, background)
     n = write_jsonl(inject(background, campaign), args.dst)
-    print(f"wrote {n:,} events to {args.dst}: {len(campaign.events)} campaign messages from {spec.accounts} "
-          f"accounts at ts {start} (share {achieved_share(campaign, background):.1%})")
+    print(
+        f"wrote {n:,} events to {args.dst}: {len(campaign.events)} campaign messages from {spec.accounts} "
+        f"accounts at ts {start} (share {achieved_share(campaign, background):.1%})"
+    )
     return 0
 
 

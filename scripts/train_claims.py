@@ -30,6 +30,7 @@ import json
 import sys
 import time
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -94,8 +95,15 @@ def load_rows(use_liveamr: bool, liveamr: Path) -> tuple[list[Row], dict]:
         for line in data.decode("utf-8").splitlines():
             if line.strip():
                 r = json.loads(line)
-                rows.append(Row(r["text"], r["claim_type"], path.name, "long" if r.get("evasion") == "in_long_speech"
-                                else "short", r))
+                rows.append(
+                    Row(
+                        r["text"],
+                        r["claim_type"],
+                        path.name,
+                        "long" if r.get("evasion") == "in_long_speech" else "short",
+                        r,
+                    )
+                )
                 n += 1
         sources[f"corpus/claims/{path.name}"] = {"sha256": hashlib.sha256(data).hexdigest(), "rows": n}
     if use_liveamr:
@@ -106,21 +114,33 @@ def load_rows(use_liveamr: bool, liveamr: Path) -> tuple[list[Row], dict]:
                 r = json.loads(line)
                 rows.append(Row(r["text"], "efficacy" if r["label"] > 0 else NONE, "liveamr", r["segment"], r))
                 n += 1
-        sources["LiveAMR train split (github loopback00/LiveAMR, data/violate_data/train_{short,long}.tsv; "
-                "licence not stated)"] = {"sha256": hashlib.sha256(data).hexdigest(), "rows": n}
+        sources[
+            "LiveAMR train split (github loopback00/LiveAMR, data/violate_data/train_{short,long}.tsv; "
+            "licence not stated)"
+        ] = {"sha256": hashlib.sha256(data).hexdigest(), "rows": n}
     rng = np.random.default_rng(0)
-    for path, field, keep in ((LIVECHAT, "comment", trained_streamer), (LIVECHAT, "reply", trained_streamer),
-                              (DANMAKU, "text", lambda r: True)):
+    for path, field, keep in (
+        (LIVECHAT, "comment", trained_streamer),
+        (LIVECHAT, "reply", trained_streamer),
+        (DANMAKU, "text", lambda r: True),
+    ):
         if not path.exists():
             continue
         data = path.read_bytes()
-        texts = sorted({r[field] for r in map(json.loads, data.decode("utf-8").splitlines())
-                        if keep(r) and normalize(r[field]).text})
+        texts = sorted(
+            {
+                r[field]
+                for r in map(json.loads, data.decode("utf-8").splitlines())
+                if keep(r) and normalize(r[field]).text
+            }
+        )
         picked = sorted(rng.choice(len(texts), size=min(CHAT_SAMPLE, len(texts)), replace=False))
         for i in picked:
             rows.append(Row(texts[i], NONE, "chat", "short", {}))
         sources[f"{path.name} ({field}, {len(picked)} as compliant)"] = {
-            "sha256": hashlib.sha256(data).hexdigest(), "rows": len(picked)}
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "rows": len(picked),
+        }
     return rows, sources
 
 
@@ -145,7 +165,7 @@ def leak_free_groups(rows: list[Row]) -> np.ndarray:
 
     for i, r in enumerate(rows):
         cuts = [0, *clause_breaks(r.norm), len(r.norm.text)]
-        pieces = {r.norm.text[s:e] for s, e in zip(cuts, cuts[1:]) if e - s >= GROUP_MIN_CLAUSE}
+        pieces = {r.norm.text[s:e] for s, e in pairwise(cuts) if e - s >= GROUP_MIN_CLAUSE}
         pieces.add(r.norm.text)
         for p in pieces:
             if p in owner:
@@ -190,8 +210,9 @@ class Trainer:
     @staticmethod
     def _vectorizer(vocabulary: list[str] | None = None) -> TfidfVectorizer:
         """Binary features weighted by idf, each text's vector of unit length (what ClaimModel computes)."""
-        return TfidfVectorizer(analyzer=_identity, binary=True, lowercase=False, vocabulary=vocabulary,
-                               min_df=1 if vocabulary else MIN_DF)
+        return TfidfVectorizer(
+            analyzer=_identity, binary=True, lowercase=False, vocabulary=vocabulary, min_df=1 if vocabulary else MIN_DF
+        )
 
     def _lr(self) -> LogisticRegression:
         return LogisticRegression(C=C, max_iter=1000, tol=1e-3, class_weight="balanced", random_state=self.seed)
@@ -205,7 +226,9 @@ class Trainer:
         vec = self._vectorizer(kept)
         return vec, self._lr().fit(self._matrix(vec, feats, fit=True), y)
 
-    def fit(self, rows: list[Row]) -> tuple[tuple[TfidfVectorizer, LogisticRegression], tuple[TfidfVectorizer, LogisticRegression]]:
+    def fit(
+        self, rows: list[Row]
+    ) -> tuple[tuple[TfidfVectorizer, LogisticRegression], tuple[TfidfVectorizer, LogisticRegression]]:
         # segment head: whole texts
         seg_feats = [self.fz.features(r.norm.text) for r in rows]
         seg_vec, seg_lr = self._fit_pruned(seg_feats, [r.label for r in rows])
@@ -213,7 +236,7 @@ class Trainer:
         fixed_feats: list[list[str]] = []
         fixed_y: list[str] = []
         bags: list[tuple[list[list[str]], str]] = []
-        for r, whole in zip(rows, seg_feats):
+        for r, whole in zip(rows, seg_feats, strict=True):
             if len(r.units) == 1:
                 fixed_feats.append(whole)
                 fixed_y.append(r.label)
@@ -232,16 +255,19 @@ class Trainer:
         chosen: list[list[str]] = []
         for _ in range(MIL_ROUNDS):
             chosen = []
-            for units, label in bags:
-                p_none = clause_lr.predict_proba(self._matrix(clause_vec, units))[:, list(clause_lr.classes_).index(NONE)]
+            for units, _label in bags:
+                p_none = clause_lr.predict_proba(self._matrix(clause_vec, units))[
+                    :, list(clause_lr.classes_).index(NONE)
+                ]
                 chosen.append(units[int(np.argmin(p_none))])
-            clause_lr = self._lr().fit(self._matrix(clause_vec, fixed_feats + chosen),
-                                       fixed_y + [label for _, label in bags])
+            clause_lr = self._lr().fit(
+                self._matrix(clause_vec, fixed_feats + chosen), fixed_y + [label for _, label in bags]
+            )
         return (seg_vec, seg_lr), self._fit_pruned(fixed_feats + chosen, fixed_y + [label for _, label in bags])
 
     def export(self, heads, vocabulary: dict[str, str], sources: dict, counts: dict) -> bytes:
         out_heads = {}
-        for name, (vec, lr) in zip(("segment", "clause"), heads):
+        for name, (vec, lr) in zip(("segment", "clause"), heads, strict=True):
             order = [list(lr.classes_).index(c) if c in lr.classes_ else None for c in CLASSES]
             coef = np.array([lr.coef_[k] if k is not None else np.full(lr.coef_.shape[1], -30.0) for k in order]).T
             intercept = [round(float(lr.intercept_[k]), 5) if k is not None else -30.0 for k in order]
@@ -252,12 +278,24 @@ class Trainer:
                 weights[feat] = [round(idf, 4), *(round(float(x) * idf, 4) for x in coef[col])]
             out_heads[name] = {"intercept": intercept, "weights": weights}
         spec = {
-            "format": FORMAT, "version": MODEL_VERSION, "classes": list(CLASSES),
-            "features": {"max_n": self.fz.spec.max_n, "max_clause": self.fz.spec.max_clause,
-                         "window": self.fz.spec.window},
-            "vocabulary": vocabulary, "heads": out_heads,
-            "trained_on": {"sources": sources, "counts": counts, "seed": self.seed, "C": C,
-                           "mil_rounds": MIL_ROUNDS, "script": "scripts/train_claims.py"},
+            "format": FORMAT,
+            "version": MODEL_VERSION,
+            "classes": list(CLASSES),
+            "features": {
+                "max_n": self.fz.spec.max_n,
+                "max_clause": self.fz.spec.max_clause,
+                "window": self.fz.spec.window,
+            },
+            "vocabulary": vocabulary,
+            "heads": out_heads,
+            "trained_on": {
+                "sources": sources,
+                "counts": counts,
+                "seed": self.seed,
+                "C": C,
+                "mil_rounds": MIL_ROUNDS,
+                "script": "scripts/train_claims.py",
+            },
         }
         return (json.dumps(spec, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
@@ -272,15 +310,25 @@ def detect_one(det: FalseClaimsDetector, row: Row) -> list:
     """Non-shadow findings for ``row`` read as a host transcript with its category on air."""
     category = {"liveamr": "health_food", "chat": "general"}.get(row.source) or row.meta.get("category", "general")
     state = ClaimsState(current_category=category)
-    event = TranscriptEvent(event_id="cv", room_id="cv", platform="cv", ts=946_684_800_000, text=row.text,
-                            start_ms=0, end_ms=0)
+    event = TranscriptEvent(
+        event_id="cv", room_id="cv", platform="cv", ts=946_684_800_000, text=row.text, start_ms=0, end_ms=0
+    )
     return [f for f in det.detect(event, row.norm, state) if f.status != "shadow"]
 
 
-def cross_validate(rows: list[Row], fz: Featurizer, vocabulary: dict[str, str], folds: int, seed: int,
-                   thresholds: list[float], dump: Path | None = None) -> None:
+def cross_validate(
+    rows: list[Row],
+    fz: Featurizer,
+    vocabulary: dict[str, str],
+    folds: int,
+    seed: int,
+    thresholds: list[float],
+    dump: Path | None = None,
+) -> None:
     groups = leak_free_groups(rows)
-    print(f"leak-free groups: {len(set(groups))} for {len(rows)} texts (largest {Counter(groups).most_common(1)[0][1]})")
+    print(
+        f"leak-free groups: {len(set(groups))} for {len(rows)} texts (largest {Counter(groups).most_common(1)[0][1]})"
+    )
     scores = np.zeros(len(rows))
     seg_scores = np.zeros(len(rows))
     unit_scores = np.zeros(len(rows))
@@ -307,9 +355,17 @@ def cross_validate(rows: list[Row], fz: Featurizer, vocabulary: dict[str, str], 
         print(f"  fold {k + 1}/{folds} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     gold = np.array([r.label != NONE for r in rows])
     if dump is not None:
-        np.savez(dump, score=scores, seg=seg_scores, unit=unit_scores, gold=gold, types=np.array(types),
-                 source=np.array([r.source for r in rows]), segment=np.array([r.segment for r in rows]),
-                 label=np.array([r.label for r in rows]))
+        np.savez(
+            dump,
+            score=scores,
+            seg=seg_scores,
+            unit=unit_scores,
+            gold=gold,
+            types=np.array(types),
+            source=np.array([r.source for r in rows]),
+            segment=np.array([r.segment for r in rows]),
+            label=np.array([r.label for r in rows]),
+        )
     print("\nleak-free cross-validation (a text is flagged when the model's claim score ≥ threshold):")
     print(f"  {'subset':<34} {'thr':>5} {'P':>6} {'R':>6} {'F1':>6} {'pos':>6} {'n':>6}")
     subsets = {
@@ -329,8 +385,10 @@ def cross_validate(rows: list[Row], fz: Featurizer, vocabulary: dict[str, str], 
                 print(f"  {name:<34} {thr:>5.2f} flagged {int((scores[m] >= thr).sum())} of {int(m.sum())}")
                 continue
             print(f"  {name:<34} {thr:>5.2f} {p:>6.3f} {r:>6.3f} {f:>6.3f} {pos:>6} {int(m.sum()):>6}")
-    print("\n  the whole detector (lexicon + context + the fold's model, the shipped rules and thresholds; LiveAMR "
-          "read in a health-food room, own texts in their category; flagged = a live or review finding):")
+    print(
+        "\n  the whole detector (lexicon + context + the fold's model, the shipped rules and thresholds; LiveAMR "
+        "read in a health-food room, own texts in their category; flagged = a live or review finding):"
+    )
     for name, mask in subsets.items():
         m = np.array(mask)
         if m.any():
@@ -382,8 +440,9 @@ def main(argv: list[str] | None = None) -> int:
     for k, n in counts.items():
         print(f"  {k:<34} {n:>6}")
     if not args.no_cv:
-        cross_validate(rows, fz, vocabulary, args.folds, args.seed, [float(x) for x in args.thresholds.split(",")],
-                       args.dump)
+        cross_validate(
+            rows, fz, vocabulary, args.folds, args.seed, [float(x) for x in args.thresholds.split(",")], args.dump
+        )
 
     trainer = Trainer(fz, args.seed)
     heads = trainer.fit(rows)
@@ -402,8 +461,10 @@ def main(argv: list[str] | None = None) -> int:
         print("the exported weights do not reproduce the trained model", file=sys.stderr)
         return 1
     args.out.write_bytes(data)
-    print(f"wrote {args.out} ({len(data) / 1e6:.1f} MB, sha256 {hashlib.sha256(data).hexdigest()[:12]}, "
-          f"version {MODEL_VERSION})")
+    print(
+        f"wrote {args.out} ({len(data) / 1e6:.1f} MB, sha256 {hashlib.sha256(data).hexdigest()[:12]}, "
+        f"version {MODEL_VERSION})"
+    )
     return 0
 
 

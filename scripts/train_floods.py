@@ -43,6 +43,7 @@ from sklearn.metrics import precision_recall_fscore_support  # noqa: E402
 
 from detectors.floods import FEATURES, BotFloodDetector, CampaignModel, FloodState  # noqa: E402
 from detectors.normalize import normalize  # noqa: E402
+from schemas.events import event_adapter  # noqa: E402
 from scripts.flood_campaigns import (  # noqa: E402
     CampaignSpec,
     build_campaign,
@@ -52,7 +53,6 @@ from scripts.flood_campaigns import (  # noqa: E402
     load_bilibili,
     with_organic_signals,
 )
-from schemas.events import event_adapter  # noqa: E402
 
 #: What the model reads: the pool's account signals. Not its size or traffic — the hand thresholds judge
 #: those, and fitted on them too (``--features`` with all of detectors.floods.FEATURES) the model weights
@@ -79,12 +79,21 @@ def specs(rng: random.Random, start_points: list[int], seed: int, n: int) -> lis
     out = []
     for i in range(n):
         organic = i % 4 == 3
-        out.append(CampaignSpec(
-            f"r{seed}-{i}", accounts=rng.choice((8, 12, 20, 35, 50, 100, 200)), start_ms=rng.choice(start_points),
-            family="shoppers" if organic else rng.choice(("testimonial", "urgency", "mixed")),
-            duration_s=rng.choice((60.0, 180.0, 600.0)), share=rng.choice((0.01, 0.02, 0.05, 0.1, 0.3, 0.7)),
-            signals=rng.random() < 0.5, seed=seed, organic=organic,
-            regulars=rng.choice((0.2, 0.5, 0.8)), warm_up=rng.choice((0.0, 0.3, 0.7))))
+        out.append(
+            CampaignSpec(
+                f"r{seed}-{i}",
+                accounts=rng.choice((8, 12, 20, 35, 50, 100, 200)),
+                start_ms=rng.choice(start_points),
+                family="shoppers" if organic else rng.choice(("testimonial", "urgency", "mixed")),
+                duration_s=rng.choice((60.0, 180.0, 600.0)),
+                share=rng.choice((0.01, 0.02, 0.05, 0.1, 0.3, 0.7)),
+                signals=rng.random() < 0.5,
+                seed=seed,
+                organic=organic,
+                regulars=rng.choice((0.2, 0.5, 0.8)),
+                warm_up=rng.choice((0.0, 0.3, 0.7)),
+            )
+        )
     return out
 
 
@@ -129,8 +138,9 @@ def matrix(samples: list[Sample], features: tuple[str, ...]) -> tuple[np.ndarray
     return (np.array([[s.features[f] for f in features] for s in samples]), np.array([s.label for s in samples]))
 
 
-def fit_signed(samples: list[Sample], features: tuple[str, ...], c: float
-               ) -> tuple[LogisticRegression, tuple[str, ...], list[tuple[str, float]]]:
+def fit_signed(
+    samples: list[Sample], features: tuple[str, ...], c: float
+) -> tuple[LogisticRegression, tuple[str, ...], list[tuple[str, float]]]:
     """A logistic regression whose weights all point the sensible way (every feature here is evidence *for*
     a campaign): a feature fitted with a negative weight — collinear with stronger ones, or not supported by
     the samples — is dropped and the model refitted, the most negative first."""
@@ -142,17 +152,19 @@ def fit_signed(samples: list[Sample], features: tuple[str, ...], c: float
         if clf.coef_[0][worst] >= 0 or len(features) == 1:
             return clf, features, dropped
         dropped.append((features[worst], float(clf.coef_[0][worst])))
-        features = features[:worst] + features[worst + 1:]
+        features = features[:worst] + features[worst + 1 :]
 
 
 def report(name: str, samples: list[Sample], predict: Any) -> None:
     y = np.array([s.label for s in samples])
     pred = predict(samples)
     p, r, f1, _ = precision_recall_fscore_support(y, pred, average="binary", zero_division=0)
-    print(f"   {name:<16} precision {p:.3f}  recall {r:.3f}  F1 {f1:.3f}   ({int(y.sum())} campaign samples, "
-          f"{int(len(y) - y.sum())} not)")
+    print(
+        f"   {name:<16} precision {p:.3f}  recall {r:.3f}  F1 {f1:.3f}   ({int(y.sum())} campaign samples, "
+        f"{int(len(y) - y.sum())} not)"
+    )
     by_group: dict[str, list[int]] = defaultdict(list)
-    for s, guess in zip(samples, pred):
+    for s, guess in zip(samples, pred, strict=True):
         by_group[s.group].append(int(guess == s.label))
     for group, hits in sorted(by_group.items()):
         print(f"      {group:<32} {sum(hits) / len(hits):6.1%} right of {len(hits)}")
@@ -161,12 +173,14 @@ def report(name: str, samples: list[Sample], predict: Any) -> None:
 def write_model(model: CampaignModel) -> None:
     """Replace the ``model:`` block under ``settings:`` in rules/floods.yaml (between its markers)."""
     text = FLOODS_YAML.read_text(encoding="utf-8")
-    block = ["  model:  # written by scripts/train_floods.py --write; remove to use the hand thresholds",
-             f"    intercept: {model.intercept:.4f}",
-             f"    threshold: {model.threshold}",
-             f"    alone: {str(model.alone).lower()}",
-             f"    trained: \"{model.trained}\"",
-             "    weights:"]
+    block = [
+        "  model:  # written by scripts/train_floods.py --write; remove to use the hand thresholds",
+        f"    intercept: {model.intercept:.4f}",
+        f"    threshold: {model.threshold}",
+        f"    alone: {str(model.alone).lower()}",
+        f'    trained: "{model.trained}"',
+        "    weights:",
+    ]
     block += [f"      {name}: {w:.4f}" for name, w in model.weights.items()]
     pattern = re.compile(r"  # >>> model.*?  # <<< model\n", re.S)
     new = "  # >>> model\n" + "\n".join(block) + "\n  # <<< model\n"
@@ -182,8 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runs", type=int, default=160, help="injections per stream")
     ap.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength")
-    ap.add_argument("--features", default=",".join(MODEL_FEATURES),
-                    help=f"comma-separated features the model reads (default: %(default)s; all: {','.join(FEATURES)})")
+    ap.add_argument(
+        "--features",
+        default=",".join(MODEL_FEATURES),
+        help=f"comma-separated features the model reads (default: %(default)s; all: {','.join(FEATURES)})",
+    )
     ap.add_argument("--write", action="store_true", help="store the model in rules/floods.yaml")
     ap.add_argument("--alone", action="store_true", help="with --write: the model alone decides (else: hand or model)")
     args = ap.parse_args(argv)
@@ -191,23 +208,33 @@ def main(argv: list[str] | None = None) -> int:
     ruleset, _ = floods_on()
     shipped = next(d for d in ruleset.detectors if d.name == "bot_flood")
     hand = BotFloodDetector(shipped.settings.model_copy(update={"model": None}), shipped.rules, shipped.context)
-    print(f"collecting pool samples: {TRAIN_STREAM} (train, seed {args.seed}) and {TEST_STREAM} "
-          f"(test, seed {args.seed + 100}), {args.runs} injections each")
+    print(
+        f"collecting pool samples: {TRAIN_STREAM} (train, seed {args.seed}) and {TEST_STREAM} "
+        f"(test, seed {args.seed + 100}), {args.runs} injections each"
+    )
     train = collect(args.data / TRAIN_STREAM, hand, args.seed, args.runs)
     test = collect(args.data / TEST_STREAM, hand, args.seed + 100, args.runs)
 
     features = tuple(f.strip() for f in args.features.split(",") if f.strip())
     clf, features, dropped = fit_signed(train, features, args.C)
     for name, w in dropped:
-        print(f"   dropped {name}: weight {w:+.3f} against sense (a signal of bought accounts must not count "
-              "for a crowd); refitted without it")
+        print(
+            f"   dropped {name}: weight {w:+.3f} against sense (a signal of bought accounts must not count "
+            "for a crowd); refitted without it"
+        )
     model = CampaignModel(
-        intercept=float(clf.intercept_[0]), weights={f: float(w) for f, w in zip(features, clf.coef_[0])},
-        threshold=0.5, trained=f"scikit-learn LogisticRegression(C={args.C}, balanced) on {len(train)} pool "
-        f"samples, {TRAIN_STREAM} seed {args.seed}; scripts/train_floods.py")
+        intercept=float(clf.intercept_[0]),
+        weights={f: float(w) for f, w in zip(features, clf.coef_[0], strict=True)},
+        threshold=0.5,
+        trained=f"scikit-learn LogisticRegression(C={args.C}, balanced) on {len(train)} pool "
+        f"samples, {TRAIN_STREAM} seed {args.seed}; scripts/train_floods.py",
+    )
     learned = BotFloodDetector(shipped.settings.model_copy(update={"model": model}), shipped.rules, shipped.context)
-    alone = BotFloodDetector(shipped.settings.model_copy(update={"model": model.model_copy(update={"alone": True})}),
-                             shipped.rules, shipped.context)
+    alone = BotFloodDetector(
+        shipped.settings.model_copy(update={"model": model.model_copy(update={"alone": True})}),
+        shipped.rules,
+        shipped.context,
+    )
 
     def predict_with(detector: BotFloodDetector) -> Any:
         return lambda samples: np.array([int(detector.is_campaign(s.features)[0]) for s in samples])

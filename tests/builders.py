@@ -30,37 +30,72 @@ def say(text: str, *, room: str = "r1", t: float = 0, event_id: str | None = Non
     return TranscriptEvent(**_base(room, t, event_id), text=text, start_ms=int(t * 1000), end_ms=int(t * 1000) + 2000)
 
 
-def chat(text: str, *, role: str = "viewer", user: str = "u1", room: str = "r1", t: float = 0,
-         event_id: str | None = None, **extra: Any) -> ChatEvent:
+def chat(
+    text: str,
+    *,
+    role: str = "viewer",
+    user: str = "u1",
+    room: str = "r1",
+    t: float = 0,
+    event_id: str | None = None,
+    **extra: Any,
+) -> ChatEvent:
     return ChatEvent(**_base(room, t, event_id), user_id=user, text=text, role=role, **extra)
 
 
-def danmaku(text: str, *, user: str = "u1", room: str = "r1", t: float = 0, event_id: str | None = None,
-            signals: dict[str, Any] | None = None, **extra: Any) -> DanmakuEvent:
+def danmaku(
+    text: str,
+    *,
+    user: str = "u1",
+    room: str = "r1",
+    t: float = 0,
+    event_id: str | None = None,
+    signals: dict[str, Any] | None = None,
+    **extra: Any,
+) -> DanmakuEvent:
     """A viewer's bullet comment; ``signals`` are the optional account signals (the event's ``user``)."""
     return DanmakuEvent(**_base(room, t, event_id), user_id=user, text=text, user=signals, **extra)
 
 
-def price_tag(product: str, title: str, price: str, *, category: str = "general", room: str = "r1", t: float = 0,
-              event_id: str | None = None, **extra: Any) -> PriceTagEvent:
-    return PriceTagEvent(**_base(room, t, event_id), product_id=product, title=title, category=category,
-                         price=Decimal(price), **extra)
+def price_tag(
+    product: str,
+    title: str,
+    price: str,
+    *,
+    category: str = "general",
+    room: str = "r1",
+    t: float = 0,
+    event_id: str | None = None,
+    **extra: Any,
+) -> PriceTagEvent:
+    return PriceTagEvent(
+        **_base(room, t, event_id), product_id=product, title=title, category=category, price=Decimal(price), **extra
+    )
 
 
-def on_air(product: str, category: str = "general", *, title: str = "", room: str = "r1", t: float = 0,
-           event_id: str | None = None, **extra: Any) -> StreamMetaEvent:
-    return StreamMetaEvent(**_base(room, t, event_id),
-                           products=[ProductOnAir(product_id=product, title=title, category=category)], **extra)
+def on_air(
+    product: str,
+    category: str = "general",
+    *,
+    title: str = "",
+    room: str = "r1",
+    t: float = 0,
+    event_id: str | None = None,
+    **extra: Any,
+) -> StreamMetaEvent:
+    return StreamMetaEvent(
+        **_base(room, t, event_id), products=[ProductOnAir(product_id=product, title=title, category=category)], **extra
+    )
 
 
 def meta(*products: str, room: str = "r1", t: float = 0, event_id: str | None = None, **extra: Any) -> StreamMetaEvent:
     """Stream metadata: the products on air (none: unchanged) and any other field (host_kind, ai_label_visible …)."""
-    return StreamMetaEvent(**_base(room, t, event_id), products=[ProductOnAir(product_id=p) for p in products],
-                           **extra)
+    return StreamMetaEvent(**_base(room, t, event_id), products=[ProductOnAir(product_id=p) for p in products], **extra)
 
 
-def order(product: str, price: str, *, qty: int = 1, room: str = "r1", t: float = 0,
-          event_id: str | None = None) -> OrderEvent:
+def order(
+    product: str, price: str, *, qty: int = 1, room: str = "r1", t: float = 0, event_id: str | None = None
+) -> OrderEvent:
     return OrderEvent(**_base(room, t, event_id), product_id=product, price=Decimal(price), qty=qty)
 
 
@@ -71,16 +106,46 @@ def wire(event: Any) -> bytes:
 
 # -- bot floods: organic comments, a rules copy with the flood rules on ------------------------------
 
-_OPENERS = ("今天", "刚才", "主播", "这个", "我觉得", "话说", "弹幕里", "昨天", "听说", "其实", "看到", "终于",
-            "一直", "感觉", "突然")
-_MIDDLES = ("画面很清楚", "声音有点小", "背景音乐不错", "灯光换了吗", "聊得挺开心", "讲得很细", "节奏刚好",
-            "镜头晃了一下", "衣服挺好看", "口音好可爱", "网有点卡", "房间布置变了", "猫咪出镜了", "讲解很耐心",
-            "笑点好多")
+_OPENERS = (
+    "今天",
+    "刚才",
+    "主播",
+    "这个",
+    "我觉得",
+    "话说",
+    "弹幕里",
+    "昨天",
+    "听说",
+    "其实",
+    "看到",
+    "终于",
+    "一直",
+    "感觉",
+    "突然",
+)
+_MIDDLES = (
+    "画面很清楚",
+    "声音有点小",
+    "背景音乐不错",
+    "灯光换了吗",
+    "聊得挺开心",
+    "讲得很细",
+    "节奏刚好",
+    "镜头晃了一下",
+    "衣服挺好看",
+    "口音好可爱",
+    "网有点卡",
+    "房间布置变了",
+    "猫咪出镜了",
+    "讲解很耐心",
+    "笑点好多",
+)
 _CLOSERS = ("哈哈", "呀", "吧", "呢", "啊", "嘛", "！", "。", "～", "哦", "捏", "啦", "耶", "…", "嘿嘿")
 
 
-def organic_comments(room: str, start_s: float, end_s: float, every_s: float, *, users: int = 60, seed: int = 0,
-                     chat_share: float = 0.3) -> list[dict[str, Any]]:
+def organic_comments(
+    room: str, start_s: float, end_s: float, every_s: float, *, users: int = 60, seed: int = 0, chat_share: float = 0.3
+) -> list[dict[str, Any]]:
     """Ordinary viewers' comments in wire form (dicts), one every ``every_s`` seconds (jittered): varied
     texts from many accounts, ``chat_share`` of them in chat, the rest danmaku. Deterministic per seed."""
     import random
@@ -90,9 +155,18 @@ def organic_comments(room: str, start_s: float, end_s: float, every_s: float, *,
     while t < end_s:
         text = rng.choice(_OPENERS) + rng.choice(_MIDDLES) + rng.choice(_CLOSERS)
         kind = "chat" if rng.random() < chat_share else "danmaku"
-        out.append({"kind": kind, "event_id": f"{room}-org-{i}", "room_id": room, "platform": "test",
-                    "ts": T0 + int(t * 1000), "user_id": f"{room}-fan{rng.randrange(users)}", "text": text,
-                    "role": "viewer"})
+        out.append(
+            {
+                "kind": kind,
+                "event_id": f"{room}-org-{i}",
+                "room_id": room,
+                "platform": "test",
+                "ts": T0 + int(t * 1000),
+                "user_id": f"{room}-fan{rng.randrange(users)}",
+                "text": text,
+                "role": "viewer",
+            }
+        )
         t += every_s * rng.uniform(0.5, 1.5)
         i += 1
     return out
@@ -119,8 +193,13 @@ def floods_on_rules(src: Path, dst: Path, **settings: Any) -> Path:
     return dst
 
 
-def flood_story(rooms: int = 4, campaign_rooms: tuple[int, ...] = (1, 3), end_s: float = 370,
-                chat_until_s: float = 300, campaign_start_s: float = 250) -> list[dict[str, Any]]:
+def flood_story(
+    rooms: int = 4,
+    campaign_rooms: tuple[int, ...] = (1, 3),
+    end_s: float = 370,
+    chat_until_s: float = 300,
+    campaign_start_s: float = 250,
+) -> list[dict[str, Any]]:
     """Rooms with organic comments (one every ~2 s), a fan chant in room 0 (a shadow finding) and, in
     ``campaign_rooms``, a hired campaign: 20 accounts posting one testimonial script twice each over
     110 s from ``campaign_start_s`` (scripts/flood_campaigns.py builds it). Comments before
@@ -132,18 +211,34 @@ def flood_story(rooms: int = 4, campaign_rooms: tuple[int, ...] = (1, 3), end_s:
         room = f"room-{r}"
         events += organic_comments(room, 0, end_s, 2.0, seed=1)
         if r in campaign_rooms:
-            spec = CampaignSpec(f"c{r}", accounts=20, start_ms=T0 + int(campaign_start_s * 1000),
-                                templates=("真给力，{n}颗就瘦了{x}斤",), duration_s=110, messages_per_account=2,
-                                seed=r)
+            spec = CampaignSpec(
+                f"c{r}",
+                accounts=20,
+                start_ms=T0 + int(campaign_start_s * 1000),
+                templates=("真给力，{n}颗就瘦了{x}斤",),
+                duration_s=110,
+                messages_per_account=2,
+                seed=r,
+            )
             bots = build_campaign(spec, room_id=room, platform="test").events
             for i, e in enumerate(bots):
                 if i % 3 == 0:
                     e["kind"] = "chat"
             events += bots
         if r == 0:
-            events += [{"kind": "danmaku", "event_id": f"{room}-chant-{i}", "room_id": room, "platform": "test",
-                        "ts": T0 + 100_000 + i * 700, "user_id": f"{room}-chanter{i}", "text": "主播唱得太好听了",
-                        "role": "viewer"} for i in range(14)]
+            events += [
+                {
+                    "kind": "danmaku",
+                    "event_id": f"{room}-chant-{i}",
+                    "room_id": room,
+                    "platform": "test",
+                    "ts": T0 + 100_000 + i * 700,
+                    "user_id": f"{room}-chanter{i}",
+                    "text": "主播唱得太好听了",
+                    "role": "viewer",
+                }
+                for i in range(14)
+            ]
     for e in events:
         if e["ts"] >= T0 + chat_until_s * 1000:
             e["kind"] = "danmaku"

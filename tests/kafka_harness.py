@@ -41,12 +41,17 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(self.port + 1),
-                "KAFKA_RUN_DIR": str(self.run_dir)}
+        return {
+            **os.environ,
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(self.port + 1),
+            "KAFKA_RUN_DIR": str(self.run_dir),
+        }
 
     def start(self) -> None:
-        done = subprocess.run([str(KAFKA_DIR / "start.sh")], env=self.env(), capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run(
+            [str(KAFKA_DIR / "start.sh")], env=self.env(), capture_output=True, text=True, timeout=600
+        )
         if done.returncode != 0:
             raise RuntimeError(f"deploy/kafka/start.sh failed:\n{done.stdout}\n{done.stderr}")
 
@@ -72,20 +77,43 @@ def start_broker(run_dir: Path) -> Broker:
 class Worker:
     """A `livewatch worker` process with its own data dir and metrics port."""
 
-    def __init__(self, broker: Broker, prefix: str, tmp: Path, name: str, rules_dir: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        prefix: str,
+        tmp: Path,
+        name: str,
+        rules_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.metrics_port = free_port()
         self.log_path = tmp / f"{name}.log"
-        self.env = {**os.environ, "LIVEWATCH_BROKER": broker.url, "LIVEWATCH_TOPIC_PREFIX": prefix,
-                    "LIVEWATCH_APP_ID": f"{prefix}livewatch", "LIVEWATCH_PARTITIONS": "4",
-                    "LIVEWATCH_RELOAD_EVERY_S": "0.5", "PYTHONUNBUFFERED": "1", **(env or {})}
-        cmd = [sys.executable, "-m", "pipeline.cli", "worker", "--datadir", str(tmp / name),
-               "--metrics-port", str(self.metrics_port)]
+        self.env = {
+            **os.environ,
+            "LIVEWATCH_BROKER": broker.url,
+            "LIVEWATCH_TOPIC_PREFIX": prefix,
+            "LIVEWATCH_APP_ID": f"{prefix}livewatch",
+            "LIVEWATCH_PARTITIONS": "4",
+            "LIVEWATCH_RELOAD_EVERY_S": "0.5",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "worker",
+            "--datadir",
+            str(tmp / name),
+            "--metrics-port",
+            str(self.metrics_port),
+        ]
         if rules_dir is not None:
             cmd += ["--rules", str(rules_dir)]
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def metrics(self) -> dict[str, float]:
         """Samples of the worker's /metrics, as {'name{labels}': value}."""
@@ -132,8 +160,9 @@ class Worker:
 
 async def read_topic(bootstrap: str, topic: str, idle_s: float = 1.5) -> list[bytes]:
     """Every message now on a topic, read from the start without a consumer group."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     values: list[bytes] = []
     try:

@@ -28,6 +28,7 @@ _ids = itertools.count()
 
 # -- helpers -------------------------------------------------------------------------------------
 
+
 def make_detector() -> FalseClaimsDetector:
     return FalseClaimsDetector(ClaimsSettings(**DATA["settings"]), RULES, CONTEXT)
 
@@ -40,8 +41,7 @@ LEXICON_ONLY = FalseClaimsDetector(ClaimsSettings(**DATA["settings"]), [r for r 
 
 
 def _base(event_id: str | None = None) -> dict:
-    return {"event_id": event_id or f"e{next(_ids)}", "room_id": "room1", "platform": "douyin",
-            "ts": 1_700_000_000_000}
+    return {"event_id": event_id or f"e{next(_ids)}", "room_id": "room1", "platform": "douyin", "ts": 1_700_000_000_000}
 
 
 def transcript(text: str, event_id: str | None = None) -> TranscriptEvent:
@@ -57,14 +57,16 @@ def price_tag(title: str, category: str = "general", product_id: str = "p1", pri
 
 
 def stream_meta(*categories: str) -> StreamMetaEvent:
-    return StreamMetaEvent(**_base(), products=[
-        ProductOnAir(product_id=f"p{i}", category=c) for i, c in enumerate(categories)])
+    return StreamMetaEvent(
+        **_base(), products=[ProductOnAir(product_id=f"p{i}", category=c) for i, c in enumerate(categories)]
+    )
 
 
 def detect(event, state: ClaimsState | None = None, det: FalseClaimsDetector | None = None):
     text = getattr(event, "text", None) or getattr(event, "title", None)
-    return (det or DETECTOR).detect(event, normalize(text) if text is not None else None,
-                                    state if state is not None else ClaimsState())
+    return (det or DETECTOR).detect(
+        event, normalize(text) if text is not None else None, state if state is not None else ClaimsState()
+    )
 
 
 def on_air(category: str) -> ClaimsState:
@@ -85,6 +87,7 @@ def says(text: str, category: str | None = None) -> set[str]:
 
 # -- evidence --------------------------------------------------------------------------------------
 
+
 def test_absolute_term_is_reported_with_its_raw_span_as_evidence():
     raw = "姐妹们，这款是全网最低价！"
     [finding] = detect(transcript(raw))
@@ -92,7 +95,7 @@ def test_absolute_term_is_reported_with_its_raw_span_as_evidence():
     assert finding.details["claim_type"] == "absolute"
     assert finding.legal_basis.startswith("《中华人民共和国广告法》第九条第三项")
     for ev in finding.evidence:
-        assert raw[ev.start:ev.end] == ev.raw
+        assert raw[ev.start : ev.end] == ev.raw
         assert ev.field == "text"
     assert {ev.raw for ev in finding.evidence} == {"全网最低", "最低价"}
     assert "「全网最低」" in finding.summary
@@ -104,25 +107,29 @@ def test_pattern_claim_reports_the_whole_figure():
     assert finding.rule_id == "claims.fabricated.sales_volume"
     [ev] = finding.evidence
     assert ev.how == "pattern"
-    assert ev.raw == "已经卖了十万单" == raw[ev.start:ev.end]
+    assert ev.raw == "已经卖了十万单" == raw[ev.start : ev.end]
 
 
 # -- ordinary host talk stays quiet -------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", [
-    "第一个链接已经上了",
-    "开播第一天，给大家送福利",
-    "我第一次用这个牌子",
-    "第一件原价，第二件半价",
-    "第一步先把脸洗干净",
-    "最近上新的款式大家看一下",
-    "最后一单了，抓紧",
-    "每人最多拍三件，最少一件",
-    "你最好先领券再下单",
-    "最好是拍两件一起发",
-    "买一送一，不要错过",
-    "看看能不能到20万，能不能冲一下",
-])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "第一个链接已经上了",
+        "开播第一天，给大家送福利",
+        "我第一次用这个牌子",
+        "第一件原价，第二件半价",
+        "第一步先把脸洗干净",
+        "最近上新的款式大家看一下",
+        "最后一单了，抓紧",
+        "每人最多拍三件，最少一件",
+        "你最好先领券再下单",
+        "最好是拍两件一起发",
+        "买一送一，不要错过",
+        "看看能不能到20万，能不能冲一下",
+    ],
+)
 def test_ordinary_host_talk_is_not_a_claim(text):
     # the lexicon and context never flag it; the model may ask for a review (a known weakness on short
     # everyday talk, measured by scripts/eval_claims.py) but never acts on it
@@ -130,13 +137,16 @@ def test_ordinary_host_talk_is_not_a_claim(text):
     assert [f.rule_id for f in detect(transcript(text)) if f.status == "live"] == []
 
 
-@pytest.mark.parametrize("quiet, loud, rule", [
-    ("这个手艺是国家级非遗", "这是国家级的品质", "claims.absolute.national_level"),
-    ("这首歌很治愈", "喝了能治愈胃病", "claims.efficacy.disease_treatment"),
-    ("这是万能胶", "这瓶油是万能的", "claims.absolute.unique_unprecedented"),
-    ("这个茶叶最佳饮用温度是八十度", "最佳口感就在这一款", "claims.absolute.superlative"),
-    ("我们店里最便宜的一款", "全网最便宜的一款", "claims.absolute.lowest_price"),
-])
+@pytest.mark.parametrize(
+    "quiet, loud, rule",
+    [
+        ("这个手艺是国家级非遗", "这是国家级的品质", "claims.absolute.national_level"),
+        ("这首歌很治愈", "喝了能治愈胃病", "claims.efficacy.disease_treatment"),
+        ("这是万能胶", "这瓶油是万能的", "claims.absolute.unique_unprecedented"),
+        ("这个茶叶最佳饮用温度是八十度", "最佳口感就在这一款", "claims.absolute.superlative"),
+        ("我们店里最便宜的一款", "全网最便宜的一款", "claims.absolute.lowest_price"),
+    ],
+)
 def test_exception_context_suppresses_only_the_phrase_it_covers(quiet, loud, rule):
     assert rule not in says(quiet, "food")
     assert rule in says(loud, "food")
@@ -144,20 +154,24 @@ def test_exception_context_suppresses_only_the_phrase_it_covers(quiet, loud, rul
 
 # -- evasion -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, category, rule, evidence_raw, how", [
-    ("这个产品是ＮＯ．１", None, "claims.absolute.rank_first", "ＮＯ．１", "normalized"),   # full width
-    ("全網最低價", None, "claims.absolute.lowest_price", "全網最低", "normalized"),          # traditional
-    ("喝了能减\u200b肥", "food", "claims.efficacy.weight_loss", "减\u200b肥", "normalized"),  # zero-width
-    ("减.肥.神器", "food", "claims.efficacy.weight_loss", "减.肥", "normalized"),             # inserted symbols
-    ("最最最佳的口感", "food", "claims.absolute.superlative", "最最最佳", "normalized"),      # repeats
-    ("减fei茶买三送一", "food", "claims.efficacy.weight_loss", "减fei", "homophone"),        # homophone
-    ("这款见肥茶", "food", "claims.efficacy.weight_loss", "见肥", "homophone"),               # homophone
-])
+
+@pytest.mark.parametrize(
+    "raw, category, rule, evidence_raw, how",
+    [
+        ("这个产品是ＮＯ．１", None, "claims.absolute.rank_first", "ＮＯ．１", "normalized"),  # full width
+        ("全網最低價", None, "claims.absolute.lowest_price", "全網最低", "normalized"),  # traditional
+        ("喝了能减\u200b肥", "food", "claims.efficacy.weight_loss", "减\u200b肥", "normalized"),  # zero-width
+        ("减.肥.神器", "food", "claims.efficacy.weight_loss", "减.肥", "normalized"),  # inserted symbols
+        ("最最最佳的口感", "food", "claims.absolute.superlative", "最最最佳", "normalized"),  # repeats
+        ("减fei茶买三送一", "food", "claims.efficacy.weight_loss", "减fei", "homophone"),  # homophone
+        ("这款见肥茶", "food", "claims.efficacy.weight_loss", "见肥", "homophone"),  # homophone
+    ],
+)
 def test_evasions_are_matched_with_evidence_on_the_raw_span(raw, category, rule, evidence_raw, how):
     findings = detect(transcript(raw), on_air(category) if category else None)
     [finding] = [f for f in findings if f.rule_id == rule]
     ev = finding.evidence[0]
-    assert ev.raw == evidence_raw == raw[ev.start:ev.end]
+    assert ev.raw == evidence_raw == raw[ev.start : ev.end]
     assert ev.how == how
 
 
@@ -176,6 +190,7 @@ def test_everyday_words_sharing_a_terms_pinyin_are_not_homophone_evasion():
 
 # -- who is scanned ---------------------------------------------------------------------------------
 
+
 def test_viewer_chat_is_never_scanned():
     assert detect(chat("全网最低价，最好用的面膜", role="viewer")) == []
 
@@ -187,6 +202,7 @@ def test_host_and_operator_chat_are_scanned(role):
 
 
 # -- product category ------------------------------------------------------------------------------
+
 
 def test_weight_loss_claim_fires_for_food_on_air_but_not_for_a_drug():
     assert "claims.efficacy.weight_loss" in says("喝这个就能减肥", "food")
@@ -225,6 +241,7 @@ def test_finding_records_the_category_it_was_judged_under():
 
 # -- product titles ---------------------------------------------------------------------------------
 
+
 def test_title_is_scanned_once_per_product_and_title_not_on_every_price_update():
     state = ClaimsState()
     first = detect(price_tag("减肥茶 全网最低价", category="food", price="39.90"), state)
@@ -237,6 +254,7 @@ def test_title_is_scanned_once_per_product_and_title_not_on_every_price_update()
 
 
 # -- ids, status ------------------------------------------------------------------------------------
+
 
 def test_finding_ids_are_deterministic():
     event = transcript("全网最低价，无效退款", event_id="fixed-1")
@@ -255,6 +273,7 @@ def test_shadow_rule_reports_shadow_findings():
 
 
 # -- the rule file itself -------------------------------------------------------------------------------
+
 
 def test_rule_file_has_the_common_shape_and_unique_ids():
     RuleFile(**DATA)
@@ -277,6 +296,7 @@ def test_rule_inline_examples_hold(rule):
 
 # -- real host speech ------------------------------------------------------------------------------------
 
+
 @pytest.mark.skipif(not DOUYIN.exists(), reason="shared data folder absent")
 def test_real_douyin_host_chit_chat_stays_mostly_quiet():
     replies = [json.loads(line)["reply"] for line in DOUYIN.read_text(encoding="utf-8").splitlines() if line]
@@ -290,41 +310,48 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
 
 # -- context: meaning, not words -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, category", [
-    # required notices and disclaimers
-    ("保健食品不是药物，不能代替药物治疗疾病", "health_food"),
-    ("本品不能代替药物，请大家理性购买", "health_food"),
-    ("请仔细阅读产品说明书或者在医务人员的指导下购买和使用", "medical_device"),
-    ("第一次用的话建议先在耳后做个皮肤测试哈", "cosmetics"),
-    ("孕妇和哺乳期的宝宝慎用，有疑问咨询医生", "cosmetics"),
-    # refusal and negation
-    ("我不敢说全网最低，你们自己去比", "general"),
-    ("咱不说它能治病，就是日常补充营养", "health_food"),
-    ("不能保证每个人都瘦，体质不一样", "food"),
-    # quoting a rule
-    ("广告法不让我们说最好，大家懂的", "general"),
-    ("平台规定不能说治疗两个字哈", "health_food"),
-    # general advice naming no product
-    ("减肥还是要管住嘴迈开腿", "food"),
-    # a lexicon rule's exception phrase holds no claim for the model either
-    ("这个茶叶最佳饮用温度是八十度", "food"),
-    ("血压高的朋友一定要按时吃药", "health_food"),
-])
+
+@pytest.mark.parametrize(
+    "text, category",
+    [
+        # required notices and disclaimers
+        ("保健食品不是药物，不能代替药物治疗疾病", "health_food"),
+        ("本品不能代替药物，请大家理性购买", "health_food"),
+        ("请仔细阅读产品说明书或者在医务人员的指导下购买和使用", "medical_device"),
+        ("第一次用的话建议先在耳后做个皮肤测试哈", "cosmetics"),
+        ("孕妇和哺乳期的宝宝慎用，有疑问咨询医生", "cosmetics"),
+        # refusal and negation
+        ("我不敢说全网最低，你们自己去比", "general"),
+        ("咱不说它能治病，就是日常补充营养", "health_food"),
+        ("不能保证每个人都瘦，体质不一样", "food"),
+        # quoting a rule
+        ("广告法不让我们说最好，大家懂的", "general"),
+        ("平台规定不能说治疗两个字哈", "health_food"),
+        # general advice naming no product
+        ("减肥还是要管住嘴迈开腿", "food"),
+        # a lexicon rule's exception phrase holds no claim for the model either
+        ("这个茶叶最佳饮用温度是八十度", "food"),
+        ("血压高的朋友一定要按时吃药", "health_food"),
+    ],
+)
 def test_context_in_which_claim_words_make_no_claim(text, category):
     assert says(text, category) == set()
 
 
-@pytest.mark.parametrize("text, category, claim_type", [
-    ("别的不说，咱家这个绝对是全网最低价", "general", "absolute"),  # "不说" here is rhetorical
-    ("我不敢说全网最低，但是它就是全网最低", "general", "absolute"),  # refused once, then claimed
-    ("喝了它不用管住嘴，一个月也能瘦十斤", "food", "efficacy"),  # advice words tied to the product
-    ("本品不能代替药物，但是吃了三个月血压就降下来了", "health_food", "efficacy"),  # notice, then a claim
-    ("保健食品不是药物，根治三高", "health_food", "efficacy"),  # a short clause after a notice is no list item
-    ("不能保证每个人都瘦，但是包瘦", "food", "guarantee"),  # a refusal is not carried over a contrast
-    ("有人问能不能降血压，吃一个月血压就稳了", "health_food", "efficacy"),  # the question, then the answer
-    ("不夸张地说这是全网最低价", "general", "absolute"),  # "不夸张" affirms
-    ("我跟你们说全网里面就它最便宜", "general", "absolute"),  # a market scope is not the seller's own range
-])
+@pytest.mark.parametrize(
+    "text, category, claim_type",
+    [
+        ("别的不说，咱家这个绝对是全网最低价", "general", "absolute"),  # "不说" here is rhetorical
+        ("我不敢说全网最低，但是它就是全网最低", "general", "absolute"),  # refused once, then claimed
+        ("喝了它不用管住嘴，一个月也能瘦十斤", "food", "efficacy"),  # advice words tied to the product
+        ("本品不能代替药物，但是吃了三个月血压就降下来了", "health_food", "efficacy"),  # notice, then a claim
+        ("保健食品不是药物，根治三高", "health_food", "efficacy"),  # a short clause after a notice is no list item
+        ("不能保证每个人都瘦，但是包瘦", "food", "guarantee"),  # a refusal is not carried over a contrast
+        ("有人问能不能降血压，吃一个月血压就稳了", "health_food", "efficacy"),  # the question, then the answer
+        ("不夸张地说这是全网最低价", "general", "absolute"),  # "不夸张" affirms
+        ("我跟你们说全网里面就它最便宜", "general", "absolute"),  # a market scope is not the seller's own range
+    ],
+)
 def test_context_does_not_hide_a_claim_made_next_to_it(text, category, claim_type):
     found = detect(transcript(text), on_air(category))
     assert claim_type in {f.details["claim_type"] for f in found}, [f.summary for f in found]
@@ -337,10 +364,12 @@ def test_a_suppressed_match_is_counted_on_a_finding_of_the_same_utterance():
 
 # -- the model --------------------------------------------------------------------------------------------
 
+
 def test_model_reads_a_claim_the_lexicon_has_never_seen():
     text = "我婆婆喝了俩月，现在去医院复查医生都说指标好多了"  # no lexicon term, a cure testimonial
-    lexicon_only = FalseClaimsDetector(ClaimsSettings(**DATA["settings"]),
-                                       [r for r in RULES if r.model is None], CONTEXT)
+    lexicon_only = FalseClaimsDetector(
+        ClaimsSettings(**DATA["settings"]), [r for r in RULES if r.model is None], CONTEXT
+    )
     assert detect(transcript(text), on_air("health_food"), det=lexicon_only) == []
     [finding] = detect(transcript(text), on_air("health_food"))
     assert finding.rule_id == "claims.model.efficacy_health_food"
@@ -349,7 +378,7 @@ def test_model_reads_a_claim_the_lexicon_has_never_seen():
     reading = finding.details["model_reading"]
     assert reading["score"] == finding.score >= 0.5
     assert finding.status == ("live" if finding.score >= 0.9 else "review")
-    assert finding.evidence and all(e.how == "model" and text[e.start:e.end] == e.raw for e in finding.evidence)
+    assert finding.evidence and all(e.how == "model" and text[e.start : e.end] == e.raw for e in finding.evidence)
 
 
 def test_model_keys_efficacy_to_the_category_a_drug_may_state_its_indication():
@@ -365,8 +394,9 @@ def test_model_finding_is_review_below_the_live_score_and_live_above():
     score = detect(transcript(text), on_air("health_food"))[0].score
     for live_score, status in ((min(1.0, score + 0.01), "review"), (score - 0.001, "live")):
         tuned = rule.model_copy(update={"model": rule.model.model_copy(update={"live_score": live_score})})
-        det = FalseClaimsDetector(ClaimsSettings(**DATA["settings"]),
-                                  [tuned if r.id == rule.id else r for r in RULES], CONTEXT)
+        det = FalseClaimsDetector(
+            ClaimsSettings(**DATA["settings"]), [tuned if r.id == rule.id else r for r in RULES], CONTEXT
+        )
         [finding] = detect(transcript(text), on_air("health_food"), det=det)
         assert finding.status == status
 

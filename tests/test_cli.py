@@ -25,8 +25,19 @@ def test_demo_shows_a_clean_room_a_warned_room_and_a_suspended_room(tmp_path: Pa
 
 def test_demo_recording_replays_to_the_same_output(tmp_path: Path):
     assert main(["demo", "--fast", "--out", str(tmp_path / "demo")]) == 0
-    assert main(["replay", str(tmp_path / "demo" / "demo_recording.jsonl"), "--quiet", "--no-progress",
-                 "--out", str(tmp_path / "replay")]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                str(tmp_path / "demo" / "demo_recording.jsonl"),
+                "--quiet",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "replay"),
+            ]
+        )
+        == 0
+    )
     for name in ("alerts.jsonl", "actions.jsonl"):
         assert (tmp_path / "demo" / name).read_bytes() == (tmp_path / "replay" / name).read_bytes()
 
@@ -40,8 +51,11 @@ def test_schema_command_prints_every_model(capsys):
     assert main(["schema"]) == 0
     schemas = json.loads(capsys.readouterr().out)
     assert {"Event", "Finding", "EnforcementAction", "DeadLetter"} <= set(schemas)
-    assert {m["properties"]["kind"]["const"] for m in schemas["Event"]["$defs"].values()
-            if "kind" in m.get("properties", {})} == set(EVENT_KINDS)
+    assert {
+        m["properties"]["kind"]["const"]
+        for m in schemas["Event"]["$defs"].values()
+        if "kind" in m.get("properties", {})
+    } == set(EVENT_KINDS)
 
 
 def test_replay_of_a_missing_file_fails_clearly(tmp_path: Path, capsys):

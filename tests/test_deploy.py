@@ -17,8 +17,9 @@ import stat
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -77,8 +78,11 @@ SAMPLES, FAMILIES = _exported()
 def test_the_exposition_has_the_documented_shape():
     # The rest of this file relies on these suffix conventions of prometheus_client.
     assert {"livewatch_events_total", "livewatch_events_created"} <= SAMPLES.keys()
-    assert {"livewatch_decision_latency_seconds_bucket", "livewatch_decision_latency_seconds_sum",
-            "livewatch_decision_latency_seconds_count"} <= SAMPLES.keys()
+    assert {
+        "livewatch_decision_latency_seconds_bucket",
+        "livewatch_decision_latency_seconds_sum",
+        "livewatch_decision_latency_seconds_count",
+    } <= SAMPLES.keys()
     assert SAMPLES["livewatch_decision_latency_seconds_bucket"] == {"le"}
     assert SAMPLES["livewatch_events_total"] == {"source", "kind"}
     assert "livewatch_partitions_assigned" in SAMPLES
@@ -200,11 +204,17 @@ def test_alert_rules_are_complete():
 
 def test_alerts_cover_the_failure_modes_of_the_brief():
     exprs = "\n".join(r["expr"] for r in _alert_rules())
-    for needle in ("livewatch_dead_letters_total", "livewatch_detector_errors_total",
-                   "livewatch_decision_latency_seconds_bucket", "livewatch_consumer_lag_messages",
-                   "livewatch_merge_forced_total", "livewatch_partitions_assigned",
-                   'livewatch_ruleset_reloads_total{result="refused"}', 'livewatch_actions_total{action="suspend"}',
-                   "livewatch_events_total"):
+    for needle in (
+        "livewatch_dead_letters_total",
+        "livewatch_detector_errors_total",
+        "livewatch_decision_latency_seconds_bucket",
+        "livewatch_consumer_lag_messages",
+        "livewatch_merge_forced_total",
+        "livewatch_partitions_assigned",
+        'livewatch_ruleset_reloads_total{result="refused"}',
+        'livewatch_actions_total{action="suspend"}',
+        "livewatch_events_total",
+    ):
         assert needle in exprs, needle
 
 
@@ -278,7 +288,8 @@ def test_the_commented_kubernetes_example_is_a_pod_job():
     assert job["kubernetes_sd_configs"][0]["role"] == "pod"
     keep = job["relabel_configs"][0]
     assert keep["action"] == "keep" and keep["source_labels"] == [
-        "__meta_kubernetes_pod_annotation_prometheus_io_scrape"]
+        "__meta_kubernetes_pod_annotation_prometheus_io_scrape"
+    ]
     annotations = _one("StatefulSet")["spec"]["template"]["metadata"]["annotations"]
     for relabel in job["relabel_configs"]:
         for label in relabel["source_labels"]:
@@ -294,8 +305,11 @@ def _series(name: str, values: str, **labels: str) -> dict[str, str]:
 
 def _fires(alert: str, at: str, *labelsets: dict[str, str]) -> dict[str, Any]:
     severity = {r["alert"]: r["labels"]["severity"] for r in _alert_rules()}[alert]
-    return {"eval_time": at, "alertname": alert,
-            "exp_alerts": [{"exp_labels": {"severity": severity, "service": "livewatch", **ls}} for ls in labelsets]}
+    return {
+        "eval_time": at,
+        "alertname": alert,
+        "exp_alerts": [{"exp_labels": {"severity": severity, "service": "livewatch", **ls}} for ls in labelsets],
+    }
 
 
 def _silent(alert: str, at: str) -> dict[str, Any]:
@@ -312,80 +326,158 @@ def _latency(values_by_le: dict[str, str], instance: str) -> list[dict[str, str]
 
 
 PROMTOOL_CASES: list[dict[str, Any]] = [
-    {"input_series": [_series("up", "1 1 0x20"), _series("up", "1x22", instance="w2:9108")],
-     "alert_rule_test": [_silent("LivewatchWorkerDown", "4m"), _fires("LivewatchWorkerDown", "10m", W1)]},
+    {
+        "input_series": [_series("up", "1 1 0x20"), _series("up", "1x22", instance="w2:9108")],
+        "alert_rule_test": [_silent("LivewatchWorkerDown", "4m"), _fires("LivewatchWorkerDown", "10m", W1)],
+    },
     # events stop after 20 minutes
-    {"input_series": [_series(EVENTS, "0+60x20 1200x40", source="live.chat", kind="chat")],
-     "alert_rule_test": [_silent("LivewatchNoEvents", "25m"), _fires("LivewatchNoEvents", "50m", {})]},
+    {
+        "input_series": [_series(EVENTS, "0+60x20 1200x40", source="live.chat", kind="chat")],
+        "alert_rule_test": [_silent("LivewatchNoEvents", "25m"), _fires("LivewatchNoEvents", "50m", {})],
+    },
     # no event ever (the counter does not exist): still an alert
-    {"input_series": [_series("up", "1x30")],
-     "alert_rule_test": [_silent("LivewatchNoEvents", "10m"), _fires("LivewatchNoEvents", "20m", {})]},
-    {"input_series": [_series(EVENTS, "0+60x40", source="live.chat", kind="chat")],
-     "alert_rule_test": [_silent("LivewatchNoEvents", "35m")]},
+    {
+        "input_series": [_series("up", "1x30")],
+        "alert_rule_test": [_silent("LivewatchNoEvents", "10m"), _fires("LivewatchNoEvents", "20m", {})],
+    },
+    {
+        "input_series": [_series(EVENTS, "0+60x40", source="live.chat", kind="chat")],
+        "alert_rule_test": [_silent("LivewatchNoEvents", "35m")],
+    },
     # 5 of 105 messages rejected as schema_violation, 0.5 of 100.5 as invalid_json
-    {"input_series": [_series(EVENTS, "0+100x30", source="live.chat", kind="chat"),
-                      _series("livewatch_dead_letters_total", "0+5x30", reason="schema_violation"),
-                      _series("livewatch_dead_letters_total", "0+0.5x30", reason="invalid_json")],
-     "alert_rule_test": [_silent("LivewatchDeadLetterRateHigh", "5m"),
-                         _fires("LivewatchDeadLetterRateHigh", "20m", {"reason": "schema_violation"})]},
+    {
+        "input_series": [
+            _series(EVENTS, "0+100x30", source="live.chat", kind="chat"),
+            _series("livewatch_dead_letters_total", "0+5x30", reason="schema_violation"),
+            _series("livewatch_dead_letters_total", "0+0.5x30", reason="invalid_json"),
+        ],
+        "alert_rule_test": [
+            _silent("LivewatchDeadLetterRateHigh", "5m"),
+            _fires("LivewatchDeadLetterRateHigh", "20m", {"reason": "schema_violation"}),
+        ],
+    },
     # a counter that appears at its first increment (value 1) is still seen, and resolves later
-    {"input_series": [_series("livewatch_dead_letters_total", "_x5 1x30", reason="processing_error"),
-                      _series("livewatch_dead_letters_total", "_x5 1x30", reason="invalid_json")],
-     "alert_rule_test": [_silent("LivewatchProcessingErrors", "4m"),
-                         _fires("LivewatchProcessingErrors", "8m", W1),
-                         _silent("LivewatchProcessingErrors", "30m")]},
-    {"input_series": [_series("livewatch_detector_errors_total", "_x5 1 2 3x20", detector="false_claims")],
-     "alert_rule_test": [_silent("LivewatchDetectorErrors", "4m"),
-                         _fires("LivewatchDetectorErrors", "10m", {"detector": "false_claims"})]},
+    {
+        "input_series": [
+            _series("livewatch_dead_letters_total", "_x5 1x30", reason="processing_error"),
+            _series("livewatch_dead_letters_total", "_x5 1x30", reason="invalid_json"),
+        ],
+        "alert_rule_test": [
+            _silent("LivewatchProcessingErrors", "4m"),
+            _fires("LivewatchProcessingErrors", "8m", W1),
+            _silent("LivewatchProcessingErrors", "30m"),
+        ],
+    },
+    {
+        "input_series": [_series("livewatch_detector_errors_total", "_x5 1 2 3x20", detector="false_claims")],
+        "alert_rule_test": [
+            _silent("LivewatchDetectorErrors", "4m"),
+            _fires("LivewatchDetectorErrors", "10m", {"detector": "false_claims"}),
+        ],
+    },
     # every decision between 10 and 30 s: high, not critical
-    {"input_series": _latency({"1": "0x30", "10": "0x30", "30": "0+10x30", "60": "0+10x30", "+Inf": "0+10x30"},
-                              "w1:9108"),
-     "alert_rule_test": [_silent("LivewatchDecisionLatencyHigh", "5m"),
-                         _fires("LivewatchDecisionLatencyHigh", "20m", W1),
-                         _silent("LivewatchDecisionLatencyCritical", "20m")]},
-    {"input_series": _latency({"1": "0x30", "10": "0x30", "30": "0x30", "60": "0+10x30", "+Inf": "0+10x30"},
-                              "w1:9108"),
-     "alert_rule_test": [_fires("LivewatchDecisionLatencyCritical", "20m", W1)]},
-    {"input_series": _latency({"1": "0+10x30", "10": "0+10x30", "30": "0+10x30", "60": "0+10x30",
-                               "+Inf": "0+10x30"}, "w1:9108"),
-     "alert_rule_test": [_silent("LivewatchDecisionLatencyHigh", "20m")]},
-    {"input_series": [_series("livewatch_consumer_lag_messages", "2000+100x40", topic="live.chat"),
-                      _series("livewatch_consumer_lag_messages", "5000x40", topic="live.price"),
-                      _series("livewatch_consumer_lag_messages", "50000-1000x40", topic="live.orders")],
-     "alert_rule_test": [_silent("LivewatchConsumerLagGrowing", "10m"),
-                         _fires("LivewatchConsumerLagGrowing", "35m", {"topic": "live.chat"})]},
+    {
+        "input_series": _latency(
+            {"1": "0x30", "10": "0x30", "30": "0+10x30", "60": "0+10x30", "+Inf": "0+10x30"}, "w1:9108"
+        ),
+        "alert_rule_test": [
+            _silent("LivewatchDecisionLatencyHigh", "5m"),
+            _fires("LivewatchDecisionLatencyHigh", "20m", W1),
+            _silent("LivewatchDecisionLatencyCritical", "20m"),
+        ],
+    },
+    {
+        "input_series": _latency(
+            {"1": "0x30", "10": "0x30", "30": "0x30", "60": "0+10x30", "+Inf": "0+10x30"}, "w1:9108"
+        ),
+        "alert_rule_test": [_fires("LivewatchDecisionLatencyCritical", "20m", W1)],
+    },
+    {
+        "input_series": _latency(
+            {"1": "0+10x30", "10": "0+10x30", "30": "0+10x30", "60": "0+10x30", "+Inf": "0+10x30"}, "w1:9108"
+        ),
+        "alert_rule_test": [_silent("LivewatchDecisionLatencyHigh", "20m")],
+    },
+    {
+        "input_series": [
+            _series("livewatch_consumer_lag_messages", "2000+100x40", topic="live.chat"),
+            _series("livewatch_consumer_lag_messages", "5000x40", topic="live.price"),
+            _series("livewatch_consumer_lag_messages", "50000-1000x40", topic="live.orders"),
+        ],
+        "alert_rule_test": [
+            _silent("LivewatchConsumerLagGrowing", "10m"),
+            _fires("LivewatchConsumerLagGrowing", "35m", {"topic": "live.chat"}),
+        ],
+    },
     # 10% of w1's events forced out by the wait bound; 1 in 600 on w2
-    {"input_series": [_series(EVENTS, "0+600x30", source="live.chat", kind="chat"),
-                      _series("livewatch_merge_forced_total", "0+60x30", bound="wait"),
-                      _series(EVENTS, "0+600x30", source="live.chat", kind="chat", instance="w2:9108"),
-                      _series("livewatch_merge_forced_total", "0+1x30", bound="lateness", instance="w2:9108")],
-     "alert_rule_test": [_fires("LivewatchMergeForcedReleases", "25m", {**W1, "bound": "wait"})]},
-    {"input_series": [_series("livewatch_partitions_assigned", "0x30"),
-                      _series("livewatch_partitions_assigned", "6 6 0 0 0 6x25", instance="w2:9108")],
-     "alert_rule_test": [_silent("LivewatchWorkerOwnsNoPartitions", "10m"),
-                         _fires("LivewatchWorkerOwnsNoPartitions", "20m", W1)]},
-    {"input_series": [_series("livewatch_partitions_unrebuilt", "0x5 1x10 0x10")],
-     "alert_rule_test": [_silent("LivewatchRebuildFailed", "8m"), _fires("LivewatchRebuildFailed", "12m", W1),
-                         _silent("LivewatchRebuildFailed", "25m")]},
-    {"input_series": [_series("livewatch_ruleset_reloads_total", "_x5 1x40", result="refused"),
-                      _series("livewatch_ruleset_reloads_total", "1x45", result="ok", instance="w2:9108")],
-     "alert_rule_test": [_silent("LivewatchRulesetReloadRefused", "4m"),
-                         _fires("LivewatchRulesetReloadRefused", "8m", {**W1, "result": "refused"}),
-                         _silent("LivewatchRulesetReloadRefused", "30m")]},
-    {"input_series": [_series("livewatch_ruleset_info", "1x30", version="2026.11.25+aaaa"),
-                      _series("livewatch_ruleset_info", "1x30", version="2026.11.26+bbbb", instance="w2:9108")],
-     "alert_rule_test": [_silent("LivewatchRulesetVersionsDiffer", "10m"),
-                         _fires("LivewatchRulesetVersionsDiffer", "20m", {})]},
-    {"input_series": [_series("livewatch_ruleset_info", "1x30", version="2026.11.25+aaaa"),
-                      _series("livewatch_ruleset_info", "1x30", version="2026.11.25+aaaa", instance="w2:9108")],
-     "alert_rule_test": [_silent("LivewatchRulesetVersionsDiffer", "20m")]},
+    {
+        "input_series": [
+            _series(EVENTS, "0+600x30", source="live.chat", kind="chat"),
+            _series("livewatch_merge_forced_total", "0+60x30", bound="wait"),
+            _series(EVENTS, "0+600x30", source="live.chat", kind="chat", instance="w2:9108"),
+            _series("livewatch_merge_forced_total", "0+1x30", bound="lateness", instance="w2:9108"),
+        ],
+        "alert_rule_test": [_fires("LivewatchMergeForcedReleases", "25m", {**W1, "bound": "wait"})],
+    },
+    {
+        "input_series": [
+            _series("livewatch_partitions_assigned", "0x30"),
+            _series("livewatch_partitions_assigned", "6 6 0 0 0 6x25", instance="w2:9108"),
+        ],
+        "alert_rule_test": [
+            _silent("LivewatchWorkerOwnsNoPartitions", "10m"),
+            _fires("LivewatchWorkerOwnsNoPartitions", "20m", W1),
+        ],
+    },
+    {
+        "input_series": [_series("livewatch_partitions_unrebuilt", "0x5 1x10 0x10")],
+        "alert_rule_test": [
+            _silent("LivewatchRebuildFailed", "8m"),
+            _fires("LivewatchRebuildFailed", "12m", W1),
+            _silent("LivewatchRebuildFailed", "25m"),
+        ],
+    },
+    {
+        "input_series": [
+            _series("livewatch_ruleset_reloads_total", "_x5 1x40", result="refused"),
+            _series("livewatch_ruleset_reloads_total", "1x45", result="ok", instance="w2:9108"),
+        ],
+        "alert_rule_test": [
+            _silent("LivewatchRulesetReloadRefused", "4m"),
+            _fires("LivewatchRulesetReloadRefused", "8m", {**W1, "result": "refused"}),
+            _silent("LivewatchRulesetReloadRefused", "30m"),
+        ],
+    },
+    {
+        "input_series": [
+            _series("livewatch_ruleset_info", "1x30", version="2026.11.25+aaaa"),
+            _series("livewatch_ruleset_info", "1x30", version="2026.11.26+bbbb", instance="w2:9108"),
+        ],
+        "alert_rule_test": [
+            _silent("LivewatchRulesetVersionsDiffer", "10m"),
+            _fires("LivewatchRulesetVersionsDiffer", "20m", {}),
+        ],
+    },
+    {
+        "input_series": [
+            _series("livewatch_ruleset_info", "1x30", version="2026.11.25+aaaa"),
+            _series("livewatch_ruleset_info", "1x30", version="2026.11.25+aaaa", instance="w2:9108"),
+        ],
+        "alert_rule_test": [_silent("LivewatchRulesetVersionsDiffer", "20m")],
+    },
     # a quiet day, then 2 suspensions a minute
-    {"input_series": [_series("livewatch_actions_total", "0x1440 2+2x40", action="suspend")],
-     "alert_rule_test": [_silent("LivewatchSuspensionSpike", "1400m"),
-                         _fires("LivewatchSuspensionSpike", "1470m", {})]},
+    {
+        "input_series": [_series("livewatch_actions_total", "0x1440 2+2x40", action="suspend")],
+        "alert_rule_test": [
+            _silent("LivewatchSuspensionSpike", "1400m"),
+            _fires("LivewatchSuspensionSpike", "1470m", {}),
+        ],
+    },
     # a steady 1 a minute all day is no spike, although it is > 10 in 15 minutes
-    {"input_series": [_series("livewatch_actions_total", "0+1x1500", action="suspend")],
-     "alert_rule_test": [_silent("LivewatchSuspensionSpike", "1470m")]},
+    {
+        "input_series": [_series("livewatch_actions_total", "0+1x1500", action="suspend")],
+        "alert_rule_test": [_silent("LivewatchSuspensionSpike", "1470m")],
+    },
 ]
 
 
@@ -453,8 +545,9 @@ def test_k8s_manifests_parse_and_live_in_one_namespace():
         if d["kind"] not in ("Namespace", "Kustomization"):
             assert d["metadata"]["namespace"] == namespace, d["kind"]
     kustomization = _one("Kustomization", docs)
-    assert sorted(kustomization["resources"]) == sorted(p.name for p in K8S.glob("*.yaml")
-                                                      if p.name != "kustomization.yaml")
+    assert sorted(kustomization["resources"]) == sorted(
+        p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml"
+    )
 
 
 def test_statefulset_runs_livewatch_worker():
@@ -490,9 +583,11 @@ def test_worker_env_makes_valid_production_settings(monkeypatch: pytest.MonkeyPa
     container = _container()
     (port,) = container["ports"]
     assert port["containerPort"] == s.metrics_port and port["name"] == "metrics"
-    assert pod["metadata"]["annotations"] == {"prometheus.io/scrape": "true",
-                                              "prometheus.io/port": str(s.metrics_port),
-                                              "prometheus.io/path": "/metrics"}
+    assert pod["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(s.metrics_port),
+        "prometheus.io/path": "/metrics",
+    }
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
 
@@ -548,10 +643,14 @@ esac
 
 def _run_rules_script(tmp_path: Path, rules_dir: Path) -> subprocess.CompletedProcess[str]:
     livewatch = Path(sys.executable).with_name("livewatch")
-    env = {**os.environ, "KUBECTL": str(_fake_kubectl(tmp_path)),
-           "LIVEWATCH": str(livewatch) if livewatch.exists() else "livewatch"}
-    return subprocess.run(["bash", str(K8S / "rules-configmap.sh"), str(rules_dir)], capture_output=True,
-                          text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "KUBECTL": str(_fake_kubectl(tmp_path)),
+        "LIVEWATCH": str(livewatch) if livewatch.exists() else "livewatch",
+    }
+    return subprocess.run(
+        ["bash", str(K8S / "rules-configmap.sh"), str(rules_dir)], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_rules_configmap_script_checks_then_applies(tmp_path: Path):
@@ -578,8 +677,12 @@ def test_rules_configmap_script_publishes_nothing_invalid(tmp_path: Path):
 
 def test_dockerfile_installs_the_project_and_runs_the_worker():
     text = (K8S / "Dockerfile").read_text(encoding="utf-8")
-    copied = {src.rstrip("/") for line in re.findall(r"^COPY (.+)$", text, re.M)
-              for src in line.split()[:-1] if not src.startswith("--")}
+    copied = {
+        src.rstrip("/")
+        for line in re.findall(r"^COPY (.+)$", text, re.M)
+        for src in line.split()[:-1]
+        if not src.startswith("--")
+    }
     for src in copied:
         assert (REPO / src).exists(), f"COPY {src}: no such path in the repository"
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))

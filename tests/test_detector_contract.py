@@ -7,8 +7,7 @@ import pathlib
 import pytest
 from pydantic import BaseModel
 
-from detectors import REGISTRY
-from detectors import checks
+from detectors import REGISTRY, checks
 from detectors.base import Detector, RuleContext
 from schemas.rules import Rule
 
@@ -25,8 +24,9 @@ def test_contract(detector, check):
     check(detector)
 
 
-@pytest.mark.parametrize("check", [checks.check_deterministic, checks.check_state_round_trip,
-                                   checks.check_findings_cite_rules])
+@pytest.mark.parametrize(
+    "check", [checks.check_deterministic, checks.check_state_round_trip, checks.check_findings_cite_rules]
+)
 def test_contract_on_selling_talk(detector, check):
     check(detector, checks.selling_talk())
 
@@ -52,8 +52,9 @@ def test_check_detector_names_what_a_broken_detector_breaks(ruleset):
     try:
         base = ruleset.configured["false_claims"]
         with pytest.raises(AssertionError, match="unknown rule claims.nonexistent"):
-            checks.check_findings_cite_rules(Forgetful(base.settings, base.all_rules, base.context),
-                                             checks.selling_talk())
+            checks.check_findings_cite_rules(
+                Forgetful(base.settings, base.all_rules, base.context), checks.selling_talk()
+            )
     finally:
         REGISTRY.pop("forgetful_claims_for_test", None)
 
@@ -88,7 +89,12 @@ def test_detectors_are_pure():
     for path in pathlib.Path(__file__).resolve().parent.parent.joinpath("detectors").glob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 assert name.split(".")[0] not in banned, f"{path.name} imports {name}"

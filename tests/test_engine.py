@@ -58,18 +58,74 @@ BAD_INPUT = [
     (b"[" * 30_000 + b"]" * 30_000, "invalid_json"),  # nesting deeper than the parser's recursion limit
     (b'{"ts": ' + b"9" * 5_000 + b"}", "invalid_json"),  # integer longer than Python converts
     (b'{"kind": "chat", "user": ' + b'{"x": ' * 900 + b"1" + b"}" * 901, "schema_violation"),
-    (json.dumps({"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0,
-                 "user_id": "u"}).encode(), "schema_violation"),  # text missing
-    (json.dumps({"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p", "ts": "yesterday",
-                 "user_id": "u", "text": "hi"}).encode(), "schema_violation"),  # wrong type
-    (json.dumps({"kind": "telepathy", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0}).encode(),
-     "schema_violation"),  # unknown kind
-    (json.dumps({"kind": "price_tag", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0,
-                 "product_id": "p", "title": "t", "price": "-5"}).encode(), "schema_violation"),
-    (json.dumps({"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0,
-                 "user_id": "u", "text": "买" * 1_000_000}, ensure_ascii=False).encode(), "too_large"),
-    (json.dumps({"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0 + 86_400_000 * 365,
-                 "user_id": "u", "text": "hi"}).encode(), "future_timestamp"),
+    (
+        json.dumps(
+            {"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0, "user_id": "u"}
+        ).encode(),
+        "schema_violation",
+    ),  # text missing
+    (
+        json.dumps(
+            {
+                "kind": "chat",
+                "event_id": "x",
+                "room_id": "r",
+                "platform": "p",
+                "ts": "yesterday",
+                "user_id": "u",
+                "text": "hi",
+            }
+        ).encode(),
+        "schema_violation",
+    ),  # wrong type
+    (
+        json.dumps({"kind": "telepathy", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0}).encode(),
+        "schema_violation",
+    ),  # unknown kind
+    (
+        json.dumps(
+            {
+                "kind": "price_tag",
+                "event_id": "x",
+                "room_id": "r",
+                "platform": "p",
+                "ts": T0,
+                "product_id": "p",
+                "title": "t",
+                "price": "-5",
+            }
+        ).encode(),
+        "schema_violation",
+    ),
+    (
+        json.dumps(
+            {
+                "kind": "chat",
+                "event_id": "x",
+                "room_id": "r",
+                "platform": "p",
+                "ts": T0,
+                "user_id": "u",
+                "text": "买" * 1_000_000,
+            },
+            ensure_ascii=False,
+        ).encode(),
+        "too_large",
+    ),
+    (
+        json.dumps(
+            {
+                "kind": "chat",
+                "event_id": "x",
+                "room_id": "r",
+                "platform": "p",
+                "ts": T0 + 86_400_000 * 365,
+                "user_id": "u",
+                "text": "hi",
+            }
+        ).encode(),
+        "future_timestamp",
+    ),
 ]
 
 
@@ -83,15 +139,19 @@ def test_bad_input_becomes_an_explained_dead_letter_with_its_exact_bytes(engine,
 
 
 def test_schema_violations_name_the_field(engine):
-    out = engine.process_raw(json.dumps({"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p",
-                                         "ts": T0, "user_id": "u"}).encode(), SRC)
+    out = engine.process_raw(
+        json.dumps(
+            {"kind": "chat", "event_id": "x", "room_id": "r", "platform": "p", "ts": T0, "user_id": "u"}
+        ).encode(),
+        SRC,
+    )
     assert "text" in out.dead_letters[0].detail
 
 
 def test_a_replay_with_bad_lines_goes_on_and_loses_no_valid_event(tiny_rules, tmp_path):
     good = [wire(say("全网最低价", event_id=f"g{i}", t=i * 100)) for i in range(5)]
     bad = [raw for raw, _ in BAD_INPUT]
-    mixed = [x for pair in zip(good, bad) for x in pair] + bad[len(good):]
+    mixed = [x for pair in zip(good, bad, strict=False) for x in pair] + bad[len(good) :]
     recording = write_recording(tmp_path / "mixed.jsonl", mixed)
     stats = EmbeddedRuntime(tmp_path / "out", rules_dir=tiny_rules).run(read_jsonl(recording))
     assert stats.events == 5 and sum(stats.dead_letters.values()) == len(bad)
@@ -106,6 +166,7 @@ def test_a_detector_that_raises_does_not_stop_the_room_and_the_event_is_kept(eng
 
     def boom(*args, **kwargs):
         raise RuntimeError("bug")
+
     monkeypatch.setattr(detector, "detect", boom)
     out = engine.process_raw(wire(say("全网最低价", event_id="s9")), SRC)
     assert out.event is not None and out.findings == []
@@ -123,8 +184,16 @@ def test_room_state_survives_a_json_round_trip(engine):
 
 def recording_with_known_violations(tmp_path: Path) -> Path:
     lines = [wire(on_air("tea-1", "food", room="bad", t=0))]
-    lines += [wire(say(text, room="bad", t=t, event_id=f"bad-{t}")) for t, text in
-              [(10, "全网最低价"), (100, "能根治高血压"), (200, "降血压效果好"), (300, "根治"), (400, "全网最低")]]
+    lines += [
+        wire(say(text, room="bad", t=t, event_id=f"bad-{t}"))
+        for t, text in [
+            (10, "全网最低价"),
+            (100, "能根治高血压"),
+            (200, "降血压效果好"),
+            (300, "根治"),
+            (400, "全网最低"),
+        ]
+    ]
     lines += [wire(say("第一个链接，价格看屏幕", room="good", t=t, event_id=f"good-{t}")) for t in (5, 50)]
     lines.sort(key=lambda line: json.loads(line)["ts"])
     return write_recording(tmp_path / "known.jsonl", lines)
@@ -136,12 +205,19 @@ def test_replay_of_known_violations_yields_the_expected_findings_and_ladder(tiny
     alerts = lines_of(tmp_path / "out" / ALERTS_FILE)
     actions = lines_of(tmp_path / "out" / ACTIONS_FILE)
     assert [(a["event_ids"][0], a["rule_id"]) for a in alerts] == [
-        ("bad-10", "claims.tiny.lowest"), ("bad-100", "claims.tiny.cure"), ("bad-200", "claims.tiny.cure"),
-        ("bad-300", "claims.tiny.cure"), ("bad-400", "claims.tiny.lowest"),
+        ("bad-10", "claims.tiny.lowest"),
+        ("bad-100", "claims.tiny.cure"),
+        ("bad-200", "claims.tiny.cure"),
+        ("bad-300", "claims.tiny.cure"),
+        ("bad-400", "claims.tiny.lowest"),
     ]
     # points 2, 5, 8, 11, 13 against thresholds 1/4/7/10/14 → one step per incident, each past the cool-down
     assert [(a["action"], a["subject"]["id"]) for a in actions] == [
-        ("warn", "bad"), ("limit_comments", "bad"), ("limit_traffic", "bad"), ("limit_cart", "bad")]
+        ("warn", "bad"),
+        ("limit_comments", "bad"),
+        ("limit_traffic", "bad"),
+        ("limit_cart", "bad"),
+    ]
 
 
 def test_replay_output_is_identical_at_any_speed(tiny_rules, tmp_path):
@@ -154,20 +230,25 @@ def test_replay_output_is_identical_at_any_speed(tiny_rules, tmp_path):
 
 
 def test_a_rule_edited_while_a_replay_runs_takes_effect_from_the_next_events(tiny_rules, tmp_path):
-    recording = write_recording(tmp_path / "r.jsonl",
-                                [wire(say("全网最低价", room=f"room{i}", t=i, event_id=f"s{i}")) for i in range(10)])
+    recording = write_recording(
+        tmp_path / "r.jsonl", [wire(say("全网最低价", room=f"room{i}", t=i, event_id=f"s{i}")) for i in range(10)]
+    )
     claims = tiny_rules / "claims.yaml"
 
     def edit_after_fifth(outcome):
         if outcome.event is not None and outcome.event.event_id == "s4":
-            claims.write_text(claims.read_text(encoding="utf-8").replace("severity: medium", "severity: critical"),
-                              encoding="utf-8")
+            claims.write_text(
+                claims.read_text(encoding="utf-8").replace("severity: medium", "severity: critical"), encoding="utf-8"
+            )
 
     runtime = EmbeddedRuntime(tmp_path / "out", rules_dir=tiny_rules, on_outcome=edit_after_fifth, reload_every_s=0)
     stats = runtime.run(read_jsonl(recording))
     alerts = lines_of(tmp_path / "out" / ALERTS_FILE)
     assert [a["severity"] for a in alerts] == ["medium"] * 5 + ["critical"] * 5
-    assert len({a["ruleset_version"] for a in alerts[:5]}) == 1 and alerts[0]["ruleset_version"] != alerts[5]["ruleset_version"]
+    assert (
+        len({a["ruleset_version"] for a in alerts[:5]}) == 1
+        and alerts[0]["ruleset_version"] != alerts[5]["ruleset_version"]
+    )
     assert stats.ruleset_versions == [alerts[0]["ruleset_version"], alerts[5]["ruleset_version"]]
     assert [a["action"] for a in lines_of(tmp_path / "out" / ACTIONS_FILE)] == ["warn"] * 5 + ["suspend"] * 5
 
@@ -181,7 +262,9 @@ def test_unknown_fields_are_kept_through_validation(engine):
 
 def test_a_recording_with_hours_between_events_is_not_from_the_future(tiny_rules, tmp_path):
     lines = [wire(say("你好", t=t, event_id=f"s{t}")) for t in (0, 6 * 3600, 12 * 3600)]
-    stats = EmbeddedRuntime(tmp_path / "out", rules_dir=tiny_rules).run(read_jsonl(write_recording(tmp_path / "r.jsonl", lines)))
+    stats = EmbeddedRuntime(tmp_path / "out", rules_dir=tiny_rules).run(
+        read_jsonl(write_recording(tmp_path / "r.jsonl", lines))
+    )
     assert stats.events == 3 and not stats.dead_letters
 
 

@@ -15,8 +15,9 @@ EXAMPLE = REPO / "examples" / "prices_ai_labels.jsonl"
 
 
 def test_the_example_recording_is_what_the_simulator_writes():
-    done = subprocess.run([sys.executable, "scripts/make_examples.py", "--check"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "scripts/make_examples.py", "--check"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -38,5 +39,8 @@ def test_the_example_exercises_every_rule_of_both_detectors_and_nothing_else(tmp
     assert {rule for _, rule, _ in got} == rules
     actions = [json.loads(line) for line in (tmp_path / "actions.jsonl").read_text().splitlines()]
     assert [(a["room_id"], a["action"]) for a in actions] == [
-        ("demo-ai-host", "warn"), ("demo-prices", "warn"), ("demo-ai-host", "limit_comments"),
-        ("demo-prices", "limit_traffic")]
+        ("demo-ai-host", "warn"),
+        ("demo-prices", "warn"),
+        ("demo-ai-host", "limit_comments"),
+        ("demo-prices", "limit_traffic"),
+    ]

@@ -6,7 +6,6 @@ from detectors.floods import BotFloodDetector, FloodState, bigrams, similarity
 from detectors.normalize import normalize
 from tests.builders import danmaku
 
-
 ENABLED = {"flood.commercial_campaign": "live", "flood.ring_account": "live", "flood.noncommercial_flood": "shadow"}
 
 
@@ -59,6 +58,7 @@ def test_one_account_repeating_itself_is_not_a_ring(detector):
 def test_too_few_accounts_or_too_small_a_share_is_not_a_campaign(detector):
     def campaigns(findings):
         return [f for f in findings if f.rule_id != "flood.noncommercial_flood"]
+
     state = FloodState()
     assert campaigns(feed(detector, state, background(200) + campaign(5, start=10))) == []
     state = FloodState()
@@ -74,8 +74,9 @@ def test_numbers_are_masked_so_one_script_with_other_numbers_is_one_template(det
 
 def test_account_signals_are_reported(detector):
     state = FloodState()
-    signals = [{"account_age_days": 1, "device_id": f"dev{i // 5}", "ip": f"10.0.3.{i}", "active_rooms": 4}
-               for i in range(12)]
+    signals = [
+        {"account_age_days": 1, "device_id": f"dev{i // 5}", "ip": f"10.0.3.{i}", "active_rooms": 4} for i in range(12)
+    ]
     msgs = [(t, u, text, signals[i]) for i, (t, u, text) in enumerate(campaign(12, start=0))]
     msgs += [(20, "bot0", "真给力，1颗就瘦了35斤")]  # bot0 contradicts its own numbers
     [room] = [f for f in feed(detector, state, msgs) if f.rule_id == "flood.commercial_campaign"]
@@ -94,8 +95,16 @@ def test_state_stays_bounded_in_a_busy_room(detector):
 
 def test_padded_and_reworded_variants_join_one_script(detector):
     state = FloodState()
-    feed(detector, state, [(0, "a", "真给力，3颗就瘦了3.2斤"), (1, "b", "家人们真给力2颗就瘦了5斤！！[赞]"),
-                           (2, "c", "真給力，4顆就瘦了6斤～ 亲测"), (3, "d", "今天的歌好好听啊")])
+    feed(
+        detector,
+        state,
+        [
+            (0, "a", "真给力，3颗就瘦了3.2斤"),
+            (1, "b", "家人们真给力2颗就瘦了5斤！！[赞]"),
+            (2, "c", "真給力，4顆就瘦了6斤～ 亲测"),
+            (3, "d", "今天的歌好好听啊"),
+        ],
+    )
     assert list(state.scripts) == ["真给力#颗就瘦了#斤", "今天的歌好好听啊"]
     assert set(state.scripts["真给力#颗就瘦了#斤"].accounts) == {"a", "b", "c"}
 
@@ -140,6 +149,7 @@ def test_bought_accounts_below_the_traffic_thresholds_are_a_campaign_by_the_sign
     def campaigns(d):
         msgs = sorted(busy + ring, key=lambda m: m[0])
         return [f for f in feed(d, FloodState(), msgs) if f.rule_id == "flood.commercial_campaign"]
+
     assert campaigns(hand) == []  # 10 messages among 12,000: under every share threshold
     [room] = campaigns(detector)
     assert room.details["features"]["new_accounts"] == 1.0 and "shared_device" in room.details["signals"]
@@ -150,8 +160,10 @@ def test_a_model_with_an_unknown_feature_is_refused_at_load_with_its_line(rules_
     from pipeline.ruleset import load_ruleset
 
     path = rules_copy / "floods.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace("    weights:\n", "    weights:\n      followers: 1.0\n"),
-                    encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("    weights:\n", "    weights:\n      followers: 1.0\n"),
+        encoding="utf-8",
+    )
     with pytest.raises(RuleSetError) as err:
         load_ruleset(rules_copy)
     [problem] = [str(p) for p in err.value.problems]
@@ -169,8 +181,11 @@ def test_a_burst_of_the_rooms_traffic_carrying_the_pool_is_a_campaign(detector):
     rush = [(480 + i * 0.3, f"fan{i}", f"哇哦第{i}个人来了好热闹") for i in range(200)]
     late = [(480 + i * 5, f"bot{i}", f"吃了{i % 3 + 1}周瘦了{i + 5}斤，太神奇了") for i in range(12)]
     state = FloodState()
-    findings = [f for f in feed(hand, state, sorted(quiet + early + rush + late, key=lambda m: m[0]))
-                if f.rule_id == "flood.commercial_campaign"]
+    findings = [
+        f
+        for f in feed(hand, state, sorted(quiet + early + rush + late, key=lambda m: m[0]))
+        if f.rule_id == "flood.commercial_campaign"
+    ]
     [room] = findings
     features = room.details["features"]
     assert features["share"] < hand.settings.min_share and features["recent_share"] < hand.settings.min_recent_share

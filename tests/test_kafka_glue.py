@@ -3,8 +3,8 @@
 import pytest
 
 from pipeline.kafka.recording import route
-from pipeline.settings import Settings
 from pipeline.kafka.topics import INPUTS, TOPIC_FOR_KIND
+from pipeline.settings import Settings
 
 
 @pytest.mark.parametrize("kind, topic", sorted(TOPIC_FOR_KIND.items()))

@@ -27,10 +27,21 @@ EXAMPLE = REPO / "examples" / "prices_ai_labels.jsonl"
 
 BAD_LINES = [
     b"{this is not json",
-    json.dumps({"kind": "chat", "event_id": "bad-1", "room_id": "demo-claims", "platform": "demo",
-                "ts": T0, "user_id": "u"}).encode(),  # no text
-    json.dumps({"kind": "transcript", "event_id": "bad-2", "room_id": "demo-claims", "platform": "demo",
-                "ts": "soon", "text": "x", "start_ms": 0, "end_ms": 1}).encode(),
+    json.dumps(
+        {"kind": "chat", "event_id": "bad-1", "room_id": "demo-claims", "platform": "demo", "ts": T0, "user_id": "u"}
+    ).encode(),  # no text
+    json.dumps(
+        {
+            "kind": "transcript",
+            "event_id": "bad-2",
+            "room_id": "demo-claims",
+            "platform": "demo",
+            "ts": "soon",
+            "text": "x",
+            "start_ms": 0,
+            "end_ms": 1,
+        }
+    ).encode(),
 ]
 
 
@@ -40,10 +51,15 @@ def write(path: Path, lines: list[bytes]) -> Path:
 
 
 def publish(broker, prefix: str, recording: Path) -> None:
-    env = {**os.environ, "LIVEWATCH_BROKER": broker.url, "LIVEWATCH_TOPIC_PREFIX": prefix,
-           "LIVEWATCH_PARTITIONS": "4"}
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "publish", str(recording)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "LIVEWATCH_BROKER": broker.url, "LIVEWATCH_TOPIC_PREFIX": prefix, "LIVEWATCH_PARTITIONS": "4"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "publish", str(recording)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -56,8 +72,10 @@ def embedded(recording: Path, out: Path, rules_dir: Path | None = None) -> dict[
 
 
 def outputs(broker, prefix: str) -> dict[str, dict[str, list[str]]]:
-    return {"alerts": topic_records(broker.bootstrap, f"{prefix}live.alerts", "finding_id"),
-            "actions": topic_records(broker.bootstrap, f"{prefix}live.actions", "action_id")}
+    return {
+        "alerts": topic_records(broker.bootstrap, f"{prefix}live.alerts", "finding_id"),
+        "actions": topic_records(broker.bootstrap, f"{prefix}live.actions", "action_id"),
+    }
 
 
 def assert_same_once_deduplicated(kafka_out: dict[str, list[str]], expected: dict[str, str]) -> None:
@@ -81,16 +99,28 @@ def one_worker_run(kafka, tmp_path_factory):
     worker = Worker(kafka, prefix, tmp, "w1")
     try:
         worker.wait_assigned()
-        wait_for(lambda: worker.total("livewatch_events_total") >= n_valid
-                 and worker.total("livewatch_dead_letters_total") >= len(BAD_LINES), 60, "every message decided")
+        wait_for(
+            lambda: (
+                worker.total("livewatch_events_total") >= n_valid
+                and worker.total("livewatch_dead_letters_total") >= len(BAD_LINES)
+            ),
+            60,
+            "every message decided",
+        )
         metrics = worker.metrics()
         kafka_out = outputs(kafka, prefix)
         kafka_out["dlq"] = topic_records(kafka.bootstrap, f"{prefix}live.dlq", "reason")
         alive_after_bad_input = worker.proc.poll() is None
     finally:
         worker.stop()
-    return {"recording": recording, "tmp": tmp, "kafka": kafka_out, "metrics": metrics, "n_valid": n_valid,
-            "alive": alive_after_bad_input}
+    return {
+        "recording": recording,
+        "tmp": tmp,
+        "kafka": kafka_out,
+        "metrics": metrics,
+        "n_valid": n_valid,
+        "alive": alive_after_bad_input,
+    }
 
 
 def test_worker_reproduces_the_embedded_replay_exactly(one_worker_run):
@@ -110,16 +140,19 @@ def test_malformed_messages_land_in_the_dlq_with_reason_and_source_and_the_worke
     assert all(d.source.offset is not None and d.source.partition is not None for d in dead)
     assert one_worker_run["alive"]
     # every valid event published after the bad ones was still decided
-    assert sum(v for k, v in one_worker_run["metrics"].items() if k.startswith("livewatch_events_total")) \
+    assert (
+        sum(v for k, v in one_worker_run["metrics"].items() if k.startswith("livewatch_events_total"))
         >= one_worker_run["n_valid"]
+    )
 
 
 def test_worker_exports_its_metrics(one_worker_run):
     m = one_worker_run["metrics"]
     assert m['livewatch_events_total{kind="transcript",source="one.live.transcript"}'] > 0
     assert m['livewatch_dead_letters_total{reason="invalid_json"}'] == 1
-    assert sum(v for k, v in m.items() if k.startswith("livewatch_actions_total{")) == \
-        len(one_worker_run["kafka"]["actions"])
+    assert sum(v for k, v in m.items() if k.startswith("livewatch_actions_total{")) == len(
+        one_worker_run["kafka"]["actions"]
+    )
     assert m["livewatch_decision_latency_seconds_count"] >= one_worker_run["n_valid"]
     assert m["livewatch_partitions_assigned"] == 4
     assert any(k.startswith("livewatch_ruleset_info{") and v == 1 for k, v in m.items())
@@ -136,8 +169,9 @@ def many_rooms(rooms: int, first: int, last: int, with_setup: bool) -> list[byte
         room = f"room-{r:02d}"
         if with_setup:
             lines.append(wire(on_air(f"p{r}", "food", room=room, t=0, event_id=f"{room}-meta")))
-            lines.append(wire(price_tag(f"p{r}", "养生茶", "59", category="food", room=room, t=1,
-                                        event_id=f"{room}-price")))
+            lines.append(
+                wire(price_tag(f"p{r}", "养生茶", "59", category="food", room=room, t=1, event_id=f"{room}-price"))
+            )
         for i in range(first, last):
             t = 10 + i * 70 + r
             text = ["这是全网最低价", "喝了能降血压", "第一个链接大家看看", "能根治失眠", "已经卖了十万单"][i % 5]
@@ -165,8 +199,11 @@ def test_two_workers_share_the_group_and_decide_every_event_once_in_effect_acros
         w2 = Worker(kafka, prefix, tmp_path, "w2")  # joins while batch 2 is being decided
         w2.wait_assigned()
         wait_for(lambda: 0 < w1.total("livewatch_partitions_assigned") < 4, 60, "partitions split between workers")
-        wait_for(lambda: w1.total("livewatch_events_total") + w2.total("livewatch_events_total")
-                 >= counts[0] + counts[1], 90, "batch 2 decided")
+        wait_for(
+            lambda: w1.total("livewatch_events_total") + w2.total("livewatch_events_total") >= counts[0] + counts[1],
+            90,
+            "batch 2 decided",
+        )
         w1_events = w1.total("livewatch_events_total")
         assert w1.stop() == 0  # leaves the group cleanly: its partitions move to worker 2
 
@@ -199,12 +236,14 @@ def _quiet_tail(rooms: list[str], t0: float) -> list[bytes]:
     lines = []
     for i, room in enumerate(rooms):
         t = t0 + i * 6
-        lines += [wire(meta(room=room, t=t, status="ended", event_id=f"{room}-tail-meta")),
-                  wire(say("谢谢大家", room=room, t=t + 1, event_id=f"{room}-tail-say")),
-                  wire(chat("再见", room=room, t=t + 2, event_id=f"{room}-tail-chat")),
-                  wire(danmaku("拜拜", room=room, t=t + 3, event_id=f"{room}-tail-dm")),
-                  wire(price_tag("tail", "tail", "1", room=room, t=t + 4, event_id=f"{room}-tail-tag")),
-                  wire(order("tail", "1", room=room, t=t + 5, event_id=f"{room}-tail-order"))]
+        lines += [
+            wire(meta(room=room, t=t, status="ended", event_id=f"{room}-tail-meta")),
+            wire(say("谢谢大家", room=room, t=t + 1, event_id=f"{room}-tail-say")),
+            wire(chat("再见", room=room, t=t + 2, event_id=f"{room}-tail-chat")),
+            wire(danmaku("拜拜", room=room, t=t + 3, event_id=f"{room}-tail-dm")),
+            wire(price_tag("tail", "tail", "1", room=room, t=t + 4, event_id=f"{room}-tail-tag")),
+            wire(order("tail", "1", room=room, t=t + 5, event_id=f"{room}-tail-order")),
+        ]
     return lines
 
 
@@ -222,8 +261,14 @@ def test_price_and_ai_label_example_through_a_worker_restart_equals_the_replay(k
     second = [line for line in lines if json.loads(line)["ts"] >= split] + _quiet_tail(rooms, 1_000)
     expected = embedded(write(tmp_path / "whole.jsonl", first + second), tmp_path / "embedded")
     assert {json.loads(v)["rule_id"] for v in expected["alerts"].values()} == {
-        "price.unmarked", "price.spoken_mismatch", "price.comparison_without_basis", "price.fictitious_original",
-        "price.discount_arithmetic", "ai_label.missing_at_start", "ai_label.label_gap"}
+        "price.unmarked",
+        "price.spoken_mismatch",
+        "price.comparison_without_basis",
+        "price.fictitious_original",
+        "price.discount_arithmetic",
+        "ai_label.missing_at_start",
+        "ai_label.label_gap",
+    }
 
     publish(kafka, prefix, write(tmp_path / "first.jsonl", first))
     w1 = Worker(kafka, prefix, tmp_path, "w1")
@@ -260,11 +305,14 @@ def test_flood_windows_are_rebuilt_after_each_rebalance_so_two_workers_find_what
     # Batch 1 is on the broker before the first worker starts, so its cross-topic order is the file's;
     # later batches arrive while workers run and hold one comment topic only (cf. many_rooms).
     cut = [sum(1 for e in story if e["ts"] < T0 + s * 1000) for s in (300, 330)]
-    batches = [lines[:cut[0]], lines[cut[0]:cut[1]], lines[cut[1]:]]
+    batches = [lines[: cut[0]], lines[cut[0] : cut[1]], lines[cut[1] :]]
     expected = embedded(write(tmp_path / "all.jsonl", lines), tmp_path / "embedded", rules)
     floods = {k for k, v in expected["alerts"].items() if json.loads(v)["detector"] == "bot_flood"}
     assert {json.loads(expected["alerts"][k])["rule_id"] for k in floods} == {
-        "flood.commercial_campaign", "flood.ring_account", "flood.noncommercial_flood"}
+        "flood.commercial_campaign",
+        "flood.ring_account",
+        "flood.noncommercial_flood",
+    }
     assert any(json.loads(v)["action"] == "mute_account" for v in expected["actions"].values())
 
     publish(kafka, prefix, write(tmp_path / "b1.jsonl", batches[0]))
@@ -278,8 +326,14 @@ def test_flood_windows_are_rebuilt_after_each_rebalance_so_two_workers_find_what
         w2 = Worker(kafka, prefix, tmp_path, "w2", rules_dir=rules)  # joins: both rebuild what they get
         w2.wait_assigned()
         wait_for(lambda: 0 < w1.total("livewatch_partitions_assigned") < 4, 60, "partitions split between workers")
-        wait_for(lambda: w1.total("livewatch_events_total") + w2.total("livewatch_events_total")
-                 >= len(batches[0]) + len(batches[1]), 90, "batch 2 decided")
+        wait_for(
+            lambda: (
+                w1.total("livewatch_events_total") + w2.total("livewatch_events_total")
+                >= len(batches[0]) + len(batches[1])
+            ),
+            90,
+            "batch 2 decided",
+        )
         assert w1.stop() == 0  # leaves: worker 2 takes over every partition and rebuilds them
 
         publish(kafka, prefix, write(tmp_path / "b3.jsonl", batches[2]))
@@ -308,9 +362,14 @@ def test_flood_windows_are_rebuilt_after_each_rebalance_so_two_workers_find_what
 def test_a_worker_refuses_a_bad_ruleset_at_start(kafka, tmp_path, rules_copy):
     (rules_copy / "claims.yaml").write_text("detector: false_claims\nrules:\n  - id: x\n", encoding="utf-8")
     env = {**os.environ, "LIVEWATCH_BROKER": kafka.url, "LIVEWATCH_TOPIC_PREFIX": "bad."}
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "worker", "--rules", str(rules_copy),
-                           "--datadir", str(tmp_path / "w")], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "worker", "--rules", str(rules_copy), "--datadir", str(tmp_path / "w")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "claims.yaml:3" in done.stderr and "field 'id'" in done.stderr
 
@@ -318,8 +377,14 @@ def test_a_worker_refuses_a_bad_ruleset_at_start(kafka, tmp_path, rules_copy):
 def test_record_dumps_the_input_topics_back_to_a_recording(one_worker_run, kafka, tmp_path):
     env = {**os.environ, "LIVEWATCH_BROKER": kafka.url, "LIVEWATCH_TOPIC_PREFIX": "one."}
     out = tmp_path / "recorded.jsonl"
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "record", "--out", str(out), "--idle", "2"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "record", "--out", str(out), "--idle", "2"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     recorded = out.read_bytes().splitlines()
     assert sorted(recorded) == sorted(one_worker_run["recording"].read_bytes().splitlines())

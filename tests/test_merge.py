@@ -68,7 +68,10 @@ def test_an_input_still_reading_its_backlog_is_waited_for_beyond_the_lateness_bo
     m.push(B, 50, "price@50", now_s=2)
     m.push(B, 4000, "price@4000", now_s=2)
     assert m.pop_ready(lambda tp: False, now_s=2, catching_up=lambda tp: tp in backlog) == [
-        "price@50", "chat@100", "price@4000"]
+        "price@50",
+        "chat@100",
+        "price@4000",
+    ]
     assert not m.forced
 
 

@@ -57,4 +57,6 @@ def test_pinyin_keys_map_back_to_characters():
 
 
 def test_digits_are_masked_so_templates_with_other_numbers_coincide():
-    assert mask_digits(normalize("3颗就瘦了3.2斤").text) == mask_digits(normalize("2颗就瘦了5斤").text) == "#颗就瘦了#斤"
+    assert (
+        mask_digits(normalize("3颗就瘦了3.2斤").text) == mask_digits(normalize("2颗就瘦了5斤").text) == "#颗就瘦了#斤"
+    )

@@ -9,25 +9,56 @@ from detectors.numerals import parse_amount, parse_discount_rate, parse_number
 from detectors.price_speech import PriceSpeech, SpeechLexicon
 
 
-@pytest.mark.parametrize("said, amount", [
-    ("99", "99"), ("９９", "99"), ("99.9", "99.9"), ("99.90", "99.90"), ("1,299", "1299"),
-    ("一百二十九", "129"), ("两百", "200"), ("一千零五十", "1050"), ("一百零八", "108"), ("十九", "19"),
-    ("二十", "20"), ("一千零十", "1010"), ("一万零五百", "10500"), ("十万", "100000"), ("两亿", "200000000"),
-    ("两百五", "250"), ("一千二", "1200"), ("三万五", "35000"),  # the colloquial dropped last unit
-    ("九九", "99"), ("一九九", "199"),  # read digit by digit
-    ("九块九", "9.9"), ("九块九九", "9.99"), ("三十九块九毛九", "39.99"), ("一块五", "1.5"), ("十块", "10"),
-    ("两块钱", "2"), ("九十九元", "99"), ("99块9", "99.9"), ("五毛", "0.5"), ("九毛九分", "0.99"),
-    ("五角五分", "0.55"), ("九点九", "9.9"),
-    ("1.2万", "12000"), ("三万", "30000"), ("2百", "200"),
-    ("兩百塊", "200"), ("壹佰贰拾玖", "129"),  # traditional and financial numerals
-])
+@pytest.mark.parametrize(
+    "said, amount",
+    [
+        ("99", "99"),
+        ("９９", "99"),
+        ("99.9", "99.9"),
+        ("99.90", "99.90"),
+        ("1,299", "1299"),
+        ("一百二十九", "129"),
+        ("两百", "200"),
+        ("一千零五十", "1050"),
+        ("一百零八", "108"),
+        ("十九", "19"),
+        ("二十", "20"),
+        ("一千零十", "1010"),
+        ("一万零五百", "10500"),
+        ("十万", "100000"),
+        ("两亿", "200000000"),
+        ("两百五", "250"),
+        ("一千二", "1200"),
+        ("三万五", "35000"),  # the colloquial dropped last unit
+        ("九九", "99"),
+        ("一九九", "199"),  # read digit by digit
+        ("九块九", "9.9"),
+        ("九块九九", "9.99"),
+        ("三十九块九毛九", "39.99"),
+        ("一块五", "1.5"),
+        ("十块", "10"),
+        ("两块钱", "2"),
+        ("九十九元", "99"),
+        ("99块9", "99.9"),
+        ("五毛", "0.5"),
+        ("九毛九分", "0.99"),
+        ("五角五分", "0.55"),
+        ("九点九", "9.9"),
+        ("1.2万", "12000"),
+        ("三万", "30000"),
+        ("2百", "200"),
+        ("兩百塊", "200"),
+        ("壹佰贰拾玖", "129"),  # traditional and financial numerals
+    ],
+)
 def test_amounts_as_said(said, amount):
     value = parse_amount(said)
     assert isinstance(value, Decimal) and value == Decimal(amount)
 
 
-@pytest.mark.parametrize("said", ["", "abc", "百", "一百二三", "一点点", "1.1.1", "块", "九块九毛九九九",
-                                  "一" * 40, "99" * 20])
+@pytest.mark.parametrize(
+    "said", ["", "abc", "百", "一百二三", "一点点", "1.1.1", "块", "九块九毛九九九", "一" * 40, "99" * 20]
+)
 def test_what_is_not_one_amount_is_none_never_an_error(said):
     assert parse_amount(said) is None
 
@@ -38,8 +69,19 @@ def test_numbers_without_currency():
     assert parse_number("九块九") is None  # money belongs to parse_amount
 
 
-@pytest.mark.parametrize("said, rate", [("五", "5"), ("5", "5"), ("7.5", "7.5"), ("七五", "7.5"), ("75", "7.5"),
-                                        ("八八", "8.8"), ("九五", "9.5"), ("七点五", "7.5")])
+@pytest.mark.parametrize(
+    "said, rate",
+    [
+        ("五", "5"),
+        ("5", "5"),
+        ("7.5", "7.5"),
+        ("七五", "7.5"),
+        ("75", "7.5"),
+        ("八八", "8.8"),
+        ("九五", "9.5"),
+        ("七点五", "7.5"),
+    ],
+)
 def test_discount_rates_in_tenths(said, rate):
     assert parse_discount_rate(said) == Decimal(rate)
 
@@ -58,19 +100,37 @@ def read(text: str):
     return SPEECH.read(normalize(text).text)
 
 
-@pytest.mark.parametrize("text, price", [
-    ("只要99", "99"), ("到手价一百二十九", "129"), ("九块九包邮", "9.9"), ("今天只要三十九块九。", "39.9"),
-    ("到手价：¥１２９！", "129"), ("只要九十九一件", "99"), ("直播间价是两百五", "250"),
-])
+@pytest.mark.parametrize(
+    "text, price",
+    [
+        ("只要99", "99"),
+        ("到手价一百二十九", "129"),
+        ("九块九包邮", "9.9"),
+        ("今天只要三十九块九。", "39.9"),
+        ("到手价：¥１２９！", "129"),
+        ("只要九十九一件", "99"),
+        ("直播间价是两百五", "250"),
+    ],
+)
 def test_sale_prices(text, price):
     assert [s.value for s in read(text).sale] == [Decimal(price)]
 
 
-@pytest.mark.parametrize("text", [
-    "两件只要99", "第二件只要九块九", "只要99两件",  # prices of several items or of the n-th
-    "满99包邮", "券后到手价89",  # a threshold, a coupon price
-    "只要两件", "只要3天", "只要一点点", "已经卖了十万单了", "价格就是屏幕上标的一百二十九元",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "两件只要99",
+        "第二件只要九块九",
+        "只要99两件",  # prices of several items or of the n-th
+        "满99包邮",
+        "券后到手价89",  # a threshold, a coupon price
+        "只要两件",
+        "只要3天",
+        "只要一点点",
+        "已经卖了十万单了",
+        "价格就是屏幕上标的一百二十九元",
+    ],
+)
 def test_not_a_unit_sale_price(text):
     assert read(text).sale == []
 

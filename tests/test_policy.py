@@ -9,7 +9,8 @@ from pipeline.policy import EnforcementConfig, Policy, PolicyState
 from schemas.findings import Finding, Subject, Window, derived_id
 from tests.builders import T0
 
-LADDER = EnforcementConfig.model_validate(yaml.safe_load("""
+LADDER = EnforcementConfig.model_validate(
+    yaml.safe_load("""
 version: 1
 ladders:
   room:
@@ -28,17 +29,30 @@ ladders:
     points: {low: 1, medium: 1, high: 1, critical: 1}
     steps:
       - {at: 1, action: mute_account, duration_s: 600}
-"""))
+""")
+)
 
 
-def finding(t_s: float, severity: str = "high", *, n: str | None = None, status: str = "live",
-            subject: Subject | None = None) -> Finding:
+def finding(
+    t_s: float, severity: str = "high", *, n: str | None = None, status: str = "live", subject: Subject | None = None
+) -> Finding:
     n = n or f"{t_s}-{severity}"
     return Finding(
-        finding_id=derived_id("f", n), detector="false_claims", rule_id="claims.test.rule", rule_version=1,
-        ruleset_version="test", status=status, severity=severity, legal_basis="《广告法》第十七条",
-        room_id="r1", platform="test", ts=T0 + int(t_s * 1000), subject=subject or Subject(kind="room", id="r1"),
-        window=Window(start_ts=T0 + int(t_s * 1000), end_ts=T0 + int(t_s * 1000)), event_ids=[n], score=0.9,
+        finding_id=derived_id("f", n),
+        detector="false_claims",
+        rule_id="claims.test.rule",
+        rule_version=1,
+        ruleset_version="test",
+        status=status,
+        severity=severity,
+        legal_basis="《广告法》第十七条",
+        room_id="r1",
+        platform="test",
+        ts=T0 + int(t_s * 1000),
+        subject=subject or Subject(kind="room", id="r1"),
+        window=Window(start_ts=T0 + int(t_s * 1000), end_ts=T0 + int(t_s * 1000)),
+        event_ids=[n],
+        score=0.9,
         summary="test",
     )
 
@@ -95,6 +109,7 @@ def test_action_ids_are_deterministic_across_runs():
     def ids():
         policy, state = Policy(LADDER, "test"), PolicyState()
         return [a.action_id for a in (policy.decide(finding(t), state) for t in (0, 100, 200)) if a]
+
     assert ids() == ids() and len(set(ids())) == 3
 
 
@@ -122,10 +137,13 @@ def test_policy_state_survives_a_json_round_trip():
     assert actions == ["limit_cart"]
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("steps: [{at: 4, action: warn, duration_s: 0}, {at: 1, action: suspend, duration_s: 1}]", "increasing"),
-    ("steps: [{at: 1, action: warn, duration_s: 0}]\n    jump: {critical: suspend}", "not a step"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("steps: [{at: 4, action: warn, duration_s: 0}, {at: 1, action: suspend, duration_s: 1}]", "increasing"),
+        ("steps: [{at: 1, action: warn, duration_s: 0}]\n    jump: {critical: suspend}", "not a step"),
+    ],
+)
 def test_inconsistent_ladders_are_refused(bad, message):
     text = f"""
 version: 1
@@ -151,6 +169,7 @@ def test_the_same_step_gets_the_same_id_whichever_finding_crosses_the_threshold(
         policy, state = Policy(LADDER, "test"), PolicyState()
         found = [policy.decide(finding(t, n=n), state) for t, n in order]
         return {a.action: a.action_id for a in found if a}
+
     # "a" then "b" or "b" then "a" at the same times: the warning and the limit are the same actions
     assert step_ids([(0, "a"), (100, "b")]) == step_ids([(0, "b"), (100, "a")])
 

@@ -29,8 +29,9 @@ def found(detector, events) -> list[str]:
 def talk(detector, text: str, price: str, original: str | None = "299") -> list:
     """Findings of ``text`` said 10 s after a tag of ``price`` (comparison ``original``; a basis shown)."""
     extra = {"original_price": original, **BASIS} if original else BASIS
-    return run(detector, [price_tag("p1", "羊绒围巾", price, t=0, event_id="tag", **extra),
-                          say(text, t=10, event_id="s")])
+    return run(
+        detector, [price_tag("p1", "羊绒围巾", price, t=0, event_id="tag", **extra), say(text, t=10, event_id="s")]
+    )
 
 
 def pitched(detector, text: str) -> bool:
@@ -140,8 +141,11 @@ def test_a_spoken_original_price_is_reduced_like_the_tags(detector):
 
 def test_a_reduction_with_a_price_of_another_product_shown_is_not_judged_against_this_tag(detector):
     # the host talks about the teapot (59 shown) while the scarf's tag is the current one
-    events = [price_tag("p2", "茶壶", "59", t=0), price_tag("p1", "围巾", "279", t=1, original_price="299", **BASIS),
-              say("这个壶便宜了二十，只要五十九", t=10)]
+    events = [
+        price_tag("p2", "茶壶", "59", t=0),
+        price_tag("p1", "围巾", "279", t=1, original_price="299", **BASIS),
+        say("这个壶便宜了二十，只要五十九", t=10),
+    ]
     assert found(detector, events) == []
 
 
@@ -168,16 +172,36 @@ def test_a_negated_reduction_is_not_judged(detector):
 
 HARD_NEGATIVES = [
     # negation and refusal
-    "我不敢说全网最低价", "不是只要99哈", "不是九块九包邮哦", "我没说只要一百二十九", "我没有说原价两百九十九",
+    "我不敢说全网最低价",
+    "不是只要99哈",
+    "不是九块九包邮哦",
+    "我没说只要一百二十九",
+    "我没有说原价两百九十九",
     # quoting a rule
-    "平台规定不能说原价", "平台规定不能说原价两百九十九", "平台不让说原价199，大家看屏幕",
+    "平台规定不能说原价",
+    "平台规定不能说原价两百九十九",
+    "平台不让说原价199，大家看屏幕",
     # ordinal and temporal numbers
-    "第一个链接", "开播第一天", "最后一单", "三号链接", "十点下播", "十点到手", "明天十二点前到手",
-    "只要三号链接", "只要十点前下单", "最后十单", "前三名下单",
+    "第一个链接",
+    "开播第一天",
+    "最后一单",
+    "三号链接",
+    "十点下播",
+    "十点到手",
+    "明天十二点前到手",
+    "只要三号链接",
+    "只要十点前下单",
+    "最后十单",
+    "前三名下单",
     # a floor or a question, not a reduction
-    "至少两百", "多少钱", "至少99", "至少99包邮",
+    "至少两百",
+    "多少钱",
+    "至少99",
+    "至少99包邮",
     # general advice
-    "买之前看清楚尺码，理性消费", "大家按需购买，不要冲动下单", "有问题随时找客服，七天无理由",
+    "买之前看清楚尺码，理性消费",
+    "大家按需购买，不要冲动下单",
+    "有问题随时找客服，七天无理由",
 ]
 
 
@@ -195,12 +219,15 @@ def test_the_positive_controls_are_read(detector):
     # the same observables fire on a real price, so the quiet hard negatives above mean something
     assert pitched(detector, "只要99")
     assert found(detector, [price_tag("p1", "x", "129", t=0), say("只要99", t=10)]) == ["price.spoken_mismatch"]
-    assert found(detector, [price_tag("p1", "x", "129", t=0, original_price="169", **BASIS),
-                            say("直降五十", t=10)]) == ["price.discount_arithmetic"]
+    assert found(
+        detector, [price_tag("p1", "x", "129", t=0, original_price="169", **BASIS), say("直降五十", t=10)]
+    ) == ["price.discount_arithmetic"]
 
 
-@pytest.mark.parametrize("text", ["不是只要99哈，是只要一百二十九", "三号链接，十点前下单只要一百二十九",
-                                  "开播第一天，第一个链接到手价一百二十九"])
+@pytest.mark.parametrize(
+    "text",
+    ["不是只要99哈，是只要一百二十九", "三号链接，十点前下单只要一百二十九", "开播第一天，第一个链接到手价一百二十九"],
+)
 def test_ordinals_and_negations_beside_a_real_price_leave_only_the_real_price(detector, text):
     assert talk(detector, text, "129", original=None) == []
     [f] = talk(detector, text, "99", original=None)
@@ -211,16 +238,19 @@ def test_evidence_maps_back_to_the_raw_words(detector):
     raw = "家人们！直降 80，到手只要 两百一十九！"
     [f] = [f for f in talk(detector, raw, "249") if f.rule_id == "price.spoken_mismatch"]
     [ev] = f.evidence
-    assert raw[ev.start:ev.end] == ev.raw == "只要 两百一十九" and f.ts == T0 + 10_000
+    assert raw[ev.start : ev.end] == ev.raw == "只要 两百一十九" and f.ts == T0 + 10_000
 
 
-@pytest.mark.parametrize("text", ["平台规定不能说原价两百九十九", "平台不让说原价199，大家看屏幕", "我没有说原价两百九十九",
-                                  "不是原价一百九十九哈"])
+@pytest.mark.parametrize(
+    "text",
+    ["平台规定不能说原价两百九十九", "平台不让说原价199，大家看屏幕", "我没有说原价两百九十九", "不是原价一百九十九哈"],
+)
 def test_a_comparison_price_refused_or_quoted_is_not_said(detector, text):
     # a tag without a basis: a comparison price really said would be price.comparison_without_basis
     assert found(detector, [price_tag("p1", "x", "129", t=0), say(text, t=10)]) == []
     assert found(detector, [price_tag("p1", "x", "129", t=0), say("原价两百九十九", t=10)]) == [
-        "price.comparison_without_basis"]
+        "price.comparison_without_basis"
+    ]
 
 
 @pytest.mark.parametrize("text", ["可不是只要99嘛", "是不是只要99", "难道不是只要九十九吗"])

@@ -31,9 +31,15 @@ def found(detector, events, state=None) -> list[tuple[str, float]]:
 
 # -- price.unmarked --------------------------------------------------------------------------------
 
+
 def test_a_product_on_air_without_a_tag_is_reported_on_the_first_event_after_the_grace(detector):
-    events = [on_air("p1", t=0), danmaku("好看", t=30), danmaku("多少钱", t=60), danmaku("链接呢", t=61),
-              danmaku("？", t=90)]
+    events = [
+        on_air("p1", t=0),
+        danmaku("好看", t=30),
+        danmaku("多少钱", t=60),
+        danmaku("链接呢", t=61),
+        danmaku("？", t=90),
+    ]
     assert found(detector, events) == [("price.unmarked", 61)]  # at exactly 60 s the grace has not run out
 
 
@@ -60,16 +66,27 @@ def test_a_tag_within_the_grace_period_is_no_finding(detector):
 
 
 def test_a_hidden_tag_opens_an_episode_and_a_visible_one_closes_it(detector):
-    events = [on_air("p1", t=0), price_tag("p1", "围巾", "99", t=5), price_tag("p1", "围巾", "99", t=20, visible=False),
-              danmaku("?", t=79), danmaku("?", t=81), price_tag("p1", "围巾", "99", t=100), danmaku("?", t=900)]
+    events = [
+        on_air("p1", t=0),
+        price_tag("p1", "围巾", "99", t=5),
+        price_tag("p1", "围巾", "99", t=20, visible=False),
+        danmaku("?", t=79),
+        danmaku("?", t=81),
+        price_tag("p1", "围巾", "99", t=100),
+        danmaku("?", t=900),
+    ]
     findings = run(detector, events)
     assert [(f.rule_id, (f.ts - T0) / 1000) for f in findings] == [("price.unmarked", 81)]
     assert findings[0].details["cause"] == "tag_hidden"
 
 
 def test_a_product_leaving_the_air_or_the_stream_ending_closes_the_episode(detector):
-    assert found(detector, [on_air("p1", t=0), on_air("p2", t=30), price_tag("p2", "茶", "59", t=35),
-                            say("大家看看", t=200)]) == []
+    assert (
+        found(
+            detector, [on_air("p1", t=0), on_air("p2", t=30), price_tag("p2", "茶", "59", t=35), say("大家看看", t=200)]
+        )
+        == []
+    )
     assert found(detector, [on_air("p1", t=0), meta(t=50, status="ended"), danmaku("?", t=300)]) == []
 
 
@@ -88,6 +105,7 @@ def test_a_deadline_survives_a_restart(detector):
 
 # -- price.spoken_mismatch ---------------------------------------------------------------------------
 
+
 def test_a_spoken_price_below_the_tag(detector):
     raw = "家人们，今天到手价只要八十九！"
     findings = run(detector, [price_tag("p1", "围巾", "99", t=0, event_id="tag"), say(raw, t=10, event_id="s")])
@@ -96,7 +114,7 @@ def test_a_spoken_price_below_the_tag(detector):
     assert f.details["tag_price"] == "99" and f.details["spoken_price"] == "89"
     assert f.details["direction"] == "below_tag" and f.event_ids == ["tag", "s"]
     [ev] = f.evidence
-    assert ev.raw == raw[ev.start:ev.end] == "只要八十九" and ev.normalized == "只要八十九"
+    assert ev.raw == raw[ev.start : ev.end] == "只要八十九" and ev.normalized == "只要八十九"
 
 
 @pytest.mark.parametrize("spoken, tag", [("九块九包邮", "19.90"), ("只要99", "89"), ("到手价一百二十九", "99")])
@@ -104,12 +122,23 @@ def test_spoken_prices_that_differ_from_the_tag(detector, spoken, tag):
     assert found(detector, [price_tag("p1", "x", tag, t=0), say(spoken, t=5)]) == [("price.spoken_mismatch", 5)]
 
 
-@pytest.mark.parametrize("spoken, tag", [
-    ("到手价一百二十九", "129.00"), ("九块九包邮", "9.90"), ("只要99.9", "99.90"), ("今天只要三十九块九", "39.9"),
-    ("券后到手价八十九", "99"), ("满99包邮", "59"), ("两件只要一百五十九", "99"), ("只要两件", "99"),
-    ("直播间直降80，到手只要两百一十九", "219"), ("便宜50带回家", "249"),  # a reduction is not the sale price
-    ("不是只要99哈", "129"), ("三号链接十点下播", "129"),  # a negation, ordinal and temporal numbers
-])
+@pytest.mark.parametrize(
+    "spoken, tag",
+    [
+        ("到手价一百二十九", "129.00"),
+        ("九块九包邮", "9.90"),
+        ("只要99.9", "99.90"),
+        ("今天只要三十九块九", "39.9"),
+        ("券后到手价八十九", "99"),
+        ("满99包邮", "59"),
+        ("两件只要一百五十九", "99"),
+        ("只要两件", "99"),
+        ("直播间直降80，到手只要两百一十九", "219"),
+        ("便宜50带回家", "249"),  # a reduction is not the sale price
+        ("不是只要99哈", "129"),
+        ("三号链接十点下播", "129"),  # a negation, ordinal and temporal numbers
+    ],
+)
 def test_spoken_prices_that_agree_or_are_not_the_unit_price(detector, spoken, tag):
     assert found(detector, [price_tag("p1", "x", tag, t=0), say(spoken, t=5)]) == []
 
@@ -120,7 +149,11 @@ def test_a_price_of_another_product_shown_in_the_room_is_no_mismatch(detector):
 
 
 def test_host_chat_counts_viewer_chat_does_not(detector):
-    events = [price_tag("p1", "茶", "59", t=0), chat("只要49！", role="viewer", t=5), chat("只要49！", role="host", t=6)]
+    events = [
+        price_tag("p1", "茶", "59", t=0),
+        chat("只要49！", role="viewer", t=5),
+        chat("只要49！", role="host", t=6),
+    ]
     assert found(detector, events) == [("price.spoken_mismatch", 6)]
 
 
@@ -131,6 +164,7 @@ def test_the_same_wrong_price_repeated_is_one_finding_per_ten_minutes(detector):
 
 # -- price.comparison_without_basis -------------------------------------------------------------------
 
+
 def test_an_original_price_without_its_basis(detector):
     [f] = run(detector, [price_tag("p1", "围巾", "99", t=0, original_price="199")])
     assert f.rule_id == "price.comparison_without_basis" and f.details["source"] == "tag"
@@ -138,8 +172,10 @@ def test_an_original_price_without_its_basis(detector):
 
 
 def test_a_basis_shown_is_no_finding(detector):
-    events = [price_tag("p1", "围巾", "99", t=0, original_price="199", price_basis="前7日最低成交价"),
-              say("原价一百九十九，今天只要九十九", t=10)]
+    events = [
+        price_tag("p1", "围巾", "99", t=0, original_price="199", price_basis="前7日最低成交价"),
+        say("原价一百九十九，今天只要九十九", t=10),
+    ]
     assert found(detector, events) == []
 
 
@@ -161,8 +197,11 @@ BASIS = {"price_basis": "前7日最低成交价"}
 
 
 def test_an_original_price_above_every_price_charged_in_seven_days(detector):
-    events = [order("p1", "129", t=-5 * DAY), order("p1", "99", t=-2 * DAY),
-              price_tag("p1", "围巾", "99", t=0, original_price="199", **BASIS)]
+    events = [
+        order("p1", "129", t=-5 * DAY),
+        order("p1", "99", t=-2 * DAY),
+        price_tag("p1", "围巾", "99", t=0, original_price="199", **BASIS),
+    ]
     [f] = run(detector, events)
     assert f.rule_id == "price.fictitious_original" and f.severity == "high"
     assert f.details["reference"] == "orders" and f.details["highest_charged"] == "129"
@@ -172,14 +211,20 @@ def test_an_original_price_above_every_price_charged_in_seven_days(detector):
 
 
 def test_an_original_price_really_charged_within_seven_days_is_no_finding(detector):
-    events = [order("p1", "199", t=-6 * DAY), order("p1", "129", t=-1 * DAY),
-              price_tag("p1", "围巾", "99", t=0, original_price="199", **BASIS)]
+    events = [
+        order("p1", "199", t=-6 * DAY),
+        order("p1", "129", t=-1 * DAY),
+        price_tag("p1", "围巾", "99", t=0, original_price="199", **BASIS),
+    ]
     assert found(detector, events) == []
 
 
 def test_a_price_charged_more_than_seven_days_ago_no_longer_counts(detector):
-    events = [order("p1", "199", t=-9 * DAY), order("p1", "99", t=-1 * DAY),
-              price_tag("p1", "围巾", "99", t=0, original_price="199", **BASIS)]
+    events = [
+        order("p1", "199", t=-9 * DAY),
+        order("p1", "99", t=-1 * DAY),
+        price_tag("p1", "围巾", "99", t=0, original_price="199", **BASIS),
+    ]
     assert found(detector, events) == [("price.fictitious_original", 0)]
 
 
@@ -187,17 +232,30 @@ def test_with_no_order_in_the_window_the_last_price_charged_is_the_reference(det
     events = [order("p1", "159", t=-20 * DAY), price_tag("p1", "围巾", "99", t=0, original_price="199", **BASIS)]
     [f] = run(detector, events)
     assert f.details["reference"] == "last_order" and f.details["highest_charged"] == "159"
-    assert found(detector, [order("p1", "199", t=-20 * DAY),
-                            price_tag("p1", "围巾", "99", t=0, original_price="199", **BASIS)]) == []
+    assert (
+        found(
+            detector,
+            [order("p1", "199", t=-20 * DAY), price_tag("p1", "围巾", "99", t=0, original_price="199", **BASIS)],
+        )
+        == []
+    )
 
 
 def test_without_orders_the_prices_shown_on_earlier_days_are_the_reference(detector):
-    events = [price_tag("p1", "围巾", "129", t=-3 * DAY), price_tag("p1", "围巾", "99", t=0, original_price="199", **BASIS)]
+    events = [
+        price_tag("p1", "围巾", "129", t=-3 * DAY),
+        price_tag("p1", "围巾", "99", t=0, original_price="199", **BASIS),
+    ]
     [f] = run(detector, events)
     assert f.details["reference"] == "shown" and f.score == 0.7
     # prices shown only today, with the comparison, prove nothing either way
-    assert found(detector, [price_tag("p1", "围巾", "99", t=-60),
-                            price_tag("p1", "围巾", "99", t=0, original_price="199", **BASIS)]) == []
+    assert (
+        found(
+            detector,
+            [price_tag("p1", "围巾", "99", t=-60), price_tag("p1", "围巾", "99", t=0, original_price="199", **BASIS)],
+        )
+        == []
+    )
 
 
 def test_no_history_no_judgement(detector):
@@ -205,14 +263,19 @@ def test_no_history_no_judgement(detector):
 
 
 def test_a_suggested_retail_price_marked_as_such_is_exempt(detector):
-    events = [order("p1", "99", t=-DAY), price_tag("p1", "围巾", "99", t=0, original_price="199",
-                                                   price_basis="厂商建议零售价")]
+    events = [
+        order("p1", "99", t=-DAY),
+        price_tag("p1", "围巾", "99", t=0, original_price="199", price_basis="厂商建议零售价"),
+    ]
     assert found(detector, events) == []
 
 
 def test_a_fictitious_original_price_said_by_the_host(detector):
-    events = [order("p1", "89", t=-DAY), price_tag("p1", "围巾", "79", t=0, original_price="89", **BASIS),
-              say("原价两百九十九的，今天只要七十九", t=10)]
+    events = [
+        order("p1", "89", t=-DAY),
+        price_tag("p1", "围巾", "79", t=0, original_price="89", **BASIS),
+        say("原价两百九十九的，今天只要七十九", t=10),
+    ]
     findings = run(detector, events)
     assert [f.rule_id for f in findings] == ["price.fictitious_original"]
     assert findings[0].details["original_price"] == "299" and findings[0].details["source"] == "transcript"
@@ -230,9 +293,12 @@ def test_price_history_survives_a_restart(detector):
 
 # -- price.discount_arithmetic -------------------------------------------------------------------------
 
+
 def test_a_spoken_discount_that_does_not_add_up(detector):
-    events = [price_tag("p1", "围巾", "129", t=0, original_price="199", **BASIS),
-              say("原价一百九十九，今天打五折，只要一百二十九", t=10)]
+    events = [
+        price_tag("p1", "围巾", "129", t=0, original_price="199", **BASIS),
+        say("原价一百九十九，今天打五折，只要一百二十九", t=10),
+    ]
     [f] = run(detector, events)
     assert f.rule_id == "price.discount_arithmetic"
     assert f.details["computed_price"] == "99.50" and f.details["asked_price"] == "129"
@@ -261,10 +327,16 @@ def test_a_reduction_followed_by_the_sale_price_is_judged_against_the_tag(detect
     assert f.details["computed_price"] == "219" and f.details["asked_price"] == "249"
 
 
-@pytest.mark.parametrize("spoken, price", [
-    ("今天七五折", "149"),  # 149.25 → 149: in the buyer's favour
-    ("今天打五折", "99.50"), ("立减一百", "99"), ("满三百减五十", "199"), ("第二件半价", "199"),
-])
+@pytest.mark.parametrize(
+    "spoken, price",
+    [
+        ("今天七五折", "149"),  # 149.25 → 149: in the buyer's favour
+        ("今天打五折", "99.50"),
+        ("立减一百", "99"),
+        ("满三百减五十", "199"),
+        ("第二件半价", "199"),
+    ],
+)
 def test_discounts_that_add_up_or_cannot_be_judged(detector, spoken, price):
     events = [price_tag("p1", "围巾", price, t=0, original_price="199", **BASIS), say(spoken, t=10)]
     assert [r for r, _ in found(detector, events) if r == "price.discount_arithmetic"] == []
@@ -272,10 +344,16 @@ def test_discounts_that_add_up_or_cannot_be_judged(detector, spoken, price):
 
 # -- the whole room, determinism, bounds -------------------------------------------------------------------
 
+
 def test_a_room_replayed_gives_the_same_findings_with_the_same_ids(detector):
-    events = [order("p1", "99", t=-DAY), on_air("p1", t=0), on_air("p2", t=1),
-              price_tag("p1", "围巾", "99", t=5, original_price="199", **BASIS), say("今天只要八十九", t=20),
-              danmaku("?", t=70)]
+    events = [
+        order("p1", "99", t=-DAY),
+        on_air("p1", t=0),
+        on_air("p2", t=1),
+        price_tag("p1", "围巾", "99", t=5, original_price="199", **BASIS),
+        say("今天只要八十九", t=20),
+        danmaku("?", t=70),
+    ]
     a, b = run(detector, events), run(detector, events)
     assert a == b
     assert [f.rule_id for f in a] == ["price.fictitious_original", "price.spoken_mismatch", "price.unmarked"]
@@ -286,8 +364,11 @@ def test_products_per_room_are_capped_keeping_those_on_air(ruleset):
     base = ruleset.configured["price_marking"]
     small = PriceMarkingDetector(base.settings.model_copy(update={"max_products": 3}), base.rules, base.context)
     state = PriceState()
-    run(small, [on_air("live", t=0), price_tag("live", "x", "1", t=0)] +
-        [order(f"p{i}", "9", t=i) for i in range(10)], state)
+    run(
+        small,
+        [on_air("live", t=0), price_tag("live", "x", "1", t=0)] + [order(f"p{i}", "9", t=i) for i in range(10)],
+        state,
+    )
     assert len(state.products) == 3 and "live" in state.products
 
 
@@ -308,8 +389,12 @@ def test_a_re_delivered_event_is_not_applied_twice(detector):
     # a Kafka worker restarted after the state was flushed reads the events after its committed offset
     # again: an old tag coming back must not replace the newer one
     old_tag = price_tag("p1", "围巾", "159", t=0, event_id="tag-159")
-    events = [on_air("p1", t=0), old_tag, price_tag("p1", "围巾", "99", t=10, event_id="tag-99"),
-              say("今天只要九十九", t=20, event_id="s1")]
+    events = [
+        on_air("p1", t=0),
+        old_tag,
+        price_tag("p1", "围巾", "99", t=10, event_id="tag-99"),
+        say("今天只要九十九", t=20, event_id="s1"),
+    ]
     state = PriceState()
     assert run(detector, events, state) == []
     assert run(detector, [old_tag, say("今天只要九十九", t=20, event_id="s1"), say("就九十九", t=30)], state) == []
@@ -317,8 +402,13 @@ def test_a_re_delivered_event_is_not_applied_twice(detector):
 
 
 def test_price_cards_end_with_the_stream(detector):
-    events = [on_air("p1", t=0), price_tag("p1", "围巾", "99", t=1), meta(t=100, status="ended"),
-              on_air("p1", t=200), danmaku("?", t=300)]
+    events = [
+        on_air("p1", t=0),
+        price_tag("p1", "围巾", "99", t=1),
+        meta(t=100, status="ended"),
+        on_air("p1", t=200),
+        danmaku("?", t=300),
+    ]
     assert found(detector, events) == [("price.unmarked", 300)]
 
 

@@ -11,8 +11,9 @@ ENABLED = {"flood.commercial_campaign": "live", "flood.ring_account": "live", "f
 
 def flood_engine(ruleset, pseudonymizer):
     detectors = tuple(d for d in ruleset.detectors if d.name != "bot_flood") + (ruleset.build("bot_flood", ENABLED),)
-    return Engine(dataclasses.replace(ruleset, detectors=detectors), clock_ms=lambda: T0 + 3_600_000,
-                  pseudonymizer=pseudonymizer)
+    return Engine(
+        dataclasses.replace(ruleset, detectors=detectors), clock_ms=lambda: T0 + 3_600_000, pseudonymizer=pseudonymizer
+    )
 
 
 def test_pseudonyms_are_stable_per_key_and_differ_across_keys():

@@ -8,13 +8,14 @@ must be the replay's, id for id and byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
-import asyncio
 import time
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from pipeline.engine import Engine, MemoryStateStore, RoomState
 from pipeline.kafka.merge import EventTimeMerger, order_key
 from pipeline.kafka.reader import History, read_history
@@ -32,8 +33,11 @@ WINDOW_S = 120
 
 @pytest.fixture(scope="module")
 def flood_ruleset(tmp_path_factory):
-    return load_ruleset(floods_on_rules(DEFAULT_RULES_DIR, tmp_path_factory.mktemp("floods") / "rules",
-                                        window_s=WINDOW_S, report_every_s=60))
+    return load_ruleset(
+        floods_on_rules(
+            DEFAULT_RULES_DIR, tmp_path_factory.mktemp("floods") / "rules", window_s=WINDOW_S, report_every_s=60
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +57,10 @@ def take_over(ruleset, story, k, rebuild=True):
     before = Engine(ruleset)
     for e in story[:k]:
         before.process(e)
-    durable = {room: RoomState.from_json(json.loads(json.dumps(state.to_json(only=ruleset.durable_detectors))), ruleset)
-               for room, state in before.store.items()}
+    durable = {
+        room: RoomState.from_json(json.loads(json.dumps(state.to_json(only=ruleset.durable_detectors))), ruleset)
+        for room, state in before.store.items()
+    }
     after = Engine(ruleset, store=MemoryStateStore(durable))
     if rebuild:
         kinds, history = ruleset.rebuild_kinds, ruleset.rebuild_history_ms
@@ -91,9 +97,12 @@ def test_a_worker_taking_over_with_rebuilt_windows_decides_as_the_replay(flood_r
 
 def test_without_the_rebuild_a_worker_taking_over_misses_findings(flood_ruleset, story, replay):
     # the check above has teeth: empty windows after a take-over in the campaign change the findings
-    differ = [k for k in SPLITS
-              if take_over(flood_ruleset, story, k, rebuild=False) != [f.model_dump_json() for o in replay[k:]
-                                                                       for f in o.findings]]
+    differ = [
+        k
+        for k in SPLITS
+        if take_over(flood_ruleset, story, k, rebuild=False)
+        != [f.model_dump_json() for o in replay[k:] for f in o.findings]
+    ]
     assert len(differ) >= 3
 
 
@@ -118,8 +127,12 @@ def test_rebuilt_state_joins_the_durable_state_of_a_room(flood_ruleset):
     engine.process(say("这是全网最低价", room="r", t=0))
     before = engine.store["r"].to_json()
     assert before["policy"] != RoomState().to_json()["policy"]  # a strike
-    assert engine.rebuild([chat("真给力，3颗就瘦了3.2斤", user="a", room="r", t=1),
-                           chat("主播好呀大家好", user="b", room="new", t=2)]) == 2
+    assert (
+        engine.rebuild(
+            [chat("真给力，3颗就瘦了3.2斤", user="a", room="r", t=1), chat("主播好呀大家好", user="b", room="new", t=2)]
+        )
+        == 2
+    )
     after = engine.store["r"].to_json()
     assert after["policy"] == before["policy"]
     assert {k: v for k, v in after["detectors"].items() if k != "bot_flood"} == before["detectors"]
@@ -129,13 +142,19 @@ def test_rebuilt_state_joins_the_durable_state_of_a_room(flood_ruleset):
 
 def test_the_rebuild_order_is_the_merge_order():
     merger = EventTimeMerger(lambda: {"a", "b"})
-    items = [("a", 5, 2, "live.chat", 7), ("b", 5, 1, "live.danmaku", 3), ("b", 5, None, "live.danmaku", 4),
-             ("a", 3, None, "live.chat", 8), ("a", 5, None, "live.chat", 9)]
+    items = [
+        ("a", 5, 2, "live.chat", 7),
+        ("b", 5, 1, "live.danmaku", 3),
+        ("b", 5, None, "live.danmaku", 4),
+        ("a", 3, None, "live.chat", 8),
+        ("a", 5, None, "live.chat", 9),
+    ]
     for tp, ts, seq, topic, offset in items:
         merger.push(tp, ts, (ts, seq, topic, offset), now_s=0, seq=seq, topic=topic, offset=offset)
     released = merger.pop_ready(lambda tp: True, now_s=0)
-    assert released == sorted(((ts, seq, topic, offset) for _, ts, seq, topic, offset in items),
-                              key=lambda x: order_key(*x))
+    assert released == sorted(
+        ((ts, seq, topic, offset) for _, ts, seq, topic, offset in items), key=lambda x: order_key(*x)
+    )
 
 
 def test_held_events_wait_from_the_moment_the_partition_opens():
@@ -157,9 +176,16 @@ class Coordinated:
     def __init__(self, ruleset, read, timeout_s: float = 1.5) -> None:
         self.engine = Engine(ruleset)
         self.opened: list[int] = []
-        self.coordinator = RebuildCoordinator(read, self.engine, self.engine.store, self.engine.metrics,
-                                              input_topic=lambda kind: TOPIC_FOR_KIND.get(kind),
-                                              lock=asyncio.Lock(), on_open=self._on_open, timeout_s=timeout_s)
+        self.coordinator = RebuildCoordinator(
+            read,
+            self.engine,
+            self.engine.store,
+            self.engine.metrics,
+            input_topic=lambda kind: TOPIC_FOR_KIND.get(kind),
+            lock=asyncio.Lock(),
+            on_open=self._on_open,
+            timeout_s=timeout_s,
+        )
 
     async def _on_open(self, partition: int) -> None:
         self.opened.append(partition)
@@ -178,8 +204,9 @@ def silent_broker():
 
 
 @pytest.mark.parametrize("how", ["refused", "hangs"])
-async def test_a_rebuild_that_fails_opens_the_partition_with_empty_windows_and_says_so(how, flood_ruleset,
-                                                                                         silent_broker, caplog):
+async def test_a_rebuild_that_fails_opens_the_partition_with_empty_windows_and_says_so(
+    how, flood_ruleset, silent_broker, caplog
+):
     bootstrap = f"127.0.0.1:{free_port() if how == 'refused' else silent_broker}"
 
     async def read(tps, history_ms, kinds):
@@ -187,8 +214,12 @@ async def test_a_rebuild_that_fails_opens_the_partition_with_empty_windows_and_s
 
     c = Coordinated(flood_ruleset, read)
     started = time.monotonic()
-    await c.coordinator.rebuild(0, [TopicPartition("live.chat", 0), TopicPartition("live.danmaku", 0)],
-                                flood_ruleset.rebuild_kinds, flood_ruleset.rebuild_history_ms)
+    await c.coordinator.rebuild(
+        0,
+        [TopicPartition("live.chat", 0), TopicPartition("live.danmaku", 0)],
+        flood_ruleset.rebuild_kinds,
+        flood_ruleset.rebuild_history_ms,
+    )
     assert time.monotonic() - started < 10
     assert c.coordinator.is_open(0) and c.opened == [0]  # the partition goes on
     assert c.coordinator.unrebuilt == {0}
@@ -289,16 +320,30 @@ async def _produce_history(broker, prefix: str) -> tuple[list, list]:
         for i in range(60):
             for kind, dt in (("chat", 0), ("danmaku", 5_000)):
                 seq = 2 * i + (kind == "danmaku")
-                event = {"kind": kind, "event_id": f"{kind}-{i}", "room_id": "r", "platform": "test",
-                         "ts": base + i * 10_000 + dt, "user_id": f"u{i}", "text": f"第{i}条弹幕，你好呀"}
+                event = {
+                    "kind": kind,
+                    "event_id": f"{kind}-{i}",
+                    "room_id": "r",
+                    "platform": "test",
+                    "ts": base + i * 10_000 + dt,
+                    "user_id": f"u{i}",
+                    "text": f"第{i}条弹幕，你好呀",
+                }
                 key, value = b"r", json.dumps(event, ensure_ascii=False).encode()
                 if i == 33 and kind == "danmaku":
                     value = b"{not json"  # dead-lettered when decided: not re-fed
                 if i == 34 and kind == "danmaku":
                     key = b"another-room"  # dead-lettered as wrong_key: not re-fed
-                meta = await (await producer.send(settings.topic(f"live.{kind}"), value, key=key, partition=0,
-                                                  timestamp_ms=event["ts"] if kind == "chat" else None,
-                                                  headers=[("livewatch-seq", str(seq).encode())]))
+                meta = await (
+                    await producer.send(
+                        settings.topic(f"live.{kind}"),
+                        value,
+                        key=key,
+                        partition=0,
+                        timestamp_ms=event["ts"] if kind == "chat" else None,
+                        headers=[("livewatch-seq", str(seq).encode())],
+                    )
+                )
                 sent[kind].append((meta.offset, event, seq, value))
     finally:
         await producer.stop()
@@ -330,9 +375,12 @@ async def test_the_history_is_read_from_the_broker_up_to_the_committed_offsets_i
     history = await read_history(kafka.bootstrap, f"{prefix}g", tps, 30_000, **args)
     next_ts = min(chat[40][1]["ts"], danmaku[35][1]["ts"])
     assert history.next_ts == next_ts and history.start_ts == next_ts - 30_000
-    decided = [(e["ts"], seq, t.topic, off, e) for t, rows in zip(tps, (chat[:40], danmaku[:35]))
-               for off, e, seq, value in rows if e["ts"] >= next_ts - 30_000 and value.startswith(b'{"')
-               and e["event_id"] != "danmaku-34"]
+    decided = [
+        (e["ts"], seq, t.topic, off, e)
+        for t, rows in zip(tps, (chat[:40], danmaku[:35]), strict=True)
+        for off, e, seq, value in rows
+        if e["ts"] >= next_ts - 30_000 and value.startswith(b'{"') and e["event_id"] != "danmaku-34"
+    ]
     assert len(decided) == 7 + 1  # chat 33..39, danmaku 32 (33 is not JSON, 34 is keyed to another room)
     in_order = [e["event_id"] for *_, e in sorted(decided, key=lambda r: r[:4])]
     assert [e.event_id for e in history.events] + [e.event_id for _, e in history.ahead] == in_order
@@ -362,10 +410,14 @@ def test_decided_events_ahead_of_the_next_are_warmed_into_the_rooms_held(flood_r
     durable_then = Engine(flood_ruleset)
     for e in story[:k]:
         durable_then.process(e)
-    durable = {room: RoomState.from_json(json.loads(json.dumps(state.to_json(only=flood_ruleset.durable_detectors))),
-                                         flood_ruleset) for room, state in durable_then.store.items()}
+    durable = {
+        room: RoomState.from_json(
+            json.loads(json.dumps(state.to_json(only=flood_ruleset.durable_detectors))), flood_ruleset
+        )
+        for room, state in durable_then.store.items()
+    }
     after = Engine(flood_ruleset, store=MemoryStateStore(durable))
-    before, ahead = story[:k - 3], story[k - 3:k]  # the last three decided events come "ahead"
+    before, ahead = story[: k - 3], story[k - 3 : k]  # the last three decided events come "ahead"
     after.rebuild([e for e in before if e.kind in flood_ruleset.rebuild_kinds])
     assert after.warm_in_store([e for e in ahead if e.kind in flood_ruleset.rebuild_kinds]) >= 1
     assert all(room.policy == durable[rid].policy for rid, room in after.store.items() if rid in durable)

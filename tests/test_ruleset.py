@@ -29,8 +29,9 @@ def test_the_ruleset_version_changes_with_any_rule_text(tiny_rules: Path):
 
 
 def test_a_bad_field_is_reported_with_file_line_rule_and_field(tiny_rules: Path):
-    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("severity: high", "severity: extreme"),
-                                            encoding="utf-8")
+    (tiny_rules / "claims.yaml").write_text(
+        TINY_CLAIMS.replace("severity: high", "severity: extreme"), encoding="utf-8"
+    )
     [problem] = problems_of(tiny_rules)
     line = TINY_CLAIMS.splitlines().index("    severity: high") + 1
     assert f"claims.yaml:{line}" in problem
@@ -38,9 +39,11 @@ def test_a_bad_field_is_reported_with_file_line_rule_and_field(tiny_rules: Path)
 
 
 def test_every_problem_is_reported_at_once(tiny_rules: Path):
-    broken = (TINY_CLAIMS.replace("severity: medium", "severity: nope")
-              .replace("claim_type: efficacy", "claim_type: efficacy\n    colour: red")
-              .replace("no_match: [治理环境]", "no_match: [根治]"))
+    broken = (
+        TINY_CLAIMS.replace("severity: medium", "severity: nope")
+        .replace("claim_type: efficacy", "claim_type: efficacy\n    colour: red")
+        .replace("no_match: [治理环境]", "no_match: [根治]")
+    )
     (tiny_rules / "claims.yaml").write_text(broken, encoding="utf-8")
     problems = problems_of(tiny_rules)
     text = "\n".join(problems)
@@ -49,19 +52,26 @@ def test_every_problem_is_reported_at_once(tiny_rules: Path):
 
 
 def test_a_failing_inline_example_refuses_the_ruleset(tiny_rules: Path):
-    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("no_match: [治理环境]", "no_match: [根治]"),
-                                            encoding="utf-8")
+    (tiny_rules / "claims.yaml").write_text(
+        TINY_CLAIMS.replace("no_match: [治理环境]", "no_match: [根治]"), encoding="utf-8"
+    )
     [problem] = problems_of(tiny_rules)
     assert "field 'examples'" in problem and "'根治'" in problem and "should not match" in problem
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("detector: false_claims\nrules:\n  - id: [unclosed\n", "invalid YAML"),
-    ("detector: no_such_detector\nrules: []\n", "unknown detector 'no_such_detector'"),
-    ("- just\n- a list\n", "expected a mapping"),
-    ("detector: false_claims\nrules:\n  - id: Bad Id!\n    version: 1\n    severity: low\n"
-     "    legal_basis: 《广告法》\n    claim_type: absolute\n", "field 'id'"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("detector: false_claims\nrules:\n  - id: [unclosed\n", "invalid YAML"),
+        ("detector: no_such_detector\nrules: []\n", "unknown detector 'no_such_detector'"),
+        ("- just\n- a list\n", "expected a mapping"),
+        (
+            "detector: false_claims\nrules:\n  - id: Bad Id!\n    version: 1\n    severity: low\n"
+            "    legal_basis: 《广告法》\n    claim_type: absolute\n",
+            "field 'id'",
+        ),
+    ],
+)
 def test_malformed_files_are_refused_with_a_reason(tiny_rules: Path, text, expected):
     (tiny_rules / "extra.yaml").write_text(text, encoding="utf-8")
     assert any(expected in p and "extra.yaml" in p for p in problems_of(tiny_rules))
@@ -86,8 +96,9 @@ def test_rules_check_accepts_a_good_directory(tiny_rules: Path, capsys):
 
 
 def test_off_rules_are_not_loaded_into_detectors(tiny_rules: Path):
-    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("severity: high", "severity: high\n    status: off"),
-                                            encoding="utf-8")
+    (tiny_rules / "claims.yaml").write_text(
+        TINY_CLAIMS.replace("severity: high", "severity: high\n    status: off"), encoding="utf-8"
+    )
     [claims] = load_ruleset(tiny_rules).detectors
     assert [r.id for r in claims.rules] == ["claims.tiny.lowest"]
 
@@ -97,21 +108,22 @@ def test_watcher_swaps_in_a_good_edit_and_keeps_the_running_ruleset_on_a_bad_one
     first = watcher.current
     assert watcher.poll() is False
 
-    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("severity: high", "severity: bogus"),
-                                            encoding="utf-8")
+    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("severity: high", "severity: bogus"), encoding="utf-8")
     assert watcher.poll() is False
     assert watcher.current is first and watcher.last_error is not None
 
-    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("severity: high", "severity: critical"),
-                                            encoding="utf-8")
+    (tiny_rules / "claims.yaml").write_text(
+        TINY_CLAIMS.replace("severity: high", "severity: critical"), encoding="utf-8"
+    )
     assert watcher.poll() is True
     assert watcher.current.version != first.version
     assert watcher.current.rules["claims.tiny.cure"].severity == "critical"
 
 
 def test_a_pattern_that_is_not_a_regular_expression_is_refused_with_its_line(tiny_rules: Path):
-    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("    terms: [根治, 降血压]",
-                                                                "    terms: [根治, 降血压]\n    patterns: ['瘦(\\\\d+斤']"),
-                                            encoding="utf-8")
+    (tiny_rules / "claims.yaml").write_text(
+        TINY_CLAIMS.replace("    terms: [根治, 降血压]", "    terms: [根治, 降血压]\n    patterns: ['瘦(\\\\d+斤']"),
+        encoding="utf-8",
+    )
     [problem] = problems_of(tiny_rules)
     assert "claims.yaml:" in problem and "not a valid regular expression" in problem

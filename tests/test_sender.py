@@ -94,7 +94,7 @@ async def test_an_unforeseen_failure_is_kept_in_the_dlq_with_its_reason(caplog):
         raise ValueError("state unreadable")
     except ValueError as e:
         await s.dead_letter(e, b'{"kind": "chat"}', source, key=b"r")
-    (key, value), = dlq.sent
+    ((key, value),) = dlq.sent
     letter = DeadLetter.model_validate_json(value)
     assert key == b"r" and letter.reason == "processing_error" and "state unreadable" in letter.detail
     assert letter.raw() == b'{"kind": "chat"}' and letter.source == source

@@ -14,8 +14,9 @@ from tests.builders import chat, floods_on_rules, say
 
 @pytest.fixture(scope="module")
 def flood_ruleset(tmp_path_factory):
-    return load_ruleset(floods_on_rules(DEFAULT_RULES_DIR, tmp_path_factory.mktemp("floods") / "rules",
-                                        window_s=120, report_every_s=60))
+    return load_ruleset(
+        floods_on_rules(DEFAULT_RULES_DIR, tmp_path_factory.mktemp("floods") / "rules", window_s=120, report_every_s=60)
+    )
 
 
 class Table(dict):
@@ -50,12 +51,18 @@ def test_a_room_is_loaded_from_the_table_once_and_joined_with_its_rebuilt_window
     before.process(say("这是全网最低价", room="r"))
     table = Table({b"r": json.dumps(before.store["r"].to_json(only=flood_ruleset.durable_detectors)).encode()})
     store = TableStateStore(table, lambda: flood_ruleset)
-    rebuilt = Engine(flood_ruleset).warm([chat("真给力，3颗就瘦了3.2斤", user="a", room="r", t=1),
-                                          chat("真给力，2颗就瘦了5斤", user="b", room="new", t=2)])
+    rebuilt = Engine(flood_ruleset).warm(
+        [
+            chat("真给力，3颗就瘦了3.2斤", user="a", room="r", t=1),
+            chat("真给力，2颗就瘦了5斤", user="b", room="new", t=2),
+        ]
+    )
     store.adopt(rebuilt)  # before the rooms are loaded: the table may still be recovering
     assert len(store) == 0
     room = store.get("r")
-    assert room.policy == before.store["r"].policy and room.detectors["bot_flood"] is rebuilt["r"].detectors["bot_flood"]
+    assert (
+        room.policy == before.store["r"].policy and room.detectors["bot_flood"] is rebuilt["r"].detectors["bot_flood"]
+    )
     assert store.get("r") is room and len(store) == 1
     assert list(store.get("new").detectors) == ["bot_flood"]
     assert store.get("nobody") is None

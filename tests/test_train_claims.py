@@ -64,13 +64,16 @@ def test_the_exported_model_scores_as_scikit_learn_does(featurizer):
 
 
 def test_texts_sharing_a_clause_or_contained_in_another_share_a_fold_group():
-    rows = [train.Row(t, "none", "t", "short", {}) for t in (
-        "家人们今天福利很大，这个鱼油每天两粒，血管干干净净的，一号链接直接拍，库存不多了，没拍的姐妹抓紧时间，"
-        "今天下单明天就发货，七天无理由，运费险也给大家安排上了，喜欢的直接去拍，拍完记得扣个已拍",  # long
-        "这个鱼油每天两粒，血管干干净净的",
-        "两粒，血管干干净净的",  # across a clause break: only containment in the first joins it
-        "完全不相干的一句话，讲讲天气",
-    )]
+    rows = [
+        train.Row(t, "none", "t", "short", {})
+        for t in (
+            "家人们今天福利很大，这个鱼油每天两粒，血管干干净净的，一号链接直接拍，库存不多了，没拍的姐妹抓紧时间，"
+            "今天下单明天就发货，七天无理由，运费险也给大家安排上了，喜欢的直接去拍，拍完记得扣个已拍",  # long
+            "这个鱼油每天两粒，血管干干净净的",
+            "两粒，血管干干净净的",  # across a clause break: only containment in the first joins it
+            "完全不相干的一句话，讲讲天气",
+        )
+    ]
     groups = train.leak_free_groups(rows)
     assert groups[0] == groups[1] == groups[2]
     assert groups[3] != groups[0]
@@ -78,8 +81,10 @@ def test_texts_sharing_a_clause_or_contained_in_another_share_a_fold_group():
 
 def test_the_fast_feature_lookup_finds_exactly_the_features_the_featurizer_lists():
     model = load_model((REPO / "rules" / "claims_model.json").read_bytes())
-    texts = [json.loads(line)["text"] for line in
-             (REPO / "corpus" / "claims" / "train_b.jsonl").read_text(encoding="utf-8").splitlines()[::7]]
+    texts = [
+        json.loads(line)["text"]
+        for line in (REPO / "corpus" / "claims" / "train_b.jsonl").read_text(encoding="utf-8").splitlines()[::7]
+    ]
     texts += ["減肥３斤abc瘦了10斤，jian fei", "", "123", "a", "最最最好！！", "降 血 压"]
     for text in texts:
         norm = normalize(text).text
@@ -90,7 +95,10 @@ def test_the_fast_feature_lookup_finds_exactly_the_features_the_featurizer_lists
 
 def test_a_damaged_model_file_is_refused_at_load_with_a_clear_error():
     spec = json.loads((REPO / "rules" / "claims_model.json").read_bytes())
-    for broken in ({**spec, "features": {**spec["features"], "max_clause": 1}}, {k: v for k, v in spec.items() if k != "heads"},
-                   {**spec, "format": 1}):
+    for broken in (
+        {**spec, "features": {**spec["features"], "max_clause": 1}},
+        {k: v for k, v in spec.items() if k != "heads"},
+        {**spec, "format": 1},
+    ):
         with pytest.raises(ValueError, match="claims model"):
             load_model(json.dumps(broken).encode())

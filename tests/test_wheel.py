@@ -35,10 +35,14 @@ def _source_copy(dst: Path) -> Path:
     """The checkout without what is not source (.git, .venv, caches, build output): built in place,
     setuptools would leave build/ and *.egg-info in the repository, and stale files in build/ end up in
     the wheel."""
+
     def ignore(directory: str, names: list[str]) -> set[str]:
         top = Path(directory) == REPO
-        return {n for n in names if n.startswith(".") or n == "__pycache__" or n.endswith(".egg-info")
-                or (top and n in TOP_LEVEL_OUTPUTS)}
+        return {
+            n
+            for n in names
+            if n.startswith(".") or n == "__pycache__" or n.endswith(".egg-info") or (top and n in TOP_LEVEL_OUTPUTS)
+        }
 
     shutil.copytree(REPO, dst, ignore=ignore)
     return dst
@@ -77,8 +81,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     _run([sys.executable, "-m", "pip", "--python", python, "check"])
 
     # Nothing of this session's configuration: no LIVEWATCH_* settings, no PYTHONPATH into the checkout.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LIVEWATCH_", "PYTHON")) and k != "VIRTUAL_ENV"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEWATCH_", "PYTHON")) and k != "VIRTUAL_ENV"}
     workdir = tmp / "elsewhere"
     workdir.mkdir()
     return Installed(venv, site_packages, workdir, env)
@@ -86,8 +89,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 
 def test_the_installed_package_is_the_wheel_with_its_rules(installed: Installed):
     code = "import pipeline, detectors, schemas; print(pipeline.__file__, detectors.__file__, schemas.__file__)"
-    where = _run([installed.venv / "bin" / "python", "-c", code], cwd=installed.workdir,
-                 env=installed.env).stdout.split()
+    where = _run(
+        [installed.venv / "bin" / "python", "-c", code], cwd=installed.workdir, env=installed.env
+    ).stdout.split()
     assert all(Path(p).is_relative_to(installed.site_packages) for p in where), where
 
     out = installed.livewatch("rules", "check")
@@ -99,7 +103,8 @@ def test_the_installed_package_is_the_wheel_with_its_rules(installed: Installed)
 
 
 def test_the_installed_demo_and_replay_give_what_the_checkout_gives(
-        installed: Installed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    installed: Installed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     feed = installed.livewatch("demo", "--fast", "--out", "demo")
     assert "ACTION SUSPEND" in feed and "ALERT" in feed
     assert f"ruleset {load_ruleset(REPO / 'rules', check_examples=False).version}" in feed

@@ -25,8 +25,11 @@ def test_the_committed_offset_comes_from_faust_or_is_unknown():
 
 
 def test_faust_privates_are_read_in_one_place_only():
-    users = {p.relative_to(PIPELINE).as_posix(): p.read_text(encoding="utf-8").count("._committed_offset")
-             + p.read_text(encoding="utf-8").count('"_committed_offset"') for p in PIPELINE.rglob("*.py")}
+    users = {
+        p.relative_to(PIPELINE).as_posix(): p.read_text(encoding="utf-8").count("._committed_offset")
+        + p.read_text(encoding="utf-8").count('"_committed_offset"')
+        for p in PIPELINE.rglob("*.py")
+    }
     assert {name: n for name, n in users.items() if n} == {"kafka/worker.py": 1}
 
 

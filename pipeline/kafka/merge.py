@@ -14,11 +14,13 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Hashable, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
-TP = Hashable  # a topic-partition, as the runtime names it
+#: a topic-partition, as the runtime names it (Faust's TP in the worker, anything hashable in a test)
+TP = TypeVar("TP", bound=Hashable)
 
 NO_SEQ = 1 << 62  # events without a publisher sequence sort after those with one, at equal ts
 
@@ -37,7 +39,7 @@ class _Held(Generic[T]):
     item: Any = field(compare=False)
 
 
-class EventTimeMerger(Generic[T]):
+class EventTimeMerger(Generic[TP, T]):
     """Holds events of one partition number until every input of it has moved past their event time."""
 
     def __init__(self, inputs: Callable[[], set[TP]], max_lateness_ms: int = 60_000, max_wait_s: float = 5.0) -> None:
@@ -56,8 +58,9 @@ class EventTimeMerger(Generic[T]):
     def __len__(self) -> int:
         return len(self._heap)
 
-    def push(self, tp: TP, ts: int, item: T, now_s: float, seq: int | None = None, topic: str = "",
-             offset: int | None = None) -> None:
+    def push(
+        self, tp: TP, ts: int, item: T, now_s: float, seq: int | None = None, topic: str = "", offset: int | None = None
+    ) -> None:
         self._progress[tp] = max(self._progress.get(tp, ts), ts)
         self._delivered_s[tp] = now_s
         if self._since_s is None:
@@ -65,8 +68,9 @@ class EventTimeMerger(Generic[T]):
         key = order_key(ts, seq, topic, next(self._tiebreak) if offset is None else offset)
         heapq.heappush(self._heap, _Held(key, now_s, item))
 
-    def pop_ready(self, caught_up: Callable[[TP], bool], now_s: float,
-                  catching_up: Callable[[TP], bool] | None = None) -> list[T]:
+    def pop_ready(
+        self, caught_up: Callable[[TP], bool], now_s: float, catching_up: Callable[[TP], bool] | None = None
+    ) -> list[T]:
         """Every held event that no input can still precede, in event-time order.
 
         ``catching_up(tp)`` says that an input has not yet delivered the messages that were already on
@@ -85,8 +89,7 @@ class EventTimeMerger(Generic[T]):
             blocking = [tp for tp in inputs if not (self._progress.get(tp, -1) >= ts or caught_up(tp))]
             # No known inputs (the assignment is not known yet) means unknown, not "all caught up".
             if not inputs or blocking:
-                if catching_up is not None and any(catching_up(tp) and not self._stalled(tp, now_s)
-                                                   for tp in blocking):
+                if catching_up is not None and any(catching_up(tp) and not self._stalled(tp, now_s) for tp in blocking):
                     break
                 if ts <= newest - self.max_lateness_ms:
                     self.forced["lateness"] += 1

@@ -19,12 +19,14 @@ from __future__ import annotations
 import bisect
 import logging
 from collections import deque
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Iterable
+from typing import Any, Generic, TypeVar
 
 log = logging.getLogger("livewatch.worker.offsets")
 
-TP = Hashable  # a topic-partition as the runtime names it (Faust's TP in the worker)
+#: a topic-partition as the runtime names it (Faust's TP in the worker, anything hashable in a test)
+TP = TypeVar("TP", bound=Hashable)
 
 
 @dataclass
@@ -35,12 +37,12 @@ class Pending:
     event: Any  # what to hand back to acknowledge it; None for a message read directly (nothing to ack)
     done: bool = False  # decided, its outputs on the broker
 
-    def __lt__(self, other: "Pending") -> bool:  # for bisect: queues are kept in offset order
+    def __lt__(self, other: Pending) -> bool:  # for bisect: queues are kept in offset order
         return self.offset < other.offset
 
 
 @dataclass(frozen=True)
-class Reread:
+class Reread(Generic[TP]):
     """A request to read ``[start, end)`` of ``tp`` directly and report it with ``OffsetTracker.reread_done``."""
 
     tp: TP
@@ -55,7 +57,7 @@ class Receipt:
 
     pending: Pending | None = None  # its entry if it is to be decided (None: taken already), done once decided
     ack_now: Any = None  # an event to acknowledge at once (a copy of a message acknowledged already)
-    reread: Reread | None = None  # offsets Faust skipped before it
+    reread: Reread[Any] | None = None  # offsets Faust skipped before it
 
     @property
     def take(self) -> bool:
@@ -71,9 +73,10 @@ class _Partition:
     gaps: set[tuple[int, int]] = field(default_factory=set)  # skipped ranges being re-read: releases wait
 
 
-class OffsetTracker:
-    def __init__(self, committed: Callable[[TP], int | None], gap_patience_s: float = 30.0,
-                 stall_s: float = 10.0) -> None:
+class OffsetTracker(Generic[TP]):
+    def __init__(
+        self, committed: Callable[[TP], int | None], gap_patience_s: float = 30.0, stall_s: float = 10.0
+    ) -> None:
         """``committed(tp)``: the group's committed offset of ``tp`` as the consumer knows it (where its
         delivery starts), or None while unknown."""
         self._committed = committed
@@ -163,7 +166,7 @@ class OffsetTracker:
         self._taken(part, tp, offset, now)
         return Receipt(pending=pending, reread=reread)
 
-    def reread_done(self, request: Reread, offsets: Iterable[int], now: float) -> list[Pending]:
+    def reread_done(self, request: Reread[TP], offsets: Iterable[int], now: float) -> list[Pending]:
         """The direct read of ``request`` found ``offsets``: entries for those not taken yet, to decide (in
         the order given). Empty when the assignment changed meanwhile or ``tp`` is no longer ours."""
         tp = request.tp
@@ -183,7 +186,7 @@ class OffsetTracker:
             self._taken(part, tp, entry.offset, now)
         return entries
 
-    def stalled(self, tps: Iterable[TP], highwater: Callable[[TP], int | None], now: float) -> list[Reread]:
+    def stalled(self, tps: Iterable[TP], highwater: Callable[[TP], int | None], now: float) -> list[Reread[TP]]:
         """Re-reads of those ``tps`` that have delivered nothing for ``stall_s`` while the broker holds
         messages beyond their position; each blocks its partition like skipped offsets do."""
         out = []
@@ -194,19 +197,24 @@ class OffsetTracker:
             start = self.position(tp)
             if start is None or not end or start >= end:
                 continue
-            log.warning("%s has delivered nothing for %.0f s with offsets %d..%d on the broker: reading "
-                        "them directly", tp, now - self._progress_at[tp], start, end - 1)
+            log.warning(
+                "%s has delivered nothing for %.0f s with offsets %d..%d on the broker: reading them directly",
+                tp,
+                now - self._progress_at[tp],
+                start,
+                end - 1,
+            )
             self._progress_at[tp] = now
             out.append(self._request(tp, start, end, blocking=True))
         return out
 
     # -- acknowledgements ------------------------------------------------------------------------
 
-    def acks(self, now: float) -> tuple[list[Any], list[Reread]]:
+    def acks(self, now: float) -> tuple[list[Any], list[Reread[TP]]]:
         """Pop every done message that may be acknowledged now: the events to acknowledge, in order per
         topic-partition, and re-reads of gaps found before a done head (they do not block releases)."""
         events: list[Any] = []
-        rereads: list[Reread] = []
+        rereads: list[Reread[TP]] = []
         for tp, part in self._parts.items():
             queue = part.queue
             while queue and queue[0].done:
@@ -234,7 +242,7 @@ class OffsetTracker:
         part.last = offset if part.last is None else max(part.last, offset)
         self._progress_at[tp] = now
 
-    def _request(self, tp: TP, start: int, end: int, blocking: bool) -> Reread:
+    def _request(self, tp: TP, start: int, end: int, blocking: bool) -> Reread[TP]:
         if blocking:
             self._parts.setdefault(tp, _Partition()).gaps.add((start, end))
         self._rereading.add(tp)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -82,19 +83,30 @@ async def committed_offsets(bootstrap: str, group_id: str, tps: Sequence[TopicPa
         answer = await admin.list_consumer_group_offsets(group_id, partitions=list(tps))
     finally:
         await admin.close()
-    return {TopicPartition(tp.topic, tp.partition): meta.offset for tp, meta in answer.items()
-            if meta is not None and meta.offset is not None and meta.offset >= 0}
+    return {
+        TopicPartition(tp.topic, tp.partition): meta.offset
+        for tp, meta in answer.items()
+        if meta is not None and meta.offset is not None and meta.offset >= 0
+    }
 
 
-async def read_history(bootstrap: str, group_id: str, tps: Sequence[TopicPartition], history_ms: int, *,
-                       kinds: frozenset[str], clock_ms: Callable[[], int],
-                       skew_ms: int = MAX_FUTURE_SKEW_MS) -> History:
+async def read_history(
+    bootstrap: str,
+    group_id: str,
+    tps: Sequence[TopicPartition],
+    history_ms: int,
+    *,
+    kinds: frozenset[str],
+    clock_ms: Callable[[], int],
+    skew_ms: int = MAX_FUTURE_SKEW_MS,
+) -> History:
     """Decided events of ``kinds`` on ``tps`` (one partition number) from ``history_ms`` before the next
     event to decide, in decision order. Raises on a broker error; bound it with ``asyncio.wait_for``."""
     history = History()
     committed = await committed_offsets(bootstrap, group_id, tps)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     try:
         firsts = await consumer.beginning_offsets(list(tps))
@@ -128,8 +140,11 @@ async def read_history(bootstrap: str, group_id: str, tps: Sequence[TopicPartiti
             for tp in tps:
                 start, end = decided[tp]
                 if end > start:
-                    latest += [e.ts for r in await _read(consumer, tp, max(start, end - PROBE_RECORDS), end)
-                               if (e := event_of(r)) is not None]
+                    latest += [
+                        e.ts
+                        for r in await _read(consumer, tp, max(start, end - PROBE_RECORDS), end)
+                        if (e := event_of(r)) is not None
+                    ]
             history.next_ts = max(latest) if latest else clock_ms()
         history.start_ts = history.next_ts - history_ms
 
@@ -162,8 +177,9 @@ async def read_history(bootstrap: str, group_id: str, tps: Sequence[TopicPartiti
         await consumer.stop()
 
 
-async def _read(consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, stop: int,
-                limit: int | None = None) -> list[Any]:
+async def _read(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, stop: int, limit: int | None = None
+) -> list[Any]:
     """Records of ``tp`` with ``start ≤ offset < stop`` (at most ``limit``)."""
     records: list[Any] = []
     if start >= stop:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import TopicPartition
 
@@ -35,10 +35,20 @@ OrderKey = tuple[int, int, str, int]
 
 
 class RebuildCoordinator:
-    def __init__(self, read: HistoryReader, engine: Engine, store: StateStore, metrics: Metrics, *,
-                 input_topic: Callable[[str], str | None], lock: asyncio.Lock,
-                 on_open: Callable[[int], Awaitable[None]], timeout_s: float,
-                 retry_s: float = REBUILD_RETRY_S, chunk: int = REBUILD_CHUNK) -> None:
+    def __init__(
+        self,
+        read: HistoryReader,
+        engine: Engine,
+        store: StateStore,
+        metrics: Metrics,
+        *,
+        input_topic: Callable[[str], str | None],
+        lock: asyncio.Lock,
+        on_open: Callable[[int], Awaitable[None]],
+        timeout_s: float,
+        retry_s: float = REBUILD_RETRY_S,
+        chunk: int = REBUILD_CHUNK,
+    ) -> None:
         """``input_topic(kind)``: the input topic of an event kind. ``lock`` is the one the worker decides
         under: state is handed over and the partition opened while holding it, then ``on_open(partition)``
         is awaited, still holding it (the worker releases what waited)."""
@@ -96,8 +106,9 @@ class RebuildCoordinator:
         self.metrics.partitions_rebuilding.set(len(self._partitions))
         for partition in sorted(self._partitions):
             tps = [TopicPartition(t, partition) for t in topics]
-            task = asyncio.ensure_future(self.rebuild(partition, tps, ruleset.rebuild_kinds,
-                                                      ruleset.rebuild_history_ms))
+            task = asyncio.ensure_future(
+                self.rebuild(partition, tps, ruleset.rebuild_kinds, ruleset.rebuild_history_ms)
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -124,8 +135,7 @@ class RebuildCoordinator:
 
     # -- one rebuild ---------------------------------------------------------------------------------
 
-    async def rebuild(self, partition: int, tps: list[TopicPartition], kinds: frozenset[str],
-                      history_ms: int) -> None:
+    async def rebuild(self, partition: int, tps: list[TopicPartition], kinds: frozenset[str], history_ms: int) -> None:
         """Rebuild one partition for the current assignment and open it. Never raises but when cancelled."""
         generation = self.generation
         started = time.monotonic()
@@ -136,10 +146,11 @@ class RebuildCoordinator:
         try:
             while True:  # a broker error right after a rebalance (coordinator loading, say) is retried
                 try:
-                    history = await asyncio.wait_for(self.read(tps, history_ms, kinds),
-                                                     max(0.1, deadline - time.monotonic()))
+                    history = await asyncio.wait_for(
+                        self.read(tps, history_ms, kinds), max(0.1, deadline - time.monotonic())
+                    )
                     break
-                except (asyncio.CancelledError, asyncio.TimeoutError):
+                except (TimeoutError, asyncio.CancelledError):
                     raise
                 except Exception as e:
                     if time.monotonic() + self.retry_s >= deadline or generation != self.generation:
@@ -150,15 +161,20 @@ class RebuildCoordinator:
             for i in range(0, len(history.events), self.chunk):
                 if generation != self.generation:
                     return  # revoked meanwhile: the next assignment rebuilds again
-                self.engine.warm(history.events[i:i + self.chunk], rooms)
+                self.engine.warm(history.events[i : i + self.chunk], rooms)
                 await asyncio.sleep(0)  # let the other partitions' events through
             failed = False
         except asyncio.CancelledError:
             raise
         except Exception as e:
             failed = True
-            log.error("rebuilding the state of partition %d failed after %.1f s (%r); it goes on with empty "
-                      "sliding windows for its rooms", partition, time.monotonic() - started, e)
+            log.error(
+                "rebuilding the state of partition %d failed after %.1f s (%r); it goes on with empty "
+                "sliding windows for its rooms",
+                partition,
+                time.monotonic() - started,
+                e,
+            )
         async with self.lock:
             if generation != self.generation:
                 return
@@ -174,7 +190,12 @@ class RebuildCoordinator:
             self.metrics.partitions_rebuilding.set(len(self._partitions - self._open))
             self.metrics.partitions_unrebuilt.set(len(self._unrebuilt))
             if history is not None and not failed:
-                log.info("partition %d: rebuilt %d rooms from %s in %.2f s (read %.2f s)", partition, len(rooms),
-                         history.describe(), took, read_s)
+                log.info(
+                    "partition %d: rebuilt %d rooms from %s in %.2f s (read %.2f s)",
+                    partition,
+                    len(rooms),
+                    history.describe(),
+                    took,
+                    read_s,
+                )
             await self.on_open(partition)
-

@@ -6,8 +6,9 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -28,8 +29,9 @@ def route(line: bytes) -> tuple[str, bytes | None]:
         return TOPIC_FOR_KIND["chat"], None
 
 
-async def publish(settings: Settings, lines: Iterable[tuple[int, bytes]], speed: float | None = None,
-                  progress_every_s: float = 2.0) -> int:
+async def publish(
+    settings: Settings, lines: Iterable[tuple[int, bytes]], speed: float | None = None, progress_every_s: float = 2.0
+) -> int:
     """Send recorded lines to their input topics in file order, paced by event time if ``speed``."""
     await ensure_topics(settings)
     producer = new_producer(settings)
@@ -37,7 +39,7 @@ async def publish(settings: Settings, lines: Iterable[tuple[int, bytes]], speed:
     sent = 0
     start = last_report = time.monotonic()
     first_ts: int | None = None
-    pending: list[asyncio.Future] = []
+    pending: list[asyncio.Future[Any]] = []
     try:
         for number, line in lines:
             topic, key = route(line)
@@ -50,7 +52,9 @@ async def publish(settings: Settings, lines: Iterable[tuple[int, bytes]], speed:
                         await asyncio.sleep(delay)
                 except (ValueError, KeyError, TypeError, RecursionError):
                     pass
-            pending.append(await producer.send(settings.topic(topic), line, key=key, headers=[(SEQ_HEADER, str(number).encode())]))
+            pending.append(
+                await producer.send(settings.topic(topic), line, key=key, headers=[(SEQ_HEADER, str(number).encode())])
+            )
             sent += 1
             if len(pending) >= 1000:
                 await asyncio.gather(*pending)
@@ -64,13 +68,19 @@ async def publish(settings: Settings, lines: Iterable[tuple[int, bytes]], speed:
     return sent
 
 
-async def record(settings: Settings, out: Path, topics: Iterable[str] = INPUT_NAMES, idle_s: float = 3.0,
-                 limit: int | None = None) -> int:
+async def record(
+    settings: Settings, out: Path, topics: Iterable[str] = INPUT_NAMES, idle_s: float = 3.0, limit: int | None = None
+) -> int:
     """Dump topics from the beginning into a recording (sorted by event time, ties by topic/offset) and
     stop once nothing new arrived for ``idle_s``. Reads without a consumer group: commits nothing.
     Topic names are given without the configured prefix."""
-    consumer = AIOKafkaConsumer(*(settings.topic(t) for t in topics), bootstrap_servers=settings.bootstrap_servers(), group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        *(settings.topic(t) for t in topics),
+        bootstrap_servers=settings.bootstrap_servers(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     rows: list[tuple[int, str, int, int, bytes]] = []
     try:

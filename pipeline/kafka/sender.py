@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Protocol
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 from pipeline.engine import Outcome
 from pipeline.errors import TransientError
@@ -24,8 +25,15 @@ class OutputTopic(Protocol):
 
 
 class OutputSender:
-    def __init__(self, alerts: OutputTopic, actions: OutputTopic, dlq: OutputTopic, metrics: Metrics,
-                 attempts: int = SEND_ATTEMPTS, backoff_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        alerts: OutputTopic,
+        actions: OutputTopic,
+        dlq: OutputTopic,
+        metrics: Metrics,
+        attempts: int = SEND_ATTEMPTS,
+        backoff_s: float = 0.2,
+    ) -> None:
         self.alerts, self.actions, self.dlq = alerts, actions, dlq
         self.metrics = metrics
         self.attempts = attempts
@@ -36,9 +44,11 @@ class OutputSender:
 
         Raises ``TransientError`` when the broker stays unreachable; any other error is the message's own
         (too large, say) and is left to the caller to dead-letter."""
-        messages = ([(self.alerts, f.room_id.encode(), f.model_dump_json().encode()) for f in outcome.findings]
-                    + [(self.actions, a.action_id.encode(), a.model_dump_json().encode()) for a in outcome.actions]
-                    + [(self.dlq, key, d.model_dump_json().encode()) for d in outcome.dead_letters])
+        messages = (
+            [(self.alerts, f.room_id.encode(), f.model_dump_json().encode()) for f in outcome.findings]
+            + [(self.actions, a.action_id.encode(), a.model_dump_json().encode()) for a in outcome.actions]
+            + [(self.dlq, key, d.model_dump_json().encode()) for d in outcome.dead_letters]
+        )
         if not messages:
             return
         for attempt in range(self.attempts):
@@ -51,11 +61,12 @@ class OutputSender:
                     raise
                 if attempt == self.attempts - 1:
                     raise TransientError(f"sending outputs failed {self.attempts} times: {e!r}") from e
-                await asyncio.sleep(self.backoff_s * 2 ** attempt)  # duplicates from a retry carry the same ids
+                await asyncio.sleep(self.backoff_s * 2**attempt)  # duplicates from a retry carry the same ids
 
     async def dead_letter(self, error: Exception, raw: bytes, source: MessageSource, key: bytes | None) -> None:
         """An event that failed in a way nobody foresaw: keep it, with the reason, in the DLQ."""
         log.exception("processing %s failed", source)
         self.metrics.dead_letters.labels(reason="processing_error").inc()
-        await self.send(Outcome(dead_letters=[DeadLetter.of(raw, "processing_error", repr(error)[:1000], source)]),
-                        key=key)
+        await self.send(
+            Outcome(dead_letters=[DeadLetter.of(raw, "processing_error", repr(error)[:1000], source)]), key=key
+        )

@@ -8,7 +8,7 @@ Sliding-window state comes from a rebuild (``adopt``) and lives in memory only.
 from __future__ import annotations
 
 import json
-from typing import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 
 from pipeline.engine import RoomState
 from pipeline.ruleset import Ruleset

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -50,16 +51,33 @@ INPUTS: tuple[TopicSpec, ...] = (
     TopicSpec("live.transcript", "input", ("transcript",), doc="ASR segments of the host's speech"),
     TopicSpec("live.price", "input", ("price_tag",), doc="price cards shown or hidden"),
     TopicSpec("live.meta", "input", ("stream_meta",), doc="stream state: host kind, AI labels, products on air"),
-    TopicSpec("live.orders", "input", ("order",), retention_ms=8 * DAY_MS,
-              doc="orders (7-day price history needs 7 days of them)"),
+    TopicSpec(
+        "live.orders",
+        "input",
+        ("order",),
+        retention_ms=8 * DAY_MS,
+        doc="orders (7-day price history needs 7 days of them)",
+    ),
 )
 
-ALERTS = TopicSpec("live.alerts", "output", retention_ms=90 * DAY_MS,
-                   doc="findings with evidence, key = room_id, for trust-and-safety review")
-ACTIONS = TopicSpec("live.actions", "output", compacted=True,
-                    doc="enforcement actions, key = action_id, compacted: consumers see each action id once")
-DLQ = TopicSpec("live.dlq", "output", retention_ms=30 * DAY_MS,
-                doc="rejected input: raw bytes (base64), source topic/partition/offset, reason")
+ALERTS = TopicSpec(
+    "live.alerts",
+    "output",
+    retention_ms=90 * DAY_MS,
+    doc="findings with evidence, key = room_id, for trust-and-safety review",
+)
+ACTIONS = TopicSpec(
+    "live.actions",
+    "output",
+    compacted=True,
+    doc="enforcement actions, key = action_id, compacted: consumers see each action id once",
+)
+DLQ = TopicSpec(
+    "live.dlq",
+    "output",
+    retention_ms=30 * DAY_MS,
+    doc="rejected input: raw bytes (base64), source topic/partition/offset, reason",
+)
 OUTPUTS: tuple[TopicSpec, ...] = (ALERTS, ACTIONS, DLQ)
 
 TOPIC_FOR_KIND: dict[str, str] = {kind: t.name for t in INPUTS for kind in t.kinds}
@@ -69,7 +87,7 @@ INPUT_NAMES: tuple[str, ...] = tuple(t.name for t in INPUTS)
 def seq_of(headers: Any) -> int | None:
     """The publisher's sequence number in a message's headers (a list of pairs or a dict), if any."""
     headers = headers or []
-    for k, v in (headers.items() if isinstance(headers, dict) else headers):
+    for k, v in headers.items() if isinstance(headers, dict) else headers:
         if k == SEQ_HEADER:
             try:
                 return int(v)
@@ -88,8 +106,12 @@ async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] = (*INPUT
         if not wanted:
             return []
         new = [
-            NewTopic(settings.topic(s.name), num_partitions=settings.partitions, replication_factor=settings.replication,
-                     topic_configs={**s.kafka_config(), "min.insync.replicas": str(settings.min_insync_replicas)})
+            NewTopic(
+                settings.topic(s.name),
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication,
+                topic_configs={**s.kafka_config(), "min.insync.replicas": str(settings.min_insync_replicas)},
+            )
             for s in wanted
         ]
         try:
@@ -108,12 +130,17 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         described = await admin.describe_topics(names)
-        if all(t.get("error_code", 0) == 0 and t.get("partitions")
-               and all(p.get("leader", -1) >= 0 for p in t["partitions"]) for t in described):
+        if all(
+            t.get("error_code", 0) == 0
+            and t.get("partitions")
+            and all(p.get("leader", -1) >= 0 for p in t["partitions"])
+            for t in described
+        ):
             return
         await asyncio.sleep(0.2)
 
 
 def new_producer(settings: Settings) -> AIOKafkaProducer:
-    return AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers(), acks="all", enable_idempotence=True,
-                            linger_ms=5)
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers(), acks="all", enable_idempotence=True, linger_ms=5
+    )

@@ -86,38 +86,54 @@ class WorkerRuntime:
             stream_wait_empty=False,
         )
         self.input_names = frozenset(s.topic(name) for name in INPUT_NAMES)
-        self.inputs = self.app.topic(*sorted(self.input_names), key_serializer="raw", value_serializer="raw",
-                                     partitions=s.partitions)
-        out = dict(key_serializer="raw", value_serializer="raw", partitions=s.partitions,
-                   replicas=s.replication)
+        self.inputs = self.app.topic(
+            *sorted(self.input_names), key_serializer="raw", value_serializer="raw", partitions=s.partitions
+        )
+        out: dict[str, Any] = dict(
+            key_serializer="raw", value_serializer="raw", partitions=s.partitions, replicas=s.replication
+        )
         self.alerts = self.app.topic(s.topic(ALERTS.name), config=ALERTS.kafka_config(), **out)
         self.actions = self.app.topic(s.topic(ACTIONS.name), config=ACTIONS.kafka_config(), compacting=True, **out)
         self.dlq = self.app.topic(s.topic(DLQ.name), config=DLQ.kafka_config(), **out)
         # use_partitioner: the changelog partition follows the key (room_id) like the inputs do. Raw bytes:
         # a JSON-quoted key would hash to another partition than the room's input messages.
-        self.rooms = self.app.Table(ROOMS_TABLE, default=None, partitions=s.partitions, use_partitioner=True,
-                                    key_type=bytes, value_type=bytes)
+        self.rooms = self.app.Table(
+            ROOMS_TABLE, default=None, partitions=s.partitions, use_partitioner=True, key_type=bytes, value_type=bytes
+        )
 
         self.watcher = RulesetWatcher(s.rules_dir)
         self.metrics.set_ruleset(self.watcher.current.version)
         self.store = TableStateStore(self.rooms, lambda: self.watcher.current)
         if s.pseudonym_key.get_secret_value() == DEV_KEY:
-            log.warning("LIVEWATCH_PSEUDONYM_KEY is not set: alerts pseudonymise user ids with the public "
-                        "development key, which anyone can reverse; set a secret key in production")
-        self.engine = Engine(lambda: self.watcher.current, store=self.store, metrics=self.metrics,
-                             pseudonymizer=Pseudonymizer(s.pseudonym_key.get_secret_value()))
+            log.warning(
+                "LIVEWATCH_PSEUDONYM_KEY is not set: alerts pseudonymise user ids with the public "
+                "development key, which anyone can reverse; set a secret key in production"
+            )
+        self.engine = Engine(
+            lambda: self.watcher.current,
+            store=self.store,
+            metrics=self.metrics,
+            pseudonymizer=Pseudonymizer(s.pseudonym_key.get_secret_value()),
+        )
 
         self._lock = asyncio.Lock()  # one decision step at a time: deliveries, re-reads, releases, handovers
-        self.offsets = OffsetTracker(lambda tp: faust_committed_offset(self.app.consumer, tp),
-                                     gap_patience_s=GAP_PATIENCE_S, stall_s=STALL_S)
+        self.offsets: OffsetTracker[TP] = OffsetTracker(
+            lambda tp: faust_committed_offset(self.app.consumer, tp), gap_patience_s=GAP_PATIENCE_S, stall_s=STALL_S
+        )
         self.sender = OutputSender(self.alerts, self.actions, self.dlq, self.metrics)
         self.rebuilds = RebuildCoordinator(
-            self._read_history, self.engine, self.store, self.metrics, lock=self._lock, on_open=self._opened,
+            self._read_history,
+            self.engine,
+            self.store,
+            self.metrics,
+            lock=self._lock,
+            on_open=self._opened,
             input_topic=lambda kind: s.topic(TOPIC_FOR_KIND[kind]) if kind in TOPIC_FOR_KIND else None,
-            timeout_s=s.rebuild_timeout_s)
+            timeout_s=s.rebuild_timeout_s,
+        )
 
         self._stream: Any = None
-        self._mergers: dict[int, EventTimeMerger[_Held]] = {}
+        self._mergers: dict[int, EventTimeMerger[TP, _Held]] = {}
         self._owned: dict[int, set[TP]] = {}  # partition number → the input topic-partitions we own
         self._assigned = False  # False between a revocation and the next assignment
         self._limbo: list[Any] = []  # events Faust delivered meanwhile: ours or not is known at assignment
@@ -126,8 +142,10 @@ class WorkerRuntime:
         self.app.agent(self.inputs, name="livewatch.decide", concurrency=1)(self._consume)
         self.app.timer(0.2)(self._tick)
         self.app.task(self._declare_outputs)
-        self.app.on_partitions_revoked.connect(self._on_revoked)
-        self.app.on_partitions_assigned.connect(self._on_assigned)
+        # mode types a receiver as taking any positional arguments; ours name the two the rebalance
+        # signals pass (the app, the partitions) and take ``signal=`` in **kwargs
+        self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
 
     # -- Faust hooks ---------------------------------------------------------------------------------
 
@@ -212,13 +230,12 @@ class WorkerRuntime:
                 await self._stream.ack(receipt.ack_now)
             if receipt.reread is not None:
                 asyncio.ensure_future(self._reread(receipt.reread))
-            if not receipt.take:
+            if receipt.pending is None:  # taken already
                 return
             await self._accept(msg.tp, msg.offset, msg.key, event.value, msg.headers, receipt.pending)
             await self._release()
 
-    async def _accept(self, tp: TP, offset: int, key: bytes | None, value: Any, headers: Any,
-                      pending: Pending) -> None:
+    async def _accept(self, tp: TP, offset: int, key: bytes | None, value: Any, headers: Any, pending: Pending) -> None:
         """Decode one message: a dead letter is sent at once, a valid event joins the event-time merge."""
         source = MessageSource(topic=tp.topic, partition=tp.partition, offset=offset)
         raw = value if isinstance(value, bytes) else bytes(value or b"")
@@ -228,9 +245,13 @@ class WorkerRuntime:
                 # Room state is partitioned by room_id: a message keyed otherwise would split a room's
                 # ladder across workers.
                 self.metrics.dead_letters.labels(reason="wrong_key").inc()
-                decoded = DeadLetter.of(raw, "wrong_key", f"message key {key!r} is not the room_id "
-                                        f"{decoded.room_id!r}; producers must key by room_id", source,
-                                        decoded.event_id)
+                decoded = DeadLetter.of(
+                    raw,
+                    "wrong_key",
+                    f"message key {key!r} is not the room_id {decoded.room_id!r}; producers must key by room_id",
+                    source,
+                    decoded.event_id,
+                )
             if isinstance(decoded, DeadLetter):
                 await self.sender.send(Outcome(dead_letters=[decoded]), key=key)
                 pending.done = True
@@ -238,7 +259,8 @@ class WorkerRuntime:
             merger = self._mergers.get(tp.partition)
             if merger is None:
                 merger = self._mergers[tp.partition] = EventTimeMerger(
-                    self._inputs_of(tp.partition), self.settings.max_lateness_ms, self.settings.max_wait_s)
+                    self._inputs_of(tp.partition), self.settings.max_lateness_ms, self.settings.max_wait_s
+                )
             seq = seq_of(headers)
             held = _Held(decoded, raw, source, pending, order_key(decoded.ts, seq, tp.topic, offset))
             merger.push(tp, decoded.ts, held, time.monotonic(), seq=seq, topic=tp.topic, offset=offset)
@@ -246,7 +268,7 @@ class WorkerRuntime:
             await self.sender.dead_letter(e, raw, source, key)
             pending.done = True
 
-    async def _reread(self, request: Reread) -> None:
+    async def _reread(self, request: Reread[TP]) -> None:
         """Read a range Faust skipped or stopped delivering, and decide what it had not delivered."""
         tp = request.tp
         records = await read_range(self.settings.bootstrap_servers(), tp, request.start, request.end)
@@ -254,8 +276,13 @@ class WorkerRuntime:
             by_offset = {r.offset: r for r in records}
             entries = self.offsets.reread_done(request, list(by_offset), time.monotonic())
             if entries:
-                log.warning("re-read %d message(s) of %s that Faust did not deliver (offsets %d..%d)",
-                            len(entries), tp, request.start, request.end - 1)
+                log.warning(
+                    "re-read %d message(s) of %s that Faust did not deliver (offsets %d..%d)",
+                    len(entries),
+                    tp,
+                    request.start,
+                    request.end - 1,
+                )
                 self.metrics.reread.inc(len(entries))
             for entry in entries:
                 r = by_offset[entry.offset]
@@ -322,8 +349,14 @@ class WorkerRuntime:
     # -- helpers -------------------------------------------------------------------------------------
 
     async def _read_history(self, tps: list[TopicPartition], history_ms: int, kinds: frozenset[str]) -> History:
-        return await read_history(self.settings.bootstrap_servers(), self.settings.app_id, tps, history_ms,
-                                  kinds=kinds, clock_ms=self.engine.clock_ms)
+        return await read_history(
+            self.settings.bootstrap_servers(),
+            self.settings.app_id,
+            tps,
+            history_ms,
+            kinds=kinds,
+            clock_ms=self.engine.clock_ms,
+        )
 
     def _inputs_of(self, partition: int) -> Any:
         return lambda: self._owned.get(partition, set())
