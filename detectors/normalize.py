@@ -73,7 +73,21 @@ def _fold(ch: str) -> str:
     return "".join(kept)
 
 
+#: texts up to this long are remembered: chat repeats itself (chants, floods, "哈哈哈"), a long transcript rarely
+CACHED_CHARS = 64
+
+
 def normalize(raw: str) -> NormalizedText:
+    """``raw`` normalised, with the map back to its characters (pure: a repeated text is looked up)."""
+    return _normalize_short(raw) if len(raw) <= CACHED_CHARS else _normalize(raw)
+
+
+@lru_cache(maxsize=32_768)
+def _normalize_short(raw: str) -> NormalizedText:
+    return _normalize(raw)
+
+
+def _normalize(raw: str) -> NormalizedText:
     if raw.isalnum() and raw == raw.lower() and unicodedata.is_normalized("NFKC", raw):
         # Fast path, most chat: letters and digits only, nothing to fold or drop.
         chars, offsets = list(raw), list(range(len(raw)))
@@ -180,19 +194,19 @@ def pinyin_keys(text: str) -> PinyinKeys:
     return PinyinKeys(text="".join(parts), unit_of=tuple(unit_of), boundaries=frozenset(boundaries))
 
 
+#: what ``str.isdigit`` calls a digit: \\d and the superscript, circled and other digits it also accepts
+_DIGITS = (
+    r"\d\u00b2\u00b3\u00b9\u1369-\u1371\u19da\u2070\u2074-\u2079\u2080-\u2089\u2460-\u2468\u2474-\u247c"
+    r"\u2488-\u2490\u24ea\u24f5-\u24fd\u24ff\u2776-\u277e\u2780-\u2788\u278a-\u2792"
+    r"\U00010a40-\U00010a43\U00010e60-\U00010e68\U00011052-\U0001105a\U0001f100-\U0001f10a"
+)
+#: a number: a digit, then digits and decimal points
+_NUMBER_RUN = re.compile(f"[{_DIGITS}][{_DIGITS}.]*")
+
+
 def mask_digits(text: str, mask: str = "#") -> str:
     """Replace each run of digits (with a decimal point) by one mask: '3颗瘦了3.2斤' → '#颗瘦了#斤'."""
-    out: list[str] = []
-    in_number = False
-    for c in text:
-        if c.isdigit() or (c == "." and in_number):
-            if not in_number:
-                out.append(mask)
-                in_number = True
-        else:
-            in_number = False
-            out.append(c)
-    return "".join(out)
+    return _NUMBER_RUN.sub(mask, text)
 
 
 def clause_breaks(text: NormalizedText) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
@@ -21,8 +22,10 @@ DEAD_LETTER_REASONS = (
 )
 
 
-class MessageSource(BaseModel):
-    """Where the message came from: a Kafka position, or a file and line."""
+@dataclass(frozen=True, slots=True)
+class MessageSource:
+    """Where the message came from: a Kafka position, or a file and line. A plain dataclass (pydantic reads
+    and writes it inside a dead letter): one is made per input message, and a model costs ≈ 5 µs."""
 
     topic: str | None = None
     partition: int | None = None
