@@ -87,6 +87,11 @@ def _normalize_short(raw: str) -> NormalizedText:
     return _normalize(raw)
 
 
+def forget_normalized() -> None:
+    """Empty the cache of short texts (a benchmark that reads the same texts twice must pay twice)."""
+    _normalize_short.cache_clear()
+
+
 def _normalize(raw: str) -> NormalizedText:
     if raw.isalnum() and raw == raw.lower() and unicodedata.is_normalized("NFKC", raw):
         # Fast path, most chat: letters and digits only, nothing to fold or drop.
