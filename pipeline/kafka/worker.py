@@ -374,6 +374,7 @@ class WorkerRuntime:
     async def _finish(self, step: _Step) -> bool:
         """Put the step's outputs on the broker, all sent before any ack is awaited, and flush the changelog
         writes the step caused; only then are its events done. False when the worker is stopping."""
+        self.store.write_changes()  # the step's changelog writes, one per room at most (sent by Faust, buffered)
         try:
             errors = await self.sender.send_many([(d.outcome, d.key) for d in step.decided])
             failed = [(d, e) for d, e in zip(step.decided, errors, strict=True) if e is not None]
