@@ -82,3 +82,19 @@ def test_an_input_that_stops_delivering_its_backlog_holds_events_no_longer_than_
     assert m.pop_ready(lambda tp: False, now_s=4.9, catching_up=lambda tp: tp == B) == []
     assert m.pop_ready(lambda tp: False, now_s=5.0, catching_up=lambda tp: tp == B) == ["chat@100", "chat@5000"]
     assert m.forced == {"lateness": 1, "wait": 1}
+
+
+def test_a_release_looks_at_each_input_once_however_many_events_it_releases():
+    m = merger()
+    for t in range(100):
+        m.push(A, t, f"chat@{t}", now_s=0)
+    m.push(B, 50, "price@50", now_s=0)
+    asked = []
+
+    def caught_up(tp):
+        asked.append(tp)
+        return False
+
+    released = m.pop_ready(caught_up, now_s=0)
+    assert released == [f"chat@{t}" for t in range(51)] + ["price@50"]  # up to where price has got
+    assert sorted(asked) == sorted([A, B])  # once each, not once per event

@@ -101,3 +101,54 @@ async def test_an_unforeseen_failure_is_kept_in_the_dlq_with_its_reason(caplog):
     samples = {x.name + str(x.labels): x.value for m in s.metrics.registry.collect() for x in m.samples}
     assert samples["livewatch_dead_letters_total{'reason': 'processing_error'}"] == 1
     assert "processing live.chat[2]@9 failed" in caplog.text
+
+
+# -- a batch's outputs ------------------------------------------------------------------------------
+
+
+class SlowTopic(FakeTopic):
+    """Acks arrive only after every send of the batch was handed over: a sender awaiting each ack before the
+    next send would see the acks of a batch one by one; this one records how many sends preceded each ack."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.sent_before_ack: list[int] = []
+
+    def _ack(self, future) -> None:
+        self.sent_before_ack.append(len(self.sent))
+        super()._ack(future)
+
+
+def dead(offset: int) -> Outcome:
+    source = MessageSource(topic="live.chat", partition=0, offset=offset)
+    return Outcome(dead_letters=[DeadLetter.of(b"{x", "invalid_json", "bad", source)])
+
+
+async def test_a_batch_is_sent_at_once_and_every_ack_is_awaited_before_send_many_returns(outcome):
+    s, (alerts, actions, dlq) = sender(dlq=SlowTopic("dlq"))
+    errors = await s.send_many([(dead(1), b"a"), (Outcome(), b"b"), (outcome, b"r7"), (dead(2), b"c")])
+    assert errors == [None, None, None, None]
+    assert [key for key, _ in dlq.sent] == [b"a", b"c"]  # in the order of the batch
+    assert dlq.sent_before_ack == [2, 2]  # both handed over before the first ack came back
+    assert (alerts.acked, actions.acked, dlq.acked) == (len(outcome.findings), len(outcome.actions), 2)
+
+
+async def test_an_error_of_one_events_output_is_returned_for_that_event_and_the_rest_is_sent(outcome):
+    s, (alerts, actions, dlq) = sender(dlq=FakeTopic("dlq", [MessageSizeTooLargeError()]))
+    errors = await s.send_many([(dead(1), b"a"), (outcome, b"r7"), (dead(2), b"c")])
+    assert isinstance(errors[0], MessageSizeTooLargeError) and errors[1:] == [None, None]
+    assert dlq.sent == [(b"c", dead(2).dead_letters[0].model_dump_json().encode())]
+    assert alerts.acked == len(outcome.findings) and actions.acked == len(outcome.actions)
+
+
+async def test_a_retriable_failure_resends_only_that_events_outputs(outcome):
+    s, (alerts, actions, dlq) = sender(dlq=FakeTopic("dlq", [RequestTimedOutError()]))
+    assert await s.send_many([(dead(1), b"a"), (outcome, b"r7")]) == [None, None]
+    assert [key for key, _ in dlq.sent] == [b"a"]  # sent again once
+    assert len(alerts.sent) == len(outcome.findings)  # the other event's outputs went once
+
+
+async def test_a_batch_the_broker_never_takes_is_a_transient_error():
+    s, _ = sender(dlq=FakeTopic("dlq", [KafkaConnectionError()] * 10))
+    with pytest.raises(TransientError, match="failed 5 times"):
+        await s.send_many([(dead(1), b"a"), (dead(2), b"b")])

@@ -36,14 +36,40 @@ def test_only_durable_state_reaches_the_changelog_and_only_when_it_changed(flood
     store = TableStateStore(table, lambda: flood_ruleset)
     engine = Engine(flood_ruleset, store=store)
     engine.process(say("这是全网最低价", room="r"))  # a strike: durable
+    assert table.writes == 0 and not store.dirty  # written with the batch, not per event
+    assert store.write_changes() == 1
     assert table.writes == 1 and store.dirty
     written = json.loads(table[b"r"])
     assert written["policy"] != RoomState().to_json()["policy"]
     assert "bot_flood" not in written["detectors"]  # a sliding window is not durable
     store.dirty = False  # the worker flushed it
     engine.process(chat("主播好呀", user="u1", room="r", t=1))  # the window changes, nothing durable does
+    assert store.write_changes() == 0
     assert table.writes == 1 and not store.dirty
     assert store.get("r").detectors["bot_flood"].scripts  # but the cache holds it
+
+
+def test_a_batch_writes_each_changed_room_once_with_its_last_state(flood_ruleset):
+    table = Table()
+    store = TableStateStore(table, lambda: flood_ruleset)
+    engine = Engine(flood_ruleset, store=store)
+    for i, text in enumerate(["这是全网最低价", "喝了能降血压", "能根治失眠"]):  # three strikes in one batch
+        engine.process(say(text, room="r", t=i))
+    engine.process(say("这是全网最低价", room="other", t=3))
+    engine.process(chat("主播好呀", user="u1", room="r", t=4))  # nothing durable changed
+    assert store.write_changes() == 2 and table.writes == 2  # r (its last state) and other
+    assert json.loads(table[b"r"]) == store.get("r").to_json(only=flood_ruleset.durable_detectors)
+    assert store.write_changes() == 0  # nothing put since
+    store.put("r", store.get("r"))
+    assert store.write_changes() == 0 and table.writes == 2  # put again, unchanged: no write
+
+
+def test_rooms_put_before_a_revocation_are_not_written_after_it(flood_ruleset):
+    table = Table()
+    store = TableStateStore(table, lambda: flood_ruleset)
+    Engine(flood_ruleset, store=store).process(say("这是全网最低价", room="r"))
+    store.clear()  # revoked before the batch finished: its events are read again
+    assert store.write_changes() == 0 and table.writes == 0
 
 
 def test_a_room_is_loaded_from_the_table_once_and_joined_with_its_rebuilt_windows(flood_ruleset):
@@ -67,7 +93,7 @@ def test_a_room_is_loaded_from_the_table_once_and_joined_with_its_rebuilt_window
     assert list(store.get("new").detectors) == ["bot_flood"]
     assert store.get("nobody") is None
     store.put("r", room)  # unchanged durable state: no write
-    assert table.writes == 0
+    assert store.write_changes() == 0 and table.writes == 0
 
 
 def test_windows_rebuilt_for_a_cached_room_replace_its_own(flood_ruleset):
@@ -82,6 +108,7 @@ def test_clear_drops_the_cache_and_keeps_the_table(flood_ruleset):
     table = Table()
     store = TableStateStore(table, lambda: flood_ruleset)
     Engine(flood_ruleset, store=store).process(say("这是全网最低价", room="r"))
+    store.write_changes()  # the batch finished
     store.adopt(Engine(flood_ruleset).warm([chat("主播好呀", user="u", room="q", t=1)]))
     store.clear()
     assert len(store) == 0 and b"r" in table

@@ -1,10 +1,12 @@
 """The Kafka runtime's Faust wiring: one agent over the six input topics (``concurrency=1``, manual
 acknowledgements), the changelog-backed rooms table, the rebalance hooks, and ``run_worker``.
 
-A message goes: decoded (a poison one to ``live.dlq``) → held in its partition's event-time merge
-(``merge``) → decided by the engine once released → outputs sent and acked (``sender``) → acknowledged to
-Faust in offset order (``offsets``). A newly assigned partition releases nothing until its sliding windows
-are rebuilt (``rebuild``). Why it is built this way: docs/kafka_runtime.md.
+Messages are taken from Faust in batches (``Stream.noack_take``) and each batch is one step under the
+worker's lock: every message decoded (a poison one becomes a dead letter) → held in its partition's
+event-time merge (``merge``) → what the merges release decided by the engine → the step's outputs sent
+together and their broker acks awaited together (``sender``), the changelog flushed → the step's events
+done, acknowledged to Faust in offset order (``offsets``). A newly assigned partition releases nothing until
+its sliding windows are rebuilt (``rebuild``). Why it is built this way: docs/kafka_runtime.md.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from schemas.events import BaseEvent
 log = logging.getLogger("livewatch.worker")
 
 ROOMS_TABLE = "rooms"
+BATCH_MAX = 1000  # messages taken from Faust per step at most
+BATCH_WITHIN_S = 0.01  # a step starts at the latest this long after the last one ended (or its first message)
 GAP_PATIENCE_S = 30.0  # a head of the acknowledgement queue waits this long at a gap, then goes past it
 STALL_S = 10.0  # an input with messages on the broker that delivers nothing this long is read directly
 
@@ -60,6 +64,26 @@ class _Held:
     source: MessageSource
     pending: Pending
     key: tuple[int, int, str, int]  # its place in the merge (merge.order_key)
+
+
+@dataclass
+class _Decided:
+    """An event decided in this step, its outputs not yet on the broker."""
+
+    outcome: Outcome
+    key: bytes | None
+    pending: Pending
+    raw: bytes
+    source: MessageSource
+
+
+class _Step:
+    """What one step (a batch from Faust, a release, a re-read) decided: sent together, then done together."""
+
+    __slots__ = ("decided",)
+
+    def __init__(self) -> None:
+        self.decided: list[_Decided] = []
 
 
 class WorkerRuntime:
@@ -168,8 +192,8 @@ class WorkerRuntime:
         self.rebuilds.assign(self._owned, self.watcher.current)  # before any await: nothing of them goes first
         asyncio.ensure_future(self._query_bounds(inputs))
         limbo, self._limbo = self._limbo, []
-        for event in limbo:  # in the order Faust delivered them, before anything fetched later
-            await self._receive(event)
+        if limbo:  # in the order Faust delivered them, before anything fetched later
+            await self._receive(limbo)
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **kwargs: Any) -> None:
         # Everything held or un-acknowledged is read again from the committed offsets after the rebalance
@@ -190,12 +214,13 @@ class WorkerRuntime:
             self.metrics.merge_held.set(0)
 
     async def _consume(self, stream: Any) -> None:
+        # noack_take: batches of events that Faust does not acknowledge itself (we do, in offset order).
         self._stream = stream.noack()
-        async for event in self._stream.events():
+        async for events in self._stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
             try:
-                await self._receive(event)
-            except Exception:  # nothing may escape an agent: Faust would skip the message for good
-                log.exception("unexpected error on %s", event.message.tp)
+                await self._receive(events)
+            except Exception:  # nothing may escape an agent: Faust would skip the messages for good
+                log.exception("unexpected error on a batch of %d message(s)", len(events))
 
     async def _tick(self, app: Any = None) -> None:
         now = time.monotonic()
@@ -214,29 +239,50 @@ class WorkerRuntime:
 
     # -- the pipeline --------------------------------------------------------------------------------
 
-    async def _receive(self, event: Any) -> None:
-        msg = event.message
+    async def _receive(self, events: list[Any]) -> None:
+        """One batch Faust delivered, in its order: one step."""
         if not self._assigned:  # between a revocation and the next assignment: wait and see
-            self._limbo.append(event)
-            return
-        if msg.tp not in self._owned.get(msg.tp.partition, ()):
-            # Fetched before a rebalance, delivered after it, and the partition is another worker's now:
-            # its new owner reads it from the committed offset (deciding it here would use stale state).
-            self.metrics.unowned.inc()
+            self._limbo.extend(events)
             return
         async with self._lock:
-            receipt = self.offsets.receive(msg.tp, msg.offset, event, time.monotonic())
-            if receipt.ack_now is not None:
-                await self._stream.ack(receipt.ack_now)
-            if receipt.reread is not None:
-                asyncio.ensure_future(self._reread(receipt.reread))
-            if receipt.pending is None:  # taken already
+            if not self._assigned:  # revoked while we waited for the lock
+                self._limbo.extend(events)
                 return
-            await self._accept(msg.tp, msg.offset, msg.key, event.value, msg.headers, receipt.pending)
-            await self._release()
+            step = _Step()
+            now = time.monotonic()
+            ack_now = []
+            for event in events:
+                msg = event.message
+                tp = msg.tp
+                if tp not in self._owned.get(tp.partition, ()):
+                    # Fetched before a rebalance, delivered after it, and the partition is another worker's
+                    # now: its new owner reads it from the committed offset (deciding it here would use stale
+                    # state).
+                    self.metrics.unowned.inc()
+                    continue
+                receipt = self.offsets.receive(tp, msg.offset, event, now)
+                if receipt.ack_now is not None:
+                    ack_now.append(receipt.ack_now)
+                if receipt.reread is not None:
+                    asyncio.ensure_future(self._reread(receipt.reread))
+                if receipt.pending is not None:  # else taken already
+                    self._accept(step, tp, msg.offset, msg.key, event.value, msg.headers, receipt.pending, now)
+            for event in ack_now:  # copies of messages acknowledged already
+                await self._stream.ack(event)
+            await self._release(step)
 
-    async def _accept(self, tp: TP, offset: int, key: bytes | None, value: Any, headers: Any, pending: Pending) -> None:
-        """Decode one message: a dead letter is sent at once, a valid event joins the event-time merge."""
+    def _accept(
+        self,
+        step: _Step,
+        tp: TP,
+        offset: int,
+        key: bytes | None,
+        value: Any,
+        headers: Any,
+        pending: Pending,
+        now: float,
+    ) -> None:
+        """Decode one message: a dead letter joins the step's outputs, a valid event joins the event-time merge."""
         source = MessageSource(topic=tp.topic, partition=tp.partition, offset=offset)
         raw = value if isinstance(value, bytes) else bytes(value or b"")
         try:
@@ -253,8 +299,7 @@ class WorkerRuntime:
                     decoded.event_id,
                 )
             if isinstance(decoded, DeadLetter):
-                await self.sender.send(Outcome(dead_letters=[decoded]), key=key)
-                pending.done = True
+                step.decided.append(_Decided(Outcome(dead_letters=[decoded]), key, pending, raw, source))
                 return
             merger = self._mergers.get(tp.partition)
             if merger is None:
@@ -263,10 +308,9 @@ class WorkerRuntime:
                 )
             seq = seq_of(headers)
             held = _Held(decoded, raw, source, pending, order_key(decoded.ts, seq, tp.topic, offset))
-            merger.push(tp, decoded.ts, held, time.monotonic(), seq=seq, topic=tp.topic, offset=offset)
+            merger.push(tp, decoded.ts, held, now, seq=seq, topic=tp.topic, offset=offset)
         except Exception as e:
-            await self.sender.dead_letter(e, raw, source, key)
-            pending.done = True
+            step.decided.append(_Decided(self.sender.failure(e, raw, source), key, pending, raw, source))
 
     async def _reread(self, request: Reread[TP]) -> None:
         """Read a range Faust skipped or stopped delivering, and decide what it had not delivered."""
@@ -284,13 +328,17 @@ class WorkerRuntime:
                     request.end - 1,
                 )
                 self.metrics.reread.inc(len(entries))
+            step = _Step()
+            now = time.monotonic()
             for entry in entries:
                 r = by_offset[entry.offset]
-                await self._accept(tp, r.offset, r.key, r.value, r.headers, entry)
-            await self._release()
+                self._accept(step, tp, r.offset, r.key, r.value, r.headers, entry, now)
+            await self._release(step)
 
-    async def _release(self) -> None:
-        """Decide what the merges release, in order, for partitions that are open and wait for no re-read."""
+    async def _release(self, step: _Step | None = None) -> None:
+        """Decide what the merges release, in order, for partitions that are open and wait for no re-read;
+        then finish the step (``_finish``) and acknowledge what may be."""
+        step = step if step is not None else _Step()
         now = time.monotonic()
         for partition, merger in list(self._mergers.items()):
             if not self.rebuilds.is_open(partition) or self.offsets.blocked(self._owned.get(partition, ())):
@@ -302,26 +350,51 @@ class WorkerRuntime:
                     if passed:  # decided by the last owner before this one: into the windows first
                         self.engine.warm_in_store(passed)
                     outcome = self.engine.process_decoded(held.decoded, held.raw, held.source)
-                    self.metrics.latency.observe(max(0.0, time.time() - held.decoded.ts / 1000))
-                    await self.sender.send(outcome, key=key)
-                    if self.store.dirty:
-                        # Faust buffers changelog writes and may commit offsets before sending them; the
-                        # event is done only once its state change is on the broker too.
-                        await self.app.producer.flush()
-                        self.store.dirty = False
                 except TransientError as e:
                     log.error("%s; stopping so that a restarted worker reads the event again", e)
                     await self.app.crash(e)
                     return
                 except Exception as e:  # e.g. unreadable stored state: keep the event, in the DLQ
-                    await self.sender.dead_letter(e, held.raw, held.source, key)
-                held.pending.done = True
+                    outcome = self.sender.failure(e, held.raw, held.source)
+                step.decided.append(_Decided(outcome, key, held.pending, held.raw, held.source))
+        if step.decided:
+            wall = time.time()
+            for d in step.decided:
+                if d.outcome.event is not None:
+                    self.metrics.latency.observe(max(0.0, wall - d.outcome.event.ts / 1000))
+            if not await self._finish(step):
+                return
         self.metrics.merge_held.set(sum(len(m) for m in self._mergers.values()))
         for merger in self._mergers.values():
             for bound, n in merger.forced.items():
                 self.metrics.merge_forced.labels(bound=bound).inc(n)
             merger.forced.clear()
         await self._acknowledge()
+
+    async def _finish(self, step: _Step) -> bool:
+        """Put the step's outputs on the broker, all sent before any ack is awaited, and flush the changelog
+        writes the step caused; only then are its events done. False when the worker is stopping."""
+        self.store.write_changes()  # the step's changelog writes, one per room at most (sent by Faust, buffered)
+        try:
+            errors = await self.sender.send_many([(d.outcome, d.key) for d in step.decided])
+            failed = [(d, e) for d, e in zip(step.decided, errors, strict=True) if e is not None]
+            if failed:  # an output of the message's own making (too large, say): the event goes to the DLQ
+                letters = [(self.sender.failure(e, d.raw, d.source), d.key) for d, e in failed]
+                for error in await self.sender.send_many(letters):
+                    if error is not None:
+                        raise error
+            if self.store.dirty:
+                # Faust buffers changelog writes and may commit offsets before sending them; the step's
+                # events are done only once their state changes are on the broker too.
+                await self.app.producer.flush()
+                self.store.dirty = False
+        except TransientError as e:
+            log.error("%s; stopping so that a restarted worker reads the events again", e)
+            await self.app.crash(e)
+            return False
+        for d in step.decided:
+            d.pending.done = True
+        return True
 
     async def _acknowledge(self) -> None:
         if self.app.rebalancing:
