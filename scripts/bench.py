@@ -168,6 +168,29 @@ def proc_status(pid: int | str = "self") -> dict[str, int]:
     return out
 
 
+def cpu_seconds(pid: int | str) -> float:
+    """User + system CPU seconds a process has used so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU jiffies of the whole machine since boot, every process included."""
+    values = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def broker_pid(broker: Broker) -> int | None:
+    try:
+        return int((broker.run_dir / "kafka.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -703,12 +726,17 @@ def run_workers(
             time.sleep(2)
         start = time.monotonic()
         before = sum(w.total("livewatch_events_total") for w in ws)
+        bpid = broker_pid(kb.broker)
+        cpu0 = [cpu_seconds(w.proc.pid) for w in ws] + [cpu_seconds(bpid) if bpid else 0.0, cpu_seconds("self")]
+        busy0 = machine_busy()
         if live:
             published_in = kb.publish(settings, lines)
         wait_for(
             lambda: sum(w.total("livewatch_events_total") for w in ws) >= n, 1800, "every event decided", interval=0.2
         )
         elapsed = time.monotonic() - start
+        cpu1 = [cpu_seconds(w.proc.pid) for w in ws] + [cpu_seconds(bpid) if bpid else 0.0, cpu_seconds("self")]
+        busy1 = machine_busy()
         time.sleep(1)
         decided = sum(w.total("livewatch_events_total") for w in ws)
         peaks = [proc_status(w.proc.pid).get("VmHWM", 0) for w in ws]
@@ -725,7 +753,22 @@ def run_workers(
         "redecided": max(0.0, decided - n),
         "peak_rss": peaks,
         "alerts": alerts,
+        # cores used over the measurement: each worker, the broker (if its pid file is ours), this process
+        # (the publisher, when live), and the whole machine (every process, other users' included)
+        "cores_workers": [(b - a) / elapsed for a, b in zip(cpu0[: len(ws)], cpu1[: len(ws)], strict=True)],
+        "cores_broker": (cpu1[-2] - cpu0[-2]) / elapsed if bpid else None,
+        "cores_bench": (cpu1[-1] - cpu0[-1]) / elapsed,
+        "machine_busy": (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]),
     }
+
+
+def cpu_note(r: dict[str, Any]) -> str:
+    workers = " + ".join(f"{c:.2f}" for c in r["cores_workers"])
+    broker = f", broker {r['cores_broker']:.2f}" if r["cores_broker"] is not None else ""
+    return (
+        f"cores used: worker(s) {workers}{broker}, bench process {r['cores_bench']:.2f}; "
+        f"machine {r['machine_busy']:.0%} busy over {os.cpu_count()} cores (every process)"
+    )
 
 
 def section_b(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
@@ -742,6 +785,7 @@ def section_b(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
             f"{r['elapsed']:.1f} s, {r['alerts']:,.0f} alerts)",
             r["rate"],
             "events/s",
+            note=cpu_note(r),
         )
     )
     res.add(
@@ -783,6 +827,7 @@ def section_f(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
                 f"{r['published_in']:.1f} s; {r['redecided']:,.0f} decided twice)",
                 r["rate"],
                 "events/s",
+                note=cpu_note(r),
             )
         )
     factor = runs[2]["rate"] / runs[1]["rate"]
@@ -885,7 +930,9 @@ def section_d(res: Results, kb: KafkaBench, cfg: Config) -> None:
     try:
         worker.wait_assigned()
         time.sleep(2)
-        for rate in rates:
+        queue = list(rates)
+        while queue:
+            rate = queue.pop(0)
             wall0 = int(time.time() * 1000)
             sent, took = asyncio.run(gen.run(settings, rate, cfg.latency_seconds))
             wall1 = int(time.time() * 1000)
@@ -904,7 +951,10 @@ def section_d(res: Results, kb: KafkaBench, cfg: Config) -> None:
             phases[-1]["drain_s"] = drain
             if not kept_up:
                 print(f"  the worker did not keep up with {rate:,.0f} events/s (drained {drain:.1f} s after)")
-                break
+                queue.clear()
+                if not any(p["kept_up"] for p in phases) and rate / 2 >= min(rates) / 8:
+                    queue.append(rate / 2)  # none sustained yet: find the highest rate the machine sustains
+
         metrics = worker.metrics()
         peak = proc_status(worker.proc.pid).get("VmHWM", 0)
     finally:
@@ -914,7 +964,7 @@ def section_d(res: Results, kb: KafkaBench, cfg: Config) -> None:
     for p in phases:
         lat = [x for ts, x in alerts if p["from"] <= ts <= p["to"]]
         if p["kept_up"]:
-            sustained = p["rate"]
+            sustained = max(sustained, p["rate"])
         if not lat:
             res.add(Row("d", f"latency at {p['rate']:,.0f} events/s offered", "no alerts", None, "ms"))
             continue
