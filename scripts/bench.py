@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import itertools
 import json
 import logging
 import os
@@ -56,7 +57,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import yaml
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.embedded import EmbeddedRuntime, RunStats
 from pipeline.engine import Engine, MemoryStateStore
@@ -101,7 +102,7 @@ FULL = Config(
     commerce_rooms=1000,
     comments_per_room=24,
     state_rooms=(1_000, 10_000),
-    latency_rates=(1_000, 2_000, 5_000),
+    latency_rates=(500, 1_000, 2_000, 5_000),
     latency_seconds=20,
     latency_rooms=1_000,
 )
@@ -815,6 +816,31 @@ def worker_rss_row(res: Results, section: str, r: dict[str, Any], corpus: Corpus
     )
 
 
+async def partition_counts(settings: Settings) -> list[int]:
+    """Messages on each partition number, summed over the six input topics (their end offsets)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topic(t), p) for t in INPUT_NAMES for p in range(PARTITIONS)]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    counts = [0] * PARTITIONS
+    for tp, end in ends.items():
+        counts[tp.partition] += end
+    return counts
+
+
+def best_split_bound(counts: Sequence[int]) -> float:
+    """The largest speed-up two equal workers could get from these partitions, split two and two."""
+    total = sum(counts)
+    best = min(
+        max(sum(counts[i] for i in pair), total - sum(counts[i] for i in pair))
+        for pair in itertools.combinations(range(len(counts)), len(counts) // 2)
+    )
+    return total / best if best else 1.0
+
+
 def section_f(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
     print(f"\n[f] two workers vs one, {PARTITIONS} partitions, input published live — {corpus.describe()}", flush=True)
     runs = {k: run_workers(kb, f"f{k}", corpus.lines, k, live=True) for k in (1, 2)}
@@ -841,6 +867,17 @@ def section_f(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
             "≥ 1.7×",
             factor >= 1.7,
             note=f"{os.cpu_count()} cores shared by the broker, the workers and the publisher",
+        )
+    )
+    counts = asyncio.run(partition_counts(kb.settings("f2")))
+    res.add(
+        Row(
+            "f",
+            "input per partition (key = room_id)",
+            f"{' / '.join(f'{c:,}' for c in counts)} events; split two and two, the partitions allow at most "
+            f"{best_split_bound(counts):.2f}× with two workers",
+            best_split_bound(counts),
+            "factor",
         )
     )
     worker_rss_row(res, "f", runs[2], corpus)
@@ -1033,7 +1070,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small inputs: every section in ≈ 1–2 min")
     p.add_argument("--broker", help="host:port of a running broker (default: start one)")
     p.add_argument("--json", type=Path, help="also write the table (and the run's facts) here")
-    p.add_argument("--rates", help="latency section: offered rates, comma-separated (default 1000,2000,5000)")
+    p.add_argument("--rates", help="latency section: offered rates, comma-separated (default 500,1000,2000,5000)")
     p.add_argument("--seconds", type=float, help="latency section: seconds per rate")
     p.add_argument("--state-child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--comments", type=int, default=FULL.comments_per_room, help=argparse.SUPPRESS)

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--broker", help="host:port of a running broker (default: start one)")
     p.add_argument(
-        "--rate", type=float, default=None, help="offered events/s of the latency run (default 1000,2000,5000)"
+        "--rate", type=float, default=None, help="offered events/s of the latency run (default 500,1000,2000,5000)"
     )
     p.add_argument("--seconds", type=float, default=None)
     p.add_argument("--only", choices=["throughput", "latency"], help="run one of the two measurements")

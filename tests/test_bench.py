@@ -79,6 +79,7 @@ def test_kafka_sections(kafka, tmp_path: Path) -> None:
         "1 worker, input published live",
         "2 workers, input published live",
         "two workers / one",
+        "input per partition (key = room_id)",
     ]
     assert [r["name"] for r in report["rows"] if r["section"] == "e"] == [
         "worker peak RSS (VmHWM), section b",
