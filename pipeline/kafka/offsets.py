@@ -162,7 +162,11 @@ class OffsetTracker(Generic[TP]):
         if expected is not None and offset > expected:
             reread = self._request(tp, expected, offset, blocking=True)
         pending = Pending(offset, event)
-        bisect.insort(part.queue, pending)
+        queue = part.queue
+        if not queue or queue[-1].offset < offset:  # the usual case: the next offset, at the end
+            queue.append(pending)
+        else:
+            bisect.insort(queue, pending)
         self._taken(part, tp, offset, now)
         return Receipt(pending=pending, reread=reread)
 
