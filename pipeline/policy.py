@@ -10,7 +10,6 @@ The ladder in full: docs/rules.md ("The enforcement ladders").
 
 from __future__ import annotations
 
-import copy
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -112,7 +111,9 @@ class Policy:
         ladder = self.config.ladders.get(finding.subject.kind)
         if ladder is None:
             return None
-        subject = copy.deepcopy(state.subjects.get(finding.subject.key(), SubjectState()))
+        # a shallow copy is enough: _decide replaces the strike and action lists before it adds to them, and
+        # changes no strike or action it did not create (a deep copy per shadow finding cost ≈ 3 % of a replay)
+        subject = state.subjects.get(finding.subject.key(), SubjectState()).model_copy()
         action = self._decide(ladder, finding, subject)
         return action.action if action else None
 

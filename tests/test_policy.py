@@ -97,6 +97,14 @@ def test_shadow_findings_never_act_and_leave_no_strike():
     assert state.subjects == {}
 
 
+def test_a_shadow_finding_leaves_a_subject_with_strikes_and_actions_exactly_as_it_was():
+    policy, state = Policy(LADDER, "test"), PolicyState()
+    assert policy.decide(finding(0), state) is not None  # a strike and a warning on record
+    before = state.model_dump()
+    assert policy.would_do(finding(100, status="shadow"), state) == "limit_comments"
+    assert state.model_dump() == before
+
+
 def test_a_finding_seen_again_gets_the_same_action_and_no_extra_strike():
     policy, state = Policy(LADDER, "test"), PolicyState()
     first = policy.decide(finding(0, n="x"), state)
