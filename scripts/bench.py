@@ -884,6 +884,36 @@ def section_f(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
     )
     worker_rss_row(res, "f", runs[2], corpus)
 
+    # The whole input is skewed (one Bilibili room holds most of one partition); many rooms of similar traffic
+    # show what a second worker adds when the partitions can be shared evenly.
+    balanced = Corpus({name: lines for name, lines in corpus.parts.items() if name != "bilibili"})
+    even = {k: run_workers(kb, f"g{k}", balanced.lines, k, live=True) for k in (1, 2)}
+    for k, r in even.items():
+        res.add(
+            Row(
+                "f",
+                f"{k} worker{'s' if k > 1 else ''}, many rooms only (no Bilibili room), published live",
+                f"{r['rate']:,.0f} events/s ({r['events']:,} events in {r['elapsed']:.1f} s)",
+                r["rate"],
+                "events/s",
+                note=cpu_note(r),
+            )
+        )
+    factor = even[2]["rate"] / even[1]["rate"]
+    bound = best_split_bound(asyncio.run(partition_counts(kb.settings("g2"))))
+    res.add(
+        Row(
+            "f",
+            "two workers / one, many rooms only",
+            f"{factor:.2f}× (the partitions allow at most {bound:.2f}×)",
+            factor,
+            "factor",
+            "≥ 1.7×",
+            factor >= 1.7,
+            note=f"{os.cpu_count()} cores shared by the broker, the workers and the publisher",
+        )
+    )
+
 
 # -- d: latency ----------------------------------------------------------------------------------
 

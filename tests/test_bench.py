@@ -80,6 +80,9 @@ def test_kafka_sections(kafka, tmp_path: Path) -> None:
         "2 workers, input published live",
         "two workers / one",
         "input per partition (key = room_id)",
+        "1 worker, many rooms only (no Bilibili room), published live",
+        "2 workers, many rooms only (no Bilibili room), published live",
+        "two workers / one, many rooms only",
     ]
     assert [r["name"] for r in report["rows"] if r["section"] == "e"] == [
         "worker peak RSS (VmHWM), section b",
