@@ -17,8 +17,8 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.base import Detector, RuleContext
-from detectors.normalize import NormalizedText, Term, normalize
+from detectors.base import Detector, RuleContext, text_evidence
+from detectors.normalize import NormalizedText, Term, normalize, words_regex
 from detectors.timeline import TimelineRule
 from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, StreamMetaEvent, TranscriptEvent
 from schemas.findings import Evidence, Finding
@@ -97,8 +97,7 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
         for r in self.rules:
             self._by_check.setdefault(r.check, []).append(r)
         self._implicit = [re.compile(p, re.IGNORECASE) for p in settings.implicit_label_patterns]
-        cues = sorted({normalize(c).text for c in settings.self_disclosure_cues}, key=lambda c: (-len(c), c))
-        self._cue_rx = re.compile("|".join(re.escape(c) for c in cues)) if cues else None
+        self._cue_rx = words_regex(settings.self_disclosure_cues)
         self._exceptions = [normalize(x).text for x in settings.self_disclosure_exceptions]
         self._negations = [normalize(x).text for x in settings.negations]
 
@@ -185,8 +184,6 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
             state.label_lost_at, state.label_lost_event_id = event.ts, event.event_id
 
     def _disclosure(self, event: BaseEvent, text: NormalizedText) -> Evidence | None:
-        if self._cue_rx is None:
-            return None
         norm = text.text
         for m in self._cue_rx.finditer(norm):
             start, end = m.start(), m.end()
@@ -194,17 +191,7 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
                 continue  # "我不是AI主播"
             if any(_inside(norm, x, start, end) for x in self._exceptions):
                 continue  # "数字人民币"
-            raw_start, raw_end = text.raw_span(start, end)
-            return Evidence(
-                event_id=event.event_id,
-                field="text",
-                start=raw_start,
-                end=raw_end,
-                raw=text.raw[raw_start:raw_end],
-                normalized=norm[start:end],
-                term=m.group(0),
-                how="normalized",
-            )
+            return text_evidence(event, text, start, end, term=m.group(0), how="normalized")
         return None
 
     # -- deadlines -------------------------------------------------------------------------------

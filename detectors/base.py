@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from detectors.normalize import NormalizedText
 from detectors.timeline import TimelineExamples, check_timelines
 from schemas.events import BaseEvent
-from schemas.findings import Evidence, Finding, FindingStatus, RuleStatus, Subject, Window, derived_id
+from schemas.findings import Evidence, EvidenceHow, Finding, FindingStatus, RuleStatus, Subject, Window, derived_id
 from schemas.rules import Rule
 
 RuleT = TypeVar("RuleT", bound=Rule)
@@ -139,6 +139,31 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
             summary=summary,
             details=details,
         )
+
+
+def text_evidence(
+    event: BaseEvent,
+    text: NormalizedText,
+    start: int,
+    end: int,
+    *,
+    term: str | None,
+    how: EvidenceHow,
+    field: str = "text",
+) -> Evidence:
+    """Evidence of ``text.text[start:end]`` (normalised coordinates): the raw span a reviewer saw, and what the
+    matcher read."""
+    raw_start, raw_end = text.raw_span(start, end)
+    return Evidence(
+        event_id=event.event_id,
+        field=field,
+        start=raw_start,
+        end=raw_end,
+        raw=text.raw[raw_start:raw_end],
+        normalized=text.text[start:end],
+        term=term,
+        how=how,
+    )
 
 
 AnyDetector = Detector[Any, Any, Any]

@@ -21,9 +21,17 @@ from typing import ClassVar, Literal
 import ahocorasick
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from detectors.base import Detector, RuleContext
+from detectors.base import Detector, RuleContext, text_evidence
 from detectors.claims_model import ClaimModel, Verdict, load_model
-from detectors.normalize import NormalizedText, Term, alternation, clause_breaks, is_han, normalize, pinyin_keys
+from detectors.normalize import (
+    NormalizedText,
+    Term,
+    clause_breaks,
+    is_han,
+    normalize,
+    pinyin_keys,
+    words_regex,
+)
 from schemas.events import (
     BaseEvent,
     ChatEvent,
@@ -172,11 +180,6 @@ class ClaimsSettings(BaseModel):
     max_titles_remembered: int = Field(default=500, ge=1)
 
 
-def _words_rx(words: Sequence[str]) -> re.Pattern[str]:
-    """One search for any of ``words`` (normalised) in a clause; never matches when there are none."""
-    return re.compile(alternation(normalize(w).text for w in words) or "(?!)")
-
-
 class ClaimsState(BaseModel):
     current_product_id: str | None = None
     current_category: ProductCategory | None = None
@@ -256,14 +259,14 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         ctx = settings.context
         self._notices = [re.compile(p) for p in ctx.notices]
         self._advice = [re.compile(p) for p in ctx.advice]
-        self._quotes = _words_rx(ctx.rule_quotes)
-        self._questions = _words_rx(ctx.questions)
-        self._refusals = _words_rx(ctx.refusals)
+        self._quotes = words_regex(ctx.rule_quotes)
+        self._questions = words_regex(ctx.questions)
+        self._refusals = words_regex(ctx.refusals)
         self._not_refusals = [normalize(w).text for w in ctx.not_refusals]  # overlaps are checked one by one
-        self._contrast = _words_rx(ctx.contrasts)
-        self._refers_back = _words_rx(ctx.refers_back)
-        self._product_refs = _words_rx(ctx.product_refs)
-        self._ordinals = _words_rx(ctx.ordinals)
+        self._contrast = words_regex(ctx.contrasts)
+        self._refers_back = words_regex(ctx.refers_back)
+        self._product_refs = words_regex(ctx.product_refs)
+        self._ordinals = words_regex(ctx.ordinals)
         self._own_range = [re.compile(p) for p in ctx.own_range]
 
     # -- routing -------------------------------------------------------------------------------
@@ -471,7 +474,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             matched[idx] = matched.get(idx, 0) + 1
             if matched[idx] > MAX_EVIDENCE:
                 continue  # a finding stays small enough to publish; the count is kept in its details
-            by_rule.setdefault(idx, []).append(self._evidence(event, text, field, start, end, term, how))
+            by_rule.setdefault(idx, []).append(text_evidence(event, text, start, end, term=term, how=how, field=field))
             score = {"homophone": self.settings.score_homophone, "pattern": self.settings.score_pattern}.get(
                 how, self.settings.score_exact
             )
@@ -537,9 +540,11 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         ]
         if verdict is not None and not any(self.rules[idx].claim_type == verdict.claim_type for idx in by_rule):
             assert model_rule is not None and model_rule.model is not None
-            evidence = [self._evidence(event, text, field, s, e, feats, "model") for s, e, feats, _ in spans]
+            evidence = [
+                text_evidence(event, text, s, e, term=feats, how="model", field=field) for s, e, feats, _ in spans
+            ]
             if not evidence:
-                evidence = [self._evidence(event, text, field, verdict.unit[0], verdict.unit[1], "unit", "model")]
+                evidence = [text_evidence(event, text, *verdict.unit, term="unit", how="model", field=field)]
             status: FindingStatus = "live" if verdict.score >= model_rule.model.live_score else "review"
             findings.append(
                 self._finding(
@@ -594,22 +599,6 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             "unit": text.raw_slice(*verdict.unit) if verdict.unit[1] > verdict.unit[0] else "",
             "deciding": [{"text": text.raw_slice(s, e), "features": f, "weight": w} for s, e, f, w in spans],
         }
-
-    @staticmethod
-    def _evidence(
-        event: BaseEvent, text: NormalizedText, field: str, start: int, end: int, term: str, how: EvidenceHow
-    ) -> Evidence:
-        raw_start, raw_end = text.raw_span(start, end)
-        return Evidence(
-            event_id=event.event_id,
-            field=field,
-            start=raw_start,
-            end=raw_end,
-            raw=text.raw[raw_start:raw_end],
-            normalized=text.text[start:end],
-            term=term,
-            how=how,
-        )
 
     def _finding(
         self,

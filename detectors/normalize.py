@@ -153,6 +153,11 @@ def alternation(words: Iterable[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)) if w)
 
 
+def words_regex(words: Iterable[str]) -> re.Pattern[str]:
+    """One search for any of ``words`` (normalised) in a normalised text; never matches when there are none."""
+    return re.compile(alternation(normalize(w).text for w in words) or "(?!)")
+
+
 def _survives(term: str) -> str:
     if not normalize(term).text:
         raise ValueError(f"term {term!r} is empty after normalisation (it would match everywhere or nowhere)")

@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.base import Detector, RuleContext
+from detectors.base import Detector, RuleContext, text_evidence
 from detectors.normalize import NormalizedText, normalize
 from detectors.price_speech import PriceSpeech, Said, SpeechLexicon, Utterance
 from detectors.timeline import TimelineRule
@@ -671,17 +671,7 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
 
     def _span(self, event: BaseEvent, text: NormalizedText | None, said: Said | None, field: str = "text") -> Evidence:
         assert text is not None and said is not None
-        start, end = text.raw_span(said.start, said.end)
-        return Evidence(
-            event_id=event.event_id,
-            field=field,
-            start=start,
-            end=end,
-            raw=text.raw[start:end],
-            normalized=text.text[said.start : said.end],
-            term=said.cue,
-            how="pattern",
-        )
+        return text_evidence(event, text, said.start, said.end, term=said.cue, how="pattern", field=field)
 
     def _finding(
         self,
