@@ -552,9 +552,9 @@ def state_child(rooms: int, comments: int) -> dict[str, Any]:
     elapsed = time.perf_counter() - start
     gc.collect()
     rss1 = proc_status()["VmRSS"]
-    json_bytes = sum(len(json.dumps(s.to_json(), ensure_ascii=False).encode()) for s in store.values())
+    json_bytes = sum(len(s.to_json()) for s in store.values())
     durable = sum(
-        len(json.dumps(s.to_json(ruleset.durable_detectors), ensure_ascii=False).encode()) for s in store.values()
+        len(s.to_json(ruleset.durable_detectors)) for s in store.values()
     )
     return {
         "rooms": len(store),

@@ -125,7 +125,7 @@ def process(engine: Engine, events: Iterable[BaseEvent], run: Run | None = None)
 
 def snapshot(engine: Engine) -> dict[str, dict[str, Any]]:
     """Every room's state as JSON text-ready dicts (what a changelog would hold)."""
-    return {room: json.loads(json.dumps(state.to_json())) for room, state in engine.store.items()}
+    return {room: json.loads(state.to_json()) for room, state in engine.store.items()}
 
 
 def restore(data: dict[str, dict[str, Any]], ruleset: Ruleset) -> dict[str, RoomState]:

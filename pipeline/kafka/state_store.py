@@ -22,7 +22,7 @@ class TableStateStore:
         self.table = table
         self.ruleset = ruleset
         self._cache: dict[str, RoomState] = {}
-        self._written: dict[str, str] = {}
+        self._written: dict[str, bytes] = {}
         # rebuilt non-durable detector state, joined to a room's durable state when the room is first
         # loaded (not before: the table may still be recovering from the changelog during a rebuild)
         self._rebuilt: dict[str, RoomState] = {}
@@ -37,9 +37,8 @@ class TableStateStore:
         if state is None:
             stored = self.table.get(room_id.encode())
             if stored:
-                data = json.loads(stored)
-                state = RoomState.from_json(data, self.ruleset())
-                self._written[room_id] = json.dumps(data, sort_keys=True)
+                state = RoomState.from_json(json.loads(stored), self.ruleset())
+                self._written[room_id] = bytes(stored)
             rebuilt = self._rebuilt.pop(room_id, None)
             if rebuilt is not None:
                 state = state if state is not None else RoomState()
@@ -70,9 +69,9 @@ class TableStateStore:
             state = self._cache.get(room_id)
             if state is None:
                 continue
-            blob = json.dumps(state.to_json(only=durable), sort_keys=True)
+            blob = state.to_json(only=durable)
             if self._written.get(room_id) != blob:
-                self.table[room_id.encode()] = blob.encode()
+                self.table[room_id.encode()] = blob
                 self._written[room_id] = blob
                 written += 1
         self._touched.clear()

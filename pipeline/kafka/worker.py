@@ -1,12 +1,13 @@
-"""The Kafka runtime's Faust wiring: one agent over the six input topics (``concurrency=1``, manual
-acknowledgements), the changelog-backed rooms table, the rebalance hooks, and ``run_worker``.
+"""The Kafka runtime's Faust wiring: the six input topics read in fetched batches (``batches``), the changelog-
+backed rooms table, the rebalance hooks, and ``run_worker``.
 
-Messages are taken from Faust in batches (``Stream.noack_take``) and each batch is one step under the
-worker's lock: every message decoded (a poison one becomes a dead letter) → held in its partition's
-event-time merge (``merge``) → what the merges release decided by the engine → the step's outputs sent
-together and their broker acks awaited together (``sender``), the changelog flushed → the step's events
-done, acknowledged to Faust in offset order (``offsets``). A newly assigned partition releases nothing until
-its sliding windows are rebuilt (``rebuild``). Why it is built this way: docs/kafka_runtime.md.
+Faust's fetcher hands each fetched batch of input messages over in one call (``batches.BatchConsumer``), a
+task takes them one batch at a time, and each batch is one step under the worker's lock: every message decoded
+(a poison one becomes a dead letter) → held in its partition's event-time merge (``merge``) → what the merges
+release decided by the engine → the step's outputs sent together and their broker acks awaited together
+(``sender``), the changelog flushed → the step's events done, acknowledged to Faust in offset order
+(``offsets``). A newly assigned partition releases nothing until its sliding windows are rebuilt
+(``rebuild``). Why it is built this way: docs/kafka_runtime.md.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from typing import Any
 
 import faust
 from aiokafka import TopicPartition
-from faust.types import TP
+from faust.types import TP, Message
 
 from pipeline.engine import Engine, Outcome
 from pipeline.errors import TransientError
+from pipeline.kafka.batches import BatchTransport
 from pipeline.kafka.merge import EventTimeMerger, order_key
 from pipeline.kafka.offsets import OffsetTracker, Pending, Reread
 from pipeline.kafka.reader import History, read_history, read_range
@@ -40,8 +42,7 @@ from schemas.events import BaseEvent
 log = logging.getLogger("livewatch.worker")
 
 ROOMS_TABLE = "rooms"
-BATCH_MAX = 1000  # messages taken from Faust per step at most
-BATCH_WITHIN_S = 0.01  # a step starts at the latest this long after the last one ended (or its first message)
+BATCHES_AHEAD = 2  # fetched batches waiting for their step at most: the fetcher reads ahead, then waits
 GAP_PATIENCE_S = 30.0  # a head of the acknowledgement queue waits this long at a gap, then goes past it
 STALL_S = 10.0  # an input with messages on the broker that delivers nothing this long is read directly
 
@@ -110,6 +111,11 @@ class WorkerRuntime:
             stream_wait_empty=False,
         )
         self.input_names = frozenset(s.topic(name) for name in INPUT_NAMES)
+        self._batches: asyncio.Queue[list[Message]] = asyncio.Queue(maxsize=BATCHES_AHEAD)
+        # before anything asks the app for its consumer: the one built must be a BatchConsumer
+        self.app.transport = BatchTransport(
+            self.app.conf.broker_consumer, self.app, self.input_names, self._batches.put
+        )
         self.inputs = self.app.topic(
             *sorted(self.input_names), key_serializer="raw", value_serializer="raw", partitions=s.partitions
         )
@@ -156,14 +162,14 @@ class WorkerRuntime:
             timeout_s=s.rebuild_timeout_s,
         )
 
-        self._stream: Any = None
         self._mergers: dict[int, EventTimeMerger[TP, _Held]] = {}
         self._owned: dict[int, set[TP]] = {}  # partition number → the input topic-partitions we own
         self._assigned = False  # False between a revocation and the next assignment
-        self._limbo: list[Any] = []  # events Faust delivered meanwhile: ours or not is known at assignment
+        self._limbo: list[Message] = []  # delivered meanwhile: ours or not is known at assignment
         self._last_reload = time.monotonic()
 
-        self.app.agent(self.inputs, name="livewatch.decide", concurrency=1)(self._consume)
+        self.app.topics.add(self.inputs)  # subscribed (no agent: the batches come from the consumer)
+        self.app.task(self._consume)
         self.app.timer(0.2)(self._tick)
         self.app.task(self._declare_outputs)
         # mode types a receiver as taking any positional arguments; ours name the two the rebalance
@@ -213,14 +219,13 @@ class WorkerRuntime:
             self.metrics.consumer_lag.clear()
             self.metrics.merge_held.set(0)
 
-    async def _consume(self, stream: Any) -> None:
-        # noack_take: batches of events that Faust does not acknowledge itself (we do, in offset order).
-        self._stream = stream.noack()
-        async for events in self._stream.noack_take(BATCH_MAX, within=BATCH_WITHIN_S):
+    async def _consume(self, app: Any = None) -> None:
+        while True:
+            batch = await self._batches.get()
             try:
-                await self._receive(events)
-            except Exception:  # nothing may escape an agent: Faust would skip the messages for good
-                log.exception("unexpected error on a batch of %d message(s)", len(events))
+                await self._receive(batch)
+            except Exception:  # the task must go on; the batch's messages are read again after a restart
+                log.exception("unexpected error on a batch of %d message(s)", len(batch))
 
     async def _tick(self, app: Any = None) -> None:
         now = time.monotonic()
@@ -239,20 +244,19 @@ class WorkerRuntime:
 
     # -- the pipeline --------------------------------------------------------------------------------
 
-    async def _receive(self, events: list[Any]) -> None:
-        """One batch Faust delivered, in its order: one step."""
+    async def _receive(self, messages: list[Message]) -> None:
+        """One batch Faust fetched, in its order: one step."""
         if not self._assigned:  # between a revocation and the next assignment: wait and see
-            self._limbo.extend(events)
+            self._limbo.extend(messages)
             return
         async with self._lock:
             if not self._assigned:  # revoked while we waited for the lock
-                self._limbo.extend(events)
+                self._limbo.extend(messages)
                 return
             step = _Step()
             now = time.monotonic()
             ack_now = []
-            for event in events:
-                msg = event.message
+            for msg in messages:
                 tp = msg.tp
                 if tp not in self._owned.get(tp.partition, ()):
                     # Fetched before a rebalance, delivered after it, and the partition is another worker's
@@ -260,15 +264,15 @@ class WorkerRuntime:
                     # state).
                     self.metrics.unowned.inc()
                     continue
-                receipt = self.offsets.receive(tp, msg.offset, event, now)
+                receipt = self.offsets.receive(tp, msg.offset, msg, now)
                 if receipt.ack_now is not None:
                     ack_now.append(receipt.ack_now)
                 if receipt.reread is not None:
                     asyncio.ensure_future(self._reread(receipt.reread))
                 if receipt.pending is not None:  # else taken already
-                    self._accept(step, tp, msg.offset, msg.key, event.value, msg.headers, receipt.pending, now)
-            for event in ack_now:  # copies of messages acknowledged already
-                await self._stream.ack(event)
+                    self._accept(step, tp, msg.offset, msg.key, msg.value, msg.headers, receipt.pending, now)
+            for copy in ack_now:  # copies of messages acknowledged already
+                self.app.consumer.ack(copy)
             await self._release(step)
 
     def _accept(
@@ -403,11 +407,12 @@ class WorkerRuntime:
             # just seeked to. A rebuild would then count as decided messages that Faust delivers again. Wait
             # until the rebalance is over: what was revoked is cleared by then, the rest is acknowledged.
             return
-        events, rereads = self.offsets.acks(time.monotonic())
+        messages, rereads = self.offsets.acks(time.monotonic())
         for request in rereads:
             asyncio.ensure_future(self._reread(request))
-        for event in events:
-            await self._stream.ack(event)
+        ack = self.app.consumer.ack
+        for message in messages:
+            ack(message)
 
     async def _opened(self, partition: int) -> None:
         """A rebuild opened ``partition`` (called under the lock): release what waited for it."""
