@@ -553,9 +553,7 @@ def state_child(rooms: int, comments: int) -> dict[str, Any]:
     gc.collect()
     rss1 = proc_status()["VmRSS"]
     json_bytes = sum(len(s.to_json()) for s in store.values())
-    durable = sum(
-        len(s.to_json(ruleset.durable_detectors)) for s in store.values()
-    )
+    durable = sum(len(s.to_json(ruleset.durable_detectors)) for s in store.values())
     return {
         "rooms": len(store),
         "events": len(lines),

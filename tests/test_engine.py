@@ -178,7 +178,7 @@ def test_room_state_survives_a_json_round_trip(engine):
     engine.process(on_air("pill-1", "drug"))
     engine.process(say("全网最低价", t=1))
     state = engine.store.get("r1")
-    restored = RoomState.from_json(json.loads(json.dumps(state.to_json())), engine.ruleset)
+    restored = RoomState.from_json(json.loads(state.to_json()), engine.ruleset)
     assert restored.to_json() == state.to_json()
 
 

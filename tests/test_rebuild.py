@@ -411,9 +411,7 @@ def test_decided_events_ahead_of_the_next_are_warmed_into_the_rooms_held(flood_r
     for e in story[:k]:
         durable_then.process(e)
     durable = {
-        room: RoomState.from_json(
-            json.loads(json.dumps(state.to_json(only=flood_ruleset.durable_detectors))), flood_ruleset
-        )
+        room: RoomState.from_json(json.loads(state.to_json(only=flood_ruleset.durable_detectors)), flood_ruleset)
         for room, state in durable_then.store.items()
     }
     after = Engine(flood_ruleset, store=MemoryStateStore(durable))
