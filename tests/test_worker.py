@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
+from pipeline.kafka.batches import BatchConsumer
 from pipeline.kafka.offsets import OffsetTracker
 from pipeline.kafka.rebuild import RebuildCoordinator
 from pipeline.kafka.sender import OutputSender
@@ -38,4 +39,6 @@ def test_a_worker_is_built_of_its_parts(tmp_path, ruleset):
     assert isinstance(runtime.offsets, OffsetTracker) and isinstance(runtime.sender, OutputSender)
     assert isinstance(runtime.rebuilds, RebuildCoordinator) and isinstance(runtime.store, TableStateStore)
     assert runtime.engine.store is runtime.store is runtime.rebuilds.store
+    assert isinstance(runtime.app.consumer, BatchConsumer)  # inputs come in fetched batches
+    assert runtime.app.consumer.batch_topics == runtime.input_names
     assert runtime.input_names == {f"live.{t}" for t in ("chat", "danmaku", "transcript", "price", "meta", "orders")}

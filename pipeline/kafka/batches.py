@@ -49,7 +49,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     if last is not None and message.offset < last:
                         continue
                     if last is not None and message.offset - last > 1 and acks_enabled_for(tp.topic):
-                        await self._add_gap(tp, last + 1, message.offset)
+                        # the offsets in between, inclusive (Faust's own loop also marks the message's own)
+                        await self._add_gap(tp, last + 1, message.offset - 1)
                     read_offset[tp] = message.offset
                     (batch if tp.topic in self.batch_topics else others).append(message)
                 for message in others:
@@ -57,7 +58,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 if batch and self.on_batch is not None:
                     await self.wait_first(self.on_batch(batch), self.suspend_flow.wait())
                 await asyncio.sleep(0)  # a long run of full fetches still lets the loop breathe
-        except (asyncio.CancelledError, *self.consumer_stopped_errors):
+        except (asyncio.CancelledError, *self.consumer_stopped_errors):  # type: ignore[misc]
             if self.transport.app.should_stop:  # the worker is stopping: a quiet end, as Faust's loop has
                 return
             raise  # a rebalance restarts the fetcher on a CancelledError; anything else crashes the worker
