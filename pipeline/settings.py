@@ -43,6 +43,18 @@ class Settings(BaseSettings):
         'partition runs on without it (livewatch_rebuilds_total{result="failed"})',
     )
     reload_every_s: float = Field(5.0, gt=0, description="how often the worker checks the rules for changes")
+    instance_id: str = Field(
+        "",
+        description="static group membership: this worker's stable name in the consumer group (a StatefulSet's "
+        "pod name, say); a restarted worker of the same name takes its partitions back without waiting for its "
+        "predecessor's session to expire. Empty: a name kept in the data directory (made at first start)",
+    )
+    session_timeout_s: float = Field(
+        10.0,
+        ge=6,
+        le=300,
+        description="a worker that sends no heartbeat this long is out of the group and its partitions move",
+    )
     loglevel: str = "info"
     pseudonym_key: SecretStr = Field(
         SecretStr(DEV_KEY),

@@ -12,7 +12,7 @@ from pipeline.kafka.offsets import OffsetTracker
 from pipeline.kafka.rebuild import RebuildCoordinator
 from pipeline.kafka.sender import OutputSender
 from pipeline.kafka.state_store import TableStateStore
-from pipeline.kafka.worker import WorkerRuntime, faust_committed_offset
+from pipeline.kafka.worker import WorkerRuntime, faust_committed_offset, instance_id
 from pipeline.settings import Settings
 
 PIPELINE = Path(__file__).resolve().parent.parent / "pipeline"
@@ -42,3 +42,17 @@ def test_a_worker_is_built_of_its_parts(tmp_path, ruleset):
     assert isinstance(runtime.app.consumer, BatchConsumer)  # inputs come in fetched batches
     assert runtime.app.consumer.batch_topics == runtime.input_names
     assert runtime.input_names == {f"live.{t}" for t in ("chat", "danmaku", "transcript", "price", "meta", "orders")}
+
+
+def test_a_worker_keeps_its_group_name_in_its_data_directory(tmp_path):
+    first = instance_id(Settings(datadir=tmp_path / "w1"))
+    assert first.startswith("livewatch-") and instance_id(Settings(datadir=tmp_path / "w1")) == first  # a restart
+    assert instance_id(Settings(datadir=tmp_path / "w2")) != first  # another worker
+    assert instance_id(Settings(datadir=tmp_path / "w1", instance_id="livewatch-0")) == "livewatch-0"  # set by ops
+
+
+def test_the_worker_joins_with_static_membership_and_a_short_session(tmp_path, ruleset):
+    runtime = WorkerRuntime(Settings(rules_dir=ruleset.directory, datadir=tmp_path / "w", session_timeout_s=8))
+    conf = runtime.app.conf
+    assert conf.consumer_group_instance_id == instance_id(Settings(datadir=tmp_path / "w"))
+    assert conf.broker_session_timeout == 8 and conf.broker_heartbeat_interval == 2

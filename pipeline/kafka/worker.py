@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -54,6 +57,23 @@ def faust_committed_offset(consumer: Any, tp: TP) -> int | None:
     faust-streaming 0.15 has no public accessor; asking the broker instead would race with Faust's own
     seek and commits. The one place livewatch reads a Faust private (the consumer's ``_committed_offset``)."""
     return getattr(consumer, "_committed_offset", {}).get(tp)
+
+
+def instance_id(settings: Settings) -> str:
+    """The worker's name in the consumer group: ``settings.instance_id``, or one kept in its data directory
+    (made at first start), so that a worker restarted on the same data directory comes back as itself."""
+    if settings.instance_id:
+        return settings.instance_id
+    path = Path(settings.datadir) / "instance-id"
+    try:
+        kept = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        kept = ""
+    if not kept:
+        kept = f"{settings.app_id}-{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(kept + "\n", encoding="utf-8")
+    return kept
 
 
 @dataclass
@@ -106,6 +126,11 @@ class WorkerRuntime:
             key_serializer="raw",
             value_serializer="raw",
             table_standby_replicas=0,
+            # static membership and a short session: a restarted worker takes its partitions back at once, a
+            # dead one is out of the group in seconds, not a minute (docs/kafka_operations.md)
+            consumer_group_instance_id=instance_id(s),
+            broker_session_timeout=s.session_timeout_s,
+            broker_heartbeat_interval=s.session_timeout_s / 4,
             # Events held in the merge are un-acknowledged by design; waiting for them to be acknowledged
             # before a rebalance would wait forever. They are read again afterwards.
             stream_wait_empty=False,
@@ -377,8 +402,12 @@ class WorkerRuntime:
 
     async def _finish(self, step: _Step) -> bool:
         """Put the step's outputs on the broker, all sent before any ack is awaited, and flush the changelog
-        writes the step caused; only then are its events done. False when the worker is stopping."""
-        self.store.write_changes()  # the step's changelog writes, one per room at most (sent by Faust, buffered)
+        writes the step caused; only then are its events done. False when the worker is stopping.
+
+        The changelog is written only once the outputs are on the broker: Faust sends table writes from its
+        own buffer whenever it likes, and a room's state that reached the changelog before the outputs that
+        went with it would, after a crash, make the re-decided events produce nothing (a title already
+        reported, a ladder already climbed): outputs lost. In this order a crash repeats outputs instead."""
         try:
             errors = await self.sender.send_many([(d.outcome, d.key) for d in step.decided])
             failed = [(d, e) for d, e in zip(step.decided, errors, strict=True) if e is not None]
@@ -387,6 +416,7 @@ class WorkerRuntime:
                 for error in await self.sender.send_many(letters):
                     if error is not None:
                         raise error
+            self.store.write_changes()  # one table write per room at most, buffered by Faust
             if self.store.dirty:
                 # Faust buffers changelog writes and may commit offsets before sending them; the step's
                 # events are done only once their state changes are on the broker too.
