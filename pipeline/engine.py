@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import pydantic_core
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from detectors.base import AnyDetector
 from detectors.normalize import normalize
@@ -108,7 +109,8 @@ def decode_event(raw: bytes, now_ms: int) -> BaseEvent:
     try:
         # pydantic-core parses and validates the bytes in one pass, half the cost of json.loads and then
         # validation; a message it refuses is read again the slow way below, which says why in words
-        # that do not depend on the parser (and accepts exactly what json.loads accepts)
+        # that do not depend on the parser (and accepts what json.loads accepts of UTF-8, if it can be
+        # written back as JSON)
         event: BaseEvent = event_adapter.validate_json(raw)
     except (ValidationError, RecursionError):
         event = _decode_slowly(raw)
@@ -123,7 +125,9 @@ def decode_event(raw: bytes, now_ms: int) -> BaseEvent:
 
 def _decode_slowly(raw: bytes) -> BaseEvent:
     try:
-        data = json.loads(raw)
+        # UTF-8 strictly (a BOM is allowed): json.loads of bytes would also take UTF-16/32 and, through
+        # "surrogatepass", encoded surrogates ("\xed\xa0\x80"), none of which is UTF-8
+        data = json.loads(raw.decode("utf-8-sig"))
     except (ValueError, RecursionError) as e:  # bad JSON or UTF-8, a 5,000-digit number, [[[[… nesting
         raise PoisonMessage("invalid_json", f"{type(e).__name__}: {e}"[:500]) from None
     if not isinstance(data, dict):
@@ -137,6 +141,13 @@ def _decode_slowly(raw: bytes) -> BaseEvent:
             f"{'.'.join(str(x) for x in err['loc']) or '(root)'}: {err['msg']}" for err in e.errors()[:5]
         )
         raise PoisonMessage("schema_violation", problems) from None
+    try:
+        # Unknown fields are kept unvalidated, and json.loads takes what the fast parser refused: nesting
+        # deeper than pydantic-core writes (255 levels), lone surrogates ("\ud800"). Such an event cannot be
+        # written back — Engine.process writes it into a detector_error dead letter — so it is refused here.
+        event.model_dump_json()
+    except PydanticSerializationError as e:
+        raise PoisonMessage("schema_violation", f"an unknown field cannot be written back as JSON: {e}"[:500]) from None
     return event
 
 

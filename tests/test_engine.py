@@ -260,6 +260,41 @@ def test_unknown_fields_are_kept_through_validation(engine):
     assert out.event.model_dump()["vendor_extension"] == {"camera": 2}
 
 
+def _with_unknown_field(value: bytes) -> bytes:
+    """A valid host claim whose unknown field "x" holds ``value`` (raw JSON)."""
+    return wire(say("全网最低价", event_id="u1"))[:-1] + b', "x": ' + value + b"}"
+
+
+# Found by tests/test_fuzz.py: pydantic-core refuses these and json.loads takes them, so they used to be
+# accepted as events that cannot be written back as JSON (a detector_error dead letter writes the event: the
+# exception escaped the engine), or, for bytes that are not UTF-8, refused with a misleading reason.
+NOT_WRITABLE_OR_NOT_UTF8 = [
+    (_with_unknown_field(b"[" * 300 + b"]" * 300), "schema_violation"),  # deeper than pydantic-core writes
+    (_with_unknown_field(b'{"a": ' * 300 + b"0" + b"}" * 300), "schema_violation"),
+    (_with_unknown_field(b'"\\ud800"'), "schema_violation"),  # a lone surrogate, escaped
+    (_with_unknown_field(b'"\xed\xa0\x80"'), "invalid_json"),  # a surrogate encoded as bytes: not UTF-8
+    (wire(say("hello")).decode().encode("utf-16"), "invalid_json"),  # UTF-16, not UTF-8
+]
+
+
+@pytest.mark.parametrize("raw, reason", NOT_WRITABLE_OR_NOT_UTF8, ids=range(len(NOT_WRITABLE_OR_NOT_UTF8)))
+def test_an_event_that_cannot_be_written_back_or_is_not_utf8_is_a_dead_letter(engine, raw, reason):
+    out = engine.process_raw(raw, SRC)
+    [dead] = out.dead_letters
+    assert out.event is None and dead.reason == reason and dead.raw() == raw
+    assert ("written back" in dead.detail) if reason == "schema_violation" else ("UnicodeDecodeError" in dead.detail)
+
+
+def test_a_detector_error_on_a_deeply_nested_event_does_not_escape_the_engine(engine, monkeypatch):
+    # the path that crashed: a detector_error dead letter writes the event back as JSON
+    [detector] = engine.ruleset.detectors
+    monkeypatch.setattr(detector, "detect", lambda *a, **k: 1 / 0)
+    for raw, _ in NOT_WRITABLE_OR_NOT_UTF8:
+        [dead] = engine.process_raw(raw, SRC).dead_letters
+        assert dead.reason != "detector_error"
+    assert json.loads(engine.process_raw(_with_unknown_field(b"[" * 200 + b"]" * 200), SRC).dead_letters[0].raw())
+
+
 def test_a_recording_with_hours_between_events_is_not_from_the_future(tiny_rules, tmp_path):
     lines = [wire(say("你好", t=t, event_id=f"s{t}")) for t in (0, 6 * 3600, 12 * 3600)]
     stats = EmbeddedRuntime(tmp_path / "out", rules_dir=tiny_rules).run(
