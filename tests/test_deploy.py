@@ -318,6 +318,8 @@ def _silent(alert: str, at: str) -> dict[str, Any]:
 
 W1 = {"job": "livewatch", "instance": "w1:9108"}
 EVENTS = "livewatch_events_total"
+DEAD = "livewatch_dead_letters_total"
+CREATED = "livewatch_dead_letters_created"
 BUCKET = "livewatch_decision_latency_seconds_bucket"
 
 
@@ -325,20 +327,73 @@ def _latency(values_by_le: dict[str, str], instance: str) -> list[dict[str, str]
     return [_series(BUCKET, v, le=le, instance=instance) for le, v in values_by_le.items()]
 
 
+def _expr(alert: str) -> str:
+    (expr,) = [r["expr"] for r in _alert_rules() if r["alert"] == alert]
+    return expr
+
+
+def _nothing(alert: str, *at: str) -> list[dict[str, Any]]:
+    """The alert's expression is empty at each time: the alert is neither firing nor even pending
+    (alert_rule_test only sees firing alerts)."""
+    return [{"expr": _expr(alert), "eval_time": t, "exp_samples": []} for t in at]
+
+
+# What a freshly started, healthy worker exports (pipeline/metrics.py creates the known label values at 0;
+# promtool's clock starts at 0 s, so a `_created` of 0 is "created when the process started").
+FRESH_WORKER = [
+    _series("up", "1x30"),
+    *(
+        s
+        for reason in ("processing_error", "invalid_json", "schema_violation")
+        for s in (
+            _series("livewatch_dead_letters_total", "0x30", reason=reason),
+            _series("livewatch_dead_letters_created", "0x30", reason=reason),
+        )
+    ),
+    *(
+        s
+        for result in ("ok", "refused")
+        for s in (
+            _series("livewatch_ruleset_reloads_total", "0x30", result=result),
+            _series("livewatch_ruleset_reloads_created", "0x30", result=result),
+        )
+    ),
+    *(_series("livewatch_actions_total", "0x30", action=a) for a in ("warn", "suspend")),
+    *(_series("livewatch_merge_forced_total", "0x30", bound=b) for b in ("lateness", "wait")),
+    _series("livewatch_partitions_assigned", "4x30"),
+    _series("livewatch_partitions_unrebuilt", "0x30"),
+    _series("livewatch_ruleset_info", "1x30", version="2026.11.25+aaaa"),
+    _series("livewatch_consumer_lag_messages", "0x30", topic="live.chat"),
+]
+
+
+# a worker 500 s behind: 5,000 messages waiting, 10 events decided per second
+BEHIND = [
+    _series("livewatch_consumer_lag_messages", "5000x30", topic="live.chat"),
+    _series(EVENTS, "0+600x30", source="live.chat", kind="chat"),
+]
+
 PROMTOOL_CASES: list[dict[str, Any]] = [
     {
         "input_series": [_series("up", "1 1 0x20"), _series("up", "1x22", instance="w2:9108")],
         "alert_rule_test": [_silent("LivewatchWorkerDown", "4m"), _fires("LivewatchWorkerDown", "10m", W1)],
     },
+    # the issue-12 case: a fresh worker with every counter at 0 raises nothing, not even a pending alert
+    {
+        "input_series": FRESH_WORKER,
+        "alert_rule_test": [_silent(r["alert"], t) for r in _alert_rules() for t in ("2m", "20m")],
+        "promql_expr_test": [x for r in _alert_rules() for x in _nothing(r["alert"], "1m", "2m", "9m")],
+    },
     # events stop after 20 minutes
     {
-        "input_series": [_series(EVENTS, "0+60x20 1200x40", source="live.chat", kind="chat")],
+        "input_series": [_series("up", "1x60"), _series(EVENTS, "0+60x20 1200x40", source="live.chat", kind="chat")],
         "alert_rule_test": [_silent("LivewatchNoEvents", "25m"), _fires("LivewatchNoEvents", "50m", {})],
     },
-    # no event ever (the counter does not exist): still an alert
+    # no event ever (the counter does not exist): still an alert, once Prometheus has scraped for 10 minutes
     {
         "input_series": [_series("up", "1x30")],
-        "alert_rule_test": [_silent("LivewatchNoEvents", "10m"), _fires("LivewatchNoEvents", "20m", {})],
+        "alert_rule_test": [_silent("LivewatchNoEvents", "20m"), _fires("LivewatchNoEvents", "27m", {})],
+        "promql_expr_test": _nothing("LivewatchNoEvents", "1m", "9m"),
     },
     {
         "input_series": [_series(EVENTS, "0+60x40", source="live.chat", kind="chat")],
@@ -356,11 +411,26 @@ PROMTOOL_CASES: list[dict[str, Any]] = [
             _fires("LivewatchDeadLetterRateHigh", "20m", {"reason": "schema_violation"}),
         ],
     },
-    # a counter that appears at its first increment (value 1) is still seen, and resolves later
+    # an error in a worker that has run for 10 minutes: increase() sees it; it resolves 10 minutes later
     {
         "input_series": [
-            _series("livewatch_dead_letters_total", "_x5 1x30", reason="processing_error"),
-            _series("livewatch_dead_letters_total", "_x5 1x30", reason="invalid_json"),
+            _series(DEAD, "0x10 1x30", reason="processing_error"),
+            _series(CREATED, "0x40", reason="processing_error"),
+        ],
+        "alert_rule_test": [
+            _silent("LivewatchProcessingErrors", "9m"),
+            _fires("LivewatchProcessingErrors", "13m", W1),
+            _silent("LivewatchProcessingErrors", "30m"),
+        ],
+    },
+    # a poison message decided before the first scrape of a process that started at 5m: the series is
+    # first seen at 1, which increase() cannot see; its `_created` says the process is young
+    {
+        "input_series": [
+            _series(DEAD, "_x5 1x30", reason="processing_error"),
+            _series(CREATED, "_x5 300x30", reason="processing_error"),
+            _series(DEAD, "_x5 1x30", reason="invalid_json"),
+            _series(CREATED, "_x5 300x30", reason="invalid_json"),
         ],
         "alert_rule_test": [
             _silent("LivewatchProcessingErrors", "4m"),
@@ -368,18 +438,54 @@ PROMTOOL_CASES: list[dict[str, Any]] = [
             _silent("LivewatchProcessingErrors", "30m"),
         ],
     },
+    # a restart (at 11m) whose first scrape shows 1 again, as the old process did: no reset for increase()
     {
-        "input_series": [_series("livewatch_detector_errors_total", "_x5 1 2 3x20", detector="false_claims")],
+        "input_series": [
+            _series(DEAD, "1x10 _ 1x20", reason="processing_error"),
+            _series(CREATED, "0x10 _ 660x20", reason="processing_error"),
+        ],
+        "alert_rule_test": [
+            _silent("LivewatchProcessingErrors", "10m"),
+            _fires("LivewatchProcessingErrors", "14m", W1),
+        ],
+    },
+    # a new Prometheus (first scrape at 20m) meets a worker that started at 0 and had errors long ago
+    {
+        "input_series": [
+            _series(DEAD, "_x20 3x20", reason="processing_error"),
+            _series(CREATED, "_x20 0x20", reason="processing_error"),
+        ],
+        "alert_rule_test": [_silent("LivewatchProcessingErrors", "25m")],
+        "promql_expr_test": _nothing("LivewatchProcessingErrors", "21m", "25m"),
+    },
+    {
+        "input_series": [
+            _series("livewatch_detector_errors_total", "_x5 1 2 3x20", detector="false_claims"),
+            _series("livewatch_detector_errors_created", "_x5 300x22", detector="false_claims"),
+        ],
         "alert_rule_test": [
             _silent("LivewatchDetectorErrors", "4m"),
             _fires("LivewatchDetectorErrors", "10m", {"detector": "false_claims"}),
         ],
     },
-    # every decision between 10 and 30 s: high, not critical
+    # one detector error, which creates the series at 1 (the label value did not exist before)
     {
-        "input_series": _latency(
-            {"1": "0x30", "10": "0x30", "30": "0+10x30", "60": "0+10x30", "+Inf": "0+10x30"}, "w1:9108"
-        ),
+        "input_series": [
+            _series("livewatch_detector_errors_total", "_x20 1x20", detector="bot_flood"),
+            _series("livewatch_detector_errors_created", "_x20 1200x20", detector="bot_flood"),
+        ],
+        "alert_rule_test": [
+            _silent("LivewatchDetectorErrors", "19m"),
+            _fires("LivewatchDetectorErrors", "23m", {"detector": "bot_flood"}),
+            _silent("LivewatchDetectorErrors", "35m"),
+        ],
+    },
+    # every decision between 10 and 30 s, with a backlog of 5,000 messages at 10 events/s: high, not critical
+    {
+        "input_series": [
+            *_latency({"1": "0x30", "10": "0x30", "30": "0+10x30", "60": "0+10x30", "+Inf": "0+10x30"}, "w1:9108"),
+            *BEHIND,
+        ],
         "alert_rule_test": [
             _silent("LivewatchDecisionLatencyHigh", "5m"),
             _fires("LivewatchDecisionLatencyHigh", "20m", W1),
@@ -387,16 +493,37 @@ PROMTOOL_CASES: list[dict[str, Any]] = [
         ],
     },
     {
-        "input_series": _latency(
-            {"1": "0x30", "10": "0x30", "30": "0x30", "60": "0+10x30", "+Inf": "0+10x30"}, "w1:9108"
-        ),
+        "input_series": [
+            *_latency({"1": "0x30", "10": "0x30", "30": "0x30", "60": "0+10x30", "+Inf": "0+10x30"}, "w1:9108"),
+            *BEHIND,
+        ],
         "alert_rule_test": [_fires("LivewatchDecisionLatencyCritical", "20m", W1)],
     },
     {
-        "input_series": _latency(
-            {"1": "0+10x30", "10": "0+10x30", "30": "0+10x30", "60": "0+10x30", "+Inf": "0+10x30"}, "w1:9108"
-        ),
+        "input_series": [
+            *_latency(
+                {"1": "0+10x30", "10": "0+10x30", "30": "0+10x30", "60": "0+10x30", "+Inf": "0+10x30"}, "w1:9108"
+            ),
+            *BEHIND,
+        ],
         "alert_rule_test": [_silent("LivewatchDecisionLatencyHigh", "20m")],
+    },
+    # an old recording replayed: every decision is minutes to days after its event time, but the worker
+    # keeps up (lag back to 0 between bursts of 3,000 messages), so nothing is late and nothing is pending
+    {
+        "input_series": [
+            *_latency({"1": "0x30", "10": "0x30", "30": "0x30", "60": "0x30", "+Inf": "0+600x30"}, "w1:9108"),
+            _series("livewatch_consumer_lag_messages", "0 3000 0 0 0x27", topic="live.chat"),
+            _series(EVENTS, "0+600x30", source="live.chat", kind="chat"),
+        ],
+        "alert_rule_test": [
+            _silent("LivewatchDecisionLatencyHigh", "20m"),
+            _silent("LivewatchDecisionLatencyCritical", "20m"),
+        ],
+        "promql_expr_test": [
+            *_nothing("LivewatchDecisionLatencyHigh", "2m", "6m", "20m"),
+            *_nothing("LivewatchDecisionLatencyCritical", "2m", "6m", "20m"),
+        ],
     },
     {
         "input_series": [
@@ -437,15 +564,30 @@ PROMTOOL_CASES: list[dict[str, Any]] = [
             _silent("LivewatchRebuildFailed", "25m"),
         ],
     },
+    # refused before the first scrape of a worker that started at 5m (first seen at 1)
     {
         "input_series": [
             _series("livewatch_ruleset_reloads_total", "_x5 1x40", result="refused"),
+            _series("livewatch_ruleset_reloads_created", "_x5 300x40", result="refused"),
             _series("livewatch_ruleset_reloads_total", "1x45", result="ok", instance="w2:9108"),
+            _series("livewatch_ruleset_reloads_created", "0x45", result="ok", instance="w2:9108"),
         ],
         "alert_rule_test": [
             _silent("LivewatchRulesetReloadRefused", "4m"),
             _fires("LivewatchRulesetReloadRefused", "8m", {**W1, "result": "refused"}),
             _silent("LivewatchRulesetReloadRefused", "30m"),
+        ],
+    },
+    # refused 20 minutes into a worker's life
+    {
+        "input_series": [
+            _series("livewatch_ruleset_reloads_total", "0x20 1x20", result="refused"),
+            _series("livewatch_ruleset_reloads_created", "0x40", result="refused"),
+        ],
+        "alert_rule_test": [
+            _silent("LivewatchRulesetReloadRefused", "19m"),
+            _fires("LivewatchRulesetReloadRefused", "23m", {**W1, "result": "refused"}),
+            _silent("LivewatchRulesetReloadRefused", "40m"),
         ],
     },
     {
