@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         "pod name, say); a restarted worker of the same name takes its partitions back without waiting for its "
         "predecessor's session to expire. Empty: a name kept in the data directory (made at first start)",
     )
+    exactly_once: bool = Field(
+        True,
+        description="each step's outputs, changelog writes and input offsets committed in one Kafka transaction "
+        "(consumers read live.* with isolation.level=read_committed); False: at-least-once, a crash repeats "
+        "outputs (same ids)",
+    )
     session_timeout_s: float = Field(
         10.0,
         ge=6,

@@ -976,6 +976,7 @@ async def _alerts(settings: Settings) -> list[tuple[int, float]]:
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        isolation_level="read_committed",  # what consumers of the outputs see (the worker writes in transactions)
     )
     await consumer.start()
     out: dict[str, tuple[int, float]] = {}

@@ -205,7 +205,19 @@ def scenario_kill(
         worker.stop()
     got = asyncio.run(read_outputs(settings))
     lost, extra, dup_a, dup_l, diff = judge(want, got)
-    return Verdict(f"kill ×{kills}", n, lost, extra, dup_a, dup_l, diff, asyncio.run(undecided(settings)), done_after)
+    uncommitted = asyncio.run(read_outputs(settings, "read_uncommitted"))
+    return Verdict(
+        f"kill ×{kills}",
+        n,
+        lost,
+        extra,
+        dup_a,
+        dup_l,
+        diff,
+        asyncio.run(undecided(settings)),
+        done_after,
+        uncommitted_duplicate_actions=judge(want, uncommitted)[2],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

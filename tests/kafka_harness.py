@@ -161,7 +161,12 @@ class Worker:
 async def read_topic(bootstrap: str, topic: str, idle_s: float = 1.5) -> list[bytes]:
     """Every message now on a topic, read from the start without a consumer group."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",  # as the outputs' consumers read them (the worker writes in transactions)
     )
     await consumer.start()
     values: list[bytes] = []

@@ -18,7 +18,7 @@ def test_the_oracle_counts_what_is_lost_extra_duplicated_and_different():
 
 
 @pytest.mark.timeout(900)  # 30 restarts of a Python worker: ≈ 3 min here
-def test_a_worker_killed_thirty_times_loses_nothing_and_adds_nothing(kafka, tmp_path):
+def test_a_worker_killed_thirty_times_loses_nothing_adds_nothing_and_repeats_nothing(kafka, tmp_path):
     path = tmp_path / "input.jsonl"
     n = faults.recording(path, 20_000)
     want = faults.expected(path, tmp_path / "embedded")
@@ -26,4 +26,6 @@ def test_a_worker_killed_thirty_times_loses_nothing_and_adds_nothing(kafka, tmp_
     verdict = faults.scenario_kill(kafka, tmp_path, path, n, want, kills=30)
     print(verdict.line())  # the figures, in CI's log
     assert (verdict.lost, verdict.extra, verdict.different, verdict.undecided) == (0, 0, 0, 0), verdict.line()
+    # exactly-once: a read_committed consumer sees every action and alert once
+    assert (verdict.duplicate_actions, verdict.duplicate_alerts) == (0, 0), verdict.line()
     assert verdict.complete_after_s is not None, verdict.line()

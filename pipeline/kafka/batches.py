@@ -35,6 +35,12 @@ class BatchConsumer(faust_aiokafka.Consumer):
     batch_topics: frozenset[str] = frozenset()
     on_batch: OnBatch | None = None
 
+    def on_init_dependencies(self) -> list[Any]:
+        # Faust starts its own transaction manager (a producer per partition) when ``in_transaction`` is
+        # set; the worker's transactions are its own (``transactions.py``), the flag only makes Faust read
+        # with read_committed and take highwaters at the last stable offset
+        return []
+
     async def _drain_messages(self, fetcher: Any) -> None:
         consumer_stopped = self._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
@@ -69,14 +75,19 @@ class BatchTransport(faust_aiokafka.Transport):
 
     Consumer: ClassVar[type[Any]] = BatchConsumer
 
-    def __init__(self, url: Any, app: Any, batch_topics: frozenset[str], on_batch: OnBatch) -> None:
+    def __init__(
+        self, url: Any, app: Any, batch_topics: frozenset[str], on_batch: OnBatch, read_committed: bool = False
+    ) -> None:
         super().__init__(url, app)
         self.batch_topics = batch_topics
         self.on_batch = on_batch
+        self.read_committed = read_committed
 
     def create_consumer(self, callback: Any, **kwargs: Any) -> Any:
         consumer = super().create_consumer(callback, **kwargs)
         assert isinstance(consumer, BatchConsumer)
         consumer.batch_topics = self.batch_topics
         consumer.on_batch = self.on_batch
+        # read_committed: a changelog written in transactions is recovered without what was aborted
+        consumer.in_transaction = self.read_committed
         return consumer

@@ -240,6 +240,10 @@ class OffsetTracker(Generic[TP]):
                     events.append(head.event)
         return events, rereads
 
+    def next_acks(self) -> dict[TP, int]:
+        """Per topic-partition, the offset after the last one acknowledged (where a restart resumes)."""
+        return {tp: part.next_ack for tp, part in self._parts.items() if part.next_ack is not None}
+
     # -- internals -------------------------------------------------------------------------------
 
     def _taken(self, part: _Partition, tp: TP, offset: int, now: float) -> None:

@@ -140,7 +140,9 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
         await asyncio.sleep(0.2)
 
 
-def new_producer(settings: Settings) -> AIOKafkaProducer:
+def new_producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
+    """A producer with acks from every in-sync replica and idempotence; ``options`` go to aiokafka
+    (``transactional_id=`` for the worker's transactions)."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers(), acks="all", enable_idempotence=True, linger_ms=5
+        bootstrap_servers=settings.bootstrap_servers(), acks="all", enable_idempotence=True, linger_ms=5, **options
     )
