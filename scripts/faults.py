@@ -171,14 +171,21 @@ def complete(settings: Settings, want: dict[str, dict[str, str]]) -> bool:
 
 
 def scenario_kill(
-    broker: Broker, tmp: Path, path: Path, n: int, want: dict[str, dict[str, str]], kills: int
+    broker: Broker,
+    tmp: Path,
+    path: Path,
+    n: int,
+    want: dict[str, dict[str, str]],
+    kills: int,
+    exactly_once: bool = True,
 ) -> Verdict:
     prefix = f"kill{time.time_ns() % 10**9}."  # fresh topics and group, also on a broker used before
     settings = Settings(broker=broker.url, topic_prefix=prefix, app_id=f"{prefix}livewatch", partitions=PARTITIONS)
     lines = path.read_bytes().splitlines()
     asyncio.run(publish(settings, enumerate(lines, start=1), progress_every_s=3600))
     rng = random.Random(kills)
-    worker = Worker(broker, prefix, tmp, "kill-w")  # one data directory for every incarnation
+    env = {"LIVEWATCH_EXACTLY_ONCE": "true" if exactly_once else "false"}
+    worker = Worker(broker, prefix, tmp, "kill-w", env=env)  # one data directory for every incarnation
     last_fault = time.monotonic()
     for _ in range(kills):
         # killed while it works: 0.1–1 s after it owns its partitions (Faust's kill script spaces kills
@@ -187,7 +194,7 @@ def scenario_kill(
         time.sleep(rng.uniform(0.1, 1.0))
         worker.stop(signal.SIGKILL)
         last_fault = time.monotonic()
-        worker = Worker(broker, prefix, tmp, "kill-w")
+        worker = Worker(broker, prefix, tmp, "kill-w", env=env)
     print(f"  {kills} kills done; waiting for complete outputs", flush=True)
     done_after: float | None = None
     deadline = last_fault + 120
@@ -207,7 +214,7 @@ def scenario_kill(
     lost, extra, dup_a, dup_l, diff = judge(want, got)
     uncommitted = asyncio.run(read_outputs(settings, "read_uncommitted"))
     return Verdict(
-        f"kill ×{kills}",
+        f"kill ×{kills}" + (" (exactly-once)" if exactly_once else " (at-least-once)"),
         n,
         lost,
         extra,
@@ -226,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, help="input size (default 100,000; 20,000 with --quick)")
     ap.add_argument("--kills", type=int, default=30)
     ap.add_argument("--only", default="kill", help="scenarios, comma-separated (kill)")
+    ap.add_argument(
+        "--at-least-once", action="store_true", help="workers without transactions (LIVEWATCH_EXACTLY_ONCE=false)"
+    )
     ap.add_argument("--broker", help="host:port of a running broker (default: start one)")
     args = ap.parse_args(argv)
     events = args.events or (20_000 if args.quick else 100_000)
@@ -247,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.only.split(","):
                 print(f"\n[{name}]", flush=True)
                 if name == "kill":
-                    verdicts.append(scenario_kill(broker, tmp, path, n, want, args.kills))
+                    verdicts.append(scenario_kill(broker, tmp, path, n, want, args.kills, not args.at_least_once))
                 else:
                     raise SystemExit(f"unknown scenario {name!r}")
                 print("  " + verdicts[-1].line(), flush=True)
