@@ -32,6 +32,7 @@ from pipeline.kafka.merge import EventTimeMerger, order_key
 from pipeline.kafka.offsets import OffsetTracker, Pending, Reread
 from pipeline.kafka.reader import History, read_history, read_range
 from pipeline.kafka.rebuild import RebuildCoordinator
+from pipeline.kafka.security import faust_credentials
 from pipeline.kafka.sender import OutputSender
 from pipeline.kafka.state_store import TableStateStore
 from pipeline.kafka.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES, TOPIC_FOR_KIND, ensure_topics, seq_of
@@ -114,6 +115,7 @@ class WorkerRuntime:
         self.app = faust.App(
             s.app_id,
             broker=s.broker,
+            broker_credentials=faust_credentials(s),  # TLS / SASL (docs/security.md)
             store="memory://",
             datadir=str(s.datadir),
             web_enabled=s.web_port is not None,
