@@ -62,6 +62,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pipeline.embedded import EmbeddedRuntime, RunStats
 from pipeline.engine import Engine, MemoryStateStore
 from pipeline.kafka.recording import publish
+from pipeline.kafka.security import client_kwargs
 from pipeline.kafka.topics import INPUT_NAMES, TOPIC_FOR_KIND, TopicSpec, ensure_topics, new_producer
 from pipeline.ruleset import DEFAULT_RULES_DIR, load_ruleset
 from pipeline.settings import Settings
@@ -637,7 +638,7 @@ async def _raw_pass(settings: Settings, n: int, produce: bool, group: str) -> tu
         await ensure_topics(settings, [TopicSpec("raw.out", "output")])
     consumer = AIOKafkaConsumer(
         *(settings.topic(t) for t in INPUT_NAMES),
-        bootstrap_servers=settings.bootstrap_servers(),
+        **client_kwargs(settings),
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -829,7 +830,7 @@ def worker_rss_row(res: Results, section: str, r: dict[str, Any], corpus: Corpus
 
 async def partition_counts(settings: Settings) -> list[int]:
     """Messages on each partition number, summed over the six input topics (their end offsets)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), group_id=None)
+    consumer = AIOKafkaConsumer(**client_kwargs(settings), group_id=None)
     await consumer.start()
     try:
         tps = [TopicPartition(settings.topic(t), p) for t in INPUT_NAMES for p in range(PARTITIONS)]
@@ -972,7 +973,7 @@ async def _alerts(settings: Settings) -> list[tuple[int, float]]:
     """(event time, event time → alert on the broker in s) of every alert, once per finding id."""
     consumer = AIOKafkaConsumer(
         settings.topic("live.alerts"),
-        bootstrap_servers=settings.bootstrap_servers(),
+        **client_kwargs(settings),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -42,6 +42,7 @@ from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
 from pipeline.embedded import EmbeddedRuntime, read_jsonl  # noqa: E402
 from pipeline.kafka.recording import publish  # noqa: E402
+from pipeline.kafka.security import client_kwargs
 from pipeline.kafka.topics import INPUT_NAMES  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.simulator import demo_lines  # noqa: E402
@@ -86,9 +87,7 @@ async def read_outputs(settings: Settings, isolation: str = "read_committed") ->
     """Every record on live.alerts and live.actions, by id (read to the end offsets, no group)."""
     found: dict[str, dict[str, list[str]]] = {}
     for name, key in (("alerts", "finding_id"), ("actions", "action_id")):
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False, isolation_level=isolation
-        )
+        consumer = AIOKafkaConsumer(**client_kwargs(settings), enable_auto_commit=False, isolation_level=isolation)
         await consumer.start()
         try:
             tps = [TopicPartition(settings.topic(f"live.{name}"), p) for p in range(PARTITIONS)]
@@ -109,8 +108,8 @@ async def read_outputs(settings: Settings, isolation: str = "read_committed") ->
 
 async def undecided(settings: Settings) -> int:
     """Input messages past the consumer group's committed offsets (0: everything was decided)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers())
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers())
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    consumer = AIOKafkaConsumer(**client_kwargs(settings))
     await admin.start()
     await consumer.start()
     try:

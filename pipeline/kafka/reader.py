@@ -3,15 +3,16 @@
 (``read_history``).
 
 Throwaway consumers without a group and committed offsets from the admin API: nothing here joins or
-disturbs the worker's group. How the history is delimited (record timestamps, skew, the next event to
-decide, events "ahead") is in docs/kafka_runtime.md.
+disturbs the worker's group. Their security arguments (TLS, SASL) are ``security``, or, when not given,
+those of the process's environment (``security.environment_security``). How the history is delimited
+(record timestamps, skew, the next event to decide, events "ahead") is in docs/kafka_runtime.md.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pipeline.engine import MAX_FUTURE_SKEW_MS, decode_event
 from pipeline.errors import PoisonMessage
 from pipeline.kafka.merge import order_key
+from pipeline.kafka.security import environment_security
 from pipeline.kafka.topics import seq_of
 from schemas.events import BaseEvent
 
@@ -53,11 +55,24 @@ class History:
         return f"{len(self.events)} events from {self.records_read} records ({spans}), event time ≥ {self.start_ts}"
 
 
-async def read_range(bootstrap: str, tp: TopicPartition, start: int, end: int, timeout_s: float = 15.0) -> list[Any]:
+async def read_range(
+    bootstrap: str,
+    tp: TopicPartition,
+    start: int,
+    end: int,
+    timeout_s: float = 15.0,
+    *,
+    security: Mapping[str, Any] | None = None,
+) -> list[Any]:
     """Records of ``tp`` with ``start ≤ offset < end``, as many as arrive within ``timeout_s``.
 
     Never raises: a failed read is logged and returns what was read (the caller stops waiting either way)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        **(environment_security() if security is None else security),
+    )
     records: list[Any] = []
     tp = TopicPartition(tp.topic, tp.partition)  # Faust's TP is not aiokafka's
     try:
@@ -75,9 +90,13 @@ async def read_range(bootstrap: str, tp: TopicPartition, start: int, end: int, t
     return records
 
 
-async def committed_offsets(bootstrap: str, group_id: str, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+async def committed_offsets(
+    bootstrap: str, group_id: str, tps: Sequence[TopicPartition], *, security: Mapping[str, Any] | None = None
+) -> dict[TopicPartition, int]:
     """The group's committed offset of each partition that has one (the admin API: no group membership)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, **(environment_security() if security is None else security)
+    )
     await admin.start()
     try:
         answer = await admin.list_consumer_group_offsets(group_id, partitions=list(tps))
@@ -99,13 +118,19 @@ async def read_history(
     kinds: frozenset[str],
     clock_ms: Callable[[], int],
     skew_ms: int = MAX_FUTURE_SKEW_MS,
+    security: Mapping[str, Any] | None = None,
 ) -> History:
     """Decided events of ``kinds`` on ``tps`` (one partition number) from ``history_ms`` before the next
     event to decide, in decision order. Raises on a broker error; bound it with ``asyncio.wait_for``."""
     history = History()
-    committed = await committed_offsets(bootstrap, group_id, tps)
+    security = environment_security() if security is None else security
+    committed = await committed_offsets(bootstrap, group_id, tps, security=security)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **security,
     )
     await consumer.start()
     try:

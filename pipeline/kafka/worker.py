@@ -32,6 +32,7 @@ from pipeline.kafka.merge import EventTimeMerger, order_key
 from pipeline.kafka.offsets import OffsetTracker, Pending, Reread
 from pipeline.kafka.reader import History, read_history, read_range
 from pipeline.kafka.rebuild import RebuildCoordinator
+from pipeline.kafka.security import faust_credentials, security_kwargs
 from pipeline.kafka.sender import OutputSender
 from pipeline.kafka.state_store import TableStateStore
 from pipeline.kafka.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES, TOPIC_FOR_KIND, ensure_topics, seq_of
@@ -115,6 +116,7 @@ class WorkerRuntime:
         self.app = faust.App(
             s.app_id,
             broker=s.broker,
+            broker_credentials=faust_credentials(s),  # TLS / SASL (docs/security.md)
             store="memory://",
             datadir=str(s.datadir),
             web_enabled=s.web_port is not None,
@@ -361,7 +363,9 @@ class WorkerRuntime:
     async def _reread(self, request: Reread[TP]) -> None:
         """Read a range Faust skipped or stopped delivering, and decide what it had not delivered."""
         tp = request.tp
-        records = await read_range(self.settings.bootstrap_servers(), tp, request.start, request.end)
+        records = await read_range(
+            self.settings.bootstrap_servers(), tp, request.start, request.end, security=security_kwargs(self.settings)
+        )
         async with self._lock:
             by_offset = {r.offset: r for r in records}
             entries = self.offsets.reread_done(request, list(by_offset), time.monotonic())
@@ -553,6 +557,7 @@ class WorkerRuntime:
             history_ms,
             kinds=kinds,
             clock_ms=self.engine.clock_ms,
+            security=security_kwargs(self.settings),
         )
 
     def _inputs_of(self, partition: int) -> Any:
