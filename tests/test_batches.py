@@ -87,6 +87,3 @@ def test_the_faust_internals_the_loop_relies_on_are_there():
         callback=lambda m: asyncio.sleep(0), on_partitions_revoked=None, on_partitions_assigned=None
     )
     assert hasattr(consumer, "_read_offset") and hasattr(consumer, "_stopped") and hasattr(consumer, "_gap")
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    assert callable(AIOKafkaConsumerThread._ensure_consumer)  # the read_committed highwaters ask its consumer

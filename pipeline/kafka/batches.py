@@ -13,9 +13,8 @@ dropped (a fetch that raced a seek), a hole in the offsets is registered as a ga
 (so commits can pass offsets that hold no message), and a delivery is abandoned when Faust suspends the
 flow for a rebalance (what was abandoned is read again from the committed offsets).
 
-This reads Faust privates (``_stopped``, ``_read_offset``, ``_add_gap``, the consumer thread's
-``_ensure_consumer``) of faust-streaming 0.15; the pin in ``pyproject.toml`` and ``tests/test_batches.py`` hold
-them to it.
+This reads Faust privates (``_stopped``, ``_read_offset``, ``_add_gap``) of faust-streaming 0.15; the
+pin in ``pyproject.toml`` and ``tests/test_batches.py`` hold them to it.
 """
 
 from __future__ import annotations
@@ -41,15 +40,6 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # set; the worker's transactions are its own (``transactions.py``), the flag only makes Faust read
         # with read_committed and take highwaters at the last stable offset
         return []
-
-    async def highwaters(self, *partitions: Any) -> Any:
-        if not self.in_transaction:
-            return await super().highwaters(*partitions)
-        # Faust's read_committed highwater is the fetcher's last stable offset, known only for partitions
-        # fetched already: a changelog not yet fetched looked empty and its recovery read nothing. The
-        # broker answers a read_committed consumer's end-offset request with the last stable offset.
-        thread = self._thread
-        return await thread.call_thread(thread._ensure_consumer().end_offsets, list(partitions))
 
     async def _drain_messages(self, fetcher: Any) -> None:
         consumer_stopped = self._stopped.is_set
