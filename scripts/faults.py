@@ -136,6 +136,7 @@ class Verdict:
     different: int
     undecided: int
     complete_after_s: float | None  # from the last fault to complete outputs; None: never complete
+    uncommitted_duplicate_actions: int = 0  # what a consumer reading read_uncommitted would see twice
 
     @property
     def ok(self) -> bool:
@@ -150,7 +151,8 @@ class Verdict:
         return (
             f"{self.scenario}: {self.events:,} events, lost {self.lost}, extra {self.extra}, "
             f"duplicate actions {self.duplicate_actions} (duplicate alerts {self.duplicate_alerts}), "
-            f"different {self.different}, undecided inputs {self.undecided}; {complete}"
+            f"different {self.different}, undecided inputs {self.undecided}; {complete} "
+            f"(read_uncommitted, aborted records included: {self.uncommitted_duplicate_actions} duplicate actions)"
         )
 
 
