@@ -34,6 +34,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     batch_topics: frozenset[str] = frozenset()
     on_batch: OnBatch | None = None
+    #: with read_committed: per partition, the offset after its last committed record (``reader.committed_ends``)
+    committed_ends: Callable[[list[Any]], Awaitable[dict[Any, int]]] | None = None
+
+    async def highwaters(self, *partitions: Any) -> Any:
+        if not self.in_transaction or self.committed_ends is None:
+            return await super().highwaters(*partitions)
+        # Faust's recovery reads a changelog up to the record before its highwater. Read_committed, Faust
+        # takes the fetcher's last stable offset: unknown (so: nothing to recover) for a partition not
+        # fetched yet, and past a commit marker (so: waiting forever) for one that ends with a transaction.
+        # The offset after the last committed record is what it must reach.
+        return await self.committed_ends(list(partitions))
 
     def on_init_dependencies(self) -> list[Any]:
         # Faust starts its own transaction manager (a producer per partition) when ``in_transaction`` is
@@ -76,12 +87,19 @@ class BatchTransport(faust_aiokafka.Transport):
     Consumer: ClassVar[type[Any]] = BatchConsumer
 
     def __init__(
-        self, url: Any, app: Any, batch_topics: frozenset[str], on_batch: OnBatch, read_committed: bool = False
+        self,
+        url: Any,
+        app: Any,
+        batch_topics: frozenset[str],
+        on_batch: OnBatch,
+        read_committed: bool = False,
+        committed_ends: Callable[[list[Any]], Awaitable[dict[Any, int]]] | None = None,
     ) -> None:
         super().__init__(url, app)
         self.batch_topics = batch_topics
         self.on_batch = on_batch
         self.read_committed = read_committed
+        self.committed_ends = committed_ends
 
     def create_consumer(self, callback: Any, **kwargs: Any) -> Any:
         consumer = super().create_consumer(callback, **kwargs)
@@ -90,4 +108,5 @@ class BatchTransport(faust_aiokafka.Transport):
         consumer.on_batch = self.on_batch
         # read_committed: a changelog written in transactions is recovered without what was aborted
         consumer.in_transaction = self.read_committed
+        consumer.committed_ends = self.committed_ends
         return consumer

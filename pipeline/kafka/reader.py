@@ -90,6 +90,46 @@ async def read_range(
     return records
 
 
+async def committed_ends(
+    bootstrap: str, tps: Sequence[Any], *, security: Mapping[str, Any] | None = None, timeout_s: float = 30.0
+) -> dict[Any, int]:
+    """Per partition of a transactionally written topic, the offset after its last committed record (0: none).
+
+    What a recovery must read up to: the last stable offset itself is no record's offset when the topic ends
+    with a transaction's commit or abort marker, so a reader waiting for the record before it waits forever.
+    The tail is read back (read_committed skips markers and aborted records), in growing windows."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **(environment_security() if security is None else security),
+    )
+    out: dict[Any, int] = {}
+    await consumer.start()
+    try:
+        parts = {tp: TopicPartition(tp.topic, tp.partition) for tp in tps}  # Faust's TP is not aiokafka's
+        consumer.assign(list(parts.values()))
+        stable = await consumer.end_offsets(list(parts.values()))  # read_committed: the last stable offsets
+        deadline = time.monotonic() + timeout_s
+        for tp, part in parts.items():
+            end, window, last = stable[part], 8, None
+            while end > 0 and last is None and time.monotonic() < deadline:
+                start = max(0, end - window)
+                consumer.seek(part, start)
+                while await consumer.position(part) < end and time.monotonic() < deadline:
+                    batch = await consumer.getmany(part, timeout_ms=500)
+                    for r in batch.get(part, []):
+                        if r.offset < end:
+                            last = r.offset if last is None else max(last, r.offset)
+                if last is None:  # only markers and aborted records in the window: look further back
+                    end, window = start, window * 4
+            out[tp] = last + 1 if last is not None else 0
+    finally:
+        await consumer.stop()
+    return out
+
+
 async def committed_offsets(
     bootstrap: str, group_id: str, tps: Sequence[TopicPartition], *, security: Mapping[str, Any] | None = None
 ) -> dict[TopicPartition, int]:

@@ -30,7 +30,7 @@ from pipeline.errors import TransientError
 from pipeline.kafka.batches import BatchTransport
 from pipeline.kafka.merge import EventTimeMerger, order_key
 from pipeline.kafka.offsets import OffsetTracker, Pending, Reread
-from pipeline.kafka.reader import History, read_history, read_range
+from pipeline.kafka.reader import History, committed_ends, read_history, read_range
 from pipeline.kafka.rebuild import RebuildCoordinator
 from pipeline.kafka.security import faust_credentials, security_kwargs
 from pipeline.kafka.sender import OutputSender
@@ -142,7 +142,12 @@ class WorkerRuntime:
         self._batches: asyncio.Queue[list[Message]] = asyncio.Queue(maxsize=BATCHES_AHEAD)
         # before anything asks the app for its consumer: the one built must be a BatchConsumer
         self.app.transport = BatchTransport(
-            self.app.conf.broker_consumer, self.app, self.input_names, self._batches.put, read_committed=s.exactly_once
+            self.app.conf.broker_consumer,
+            self.app,
+            self.input_names,
+            self._batches.put,
+            read_committed=s.exactly_once,
+            committed_ends=lambda tps: committed_ends(s.bootstrap_servers(), tps, security=security_kwargs(s)),
         )
         self.inputs = self.app.topic(
             *sorted(self.input_names), key_serializer="raw", value_serializer="raw", partitions=s.partitions
