@@ -34,6 +34,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     batch_topics: frozenset[str] = frozenset()
     on_batch: OnBatch | None = None
+    batch_max: int = 1000  # messages handed over in one call at most
     #: with read_committed: per partition, the offset after its last committed record (``reader.committed_ends``)
     committed_ends: Callable[[list[Any]], Awaitable[dict[Any, int]]] | None = None
 
@@ -72,8 +73,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     (batch if tp.topic in self.batch_topics else others).append(message)
                 for message in others:
                     await self.wait_first(self.callback(message), self.suspend_flow.wait())
-                if batch and self.on_batch is not None:
-                    await self.wait_first(self.on_batch(batch), self.suspend_flow.wait())
+                # In pieces of at most batch_max, in fetch order: a fetch can hold every partition's backlog
+                # (tens of thousands of messages), and a step that long would age the events the merge holds
+                # past its wait bound — released out of event-time order while their inputs are still read.
+                on_batch = self.on_batch
+                for i in range(0, len(batch) if on_batch is not None else 0, self.batch_max):
+                    assert on_batch is not None
+                    await self.wait_first(on_batch(batch[i : i + self.batch_max]), self.suspend_flow.wait())
                 await asyncio.sleep(0)  # a long run of full fetches still lets the loop breathe
         except (asyncio.CancelledError, *self.consumer_stopped_errors):  # type: ignore[misc]
             if self.transport.app.should_stop:  # the worker is stopping: a quiet end, as Faust's loop has

@@ -398,7 +398,7 @@ class WorkerRuntime:
         for partition, merger in list(self._mergers.items()):
             if not self.rebuilds.is_open(partition) or self.offsets.blocked(self._owned.get(partition, ())):
                 continue
-            for held in merger.pop_ready(self._caught_up, now, self.offsets.catching_up):
+            for held in merger.pop_ready(self._caught_up, now, self._consumer_behind):
                 key = held.decoded.room_id.encode()
                 try:
                     passed = self.rebuilds.decided_before(partition, held.key)
@@ -576,6 +576,17 @@ class WorkerRuntime:
 
     def _caught_up(self, tp: TP) -> bool:
         return self.offsets.caught_up(tp, self._highwater(tp))
+
+    def _consumer_behind(self, tp: TP) -> bool:
+        """The consumer, not the producer, is behind on ``tp``: the backlog found at assignment is not read
+        yet, or the broker holds messages of it not delivered yet. A fetch hands over one topic-partition's
+        backlog in large chunks, far ahead of another's in event time; the merge's bounds must not treat
+        that as a late producer while the input keeps delivering (its stall bound still applies)."""
+        if self.offsets.catching_up(tp):
+            return True
+        highwater = self._highwater(tp)
+        position = self.offsets.position(tp)
+        return highwater is not None and position is not None and position < highwater
 
     async def _query_bounds(self, tps: set[TP]) -> None:
         """Ask the broker where each newly owned input partition starts and ends."""
