@@ -582,11 +582,7 @@ class WorkerRuntime:
         yet, or the broker holds messages of it not delivered yet. A fetch hands over one topic-partition's
         backlog in large chunks, far ahead of another's in event time; the merge's bounds must not treat
         that as a late producer while the input keeps delivering (its stall bound still applies)."""
-        if self.offsets.catching_up(tp):
-            return True
-        highwater = self._highwater(tp)
-        position = self.offsets.position(tp)
-        return highwater is not None and position is not None and position < highwater
+        return self.offsets.catching_up(tp) or not self._caught_up(tp)
 
     async def _query_bounds(self, tps: set[TP]) -> None:
         """Ask the broker where each newly owned input partition starts and ends."""
