@@ -40,14 +40,13 @@ if str(REPO) not in sys.path:
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
-from pipeline.embedded import EmbeddedRuntime, read_jsonl  # noqa: E402
 from pipeline.kafka.recording import publish  # noqa: E402
 from pipeline.kafka.security import client_kwargs
 from pipeline.kafka.topics import INPUT_NAMES  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.simulator import demo_lines  # noqa: E402
 from scripts.bench import bilibili_events  # noqa: E402
-from tests.kafka_harness import Broker, Worker, start_broker  # noqa: E402
+from tests.kafka_harness import OUTPUT_IDS, Broker, Worker, replay_outputs, start_broker  # noqa: E402
 
 PARTITIONS = 4
 
@@ -63,7 +62,7 @@ def demo_copies(copies: int) -> Iterator[dict[str, Any]]:
             yield e
 
 
-def recording(path: Path, events: int, seed: int = 7) -> int:
+def recording(path: Path, events: int) -> int:
     """Write the scenario input (demo copies + Bilibili danmaku, in event-time order); returns its size."""
     demo = list(demo_copies(1))
     copies = max(1, events // 2 // len(demo))
@@ -76,17 +75,13 @@ def recording(path: Path, events: int, seed: int = 7) -> int:
 
 def expected(path: Path, out: Path) -> dict[str, dict[str, str]]:
     """The embedded replay's alerts and actions, by id: what the broker must hold after any scenario."""
-    EmbeddedRuntime(out, reload_every_s=3600).run(read_jsonl(path))
-    return {
-        name: {json.loads(line)[key]: line for line in (out / f"{name}.jsonl").read_text().splitlines()}
-        for name, key in (("alerts", "finding_id"), ("actions", "action_id"))
-    }
+    return replay_outputs(path, out)
 
 
 async def read_outputs(settings: Settings, isolation: str = "read_committed") -> dict[str, dict[str, list[str]]]:
     """Every record on live.alerts and live.actions, by id (read to the end offsets, no group)."""
     found: dict[str, dict[str, list[str]]] = {}
-    for name, key in (("alerts", "finding_id"), ("actions", "action_id")):
+    for name, key in OUTPUT_IDS:
         consumer = AIOKafkaConsumer(**client_kwargs(settings), enable_auto_commit=False, isolation_level=isolation)
         await consumer.start()
         try:

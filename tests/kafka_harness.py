@@ -232,3 +232,19 @@ def topic_records(
         record = json.loads(value)
         out.setdefault(record[id_field], []).append(value.decode())
     return out
+
+
+#: the output topics' records and the field that identifies each
+OUTPUT_IDS = (("alerts", "finding_id"), ("actions", "action_id"))
+
+
+def replay_outputs(recording: Path, out: Path, rules_dir: Path | None = None) -> dict[str, dict[str, str]]:
+    """The embedded replay's alerts and actions of a recording, by id: what Kafka must hold (the oracle of
+    the integration tests and of scripts/faults.py)."""
+    from pipeline.embedded import EmbeddedRuntime, read_jsonl
+
+    EmbeddedRuntime(out, rules_dir=rules_dir, reload_every_s=3600).run(read_jsonl(recording))
+    return {
+        name: {json.loads(line)[key]: line for line in (out / f"{name}.jsonl").read_text().splitlines()}
+        for name, key in OUTPUT_IDS
+    }

@@ -1,13 +1,13 @@
 """The Kafka runtime's Faust wiring: the six input topics read in fetched batches (``batches``), the changelog-
 backed rooms table, the rebalance hooks, and ``run_worker``.
 
-Faust's fetcher hands each fetched batch of input messages over in one call (``batches.BatchConsumer``), a
-task takes them one batch at a time, and each batch is one step under the worker's lock: every message decoded
-(a poison one becomes a dead letter) → held in its partition's event-time merge (``merge``) → what the merges
-release decided by the engine → the step's outputs sent together and their broker acks awaited together
-(``sender``), the changelog flushed → the step's events done, acknowledged to Faust in offset order
-(``offsets``). A newly assigned partition releases nothing until its sliding windows are rebuilt
-(``rebuild``). Why it is built this way: docs/kafka_runtime.md.
+Faust's fetcher hands each fetched batch of input messages over in pieces of at most 1,000
+(``batches.BatchConsumer``), a task takes them one piece at a time, and each piece is one step under the
+worker's lock: every message decoded (a poison one becomes a dead letter) → held in its partition's event-time
+merge (``merge``) → what the merges release decided by the engine → the step's outputs sent together and their
+broker acks awaited together (``sender``), the changelog flushed → the step's events done, acknowledged to
+Faust in offset order (``offsets``). A newly assigned partition releases nothing until its sliding windows are
+rebuilt (``rebuild``). Why it is built this way: docs/kafka_runtime.md.
 """
 
 from __future__ import annotations
@@ -113,6 +113,7 @@ class WorkerRuntime:
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = s = settings
         self.metrics = metrics if metrics is not None else Metrics()
+        self.instance_id = instance_id(s)  # the group name, and the transactional id in exactly-once
         self.app = faust.App(
             s.app_id,
             broker=s.broker,
@@ -131,7 +132,7 @@ class WorkerRuntime:
             table_standby_replicas=0,
             # static membership and a short session: a restarted worker takes its partitions back at once, a
             # dead one is out of the group in seconds, not a minute (docs/kafka_operations.md)
-            consumer_group_instance_id=instance_id(s),
+            consumer_group_instance_id=self.instance_id,
             broker_session_timeout=s.session_timeout_s,
             broker_heartbeat_interval=s.session_timeout_s / 4,
             # Events held in the merge are un-acknowledged by design; waiting for them to be acknowledged
@@ -146,8 +147,11 @@ class WorkerRuntime:
             self.app,
             self.input_names,
             self._batches.put,
-            read_committed=s.exactly_once,
-            committed_ends=lambda tps: committed_ends(s.bootstrap_servers(), tps, security=security_kwargs(s)),
+            committed_ends=(
+                (lambda tps: committed_ends(s.bootstrap_servers(), tps, security=security_kwargs(s)))
+                if s.exactly_once
+                else None
+            ),
         )
         self.inputs = self.app.topic(
             *sorted(self.input_names), key_serializer="raw", value_serializer="raw", partitions=s.partitions
@@ -186,7 +190,7 @@ class WorkerRuntime:
         )
         self.transactions: Transactions | None = None
         if s.exactly_once:
-            self.transactions = t = Transactions(s, transactional_id=instance_id(s), group_id=s.app_id)
+            self.transactions = t = Transactions(s, transactional_id=self.instance_id, group_id=s.app_id)
             # in a transaction a failed send cannot be sent again: the step is aborted and redone (attempts=1)
             self.sender = OutputSender(
                 t.topic(s.topic(ALERTS.name)),
@@ -398,7 +402,8 @@ class WorkerRuntime:
         for partition, merger in list(self._mergers.items()):
             if not self.rebuilds.is_open(partition) or self.offsets.blocked(self._owned.get(partition, ())):
                 continue
-            for held in merger.pop_ready(self._caught_up, now, self._consumer_behind):
+            # an input not caught up is the consumer's lag, not a late producer: waited for until it stalls
+            for held in merger.pop_ready(self._caught_up, now, wait_for_lagging=True):
                 key = held.decoded.room_id.encode()
                 try:
                     passed = self.rebuilds.decided_before(partition, held.key)
@@ -576,13 +581,6 @@ class WorkerRuntime:
 
     def _caught_up(self, tp: TP) -> bool:
         return self.offsets.caught_up(tp, self._highwater(tp))
-
-    def _consumer_behind(self, tp: TP) -> bool:
-        """The consumer, not the producer, is behind on ``tp``: the backlog found at assignment is not read
-        yet, or the broker holds messages of it not delivered yet. A fetch hands over one topic-partition's
-        backlog in large chunks, far ahead of another's in event time; the merge's bounds must not treat
-        that as a late producer while the input keeps delivering (its stall bound still applies)."""
-        return self.offsets.catching_up(tp) or not self._caught_up(tp)
 
     async def _query_bounds(self, tps: set[TP]) -> None:
         """Ask the broker where each newly owned input partition starts and ends."""
