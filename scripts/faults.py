@@ -161,6 +161,19 @@ def judge(want: dict[str, dict[str, str]], got: dict[str, dict[str, list[str]]])
     return lost, extra, dup_actions, dup_alerts, different
 
 
+def show_differences(want: dict[str, dict[str, str]], got: dict[str, dict[str, list[str]]], limit: int = 3) -> None:
+    """Print the first copies that differ from the replay, field by field: what an analyst needs to start."""
+    shown = 0
+    for n in want:
+        for k, copies in got[n].items():
+            for c in copies:
+                if k in want[n] and c != want[n][k] and shown < limit:
+                    mine, theirs = json.loads(c), json.loads(want[n][k])
+                    fields = {f: (mine.get(f), theirs.get(f)) for f in theirs if mine.get(f) != theirs.get(f)}
+                    print(f"  different {n[:-1]} {k} ({theirs.get('rule_id')}): kafka vs replay {fields}"[:2000])
+                    shown += 1
+
+
 def complete(settings: Settings, want: dict[str, dict[str, str]]) -> bool:
     got = asyncio.run(read_outputs(settings))
     return all(set(got[n]) >= set(want[n]) for n in want)
@@ -208,6 +221,7 @@ def scenario_kill(
         worker.stop()
     got = asyncio.run(read_outputs(settings))
     lost, extra, dup_a, dup_l, diff = judge(want, got)
+    show_differences(want, got)
     uncommitted = asyncio.run(read_outputs(settings, "read_uncommitted"))
     return Verdict(
         f"kill ×{kills}" + (" (exactly-once)" if exactly_once else " (at-least-once)"),
