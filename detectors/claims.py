@@ -26,6 +26,7 @@ from detectors.claims_model import ClaimModel, Verdict, load_model
 from detectors.normalize import (
     NormalizedText,
     Term,
+    alternation,
     clause_breaks,
     is_han,
     normalize,
@@ -148,6 +149,9 @@ class ClaimContext(BaseModel):
     #: a clause holding one of these is refused, not claimed ("我不敢说全网最低", "最低价我不敢讲") — up to a
     #: contrast word after it, if any ("我不敢说最低但它就是最低")
     refusals: list[Term] = Field(default_factory=list)
+    #: ... or one of these patterns: a negator before a verb of claiming, however far apart the words are
+    #: ("我没法跟你保证", "从来不给大家承诺"), a denial of what the product is for ("它不是用来治…的")
+    refusal_patterns: list[RegexPattern] = Field(default_factory=list)
     contrasts: list[Term] = Field(default_factory=list)
     #: ... unless the refusal is only rhetorical ("不是我吹", "别的不说" are not refusals)
     not_refusals: list[Term] = Field(default_factory=list)
@@ -162,6 +166,11 @@ class ClaimContext(BaseModel):
     #: a clause matching one of these compares within the seller's own range ("我们家几款里这个最便宜"): no
     #: absolute claim (the 2023 SAMR guideline on absolute terms)
     own_range: list[RegexPattern] = Field(default_factory=list)
+    #: a clause ending so sets the seller's own range for the clause after it ("在我们家这几款里，这个最…")
+    own_range_scopes: list[RegexPattern] = Field(default_factory=list)
+    #: a clause matching one of these states what a label or registration says — a fabric's composition
+    #: ("棉百分之九十五"), a health food's approved function ("批准的保健功能是…") — which is no claim of the seller
+    label_facts: list[RegexPattern] = Field(default_factory=list)
 
 
 class ClaimsSettings(BaseModel):
@@ -261,13 +270,18 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         self._advice = [re.compile(p) for p in ctx.advice]
         self._quotes = words_regex(ctx.rule_quotes)
         self._questions = words_regex(ctx.questions)
-        self._refusals = words_regex(ctx.refusals)
+        self._refusals = re.compile(
+            "|".join(filter(None, (alternation(normalize(w).text for w in ctx.refusals), *ctx.refusal_patterns)))
+            or "(?!)"
+        )
         self._not_refusals = [normalize(w).text for w in ctx.not_refusals]  # overlaps are checked one by one
         self._contrast = words_regex(ctx.contrasts)
         self._refers_back = words_regex(ctx.refers_back)
         self._product_refs = words_regex(ctx.product_refs)
         self._ordinals = words_regex(ctx.ordinals)
         self._own_range = [re.compile(p) for p in ctx.own_range]
+        self._own_range_scope = re.compile("|".join(f"(?:{p})$" for p in ctx.own_range_scopes) or "(?!)")
+        self._label_facts = [re.compile(p) for p in ctx.label_facts]
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -382,7 +396,9 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 if refused is not None:
                     out.append((s + refused[0], s + refused[1], "refusal"))
                     reason, to_end = "refusal", refused[1] == len(clause)
-            if any(rx.search(clause) for rx in self._own_range):
+            if any(rx.search(clause) for rx in self._own_range) or (
+                k > 0 and self._own_range_scope.search(norm[spans[k - 1][0] : spans[k - 1][1]])
+            ):
                 out.append((s, e, "own_range"))
             if to_end and reason in ("refusal", "rule_quote") and k + 1 < len(spans):
                 following = norm[spans[k + 1][0] : spans[k + 1][1]]
@@ -422,6 +438,8 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         """Why a whole clause claims nothing, if it does not."""
         if any(rx.search(clause) for rx in self._notices):
             return "notice"
+        if any(rx.search(clause) for rx in self._label_facts):
+            return "label_fact"
         if self._quotes.search(clause):
             return "rule_quote"
         if self._questions.search(clause):

@@ -332,6 +332,17 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
         # a lexicon rule's exception phrase holds no claim for the model either
         ("这个茶叶最佳饮用温度是八十度", "food"),
         ("血压高的朋友一定要按时吃药", "health_food"),
+        # refusals however worded, and denying what the product is for
+        ("我真没法跟你们打包票说一定能瘦", "food"),
+        ("这款霜不是用来祛斑的，就是保湿", "cosmetics"),
+        # sending viewers to a doctor
+        ("血糖高的朋友记得定期去医院复查", "health_food"),
+        ("身上不舒服赶紧去看医生，别硬扛", "general"),
+        # a clause that sets the seller's own range for the next
+        ("咱家直播间这几款面霜里，这款保湿是最好的", "cosmetics"),
+        # what the label or the registration says
+        ("这件卫衣成分是棉百分之八十，涤纶百分之二十", "apparel"),
+        ("这款鱼油批准的保健功能是辅助降血脂", "health_food"),
     ],
 )
 def test_context_in_which_claim_words_make_no_claim(text, category):
@@ -350,6 +361,10 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         ("有人问能不能降血压，吃一个月血压就稳了", "health_food", "efficacy"),  # the question, then the answer
         ("不夸张地说这是全网最低价", "general", "absolute"),  # "不夸张" affirms
         ("我跟你们说全网里面就它最便宜", "general", "absolute"),  # a market scope is not the seller's own range
+        ("全网这么多面霜里，这款保湿是最好的", "cosmetics", "absolute"),  # ... nor for the clause after it
+        ("我跟你们保证，吃了一定能瘦", "food", "guarantee"),  # a promise with no negator before it
+        ("我妈喝了以后去医院复查，血糖全正常了", "health_food", "efficacy"),  # a testimonial, not advice
+        ("批准的保健功能是辅助降血脂，吃了一个月血脂全正常了", "health_food", "efficacy"),  # the label, then a claim
     ],
 )
 def test_context_does_not_hide_a_claim_made_next_to_it(text, category, claim_type):
