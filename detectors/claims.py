@@ -33,6 +33,7 @@ from detectors.normalize import (
     pinyin_keys,
     words_regex,
 )
+from detectors.prefilter import PatternSet
 from schemas.events import (
     BaseEvent,
     ChatEvent,
@@ -239,14 +240,10 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             self._terms.make_automaton()
         if self._has_pinyin:
             self._pinyin.make_automaton()
-        self._patterns = [
-            (idx, [re.compile(p) for p in rule.patterns]) for idx, rule in enumerate(self.rules) if rule.patterns
-        ]
-        # one search for all patterns first: most host speech matches none, and 30 separate scans cost
-        # more than the rest of the lexicon (patterns have no back-references, so the union is exact)
-        every = [rx.pattern for _, regexes in self._patterns for rx in regexes]
-        exact = every and not any(re.search(r"\\[1-9]|\(\?P=", p) for p in every)
-        self._any_pattern = re.compile("|".join(f"(?:{p})" for p in every)) if exact else None
+        # every rule's patterns in one set, in rule order: only those whose literals occur in a text run on it
+        # (most host speech holds none, and 30 scans cost more than the rest of the lexicon)
+        self._pattern_rule = [idx for idx, rule in enumerate(self.rules) for _ in rule.patterns]
+        self._patterns = PatternSet([p for rule in self.rules for p in rule.patterns])
         self._exceptions = [[normalize(x).text for x in rule.exceptions] for rule in self.rules]
         self._longest_exception = [max((len(x) for x in xs), default=0) for xs in self._exceptions]
         self._lexicon_rules_by_type: dict[str, list[int]] = {}
@@ -366,11 +363,11 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 for idx, term in entries:
                     if (idx, start, end) not in exact_spans:
                         found.append((idx, start, end, term, "homophone"))
-        for idx, regexes in self._patterns if self._any_pattern is None or self._any_pattern.search(norm) else ():
-            for rx in regexes:
-                for m in rx.finditer(norm):
-                    if m.end() > m.start():
-                        found.append((idx, m.start(), m.end(), rx.pattern, "pattern"))
+        for k in self._patterns.candidates(norm):
+            rx = self._patterns.patterns[k]
+            for m in rx.finditer(norm):
+                if m.end() > m.start():
+                    found.append((self._pattern_rule[k], m.start(), m.end(), rx.pattern, "pattern"))
         return found
 
     def _context(self, text: NormalizedText) -> list[tuple[int, int, str]]:
