@@ -156,7 +156,8 @@ class ClaimContext(BaseModel):
     contrasts: list[Term] = Field(default_factory=list)
     #: ... unless the refusal is only rhetorical ("不是我吹", "别的不说" are not refusals)
     not_refusals: list[Term] = Field(default_factory=list)
-    #: a refusal holding one of these refuses the clause before it too ("别的直播间说吃了瘦二十斤，我们不这么说")
+    #: a refusal or quoted rule holding one of these covers the clause before it too ("别的直播间说吃了瘦二十斤，
+    #: 我们不这么说", "立竿见影、一用就灵这类词规定不让用")
     refers_back: list[Term] = Field(default_factory=list)
     #: a clause matching one of these and holding none of ``product_refs`` is general advice
     advice: list[RegexPattern] = Field(default_factory=list)
@@ -167,7 +168,7 @@ class ClaimContext(BaseModel):
     #: a clause matching one of these compares within the seller's own range ("我们家几款里这个最便宜"): no
     #: absolute claim (the 2023 SAMR guideline on absolute terms)
     own_range: list[RegexPattern] = Field(default_factory=list)
-    #: a clause ending so sets the seller's own range for the clause after it ("在我们家这几款里，这个最…")
+    #: a clause ending so sets the seller's own range, for itself and the clause after it ("在我们家这几款里，这个最…")
     own_range_scopes: list[RegexPattern] = Field(default_factory=list)
     #: a clause matching one of these states what a label or registration says — a fabric's composition
     #: ("棉百分之九十五"), a health food's approved function ("批准的保健功能是…") — which is no claim of the seller
@@ -393,15 +394,17 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 if refused is not None:
                     out.append((s + refused[0], s + refused[1], "refusal"))
                     reason, to_end = "refusal", refused[1] == len(clause)
-            if any(rx.search(clause) for rx in self._own_range) or (
-                k > 0 and self._own_range_scope.search(norm[spans[k - 1][0] : spans[k - 1][1]])
+            if (
+                any(rx.search(clause) for rx in self._own_range)
+                or self._own_range_scope.search(clause)
+                or (k > 0 and self._own_range_scope.search(norm[spans[k - 1][0] : spans[k - 1][1]]))
             ):
                 out.append((s, e, "own_range"))
             if to_end and reason in ("refusal", "rule_quote") and k + 1 < len(spans):
                 following = norm[spans[k + 1][0] : spans[k + 1][1]]
                 if (len(following) <= LIST_ITEM or clause.endswith(INTRODUCES)) and not self._contrast.match(following):
                     carried = reason
-            if k > 0 and reason == "refusal" and self._refers_back.search(clause):
+            if k > 0 and reason in ("refusal", "rule_quote") and self._refers_back.search(clause):
                 out.append((spans[k - 1][0], spans[k - 1][1], "refusal"))
         out.extend((m.start(), m.end(), "ordinal") for m in self._ordinals.finditer(norm))
         out.sort()

@@ -67,6 +67,9 @@ CLASSES = (NONE, *CLAIM_TYPES)
 MODEL_VERSION = "2026.11.29"
 MIN_WORD_DOCS = 5  # a jieba word joins the model's vocabulary when this many training texts hold it
 C = 4.0
+#: "balanced" weighs each claim type as much as "none" although real speech is nearly all "none": claim
+#: probabilities run high. None trains on the texts as they come (see docs/claims.md, Training)
+CLASS_WEIGHT: str | None = "balanced"
 MIN_DF = 3  # a feature seen in fewer training texts is noise (and model size)
 KEEP_MIN_WEIGHT = 0.1  # features whose weights all stay below this are dropped and the head refitted without them
 MIL_ROUNDS = 2
@@ -253,7 +256,7 @@ class Trainer:
         )
 
     def _lr(self) -> LogisticRegression:
-        return LogisticRegression(C=C, max_iter=1000, tol=1e-3, class_weight="balanced", random_state=self.seed)
+        return LogisticRegression(C=C, max_iter=1000, tol=1e-3, class_weight=CLASS_WEIGHT, random_state=self.seed)
 
     def _fit_pruned(self, feats: list[list[str]], y: list[str]) -> tuple[TfidfVectorizer, LogisticRegression]:
         """Fit, drop the features that carry (almost) no weight, refit on the rest: a small model file whose
@@ -338,6 +341,7 @@ class Trainer:
                 "counts": counts,
                 "seed": self.seed,
                 "C": C,
+                "class_weight": CLASS_WEIGHT,
                 "mil_rounds": MIL_ROUNDS,
                 "script": "scripts/train_claims.py",
             },
@@ -454,7 +458,7 @@ def cross_validate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    global C, KEEP_MIN_WEIGHT, CHAT_SAMPLE
+    global C, KEEP_MIN_WEIGHT, CHAT_SAMPLE, CLASS_WEIGHT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "rules" / "claims_model.json")
     ap.add_argument("--liveamr", type=Path, default=LIVEAMR)
@@ -465,10 +469,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--thresholds", default="0.3,0.4,0.5,0.6,0.7,0.8")
     ap.add_argument("--C", type=float, default=C, help="inverse regularisation strength")
     ap.add_argument("--keep-min-weight", type=float, default=KEEP_MIN_WEIGHT)
+    ap.add_argument("--class-weight", default=CLASS_WEIGHT or "none", choices=("balanced", "none"))
     ap.add_argument("--chat-sample", type=int, default=CHAT_SAMPLE, help="real chat texts per source")
     ap.add_argument("--dump", type=Path, help="write the cross-validated scores here (.npz)")
     args = ap.parse_args(argv)
     C, KEEP_MIN_WEIGHT, CHAT_SAMPLE = args.C, args.keep_min_weight, args.chat_sample
+    CLASS_WEIGHT = None if args.class_weight == "none" else args.class_weight
 
     jieba.setLogLevel(60)
     vocab_spec = yaml.safe_load((CORPUS / "vocabulary.yaml").read_text(encoding="utf-8"))

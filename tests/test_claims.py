@@ -343,6 +343,17 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
         # what the label or the registration says
         ("这件卫衣成分是棉百分之八十，涤纶百分之二十", "apparel"),
         ("这款鱼油批准的保健功能是辅助降血脂", "health_food"),
+        ("它的保健功能是辅助改善记忆", "health_food"),
+        # refusing to promise or to report, denying the effect, and what refers back to a claim
+        ("我们从来不给大家做包瘦这种承诺", "food"),
+        ("卖了几十万单这种数我不瞎报", "general"),
+        ("这款净化器杀不了病毒，就是过滤灰尘", "electronics"),
+        ("包治百病？哪有的事，就是普通的枸杞", "food"),
+        # a quoted rule listing the words it forbids
+        ("根治、断根这些词，平台是不让用的", "health_food"),
+        # comparisons inside the seller's own range, however the range is set
+        ("跟咱家老款比，这款续航更久", "electronics"),
+        ("这次直播间上架的几款面膜里，这款最补水", "cosmetics"),
     ],
 )
 def test_context_in_which_claim_words_make_no_claim(text, category):
@@ -362,6 +373,8 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         ("不夸张地说这是全网最低价", "general", "absolute"),  # "不夸张" affirms
         ("我跟你们说全网里面就它最便宜", "general", "absolute"),  # a market scope is not the seller's own range
         ("全网这么多面霜里，这款保湿是最好的", "cosmetics", "absolute"),  # ... nor for the clause after it
+        ("吃了它你想胖都胖不了，一个月瘦十斤", "food", "efficacy"),  # "胖不了" denies nothing of the effect
+        ("别家都不敢给你承诺，我们家保证瘦", "food", "guarantee"),  # another seller's refusal, then a promise
         ("我跟你们保证，吃了一定能瘦", "food", "guarantee"),  # a promise with no negator before it
         ("我妈喝了以后去医院复查，血糖全正常了", "health_food", "efficacy"),  # a testimonial, not advice
         ("批准的保健功能是辅助降血脂，吃了一个月血脂全正常了", "health_food", "efficacy"),  # the label, then a claim
