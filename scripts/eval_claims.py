@@ -5,9 +5,9 @@
                                   [--data ../shared/data/livechat_douyin_dev.jsonl] [--show-errors]
 
 (a) **Frozen hold-outs** (corpus/claims/holdout.jsonl — written before any model was trained, without
-    looking at the training corpus or the lexicon, never edited; holdout2.jsonl — written the same way
-    later, after the context families had been widened on reading the first one's false alarms, so its
-    hard negatives measure that context unseen; see HOLDOUT*.md): each utterance is run as a host
+    looking at the training corpus or the lexicon, never edited — but context families were later widened
+    on reading its false alarms, so its hard-negative figure is optimistic; holdout3.jsonl — written the
+    same way later and read only for figures, never for its errors: the clean measure; see HOLDOUT*.md): each utterance is run as a host
     transcript with its category on air. "Flagged" = the detector raised any finding (live or review);
     "acted" = a live one. Precision / recall / F1 per claim type (the type must be right), overall,
     recall per evasion type, false-alarm rate per hard-negative family — against the issue's targets.
@@ -244,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         "--holdout",
         type=Path,
         nargs="+",
-        default=[p for p in (REPO / "corpus" / "claims" / f"{n}.jsonl" for n in ("holdout", "holdout2", "holdout3")) if p.exists()],
-        help="frozen hold-outs (default: corpus/claims/holdout.jsonl and holdout2.jsonl)",
+        default=[p for p in (REPO / "corpus" / "claims" / f"{n}.jsonl" for n in ("holdout", "holdout3")) if p.exists()],
+        help="frozen hold-outs (default: corpus/claims/holdout.jsonl and holdout3.jsonl)",
     )
     ap.add_argument("--labelled", type=Path, default=REPO / "scripts" / "claims_labelled.jsonl")
     ap.add_argument(
