@@ -7,10 +7,11 @@
 (a) **Frozen hold-outs** (corpus/claims/holdout.jsonl — written before any model was trained, without
     looking at the training corpus or the lexicon, never edited — but context families were later widened
     on reading its false alarms, so its hard-negative figure is optimistic; holdout3.jsonl — written the
-    same way later and read only for figures, never for its errors: the clean measure; see HOLDOUT*.md): each utterance is run as a host
-    transcript with its category on air. "Flagged" = the detector raised any finding (live or review);
-    "acted" = a live one. Precision / recall / F1 per claim type (the type must be right), overall,
-    recall per evasion type, false-alarm rate per hard-negative family — against the issue's targets.
+    same way later and read only for figures, never for its errors: the clean measure; see HOLDOUT*.md):
+    each utterance is run as a host transcript with its category on air. "Flagged" = the detector raised
+    any finding (live or review); "acted" = a live one. Precision / recall / F1 per claim type (the type
+    must be right), overall, recall per evasion type, false-alarm rate per hard-negative family — against
+    the issue's targets.
 (b) The first labelled set (scripts/claims_labelled.jsonl: the lexicon was tuned on its dev splits).
 (c) **Real host speech**: every ``reply`` of the LiveChat Douyin dev split (ASR of hosts, mostly chit-
     chat) as a host transcript in a room of the default category; every flagged reply is listed.
