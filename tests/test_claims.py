@@ -354,6 +354,10 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
         # comparisons inside the seller's own range, however the range is set
         ("跟咱家老款比，这款续航更久", "electronics"),
         ("这次直播间上架的几款面膜里，这款最补水", "cosmetics"),
+        ("咱家店里今天最便宜的就是这个三十九的", "general"),
+        # the best way to do something, a pet's diet
+        ("补水最有效的方法其实是多喝水", "general"),
+        ("我家狗太胖了，医生说得给它减减肥", "general"),
     ],
 )
 def test_context_in_which_claim_words_make_no_claim(text, category):
