@@ -30,6 +30,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 
@@ -373,6 +374,7 @@ def cross_validate(
     seed: int,
     thresholds: list[float],
     dump: Path | None = None,
+    variant_min_scores: Sequence[float] = (),
 ) -> None:
     groups = leak_free_groups(rows)
     print(
@@ -387,20 +389,36 @@ def cross_validate(
     spec = yaml.safe_load((REPO / "rules" / "claims.yaml").read_text(encoding="utf-8"))
     settings = ClaimsSettings(**spec.get("settings") or {})
     rules = [ClaimRule(**r) for r in spec["rules"]]
-    flagged = np.zeros(len(rows), dtype=bool)
+    # the shipped rules, and variants whose general model rules (those for any category) report from another
+    # min_score: what moving the review line would do (docs/claims.md, "Moving the review/live split")
+    variants: dict[str, list[ClaimRule]] = {"rules": rules}
+    for v in variant_min_scores:
+        variants[f"≥{v:.2f}"] = [
+            r.model_copy(
+                update={"model": r.model.model_copy(update={"min_score": v, "live_score": max(v, r.model.live_score)})}
+            )
+            if r.model is not None and r.categories is None
+            else r
+            for r in rules
+        ]
+    flagged = {name: np.zeros(len(rows), dtype=bool) for name in variants}
     for k, (tr, te) in enumerate(GroupKFold(n_splits=folds).split(rows, groups=groups)):
         trainer = Trainer(fz, seed)
         heads = trainer.fit([rows[i] for i in tr])
         data = trainer.export(heads, vocabulary, {}, {})
         model = load_model(data)
         # the whole detector — lexicon, context and this fold's model at the shipped rules' thresholds
-        det = FalseClaimsDetector(settings, rules, RuleContext("cv", resources={settings.model_file: data}))
+        dets = {
+            name: FalseClaimsDetector(settings, rs, RuleContext("cv", resources={settings.model_file: data}))
+            for name, rs in variants.items()
+        }
         for i in te:
             v = model.read(rows[i].norm)
             assert v is not None
             scores[i], types[i] = v.score, v.claim_type
             seg_scores[i], unit_scores[i] = v.segment_score, v.unit_score
-            flagged[i] = bool(detect_one(det, rows[i]))
+            for name, det in dets.items():
+                flagged[name][i] = bool(detect_one(det, rows[i]))
         print(f"  fold {k + 1}/{folds} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     gold = np.array([r.label != NONE for r in rows])
     if dump is not None:
@@ -440,12 +458,14 @@ def cross_validate(
     )
     for name, mask in subsets.items():
         m = np.array(mask)
-        if m.any():
-            p, r, f, pos = prf(gold[m], flagged[m])
+        if not m.any():
+            continue
+        for variant, hit in flagged.items():
+            p, r, f, pos = prf(gold[m], hit[m])
             if pos == 0:
-                print(f"  {name:<34} {'rules':>5} flagged {int(flagged[m].sum())} of {int(m.sum())}")
+                print(f"  {name:<34} {variant:>5} flagged {int(hit[m].sum())} of {int(m.sum())}")
                 continue
-            print(f"  {name:<34} {'rules':>5} {p:>6.3f} {r:>6.3f} {f:>6.3f} {pos:>6} {int(m.sum()):>6}")
+            print(f"  {name:<34} {variant:>5} {p:>6.3f} {r:>6.3f} {f:>6.3f} {pos:>6} {int(m.sum()):>6}")
     m = np.array([r.source not in ("liveamr", "chat") for r in rows])
     if m.any():
         thr = thresholds[len(thresholds) // 2]
@@ -471,6 +491,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-min-weight", type=float, default=KEEP_MIN_WEIGHT)
     ap.add_argument("--class-weight", default=CLASS_WEIGHT or "none", choices=("balanced", "none"))
     ap.add_argument("--chat-sample", type=int, default=CHAT_SAMPLE, help="real chat texts per source")
+    ap.add_argument(
+        "--variant-min-scores",
+        default="0.8,0.85",
+        help="also measure the whole detector with the general model rules reporting from these scores",
+    )
     ap.add_argument("--dump", type=Path, help="write the cross-validated scores here (.npz)")
     args = ap.parse_args(argv)
     C, KEEP_MIN_WEIGHT, CHAT_SAMPLE = args.C, args.keep_min_weight, args.chat_sample
@@ -496,7 +521,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {k:<34} {n:>6}")
     if not args.no_cv:
         cross_validate(
-            rows, fz, vocabulary, args.folds, args.seed, [float(x) for x in args.thresholds.split(",")], args.dump
+            rows,
+            fz,
+            vocabulary,
+            args.folds,
+            args.seed,
+            [float(x) for x in args.thresholds.split(",")],
+            args.dump,
+            [float(x) for x in args.variant_min_scores.split(",") if x],
         )
 
     trainer = Trainer(fz, args.seed)
