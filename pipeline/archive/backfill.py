@@ -85,9 +85,20 @@ class Diff:
     by_rule: dict[str, Counter[str]] = field(default_factory=dict)  # "alerts:rule" → {"new": n, …}
     items: list[dict[str, Any]] = field(default_factory=list)  # one per difference
 
-    def add(self, output: str, change: str, rule_id: str, id_: str, then: Any, now: Any) -> None:
+    def add(self, output: str, change: str, record: dict[str, Any], then: Any, now: Any) -> None:
+        rule_id, id_field = str(record.get("rule_id")), dict(OUTPUTS)[output]
         self.by_rule.setdefault(f"{output}:{rule_id}", Counter())[change] += 1
-        self.items.append({"output": output, "change": change, "rule_id": rule_id, "id": id_, "then": then, "now": now})
+        self.items.append(
+            {
+                "output": output,
+                "change": change,
+                "rule_id": rule_id,
+                "room_id": record.get("room_id"),
+                "id": record.get(id_field),
+                "then": then,
+                "now": now,
+            }
+        )
 
     def totals(self) -> Counter[str]:
         total: Counter[str] = Counter()
@@ -103,15 +114,15 @@ def diff_outputs(then: dict[str, list[bytes | str]], now: dict[str, list[str]]) 
         before = {d[id_field]: d for d in (json.loads(x) for x in then.get(output, []))}
         after = {d[id_field]: d for d in (json.loads(x) for x in now.get(output, []))}
         for id_ in sorted(after.keys() - before.keys()):
-            diff.add(output, "new", after[id_]["rule_id"], id_, None, after[id_])
+            diff.add(output, "new", after[id_], None, after[id_])
         for id_ in sorted(before.keys() - after.keys()):
-            diff.add(output, "gone", before[id_]["rule_id"], id_, before[id_], None)
+            diff.add(output, "gone", before[id_], before[id_], None)
         for id_ in sorted(before.keys() & after.keys()):
             a = {k: v for k, v in before[id_].items() if k not in NOT_A_DECISION}
             b = {k: v for k, v in after[id_].items() if k not in NOT_A_DECISION}
             if a != b:
                 changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-                diff.add(output, "changed", after[id_]["rule_id"], id_, {k: a.get(k) for k in changed}, changed)
+                diff.add(output, "changed", after[id_], {k: a.get(k) for k in changed}, {k: b.get(k) for k in changed})
     return diff
 
 
@@ -145,7 +156,7 @@ def backfill(
 ) -> BackfillReport:
     """Re-run the rooms (all rooms with events in the range if None) and write ``out``/alerts.jsonl,
     actions.jsonl, dlq.jsonl (canonical order), diff.json and diff.md."""
-    reader = ArchiveReader(open_store(archive_url))
+    reader = ArchiveReader(open_store(archive_url, create=False))
     chosen = sorted(set(rooms)) if rooms else reader.rooms(start_ms, end_ms)
     groups: list[list[str]] = [[] for _ in range(shards)]
     for room in chosen:

@@ -106,7 +106,7 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
 
     s = _settings(args.dir)
     from_day = date.fromisoformat(args.from_day).isoformat() if args.from_day else None
-    report = verify(open_store(s.archive_url), from_day=from_day)
+    report = verify(open_store(s.archive_url, create=False), from_day=from_day)
     for writer, (seq, head) in sorted(report.heads.items()):
         print(f"chain {writer}: {seq} entries, head {head}")
     scope = f" of days ≥ {from_day}" if from_day else ""
@@ -134,7 +134,7 @@ def cmd_archive_query(args: argparse.Namespace) -> int:
     s = _settings(args.dir)
     start, end = _between(args.between)
     pseudonym = Pseudonymizer(s.pseudonym_key.get_secret_value()).user(args.account) if args.account else None
-    reader = ArchiveReader(open_store(s.archive_url))
+    reader = ArchiveReader(open_store(s.archive_url, create=False))
     try:
         report = run_report(reader, args.report, start, end, room=args.room, account=args.account, pseudonym=pseudonym)
     except ValueError as e:
@@ -155,7 +155,7 @@ def cmd_archive_prune(args: argparse.Namespace) -> int:
     s = _settings(args.dir)
     days = retention_of(s.archive_retention_days, allow_short=args.allow_short_retention)
     today = date.fromisoformat(args.today) if args.today else datetime.now(UTC).date()
-    report = prune(open_store(s.archive_url), days, today, dry_run=args.dry_run)
+    report = prune(open_store(s.archive_url, create=False), days, today, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print(f"retention {json.dumps(days)}: {verb} {len(report.removed)} files")
     for f in report.removed[:50]:
@@ -170,7 +170,9 @@ def cmd_archive_forget(args: argparse.Namespace) -> int:
 
     s = _settings(args.dir)
     pseudonym = Pseudonymizer(s.pseudonym_key.get_secret_value()).user(args.account)
-    report = forget(open_store(s.archive_url), user_id=args.account, pseudonym=pseudonym, reference=args.reference)
+    report = forget(
+        open_store(s.archive_url, create=False), user_id=args.account, pseudonym=pseudonym, reference=args.reference
+    )
     print(f"erased {report.rows} rows of account {pseudonym} (pseudonym) from {report.files_rewritten} files")
     return EXIT_OK
 

@@ -44,6 +44,7 @@ class Report:
 
 
 def _iso(ms: int) -> str:
+    ms = min(max(ms, 0), 4_102_444_799_999)  # an open range's bounds are printed as 1970 / 2099
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 

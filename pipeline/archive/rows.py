@@ -201,8 +201,9 @@ def digest(payload: bytes) -> str:
 
 
 def to_table(rows: list[ArchiveRow]) -> pa.Table:
-    """Rows as an Arrow table of ``SCHEMA``, in event-time order (min/max statistics then prune well)."""
-    rows = sorted(rows, key=lambda r: (r.ts, r.room_id or "", r.seq if r.seq is not None else -1, r.id))
+    """Rows as an Arrow table of ``SCHEMA``, sorted by room then event time: a room's rows sit together, so
+    a room's query reads only the row groups whose room_id min/max statistics can hold it."""
+    rows = sorted(rows, key=lambda r: (r.room_id or "", r.ts, r.seq if r.seq is not None else -1, r.id))
     return pa.table(
         {
             "id": [r.id for r in rows],

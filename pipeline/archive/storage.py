@@ -88,8 +88,9 @@ class Store:
         self.fs.rm_file(self.path(relative))
 
 
-def open_store(url: str) -> Store:
-    """The store of an archive URL or local directory (created if missing)."""
+def open_store(url: str, *, create: bool = True) -> Store:
+    """The store of an archive URL or local directory (created if missing, when ``create``; otherwise a
+    missing archive is an error: a mistyped path must not read as an empty archive)."""
     if not url:
         raise ArchiveError("no archive location: give --dir URL or set LIVEWATCH_ARCHIVE_URL")
     try:
@@ -100,5 +101,8 @@ def open_store(url: str) -> Store:
         ) from None
     if isinstance(fs, LocalFileSystem):
         root = os.path.abspath(root)
-        os.makedirs(root, exist_ok=True)
+        if create:
+            os.makedirs(root, exist_ok=True)
+    if not create and not fs.exists(f"{root.rstrip('/')}/_manifest"):
+        raise ArchiveError(f"no archive at {url!r} (no _manifest in it): check the path or LIVEWATCH_ARCHIVE_URL")
     return Store(fs, root, url)
