@@ -6,7 +6,7 @@ afterwards is never evidence, and a query for a few days opens only those days' 
 manifest's day and time range before DuckDB opens anything; inside a file, by row-group statistics).
 
 Trino, Spark or DuckDB on their own read the same files by glob (``events/**/*.parquet``, Hive partitions
-``day``/``platform``); they then see duplicates and must drop them by (id, digest) as the views here do.
+``day``/``platform``); they then see duplicates and must drop them by (id, payload) as the views here do.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class ArchiveReader:
             source = "(SELECT *, NULL::VARCHAR AS day, NULL::VARCHAR AS platform FROM _empty_rows)"
         self.con.execute(
             f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source} "
-            "QUALIFY row_number() OVER (PARTITION BY id, digest ORDER BY day, platform) = 1"
+            "QUALIFY row_number() OVER (PARTITION BY id, payload ORDER BY day, platform) = 1"
         )
         return view
 

@@ -47,8 +47,9 @@ SCHEMA = pa.schema(
         pa.field("source_offset", pa.int64()),
         pa.field("source_file", pa.string()),  # ... or a file and line (the embedded runtime)
         pa.field("seq", pa.int64()),  # publisher's sequence header or the recording's line: ties in decision order
-        pa.field("digest", pa.string(), nullable=False),  # sha256 of payload: duplicates are same id + digest
-        pa.field("payload", pa.binary(), nullable=False),  # the exact bytes
+        # the exact bytes; a duplicate is the same id with the same payload. (No per-row digest column: 32
+        # random bytes a row would double the archive's size, and each file's sha256 is in the manifest.)
+        pa.field("payload", pa.binary(), nullable=False),
     ]
 )
 
@@ -218,7 +219,6 @@ def to_table(rows: list[ArchiveRow]) -> pa.Table:
             "source_offset": [r.source.offset for r in rows],
             "source_file": [r.source.file for r in rows],
             "seq": [r.seq if r.seq is not None else r.source.line for r in rows],
-            "digest": [digest(r.payload) for r in rows],
             "payload": [r.payload for r in rows],
         },
         schema=SCHEMA,
