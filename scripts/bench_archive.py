@@ -205,7 +205,8 @@ def main() -> None:
         month = per_event * args.platform_events_per_day * 30
         print(
             f"3. queries (median of 5): one room's day (room-timeline, {args.rooms:,} rooms in the day's files) "
-            f"{room_day * 1000:.0f} ms (its events alone, with payloads: {room_events * 1000:.0f} ms); the whole day scanned (events per room and kind, {stats.records:,} events) "
+            f"{room_day * 1000:.0f} ms (its events alone, with payloads: {room_events * 1000:.0f} ms); "
+            f"the whole day scanned (events per room and kind, {stats.records:,} events) "
             f"{scan * 1000:.0f} ms = {per_event * 1e6:.2f} µs/event; a month of a platform of "
             f"{args.platform_events_per_day:,.0f} events/day scanned the same way ≈ {month:,.0f} s "
             f"({month / 60:.1f} min) extrapolated linearly on one process of this machine"
