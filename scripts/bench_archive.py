@@ -196,8 +196,8 @@ def main() -> None:
         day_end = DAY_START + 24 * 3600 * 1000 - 1
         room = "room-00042"
         room_day = timed(lambda: run_report(reader, "room-timeline", DAY_START, day_end, room=room))
+        room_events = timed(lambda: reader.events([room], DAY_START, day_end))
         reader.view("events", ts_range=(DAY_START, day_end))
-        room_events = timed(lambda: reader.query("SELECT ts, kind, payload FROM events WHERE room_id = ?", (room,)))
         scan = timed(
             lambda: reader.query("SELECT room_id, kind, count(*) FROM events GROUP BY ALL"),
         )

@@ -33,7 +33,7 @@ from schemas.deadletter import MessageSource
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rooms", type=int, default=400)
+    p.add_argument("--rooms", type=int, default=2000)
     p.add_argument("--comments", type=int, default=40, help="viewer comments per room")
     p.add_argument("--shards", default="1,2,4")
     args = p.parse_args()

@@ -49,7 +49,8 @@ def _iso(ms: int) -> str:
 
 
 def room_timeline(reader: ArchiveReader, room: str, start_ms: int, end_ms: int) -> Report:
-    reader.views(ts_range=(start_ms, end_ms))
+    for data_class in ("events", "alerts", "actions"):
+        reader.view(data_class, ts_range=(start_ms, end_ms), rooms=[room])
     where = "room_id = ? AND ts BETWEEN ? AND ?"
     params = (room, start_ms, end_ms)
     cols, per_minute = reader.query(
@@ -107,7 +108,9 @@ def rule_hits(reader: ArchiveReader, start_ms: int, end_ms: int) -> Report:
 
 
 def account_history(reader: ArchiveReader, user_id: str, pseudonym: str, start_ms: int, end_ms: int) -> Report:
-    reader.views(ts_range=(start_ms, end_ms))
+    reader.view("events", ts_range=(start_ms, end_ms), subjects=[user_id])
+    reader.view("actions", ts_range=(start_ms, end_ms), subjects=[user_id])
+    reader.view("alerts", ts_range=(start_ms, end_ms))  # its pseudonym may be in a campaign's account list
     _, messages = reader.query(
         """SELECT day, room_id, kind, count(*), min(ts), max(ts) FROM events
            WHERE subject = ? AND ts BETWEEN ? AND ? GROUP BY ALL ORDER BY day, room_id, kind""",

@@ -54,9 +54,13 @@ class ArchiveReader:
         *,
         ts_range: tuple[int, int] | None = None,
         platforms: Sequence[str] | None = None,
+        rooms: Sequence[str] | None = None,
+        subjects: Sequence[str] | None = None,
         name: str | None = None,
     ) -> str:
-        """Create (or replace) a view of one class's live files, pruned to a time range; return its name."""
+        """Create (or replace) a view of one class's live files, pruned to a time range (and to rooms or
+        subjects: filtered before the de-duplication, which could not push such a filter below itself and would
+        read every row of the range first); return its name."""
         if data_class not in DATA_CLASSES:
             raise ValueError(f"unknown data class {data_class!r}: one of {', '.join(DATA_CLASSES)}")
         days = (day_of(ts_range[0]), day_of(ts_range[1])) if ts_range else None
@@ -67,8 +71,17 @@ class ArchiveReader:
             source = f"read_parquet([{paths}], hive_partitioning = true, hive_types_autocast = false)"
         else:
             source = "(SELECT *, NULL::VARCHAR AS day, NULL::VARCHAR AS platform FROM _empty_rows)"
+        conditions = []
+        if ts_range is not None:
+            conditions.append(f"ts BETWEEN {int(ts_range[0])} AND {int(ts_range[1])}")
+        if rooms is not None:
+            conditions.append(f"room_id IN ({', '.join(sql_literal(r) for r in rooms) or 'NULL'})")
+        if subjects is not None:
+            conditions.append(f"subject IN ({', '.join(sql_literal(r) for r in subjects) or 'NULL'})")
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        # a duplicate is the same message twice: same id, same bytes (so also the same room and subject)
         self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source} "
+            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source} {where}"
             "QUALIFY row_number() OVER (PARTITION BY id, payload ORDER BY day, platform) = 1"
         )
         return view
@@ -92,25 +105,16 @@ class ArchiveReader:
 
     def events(self, rooms: Sequence[str], start_ms: int, end_ms: int) -> list[StoredEvent]:
         """The rooms' input messages with start ≤ ts ≤ end, exact bytes, in the worker's decision order."""
-        self.view("events", ts_range=(start_ms, end_ms))
-        self.con.execute("CREATE OR REPLACE TEMP TABLE wanted_rooms (room_id VARCHAR)")
-        self.con.executemany("INSERT INTO wanted_rooms VALUES (?)", [[r] for r in rooms])
+        self.view("events", ts_range=(start_ms, end_ms), rooms=rooms)
         _, rows = self.query(
             "SELECT room_id, ts, payload, coalesce(source_topic || '[' || source_partition || ']@' || source_offset,"
-            " source_file || ':' || seq, '') FROM events WHERE room_id IN (SELECT room_id FROM wanted_rooms) "
-            f"AND ts BETWEEN ? AND ? ORDER BY {DECISION_ORDER}",
-            (start_ms, end_ms),
+            " source_file || ':' || seq, '') FROM events "
+            f"ORDER BY {DECISION_ORDER}",
         )
         return [StoredEvent(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
 
     def outputs(self, data_class: str, rooms: Sequence[str], start_ms: int, end_ms: int) -> list[bytes]:
         """Alerts or actions decided for the rooms with start ≤ ts ≤ end, as published."""
-        view = self.view(data_class, ts_range=(start_ms, end_ms))
-        self.con.execute("CREATE OR REPLACE TEMP TABLE wanted_rooms (room_id VARCHAR)")
-        self.con.executemany("INSERT INTO wanted_rooms VALUES (?)", [[r] for r in rooms])
-        _, rows = self.query(
-            f"SELECT payload FROM {view} WHERE room_id IN (SELECT room_id FROM wanted_rooms) "
-            "AND ts BETWEEN ? AND ? ORDER BY ts, id",
-            (start_ms, end_ms),
-        )
+        view = self.view(data_class, ts_range=(start_ms, end_ms), rooms=rooms)
+        _, rows = self.query(f"SELECT payload FROM {view} ORDER BY ts, id")
         return [bytes(r[0]) for r in rows]

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from pipeline.archive.rows import ArchiveRow, Source, dead_letter_row, event_row, output_row
 from pipeline.archive.writer import ArchiveWriter, FlushStats
 from pipeline.kafka.security import client_kwargs
-from pipeline.kafka.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES, seq_of
+from pipeline.kafka.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES, ensure_topics, seq_of
 from pipeline.settings import Settings
 
 log = logging.getLogger("livewatch.archive")
@@ -118,6 +118,9 @@ class KafkaArchiver:
 
     async def run(self, idle_exit_s: float | None = None) -> ArchiverStats:
         """Archive until ``stop()`` (or, if ``idle_exit_s``, until nothing arrived for that long)."""
+        # topics missing yet would be seen only at the consumer's next metadata refresh (5 min): create them
+        # as a worker or publish would (existing ones are left alone)
+        await ensure_topics(self.settings)
         self.consumer.subscribe(sorted(self.classes), listener=_FlushOnRevoke(self))
         await self.consumer.start()
         last_record = time.monotonic()
