@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from pipeline.archive.rows import ArchiveRow, Source, dead_letter_row, event_row, output_row
 from pipeline.archive.writer import ArchiveWriter, FlushStats
@@ -72,6 +72,7 @@ class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: Any) -> None:
         if revoked:
             await self.archiver.flush_and_commit()
+            self.archiver.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("archiving %d topic-partitions", len(assigned))
@@ -99,11 +100,25 @@ class KafkaArchiver:
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         self._stop = asyncio.Event()
+        # the rebalance listener runs in the consumer's coordinator task, possibly while the loop is flushing
+        self._flushing = asyncio.Lock()
+        # per topic-partition, the offset after the last record handed to the writer: what a commit may cover
+        # once the writer has flushed (the consumer's position can be ahead: fetched, not yet handed over)
+        self._added: dict[TopicPartition, int] = {}
+
+    def forget(self, partitions: Any) -> None:
+        for tp in partitions:
+            self._added.pop(tp, None)
 
     def stop(self) -> None:
         self._stop.set()
 
     async def flush_and_commit(self) -> None:
+        async with self._flushing:
+            await self._flush_and_commit()
+
+    async def _flush_and_commit(self) -> None:
+        covered = dict(self._added)  # every one of these records is in the writer's buffers (or already flushed)
         if self.writer.buffered_rows:
             # the flush is file and network I/O: off the event loop, so the consumer's heartbeats go on
             stats = await asyncio.to_thread(self.writer.flush)
@@ -113,8 +128,11 @@ class KafkaArchiver:
             self.stats.payload_bytes += stats.payload_bytes
             if self.on_flush is not None:
                 self.on_flush(stats)
-        # every row read so far is on storage and chained: its offsets may be committed
-        await self.consumer.commit()
+        # every row handed over so far is on storage and chained: its offsets may be committed
+        owned = self.consumer.assignment()
+        offsets = {tp: offset for tp, offset in covered.items() if tp in owned}
+        if offsets:
+            await self.consumer.commit(offsets)
 
     async def run(self, idle_exit_s: float | None = None) -> ArchiverStats:
         """Archive until ``stop()`` (or, if ``idle_exit_s``, until nothing arrived for that long)."""
@@ -127,12 +145,16 @@ class KafkaArchiver:
         try:
             while not self._stop.is_set():
                 batch = await self.consumer.getmany(timeout_ms=500, max_records=10_000)
-                for tp, records in batch.items():
-                    data_class = self.classes[tp.topic]
-                    for record in records:
-                        self.writer.add(row_of(data_class, record))
-                    self.stats.records += len(records)
-                    last_record = time.monotonic()
+                async with self._flushing:  # never hand rows over while a rebalance's flush runs
+                    for tp, records in batch.items():
+                        if not records:
+                            continue
+                        data_class = self.classes[tp.topic]
+                        for record in records:
+                            self.writer.add(row_of(data_class, record))
+                        self._added[tp] = records[-1].offset + 1
+                        self.stats.records += len(records)
+                        last_record = time.monotonic()
                 if self.writer.due():
                     await self.flush_and_commit()
                 if idle_exit_s is not None and time.monotonic() - last_record >= idle_exit_s:
