@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -29,6 +30,12 @@ from pipeline.archive.writer import ArchiveWriter
 from pipeline.embedded import EmbeddedRuntime
 from pipeline.privacy import DEV_KEY
 from schemas.deadletter import MessageSource
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the shard processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
@@ -53,17 +60,20 @@ def main() -> None:
         base = None
         for shards in (int(s) for s in args.shards.split(",")):
             t = time.perf_counter()
+            cpu0 = _cpu_s()
             report = backfill(
                 str(tmp / "archive"), None, 0, 1 << 50, tmp / f"out-{shards}", shards=shards, pseudonym_key=DEV_KEY
             )
             elapsed = time.perf_counter() - t
+            cpu = _cpu_s() - cpu0
             base = base or elapsed
             written = (tmp / f"out-{shards}" / f"{n}.jsonl" for n in ("alerts", "actions"))
             outputs[shards] = b"".join(f.read_bytes() for f in written)
             totals = report.diff.totals()
             print(
                 f"  {shards} shard(s): {elapsed:.1f} s, {report.events / elapsed:,.0f} events/s, speed-up "
-                f"{base / elapsed:.2f}x; diff against the archive: {dict(totals) or 'none'}"
+                f"{base / elapsed:.2f}x; CPU {cpu:.1f} s in all processes = {cpu / elapsed:.2f} cores busy on average; "
+                f"diff against the archive: {dict(totals) or 'none'}"
             )
         same = len(set(outputs.values())) == 1
         print(f"same alerts and actions, byte for byte, for every shard count: {same} ({os.cpu_count()} cores here)")

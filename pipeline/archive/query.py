@@ -183,7 +183,10 @@ def svg_plot(plot: Plot, width: int = 900, height: int = 260) -> str:
     if not points:
         return f"<p><em>{html.escape(plot.title)}: nothing to plot</em></p>"
     xs = sorted({p[0] for p in points})
-    x0, x1 = xs[0], xs[-1] if xs[-1] > xs[0] else xs[0] + 1
+    # bars stand on [x, x + step) (a minute, a day): the axis runs to the last bar's right edge
+    bar_xs = sorted({x for series in plot.series.values() for x, _ in series}) if plot.kind == "bars" else []
+    step = min((b - a for a, b in zip(bar_xs, bar_xs[1:], strict=False)), default=60_000.0) if bar_xs else 0.0
+    x0, x1 = xs[0], max(xs[-1] + step, xs[0] + 1)
     if plot.kind == "bars":
         totals: dict[float, float] = {}
         for s in plot.series.values():
@@ -206,7 +209,7 @@ def svg_plot(plot: Plot, width: int = 900, height: int = 260) -> str:
     out.append(f'<text x="{pad_l - 5}" y="{pad_t + 8}" text-anchor="end">{y1:g}</text>')
     out.append(f'<text x="{pad_l}" y="{height - 22}">{_iso(int(x0))}</text>')
     out.append(f'<text x="{pad_l + w}" y="{height - 22}" text-anchor="end">{_iso(int(x1))}</text>')
-    bar_w = max(1.0, w / max(len(xs), 1) * 0.8)
+    bar_w = max(1.0, (sx(x0 + step) - sx(x0)) * 0.85)
     stacked: dict[float, float] = {}
     for i, (name, series) in enumerate(sorted(plot.series.items())):
         color = PALETTE[i % len(PALETTE)]
@@ -215,7 +218,7 @@ def svg_plot(plot: Plot, width: int = 900, height: int = 260) -> str:
                 base = stacked.get(x, 0.0)
                 stacked[x] = base + y
                 out.append(
-                    f'<rect x="{sx(x) - bar_w / 2:.1f}" y="{sy(base + y):.1f}" width="{bar_w:.1f}" '
+                    f'<rect x="{sx(x):.1f}" y="{sy(base + y):.1f}" width="{bar_w:.1f}" '
                     f'height="{sy(base) - sy(base + y):.1f}" fill="{color}">'
                     f"<title>{html.escape(name)}: {y:g}</title></rect>"
                 )
