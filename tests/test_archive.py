@@ -151,6 +151,16 @@ def test_removed_edited_and_swapped_manifest_entries_break_the_chain(tmp_path):
     entries[1].write_text(json.dumps(edited))
     assert verify(open_store(str(root))).problems[0].what == "entry-edited"
 
+    entries[1].write_text("{ not JSON")  # an entry made unreadable
+    problems = verify(open_store(str(root))).problems
+    assert (problems[0].what, problems[0].path) == ("entry-edited", str(entries[1].relative_to(root)))
+
+    del edited["path"]  # an entry missing a field
+    entries[1].write_text(json.dumps(edited))
+    assert verify(open_store(str(root))).problems[0].what == "entry-edited"
+    edited = json.loads(original[1])
+    edited["rows"] = 99
+
     edited["hash"] = "x"  # ... and with the hash recomputed the next entry's link breaks
     from pipeline.archive.manifest import entry_hash
 

@@ -92,7 +92,13 @@ def cmd_archive_run(args: argparse.Namespace) -> int:
     def flushed(stats: object) -> None:
         print(f"  flushed {stats}", flush=True)
 
-    stats = run_archiver(s, writer, idle_exit_s=args.exit_when_idle, on_flush=flushed)
+    try:
+        stats = run_archiver(s, writer, idle_exit_s=args.exit_when_idle, on_flush=flushed)
+    except OSError as e:  # storage full, gone, refused: nothing unwritten was committed to Kafka
+        raise ArchiveError(
+            f"cannot write to {s.archive_url}: {e}. Offsets are committed only after a flush, so the records "
+            "not yet written are read again when the archiver is started again"
+        ) from None
     print(
         f"archived {stats.records:,} records in {stats.files} files ({stats.bytes:,} bytes compressed, "
         f"{stats.payload_bytes:,} bytes of messages)"

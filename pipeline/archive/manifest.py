@@ -114,11 +114,17 @@ def load(store: Store) -> ManifestState:
     state = ManifestState()
     for writer in writers(store):
         for name in store.glob(f"{MANIFEST_DIR}/{writer}/[0-9]*.json"):
-            entry = json.loads(store.read(name))
+            try:
+                entry = json.loads(store.read(name))
+                state.heads[writer] = (int(entry["seq"]), str(entry["hash"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a damaged entry: verify names it; readers go by the entries that are whole
             state.entries.append(entry)
-            state.heads[writer] = (int(entry["seq"]), str(entry["hash"]))
-    for entry in sorted(state.entries, key=lambda e: (e.get("written_at", ""), e.get("writer", ""), e["seq"])):
-        _apply(state, entry)
+    for entry in sorted(state.entries, key=lambda e: (str(e.get("written_at", "")), str(e.get("writer", "")))):
+        try:
+            _apply(state, entry)
+        except (KeyError, TypeError):
+            continue
     return state
 
 
@@ -186,7 +192,8 @@ def verify(store: Store, from_day: str | None = None) -> VerifyReport:
                 report.problems.append(
                     Problem("entry-missing", name, f"entries {expected_seq}..{seq - 1} of chain {writer!r} are gone")
                 )
-            if entry.get("hash") != entry_hash(entry):
+            intact = entry.get("hash") == entry_hash(entry)
+            if not intact:
                 report.problems.append(Problem("entry-edited", name, "the entry's hash does not match its content"))
             elif prev and entry.get("prev") != prev:
                 report.problems.append(
@@ -199,7 +206,7 @@ def verify(store: Store, from_day: str | None = None) -> VerifyReport:
                 )
             prev = str(entry.get("hash", ""))
             expected_seq = (seq if isinstance(seq, int) else expected_seq) + 1
-            if entry.get("op") == "add":
+            if intact and entry.get("op") == "add" and {"path", "sha256", "day"} <= entry.keys():
                 add_entries.append(entry)
                 seen_digests[entry["sha256"]] = entry["path"]
         report.heads[writer] = (expected_seq - 1, prev)
