@@ -103,12 +103,23 @@ class ModelThresholds(BaseModel):
     min_score: float = Field(ge=0, le=1)
     #: from this score up the finding is ``live`` (acted on); between min_score and this, ``review``
     live_score: float = Field(ge=0, le=1)
+    #: the min_score of long speech (settings.long_speech_chars and longer), if higher: its score is its best
+    #: clause's, and the best of many clauses is high by chance more often than the one clause of a sentence
+    long_min_score: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> ModelThresholds:
         if self.live_score < self.min_score:
             raise ValueError(f"live_score {self.live_score} is below min_score {self.min_score}")
+        if self.long_min_score is not None and not self.min_score <= self.long_min_score <= self.live_score:
+            raise ValueError(f"long_min_score {self.long_min_score} is not between min_score and live_score")
         return self
+
+    def min_for(self, chars: int, long_speech_chars: int) -> float:
+        """The score from which a text of ``chars`` normalised characters is reported."""
+        if self.long_min_score is not None and chars >= long_speech_chars:
+            return self.long_min_score
+        return self.min_score
 
 
 class ClaimRule(Rule):
@@ -187,6 +198,8 @@ class ClaimsSettings(BaseModel):
     score_exact: float = Field(default=0.95, ge=0, le=1)
     score_pattern: float = Field(default=0.85, ge=0, le=1)
     score_homophone: float = Field(default=0.7, ge=0, le=1)
+    #: a text this long (normalised characters) is long speech for the model rules' ``long_min_score``
+    long_speech_chars: int = Field(default=200, ge=1)
     #: titles are re-sent with every price update; remember this many already-reported titles per room
     max_titles_remembered: int = Field(default=500, ge=1)
 
@@ -531,12 +544,16 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 again = (
                     self.model.read(
                         NormalizedText(raw=rest, text=rest, offsets=tuple(range(len(rest)))),
-                        at_least=model_rule.model.min_score,
+                        at_least=model_rule.model.min_for(len(text.text), self.settings.long_speech_chars),
                     )
                     if rest
                     else None
                 )
-                if not kept or again is None or again.score < model_rule.model.min_score:
+                if (
+                    not kept
+                    or again is None
+                    or again.score < model_rule.model.min_for(len(text.text), self.settings.long_speech_chars)
+                ):
                     verdict = None
             spans = tuple(kept)
         agreed = verdict.claim_type if verdict is not None else None
@@ -600,7 +617,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         if verdict is None:
             return None, None
         rule = next((r for r in applicable if r.claim_type == verdict.claim_type), None)
-        if rule is None or verdict.score < rule.model.min_score:  # type: ignore[union-attr]
+        if rule is None or verdict.score < rule.model.min_for(len(text.text), self.settings.long_speech_chars):  # type: ignore[union-attr]
             return None, None
         return verdict, rule
 

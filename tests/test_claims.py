@@ -453,3 +453,13 @@ def test_a_model_rule_has_no_terms_and_a_lexicon_rule_has_some():
         ClaimRule(**{**lexicon, "terms": [], "patterns": []})
     with pytest.raises(ValueError, match="below min_score"):
         ClaimRule(**{**lexicon, "terms": [], "patterns": [], "model": {"min_score": 0.8, "live_score": 0.5}})
+
+
+def test_long_speech_is_reported_from_its_own_model_score():
+    from detectors.claims import ModelThresholds
+
+    thresholds = ModelThresholds(min_score=0.5, long_min_score=0.6, live_score=0.9)
+    assert thresholds.min_for(199, 200) == 0.5 and thresholds.min_for(200, 200) == 0.6
+    assert ModelThresholds(min_score=0.5, live_score=0.9).min_for(10_000, 200) == 0.5
+    with pytest.raises(ValueError, match="long_min_score"):
+        ModelThresholds(min_score=0.5, long_min_score=0.4, live_score=0.9)
