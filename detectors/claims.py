@@ -538,7 +538,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 else:
                     suppressed[why] = suppressed.get(why, 0) + 1
             if len(kept) < len(spans):
-                # what is left once the context is taken out must still read as a claim on its own
+                # what is left once the context is taken out must still read as a claim of that type on its own
                 assert model_rule is not None and model_rule.model is not None and self.model is not None
                 rest = self._outside(text.text, context, verdict.claim_type)
                 again = (
@@ -552,6 +552,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 if (
                     not kept
                     or again is None
+                    or again.claim_type != verdict.claim_type  # what is left claims something else, if anything
                     or again.score < model_rule.model.min_for(len(text.text), self.settings.long_speech_chars)
                 ):
                     verdict = None
