@@ -31,6 +31,7 @@ def free_port() -> int:
 class Broker:
     port: int
     run_dir: Path
+    extra_properties: str = ""  # server.properties lines that override start.sh's (KAFKA_EXTRA_PROPERTIES)
 
     @property
     def url(self) -> str:
@@ -46,12 +47,13 @@ class Broker:
             "KAFKA_PORT": str(self.port),
             "KAFKA_CONTROLLER_PORT": str(self.port + 1),
             "KAFKA_RUN_DIR": str(self.run_dir),
+            "KAFKA_EXTRA_PROPERTIES": self.extra_properties,
         }
 
-    def start(self) -> None:
-        done = subprocess.run(
-            [str(KAFKA_DIR / "start.sh")], env=self.env(), capture_output=True, text=True, timeout=600
-        )
+    def start(self, keep_data: bool = False) -> None:
+        """start.sh; ``keep_data``: restart on the topics and offsets of this run dir's last start."""
+        env = {**self.env(), **({"KAFKA_KEEP_DATA": "1"} if keep_data else {})}
+        done = subprocess.run([str(KAFKA_DIR / "start.sh")], env=env, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             raise RuntimeError(f"deploy/kafka/start.sh failed:\n{done.stdout}\n{done.stderr}")
 
