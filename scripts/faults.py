@@ -68,10 +68,10 @@ PARTITIONS = 4
 SCENARIOS = ("kill", "broker", "scale", "slow-send", "failing-send")
 
 
-def demo_copies(copies: int) -> Iterator[dict[str, Any]]:
+def demo_copies(copies: int, first: int = 0) -> Iterator[dict[str, Any]]:
     """The demo's rooms ``copies`` times over, each copy with its own rooms, accounts and event ids."""
     demo = [json.loads(line) for line in demo_lines()]
-    for c in range(copies):
+    for c in range(first, first + copies):
         for e in demo:
             e = dict(e, event_id=f"{e['event_id']}~{c}", room_id=f"{e['room_id']}~{c}")
             if e.get("user_id"):
@@ -85,6 +85,8 @@ def recording(path: Path, events: int, seed: int = 7) -> int:
     copies = max(1, events // 2 // len(demo))
     lines = list(demo_copies(copies))
     lines += bilibili_events(path.parent, max(0, events - len(lines)), start_ms=min(e["ts"] for e in demo))
+    if len(lines) < events:  # the Bilibili stream has 48,598 events: more demo copies make up the rest
+        lines += demo_copies(-(-(events - len(lines)) // len(demo)), first=copies)
     lines.sort(key=lambda e: e["ts"])  # stable: a room's own order is kept
     path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines), encoding="utf-8")
     return len(lines)
