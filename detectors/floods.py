@@ -327,8 +327,10 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
                 del script.buckets[b]
             script.buckets[bucket] = 0
         script.buckets[bucket] += 1
-        if len(script.examples) < s.max_examples:
-            script.examples.append(event.event_id)
+        # the latest messages, not the first: a script older than the window keeps examples a rebuild (which
+        # reads only the window) could not know, and a worker restarted mid-flood reported other ones
+        script.examples.append(event.event_id)
+        del script.examples[: -s.max_examples]
         if not script.commercial:
             return
         account = state.accounts.get(user)

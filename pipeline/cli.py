@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -16,7 +17,7 @@ from pipeline.errors import RuleSetError
 if TYPE_CHECKING:
     from pipeline.settings import Settings
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_RULES = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_RULES, EXIT_BAD_CONFIG = 0, 1, 2, 3
 CST = timezone(timedelta(hours=8))
 
 
@@ -252,13 +253,63 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _ConnectFailure(logging.Handler):
+    """Keeps aiokafka's last "Unable connect" reason (a refused password, an untrusted certificate): the
+    exception it raises afterwards only says it could not bootstrap."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.reason = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Unable connect to"):
+            self.reason = message
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    """The variable of a settings field ("sasl_mechanism" → "LIVEWATCH_SASL_MECHANISM"); "" for the model."""
+    return f"LIVEWATCH_{str(loc[0]).upper()}" if loc else ""
+
+
+def _describe_connection() -> str:
+    from pipeline.settings import Settings
+
+    s = Settings()  # already loaded once by the command: it is valid
+    how: str = s.security_protocol
+    if how.startswith("SASL_"):
+        how += f", {s.sasl_mechanism} as user {s.sasl_username!r}"
+    return f"{s.broker} ({how})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     args = build_parser().parse_args(argv)
+    connect_failure = _ConnectFailure()
+    logging.getLogger("aiokafka").addHandler(connect_failure)
     try:
         return int(args.func(args))
     except RuleSetError as e:  # any command started with bad rules: say where, exit 2, no traceback
         print(str(e), file=sys.stderr)
         return EXIT_BAD_RULES
+    except ValidationError as e:  # bad LIVEWATCH_* settings: which and why (never the value: it may be a secret)
+        problems = "; ".join(
+            ": ".join(filter(None, (_env_name(err["loc"]), err["msg"].removeprefix("Value error, "))))
+            for err in e.errors()
+        )
+        print(f"livewatch {args.command}: bad configuration: {problems}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except Exception as e:
+        from aiokafka.errors import KafkaConnectionError
+
+        if not isinstance(e, KafkaConnectionError):
+            raise
+        reason = connect_failure.reason or str(e)
+        print(f"livewatch {args.command}: cannot connect to {_describe_connection()}: {reason}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        logging.getLogger("aiokafka").removeHandler(connect_failure)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.privacy import DEV_KEY
@@ -15,7 +16,11 @@ from pipeline.ruleset import default_rules_dir
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="LIVEWATCH_", env_file=os.environ.get("LIVEWATCH_ENV_FILE"), extra="ignore"
+        env_prefix="LIVEWATCH_",
+        env_file=os.environ.get("LIVEWATCH_ENV_FILE"),
+        extra="ignore",
+        # a validation error must not echo what was given: the input holds the SASL password
+        hide_input_in_errors=True,
     )
 
     broker: str = Field("kafka://127.0.0.1:19092", description="Kafka bootstrap servers, kafka://host:port[;host:port]")
@@ -49,6 +54,13 @@ class Settings(BaseSettings):
         "pod name, say); a restarted worker of the same name takes its partitions back without waiting for its "
         "predecessor's session to expire. Empty: a name kept in the data directory (made at first start)",
     )
+    exactly_once: bool = Field(
+        False,
+        description="EXPERIMENTAL: each step's outputs, changelog writes and input offsets committed in one Kafka "
+        "transaction (consumers read live.* with isolation.level=read_committed); a partition handed to another "
+        "worker is known to lose durable room state in this mode (docs/reliability.md). False: at-least-once, a "
+        "crash repeats outputs (same ids)",
+    )
     session_timeout_s: float = Field(
         10.0,
         ge=6,
@@ -60,6 +72,73 @@ class Settings(BaseSettings):
         SecretStr(DEV_KEY),
         description="HMAC key of the user pseudonyms in alerts (pipeline/privacy.py); set a secret one in production",
     )
+
+    # Kafka security (docs/security.md): every client livewatch makes takes these, through
+    # pipeline/kafka/security.py. PLAINTEXT is the default so the local and test brokers need nothing.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how clients talk to the broker: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (SASL_* protocols): SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN"
+    )
+    sasl_username: str = Field("", description="SASL user (SASL_* protocols)")
+    sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (SASL_* protocols); never logged")
+    ssl_cafile: Path | None = Field(
+        None, description="PEM file of the CA(s) that signed the broker's certificate; unset: the system's CAs"
+    )
+    ssl_certfile: Path | None = Field(None, description="PEM client certificate (chain) for mutual TLS")
+    ssl_keyfile: Path | None = Field(None, description="PEM private key of ssl_certfile, if not inside it")
+    ssl_key_password: SecretStr | None = Field(None, description="password of an encrypted ssl_keyfile")
+    ssl_check_hostname: bool = Field(
+        True, description="check that the broker's certificate names the host connected to (keep on)"
+    )
+
+    @field_validator("ssl_cafile", "ssl_certfile", "ssl_keyfile", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # LIVEWATCH_SSL_CAFILE= means none, not the current directory
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        """Refuse, at load, a security setting that would be ignored or would leak the password, so a
+        half-configured worker fails at start instead of connecting in the clear."""
+        uses_sasl = self.security_protocol.startswith("SASL_")
+        uses_tls = self.security_protocol in ("SSL", "SASL_SSL")
+        p = f"LIVEWATCH_SECURITY_PROTOCOL={self.security_protocol}"
+        if uses_sasl:
+            if not self.sasl_username:
+                raise ValueError(f"{p} needs LIVEWATCH_SASL_USERNAME")
+            if not self.sasl_password.get_secret_value():
+                raise ValueError(f"{p} needs LIVEWATCH_SASL_PASSWORD")
+            if self.sasl_mechanism == "PLAIN" and not uses_tls:
+                raise ValueError(
+                    "LIVEWATCH_SASL_MECHANISM=PLAIN sends the password in the clear without TLS: "
+                    "use LIVEWATCH_SECURITY_PROTOCOL=SASL_SSL, or a SCRAM mechanism"
+                )
+        elif self.sasl_username or self.sasl_password.get_secret_value():
+            raise ValueError(
+                f"LIVEWATCH_SASL_USERNAME/PASSWORD are set but {p} does not use them: "
+                "set LIVEWATCH_SECURITY_PROTOCOL=SASL_SSL (or SASL_PLAINTEXT)"
+            )
+        files = {
+            "LIVEWATCH_SSL_CAFILE": self.ssl_cafile,
+            "LIVEWATCH_SSL_CERTFILE": self.ssl_certfile,
+            "LIVEWATCH_SSL_KEYFILE": self.ssl_keyfile,
+        }
+        given = [name for name, path in files.items() if path is not None]
+        if not uses_tls and (given or self.ssl_key_password is not None):
+            unused = given or ["LIVEWATCH_SSL_KEY_PASSWORD"]
+            raise ValueError(
+                f"{', '.join(unused)} set but {p} does not use TLS: set it to SSL or SASL_SSL, or unset them"
+            )
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError("LIVEWATCH_SSL_KEYFILE needs LIVEWATCH_SSL_CERTFILE (the certificate of that key)")
+        if self.ssl_key_password is not None and self.ssl_certfile is None:
+            raise ValueError("LIVEWATCH_SSL_KEY_PASSWORD needs LIVEWATCH_SSL_CERTFILE / LIVEWATCH_SSL_KEYFILE")
+        for name, path in files.items():
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: no such file: {path}")
+        return self
 
     def topic(self, name: str) -> str:
         """The real name of a declared topic ("live.chat" → "<prefix>live.chat")."""

@@ -62,6 +62,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pipeline.embedded import EmbeddedRuntime, RunStats
 from pipeline.engine import Engine, MemoryStateStore
 from pipeline.kafka.recording import publish
+from pipeline.kafka.security import client_kwargs
 from pipeline.kafka.topics import INPUT_NAMES, TOPIC_FOR_KIND, TopicSpec, ensure_topics, new_producer
 from pipeline.ruleset import DEFAULT_RULES_DIR, load_ruleset
 from pipeline.settings import Settings
@@ -637,7 +638,7 @@ async def _raw_pass(settings: Settings, n: int, produce: bool, group: str) -> tu
         await ensure_topics(settings, [TopicSpec("raw.out", "output")])
     consumer = AIOKafkaConsumer(
         *(settings.topic(t) for t in INPUT_NAMES),
-        bootstrap_servers=settings.bootstrap_servers(),
+        **client_kwargs(settings),
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -829,7 +830,7 @@ def worker_rss_row(res: Results, section: str, r: dict[str, Any], corpus: Corpus
 
 async def partition_counts(settings: Settings) -> list[int]:
     """Messages on each partition number, summed over the six input topics (their end offsets)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), group_id=None)
+    consumer = AIOKafkaConsumer(**client_kwargs(settings), group_id=None)
     await consumer.start()
     try:
         tps = [TopicPartition(settings.topic(t), p) for t in INPUT_NAMES for p in range(PARTITIONS)]
@@ -852,14 +853,17 @@ def best_split_bound(counts: Sequence[int]) -> float:
     return total / best if best else 1.0
 
 
-def section_f(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
-    print(f"\n[f] two workers vs one, {PARTITIONS} partitions, input published live — {corpus.describe()}", flush=True)
-    runs = {k: run_workers(kb, f"f{k}", corpus.lines, k, live=True) for k in (1, 2)}
+def one_and_two_workers(
+    res: Results, kb: KafkaBench, lines: Sequence[bytes], prefix: str, label: str
+) -> dict[int, dict[str, Any]]:
+    """One worker, then two, on ``lines`` published live (topic prefixes ``<prefix>1``, ``<prefix>2``): a
+    row each; the runs by worker count."""
+    runs = {k: run_workers(kb, f"{prefix}{k}", lines, k, live=True) for k in (1, 2)}
     for k, r in runs.items():
         res.add(
             Row(
                 "f",
-                f"{k} worker{'s' if k > 1 else ''}, input published live",
+                f"{k} worker{'s' if k > 1 else ''}, {label}",
                 f"{r['rate']:,.0f} events/s ({r['events']:,} events in {r['elapsed']:.1f} s, publishing took "
                 f"{r['published_in']:.1f} s; {r['redecided']:,.0f} decided twice)",
                 r["rate"],
@@ -867,6 +871,12 @@ def section_f(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
                 note=cpu_note(r),
             )
         )
+    return runs
+
+
+def section_f(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
+    print(f"\n[f] two workers vs one, {PARTITIONS} partitions, input published live — {corpus.describe()}", flush=True)
+    runs = one_and_two_workers(res, kb, corpus.lines, "f", "input published live")
     factor = runs[2]["rate"] / runs[1]["rate"]
     res.add(
         Row(
@@ -896,18 +906,7 @@ def section_f(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
     # The whole input is skewed (one Bilibili room holds most of one partition); many rooms of similar traffic
     # show what a second worker adds when the partitions can be shared evenly.
     balanced = Corpus({name: lines for name, lines in corpus.parts.items() if name != "bilibili"})
-    even = {k: run_workers(kb, f"g{k}", balanced.lines, k, live=True) for k in (1, 2)}
-    for k, r in even.items():
-        res.add(
-            Row(
-                "f",
-                f"{k} worker{'s' if k > 1 else ''}, many rooms only (no Bilibili room), published live",
-                f"{r['rate']:,.0f} events/s ({r['events']:,} events in {r['elapsed']:.1f} s)",
-                r["rate"],
-                "events/s",
-                note=cpu_note(r),
-            )
-        )
+    even = one_and_two_workers(res, kb, balanced.lines, "g", "many rooms only (no Bilibili room), published live")
     factor = even[2]["rate"] / even[1]["rate"]
     bound = best_split_bound(asyncio.run(partition_counts(kb.settings("g2"))))
     res.add(
@@ -972,10 +971,11 @@ async def _alerts(settings: Settings) -> list[tuple[int, float]]:
     """(event time, event time → alert on the broker in s) of every alert, once per finding id."""
     consumer = AIOKafkaConsumer(
         settings.topic("live.alerts"),
-        bootstrap_servers=settings.bootstrap_servers(),
+        **client_kwargs(settings),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        isolation_level="read_committed",  # what consumers of the outputs see (the worker writes in transactions)
     )
     await consumer.start()
     out: dict[str, tuple[int, float]] = {}

@@ -55,14 +55,14 @@ if str(REPO) not in sys.path:
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 
-from pipeline.embedded import EmbeddedRuntime, read_jsonl  # noqa: E402
 from pipeline.kafka.recording import publish  # noqa: E402
+from pipeline.kafka.security import client_kwargs
 from pipeline.kafka.topics import INPUT_NAMES  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.simulator import demo_lines  # noqa: E402
 from scripts.bench import bilibili_events  # noqa: E402
 from scripts.faultproxy import FaultProxy  # noqa: E402
-from tests.kafka_harness import Broker, Worker, free_port, start_broker  # noqa: E402
+from tests.kafka_harness import OUTPUT_IDS, Broker, Worker, free_port, replay_outputs, start_broker  # noqa: E402
 
 PARTITIONS = 4
 SCENARIOS = ("kill", "broker", "scale", "slow-send", "failing-send")
@@ -79,7 +79,7 @@ def demo_copies(copies: int, first: int = 0) -> Iterator[dict[str, Any]]:
             yield e
 
 
-def recording(path: Path, events: int, seed: int = 7) -> int:
+def recording(path: Path, events: int) -> int:
     """Write the scenario input (demo copies + Bilibili danmaku, in event-time order); returns its size."""
     demo = list(demo_copies(1))
     copies = max(1, events // 2 // len(demo))
@@ -94,20 +94,14 @@ def recording(path: Path, events: int, seed: int = 7) -> int:
 
 def expected(path: Path, out: Path) -> dict[str, dict[str, str]]:
     """The embedded replay's alerts and actions, by id: what the broker must hold after any scenario."""
-    EmbeddedRuntime(out, reload_every_s=3600).run(read_jsonl(path))
-    return {
-        name: {json.loads(line)[key]: line for line in (out / f"{name}.jsonl").read_text().splitlines()}
-        for name, key in (("alerts", "finding_id"), ("actions", "action_id"))
-    }
+    return replay_outputs(path, out)
 
 
 async def read_outputs(settings: Settings, isolation: str = "read_committed") -> dict[str, dict[str, list[str]]]:
     """Every record on live.alerts and live.actions, by id (read to the end offsets, no group)."""
     found: dict[str, dict[str, list[str]]] = {}
-    for name, key in (("alerts", "finding_id"), ("actions", "action_id")):
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False, isolation_level=isolation
-        )
+    for name, key in OUTPUT_IDS:
+        consumer = AIOKafkaConsumer(**client_kwargs(settings), enable_auto_commit=False, isolation_level=isolation)
         await consumer.start()
         try:
             tps = [TopicPartition(settings.topic(f"live.{name}"), p) for p in range(PARTITIONS)]
@@ -128,8 +122,8 @@ async def read_outputs(settings: Settings, isolation: str = "read_committed") ->
 
 async def undecided(settings: Settings) -> int:
     """Input messages past the consumer group's committed offsets (0: everything was decided)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers())
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers())
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
+    consumer = AIOKafkaConsumer(**client_kwargs(settings))
     await admin.start()
     await consumer.start()
     try:
@@ -158,6 +152,7 @@ class Verdict:
     complete_after_s: float | None  # from the last fault to complete outputs; None: never complete
     worker_exits: int = 0  # workers that exited on their own (restarted by the scenario)
     faults_at: tuple[float, ...] = ()  # share of the input decided when each fault began
+    uncommitted_duplicate_actions: int = 0  # what a consumer reading read_uncommitted would see twice
 
     @property
     def ok(self) -> bool:
@@ -183,6 +178,7 @@ class Verdict:
             f"different {self.different}, undecided inputs {self.undecided}, worker exits {self.worker_exits}; "
             f"{complete}"
             + (f" (faults at {', '.join(f'{f:.0%}' for f in self.faults_at)} decided)" if self.faults_at else "")
+            + f"; read_uncommitted (aborted records included): {self.uncommitted_duplicate_actions} duplicate actions"
         )
 
 
@@ -241,7 +237,7 @@ class Crew:
     """The scenario's workers by name; one that exits on its own is restarted on its data directory and
     counted, and the events decided by every incarnation are summed (the progress faults are placed by)."""
 
-    def __init__(self, broker: Broker, prefix: str, tmp: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, broker: Broker, prefix: str, tmp: Path, env: dict[str, str]) -> None:
         self.broker, self.prefix, self.tmp, self.env = broker, prefix, tmp, env
         self.workers: dict[str, Worker] = {}
         self.gone = 0.0  # events decided by incarnations that are no more
@@ -310,8 +306,9 @@ def finish(
     lost, extra, dup_a, dup_l, diff = judge(want, got)
     if lost or extra or diff:
         show_differences(want, got)
+    uncommitted = asyncio.run(read_outputs(settings, "read_uncommitted"))
     return Verdict(
-        scenario,
+        scenario + (" (at-least-once)" if crew.env.get("LIVEWATCH_EXACTLY_ONCE") == "false" else " (exactly-once)"),
         n,
         lost,
         extra,
@@ -322,15 +319,16 @@ def finish(
         done_after,
         crew.exits,
         faults_at,
+        uncommitted_duplicate_actions=judge(want, uncommitted)[2],
     )
 
 
 def scenario_kill(
-    broker: Broker, tmp: Path, path: Path, n: int, want: dict[str, dict[str, str]], kills: int
+    broker: Broker, tmp: Path, path: Path, n: int, want: dict[str, dict[str, str]], env: dict[str, str], kills: int
 ) -> Verdict:
     prefix, settings = fresh(broker, "kill", path)
     rng = random.Random(kills)
-    crew = Crew(broker, prefix, tmp)
+    crew = Crew(broker, prefix, tmp, env)
     worker = crew.start("kill-w")  # one data directory for every incarnation
     last_fault = time.monotonic()
     for _ in range(kills):
@@ -346,13 +344,20 @@ def scenario_kill(
 
 
 def scenario_broker(
-    run_dir: Path, tmp: Path, path: Path, n: int, want: dict[str, dict[str, str]], stops: int = 3, down_s: float = 10
+    run_dir: Path,
+    tmp: Path,
+    path: Path,
+    n: int,
+    want: dict[str, dict[str, str]],
+    env: dict[str, str],
+    stops: int = 3,
+    down_s: float = 10,
 ) -> Verdict:
     """The broker stopped ``stops`` times mid-stream and restarted on its data; the worker must stay up."""
     broker = start_broker(run_dir)  # its own: it is stopped and restarted (same run dir, same port)
     try:
         prefix, settings = fresh(broker, "broker", path)
-        crew = Crew(broker, prefix, tmp)
+        crew = Crew(broker, prefix, tmp, env)
         crew.start("broker-w").wait_assigned(timeout=120)
         faults_at = []
         last_fault = time.monotonic()
@@ -374,13 +379,15 @@ def scenario_broker(
         broker.stop()
 
 
-def scenario_scale(broker: Broker, tmp: Path, path: Path, n: int, want: dict[str, dict[str, str]]) -> Verdict:
+def scenario_scale(
+    broker: Broker, tmp: Path, path: Path, n: int, want: dict[str, dict[str, str]], env: dict[str, str]
+) -> Verdict:
     """Two workers join the first while it decides, then two of the three leave (SIGTERM), one at a time.
 
     Each join and leave is a rebalance whose partitions are rebuilt and re-decided from the last commit, so
     the input must outlast them: ≈ 50,000 events on 2 cores (fewer are decided before the leaves)."""
     prefix, settings = fresh(broker, "scale", path)
-    crew = Crew(broker, prefix, tmp)
+    crew = Crew(broker, prefix, tmp, env)
     crew.start("scale-w1").wait_assigned(timeout=120)
     crew.start("scale-w2")  # both join while the first decides (their start takes seconds of its own)
     crew.start("scale-w3")
@@ -417,7 +424,7 @@ def proxied_broker(run_dir: Path) -> tuple[Broker, FaultProxy]:
     )
     proxy = FaultProxy(upstream_port=inner, listen_port=outer)
     proxy.start()
-    broker = Broker(port, run_dir, extra)
+    broker = Broker(port, run_dir, extra_properties=extra)
     try:
         broker.start()
     except Exception:
@@ -427,14 +434,21 @@ def proxied_broker(run_dir: Path) -> tuple[Broker, FaultProxy]:
 
 
 def scenario_send(
-    mode: str, run_dir: Path, tmp: Path, path: Path, n: int, want: dict[str, dict[str, str]], fault_s: float
+    mode: str,
+    run_dir: Path,
+    tmp: Path,
+    path: Path,
+    n: int,
+    want: dict[str, dict[str, str]],
+    env: dict[str, str],
+    fault_s: float,
 ) -> Verdict:
     """The worker's Produce requests slowed (``slow``) or its connections reset when they carry one
     (``fail``) for ``fault_s`` seconds, from 10 % of the input decided."""
     broker, proxy = proxied_broker(run_dir)
     try:
         prefix, settings = fresh(broker, mode, path)  # published directly, not through the proxy
-        crew = Crew(broker, prefix, tmp, env={"LIVEWATCH_BROKER": f"kafka://127.0.0.1:{proxy.listen_port}"})
+        crew = Crew(broker, prefix, tmp, {**env, "LIVEWATCH_BROKER": f"kafka://127.0.0.1:{proxy.listen_port}"})
         crew.start(f"{mode}-w").wait_assigned(timeout=120)
         faults_at = (crew.wait_decided(n * 0.1) / n,)
         proxy.set(mode)
@@ -464,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--down", type=float, default=10, help="seconds the broker stays down (broker)")
     ap.add_argument("--fault-s", type=float, default=15, help="seconds of slow or failing sends")
     ap.add_argument("--only", default=",".join(SCENARIOS), help=f"scenarios, comma-separated ({', '.join(SCENARIOS)})")
+    ap.add_argument(
+        "--at-least-once", action="store_true", help="workers without transactions (LIVEWATCH_EXACTLY_ONCE=false)"
+    )
     ap.add_argument("--broker", help="host:port of a running broker for kill and scale (default: start one)")
     args = ap.parse_args(argv)
     events = args.events or (20_000 if args.quick else 100_000)
@@ -483,23 +500,24 @@ def main(argv: list[str] | None = None) -> int:
             broker = Broker(int(port), tmp / "external")
         elif {"kill", "scale"} & set(names):
             broker = start_broker(tmp / "kafka")
+        env = {"LIVEWATCH_EXACTLY_ONCE": "false" if args.at_least_once else "true"}
         verdicts = []
         try:
             for name in names:
                 print(f"\n[{name}]", flush=True)
                 if name == "kill":
                     assert broker is not None
-                    verdicts.append(scenario_kill(broker, tmp, path, n, want, args.kills))
+                    verdicts.append(scenario_kill(broker, tmp, path, n, want, env, args.kills))
                 elif name == "scale":
                     assert broker is not None
-                    verdicts.append(scenario_scale(broker, tmp, path, n, want))
+                    verdicts.append(scenario_scale(broker, tmp, path, n, want, env))
                 elif name == "broker":
                     if args.broker:
                         print("  (stops and restarts a broker: runs on its own, not on --broker)", flush=True)
-                    verdicts.append(scenario_broker(tmp / "kafka-broker", tmp, path, n, want, down_s=args.down))
+                    verdicts.append(scenario_broker(tmp / "kafka-broker", tmp, path, n, want, env, down_s=args.down))
                 else:
                     mode = {"slow-send": "slow", "failing-send": "fail"}[name]
-                    verdicts.append(scenario_send(mode, tmp / f"kafka-{name}", tmp, path, n, want, args.fault_s))
+                    verdicts.append(scenario_send(mode, tmp / f"kafka-{name}", tmp, path, n, want, env, args.fault_s))
                 print("  " + verdicts[-1].line(), flush=True)
         finally:
             if broker is not None and not args.broker:

@@ -12,8 +12,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -32,6 +34,8 @@ class Broker:
     port: int
     run_dir: Path
     extra_properties: str = ""  # server.properties lines that override start.sh's (KAFKA_EXTRA_PROPERTIES)
+    security: str = "PLAINTEXT"  # or "SASL_SSL": start.sh makes the certificates and SCRAM users
+    sasl_password: str = ""
 
     @property
     def url(self) -> str:
@@ -48,7 +52,30 @@ class Broker:
             "KAFKA_CONTROLLER_PORT": str(self.port + 1),
             "KAFKA_RUN_DIR": str(self.run_dir),
             "KAFKA_EXTRA_PROPERTIES": self.extra_properties,
+            "KAFKA_SECURITY": self.security,
+            "KAFKA_SASL_USERNAME": "livewatch",
+            "KAFKA_SASL_PASSWORD": self.sasl_password,
         }
+
+    def client_env(self) -> dict[str, str]:
+        """The LIVEWATCH_* security settings of a client of this broker (none for PLAINTEXT)."""
+        if self.security == "PLAINTEXT":
+            return {}
+        return {
+            "LIVEWATCH_SECURITY_PROTOCOL": self.security,
+            "LIVEWATCH_SASL_MECHANISM": "SCRAM-SHA-512",
+            "LIVEWATCH_SASL_USERNAME": "livewatch",
+            "LIVEWATCH_SASL_PASSWORD": self.sasl_password,
+            "LIVEWATCH_SSL_CAFILE": str(self.run_dir / "tls" / "ca.pem"),
+        }
+
+    def security_kwargs(self) -> dict[str, Any]:
+        """aiokafka's security arguments for this broker, made by the project's own helper."""
+        from pipeline.kafka.security import security_kwargs
+        from pipeline.settings import Settings
+
+        fields = {k.removeprefix("LIVEWATCH_").lower(): v for k, v in self.client_env().items()}
+        return security_kwargs(Settings(**fields))
 
     def start(self, keep_data: bool = False) -> None:
         """start.sh; ``keep_data``: restart on the topics and offsets of this run dir's last start."""
@@ -61,7 +88,7 @@ class Broker:
         subprocess.run([str(KAFKA_DIR / "stop.sh")], env=self.env(), capture_output=True, timeout=120)
 
 
-def start_broker(run_dir: Path) -> Broker:
+def start_broker(run_dir: Path, security: str = "PLAINTEXT", sasl_password: str = "") -> Broker:
     for _ in range(5):
         port = free_port()
         if port < 65000:
@@ -70,7 +97,7 @@ def start_broker(run_dir: Path) -> Broker:
                     s.bind(("127.0.0.1", port + 1))  # the controller port must be free too
             except OSError:
                 continue
-            broker = Broker(port, run_dir)
+            broker = Broker(port, run_dir, security=security, sasl_password=sasl_password)
             broker.start()
             return broker
     raise RuntimeError("no free port pair for the broker")
@@ -98,6 +125,7 @@ class Worker:
             "LIVEWATCH_PARTITIONS": "4",
             "LIVEWATCH_RELOAD_EVERY_S": "0.5",
             "PYTHONUNBUFFERED": "1",
+            **broker.client_env(),
             **(env or {}),
         }
         cmd = [
@@ -160,10 +188,18 @@ class Worker:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
 
-async def read_topic(bootstrap: str, topic: str, idle_s: float = 1.5) -> list[bytes]:
+async def read_topic(
+    bootstrap: str, topic: str, idle_s: float = 1.5, security: Mapping[str, Any] | None = None
+) -> list[bytes]:
     """Every message now on a topic, read from the start without a consumer group."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",  # as the outputs' consumers read them (the worker writes in transactions)
+        **(security or {}),
     )
     await consumer.start()
     values: list[bytes] = []
@@ -189,10 +225,28 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
-def topic_records(bootstrap: str, topic: str, id_field: str) -> dict[str, list[str]]:
+def topic_records(
+    bootstrap: str, topic: str, id_field: str, security: Mapping[str, Any] | None = None
+) -> dict[str, list[str]]:
     """{id: [every JSON record with that id]} for an output topic."""
     out: dict[str, list[str]] = {}
-    for value in asyncio.run(read_topic(bootstrap, topic)):
+    for value in asyncio.run(read_topic(bootstrap, topic, security=security)):
         record = json.loads(value)
         out.setdefault(record[id_field], []).append(value.decode())
     return out
+
+
+#: the output topics' records and the field that identifies each
+OUTPUT_IDS = (("alerts", "finding_id"), ("actions", "action_id"))
+
+
+def replay_outputs(recording: Path, out: Path, rules_dir: Path | None = None) -> dict[str, dict[str, str]]:
+    """The embedded replay's alerts and actions of a recording, by id: what Kafka must hold (the oracle of
+    the integration tests and of scripts/faults.py)."""
+    from pipeline.embedded import EmbeddedRuntime, read_jsonl
+
+    EmbeddedRuntime(out, rules_dir=rules_dir, reload_every_s=3600).run(read_jsonl(recording))
+    return {
+        name: {json.loads(line)[key]: line for line in (out / f"{name}.jsonl").read_text().splitlines()}
+        for name, key in OUTPUT_IDS
+    }

@@ -69,6 +69,15 @@ async def test_each_fetch_is_one_batch_of_input_messages_in_fetch_order():
     assert [(m.topic, m.offset) for m in others] == [("other", 7)]  # not an input: Faust's own delivery
 
 
+async def test_a_large_fetch_is_handed_over_in_pieces_in_fetch_order():
+    fetches = [[message("live.chat" if i % 3 else "live.danmaku", i % 2, i // 2) for i in range(25)]]
+    consumer, batches, _, fetcher = consumer_with(fetches)
+    consumer.batch_max = 10
+    await asyncio.wait_for(consumer._drain_messages(fetcher), 10)
+    assert [len(b) for b in batches] == [10, 10, 5]
+    assert [m for b in batches for m in b] == fetches[0]  # nothing lost, nothing reordered
+
+
 async def test_a_fetch_behind_the_last_offset_read_is_dropped_and_a_hole_becomes_a_gap():
     fetches = [[message("live.chat", 0, 5)], [message("live.chat", 0, 3), message("live.chat", 0, 9)]]
     consumer, batches, _, fetcher = consumer_with(fetches)

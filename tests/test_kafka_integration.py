@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.embedded import EmbeddedRuntime, read_jsonl
 from pipeline.ruleset import DEFAULT_RULES_DIR
 from pipeline.simulator import demo_lines
 from schemas.deadletter import DeadLetter
 from tests.builders import T0, chat, danmaku, flood_story, floods_on_rules, meta, on_air, order, price_tag, say, wire
-from tests.kafka_harness import REPO, Worker, topic_records, wait_for
+from tests.kafka_harness import REPO, Worker, replay_outputs, topic_records, wait_for
 
 pytestmark = pytest.mark.kafka
 
@@ -64,11 +63,7 @@ def publish(broker, prefix: str, recording: Path) -> None:
 
 
 def embedded(recording: Path, out: Path, rules_dir: Path | None = None) -> dict[str, dict[str, str]]:
-    EmbeddedRuntime(out, rules_dir=rules_dir).run(read_jsonl(recording))
-    return {
-        name: {json.loads(line)[key]: line for line in (out / f"{name}.jsonl").read_text().splitlines()}
-        for name, key in (("alerts", "finding_id"), ("actions", "action_id"))
-    }
+    return replay_outputs(recording, out, rules_dir)
 
 
 def outputs(broker, prefix: str) -> dict[str, dict[str, list[str]]]:

@@ -208,16 +208,16 @@ def test_an_input_that_never_delivered_is_read_from_its_committed_offset():
 # -- catching up ------------------------------------------------------------------------------------
 
 
-def test_caught_up_and_catching_up_follow_the_bounds_at_assignment():
+def test_caught_up_follows_the_bounds_at_assignment():
     k = Tracker({TP: 3})
-    assert not k.t.caught_up(TP, 3) and k.t.catching_up(TP)  # bounds unknown: neither "empty" nor done
+    assert not k.t.caught_up(TP, 3)  # bounds unknown: neither "empty" nor done
     k.t.set_bounds(TP, 0, 5)
-    assert not k.t.caught_up(TP, None) and k.t.catching_up(TP)
+    assert not k.t.caught_up(TP, None)
     k.deliver(3, 4)
-    assert k.t.caught_up(TP, 5) and not k.t.catching_up(TP)
+    assert k.t.caught_up(TP, 5)
     assert not k.t.caught_up(TP, 8)  # more arrived since the assignment
     k.t.set_bounds(OTHER, 2, 2)
-    assert k.t.caught_up(OTHER, 0) and not k.t.catching_up(OTHER)  # no committed offset: from the log start
+    assert k.t.caught_up(OTHER, 0)  # no committed offset: from the log start
 
 
 # -- revocation -------------------------------------------------------------------------------------

@@ -8,8 +8,13 @@
 // test run doesn't pay for that.
 //
 // Usage: java -cp '<classes>:<libs>/*' ReadyCheck <bootstrap> <timeout-seconds> [--no-warm]
+//            [--command-config <client.properties>]
+// --command-config adds client properties (security.protocol, sasl.*, ssl.*) for a
+// broker with a SASL_SSL listener (start.sh KAFKA_SECURITY=SASL_SSL).
 // Exit status: 0 ready, 1 not ready before the timeout, 2 usage error.
 
+import java.io.FileInputStream;
+import java.io.InputStream;
 import java.util.Collection;
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
@@ -22,14 +27,26 @@ import org.apache.kafka.common.Node;
 public final class ReadyCheck {
     public static void main(String[] args) throws Exception {
         if (args.length < 2) {
-            System.err.println("usage: ReadyCheck <bootstrap> <timeout-seconds> [--no-warm]");
+            System.err.println("usage: ReadyCheck <bootstrap> <timeout-seconds> [--no-warm] [--command-config FILE]");
             System.exit(2);
         }
         String bootstrap = args[0];
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(Long.parseLong(args[1]));
-        boolean warm = !(args.length > 2 && "--no-warm".equals(args[2]));
-
+        boolean warm = true;
         Properties props = new Properties();
+        for (int i = 2; i < args.length; i++) {
+            if ("--no-warm".equals(args[i])) {
+                warm = false;
+            } else if ("--command-config".equals(args[i]) && i + 1 < args.length) {
+                try (InputStream in = new FileInputStream(args[++i])) {
+                    props.load(in);
+                }
+            } else {
+                System.err.println("ReadyCheck: unknown argument " + args[i]);
+                System.exit(2);
+            }
+        }
+
         props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(AdminClientConfig.CLIENT_ID_CONFIG, "livewatch-readycheck");
         props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "3000");

@@ -1,20 +1,21 @@
 """Input messages handed over in fetched batches, straight from Faust's fetcher.
 
 Faust's own fetcher awaits the conductor once per message, each time under ``Service.wait_first`` (two new
-tasks and an ``asyncio.wait``), and a stream then takes the message off a queue as an ``Event``: a no-op
-agent tops out near 4,000 messages/s on this project's machine, below what the detectors cost. Here the
-consumer's fetch loop is replaced: each ``getmany`` result is split into the messages of the batch topics,
-handed to ``on_batch`` in one call, and the rest (none, in practice: table changelogs are read by Faust's
-recovery, not here), delivered the usual way. Faust still owns the group, the assignment, the pause and
-seek on a rebalance, the changelog tables, and the commits of what is acknowledged (``Consumer.ack``).
+tasks and an ``asyncio.wait``), and a stream then takes the message off a queue as an ``Event``: a no-op agent
+tops out near 4,000 messages/s on this project's machine, below what the detectors cost. Here the consumer's
+fetch loop is replaced: each ``getmany`` result is split into the messages of the batch topics, handed to
+``on_batch`` in pieces of at most ``batch_max``, in fetch order, and the rest (the table changelogs, while
+Faust recovers them) delivered the usual way, through the conductor. Faust still owns the group, the
+assignment, the pause and seek on a rebalance, the changelog tables, and the commits of what is acknowledged
+(``Consumer.ack``).
 
 Kept from Faust's loop, with the same meaning: a message below the last offset read of its partition is
-dropped (a fetch that raced a seek), a hole in the offsets is registered as a gap on acknowledging topics
-(so commits can pass offsets that hold no message), and a delivery is abandoned when Faust suspends the
-flow for a rebalance (what was abandoned is read again from the committed offsets).
+dropped (a fetch that raced a seek), a hole in the offsets is registered as a gap on acknowledging topics (so
+commits can pass offsets that hold no message), and a delivery is abandoned when Faust suspends the flow for a
+rebalance (what was abandoned is read again from the committed offsets).
 
-This reads Faust privates (``_stopped``, ``_read_offset``, ``_add_gap``) of faust-streaming 0.15; the
-pin in ``pyproject.toml`` and ``tests/test_batches.py`` hold them to it.
+This reads Faust privates (``_stopped``, ``_read_offset``, ``_add_gap``) of faust-streaming 0.15; the pin in
+``pyproject.toml`` and ``tests/test_batches.py`` hold them to it.
 """
 
 from __future__ import annotations
@@ -27,13 +28,33 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import Message
 
 OnBatch = Callable[[list[Message]], Awaitable[None]]
+CommittedEnds = Callable[[list[Any]], Awaitable[dict[Any, int]]]
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer whose fetch loop hands over whole batches of ``batch_topics``."""
+    """Faust's aiokafka consumer whose fetch loop hands ``batch_topics`` over in pieces of fetched batches."""
 
     batch_topics: frozenset[str] = frozenset()
     on_batch: OnBatch | None = None
+    batch_max: int = 1000  # messages handed over in one call at most
+    #: given: read_committed, and per partition the offset after its last committed record
+    #: (``reader.committed_ends``) is the highwater
+    committed_ends: CommittedEnds | None = None
+
+    async def highwaters(self, *partitions: Any) -> Any:
+        if self.committed_ends is None:
+            return await super().highwaters(*partitions)
+        # Faust's recovery reads a changelog up to the record before its highwater. Read_committed, Faust
+        # takes the fetcher's last stable offset: unknown (so: nothing to recover) for a partition not
+        # fetched yet, and past a commit marker (so: waiting forever) for one that ends with a transaction.
+        # The offset after the last committed record is what it must reach.
+        return await self.committed_ends(list(partitions))
+
+    def on_init_dependencies(self) -> list[Any]:
+        # Faust starts its own transaction manager (a producer per partition) when ``in_transaction`` is
+        # set; the worker's transactions are its own (``transactions.py``), the flag only makes Faust read
+        # with read_committed and take highwaters at the last stable offset
+        return []
 
     async def _drain_messages(self, fetcher: Any) -> None:
         consumer_stopped = self._stopped.is_set
@@ -55,8 +76,13 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     (batch if tp.topic in self.batch_topics else others).append(message)
                 for message in others:
                     await self.wait_first(self.callback(message), self.suspend_flow.wait())
-                if batch and self.on_batch is not None:
-                    await self.wait_first(self.on_batch(batch), self.suspend_flow.wait())
+                # In pieces of at most batch_max, in fetch order: a fetch can hold every partition's backlog
+                # (tens of thousands of messages), and a step that long would age the events the merge holds
+                # past its wait bound — released out of event-time order while their inputs are still read.
+                if self.on_batch is not None:
+                    for i in range(0, len(batch), self.batch_max):
+                        piece = batch[i : i + self.batch_max]
+                        await self.wait_first(self.on_batch(piece), self.suspend_flow.wait())
                 await asyncio.sleep(0)  # a long run of full fetches still lets the loop breathe
         except (asyncio.CancelledError, *self.consumer_stopped_errors):  # type: ignore[misc]
             if self.transport.app.should_stop:  # the worker is stopping: a quiet end, as Faust's loop has
@@ -69,14 +95,27 @@ class BatchTransport(faust_aiokafka.Transport):
 
     Consumer: ClassVar[type[Any]] = BatchConsumer
 
-    def __init__(self, url: Any, app: Any, batch_topics: frozenset[str], on_batch: OnBatch) -> None:
+    def __init__(
+        self,
+        url: Any,
+        app: Any,
+        batch_topics: frozenset[str],
+        on_batch: OnBatch,
+        committed_ends: CommittedEnds | None = None,
+    ) -> None:
+        """``committed_ends`` given: the consumer reads read_committed (for a changelog written in
+        transactions) and takes its highwaters from it."""
         super().__init__(url, app)
         self.batch_topics = batch_topics
         self.on_batch = on_batch
+        self.committed_ends = committed_ends
 
     def create_consumer(self, callback: Any, **kwargs: Any) -> Any:
         consumer = super().create_consumer(callback, **kwargs)
         assert isinstance(consumer, BatchConsumer)
         consumer.batch_topics = self.batch_topics
         consumer.on_batch = self.on_batch
+        # read_committed: a changelog written in transactions is recovered without what was aborted
+        consumer.in_transaction = self.committed_ends is not None
+        consumer.committed_ends = self.committed_ends
         return consumer

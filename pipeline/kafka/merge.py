@@ -68,16 +68,14 @@ class EventTimeMerger(Generic[TP, T]):
         key = order_key(ts, seq, topic, next(self._tiebreak) if offset is None else offset)
         heapq.heappush(self._heap, _Held(key, now_s, item))
 
-    def pop_ready(
-        self, caught_up: Callable[[TP], bool], now_s: float, catching_up: Callable[[TP], bool] | None = None
-    ) -> list[T]:
+    def pop_ready(self, caught_up: Callable[[TP], bool], now_s: float, wait_for_lagging: bool = False) -> list[T]:
         """Every held event that no input can still precede, in event-time order.
 
-        ``catching_up(tp)`` says that an input has not yet delivered the messages that were already on
-        the broker when it was assigned (a backlog after a start or a rebalance). The consumer, not the
-        producer, is behind there: Faust hands over one topic's backlog far ahead of another's, so the
-        lateness and wait bounds would release events before older ones of the lagging topic. While such
-        an input keeps delivering (something within ``max_wait_s``), the bounds do not apply to it.
+        ``wait_for_lagging``: an input that is not caught up (the broker holds messages of it not yet
+        delivered) and still delivering (something within ``max_wait_s``) is waited for beyond both bounds.
+        The consumer, not the producer, is behind there — a fetch hands one topic's messages over far ahead
+        of another's in event time — so the bounds would release events before older ones on their way.
+        Only a stalled input is forced past.
 
         ``caught_up`` is asked once per input per call: a batch's release costs one look at each input,
         not one per event."""
@@ -96,7 +94,7 @@ class EventTimeMerger(Generic[TP, T]):
             # No known inputs (the assignment is not known yet) means unknown, not "all caught up".
             if not inputs or (floor is not None and ts > floor):
                 blocking = [tp for progress, tp in behind if progress < ts]
-                if catching_up is not None and any(catching_up(tp) and not self._stalled(tp, now_s) for tp in blocking):
+                if wait_for_lagging and any(not self._stalled(tp, now_s) for tp in blocking):
                     break
                 if ts <= newest - self.max_lateness_ms:
                     self.forced["lateness"] += 1

@@ -130,15 +130,6 @@ class OffsetTracker(Generic[TP]):
         position = self.position(tp)
         return (position if position is not None else start) >= max(end, highwater or 0)
 
-    def catching_up(self, tp: TP) -> bool:
-        """``tp`` has not yet delivered what was on the broker when it was assigned (or that is unknown)."""
-        bounds = self._bounds.get(tp)
-        if bounds is None:
-            return True
-        start, end = bounds
-        position = self.position(tp)
-        return (position if position is not None else start) < end
-
     def blocked(self, tps: Iterable[TP]) -> bool:
         """Whether skipped offsets of any of ``tps`` are being re-read: their partition must not release."""
         return any(part.gaps for tp in tps if (part := self._parts.get(tp)) is not None)
@@ -239,6 +230,10 @@ class OffsetTracker(Generic[TP]):
                 if head.event is not None:
                     events.append(head.event)
         return events, rereads
+
+    def next_acks(self) -> dict[TP, int]:
+        """Per topic-partition, the offset after the last one acknowledged (where a restart resumes)."""
+        return {tp: part.next_ack for tp, part in self._parts.items() if part.next_ack is not None}
 
     # -- internals -------------------------------------------------------------------------------
 

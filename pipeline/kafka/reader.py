@@ -3,15 +3,16 @@
 (``read_history``).
 
 Throwaway consumers without a group and committed offsets from the admin API: nothing here joins or
-disturbs the worker's group. How the history is delimited (record timestamps, skew, the next event to
-decide, events "ahead") is in docs/kafka_runtime.md.
+disturbs the worker's group. Their security arguments (TLS, SASL) are ``security``, or, when not given,
+those of the process's environment (``security.environment_security``). How the history is delimited
+(record timestamps, skew, the next event to decide, events "ahead") is in docs/kafka_runtime.md.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pipeline.engine import MAX_FUTURE_SKEW_MS, decode_event
 from pipeline.errors import PoisonMessage
 from pipeline.kafka.merge import order_key
+from pipeline.kafka.security import environment_security
 from pipeline.kafka.topics import seq_of
 from schemas.events import BaseEvent
 
@@ -53,11 +55,24 @@ class History:
         return f"{len(self.events)} events from {self.records_read} records ({spans}), event time ≥ {self.start_ts}"
 
 
-async def read_range(bootstrap: str, tp: TopicPartition, start: int, end: int, timeout_s: float = 15.0) -> list[Any]:
+async def read_range(
+    bootstrap: str,
+    tp: TopicPartition,
+    start: int,
+    end: int,
+    timeout_s: float = 15.0,
+    *,
+    security: Mapping[str, Any] | None = None,
+) -> list[Any]:
     """Records of ``tp`` with ``start ≤ offset < end``, as many as arrive within ``timeout_s``.
 
     Never raises: a failed read is logged and returns what was read (the caller stops waiting either way)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        **(environment_security() if security is None else security),
+    )
     records: list[Any] = []
     tp = TopicPartition(tp.topic, tp.partition)  # Faust's TP is not aiokafka's
     try:
@@ -75,9 +90,53 @@ async def read_range(bootstrap: str, tp: TopicPartition, start: int, end: int, t
     return records
 
 
-async def committed_offsets(bootstrap: str, group_id: str, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+async def committed_ends(
+    bootstrap: str, tps: Sequence[Any], *, security: Mapping[str, Any] | None = None, timeout_s: float = 30.0
+) -> dict[Any, int]:
+    """Per partition of a transactionally written topic, the offset after its last committed record (0: none).
+
+    What a recovery must read up to: the last stable offset itself is no record's offset when the topic ends
+    with a transaction's commit or abort marker, so a reader waiting for the record before it waits forever.
+    The tail is read back (read_committed skips markers and aborted records), in growing windows."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **(environment_security() if security is None else security),
+    )
+    out: dict[Any, int] = {}
+    await consumer.start()
+    try:
+        parts = {tp: TopicPartition(tp.topic, tp.partition) for tp in tps}  # Faust's TP is not aiokafka's
+        consumer.assign(list(parts.values()))
+        stable = await consumer.end_offsets(list(parts.values()))  # read_committed: the last stable offsets
+        deadline = time.monotonic() + timeout_s
+        for tp, part in parts.items():
+            end, window, last = stable[part], 8, None
+            while end > 0 and last is None and time.monotonic() < deadline:
+                start = max(0, end - window)
+                consumer.seek(part, start)
+                while await consumer.position(part) < end and time.monotonic() < deadline:
+                    batch = await consumer.getmany(part, timeout_ms=500)
+                    for r in batch.get(part, []):
+                        if r.offset < end:
+                            last = r.offset if last is None else max(last, r.offset)
+                if last is None:  # only markers and aborted records in the window: look further back
+                    end, window = start, window * 4
+            out[tp] = last + 1 if last is not None else 0
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def committed_offsets(
+    bootstrap: str, group_id: str, tps: Sequence[TopicPartition], *, security: Mapping[str, Any] | None = None
+) -> dict[TopicPartition, int]:
     """The group's committed offset of each partition that has one (the admin API: no group membership)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, **(environment_security() if security is None else security)
+    )
     await admin.start()
     try:
         answer = await admin.list_consumer_group_offsets(group_id, partitions=list(tps))
@@ -99,13 +158,19 @@ async def read_history(
     kinds: frozenset[str],
     clock_ms: Callable[[], int],
     skew_ms: int = MAX_FUTURE_SKEW_MS,
+    security: Mapping[str, Any] | None = None,
 ) -> History:
     """Decided events of ``kinds`` on ``tps`` (one partition number) from ``history_ms`` before the next
     event to decide, in decision order. Raises on a broker error; bound it with ``asyncio.wait_for``."""
     history = History()
-    committed = await committed_offsets(bootstrap, group_id, tps)
+    security = environment_security() if security is None else security
+    committed = await committed_offsets(bootstrap, group_id, tps, security=security)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **security,
     )
     await consumer.start()
     try:

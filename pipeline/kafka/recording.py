@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from pipeline.kafka.security import client_kwargs
 from pipeline.kafka.topics import INPUT_NAMES, SEQ_HEADER, TOPIC_FOR_KIND, ensure_topics, new_producer
 from pipeline.settings import Settings
 
@@ -76,7 +77,7 @@ async def record(
     Topic names are given without the configured prefix."""
     consumer = AIOKafkaConsumer(
         *(settings.topic(t) for t in topics),
-        bootstrap_servers=settings.bootstrap_servers(),
+        **client_kwargs(settings),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -63,21 +63,34 @@ class TableStateStore:
     def write_changes(self) -> int:
         """Write to the table the durable state of every room put since the last call whose durable state
         changed (sets ``dirty``); returns how many rooms were written."""
+        changes = self._changes()
+        for room_id, blob in changes:
+            self.table[room_id.encode()] = blob
+        if changes:
+            self.dirty = True
+        return len(changes)
+
+    def take_changes(self, unlogged: MutableMapping[bytes, bytes]) -> list[tuple[str, bytes]]:
+        """The same changes as ``write_changes``, put in ``unlogged`` (the table's own store, which Faust does
+        not log) and returned: the caller writes them to the changelog itself, in its transaction."""
+        changes = self._changes()
+        for room_id, blob in changes:
+            unlogged[room_id.encode()] = blob
+        return changes
+
+    def _changes(self) -> list[tuple[str, bytes]]:
         durable = self.ruleset().durable_detectors
-        written = 0
+        changes = []
         for room_id in self._touched:
             state = self._cache.get(room_id)
             if state is None:
                 continue
             blob = state.to_json(only=durable)
             if self._written.get(room_id) != blob:
-                self.table[room_id.encode()] = blob
                 self._written[room_id] = blob
-                written += 1
+                changes.append((room_id, blob))
         self._touched.clear()
-        if written:
-            self.dirty = True
-        return written
+        return changes
 
     def clear(self) -> None:
         """Drop the cache (partitions revoked): the table and the next rebuild are the truth again."""

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from pipeline.kafka.security import client_kwargs
 from pipeline.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
@@ -98,7 +99,7 @@ def seq_of(headers: Any) -> int | None:
 
 async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] = (*INPUTS, *OUTPUTS)) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Existing ones are left alone."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers())
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -140,7 +141,7 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
         await asyncio.sleep(0.2)
 
 
-def new_producer(settings: Settings) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers(), acks="all", enable_idempotence=True, linger_ms=5
-    )
+def new_producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
+    """A producer with acks from every in-sync replica and idempotence, secured as the settings say;
+    ``options`` go to aiokafka (``transactional_id=`` for the worker's transactions)."""
+    return AIOKafkaProducer(**client_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=5, **options)

@@ -1,13 +1,13 @@
 """The Kafka runtime's Faust wiring: the six input topics read in fetched batches (``batches``), the changelog-
 backed rooms table, the rebalance hooks, and ``run_worker``.
 
-Faust's fetcher hands each fetched batch of input messages over in one call (``batches.BatchConsumer``), a
-task takes them one batch at a time, and each batch is one step under the worker's lock: every message decoded
-(a poison one becomes a dead letter) → held in its partition's event-time merge (``merge``) → what the merges
-release decided by the engine → the step's outputs sent together and their broker acks awaited together
-(``sender``), the changelog flushed → the step's events done, acknowledged to Faust in offset order
-(``offsets``). A newly assigned partition releases nothing until its sliding windows are rebuilt
-(``rebuild``). Why it is built this way: docs/kafka_runtime.md.
+Faust's fetcher hands each fetched batch of input messages over in pieces of at most 1,000
+(``batches.BatchConsumer``), a task takes them one piece at a time, and each piece is one step under the
+worker's lock: every message decoded (a poison one becomes a dead letter) → held in its partition's event-time
+merge (``merge``) → what the merges release decided by the engine → the step's outputs sent together and their
+broker acks awaited together (``sender``), the changelog flushed → the step's events done, acknowledged to
+Faust in offset order (``offsets``). A newly assigned partition releases nothing until its sliding windows are
+rebuilt (``rebuild``). Why it is built this way: docs/kafka_runtime.md.
 """
 
 from __future__ import annotations
@@ -30,11 +30,13 @@ from pipeline.errors import TransientError
 from pipeline.kafka.batches import BatchTransport
 from pipeline.kafka.merge import EventTimeMerger, order_key
 from pipeline.kafka.offsets import OffsetTracker, Pending, Reread
-from pipeline.kafka.reader import History, read_history, read_range
+from pipeline.kafka.reader import History, committed_ends, read_history, read_range
 from pipeline.kafka.rebuild import RebuildCoordinator
+from pipeline.kafka.security import faust_credentials, security_kwargs
 from pipeline.kafka.sender import OutputSender
 from pipeline.kafka.state_store import TableStateStore
 from pipeline.kafka.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES, TOPIC_FOR_KIND, ensure_topics, seq_of
+from pipeline.kafka.transactions import Transactions
 from pipeline.metrics import Metrics
 from pipeline.privacy import DEV_KEY, Pseudonymizer
 from pipeline.ruleset import RulesetWatcher
@@ -111,9 +113,11 @@ class WorkerRuntime:
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = s = settings
         self.metrics = metrics if metrics is not None else Metrics()
+        self.instance_id = instance_id(s)  # the group name, and the transactional id in exactly-once
         self.app = faust.App(
             s.app_id,
             broker=s.broker,
+            broker_credentials=faust_credentials(s),  # TLS / SASL (docs/security.md)
             store="memory://",
             datadir=str(s.datadir),
             web_enabled=s.web_port is not None,
@@ -128,7 +132,7 @@ class WorkerRuntime:
             table_standby_replicas=0,
             # static membership and a short session: a restarted worker takes its partitions back at once, a
             # dead one is out of the group in seconds, not a minute (docs/kafka_operations.md)
-            consumer_group_instance_id=instance_id(s),
+            consumer_group_instance_id=self.instance_id,
             broker_session_timeout=s.session_timeout_s,
             broker_heartbeat_interval=s.session_timeout_s / 4,
             # Events held in the merge are un-acknowledged by design; waiting for them to be acknowledged
@@ -139,7 +143,15 @@ class WorkerRuntime:
         self._batches: asyncio.Queue[list[Message]] = asyncio.Queue(maxsize=BATCHES_AHEAD)
         # before anything asks the app for its consumer: the one built must be a BatchConsumer
         self.app.transport = BatchTransport(
-            self.app.conf.broker_consumer, self.app, self.input_names, self._batches.put
+            self.app.conf.broker_consumer,
+            self.app,
+            self.input_names,
+            self._batches.put,
+            committed_ends=(
+                (lambda tps: committed_ends(s.bootstrap_servers(), tps, security=security_kwargs(s)))
+                if s.exactly_once
+                else None
+            ),
         )
         self.inputs = self.app.topic(
             *sorted(self.input_names), key_serializer="raw", value_serializer="raw", partitions=s.partitions
@@ -155,6 +167,7 @@ class WorkerRuntime:
         self.rooms = self.app.Table(
             ROOMS_TABLE, default=None, partitions=s.partitions, use_partitioner=True, key_type=bytes, value_type=bytes
         )
+        self._changelog_topic = self.rooms.changelog_topic.get_topic_name()
 
         self.watcher = RulesetWatcher(s.rules_dir)
         self.metrics.set_ruleset(self.watcher.current.version)
@@ -175,7 +188,20 @@ class WorkerRuntime:
         self.offsets: OffsetTracker[TP] = OffsetTracker(
             lambda tp: faust_committed_offset(self.app.consumer, tp), gap_patience_s=GAP_PATIENCE_S, stall_s=STALL_S
         )
-        self.sender = OutputSender(self.alerts, self.actions, self.dlq, self.metrics)
+        self.transactions: Transactions | None = None
+        if s.exactly_once:
+            self.transactions = t = Transactions(s, transactional_id=self.instance_id, group_id=s.app_id)
+            # in a transaction a failed send cannot be sent again: the step is aborted and redone (attempts=1)
+            self.sender = OutputSender(
+                t.topic(s.topic(ALERTS.name)),
+                t.topic(s.topic(ACTIONS.name)),
+                t.topic(s.topic(DLQ.name)),
+                self.metrics,
+                attempts=1,
+            )
+        else:
+            self.sender = OutputSender(self.alerts, self.actions, self.dlq, self.metrics)
+        self._committed: dict[TP, int] = {}  # exactly-once: the next offsets committed in a transaction
         self.rebuilds = RebuildCoordinator(
             self._read_history,
             self.engine,
@@ -238,6 +264,7 @@ class WorkerRuntime:
                 merger.clear()
             self._mergers.clear()
             self.offsets.clear()
+            self._committed.clear()
             self._owned = {}
             self.store.clear()
             self.metrics.partitions_assigned.set(0)
@@ -296,8 +323,9 @@ class WorkerRuntime:
                     asyncio.ensure_future(self._reread(receipt.reread))
                 if receipt.pending is not None:  # else taken already
                     self._accept(step, tp, msg.offset, msg.key, msg.value, msg.headers, receipt.pending, now)
-            for copy in ack_now:  # copies of messages acknowledged already
-                self.app.consumer.ack(copy)
+            if self.transactions is None:
+                for copy in ack_now:  # copies of messages acknowledged already
+                    self.app.consumer.ack(copy)
             await self._release(step)
 
     def _accept(
@@ -344,7 +372,9 @@ class WorkerRuntime:
     async def _reread(self, request: Reread[TP]) -> None:
         """Read a range Faust skipped or stopped delivering, and decide what it had not delivered."""
         tp = request.tp
-        records = await read_range(self.settings.bootstrap_servers(), tp, request.start, request.end)
+        records = await read_range(
+            self.settings.bootstrap_servers(), tp, request.start, request.end, security=security_kwargs(self.settings)
+        )
         async with self._lock:
             by_offset = {r.offset: r for r in records}
             entries = self.offsets.reread_done(request, list(by_offset), time.monotonic())
@@ -372,7 +402,8 @@ class WorkerRuntime:
         for partition, merger in list(self._mergers.items()):
             if not self.rebuilds.is_open(partition) or self.offsets.blocked(self._owned.get(partition, ())):
                 continue
-            for held in merger.pop_ready(self._caught_up, now, self.offsets.catching_up):
+            # an input not caught up is the consumer's lag, not a late producer: waited for until it stalls
+            for held in merger.pop_ready(self._caught_up, now, wait_for_lagging=True):
                 key = held.decoded.room_id.encode()
                 try:
                     passed = self.rebuilds.decided_before(partition, held.key)
@@ -401,6 +432,60 @@ class WorkerRuntime:
         await self._acknowledge()
 
     async def _finish(self, step: _Step) -> bool:
+        if self.transactions is not None:
+            return await self._finish_in_transaction(step, self.transactions)
+        return await self._finish_at_least_once(step)
+
+    async def _finish_in_transaction(self, step: _Step, transactions: Transactions) -> bool:
+        """Commit the step in one transaction: its outputs, the changelog records of the rooms it changed,
+        and the input offsets that may be acknowledged with it (``offsets.acks``); only then are its events
+        done. An output refused for a reason of its own (too large) aborts the transaction, and the step is
+        redone once with that event's outputs replaced by a dead letter. False when the worker is stopping."""
+        outputs = [(d.outcome, d.key) for d in step.decided]
+        try:
+            for attempt in range(2):
+                await transactions.begin()
+                try:
+                    errors = await self.sender.send_many(outputs)
+                    if any(errors):
+                        await transactions.abort()
+                        if attempt:
+                            raise TransientError(f"a step's dead letters were refused too: {errors!r}")
+                        outputs = [
+                            (self.sender.failure(e, d.raw, d.source), d.key) if e is not None else o
+                            for d, o, e in zip(step.decided, outputs, errors, strict=True)
+                        ]
+                        continue
+                    for room_id, blob in self.store.take_changes(self.rooms.data):
+                        await transactions.log_change(self._changelog_topic, room_id.encode(), blob)
+                    for d in step.decided:
+                        d.pending.done = True
+                    await transactions.commit(self._offsets_to_commit())
+                    return True
+                except TransientError:
+                    raise
+                except Exception as e:  # the producer's own failure: the step is read again by a restart
+                    raise TransientError(f"transaction failed: {e!r}") from e
+        except TransientError as e:
+            log.error("%s; stopping so that a restarted worker reads the events again", e)
+            await self.app.crash(e)
+            return False
+        return False  # pragma: no cover (the loop returns or raises)
+
+    def _offsets_to_commit(self) -> dict[TopicPartition, int]:
+        """The next offset of every topic-partition acknowledged further since the last commit (what
+        ``offsets.acks`` pops now, in order; re-reads of gaps it asks for are started)."""
+        _, rereads = self.offsets.acks(time.monotonic())
+        for request in rereads:
+            asyncio.ensure_future(self._reread(request))
+        out = {}
+        for tp, position in self.offsets.next_acks().items():
+            if self._committed.get(tp) != position:
+                self._committed[tp] = position
+                out[TopicPartition(tp.topic, tp.partition)] = position
+        return out
+
+    async def _finish_at_least_once(self, step: _Step) -> bool:
         """Put the step's outputs on the broker, all sent before any ack is awaited, and flush the changelog
         writes the step caused; only then are its events done. False when the worker is stopping.
 
@@ -431,6 +516,9 @@ class WorkerRuntime:
         return True
 
     async def _acknowledge(self) -> None:
+        if self.transactions is not None:
+            await self._commit_offsets(self.transactions)
+            return
         if self.app.rebalancing:
             # Faust drops the acknowledgements of revoked partitions when a rebalance starts, yet accepts new
             # ones meanwhile and commits them once a kept partition is assigned again: past the offset it has
@@ -443,6 +531,21 @@ class WorkerRuntime:
         ack = self.app.consumer.ack
         for message in messages:
             ack(message)
+
+    async def _commit_offsets(self, transactions: Transactions) -> None:
+        """Exactly-once, between steps: commit offsets acknowledged since the last transaction (events that
+        produced nothing, gaps passed) in a transaction of their own, if there are any."""
+        if self.app.rebalancing:  # as for acks: what was revoked is cleared once the rebalance is over
+            return
+        offsets = self._offsets_to_commit()
+        if not offsets:
+            return
+        try:
+            await transactions.begin()
+            await transactions.commit(offsets)
+        except Exception as e:
+            log.error("committing offsets failed (%r); stopping so that a restarted worker reads from them", e)
+            await self.app.crash(e)
 
     async def _opened(self, partition: int) -> None:
         """A rebuild opened ``partition`` (called under the lock): release what waited for it."""
@@ -464,6 +567,7 @@ class WorkerRuntime:
             history_ms,
             kinds=kinds,
             clock_ms=self.engine.clock_ms,
+            security=security_kwargs(self.settings),
         )
 
     def _inputs_of(self, partition: int) -> Any:

@@ -1,0 +1,83 @@
+"""Exactly-once outputs: one Kafka transaction per step holds the step's alerts, actions and dead letters,
+the changelog records of the rooms it changed, and the input offsets it may commit.
+
+Consumers that read ``live.alerts`` and ``live.actions`` with ``isolation.level=read_committed`` see each
+record once: a worker that dies mid-step leaves an open transaction, which the broker aborts when the
+worker's successor starts with the same transactional id (the worker's group name, ``instance_id``), or
+after ``transaction.timeout.ms``; the successor reads the inputs again from the committed offsets and
+decides them again, in a new transaction. The changelog is read back with read_committed too, so a room's
+state never runs ahead of the outputs that went with it.
+
+One producer per worker (not one per partition, as Faust's own exactly-once mode does): a step spans the
+worker's partitions, and the transactional id is fenced by the worker's stable name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from pipeline.kafka.topics import new_producer
+from pipeline.settings import Settings
+
+#: an open transaction of a dead worker blocks read_committed consumers of its partitions until its successor
+#: starts (which aborts it) or this much time passes; a step takes milliseconds
+TRANSACTION_TIMEOUT_MS = 30_000
+
+
+class TransactionalTopic:
+    """An output topic written through the worker's transactional producer (what ``OutputSender`` sends to)."""
+
+    def __init__(self, transactions: Transactions, name: str) -> None:
+        self.transactions, self.name = transactions, name
+
+    async def send(self, *, key: bytes | None, value: bytes) -> Any:
+        return await self.transactions.producer.send(self.name, value=value, key=key)
+
+
+class Transactions:
+    def __init__(self, settings: Settings, transactional_id: str, group_id: str) -> None:
+        self.settings, self.transactional_id, self.group_id = settings, transactional_id, group_id
+        self._producer: AIOKafkaProducer | None = None  # made in the running loop (aiokafka needs one)
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("the transactional producer is not started")
+        return self._producer
+
+    def topic(self, name: str) -> TransactionalTopic:
+        return TransactionalTopic(self, name)
+
+    async def start(self) -> None:
+        """Start the producer once (fencing a predecessor of the same transactional id)."""
+        if self._producer is None:
+            producer = new_producer(
+                self.settings, transactional_id=self.transactional_id, transaction_timeout_ms=TRANSACTION_TIMEOUT_MS
+            )
+            await producer.start()
+            self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def begin(self) -> None:
+        await self.start()
+        await self.producer.begin_transaction()
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Add the consumer group's next offsets to the open transaction and commit it."""
+        if offsets:
+            await self.producer.send_offsets_to_transaction(dict(offsets), self.group_id)
+        await self.producer.commit_transaction()
+
+    async def abort(self) -> None:
+        await self.producer.abort_transaction()
+
+    async def log_change(self, topic: str, key: bytes, value: bytes) -> None:
+        """A changelog record in the open transaction (partitioned by key, as Faust partitions its own)."""
+        await self.producer.send(topic, value=value, key=key)
