@@ -40,10 +40,10 @@ class DeliveryClock:
     — the broker away for seconds, or a step that waited seconds on slow output sends — and released held
     events before the older ones of an input the broker still held unread: decided out of order, their
     alerts and actions unlike the replay's (the fault suite on 20,000 events: broker ×3 240 records
-    different; slow-send and failing-send 179 different, 35 lost, 36 extra). A pause between two deliveries counts at most ``max_gap_s``, so such an
-    outage or slow step moves the merge's clock by that much, while a steady flow moves it as the wall
-    does. An input nothing is delivered from at all is read directly by the offset tracker after its own
-    (wall-clock) stall time."""
+    different; slow-send and failing-send 179 different, 35 lost, 36 extra). A pause between two
+    deliveries counts at most ``max_gap_s``, so such an outage or slow step moves the merge's clock by that
+    much, while a steady flow moves it as the wall does. An input nothing is delivered from at all is read
+    directly by the offset tracker after its own (wall-clock) stall time."""
 
     def __init__(self, max_gap_s: float = 1.0) -> None:
         self.max_gap_s = max_gap_s
