@@ -30,7 +30,9 @@ failing-send  the same proxy resets every connection that carries a Produce requ
               Both need a broker that advertises the proxy (a second listener): their own, always.
 
 A worker that exits on its own during a scenario is restarted on its data directory (as a supervisor
-would) and counted: "worker exits" in the verdict.
+would) and counted: "worker exits" in the verdict. Workers run with exactly-once outputs, the default
+(``--at-least-once``: without); the oracle reads read_committed, as consumers must, and also reports what a
+read_uncommitted consumer would see twice.
 """
 
 from __future__ import annotations
