@@ -26,12 +26,14 @@ from detectors.claims_model import ClaimModel, Verdict, load_model
 from detectors.normalize import (
     NormalizedText,
     Term,
+    alternation,
     clause_breaks,
     is_han,
     normalize,
     pinyin_keys,
     words_regex,
 )
+from detectors.prefilter import PatternSet
 from schemas.events import (
     BaseEvent,
     ChatEvent,
@@ -101,12 +103,23 @@ class ModelThresholds(BaseModel):
     min_score: float = Field(ge=0, le=1)
     #: from this score up the finding is ``live`` (acted on); between min_score and this, ``review``
     live_score: float = Field(ge=0, le=1)
+    #: the min_score of long speech (settings.long_speech_chars and longer), if higher: its score is its best
+    #: clause's, and the best of many clauses is high by chance more often than the one clause of a sentence
+    long_min_score: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> ModelThresholds:
         if self.live_score < self.min_score:
             raise ValueError(f"live_score {self.live_score} is below min_score {self.min_score}")
+        if self.long_min_score is not None and not self.min_score <= self.long_min_score <= self.live_score:
+            raise ValueError(f"long_min_score {self.long_min_score} is not between min_score and live_score")
         return self
+
+    def min_for(self, chars: int, long_speech_chars: int) -> float:
+        """The score from which a text of ``chars`` normalised characters is reported."""
+        if self.long_min_score is not None and chars >= long_speech_chars:
+            return self.long_min_score
+        return self.min_score
 
 
 class ClaimRule(Rule):
@@ -148,10 +161,14 @@ class ClaimContext(BaseModel):
     #: a clause holding one of these is refused, not claimed ("我不敢说全网最低", "最低价我不敢讲") — up to a
     #: contrast word after it, if any ("我不敢说最低但它就是最低")
     refusals: list[Term] = Field(default_factory=list)
+    #: ... or one of these patterns: a negator before a verb of claiming, however far apart the words are
+    #: ("我没法跟你保证", "从来不给大家承诺"), a denial of what the product is for ("它不是用来治…的")
+    refusal_patterns: list[RegexPattern] = Field(default_factory=list)
     contrasts: list[Term] = Field(default_factory=list)
     #: ... unless the refusal is only rhetorical ("不是我吹", "别的不说" are not refusals)
     not_refusals: list[Term] = Field(default_factory=list)
-    #: a refusal holding one of these refuses the clause before it too ("别的直播间说吃了瘦二十斤，我们不这么说")
+    #: a refusal or quoted rule holding one of these covers the clause before it too ("别的直播间说吃了瘦二十斤，
+    #: 我们不这么说", "立竿见影、一用就灵这类词规定不让用")
     refers_back: list[Term] = Field(default_factory=list)
     #: a clause matching one of these and holding none of ``product_refs`` is general advice
     advice: list[RegexPattern] = Field(default_factory=list)
@@ -162,6 +179,11 @@ class ClaimContext(BaseModel):
     #: a clause matching one of these compares within the seller's own range ("我们家几款里这个最便宜"): no
     #: absolute claim (the 2023 SAMR guideline on absolute terms)
     own_range: list[RegexPattern] = Field(default_factory=list)
+    #: a clause ending so sets the seller's own range, for itself and the clause after it ("在我们家这几款里，这个最…")
+    own_range_scopes: list[RegexPattern] = Field(default_factory=list)
+    #: a clause matching one of these states what a label or registration says — a fabric's composition
+    #: ("棉百分之九十五"), a health food's approved function ("批准的保健功能是…") — which is no claim of the seller
+    label_facts: list[RegexPattern] = Field(default_factory=list)
 
 
 class ClaimsSettings(BaseModel):
@@ -176,6 +198,8 @@ class ClaimsSettings(BaseModel):
     score_exact: float = Field(default=0.95, ge=0, le=1)
     score_pattern: float = Field(default=0.85, ge=0, le=1)
     score_homophone: float = Field(default=0.7, ge=0, le=1)
+    #: a text this long (normalised characters) is long speech for the model rules' ``long_min_score``
+    long_speech_chars: int = Field(default=200, ge=1)
     #: titles are re-sent with every price update; remember this many already-reported titles per room
     max_titles_remembered: int = Field(default=500, ge=1)
 
@@ -230,14 +254,10 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             self._terms.make_automaton()
         if self._has_pinyin:
             self._pinyin.make_automaton()
-        self._patterns = [
-            (idx, [re.compile(p) for p in rule.patterns]) for idx, rule in enumerate(self.rules) if rule.patterns
-        ]
-        # one search for all patterns first: most host speech matches none, and 30 separate scans cost
-        # more than the rest of the lexicon (patterns have no back-references, so the union is exact)
-        every = [rx.pattern for _, regexes in self._patterns for rx in regexes]
-        exact = every and not any(re.search(r"\\[1-9]|\(\?P=", p) for p in every)
-        self._any_pattern = re.compile("|".join(f"(?:{p})" for p in every)) if exact else None
+        # every rule's patterns in one set, in rule order: only those whose literals occur in a text run on it
+        # (most host speech holds none, and 30 scans cost more than the rest of the lexicon)
+        self._pattern_rule = [idx for idx, rule in enumerate(self.rules) for _ in rule.patterns]
+        self._patterns = PatternSet([p for rule in self.rules for p in rule.patterns])
         self._exceptions = [[normalize(x).text for x in rule.exceptions] for rule in self.rules]
         self._longest_exception = [max((len(x) for x in xs), default=0) for xs in self._exceptions]
         self._lexicon_rules_by_type: dict[str, list[int]] = {}
@@ -261,13 +281,18 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         self._advice = [re.compile(p) for p in ctx.advice]
         self._quotes = words_regex(ctx.rule_quotes)
         self._questions = words_regex(ctx.questions)
-        self._refusals = words_regex(ctx.refusals)
+        self._refusals = re.compile(
+            "|".join(filter(None, (alternation(normalize(w).text for w in ctx.refusals), *ctx.refusal_patterns)))
+            or "(?!)"
+        )
         self._not_refusals = [normalize(w).text for w in ctx.not_refusals]  # overlaps are checked one by one
         self._contrast = words_regex(ctx.contrasts)
         self._refers_back = words_regex(ctx.refers_back)
         self._product_refs = words_regex(ctx.product_refs)
         self._ordinals = words_regex(ctx.ordinals)
         self._own_range = [re.compile(p) for p in ctx.own_range]
+        self._own_range_scope = re.compile("|".join(f"(?:{p})$" for p in ctx.own_range_scopes) or "(?!)")
+        self._label_facts = [re.compile(p) for p in ctx.label_facts]
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -352,11 +377,11 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 for idx, term in entries:
                     if (idx, start, end) not in exact_spans:
                         found.append((idx, start, end, term, "homophone"))
-        for idx, regexes in self._patterns if self._any_pattern is None or self._any_pattern.search(norm) else ():
-            for rx in regexes:
-                for m in rx.finditer(norm):
-                    if m.end() > m.start():
-                        found.append((idx, m.start(), m.end(), rx.pattern, "pattern"))
+        for k in self._patterns.candidates(norm):
+            rx = self._patterns.patterns[k]
+            for m in rx.finditer(norm):
+                if m.end() > m.start():
+                    found.append((self._pattern_rule[k], m.start(), m.end(), rx.pattern, "pattern"))
         return found
 
     def _context(self, text: NormalizedText) -> list[tuple[int, int, str]]:
@@ -382,13 +407,17 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 if refused is not None:
                     out.append((s + refused[0], s + refused[1], "refusal"))
                     reason, to_end = "refusal", refused[1] == len(clause)
-            if any(rx.search(clause) for rx in self._own_range):
+            if (
+                any(rx.search(clause) for rx in self._own_range)
+                or self._own_range_scope.search(clause)
+                or (k > 0 and self._own_range_scope.search(norm[spans[k - 1][0] : spans[k - 1][1]]))
+            ):
                 out.append((s, e, "own_range"))
             if to_end and reason in ("refusal", "rule_quote") and k + 1 < len(spans):
                 following = norm[spans[k + 1][0] : spans[k + 1][1]]
                 if (len(following) <= LIST_ITEM or clause.endswith(INTRODUCES)) and not self._contrast.match(following):
                     carried = reason
-            if k > 0 and reason == "refusal" and self._refers_back.search(clause):
+            if k > 0 and reason in ("refusal", "rule_quote") and self._refers_back.search(clause):
                 out.append((spans[k - 1][0], spans[k - 1][1], "refusal"))
         out.extend((m.start(), m.end(), "ordinal") for m in self._ordinals.finditer(norm))
         out.sort()
@@ -422,6 +451,8 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         """Why a whole clause claims nothing, if it does not."""
         if any(rx.search(clause) for rx in self._notices):
             return "notice"
+        if any(rx.search(clause) for rx in self._label_facts):
+            return "label_fact"
         if self._quotes.search(clause):
             return "rule_quote"
         if self._questions.search(clause):
@@ -513,12 +544,16 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 again = (
                     self.model.read(
                         NormalizedText(raw=rest, text=rest, offsets=tuple(range(len(rest)))),
-                        at_least=model_rule.model.min_score,
+                        at_least=model_rule.model.min_for(len(text.text), self.settings.long_speech_chars),
                     )
                     if rest
                     else None
                 )
-                if not kept or again is None or again.score < model_rule.model.min_score:
+                if (
+                    not kept
+                    or again is None
+                    or again.score < model_rule.model.min_for(len(text.text), self.settings.long_speech_chars)
+                ):
                     verdict = None
             spans = tuple(kept)
         agreed = verdict.claim_type if verdict is not None else None
@@ -582,7 +617,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         if verdict is None:
             return None, None
         rule = next((r for r in applicable if r.claim_type == verdict.claim_type), None)
-        if rule is None or verdict.score < rule.model.min_score:  # type: ignore[union-attr]
+        if rule is None or verdict.score < rule.model.min_for(len(text.text), self.settings.long_speech_chars):  # type: ignore[union-attr]
             return None, None
         return verdict, rule
 

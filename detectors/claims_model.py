@@ -25,7 +25,7 @@ from typing import Any
 import ahocorasick
 import numpy as np
 
-from detectors.normalize import NormalizedText, _syllable, clause_breaks, is_han
+from detectors.normalize import CharTable, NormalizedText, _syllable, clause_breaks, is_han
 
 FORMAT = 3  # 3: + a length bucket; 2: binary tf-idf features; 1: counts scaled by 1/√n
 CLAIM_TYPES = ("absolute", "efficacy", "fabricated_data", "guarantee")
@@ -43,9 +43,6 @@ def length_feature(s: str) -> str:
 
 
 _DIGIT = re.compile("[0-9]")
-
-#: a row of class scores or probabilities
-Vector = np.ndarray[Any, np.dtype[np.float64]]
 
 
 @lru_cache(maxsize=65_536)
@@ -112,27 +109,27 @@ class Featurizer:
 
 
 class KnownFeatures:
-    """Finds, in one C pass per feature kind, which of the heads' features a text holds — the same set
-    ``Featurizer.features`` lists, without building a string per n-gram (most are unknown to the model)
-    and without a dictionary look-up per n-gram: the hot path of every host utterance.
+    """Finds, in C passes, which of the heads' features a text holds — the same set ``Featurizer.features``
+    lists, without building a string per n-gram (most are unknown to the model) and without a dictionary
+    look-up per n-gram: the hot path of every host utterance.
 
-    Three Aho-Corasick automata: the character n-grams over the digit-masked text, the vocabulary words
-    over the text, and the pinyin pairs over "^syl^syl^…^" (a non-Chinese character is "|", so a pair
-    is only found between two adjacent Chinese characters). Each key maps to the row ids it stands for
-    in each head (a word also stands for its class)."""
+    Per head, one Aho-Corasick automaton over the digit-masked text followed by its pinyin in capitals,
+    "^SYL^SYL^…^" (a non-Chinese character is "|", so a pair is only found between two adjacent Chinese
+    characters): the normalised text is lower case and holds no "^", so an n-gram is only found in the text
+    and a pinyin pair only in its pinyin. One more automaton finds the vocabulary words, each mapped to the
+    rows it stands for in each head (a word also stands for its class)."""
 
     def __init__(self, featurizer: Featurizer, heads: Sequence[Head]) -> None:
         self.max_n = featurizer.spec.max_n
-        # per head: n-grams and pinyin pairs map to one row each (so the look-up is a C-level map), words
-        # to every row they stand for in every head (a word and its class; few words per text)
-        self.ngrams = [ahocorasick.Automaton() for _ in heads]
-        self.pinyin = [ahocorasick.Automaton() for _ in heads]
+        self.keys = [ahocorasick.Automaton() for _ in heads]
+        self._has_pinyin = False
         for h, head in enumerate(heads):
             for f, row in head.index.items():
                 if f[0] == PINYIN:
-                    self.pinyin[h].add_word("^" + f[1:].replace("_", "^") + "^", row)
+                    self.keys[h].add_word("^" + f[1:].replace("_", "^").upper() + "^", row)
+                    self._has_pinyin = True
                 elif f[0] not in (WORD, WORD_CLASS, LENGTH) and len(f) <= self.max_n:
-                    self.ngrams[h].add_word(f, row)
+                    self.keys[h].add_word(f, row)
         self.length_rows = [{f: row for f, row in head.index.items() if f[0] == LENGTH} for head in heads]
         self.words = ahocorasick.Automaton()
         for word, cls in featurizer.vocabulary.items():
@@ -142,17 +139,18 @@ class KnownFeatures:
             )
             if any(rows):
                 self.words.add_word(word, rows)
-        for a in (*self.ngrams, *self.pinyin, self.words):
+        for a in (*self.keys, self.words):
             if len(a):
                 a.make_automaton()
 
     def find(self, s: str, head: int) -> set[int]:
         """Row ids of ``head`` for the features of ``s`` (a normalised text)."""
         rows: set[int] = set()
-        if len(self.ngrams[head]):
-            rows.update(map(_VALUE, self.ngrams[head].iter(_DIGIT.sub("#", s))))
-        if len(self.pinyin[head]):
-            rows.update(map(_VALUE, self.pinyin[head].iter("^" + "^".join(map(_syllable_or_bar, s)) + "^")))
+        if len(self.keys[head]):
+            keyed = _DIGIT.sub("#", s)
+            if self._has_pinyin:
+                keyed += "^" + "^".join(map(_SYLLABLE_OR_BAR.__getitem__, s)) + "^"
+            rows.update(map(_VALUE, self.keys[head].iter(keyed)))
         if len(self.words):
             for _, per_head in self.words.iter(s):
                 rows.update(per_head[head])
@@ -165,9 +163,8 @@ class KnownFeatures:
 _VALUE = itemgetter(1)
 
 
-@lru_cache(maxsize=65_536)
-def _syllable_or_bar(ch: str) -> str:
-    return _han_syllable(ch) or "|"
+#: a character's pinyin in capitals, or "|" for a character that is not Chinese
+_SYLLABLE_OR_BAR = CharTable(lambda ch: _han_syllable(ch).upper() or "|")
 
 
 class Head:
@@ -178,6 +175,7 @@ class Head:
     def __init__(self, classes: Sequence[str], intercept: Sequence[float], weights: dict[str, Sequence[float]]):
         self.classes = tuple(classes)
         self.intercept = np.asarray(intercept, dtype=np.float64)
+        self.intercept_list = [float(b) for b in intercept]
         # row 0 is all zeros: an unknown feature looks up row 0, so no per-feature test is needed
         self.index = {f: i for i, f in enumerate(weights, start=1)}
         table = np.zeros((len(weights) + 1, len(classes) + 1), dtype=np.float64)
@@ -188,20 +186,24 @@ class Head:
         # the class weights and idf² side by side: one gather and one sum give a text's scores and its norm
         self.gathered = np.ascontiguousarray(np.hstack((self.matrix, self.idf_squared[:, None])))
 
-    def proba(self, features: list[str]) -> Vector:
+    def proba(self, features: list[str]) -> list[float]:
         present = set(map(self.index.get, features, repeat(0, len(features))))
         present.discard(0)
         return self.proba_of_rows(present)
 
-    def proba_of_rows(self, present: set[int]) -> Vector:
-        """Class probabilities of a text holding the features of these rows (0 excluded)."""
-        z: Vector = self.intercept
+    def proba_of_rows(self, present: set[int]) -> list[float]:
+        """Class probabilities of a text holding the features of these rows (0 excluded). One numpy gather and
+        sum; the softmax over five classes in plain floats (numpy's per-call cost is larger than the work)."""
+        z = self.intercept_list
         if present:
             total = self.gathered.take(np.fromiter(present, dtype=np.intp, count=len(present)), axis=0).sum(axis=0)
-            z = z + total[:-1] / math.sqrt(total[-1])
-        z = np.exp(z - z.max())
-        p: Vector = z / z.sum()
-        return p
+            *scores, norm_squared = total.tolist()
+            scale = 1.0 / math.sqrt(norm_squared)
+            z = [b + w * scale for b, w in zip(z, scores, strict=True)]
+        top = max(z)
+        e = [math.exp(x - top) for x in z]
+        total_e = sum(e)
+        return [x / total_e for x in e]
 
     def contributions(self, located: list[tuple[str, int, int]], cls: int) -> list[tuple[float, str, int, int]]:
         """Each present feature's push towards class ``cls`` against 'none' (class 0), largest first."""
@@ -273,7 +275,7 @@ class ClaimModel:
                 if best_p is None or p[0] < best_p[0]:
                     best, best_p = u, p
         assert best_p is not None
-        cls = 1 + int(np.argmax(best_p[1:]))
+        cls = 1 + max(range(len(best_p) - 1), key=lambda k: best_p[k + 1])
         unit_score = 1.0 - float(best_p[0])
         return Verdict(
             claim_type=self.classes[cls],

@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import compress
 from typing import Annotated
 
 import opencc
@@ -111,13 +112,31 @@ def _normalize(raw: str) -> NormalizedText:
     return _collapse_runs(raw, chars, offsets)
 
 
+class CharTable(dict[str, str]):
+    """A function of one character as a dict filled on first use: ``map(table.__getitem__, text)`` runs at C
+    speed, where a cached function costs a Python call per character. Emptied when full, like a cache:
+    hostile input may hold any of a million characters."""
+
+    def __init__(self, function: Callable[[str], str], limit: int = 65_536) -> None:
+        super().__init__()
+        self.function, self.limit = function, limit
+
+    def __missing__(self, ch: str) -> str:
+        if len(self) >= self.limit:
+            self.clear()
+        self[ch] = value = self.function(ch)
+        return value
+
+
+_FOLDED = CharTable(_fold)
+
+
 def _fold_and_drop(raw: str) -> tuple[list[str], list[int]]:
-    chars: list[str] = []
-    offsets: list[int] = []
-    for i, ch in enumerate(raw):
-        for c in _fold(ch):
-            chars.append(c)
-            offsets.append(i)
+    folded = list(map(_FOLDED.__getitem__, raw))
+    chars = list("".join(folded))
+    offsets = list(compress(range(len(raw)), folded))
+    if len(offsets) != len(chars):  # a character folded into several ("㎏" → "kg"): each keeps its origin
+        offsets = [i for i, f in enumerate(folded) for _ in f]
     if "." not in chars:
         return chars, offsets
     # "." only survives between two digits ("3.2"), elsewhere it is an inserted symbol.

@@ -66,6 +66,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         speed=_speed(args),
         on_outcome=print_feed,
         pseudonym_key=_settings().pseudonym_key.get_secret_value(),
+        archive=_archive_sink(args, "demo"),
     )
     if args.metrics_port:
         runtime.metrics.serve(args.metrics_port, _settings().metrics_host)
@@ -82,9 +83,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _archive_sink(args: argparse.Namespace, writer: str) -> Any:
+    """The archive sink of ``--archive DIR`` (pipeline/archive/), or None."""
+    if not getattr(args, "archive", None):
+        return None
+    from pipeline.archive.cli import sink_for
+
+    return sink_for(args.archive, writer)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from pipeline.embedded import EmbeddedRuntime, Progress, count_lines, read_jsonl
 
+    if args.from_archive:  # a backfill over the evidence archive (docs/archive.md)
+        from pipeline.archive.cli import cmd_backfill, guarded
+
+        return int(guarded("replay --from-archive", cmd_backfill)(args))  # type: ignore[operator]
+    if not args.file:
+        print("livewatch replay: give a recording FILE, or --from-archive DIR", file=sys.stderr)
+        return EXIT_FAILURE
     path = Path(args.file)
     if not path.is_file():
         print(f"livewatch replay: no such file: {path}", file=sys.stderr)
@@ -95,6 +112,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         speed=_speed(args),
         on_outcome=None if args.quiet else print_feed,
         pseudonym_key=_settings().pseudonym_key.get_secret_value(),
+        archive=_archive_sink(args, "replay"),
     )
     if args.metrics_port:
         runtime.metrics.serve(args.metrics_port, _settings().metrics_host)
@@ -178,6 +196,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pipeline.archive.cli import add_archive_commands, add_replay_archive_options, add_sink_option
+
     p = argparse.ArgumentParser(prog="livewatch", description="Real-time compliance monitor for live-commerce streams")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -198,14 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="watch livewatch police nine simulated rooms (no broker)")
     pacing(demo, default_speed=60.0)
     demo.add_argument("--out", default="out/demo", help="output directory (default out/demo)")
+    add_sink_option(demo)
     demo.set_defaults(func=cmd_demo)
 
     replay = sub.add_parser("replay", help="replay a recorded JSONL stream through the detectors")
-    replay.add_argument("file", help="recording in the wire format, one event per line")
+    replay.add_argument("file", nargs="?", help="recording in the wire format, one event per line")
     pacing(replay, default_speed=None)
     replay.add_argument("--out", default="out/replay", help="output directory (default out/replay)")
     replay.add_argument("--quiet", action="store_true", help="no live feed, only progress and the summary")
     replay.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    add_sink_option(replay)
+    add_replay_archive_options(replay)
     replay.set_defaults(func=cmd_replay)
 
     rules = sub.add_parser("rules", help="rule files")
@@ -247,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--idle", type=float, default=3.0, help="stop after this many seconds without a message")
     rec.add_argument("--limit", type=int, default=None, help="stop after this many messages")
     rec.set_defaults(func=cmd_record)
+
+    add_archive_commands(sub)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of every event, finding, action and dead letter")
     schema.set_defaults(func=cmd_schema)

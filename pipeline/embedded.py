@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -22,6 +22,9 @@ from pipeline.metrics import Metrics
 from pipeline.privacy import DEV_KEY, Pseudonymizer
 from pipeline.ruleset import RulesetWatcher
 from schemas.deadletter import MessageSource
+
+if TYPE_CHECKING:
+    from pipeline.archive.sink import ArchiveSink
 
 ALERTS_FILE = "alerts.jsonl"
 ACTIONS_FILE = "actions.jsonl"
@@ -113,7 +116,9 @@ class EmbeddedRuntime:
         on_outcome: Callable[[Outcome], None] | None = None,
         reload_every_s: float = 1.0,
         pseudonym_key: str = DEV_KEY,
+        archive: ArchiveSink | None = None,
     ) -> None:
+        self.archive = archive  # every input line and output also archived (pipeline/archive/), if given
         self.watcher = RulesetWatcher(rules_dir)
         self.metrics = metrics or Metrics()
         self.metrics.set_ruleset(self.watcher.current.version)
@@ -168,6 +173,8 @@ class EmbeddedRuntime:
                 for d in outcome.dead_letters:
                     dlq.write(d)
                     stats.dead_letters[d.reason] += 1
+                if self.archive is not None:
+                    self.archive.record(source, raw, outcome)
                 stats.events += outcome.event is not None
                 stats.findings += len(outcome.findings)
                 stats.actions += len(outcome.actions)
@@ -180,6 +187,8 @@ class EmbeddedRuntime:
             alerts.close()
             actions.close()
             dlq.close()
+            if self.archive is not None:
+                self.archive.close()  # what was decided is archived even if the run stops early
             stats.elapsed_s = time.monotonic() - start
         if progress is not None:
             progress.tick(done, stats, force=True)

@@ -72,6 +72,20 @@ class Settings(BaseSettings):
         description="HMAC key of the user pseudonyms in alerts (pipeline/privacy.py); set a secret one in production",
     )
 
+    # The evidence archive (docs/archive.md): where it is, how files roll, how long each data class is kept.
+    archive_url: str = Field(
+        "out/archive", description="archive location: a directory, or an fsspec URL (s3://bucket/prefix, gs://…)"
+    )
+    archive_writer: str = Field(
+        "archiver", description="this archiver's name: its files and manifest chain (one name per running archiver)"
+    )
+    archive_roll_bytes: int = Field(64 * 1024 * 1024, ge=1, description="archive: roll files at this many bytes")
+    archive_roll_seconds: float = Field(300.0, gt=0, description="archive: roll files at least this often")
+    archive_retention_days: dict[str, int] = Field(
+        default_factory=lambda: {"events": 1096, "dead_letters": 1096, "alerts": 1096, "actions": 1096},
+        description='days each data class is kept (JSON, e.g. {"dead_letters": 400}); ≥ 3 years for evidence',
+    )
+
     # Kafka security (docs/security.md): every client livewatch makes takes these, through
     # pipeline/kafka/security.py. PLAINTEXT is the default so the local and test brokers need nothing.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(

@@ -1,14 +1,17 @@
 """Evaluate the false-claims detector (lexicon + model + context) — an evaluation to read, not a test.
 
-    python scripts/eval_claims.py [--rules DIR] [--holdout corpus/claims/holdout.jsonl]
+    python scripts/eval_claims.py [--rules DIR] [--holdout corpus/claims/holdout.jsonl ...]
                                   [--labelled scripts/claims_labelled.jsonl]
                                   [--data ../shared/data/livechat_douyin_dev.jsonl] [--show-errors]
 
-(a) **Frozen hold-out** (corpus/claims/holdout.jsonl — written before any model was trained, without
-    looking at the training corpus or the lexicon, never edited): each utterance is run as a host
-    transcript with its category on air. "Flagged" = the detector raised any finding (live or review);
-    "acted" = a live one. Precision / recall / F1 per claim type (the type must be right), overall,
-    recall per evasion type, false-alarm rate per hard-negative family — against the issue's targets.
+(a) **Frozen hold-outs** (corpus/claims/holdout.jsonl — written before any model was trained, without
+    looking at the training corpus or the lexicon, never edited — but context families were later widened
+    on reading its false alarms, so its hard-negative figure is optimistic; holdout3.jsonl — written the
+    same way later and read only for figures, never for its errors: the clean measure; see HOLDOUT*.md):
+    each utterance is run as a host transcript with its category on air. "Flagged" = the detector raised
+    any finding (live or review); "acted" = a live one. Precision / recall / F1 per claim type (the type
+    must be right), overall, recall per evasion type, false-alarm rate per hard-negative family — against
+    the issue's targets.
 (b) The first labelled set (scripts/claims_labelled.jsonl: the lexicon was tuned on its dev splits).
 (c) **Real host speech**: every ``reply`` of the LiveChat Douyin dev split (ASR of hosts, mostly chit-
     chat) as a host transcript in a room of the default category; every flagged reply is listed.
@@ -93,7 +96,7 @@ def eval_holdout(det: FalseClaimsDetector, path: Path, show_errors: bool) -> Non
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     scored = [(r, run_one(det, r["text"], r["category"], n)) for n, r in enumerate(rows)]
     print(
-        f"== (a) frozen hold-out: {path.relative_to(REPO) if path.is_relative_to(REPO) else path} — "
+        f"== (a) frozen hold-out {path.relative_to(REPO) if path.is_relative_to(REPO) else path} — "
         f"{len(rows)} utterances, {sum(r['claim_type'] != 'none' for r in rows)} claims"
     )
     for mode in ("flagged", "acted"):
@@ -221,12 +224,13 @@ def eval_douyin(det: FalseClaimsDetector, path: Path) -> None:
     for n, (room, text) in enumerate(replies[:500]):  # warm-up: normalisation and pinyin caches
         det.detect(transcript(text, room, n), normalize(text), state_cls())
     events = [transcript(text, room, n) for n, (room, text) in enumerate(replies)]
+    states = {room: state_cls() for room, _ in replies}  # one state per room, kept across its speech as in production
     best = 0.0
     for _ in range(3):
         forget_normalized()  # each pass normalises every utterance, as a live stream of new speech would
         start = time.perf_counter()
         for ev in events:
-            det.detect(ev, normalize(ev.text), state_cls())
+            det.detect(ev, normalize(ev.text), states[ev.room_id])
         best = max(best, len(events) / (time.perf_counter() - start))
     print(
         f"\n== (d) throughput: {len(events)} real host utterances, normalise + lexicon + model, one core, best "
@@ -237,7 +241,13 @@ def eval_douyin(det: FalseClaimsDetector, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rules", type=Path, default=None, help="rules directory (default: rules/)")
-    ap.add_argument("--holdout", type=Path, default=REPO / "corpus" / "claims" / "holdout.jsonl")
+    ap.add_argument(
+        "--holdout",
+        type=Path,
+        nargs="+",
+        default=[p for p in (REPO / "corpus" / "claims" / f"{n}.jsonl" for n in ("holdout", "holdout3")) if p.exists()],
+        help="frozen hold-outs (default: corpus/claims/holdout.jsonl and holdout3.jsonl)",
+    )
     ap.add_argument("--labelled", type=Path, default=REPO / "scripts" / "claims_labelled.jsonl")
     ap.add_argument(
         "--data",
@@ -254,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         f"false_claims: {len(det.rules)} rules ({sum(r.model is not None for r in det.rules)} read by the "
         f"model {model}), ruleset {det.context.ruleset_version}\n"
     )
-    eval_holdout(det, args.holdout, args.show_errors)
+    for holdout in args.holdout:
+        eval_holdout(det, holdout, args.show_errors)
+        print()
     if args.labelled.exists():
         eval_labelled(det, args.labelled)
     if args.data.exists():

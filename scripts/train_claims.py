@@ -30,9 +30,11 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 
+import ahocorasick
 import numpy as np
 import yaml
 from scipy import sparse
@@ -61,16 +63,22 @@ LIVEAMR = DATA / "liveamr_violations_train.jsonl"
 #: and Bilibili danmaku of the 2020-12-11 stream
 LIVECHAT = DATA / "livechat_douyin_dev.jsonl"
 DANMAKU = DATA / "bilibili_danmaku_2020-12-11.jsonl"
-CHAT_SAMPLE = 3000  # of each source
+CHAT_SAMPLE = 3000  # of each source (overridden by --chat-sample)
 CLASSES = (NONE, *CLAIM_TYPES)
 MODEL_VERSION = "2026.11.29"
 MIN_WORD_DOCS = 5  # a jieba word joins the model's vocabulary when this many training texts hold it
 C = 4.0
+#: "balanced" weighs each claim type as much as "none" although real speech is nearly all "none": claim
+#: probabilities run high. None trains on the texts as they come (see docs/claims.md, Training)
+CLASS_WEIGHT: str | None = "balanced"
 MIN_DF = 3  # a feature seen in fewer training texts is noise (and model size)
 KEEP_MIN_WEIGHT = 0.1  # features whose weights all stay below this are dropped and the head refitted without them
 MIL_ROUNDS = 2
 GROUP_MIN_CLAUSE = 10
 NEG_UNITS_PER_TEXT = 8
+#: a text this long or longer found inside a long one shares its leak-free group; a labelled short claim
+#: found so marks where the long text's claim is
+CONTAINED_MIN_CHARS = 8
 
 
 def _identity(features: list[str]) -> list[str]:
@@ -78,12 +86,15 @@ def _identity(features: list[str]) -> list[str]:
 
 
 class Row:
-    __slots__ = ("text", "norm", "label", "source", "segment", "meta", "units")
+    __slots__ = ("text", "norm", "label", "source", "segment", "meta", "units", "unit_spans", "claim_spans")
 
     def __init__(self, text: str, label: str, source: str, segment: str, meta: dict) -> None:
         self.text, self.label, self.source, self.segment, self.meta = text, label, source, segment, meta
         self.norm: NormalizedText = normalize(text)
         self.units: list[str] = []
+        self.unit_spans: list[tuple[int, int]] = []
+        #: where in a long text its claim is known to be (a labelled short segment of the corpus found inside it)
+        self.claim_spans: list[tuple[int, int]] = []
 
 
 def load_rows(use_liveamr: bool, liveamr: Path) -> tuple[list[Row], dict]:
@@ -144,6 +155,27 @@ def load_rows(use_liveamr: bool, liveamr: Path) -> tuple[list[Row], dict]:
     return rows, sources
 
 
+def mark_known_claims(rows: list[Row]) -> int:
+    """Find, in each violating long text, the labelled short violations of the corpus it contains: LiveAMR's
+    short segments are sentences cut from its long ones, so they say which clause of a long segment is the
+    claim — the clause head is trained on that clause instead of guessing it (multiple-instance). A short
+    text and the long one holding it share a leak-free group, so no fold learns one and is tested on the
+    other. Returns the number of long texts marked."""
+    known = ahocorasick.Automaton()
+    for r in rows:
+        if r.label != NONE and r.segment == "short" and len(r.norm.text) >= CONTAINED_MIN_CHARS:
+            known.add_word(r.norm.text, len(r.norm.text))
+    if not len(known):
+        return 0
+    known.make_automaton()
+    marked = 0
+    for r in rows:
+        if r.label != NONE and r.segment == "long":
+            r.claim_spans = [(end + 1 - n, end + 1) for end, n in known.iter(r.norm.text)]
+            marked += bool(r.claim_spans)
+    return marked
+
+
 def trained_streamer(row: dict) -> bool:
     """LiveChat rows whose text may be trained on: the even-numbered streamers' (the rest stay unseen)."""
     return int(row["streamer"].removeprefix("streamer")) % 2 == 0
@@ -175,7 +207,7 @@ def leak_free_groups(rows: list[Row]) -> np.ndarray:
     longs = [(i, r.norm.text) for i, r in enumerate(rows) if len(r.norm.text) > 80]
     for i, r in enumerate(rows):
         t = r.norm.text
-        if 8 <= len(t) <= 80:
+        if CONTAINED_MIN_CHARS <= len(t) <= 80:
             for j, lt in longs:
                 if t in lt:
                     parent[find(i)] = find(j)
@@ -198,6 +230,16 @@ def discover_words(rows: list[Row], vocabulary: dict[str, str]) -> dict[str, str
     return dict(sorted(words.items()))
 
 
+def units_holding(unit_spans: list[tuple[int, int]], span: tuple[int, int]) -> list[int]:
+    """Indices of the units that hold ``span`` whole, or else of the one unit that overlaps it most."""
+    s, e = span
+    whole = [k for k, (a, b) in enumerate(unit_spans) if a <= s and e <= b]
+    if whole:
+        return whole
+    overlap = [min(b, e) - max(a, s) for a, b in unit_spans]
+    return [int(np.argmax(overlap))]
+
+
 class Trainer:
     def __init__(self, featurizer: Featurizer, seed: int) -> None:
         self.fz = featurizer
@@ -215,7 +257,7 @@ class Trainer:
         )
 
     def _lr(self) -> LogisticRegression:
-        return LogisticRegression(C=C, max_iter=1000, tol=1e-3, class_weight="balanced", random_state=self.seed)
+        return LogisticRegression(C=C, max_iter=1000, tol=1e-3, class_weight=CLASS_WEIGHT, random_state=self.seed)
 
     def _fit_pruned(self, feats: list[list[str]], y: list[str]) -> tuple[TfidfVectorizer, LogisticRegression]:
         """Fit, drop the features that carry (almost) no weight, refit on the rest: a small model file whose
@@ -247,6 +289,13 @@ class Trainer:
                 for u in r.units[::step]:
                     fixed_feats.append(self.fz.features(u))
                     fixed_y.append(NONE)
+            elif r.claim_spans:
+                # the claim's place is known: the units that hold a known claim whole (else the one overlapping
+                # it most) are the claim, taken as they are rather than guessed
+                for span in r.claim_spans:
+                    for k in units_holding(r.unit_spans, span):
+                        fixed_feats.append(self.fz.features(r.units[k]))
+                        fixed_y.append(r.label)
             else:
                 bags.append(([self.fz.features(u) for u in r.units], r.label))
         clause_vec = self._vectorizer()
@@ -293,6 +342,7 @@ class Trainer:
                 "counts": counts,
                 "seed": self.seed,
                 "C": C,
+                "class_weight": CLASS_WEIGHT,
                 "mil_rounds": MIL_ROUNDS,
                 "script": "scripts/train_claims.py",
             },
@@ -324,6 +374,7 @@ def cross_validate(
     seed: int,
     thresholds: list[float],
     dump: Path | None = None,
+    variant_min_scores: Sequence[float] = (),
 ) -> None:
     groups = leak_free_groups(rows)
     print(
@@ -338,20 +389,36 @@ def cross_validate(
     spec = yaml.safe_load((REPO / "rules" / "claims.yaml").read_text(encoding="utf-8"))
     settings = ClaimsSettings(**spec.get("settings") or {})
     rules = [ClaimRule(**r) for r in spec["rules"]]
-    flagged = np.zeros(len(rows), dtype=bool)
+    # the shipped rules, and variants whose general model rules (those for any category) report from another
+    # min_score: what moving the review line would do (docs/claims.md, "Moving the review/live split")
+    variants: dict[str, list[ClaimRule]] = {"rules": rules}
+    for v in variant_min_scores:
+        variants[f"≥{v:.2f}"] = [
+            r.model_copy(
+                update={"model": r.model.model_copy(update={"min_score": v, "live_score": max(v, r.model.live_score)})}
+            )
+            if r.model is not None and r.categories is None
+            else r
+            for r in rules
+        ]
+    flagged = {name: np.zeros(len(rows), dtype=bool) for name in variants}
     for k, (tr, te) in enumerate(GroupKFold(n_splits=folds).split(rows, groups=groups)):
         trainer = Trainer(fz, seed)
         heads = trainer.fit([rows[i] for i in tr])
         data = trainer.export(heads, vocabulary, {}, {})
         model = load_model(data)
         # the whole detector — lexicon, context and this fold's model at the shipped rules' thresholds
-        det = FalseClaimsDetector(settings, rules, RuleContext("cv", resources={settings.model_file: data}))
+        dets = {
+            name: FalseClaimsDetector(settings, rs, RuleContext("cv", resources={settings.model_file: data}))
+            for name, rs in variants.items()
+        }
         for i in te:
             v = model.read(rows[i].norm)
             assert v is not None
             scores[i], types[i] = v.score, v.claim_type
             seg_scores[i], unit_scores[i] = v.segment_score, v.unit_score
-            flagged[i] = bool(detect_one(det, rows[i]))
+            for name, det in dets.items():
+                flagged[name][i] = bool(detect_one(det, rows[i]))
         print(f"  fold {k + 1}/{folds} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     gold = np.array([r.label != NONE for r in rows])
     if dump is not None:
@@ -391,12 +458,14 @@ def cross_validate(
     )
     for name, mask in subsets.items():
         m = np.array(mask)
-        if m.any():
-            p, r, f, pos = prf(gold[m], flagged[m])
+        if not m.any():
+            continue
+        for variant, hit in flagged.items():
+            p, r, f, pos = prf(gold[m], hit[m])
             if pos == 0:
-                print(f"  {name:<34} {'rules':>5} flagged {int(flagged[m].sum())} of {int(m.sum())}")
+                print(f"  {name:<34} {variant:>5} flagged {int(hit[m].sum())} of {int(m.sum())}")
                 continue
-            print(f"  {name:<34} {'rules':>5} {p:>6.3f} {r:>6.3f} {f:>6.3f} {pos:>6} {int(m.sum()):>6}")
+            print(f"  {name:<34} {variant:>5} {p:>6.3f} {r:>6.3f} {f:>6.3f} {pos:>6} {int(m.sum()):>6}")
     m = np.array([r.source not in ("liveamr", "chat") for r in rows])
     if m.any():
         thr = thresholds[len(thresholds) // 2]
@@ -409,7 +478,7 @@ def cross_validate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    global C, KEEP_MIN_WEIGHT
+    global C, KEEP_MIN_WEIGHT, CHAT_SAMPLE, CLASS_WEIGHT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "rules" / "claims_model.json")
     ap.add_argument("--liveamr", type=Path, default=LIVEAMR)
@@ -420,9 +489,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--thresholds", default="0.3,0.4,0.5,0.6,0.7,0.8")
     ap.add_argument("--C", type=float, default=C, help="inverse regularisation strength")
     ap.add_argument("--keep-min-weight", type=float, default=KEEP_MIN_WEIGHT)
+    ap.add_argument("--class-weight", default=CLASS_WEIGHT or "none", choices=("balanced", "none"))
+    ap.add_argument("--chat-sample", type=int, default=CHAT_SAMPLE, help="real chat texts per source")
+    ap.add_argument(
+        "--variant-min-scores",
+        default="0.8,0.85",
+        help="also measure the whole detector with the general model rules reporting from these scores",
+    )
     ap.add_argument("--dump", type=Path, help="write the cross-validated scores here (.npz)")
     args = ap.parse_args(argv)
-    C, KEEP_MIN_WEIGHT = args.C, args.keep_min_weight
+    C, KEEP_MIN_WEIGHT, CHAT_SAMPLE = args.C, args.keep_min_weight, args.chat_sample
+    CLASS_WEIGHT = None if args.class_weight == "none" else args.class_weight
 
     jieba.setLogLevel(60)
     vocab_spec = yaml.safe_load((CORPUS / "vocabulary.yaml").read_text(encoding="utf-8"))
@@ -434,14 +511,24 @@ def main(argv: list[str] | None = None) -> int:
     vocabulary = discover_words(rows, classed)
     fz = Featurizer(FeatureSpec(), vocabulary)
     for r in rows:
-        r.units = [r.norm.text[s:e] for s, e in fz.units(r.norm)]
+        r.unit_spans = fz.units(r.norm)
+        r.units = [r.norm.text[s:e] for s, e in r.unit_spans]
+    marked = mark_known_claims(rows)
     counts = {f"{src}:{lab}": n for (src, lab), n in sorted(Counter((r.source, r.label) for r in rows).items())}
     print(f"training texts: {len(rows)}; vocabulary {len(vocabulary)} words ({len(classed)} classed)")
+    print(f"long claims whose clause is known (a labelled short claim inside): {marked}")
     for k, n in counts.items():
         print(f"  {k:<34} {n:>6}")
     if not args.no_cv:
         cross_validate(
-            rows, fz, vocabulary, args.folds, args.seed, [float(x) for x in args.thresholds.split(",")], args.dump
+            rows,
+            fz,
+            vocabulary,
+            args.folds,
+            args.seed,
+            [float(x) for x in args.thresholds.split(",")],
+            args.dump,
+            [float(x) for x in args.variant_min_scores.split(",") if x],
         )
 
     trainer = Trainer(fz, args.seed)

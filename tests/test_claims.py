@@ -332,6 +332,32 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
         # a lexicon rule's exception phrase holds no claim for the model either
         ("这个茶叶最佳饮用温度是八十度", "food"),
         ("血压高的朋友一定要按时吃药", "health_food"),
+        # refusals however worded, and denying what the product is for
+        ("我真没法跟你们打包票说一定能瘦", "food"),
+        ("这款霜不是用来祛斑的，就是保湿", "cosmetics"),
+        # sending viewers to a doctor
+        ("血糖高的朋友记得定期去医院复查", "health_food"),
+        ("身上不舒服赶紧去看医生，别硬扛", "general"),
+        # a clause that sets the seller's own range for the next
+        ("咱家直播间这几款面霜里，这款保湿是最好的", "cosmetics"),
+        # what the label or the registration says
+        ("这件卫衣成分是棉百分之八十，涤纶百分之二十", "apparel"),
+        ("这款鱼油批准的保健功能是辅助降血脂", "health_food"),
+        ("它的保健功能是辅助改善记忆", "health_food"),
+        # refusing to promise or to report, denying the effect, and what refers back to a claim
+        ("我们从来不给大家做包瘦这种承诺", "food"),
+        ("卖了几十万单这种数我不瞎报", "general"),
+        ("这款净化器杀不了病毒，就是过滤灰尘", "electronics"),
+        ("包治百病？哪有的事，就是普通的枸杞", "food"),
+        # a quoted rule listing the words it forbids
+        ("根治、断根这些词，平台是不让用的", "health_food"),
+        # comparisons inside the seller's own range, however the range is set
+        ("跟咱家老款比，这款续航更久", "electronics"),
+        ("这次直播间上架的几款面膜里，这款最补水", "cosmetics"),
+        ("咱家店里今天最便宜的就是这个三十九的", "general"),
+        # the best way to do something, a pet's diet
+        ("补水最有效的方法其实是多喝水", "general"),
+        ("我家狗太胖了，医生说得给它减减肥", "general"),
     ],
 )
 def test_context_in_which_claim_words_make_no_claim(text, category):
@@ -350,6 +376,12 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         ("有人问能不能降血压，吃一个月血压就稳了", "health_food", "efficacy"),  # the question, then the answer
         ("不夸张地说这是全网最低价", "general", "absolute"),  # "不夸张" affirms
         ("我跟你们说全网里面就它最便宜", "general", "absolute"),  # a market scope is not the seller's own range
+        ("全网这么多面霜里，这款保湿是最好的", "cosmetics", "absolute"),  # ... nor for the clause after it
+        ("吃了它你想胖都胖不了，一个月瘦十斤", "food", "efficacy"),  # "胖不了" denies nothing of the effect
+        ("别家都不敢给你承诺，我们家保证瘦", "food", "guarantee"),  # another seller's refusal, then a promise
+        ("我跟你们保证，吃了一定能瘦", "food", "guarantee"),  # a promise with no negator before it
+        ("我妈喝了以后去医院复查，血糖全正常了", "health_food", "efficacy"),  # a testimonial, not advice
+        ("批准的保健功能是辅助降血脂，吃了一个月血脂全正常了", "health_food", "efficacy"),  # the label, then a claim
     ],
 )
 def test_context_does_not_hide_a_claim_made_next_to_it(text, category, claim_type):
@@ -421,3 +453,13 @@ def test_a_model_rule_has_no_terms_and_a_lexicon_rule_has_some():
         ClaimRule(**{**lexicon, "terms": [], "patterns": []})
     with pytest.raises(ValueError, match="below min_score"):
         ClaimRule(**{**lexicon, "terms": [], "patterns": [], "model": {"min_score": 0.8, "live_score": 0.5}})
+
+
+def test_long_speech_is_reported_from_its_own_model_score():
+    from detectors.claims import ModelThresholds
+
+    thresholds = ModelThresholds(min_score=0.5, long_min_score=0.6, live_score=0.9)
+    assert thresholds.min_for(199, 200) == 0.5 and thresholds.min_for(200, 200) == 0.6
+    assert ModelThresholds(min_score=0.5, live_score=0.9).min_for(10_000, 200) == 0.5
+    with pytest.raises(ValueError, match="long_min_score"):
+        ModelThresholds(min_score=0.5, long_min_score=0.4, live_score=0.9)

@@ -1,0 +1,126 @@
+"""Which of many regular expressions can match a text, found in one Aho-Corasick pass.
+
+Python's ``re`` tries every alternative of a union at every position: 33 claim patterns cost more than
+the rest of the lexicon on host speech that matches none of them. Most patterns cannot match without one
+of a few literal strings ("最好|最佳|…" before anything else, "保证", "见效"); ``required_literals`` reads
+them from the pattern's parse tree, and ``PatternSet.candidates`` runs only the patterns whose literals
+occur in the text — an exact filter, as RE2 and Hyperscan do it (they are no option here: the patterns use
+look-behind). A pattern whose literals cannot be read (a wide character class, an optional start) always
+runs.
+
+The parse tree is ``re._parser``'s, CPython's own and unchanged in shape since 3.5; if it ever is, a
+pattern gets ``None`` (always runs) rather than a wrong filter, and tests/test_prefilter.py checks the
+filter against every pattern's matches.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import ahocorasick
+
+# CPython's own regular-expression parser (typeshed has no stubs for it: typed as Any)
+_parser: Any = importlib.import_module("re._parser")
+_c: Any = importlib.import_module("re._constants")
+
+#: a character class wider than this is no useful filter
+MAX_CLASS = 16
+#: a pattern needing one of more literals than this runs always
+MAX_LITERALS = 64
+
+
+def _class_chars(items: list[tuple[Any, Any]]) -> set[str] | None:
+    chars: set[str] = set()
+    for op, arg in items:
+        if op is _c.LITERAL:
+            chars.add(chr(arg))
+        elif op is _c.RANGE and arg[1] - arg[0] < MAX_CLASS:
+            chars.update(chr(c) for c in range(arg[0], arg[1] + 1))
+        else:  # a negated class, a category (\d), a wide range
+            return None
+    return chars if len(chars) <= MAX_CLASS else None
+
+
+def _strings(items: list[tuple[Any, Any]]) -> set[str] | None:
+    """Strings that every match of the sequence ``items`` contains one of (None: not known). Runs of
+    literals join into longer strings; of the sequence's required elements the one whose shortest string is
+    longest wins (a rarer filter), then the one with fewer strings."""
+    best: set[str] | None = None
+    run = ""
+
+    def consider(cand: set[str] | None) -> None:
+        nonlocal best
+        if cand and all(cand) and len(cand) <= MAX_LITERALS:
+            if best is None or (min(map(len, cand)), -len(cand)) > (min(map(len, best)), -len(best)):
+                best = cand
+
+    for op, arg in items:
+        if op is _c.LITERAL:
+            run += chr(arg)
+            continue
+        consider({run} if run else None)
+        run = ""
+        if op is _c.IN:
+            consider(_class_chars(arg))
+        elif op is _c.SUBPATTERN:
+            if not arg[1] & re.IGNORECASE:  # (?i:…): literals of either case
+                consider(_strings(arg[-1]))
+        elif op is _c.BRANCH:
+            union: set[str] = set()
+            for alternative in arg[1]:
+                found = _strings(alternative)
+                if found is None:
+                    break
+                union |= found
+            else:
+                consider(union)
+        elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
+            low, _high, sub = arg
+            if low >= 1:
+                consider(_strings(sub))
+        # anything else (assertions, anchors, categories, ANY) requires no literal
+    consider({run} if run else None)
+    return best
+
+
+def required_literals(pattern: str) -> frozenset[str] | None:
+    """Literal strings one of which every match of ``pattern`` contains, or None when they are not known."""
+    try:
+        tree = _parser.parse(pattern)
+    except Exception:  # noqa: BLE001 - a pattern the filter cannot read simply always runs
+        return None
+    if tree.state.flags & re.IGNORECASE:
+        return None
+    try:
+        found = _strings(list(tree))
+    except (TypeError, ValueError, IndexError, AttributeError):
+        return None
+    return frozenset(found) if found else None
+
+
+class PatternSet:
+    """Compiled patterns, and which of them may match a text."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.patterns = [re.compile(p) for p in patterns]
+        self._always = [k for k, p in enumerate(patterns) if required_literals(p) is None]
+        by_literal: dict[str, set[int]] = {}
+        for k, p in enumerate(patterns):
+            for literal in required_literals(p) or ():
+                by_literal.setdefault(literal, set()).add(k)
+        self._literals = ahocorasick.Automaton()
+        for literal, ks in by_literal.items():
+            self._literals.add_word(literal, frozenset(ks))
+        if by_literal:
+            self._literals.make_automaton()
+
+    def candidates(self, text: str) -> list[int]:
+        """Indices of the patterns that may match ``text``, ascending (all that can, maybe a few that do not)."""
+        found: set[int] = set(self._always)
+        if len(self._literals):
+            for _, ks in self._literals.iter(text):
+                found |= ks
+        return sorted(found)

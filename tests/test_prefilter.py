@@ -1,0 +1,78 @@
+"""The regular-expression prefilter: which literals a pattern cannot match without, and that running only
+the candidates finds every match the patterns find."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from detectors.normalize import normalize
+from detectors.prefilter import PatternSet, required_literals
+from pipeline.ruleset import load_ruleset
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "pattern, literals",
+    [
+        ("最好(?:用|吃|喝|穿)的", {"最好"}),  # the longest literal run wins
+        ("(?:效果|质量)(?:是)?(?:最好|最佳|最强)", {"效果", "质量"}),  # equally long: fewer strings
+        ("保证(?:你)?(?:能|会)?(?:瘦|白)", {"保证"}),
+        ("瘦(?:了|掉)?[0-9]+斤", {"瘦"}),  # a tie: the first
+        ("(?<![0-9])[一二三]+天见效", {"天见效"}),  # a look-behind requires nothing
+        ("[一二三四五六七八九十两几]+(?:天|周)", {"天", "周"}),  # a class of 12 characters is wider
+    ],
+)
+def test_required_literals_are_read_from_the_pattern(pattern, literals):
+    assert required_literals(pattern) == literals
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        ".{0,8}",  # nothing is required
+        "(?:最好)?的?",  # only optional parts
+        "(?i)abc",  # either case: a literal filter would miss "ABC"
+        "(?:最好|.*)",  # an alternative that requires nothing
+        "[^退]+",  # a negated class
+    ],
+)
+def test_a_pattern_whose_literals_are_unknown_always_runs(pattern):
+    assert required_literals(pattern) is None
+    assert PatternSet([pattern]).candidates("任何文字") == [0]
+
+
+def test_candidates_are_ascending_and_only_those_that_may_match():
+    patterns = PatternSet(["保证(?:有效|见效)", "全网最低", "(?<![0-9])[0-9]+天见效"])
+    assert patterns.candidates("我保证三天见效") == [0, 2]
+    assert patterns.candidates("今天天气不错") == []
+
+
+def _texts() -> list[str]:
+    texts = []
+    for path in sorted((REPO / "corpus" / "claims").glob("*.jsonl")):
+        texts += [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    labelled = REPO / "scripts" / "claims_labelled.jsonl"
+    texts += [json.loads(line)["text"] for line in labelled.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return texts
+
+
+def test_the_claims_patterns_prefiltered_find_every_match_they_find_unfiltered():
+    claims = load_ruleset(check_examples=False).configured["false_claims"]
+    patterns = [p for rule in claims.rules for p in rule.patterns]
+    assert len(patterns) >= 20
+    prefiltered = PatternSet(patterns)
+    compiled = [re.compile(p) for p in patterns]
+    matched = 0
+    for text in _texts():
+        norm = normalize(text).text
+        can = set(prefiltered.candidates(norm))
+        for k, rx in enumerate(compiled):
+            if rx.search(norm):
+                matched += 1
+                assert k in can, (patterns[k], text)
+    assert matched >= 200  # the corpus does exercise the patterns
