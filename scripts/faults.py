@@ -13,9 +13,26 @@ the consumer group's committed offsets must reach the end of every input (input 
 scenario prints one line: "N events, lost 0, extra 0, duplicate actions 0 …" and the time from the last
 fault to complete outputs.
 
-Scenarios:
-kill  one worker SIGKILLed ``--kills`` times, each 0.1–1 s after it owns its partitions (deciding), and
-      restarted at once on the same data directory; then left to finish.
+Scenarios (each on fresh topics and a fresh consumer group; the input is published before the first
+worker starts, so its cross-topic order is the file's and the replay is the exact oracle; faults are
+placed by progress — the workers' decided-event count — so that each one hits a worker mid-stream):
+kill          one worker SIGKILLed ``--kills`` times, each 0.1–1 s after it owns its partitions
+              (deciding), and restarted at once on the same data directory; then left to finish.
+broker        the broker stopped (deploy/kafka/stop.sh: controlled shutdown) at 25 %, 50 % and 75 % of
+              the input decided, kept down ``--down`` s, restarted on its data (start.sh,
+              KAFKA_KEEP_DATA=1); the one worker must stay up throughout. Needs a broker it owns: it
+              starts its own even when ``--broker`` is given.
+scale         a second and a third worker join while the first decides (each its own data directory),
+              then two of them leave (SIGTERM), one after the other, mid-stream.
+slow-send     the worker's Produce requests (outputs, dead letters, changelog) held 200–500 ms each by a
+              proxy (scripts/faultproxy.py) for ``--fault-s`` s, from 10 % of the input decided.
+failing-send  the same proxy resets every connection that carries a Produce request, for ``--fault-s`` s.
+              Both need a broker that advertises the proxy (a second listener): their own, always.
+
+A worker that exits on its own during a scenario is restarted on its data directory (as a supervisor
+would) and counted: "worker exits" in the verdict. Workers run with exactly-once outputs, the default
+(``--at-least-once``: without); the oracle reads read_committed, as consumers must, and also reports what a
+read_uncommitted consumer would see twice.
 """
 
 from __future__ import annotations
@@ -46,15 +63,17 @@ from pipeline.kafka.topics import INPUT_NAMES  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 from pipeline.simulator import demo_lines  # noqa: E402
 from scripts.bench import bilibili_events  # noqa: E402
-from tests.kafka_harness import OUTPUT_IDS, Broker, Worker, replay_outputs, start_broker  # noqa: E402
+from scripts.faultproxy import FaultProxy  # noqa: E402
+from tests.kafka_harness import OUTPUT_IDS, Broker, Worker, free_port, replay_outputs, start_broker  # noqa: E402
 
 PARTITIONS = 4
+SCENARIOS = ("kill", "broker", "scale", "slow-send", "failing-send")
 
 
-def demo_copies(copies: int) -> Iterator[dict[str, Any]]:
+def demo_copies(copies: int, first: int = 0) -> Iterator[dict[str, Any]]:
     """The demo's rooms ``copies`` times over, each copy with its own rooms, accounts and event ids."""
     demo = [json.loads(line) for line in demo_lines()]
-    for c in range(copies):
+    for c in range(first, first + copies):
         for e in demo:
             e = dict(e, event_id=f"{e['event_id']}~{c}", room_id=f"{e['room_id']}~{c}")
             if e.get("user_id"):
@@ -68,6 +87,8 @@ def recording(path: Path, events: int) -> int:
     copies = max(1, events // 2 // len(demo))
     lines = list(demo_copies(copies))
     lines += bilibili_events(path.parent, max(0, events - len(lines)), start_ms=min(e["ts"] for e in demo))
+    if len(lines) < events:  # the Bilibili stream has 48,598 events: more demo copies make up the rest
+        lines += demo_copies(-(-(events - len(lines)) // len(demo)), first=copies)
     lines.sort(key=lambda e: e["ts"])  # stable: a room's own order is kept
     path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines), encoding="utf-8")
     return len(lines)
@@ -131,11 +152,21 @@ class Verdict:
     different: int
     undecided: int
     complete_after_s: float | None  # from the last fault to complete outputs; None: never complete
+    worker_exits: int = 0  # workers that exited on their own (restarted by the scenario)
+    faults_at: tuple[float, ...] = ()  # share of the input decided when each fault began
     uncommitted_duplicate_actions: int = 0  # what a consumer reading read_uncommitted would see twice
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.extra or self.duplicate_actions or self.different or self.undecided)
+        return not (
+            self.lost
+            or self.extra
+            or self.duplicate_actions
+            or self.different
+            or self.undecided
+            or self.worker_exits
+            or self.complete_after_s is None
+        )
 
     def line(self) -> str:
         complete = (
@@ -146,8 +177,10 @@ class Verdict:
         return (
             f"{self.scenario}: {self.events:,} events, lost {self.lost}, extra {self.extra}, "
             f"duplicate actions {self.duplicate_actions} (duplicate alerts {self.duplicate_alerts}), "
-            f"different {self.different}, undecided inputs {self.undecided}; {complete} "
-            f"(read_uncommitted, aborted records included: {self.uncommitted_duplicate_actions} duplicate actions)"
+            f"different {self.different}, undecided inputs {self.undecided}, worker exits {self.worker_exits}; "
+            f"{complete}"
+            + (f" (faults at {', '.join(f'{f:.0%}' for f in self.faults_at)} decided)" if self.faults_at else "")
+            + f"; read_uncommitted (aborted records included): {self.uncommitted_duplicate_actions} duplicate actions"
         )
 
 
@@ -161,17 +194,31 @@ def judge(want: dict[str, dict[str, str]], got: dict[str, dict[str, list[str]]])
     return lost, extra, dup_actions, dup_alerts, different
 
 
-def show_differences(want: dict[str, dict[str, str]], got: dict[str, dict[str, list[str]]], limit: int = 3) -> None:
-    """Print the first copies that differ from the replay, field by field: what an analyst needs to start."""
-    shown = 0
-    for n in want:
-        for k, copies in got[n].items():
+def show_differences(want: dict[str, dict[str, str]], got: dict[str, dict[str, list[str]]], examples: int = 3) -> None:
+    """What the oracle found wrong, by output and rule, with the fields of a few wrong copies."""
+    for name in want:
+        rules: dict[tuple[str, str], int] = {}
+        shown = 0
+        for key, copies in got[name].items():
             for c in copies:
-                if k in want[n] and c != want[n][k] and shown < limit:
-                    mine, theirs = json.loads(c), json.loads(want[n][k])
-                    fields = {f: (mine.get(f), theirs.get(f)) for f in theirs if mine.get(f) != theirs.get(f)}
-                    print(f"  different {n[:-1]} {k} ({theirs.get('rule_id')}): kafka vs replay {fields}"[:2000])
+                kind = "extra" if key not in want[name] else "different" if c != want[name][key] else ""
+                if not kind:
+                    continue
+                record = json.loads(c)
+                rule = (kind, record.get("rule_id") or record.get("action", "?"))
+                rules[rule] = rules.get(rule, 0) + 1
+                if kind == "different" and shown < examples:
                     shown += 1
+                    mine, theirs = json.loads(want[name][key]), record
+                    fields = {f: (mine.get(f), theirs.get(f)) for f in mine.keys() | theirs.keys()}
+                    print(
+                        f"    {name} {key}: replay vs broker " + repr({f: v for f, v in fields.items() if v[0] != v[1]})
+                    )
+        for key in set(want[name]) - set(got[name]):
+            rule = ("lost", json.loads(want[name][key]).get("rule_id", "?"))
+            rules[rule] = rules.get(rule, 0) + 1
+        for (kind, rule), count in sorted(rules.items()):
+            print(f"    {name}: {count} {kind} of {rule}", flush=True)
 
 
 def complete(settings: Settings, want: dict[str, dict[str, str]]) -> bool:
@@ -179,36 +226,73 @@ def complete(settings: Settings, want: dict[str, dict[str, str]]) -> bool:
     return all(set(got[n]) >= set(want[n]) for n in want)
 
 
-def scenario_kill(
-    broker: Broker,
-    tmp: Path,
-    path: Path,
-    n: int,
-    want: dict[str, dict[str, str]],
-    kills: int,
-    exactly_once: bool = True,
-) -> Verdict:
-    prefix = f"kill{time.time_ns() % 10**9}."  # fresh topics and group, also on a broker used before
+def fresh(broker: Broker, name: str, path: Path) -> tuple[str, Settings]:
+    """Fresh topics and group (also on a broker used before), the recording published on them."""
+    prefix = f"{name}{time.time_ns() % 10**9}."
     settings = Settings(broker=broker.url, topic_prefix=prefix, app_id=f"{prefix}livewatch", partitions=PARTITIONS)
     lines = path.read_bytes().splitlines()
     asyncio.run(publish(settings, enumerate(lines, start=1), progress_every_s=3600))
-    rng = random.Random(kills)
-    env = {"LIVEWATCH_EXACTLY_ONCE": "true" if exactly_once else "false"}
-    worker = Worker(broker, prefix, tmp, "kill-w", env=env)  # one data directory for every incarnation
-    last_fault = time.monotonic()
-    for _ in range(kills):
-        # killed while it works: 0.1–1 s after it owns its partitions (Faust's kill script spaces kills
-        # 0.1–1 s from the start; a Python worker needs longer than that to start, so it would die idle)
-        worker.wait_assigned(timeout=120)
-        time.sleep(rng.uniform(0.1, 1.0))
-        worker.stop(signal.SIGKILL)
-        last_fault = time.monotonic()
-        worker = Worker(broker, prefix, tmp, "kill-w", env=env)
-    print(f"  {kills} kills done; waiting for complete outputs", flush=True)
+    return prefix, settings
+
+
+class Crew:
+    """The scenario's workers by name; one that exits on its own is restarted on its data directory and
+    counted, and the events decided by every incarnation are summed (the progress faults are placed by)."""
+
+    def __init__(self, broker: Broker, prefix: str, tmp: Path, env: dict[str, str]) -> None:
+        self.broker, self.prefix, self.tmp, self.env = broker, prefix, tmp, env
+        self.workers: dict[str, Worker] = {}
+        self.gone = 0.0  # events decided by incarnations that are no more
+        self.exits = 0
+
+    def start(self, name: str) -> Worker:
+        self.workers[name] = Worker(self.broker, self.prefix, self.tmp, name, env=self.env)
+        return self.workers[name]
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        w = self.workers.pop(name)
+        self.gone += w.total("livewatch_events_total")
+        w.stop(sig)
+
+    def check(self) -> None:
+        for name, w in list(self.workers.items()):
+            if w.proc.poll() is not None:
+                self.exits += 1
+                print(f"  worker {name} exited with {w.proc.returncode}; restarting it. Log tail:", flush=True)
+                print("    " + w.log_tail(15).replace("\n", "\n    "), flush=True)
+                w.stop()
+                self.start(name)
+
+    def decided(self) -> float:
+        self.check()
+        return self.gone + sum(w.total("livewatch_events_total") for w in self.workers.values())
+
+    def wait_decided(self, events: float, timeout: float = 180) -> float:
+        deadline = time.monotonic() + timeout
+        while (done := self.decided()) < events and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return done
+
+    def stop_all(self) -> None:
+        for name in list(self.workers):
+            self.stop(name)
+
+
+def finish(
+    scenario: str,
+    settings: Settings,
+    crew: Crew,
+    n: int,
+    want: dict[str, dict[str, str]],
+    last_fault: float,
+    faults_at: tuple[float, ...] = (),
+) -> Verdict:
+    """Wait for complete outputs and a fully committed input, then judge what is on the broker."""
     done_after: float | None = None
     deadline = last_fault + 120
     try:
         while time.monotonic() < deadline:
+            crew.check()
             if complete(settings, want):
                 done_after = time.monotonic() - last_fault
                 break
@@ -216,15 +300,17 @@ def scenario_kill(
         # the rest of the input decided and committed (Faust commits every 2.8 s)
         limit = time.monotonic() + 60
         while asyncio.run(undecided(settings)) and time.monotonic() < limit:
+            crew.check()
             time.sleep(1)
     finally:
-        worker.stop()
+        crew.stop_all()
     got = asyncio.run(read_outputs(settings))
     lost, extra, dup_a, dup_l, diff = judge(want, got)
-    show_differences(want, got)
+    if lost or extra or diff:
+        show_differences(want, got)
     uncommitted = asyncio.run(read_outputs(settings, "read_uncommitted"))
     return Verdict(
-        f"kill ×{kills}" + (" (exactly-once)" if exactly_once else " (at-least-once)"),
+        scenario + (" (at-least-once)" if crew.env.get("LIVEWATCH_EXACTLY_ONCE") == "false" else " (exactly-once)"),
         n,
         lost,
         extra,
@@ -233,8 +319,157 @@ def scenario_kill(
         diff,
         asyncio.run(undecided(settings)),
         done_after,
+        crew.exits,
+        faults_at,
         uncommitted_duplicate_actions=judge(want, uncommitted)[2],
     )
+
+
+def scenario_kill(
+    broker: Broker, tmp: Path, path: Path, n: int, want: dict[str, dict[str, str]], env: dict[str, str], kills: int
+) -> Verdict:
+    prefix, settings = fresh(broker, "kill", path)
+    rng = random.Random(kills)
+    crew = Crew(broker, prefix, tmp, env)
+    worker = crew.start("kill-w")  # one data directory for every incarnation
+    last_fault = time.monotonic()
+    for _ in range(kills):
+        # killed while it works: 0.1–1 s after it owns its partitions (Faust's kill script spaces kills
+        # 0.1–1 s from the start; a Python worker needs longer than that to start, so it would die idle)
+        worker.wait_assigned(timeout=120)
+        time.sleep(rng.uniform(0.1, 1.0))
+        crew.stop("kill-w", signal.SIGKILL)
+        last_fault = time.monotonic()
+        worker = crew.start("kill-w")
+    print(f"  {kills} kills done; waiting for complete outputs", flush=True)
+    return finish(f"kill ×{kills}", settings, crew, n, want, last_fault)
+
+
+def scenario_broker(
+    run_dir: Path,
+    tmp: Path,
+    path: Path,
+    n: int,
+    want: dict[str, dict[str, str]],
+    env: dict[str, str],
+    stops: int = 3,
+    down_s: float = 10,
+) -> Verdict:
+    """The broker stopped ``stops`` times mid-stream and restarted on its data; the worker must stay up."""
+    broker = start_broker(run_dir)  # its own: it is stopped and restarted (same run dir, same port)
+    try:
+        prefix, settings = fresh(broker, "broker", path)
+        crew = Crew(broker, prefix, tmp, env)
+        crew.start("broker-w").wait_assigned(timeout=120)
+        faults_at = []
+        last_fault = time.monotonic()
+        for i in range(1, stops + 1):
+            faults_at.append(crew.wait_decided(n * i / (stops + 1)) / n)
+            t0 = time.monotonic()
+            broker.stop()
+            time.sleep(down_s)
+            crew.check()  # a worker that gave up while the broker was away is counted here
+            broker.start(keep_data=True)
+            last_fault = time.monotonic()
+            print(
+                f"  broker stopped at {faults_at[-1]:.0%} decided, down {down_s:.0f} s, back after "
+                f"{last_fault - t0:.1f} s (stop and start-up included)",
+                flush=True,
+            )
+        return finish(f"broker ×{stops}", settings, crew, n, want, last_fault, tuple(faults_at))
+    finally:
+        broker.stop()
+
+
+def scenario_scale(
+    broker: Broker, tmp: Path, path: Path, n: int, want: dict[str, dict[str, str]], env: dict[str, str]
+) -> Verdict:
+    """Two workers join the first while it decides, then two of the three leave (SIGTERM), one at a time.
+
+    Each join and leave is a rebalance whose partitions are rebuilt and re-decided from the last commit, so
+    the input must outlast them: ≈ 50,000 events on 2 cores (fewer are decided before the leaves)."""
+    prefix, settings = fresh(broker, "scale", path)
+    crew = Crew(broker, prefix, tmp, env)
+    crew.start("scale-w1").wait_assigned(timeout=120)
+    crew.start("scale-w2")  # both join while the first decides (their start takes seconds of its own)
+    crew.start("scale-w3")
+    faults_at = []
+    for name in ("scale-w2", "scale-w3"):
+        crew.workers[name].wait_assigned(timeout=120)
+        faults_at.append(crew.decided() / n)
+    last_fault = time.monotonic()
+    for name, share in (("scale-w2", 0.6), ("scale-w1", 0.8)):
+        faults_at.append(crew.wait_decided(n * share) / n)
+        left = asyncio.run(undecided(settings))
+        crew.stop(name)  # static membership: its partitions wait the session timeout (10 s), then move
+        last_fault = time.monotonic()
+        print(f"  {name} left at {faults_at[-1]:.0%} decided, {left:,} input messages uncommitted", flush=True)
+    return finish("scale 1→3→1", settings, crew, n, want, last_fault, tuple(faults_at))
+
+
+def proxied_broker(run_dir: Path) -> tuple[Broker, FaultProxy]:
+    """A broker with a second listener, advertised at a proxy's port, and that proxy (in pass mode).
+
+    Clients that bootstrap on the broker's own port (publish, the oracle) get its own address back; a worker
+    that bootstraps on the proxy gets the proxy's port back from the second listener, so all its
+    connections go through the proxy."""
+    for _ in range(5):
+        port, inner, outer = free_port(), free_port(), free_port()
+        if len({port, port + 1, inner, outer}) == 4 and port < 65000:
+            break
+    extra = "\n".join(
+        [
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1},PROXIED://127.0.0.1:{inner}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port},PROXIED://127.0.0.1:{outer}",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT",
+        ]
+    )
+    proxy = FaultProxy(upstream_port=inner, listen_port=outer)
+    proxy.start()
+    broker = Broker(port, run_dir, extra_properties=extra)
+    try:
+        broker.start()
+    except Exception:
+        proxy.stop()
+        raise
+    return broker, proxy
+
+
+def scenario_send(
+    mode: str,
+    run_dir: Path,
+    tmp: Path,
+    path: Path,
+    n: int,
+    want: dict[str, dict[str, str]],
+    env: dict[str, str],
+    fault_s: float,
+) -> Verdict:
+    """The worker's Produce requests slowed (``slow``) or its connections reset when they carry one
+    (``fail``) for ``fault_s`` seconds, from 10 % of the input decided."""
+    broker, proxy = proxied_broker(run_dir)
+    try:
+        prefix, settings = fresh(broker, mode, path)  # published directly, not through the proxy
+        crew = Crew(broker, prefix, tmp, {**env, "LIVEWATCH_BROKER": f"kafka://127.0.0.1:{proxy.listen_port}"})
+        crew.start(f"{mode}-w").wait_assigned(timeout=120)
+        faults_at = (crew.wait_decided(n * 0.1) / n,)
+        proxy.set(mode)
+        until = time.monotonic() + fault_s
+        while time.monotonic() < until:
+            crew.check()
+            time.sleep(0.2)
+        proxy.set("pass")
+        c = proxy.counts
+        print(
+            f"  {fault_s:.0f} s of {mode}: {c.produce_requests} produce requests, {c.delayed} delayed, "
+            f"{c.resets} connections reset; {crew.decided() / n:.0%} decided",
+            flush=True,
+        )
+        name = {"slow": "slow-send", "fail": "failing-send"}[mode]
+        return finish(f"{name} {fault_s:.0f} s", settings, crew, n, want, time.monotonic(), faults_at)
+    finally:
+        broker.stop()
+        proxy.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,13 +477,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="the CI form: ≈ 20,000 events")
     ap.add_argument("--events", type=int, help="input size (default 100,000; 20,000 with --quick)")
     ap.add_argument("--kills", type=int, default=30)
-    ap.add_argument("--only", default="kill", help="scenarios, comma-separated (kill)")
+    ap.add_argument("--down", type=float, default=10, help="seconds the broker stays down (broker)")
+    ap.add_argument("--fault-s", type=float, default=15, help="seconds of slow or failing sends")
+    ap.add_argument("--only", default=",".join(SCENARIOS), help=f"scenarios, comma-separated ({', '.join(SCENARIOS)})")
     ap.add_argument(
         "--at-least-once", action="store_true", help="workers without transactions (LIVEWATCH_EXACTLY_ONCE=false)"
     )
-    ap.add_argument("--broker", help="host:port of a running broker (default: start one)")
+    ap.add_argument("--broker", help="host:port of a running broker for kill and scale (default: start one)")
     args = ap.parse_args(argv)
     events = args.events or (20_000 if args.quick else 100_000)
+    names = args.only.split(",")
+    if unknown := [name for name in names if name not in SCENARIOS]:
+        ap.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     with tempfile.TemporaryDirectory(prefix="livewatch-faults-") as t:
         tmp = Path(t)
         path = tmp / "input.jsonl"
@@ -256,23 +496,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"input: {n:,} events; replaying it embedded for the oracle", flush=True)
         want = expected(path, tmp / "embedded")
         print(f"  expected: {len(want['alerts']):,} alerts, {len(want['actions']):,} actions", flush=True)
-        broker = None
+        broker: Broker | None = None
         if args.broker:
             host, port = args.broker.rsplit(":", 1)
             broker = Broker(int(port), tmp / "external")
-        else:
+        elif {"kill", "scale"} & set(names):
             broker = start_broker(tmp / "kafka")
+        env = {"LIVEWATCH_EXACTLY_ONCE": "false" if args.at_least_once else "true"}
         verdicts = []
         try:
-            for name in args.only.split(","):
+            for name in names:
                 print(f"\n[{name}]", flush=True)
                 if name == "kill":
-                    verdicts.append(scenario_kill(broker, tmp, path, n, want, args.kills, not args.at_least_once))
+                    assert broker is not None
+                    verdicts.append(scenario_kill(broker, tmp, path, n, want, env, args.kills))
+                elif name == "scale":
+                    assert broker is not None
+                    verdicts.append(scenario_scale(broker, tmp, path, n, want, env))
+                elif name == "broker":
+                    if args.broker:
+                        print("  (stops and restarts a broker: runs on its own, not on --broker)", flush=True)
+                    verdicts.append(scenario_broker(tmp / "kafka-broker", tmp, path, n, want, env, down_s=args.down))
                 else:
-                    raise SystemExit(f"unknown scenario {name!r}")
+                    mode = {"slow-send": "slow", "failing-send": "fail"}[name]
+                    verdicts.append(scenario_send(mode, tmp / f"kafka-{name}", tmp, path, n, want, env, args.fault_s))
                 print("  " + verdicts[-1].line(), flush=True)
         finally:
-            if not args.broker:
+            if broker is not None and not args.broker:
                 broker.stop()
         print()
         for v in verdicts:

@@ -33,6 +33,7 @@ def free_port() -> int:
 class Broker:
     port: int
     run_dir: Path
+    extra_properties: str = ""  # server.properties lines that override start.sh's (KAFKA_EXTRA_PROPERTIES)
     security: str = "PLAINTEXT"  # or "SASL_SSL": start.sh makes the certificates and SCRAM users
     sasl_password: str = ""
 
@@ -50,6 +51,7 @@ class Broker:
             "KAFKA_PORT": str(self.port),
             "KAFKA_CONTROLLER_PORT": str(self.port + 1),
             "KAFKA_RUN_DIR": str(self.run_dir),
+            "KAFKA_EXTRA_PROPERTIES": self.extra_properties,
             "KAFKA_SECURITY": self.security,
             "KAFKA_SASL_USERNAME": "livewatch",
             "KAFKA_SASL_PASSWORD": self.sasl_password,
@@ -75,10 +77,10 @@ class Broker:
         fields = {k.removeprefix("LIVEWATCH_").lower(): v for k, v in self.client_env().items()}
         return security_kwargs(Settings(**fields))
 
-    def start(self) -> None:
-        done = subprocess.run(
-            [str(KAFKA_DIR / "start.sh")], env=self.env(), capture_output=True, text=True, timeout=600
-        )
+    def start(self, keep_data: bool = False) -> None:
+        """start.sh; ``keep_data``: restart on the topics and offsets of this run dir's last start."""
+        env = {**self.env(), **({"KAFKA_KEEP_DATA": "1"} if keep_data else {})}
+        done = subprocess.run([str(KAFKA_DIR / "start.sh")], env=env, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             raise RuntimeError(f"deploy/kafka/start.sh failed:\n{done.stdout}\n{done.stderr}")
 
@@ -95,7 +97,7 @@ def start_broker(run_dir: Path, security: str = "PLAINTEXT", sasl_password: str 
                     s.bind(("127.0.0.1", port + 1))  # the controller port must be free too
             except OSError:
                 continue
-            broker = Broker(port, run_dir, security, sasl_password)
+            broker = Broker(port, run_dir, security=security, sasl_password=sasl_password)
             broker.start()
             return broker
     raise RuntimeError("no free port pair for the broker")
@@ -138,7 +140,9 @@ class Worker:
         ]
         if rules_dir is not None:
             cmd += ["--rules", str(rules_dir)]
-        self._log = open(self.log_path, "wb")
+        # appended: a worker restarted under its name (the fault suite) keeps its predecessor's log, and with
+        # it the reason that one exited
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             cmd, cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )

@@ -1,5 +1,7 @@
-"""The fault suite's CI form (scripts/faults.py): a worker SIGKILLed again and again under ≈ 20,000 events,
-through the real broker, judged against the embedded replay by the suite's oracle."""
+"""The fault suite's CI form (scripts/faults.py): a worker SIGKILLed again and again, the broker stopped
+under it, workers joining and leaving, output sends slowed and failing — each through the real broker on
+≥ 20,000 events, with exactly-once outputs, judged against the embedded replay by the suite's oracle:
+nothing lost, nothing extra, nothing different, and no record twice for a read_committed consumer."""
 
 from __future__ import annotations
 
@@ -9,6 +11,28 @@ from scripts import faults
 
 pytestmark = pytest.mark.kafka
 
+EXACTLY_ONCE = {"LIVEWATCH_EXACTLY_ONCE": "true"}
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """The 20,000-event input and the replay's outputs, shared by the scenarios (each on fresh topics)."""
+    tmp = tmp_path_factory.mktemp("faults-input")
+    path = tmp / "input.jsonl"
+    n = faults.recording(path, 20_000)
+    want = faults.expected(path, tmp / "embedded")
+    assert n >= 20_000 and want["actions"] and want["alerts"]
+    return path, n, want
+
+
+def assert_correct(verdict: faults.Verdict) -> None:
+    print(verdict.line())  # the figures, in CI's log
+    assert (verdict.lost, verdict.extra, verdict.different, verdict.undecided) == (0, 0, 0, 0), verdict.line()
+    # exactly-once: a read_committed consumer sees every action and alert once
+    assert (verdict.duplicate_actions, verdict.duplicate_alerts) == (0, 0), verdict.line()
+    assert verdict.worker_exits == 0, verdict.line()
+    assert verdict.complete_after_s is not None, verdict.line()
+
 
 def test_the_oracle_counts_what_is_lost_extra_duplicated_and_different():
     want = {"alerts": {"a1": "A1", "a2": "A2"}, "actions": {"x1": "X1", "x2": "X2"}}
@@ -17,15 +41,45 @@ def test_the_oracle_counts_what_is_lost_extra_duplicated_and_different():
     assert faults.judge(want, got) == (1, 1, 2, 1, 1)
 
 
+def test_a_verdict_fails_on_a_worker_exit_or_incomplete_outputs():
+    clean = faults.Verdict("x", 1, 0, 0, 0, 0, 0, 0, 1.0)
+    assert clean.ok
+    assert not faults.Verdict("x", 1, 0, 0, 0, 0, 0, 0, 1.0, worker_exits=1).ok
+    assert not faults.Verdict("x", 1, 0, 0, 0, 0, 0, 0, None).ok
+
+
 @pytest.mark.timeout(900)  # 30 restarts of a Python worker: ≈ 3 min here
-def test_a_worker_killed_thirty_times_loses_nothing_adds_nothing_and_repeats_nothing(kafka, tmp_path):
+def test_a_worker_killed_thirty_times_loses_nothing_adds_nothing_and_repeats_nothing(kafka, tmp_path, recording):
+    path, n, want = recording
+    assert_correct(faults.scenario_kill(kafka, tmp_path, path, n, want, EXACTLY_ONCE, kills=30))
+
+
+@pytest.mark.timeout(600)  # three stops of 5 s, each ≈ 2 s of shutdown and 10 s of start-up: ≈ 2 min here
+def test_the_broker_stopped_three_times_under_a_deciding_worker_loses_nothing_and_the_worker_stays_up(
+    tmp_path, recording
+):
+    path, n, want = recording
+    # its own broker: the session's is shared with every other test and must not go down
+    verdict = faults.scenario_broker(tmp_path / "kafka", tmp_path, path, n, want, EXACTLY_ONCE, stops=3, down_s=5)
+    assert_correct(verdict)
+    assert len(verdict.faults_at) == 3 and all(0 < f < 1 for f in verdict.faults_at), verdict.line()
+
+
+@pytest.mark.timeout(600)  # ≈ 1.5 min here
+def test_workers_joining_and_leaving_mid_stream_lose_nothing_and_add_nothing(kafka, tmp_path):
+    # 50,000 events: on 2 cores 20,000 are all decided before the third worker has joined, so nobody
+    # would leave mid-stream
     path = tmp_path / "input.jsonl"
-    n = faults.recording(path, 20_000)
+    n = faults.recording(path, 50_000)
     want = faults.expected(path, tmp_path / "embedded")
-    assert n >= 20_000 and want["actions"] and want["alerts"]
-    verdict = faults.scenario_kill(kafka, tmp_path, path, n, want, kills=30)
-    print(verdict.line())  # the figures, in CI's log
-    assert (verdict.lost, verdict.extra, verdict.different, verdict.undecided) == (0, 0, 0, 0), verdict.line()
-    # exactly-once: a read_committed consumer sees every action and alert once
-    assert (verdict.duplicate_actions, verdict.duplicate_alerts) == (0, 0), verdict.line()
-    assert verdict.complete_after_s is not None, verdict.line()
+    assert_correct(faults.scenario_scale(kafka, tmp_path, path, n, want, EXACTLY_ONCE))
+
+
+@pytest.mark.timeout(400)  # ≈ 40 s here
+@pytest.mark.parametrize("mode", ["slow", "fail"])
+def test_output_sends_slowed_or_failing_for_ten_seconds_lose_nothing_and_the_worker_stays_up(tmp_path, recording, mode):
+    path, n, want = recording
+    # its own broker: it must advertise the fault proxy, which the session's broker does not
+    verdict = faults.scenario_send(mode, tmp_path / "kafka", tmp_path, path, n, want, EXACTLY_ONCE, fault_s=10)
+    assert_correct(verdict)
+    assert 0 < verdict.faults_at[0] < 1, verdict.line()

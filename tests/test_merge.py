@@ -1,6 +1,6 @@
 """The event-time merge releases events in event-time order once no input can still precede them."""
 
-from pipeline.kafka.merge import EventTimeMerger
+from pipeline.kafka.merge import DeliveryClock, EventTimeMerger
 
 A, B = ("chat", 0), ("price", 0)
 
@@ -97,3 +97,28 @@ def test_a_release_looks_at_each_input_once_however_many_events_it_releases():
     released = m.pop_ready(caught_up, now_s=0)
     assert released == [f"chat@{t}" for t in range(51)] + ["price@50"]  # up to where price has got
     assert sorted(asked) == sorted([A, B])  # once each, not once per event
+
+
+def test_the_delivery_clock_runs_with_the_wall_while_messages_flow_and_barely_while_none_do():
+    clock = DeliveryClock(max_gap_s=1.0)
+    clock.delivered(100.0)
+    clock.delivered(100.5)
+    assert clock.now(100.5) == 0.5 and clock.now(100.75) == 0.75  # a steady flow: wall time
+    # the broker away, or a step stuck on slow sends, for 17 s: the merge's clock moves 1 s
+    assert clock.now(117.5) == 1.5
+    clock.delivered(117.5)
+    assert clock.now(118.0) == 2.0
+
+
+def test_held_events_are_not_forced_out_by_a_pause_in_which_nothing_was_delivered():
+    clock = DeliveryClock(max_gap_s=1.0)
+    m = merger(max_lateness_ms=1000, max_wait_s=5)
+    clock.delivered(0)
+    m.push(A, 100, "chat@100", now_s=clock.now(0))
+    m.push(A, 5000, "chat@5000", now_s=clock.now(0))
+    # 20 s with no delivery (price lags: the broker holds its older events): nothing is forced
+    assert m.pop_ready(lambda tp: False, now_s=clock.now(20), wait_for_lagging=True) == []
+    clock.delivered(20)
+    m.push(B, 50, "price@50", now_s=clock.now(20))
+    assert m.pop_ready(lambda tp: tp == B, now_s=clock.now(20), wait_for_lagging=True)[0] == "price@50"
+    assert not m.forced

@@ -17,6 +17,10 @@
 #   KAFKA_OFFSETS_PARTITIONS  partitions of __consumer_offsets (default 4)
 #   KAFKA_EXTRA_PROPERTIES extra server.properties lines (newline separated),
 #                          appended last so they win
+#   KAFKA_KEEP_DATA        1: restart on the data dir of an earlier start from
+#                          this run dir (same topics, offsets, cluster id)
+#                          instead of wiping it; an empty run dir starts fresh
+#                          (PLAINTEXT only: SASL_SSL makes new passwords)
 #   KAFKA_SECURITY         the client listener: PLAINTEXT (default) or SASL_SSL
 #                          (TLS + SCRAM; a CA and the broker's certificate are
 #                          made in $KAFKA_RUN_DIR/tls on every start, with keytool)
@@ -106,10 +110,20 @@ for p in "$PORT" "$CTRL_PORT"; do
   port_in_use "$p" && die "port $HOST:$p is already in use (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
 done
 
-# 3. Fresh state for this run.
-rm -rf "$DATA_DIR"
-mkdir -p "$DATA_DIR"
-: >"$LOG_FILE"
+# 3. Fresh state for this run, unless asked to restart on the data of an
+#    earlier one (a broker restart, for the fault suite).
+KEEP=""
+if [[ "${KAFKA_KEEP_DATA:-}" == 1 && -f "$DATA_DIR/meta.properties" && -s "$RUN_DIR/cluster.id" ]]; then
+  # SCRAM users are written at format and the certificates are made anew on every start, so a kept
+  # SASL_SSL broker would refuse its clients' new passwords: refuse the combination instead.
+  [[ "$SECURITY" == PLAINTEXT ]] || die "KAFKA_KEEP_DATA=1 works with KAFKA_SECURITY=PLAINTEXT only"
+  KEEP=1
+  log "restarting on the existing data in $DATA_DIR (KAFKA_KEEP_DATA=1)"
+else
+  rm -rf "$DATA_DIR"
+  mkdir -p "$DATA_DIR"
+  : >"$LOG_FILE"
+fi
 
 # 3b. SASL_SSL: a fresh CA, the broker's certificate signed by it, SCRAM passwords. The listener
 #     and the broker's own (inter-broker) client both use SASL_SSL, so no port is left in the clear
@@ -272,11 +286,12 @@ JAVA_OPTS=($HEAP_OPTS -Djava.awt.headless=true "-Dlog4j2.configurationFile=$LOG4
 #    bytes, same shape as `kafka-storage.sh random-uuid`; avoid a leading '-').
 t_format=$(now_ms)
 cluster_id=""
+if [[ -n "$KEEP" ]]; then cluster_id="$(cat "$RUN_DIR/cluster.id")"; fi   # formatted already
 while [[ -z "$cluster_id" || "$cluster_id" == -* ]]; do
   cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
 done
 echo "$cluster_id" >"$RUN_DIR/cluster.id"
-if ! java -XX:TieredStopAtLevel=1 "${JAVA_OPTS[@]}" -cp "$CP" kafka.tools.StorageTool format \
+if [[ -z "$KEEP" ]] && ! java -XX:TieredStopAtLevel=1 "${JAVA_OPTS[@]}" -cp "$CP" kafka.tools.StorageTool format \
       --config "$PROPS" --cluster-id "$cluster_id" --ignore-formatted "${SCRAM_ARGS[@]}" >>"$LOG_FILE" 2>&1; then
   show_log_tail
   die "kafka.tools.StorageTool format failed"

@@ -28,7 +28,7 @@ from faust.types import TP, Message
 from pipeline.engine import Engine, Outcome
 from pipeline.errors import TransientError
 from pipeline.kafka.batches import BatchTransport
-from pipeline.kafka.merge import EventTimeMerger, order_key
+from pipeline.kafka.merge import DeliveryClock, EventTimeMerger, order_key
 from pipeline.kafka.offsets import OffsetTracker, Pending, Reread
 from pipeline.kafka.reader import History, committed_ends, read_history, read_range
 from pipeline.kafka.rebuild import RebuildCoordinator
@@ -214,6 +214,7 @@ class WorkerRuntime:
         )
 
         self._mergers: dict[int, EventTimeMerger[TP, _Held]] = {}
+        self._merge_clock = DeliveryClock()  # the mergers' time: stands still while nothing is delivered
         self._owned: dict[int, set[TP]] = {}  # partition number → the input topic-partitions we own
         self._assigned = False  # False between a revocation and the next assignment
         self._limbo: list[Message] = []  # delivered meanwhile: ours or not is known at assignment
@@ -307,6 +308,7 @@ class WorkerRuntime:
                 return
             step = _Step()
             now = time.monotonic()
+            self._merge_clock.delivered(now)
             ack_now = []
             for msg in messages:
                 tp = msg.tp
@@ -365,7 +367,7 @@ class WorkerRuntime:
                 )
             seq = seq_of(headers)
             held = _Held(decoded, raw, source, pending, order_key(decoded.ts, seq, tp.topic, offset))
-            merger.push(tp, decoded.ts, held, now, seq=seq, topic=tp.topic, offset=offset)
+            merger.push(tp, decoded.ts, held, self._merge_clock.now(now), seq=seq, topic=tp.topic, offset=offset)
         except Exception as e:
             step.decided.append(_Decided(self.sender.failure(e, raw, source), key, pending, raw, source))
 
@@ -389,6 +391,8 @@ class WorkerRuntime:
                 self.metrics.reread.inc(len(entries))
             step = _Step()
             now = time.monotonic()
+            if entries:
+                self._merge_clock.delivered(now)
             for entry in entries:
                 r = by_offset[entry.offset]
                 self._accept(step, tp, r.offset, r.key, r.value, r.headers, entry, now)
@@ -403,7 +407,7 @@ class WorkerRuntime:
             if not self.rebuilds.is_open(partition) or self.offsets.blocked(self._owned.get(partition, ())):
                 continue
             # an input not caught up is the consumer's lag, not a late producer: waited for until it stalls
-            for held in merger.pop_ready(self._caught_up, now, wait_for_lagging=True):
+            for held in merger.pop_ready(self._caught_up, self._merge_clock.now(now), wait_for_lagging=True):
                 key = held.decoded.room_id.encode()
                 try:
                     passed = self.rebuilds.decided_before(partition, held.key)
@@ -551,7 +555,8 @@ class WorkerRuntime:
         """A rebuild opened ``partition`` (called under the lock): release what waited for it."""
         merger = self._mergers.get(partition)
         if merger is not None:
-            merger.restart_wait(time.monotonic())  # held back by us, not stalled: count the wait from now
+            # held back by us, not stalled: count the wait from now
+            merger.restart_wait(self._merge_clock.now(time.monotonic()))
         try:
             await self._release()
         except Exception:
