@@ -56,9 +56,7 @@ def test_a_worker_killed_thirty_times_loses_nothing_adds_nothing_and_repeats_not
 
 
 @pytest.mark.timeout(600)  # three stops of 5 s, each ≈ 2 s of shutdown and 10 s of start-up: ≈ 2 min here
-def test_the_broker_stopped_three_times_under_a_deciding_worker_loses_nothing_and_repeats_nothing(
-    tmp_path, recording
-):
+def test_the_broker_stopped_three_times_under_a_deciding_worker_loses_nothing_and_repeats_nothing(tmp_path, recording):
     path, n, want = recording
     # its own broker: the session's is shared with every other test and must not go down
     verdict = faults.scenario_broker(tmp_path / "kafka", tmp_path, path, n, want, EXACTLY_ONCE, stops=3, down_s=5)
