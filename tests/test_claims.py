@@ -472,3 +472,11 @@ def test_long_speech_is_reported_from_its_own_model_score():
     assert ModelThresholds(min_score=0.5, live_score=0.9).min_for(10_000, 200) == 0.5
     with pytest.raises(ValueError, match="long_min_score"):
         ModelThresholds(min_score=0.5, long_min_score=0.4, live_score=0.9)
+
+
+def test_an_utterance_delivered_again_raises_its_findings_once():
+    state = on_air("health_food")
+    said = transcript("吃了三个月血压就降下来了", event_id="asr-7")
+    assert detect(said, state)
+    assert detect(said, state) == []  # the same event id again: its findings are out already
+    assert detect(transcript("吃了三个月血压就降下来了"), state)  # the same words said again are a new claim
