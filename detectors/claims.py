@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import pairwise
 from typing import ClassVar, Literal
 
@@ -46,6 +46,8 @@ from schemas.events import (
 from schemas.findings import Evidence, EvidenceHow, Finding, FindingStatus
 from schemas.rules import RegexPattern, Rule
 
+_LETTER = re.compile("[a-z]")
+_DIGIT_OF_NUMERAL = str.maketrans("零一二三四五六七八九", "0123456789")
 SpeechSource = Literal["transcript", "host_chat", "title"]
 ClaimType = Literal["absolute", "efficacy", "fabricated_data", "guarantee"]
 
@@ -56,6 +58,9 @@ ABSOLUTE_ONLY = frozenset({"own_range", "ordinal"})
 CONTEXT_REACH = 24
 #: a clause this short after a clause that claims nothing is an item of the same list ("排毒、清肠、刮油")
 LIST_ITEM = 4
+#: a clause this short that ends with a question mark echoes a viewer's question ("减肥？", "保证瘦？")
+ECHO_CHARS = 6
+_QUESTION_MARK = re.compile("[?？]")
 #: a clause that claims nothing and ends so introduces what follows ("规定里写了，…"), which claims nothing either
 INTRODUCES = ("说了", "写了", "写着", "规定", "说的是", "的规则是")
 
@@ -131,7 +136,9 @@ class ClaimRule(Rule):
     categories: list[ProductCategory] | None = None
     #: ... and never while one of these is pitched (e.g. a registered drug may state its indication)
     exempt_categories: list[ProductCategory] = Field(default_factory=list)
-    homophones: bool = False
+    #: also match the terms' homophones ("减fei", "见肥"); ``letters`` only where a syllable is spelt in pinyin
+    #: letters ("全wang zui di价") — for terms whose Chinese homophones are everyday words ("最有" ~ 最优)
+    homophones: bool | Literal["letters"] = False
     sources: list[SpeechSource] = ["transcript", "host_chat", "title"]  # pydantic copies a mutable default
     #: set for a rule read by the claims model instead of terms and patterns
     model: ModelThresholds | None = None
@@ -170,6 +177,11 @@ class ClaimContext(BaseModel):
     #: a refusal or quoted rule holding one of these covers the clause before it too ("别的直播间说吃了瘦二十斤，
     #: 我们不这么说", "立竿见影、一用就灵这类词规定不让用")
     refers_back: list[Term] = Field(default_factory=list)
+    #: ... unless it denies the judgement ("全网最低，这不是虚假宣传")
+    judgement_denied: list[RegexPattern] = Field(default_factory=list)
+    #: a clause after a quoted rule or a refusal holding one of these names a member of what it listed
+    #: ("广告法列了一串不能用的词，最佳就在里面")
+    in_the_list: list[Term] = Field(default_factory=list)
     #: a clause matching one of these and holding none of ``product_refs`` is general advice
     advice: list[RegexPattern] = Field(default_factory=list)
     #: words that tie a clause to the product being sold ("这款", "咱家", "吃了")
@@ -232,6 +244,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         super().__init__(settings, rules, context)
         self._terms = ahocorasick.Automaton()
         self._pinyin = ahocorasick.Automaton()
+        self._letters_only: set[int] = set()  # rules whose homophones count only when spelt in letters
         term_rules: dict[str, list[tuple[int, str]]] = {}
         pinyin_rules: dict[str, list[tuple[int, str]]] = {}
         for idx, rule in enumerate(self.rules):
@@ -240,8 +253,13 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             for term in rule.terms:
                 key = normalize(term).text
                 term_rules.setdefault(key, []).append((idx, term))
+                # the normaliser keeps numerals as written; a term's "一" also matches a spoken "1" ("第1品牌")
+                if (digits := key.translate(_DIGIT_OF_NUMERAL)) != key:
+                    term_rules.setdefault(digits, []).append((idx, term))
                 if rule.homophones and len(key) >= 2:
                     pinyin_rules.setdefault(pinyin_keys(key).text, []).append((idx, term))
+                    if rule.homophones == "letters":
+                        self._letters_only.add(idx)
         for key, entries in term_rules.items():
             self._terms.add_word(key, (len(key), entries))
         for key, entries in pinyin_rules.items():
@@ -291,6 +309,8 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         self._not_refusals = [normalize(w).text for w in ctx.not_refusals]  # overlaps are checked one by one
         self._contrast = words_regex(ctx.contrasts)
         self._refers_back = words_regex(ctx.refers_back)
+        self._judgement_denied = [re.compile(p) for p in ctx.judgement_denied]
+        self._in_the_list = words_regex(ctx.in_the_list)
         self._product_refs = words_regex(ctx.product_refs)
         self._ordinals = words_regex(ctx.ordinals)
         self._own_range = [re.compile(p) for p in ctx.own_range]
@@ -382,7 +402,10 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 span = norm[start:end]
                 if all(is_han(c) for c in span) and not chars.intersection(span):
                     continue  # an everyday word that only sounds alike ("一件非常" ~ 减肥), not an evasion
+                spelt = _LETTER.search(span) is not None
                 for idx, term in entries:
+                    if not spelt and idx in self._letters_only:
+                        continue
                     if (idx, start, end) not in exact_spans:
                         found.append((idx, start, end, term, "homophone"))
         for k in self._patterns.candidates(norm):
@@ -403,9 +426,12 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             (k, min(k + CONTEXT_REACH, e)) for s, e in pairwise(cuts) for k in range(s, max(e, s + 1), CONTEXT_REACH)
         ]
         carried: str | None = None  # a reason that goes on over a list ("不能说排毒、清肠、刮油") or after "写了，"
+        asked = set(self._question_ends(text))
         for k, (s, e) in enumerate(spans):
             clause = norm[s:e]
-            reason = self._clause_reason(clause) or carried
+            # a few words asked back ("减肥？", "保证瘦？") repeat a viewer's question; they claim nothing
+            echo = "question" if e in asked and e - s <= ECHO_CHARS else None
+            reason = self._clause_reason(clause) or carried or echo
             carried, to_end = None, False
             if reason is not None:
                 out.append((s, e, reason))
@@ -423,13 +449,26 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 out.append((s, e, "own_range"))
             if to_end and reason in ("refusal", "rule_quote") and k + 1 < len(spans):
                 following = norm[spans[k + 1][0] : spans[k + 1][1]]
-                if (len(following) <= LIST_ITEM or clause.endswith(INTRODUCES)) and not self._contrast.match(following):
+                if (
+                    len(following) <= LIST_ITEM or clause.endswith(INTRODUCES) or self._in_the_list.search(following)
+                ) and not self._contrast.match(following):
                     carried = reason
-            if k > 0 and reason in ("refusal", "rule_quote") and self._refers_back.search(clause):
+            if (
+                k > 0
+                and reason in ("refusal", "rule_quote")
+                and self._refers_back.search(clause)
+                and not any(rx.search(clause) for rx in self._judgement_denied)
+            ):
                 out.append((spans[k - 1][0], spans[k - 1][1], "refusal"))
         out.extend((m.start(), m.end(), "ordinal") for m in self._ordinals.finditer(norm))
         out.sort()
         return out
+
+    @staticmethod
+    def _question_ends(text: NormalizedText) -> Iterator[int]:
+        """Normalised positions where a clause ended with a question mark."""
+        for m in _QUESTION_MARK.finditer(text.raw):
+            yield bisect_left(text.offsets, m.start())
 
     @staticmethod
     def _outside(norm: str, context: list[tuple[int, int, str]], claim_type: str) -> str:

@@ -35,6 +35,8 @@ _INVISIBLE = (
 )
 
 _KEEP_SYMBOLS = frozenset("%.")
+#: symbols that stand for a number NFKC leaves alone: the keycap ten emoji ("月销🔟万+")
+_NUMBER_SYMBOLS = {"\U0001f51f": "10"}
 #: punctuation that ends a clause; the normaliser drops it, ``clause_breaks`` finds where it stood
 _CLAUSE_END_RX = re.compile("[，。！？；：、,.!?;:…～~\n]")
 _MIN_RUN_TO_COLLAPSE = 3
@@ -65,6 +67,8 @@ def _fold(ch: str) -> str:
     """NFKC + lower case of one character, '' if it is invisible or an inserted symbol."""
     if ch in _INVISIBLE:
         return ""
+    if ch in _NUMBER_SYMBOLS:
+        return _NUMBER_SYMBOLS[ch]
     folded = unicodedata.normalize("NFKC", ch).lower()
     kept = []
     for c in folded:

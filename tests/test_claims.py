@@ -164,6 +164,8 @@ def test_exception_context_suppresses_only_the_phrase_it_covers(quiet, loud, rul
         ("减.肥.神器", "food", "claims.efficacy.weight_loss", "减.肥", "normalized"),  # inserted symbols
         ("最最最佳的口感", "food", "claims.absolute.superlative", "最最最佳", "normalized"),  # repeats
         ("减fei茶买三送一", "food", "claims.efficacy.weight_loss", "减fei", "homophone"),  # homophone
+        ("全wang zui di价", None, "claims.absolute.lowest_price", "全wang zui di", "homophone"),  # spelt in letters
+        ("第①品牌", None, "claims.absolute.rank_first", "第①品牌", "normalized"),  # a numeral written as a digit
         ("这款见肥茶", "food", "claims.efficacy.weight_loss", "见肥", "homophone"),  # homophone
     ],
 )
@@ -186,6 +188,8 @@ def test_everyday_words_sharing_a_terms_pinyin_are_not_homophone_evasion():
     assert says("这一件非常划算", "food") == set()
     assert says("我当然知道你们喜欢", "food") == set()
     assert says("这个西瓜有十五斤", "food") == set()
+    # rules whose homophones count only when spelt in letters: "最有" sounds like 最优
+    assert says("这个颜色最有气质", "general") == set()
 
 
 # -- who is scanned ---------------------------------------------------------------------------------
@@ -366,6 +370,17 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
         # the best way to do something, a pet's diet
         ("补水最有效的方法其实是多喝水", "general"),
         ("我家狗太胖了，医生说得给它减减肥", "general"),
+        # a viewer's question echoed in a few words, what someone else said disowned, a rule naming a listed word
+        ("保证瘦？我可没这么说过", "food"),
+        ("抗癌？一个水杯哪能抗癌", "general"),
+        ("评论区说喝了能降血脂，这话我们不认", "food"),
+        ("有主播喊无效退款，那就叫虚假宣传", "health_food"),
+        ("广告法列了一串极限词，顶级就在里面", "general"),
+        ("这个没有什么正宗不正宗的，都是一个产地", "food"),
+        # a drug label's warnings, a standard's figure, a proper hospital
+        ("这个药吃了可能会犯困，吃完别开车", "drug"),
+        ("这款口罩颗粒物过滤效率不低于百分之九十五", "medical_device"),
+        ("牙疼了去正规医院看看，别自己扛", "general"),
     ],
 )
 def test_context_in_which_claim_words_make_no_claim(text, category):
@@ -391,6 +406,8 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         ("我跟你们保证，吃了一定能瘦", "food", "guarantee"),  # a promise with no negator before it
         ("我妈喝了以后去医院复查，血糖全正常了", "health_food", "efficacy"),  # a testimonial, not advice
         ("批准的保健功能是辅助降血脂，吃了一个月血脂全正常了", "health_food", "efficacy"),  # the label, then a claim
+        ("全网最低价，这不是虚假宣传", "general", "absolute"),  # denying the judgement refers back to nothing
+        ("保证瘦？对，保证你一个月瘦十斤", "food", "guarantee"),  # the echo is answered with a claim
     ],
 )
 def test_context_does_not_hide_a_claim_made_next_to_it(text, category, claim_type):
