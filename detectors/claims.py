@@ -111,6 +111,9 @@ class ModelThresholds(BaseModel):
     #: the min_score of long speech (settings.long_speech_chars and longer), if higher: its score is its best
     #: clause's, and the best of many clauses is high by chance more often than the one clause of a sentence
     long_min_score: float | None = Field(default=None, ge=0, le=1)
+    #: the min_score while no product has been shown in the room, if higher: with nothing on sale the speech is
+    #: mostly chit-chat, and only the lexicon's explicit claims and the model's surest readings are reported
+    no_product_min_score: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> ModelThresholds:
@@ -118,10 +121,17 @@ class ModelThresholds(BaseModel):
             raise ValueError(f"live_score {self.live_score} is below min_score {self.min_score}")
         if self.long_min_score is not None and not self.min_score <= self.long_min_score <= self.live_score:
             raise ValueError(f"long_min_score {self.long_min_score} is not between min_score and live_score")
+        if self.no_product_min_score is not None and not self.min_score <= self.no_product_min_score <= self.live_score:
+            raise ValueError(
+                f"no_product_min_score {self.no_product_min_score} is not between min_score and live_score"
+            )
         return self
 
-    def min_for(self, chars: int, long_speech_chars: int) -> float:
-        """The score from which a text of ``chars`` normalised characters is reported."""
+    def min_for(self, chars: int, long_speech_chars: int, on_air: bool = True) -> float:
+        """The score from which a text of ``chars`` normalised characters is reported (``on_air``: a product
+        has been shown in the room)."""
+        if not on_air and self.no_product_min_score is not None:
+            return max(self.no_product_min_score, self.min_for(chars, long_speech_chars))
         if self.long_min_score is not None and chars >= long_speech_chars:
             return self.long_min_score
         return self.min_score
@@ -269,7 +279,15 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         self._has_pinyin = bool(pinyin_rules)
         # A homophone evasion either spells a syllable in letters ("减fei") or keeps a character of the term
         # ("见肥"): a text with neither cannot hold one, and most host speech is skipped at C speed.
-        term_chars = sorted({c for key, entries in pinyin_rules.items() for _, t in entries for c in normalize(t).text})
+        term_chars = sorted(
+            {
+                c
+                for entries in pinyin_rules.values()
+                for idx, t in entries
+                if idx not in self._letters_only  # a letters-only homophone needs a letter anyway
+                for c in normalize(t).text
+            }
+        )
         self._may_be_homophone = re.compile("[a-z" + re.escape("".join(term_chars)) + "]")
         if self._has_terms:
             self._terms.make_automaton()
@@ -288,7 +306,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         #: rule indices of the model rules, in file order: the first that applies to the category decides
         self._model_rules = [idx for idx, rule in enumerate(self.rules) if rule.model is not None]
         self.model: ClaimModel | None = None
-        self._applicable: dict[tuple[str, str], tuple[list[ClaimRule], float]] = {}
+        self._applicable: dict[tuple[str, str, bool], tuple[list[ClaimRule], float]] = {}
         if self._model_rules or settings.model_file in context.resources:
             data = context.resources.get(settings.model_file)
             if data is None:
@@ -339,10 +357,11 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         if text is None or event.event_id in state.reported_ids:
             return []  # nothing to read, or delivered again: its findings are out already
         category = state.current_category or self.settings.default_category
+        on_air = state.current_category is not None
         if isinstance(event, TranscriptEvent):
-            findings = self._scan(event, text, "transcript", "text", category)
+            findings = self._scan(event, text, "transcript", "text", category, on_air)
         elif isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator"):
-            findings = self._scan(event, text, "host_chat", "text", category)
+            findings = self._scan(event, text, "host_chat", "text", category, on_air)
         else:
             return []
         if findings:
@@ -527,7 +546,13 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         return False
 
     def _scan(
-        self, event: BaseEvent, text: NormalizedText, source: SpeechSource, field: str, category: str
+        self,
+        event: BaseEvent,
+        text: NormalizedText,
+        source: SpeechSource,
+        field: str,
+        category: str,
+        on_air: bool = True,
     ) -> list[Finding]:
         by_rule: dict[int, list[Evidence]] = {}
         best_score: dict[int, float] = {}
@@ -558,7 +583,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             )
             best_score[idx] = max(best_score.get(idx, 0.0), score)
 
-        verdict, model_rule = self._read_model(text, source, category)
+        verdict, model_rule = self._read_model(text, source, category, on_air)
         spans: tuple[tuple[int, int, str, float], ...] = ()
         if verdict is not None:
             assert self.model is not None
@@ -591,7 +616,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 again = (
                     self.model.read(
                         NormalizedText(raw=rest, text=rest, offsets=tuple(range(len(rest)))),
-                        at_least=model_rule.model.min_for(len(text.text), self.settings.long_speech_chars),
+                        at_least=model_rule.model.min_for(len(text.text), self.settings.long_speech_chars, on_air),
                     )
                     if rest
                     else None
@@ -600,7 +625,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                     not kept
                     or again is None
                     or again.claim_type != verdict.claim_type  # what is left claims something else, if anything
-                    or again.score < model_rule.model.min_for(len(text.text), self.settings.long_speech_chars)
+                    or again.score < model_rule.model.min_for(len(text.text), self.settings.long_speech_chars, on_air)
                 ):
                     verdict = None
             spans = tuple(kept)
@@ -647,17 +672,18 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         return findings
 
     def _read_model(
-        self, text: NormalizedText, source: SpeechSource, category: str
+        self, text: NormalizedText, source: SpeechSource, category: str, on_air: bool = True
     ) -> tuple[Verdict | None, ClaimRule | None]:
         """The model's verdict and the model rule that reports it, when the verdict reaches that rule's
         ``min_score``. Of the model rules for the verdict's claim type, the first that applies to the
         category and source decides (a rule for health food may be stricter than the rule for the rest)."""
         if self.model is None or not text.text:
             return None, None
-        key = (source, category)
-        if key not in self._applicable:  # a few (source, category) pairs: worked out once each
+        key = (source, category, on_air)
+        if key not in self._applicable:  # a few (source, category, on air) keys: worked out once each
             rules = [self.rules[i] for i in self._model_rules if self._applies(self.rules[i], source, category)]
-            self._applicable[key] = (rules, min((r.model.min_score for r in rules), default=1.0))  # type: ignore[union-attr]
+            lowest = min((r.model.min_for(0, 1, on_air) for r in rules), default=1.0)  # type: ignore[union-attr]
+            self._applicable[key] = (rules, lowest)
         applicable, at_least = self._applicable[key]
         if not applicable:
             return None, None
@@ -665,7 +691,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         if verdict is None:
             return None, None
         rule = next((r for r in applicable if r.claim_type == verdict.claim_type), None)
-        if rule is None or verdict.score < rule.model.min_for(len(text.text), self.settings.long_speech_chars):  # type: ignore[union-attr]
+        if rule is None or verdict.score < rule.model.min_for(len(text.text), self.settings.long_speech_chars, on_air):  # type: ignore[union-attr]
             return None, None
         return verdict, rule
 

@@ -6,8 +6,9 @@
 
 (a) **Frozen hold-outs** (corpus/claims/holdout.jsonl — written before any model was trained, without
     looking at the training corpus or the lexicon, never edited — but context families were later widened
-    on reading its false alarms, so its hard-negative figure is optimistic; holdout3.jsonl — written the
-    same way later and read only for figures, never for its errors: the clean measure; see HOLDOUT*.md):
+    on reading its false alarms, so its hard-negative figure is optimistic; holdout4.jsonl — written the
+    same way later and read only for figures, never for its errors: the clean measure; see HOLDOUT*.md;
+    hold-outs 2 and 3 were read for their errors and retired into training, TRAIN_E.md and TRAIN_F.md):
     each utterance is run as a host transcript with its category on air. "Flagged" = the detector raised
     any finding (live or review); "acted" = a live one. Precision / recall / F1 per claim type (the type
     must be right), overall, recall per evasion type, false-alarm rate per hard-negative family — against
@@ -245,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         "--holdout",
         type=Path,
         nargs="+",
-        default=[p for p in (REPO / "corpus" / "claims" / f"{n}.jsonl" for n in ("holdout", "holdout3")) if p.exists()],
-        help="frozen hold-outs (default: corpus/claims/holdout.jsonl and holdout3.jsonl)",
+        default=[p for p in (REPO / "corpus" / "claims" / f"{n}.jsonl" for n in ("holdout", "holdout4")) if p.exists()],
+        help="frozen hold-outs (default: corpus/claims/holdout.jsonl and holdout4.jsonl)",
     )
     ap.add_argument("--labelled", type=Path, default=REPO / "scripts" / "claims_labelled.jsonl")
     ap.add_argument(

@@ -459,6 +459,23 @@ def test_model_finding_is_review_below_the_live_score_and_live_above():
         assert finding.status == status
 
 
+def test_with_no_product_shown_the_model_reports_only_from_its_no_product_line():
+    rule = next(r for r in RULES if r.id == "claims.model.efficacy")
+    text = "我婆婆喝了俩月，现在去医院复查医生都说指标好多了"
+    verdict = DETECTOR.model.read(normalize(text))
+    assert verdict is not None and verdict.claim_type == "efficacy"
+    for line, reported in ((min(1.0, verdict.score + 0.01), False), (verdict.score - 0.001, True)):
+        model = rule.model.model_copy(
+            update={"min_score": verdict.score - 0.05, "no_product_min_score": line, "live_score": max(line, 0.9)}
+        )
+        tuned = rule.model_copy(update={"model": model})
+        det = FalseClaimsDetector(
+            ClaimsSettings(**DATA["settings"]), [tuned if r.id == rule.id else r for r in RULES], CONTEXT
+        )
+        assert bool(detect(transcript(text), det=det)) is reported  # no product shown yet
+        assert detect(transcript(text), on_air("food"), det=det)  # a product on air: from min_score as before
+
+
 def test_lexicon_finding_says_when_the_model_agrees_and_carries_the_model_version():
     [finding] = detect(transcript("这个茶坚持喝能降血压"), on_air("food"))
     assert finding.details["fired"] == ["lexicon", "model"]
