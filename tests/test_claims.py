@@ -381,6 +381,12 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
         ("这个药吃了可能会犯困，吃完别开车", "drug"),
         ("这款口罩颗粒物过滤效率不低于百分之九十五", "medical_device"),
         ("牙疼了去正规医院看看，别自己扛", "general"),
+        # the seller's own scope right before the superlative, the seller's own brand; refusing what was named
+        ("这个是我们店最便宜的数据线", "electronics"),
+        ("这款是我们品牌旗下最轻薄的一台", "electronics"),
+        ("别家说的什么喝了刮油，我们这里不讲这个", "food"),
+        ("它治不好你的胃病，药还是要按时吃", "health_food"),
+        ("有慢性病的家人，吃之前先问问你的医生", "health_food"),
     ],
 )
 def test_context_in_which_claim_words_make_no_claim(text, category):
@@ -407,6 +413,8 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         ("我妈喝了以后去医院复查，血糖全正常了", "health_food", "efficacy"),  # a testimonial, not advice
         ("批准的保健功能是辅助降血脂，吃了一个月血脂全正常了", "health_food", "efficacy"),  # the label, then a claim
         ("全网最低价，这不是虚假宣传", "general", "absolute"),  # denying the judgement refers back to nothing
+        ("我们家的面膜是最好的", "cosmetics", "absolute"),  # the seller's product as subject: no own range
+        ("我们品牌是全网最好的", "general", "absolute"),  # a brand with a market scope: no own range
         ("保证瘦？对，保证你一个月瘦十斤", "food", "guarantee"),  # the echo is answered with a claim
     ],
 )
