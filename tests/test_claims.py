@@ -387,6 +387,14 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
         ("别家说的什么喝了刮油，我们这里不讲这个", "food"),
         ("它治不好你的胃病，药还是要按时吃", "health_food"),
         ("有慢性病的家人，吃之前先问问你的医生", "health_food"),
+        # a con or a lie named, nobody would say it, not playing that game, the effect is not what use gives
+        ("说喝了能长个子的，那都是忽悠", "food"),
+        ("要说它是全球领先，那是吹牛", "electronics"),
+        ("无效退款？没有哪个商家敢这么说", "health_food"),
+        ("什么一周瘦十斤的，我们不玩这一套", "food"),
+        ("不是吃了就能降血糖的，那是药的事", "food"),
+        ("我没办法承诺七天见效，皮肤有代谢周期", "cosmetics"),
+        ("这一批新到的杯子里，这个容量最大", "general"),
     ],
 )
 def test_context_in_which_claim_words_make_no_claim(text, category):
@@ -415,6 +423,9 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         ("全网最低价，这不是虚假宣传", "general", "absolute"),  # denying the judgement refers back to nothing
         ("我们家的面膜是最好的", "cosmetics", "absolute"),  # the seller's product as subject: no own range
         ("我们品牌是全网最好的", "general", "absolute"),  # a brand with a market scope: no own range
+        ("全网最低价，这不是吹牛", "general", "absolute"),  # "不是吹牛" affirms
+        ("全网最低价，我是不敢相信", "general", "absolute"),  # "不敢相信" is amazement, no refusal
+        ("不骗你，喝了一个月瘦了十五斤", "food", "efficacy"),  # "不骗你" affirms
         ("保证瘦？对，保证你一个月瘦十斤", "food", "guarantee"),  # the echo is answered with a claim
     ],
 )
