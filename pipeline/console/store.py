@@ -226,8 +226,9 @@ class Store:
         """Insert the rows whose key is not there yet; the number inserted."""
         if not rows:
             return 0
-        result = conn.execute(self._insert(table).on_conflict_do_nothing(), list(rows))
-        return max(result.rowcount, 0)
+        # RETURNING names the rows really inserted (rowcount of a many-row insert is not reliable everywhere)
+        key = next(iter(table.primary_key.columns))
+        return len(conn.execute(self._insert(table).on_conflict_do_nothing().returning(key), list(rows)).all())
 
     def add_findings(self, items: Iterable[Finding]) -> int:
         rows = [
