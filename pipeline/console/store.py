@@ -27,10 +27,12 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     create_engine,
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -44,6 +46,8 @@ SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 REVIEW_STATES = ("open", "escalated", "confirmed", "dismissed")
 STATE_OF_DECISION = {"confirm": "confirmed", "dismiss": "dismissed", "escalate": "escalated"}
 ROLES = ("viewer", "reviewer", "lead")
+DECIDED, QUEUED, QUEUED_SHADOW = 0, 1, 2
+CHOICES_TTL_S = 30.0
 
 metadata = MetaData()
 
@@ -65,11 +69,15 @@ findings = Table(
     Column("summary", Text, nullable=False),
     Column("review_state", String(20), nullable=False, default="open"),
     Column("review_ts", BigInteger, nullable=True),
+    # the queue a finding is in: QUEUED (open or escalated), QUEUED_SHADOW (the same, of a shadow rule) or
+    # DECIDED; one equality, so the default queue is read in order from one index and counted from it
+    Column("queue", Integer, nullable=False),
     Column("body", Text, nullable=False),
-    # the queue's order, and its filters
-    Index("ix_findings_queue", "review_state", "severity_rank", "ts"),
-    Index("ix_findings_room", "room_id", "ts"),
-    Index("ix_findings_rule", "rule_id", "ts"),
+    Index("ix_findings_queue", "queue", "severity_rank", "ts", "finding_id"),
+    Index("ix_findings_state", "review_state", "severity_rank", "ts"),
+    # a room's or a rule's queue, in the queue's order (and a room's findings in time order)
+    Index("ix_findings_room", "room_id", "queue", "severity_rank", "ts", "finding_id"),
+    Index("ix_findings_rule", "rule_id", "queue", "severity_rank", "ts", "finding_id"),
     Index("ix_findings_subject", "subject_id", "ts"),
     Index("ix_findings_ts", "ts"),
 )
@@ -216,9 +224,22 @@ class Store:
         except Exception as e:  # a wrong URL, a server not running, a missing driver
             raise StoreError(f"cannot open the console store {parsed.render_as_string()}: {e}") from e
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        # every rule and room, for the filters: a scan of an index, so kept, and renewed after an insert here or
+        # after CHOICES_TTL_S (another console may write to the same server)
+        self._choices: tuple[float, dict[str, list[str]]] | None = None
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (and PostgreSQL's visibility map, for index-only counts) after a
+        bulk load; the server's autovacuum does the same on its own schedule."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM ANALYZE"))
+        else:
+            with self.engine.begin() as conn:
+                conn.execute(text("ANALYZE"))
 
     # -- writing -------------------------------------------------------------------------------------
 
@@ -248,12 +269,16 @@ class Store:
                 "summary": f.summary,
                 "review_state": "open",
                 "review_ts": None,
+                "queue": QUEUED_SHADOW if f.status == "shadow" else QUEUED,
                 "body": f.model_dump_json(),
             }
             for f in items
         ]
         with self.engine.begin() as conn:
-            return self._insert_new(conn, findings, rows)
+            added = self._insert_new(conn, findings, rows)
+        if added:
+            self._choices = None
+        return added
 
     def add_actions(self, items: Iterable[EnforcementAction]) -> int:
         items = list(items)
@@ -297,7 +322,13 @@ class Store:
                 update(findings)
                 .where(findings.c.finding_id == review.finding_id)
                 .where(or_(findings.c.review_ts.is_(None), findings.c.review_ts <= review.ts))
-                .values(review_state=STATE_OF_DECISION[review.decision], review_ts=review.ts)
+                .values(
+                    review_state=STATE_OF_DECISION[review.decision],
+                    review_ts=review.ts,
+                    queue=DECIDED
+                    if review.decision != "escalate"
+                    else case((findings.c.status == "shadow", QUEUED_SHADOW), else_=QUEUED),
+                )
             )
             return True
 
@@ -364,13 +395,16 @@ class Store:
     def _queue_where(self, flt: QueueFilter, conn: Connection) -> list[Any]:
         where: list[Any] = []
         if flt.state == "open":
-            where.append(findings.c.review_state.in_(("open", "escalated")))
-        elif flt.state in REVIEW_STATES:
-            where.append(findings.c.review_state == flt.state)
-        if not flt.include_shadow:
-            where.append(findings.c.status != "shadow")
+            where.append(
+                findings.c.queue.in_((QUEUED, QUEUED_SHADOW)) if flt.include_shadow else findings.c.queue == QUEUED
+            )
+        else:
+            if flt.state in REVIEW_STATES:
+                where.append(findings.c.review_state == flt.state)
+            if not flt.include_shadow:
+                where.append(findings.c.status != "shadow")
         if flt.severity:
-            where.append(findings.c.severity == flt.severity)
+            where.append(findings.c.severity_rank == SEVERITY_RANK[flt.severity])  # an index column
         if flt.rule:
             where.append(findings.c.rule_id == flt.rule)
         if flt.room:
@@ -399,7 +433,7 @@ class Store:
                     findings.c.review_state,
                 )
                 .where(and_(True, *self._queue_where(flt, conn)))
-                .order_by(findings.c.severity_rank.desc(), findings.c.ts.desc(), findings.c.finding_id)
+                .order_by(findings.c.severity_rank.desc(), findings.c.ts.desc(), findings.c.finding_id.desc())
                 .limit(limit)
                 .offset(offset)
             )
@@ -412,10 +446,13 @@ class Store:
 
     def choices(self) -> dict[str, list[str]]:
         """The values the queue's filters offer: every rule and room in the store."""
+        if self._choices is not None and time.monotonic() - self._choices[0] < CHOICES_TTL_S:
+            return self._choices[1]
         with self.engine.connect() as conn:
             rules = [r[0] for r in conn.execute(select(findings.c.rule_id).distinct().order_by(findings.c.rule_id))]
             rooms = [r[0] for r in conn.execute(select(findings.c.room_id).distinct().order_by(findings.c.room_id))]
-        return {"rules": rules, "rooms": rooms}
+        self._choices = (time.monotonic(), {"rules": rules, "rooms": rooms})
+        return self._choices[1]
 
     def finding(self, finding_id: str) -> tuple[Finding, str] | None:
         """A finding and its review state."""
