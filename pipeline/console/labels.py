@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from detectors.claims_model import CLAIM_TYPES
 from pipeline.console.store import Store
 from schemas.findings import Finding
 from schemas.reviews import Review
@@ -36,10 +37,13 @@ def claims_example(finding: Finding, review: Review, store: Store) -> dict[str, 
     if not text:
         return None
     confirmed = review.decision == "confirm"
+    claim_type = finding.details.get("claim_type")
+    if confirmed and claim_type not in CLAIM_TYPES:  # a positive must say which kind of claim it is
+        return None
     return {
         "text": text,
         "category": finding.details.get("category", "general"),
-        "claim_type": finding.details.get("claim_type", "none") if confirmed else "none",
+        "claim_type": claim_type if confirmed else "none",
         "evasion": None,
         "family": None if confirmed else f"reviewed_{review.reason}",
         "finding_id": finding.finding_id,
