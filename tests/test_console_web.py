@@ -139,3 +139,30 @@ def test_the_finding_page_marks_the_evidence_in_the_raw_text(console):
     assert all(any(evidence.raw in m for m in marked) for evidence in finding.evidence)
     assert finding.legal_basis in page
     assert 'class="model"' in page  # the model's deciding spans
+
+
+class UnreachableSink(JsonlSink):
+    """A sink whose broker cannot be reached (the Kafka sink raises this when a send fails)."""
+
+    def review(self, review):
+        from pipeline.console.decisions import DecisionError
+
+        raise DecisionError("could not publish to live.reviews (KafkaConnectionError); nothing was recorded")
+
+
+def test_a_decision_that_cannot_be_published_is_not_recorded_and_the_reviewer_is_told(demo_out, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'console.db'}")
+    load_directory(Materialiser(store, Pseudonymizer(DEV_KEY)), demo_out)
+    add_user(store, "rita", PASSWORD, "reviewer")
+    client = create_app(store, UnreachableSink(tmp_path)).test_client()
+    log_in(client, "rita")
+    finding = store.queue(QueueFilter(), limit=1)[0]["finding_id"]
+    page = client.get(f"/finding/{finding}").get_data(as_text=True)
+
+    shown = client.post(
+        f"/finding/{finding}/decide", data={"csrf_token": token(page), "decision": "confirm"}, follow_redirects=True
+    ).get_data(as_text=True)
+
+    assert "Not recorded: could not publish to live.reviews" in shown
+    assert store.finding(finding)[1] == "open"  # type: ignore[index]
+    assert store.reviews_of(finding) == [] and store.audit_log()[0]["what"] == "login"

@@ -79,7 +79,12 @@ class KafkaSink:
         return producer
 
     def _send(self, topic: str, key: str, value: str) -> None:
-        self._run(self._producer.send_and_wait(topic, key=key.encode(), value=value.encode()))
+        try:
+            self._run(self._producer.send_and_wait(topic, key=key.encode(), value=value.encode()))
+        except Exception as e:  # the broker down, a timeout, a refused write: the reviewer must know
+            raise DecisionError(
+                f"could not publish to {topic} ({type(e).__name__}: {e}); nothing was recorded, try again"
+            ) from e
 
     def review(self, review: Review) -> None:
         self._send(self.reviews_topic, review.finding_id, review.model_dump_json())

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 #: the recording `livewatch demo` writes beside its outputs (pipeline/cli.py)
 DEMO_RECORDING = "demo_recording.jsonl"
 BATCH = 2000
+RETRY_S = 5.0
 REVIEWS_FILE, REVOKES_FILE = "reviews.jsonl", "revokes.jsonl"
 
 
@@ -154,7 +155,12 @@ class KafkaFollower:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        asyncio.run(self._follow())
+        while not self._stop.is_set():
+            try:
+                asyncio.run(self._follow())
+            except Exception:  # the broker away, a rebalance gone wrong: the pages stay up, and it tries again
+                log.exception("console: following the topics failed; retrying in %.0f s", RETRY_S)
+                self._stop.wait(RETRY_S)
 
     async def _follow(self) -> None:
         from aiokafka import AIOKafkaConsumer
@@ -183,8 +189,5 @@ class KafkaFollower:
                     await asyncio.to_thread(self.materialiser.add, kind, records, self.counts)
                 if batches:
                     await consumer.commit()
-        except Exception:
-            log.exception("console: following the topics stopped")
-            raise
         finally:
             await consumer.stop()
