@@ -55,7 +55,7 @@ def cmd_console(args: argparse.Namespace) -> int:
             )
             return EXIT_FAILURE
         counts = load_directory(_materialiser(store), directory, args.events)
-        print(f"loaded {directory}: {counts.summary()}")
+        print(f"loaded {directory}: {counts.summary()}", flush=True)
         for problem in counts.rejected[:10]:
             print(f"  rejected {problem}", file=sys.stderr)
         sink = JsonlSink(directory)

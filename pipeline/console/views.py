@@ -84,10 +84,10 @@ def timeline(
     span = max(end - start, 60_000)
 
     def x(ts: int) -> float:
-        return float(round(40 + (width - 50) * (ts - start) / span, 1))
+        return float(round(40 + (width - 70) * (ts - start) / span, 1))
 
     peak = max((n for _, n in per_minute), default=0)
-    bar_w = max(1.0, round((width - 50) * 60_000 / span - 1, 1))
+    bar_w = max(1.0, round((width - 70) * 60_000 / span - 1, 1))
     bars = [
         {
             "x": x(m),
