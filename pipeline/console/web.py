@@ -147,6 +147,7 @@ def create_app(store: Store, sink: DecisionSink, session_minutes: int = 60, sour
                 "version": f.details.get("model"),
             }
         context = store.room_events(f.room_id, f.ts - CONTEXT_MS, f.ts + CONTEXT_MS)
+        actions = store.actions_for_finding(finding_id)
         return render_template(
             "finding.html",
             f=f,
@@ -157,8 +158,8 @@ def create_app(store: Store, sink: DecisionSink, session_minutes: int = 60, sour
             highlight_ids=set(f.event_ids),
             details=json.dumps(f.details, ensure_ascii=False, indent=2),
             reviews=store.reviews_of(finding_id),
-            actions=store.actions_for_finding(finding_id),
-            appeals={a.appeal_ref: store.appeal_decision(a.appeal_ref) for a in store.actions_for_finding(finding_id)},
+            actions=actions,
+            appeals={a.appeal_ref: store.appeal_decision(a.appeal_ref) for a in actions},
             reasons=DISMISS_REASONS,
         )
 
