@@ -197,6 +197,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from pipeline.archive.cli import add_archive_commands, add_replay_archive_options, add_sink_option
+    from pipeline.console.cli import add_console_commands
 
     p = argparse.ArgumentParser(prog="livewatch", description="Real-time compliance monitor for live-commerce streams")
     sub = p.add_subparsers(dest="command", required=True)
@@ -272,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=cmd_record)
 
     add_archive_commands(sub)
+    add_console_commands(sub)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of every event, finding, action and dead letter")
     schema.set_defaults(func=cmd_schema)

@@ -86,6 +86,15 @@ class Settings(BaseSettings):
         description='days each data class is kept (JSON, e.g. {"dead_letters": 400}); ≥ 3 years for evidence',
     )
 
+    # The review console (docs/console.md): its store, where it listens, how long a login lasts.
+    console_db: str = Field(
+        "sqlite:///out/console/console.db",
+        description="the console's store: a SQLAlchemy URL, sqlite:///FILE or postgresql+psycopg://user@host/db",
+    )
+    console_host: str = Field("127.0.0.1", description="bind address of the console (loopback unless set)")
+    console_port: int = Field(8700, ge=0, description="port of the console")
+    console_session_minutes: int = Field(60, ge=1, description="a console login expires after this many minutes")
+
     # Kafka security (docs/security.md): every client livewatch makes takes these, through
     # pipeline/kafka/security.py. PLAINTEXT is the default so the local and test brokers need nothing.
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(

@@ -102,6 +102,8 @@ ActionType = Literal[
     "limit_cart",
     "suspend",
     "mute_account",
+    # compensating: an earlier action overturned on appeal (its reasons name the action it revokes)
+    "revoke",
 ]
 
 

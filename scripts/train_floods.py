@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import random
 import re
 import sys
@@ -201,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(MODEL_FEATURES),
         help=f"comma-separated features the model reads (default: %(default)s; all: {','.join(FEATURES)})",
     )
+    ap.add_argument(
+        "--reviewed",
+        type=Path,
+        action="append",
+        default=[],
+        help="reviewers' labelled pools (`livewatch labels export`: floods_reviewed.jsonl), added to the training set",
+    )
     ap.add_argument("--write", action="store_true", help="store the model in rules/floods.yaml")
     ap.add_argument("--alone", action="store_true", help="with --write: the model alone decides (else: hand or model)")
     args = ap.parse_args(argv)
@@ -213,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         f"(test, seed {args.seed + 100}), {args.runs} injections each"
     )
     train = collect(args.data / TRAIN_STREAM, hand, args.seed, args.runs)
+    for path in args.reviewed:
+        reviewed = [Sample(**{k: r[k] for k in ("features", "label", "group")}) for r in map(json.loads, open(path))]
+        print(f"   + {len(reviewed)} reviewed pools from {path} ({sum(s.label for s in reviewed)} campaigns)")
+        train += reviewed
     test = collect(args.data / TEST_STREAM, hand, args.seed + 100, args.runs)
 
     features = tuple(f.strip() for f in args.features.split(",") if f.strip())

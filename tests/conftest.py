@@ -73,3 +73,61 @@ def kafka(tmp_path_factory):
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server, started by deploy/postgres/start.sh once per test session (Debian's package).
+
+    Never skipped: if the server cannot start, every PostgreSQL test fails with the start script's output.
+    """
+    import os
+    import subprocess
+    import tempfile
+
+    from tests.kafka_harness import free_port
+
+    run_dir = Path(tempfile.mkdtemp(prefix="livewatch-pg-"))  # directly in /tmp: the postgres user must reach it
+    env = {**os.environ, "PG_RUN_DIR": str(run_dir), "PG_PORT": str(free_port())}
+    started = subprocess.run(
+        [str(REPO / "deploy" / "postgres" / "start.sh")], env=env, capture_output=True, text=True, timeout=180
+    )
+    if started.returncode != 0:
+        pytest.fail(f"deploy/postgres/start.sh failed ({started.returncode}):\n{started.stdout}\n{started.stderr}")
+    try:
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run([str(REPO / "deploy" / "postgres" / "stop.sh")], env=env, capture_output=True, timeout=60)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def console_db(request, tmp_path: Path):
+    """The console store's URL on each backend it supports: an SQLite file, and the real PostgreSQL server
+    (emptied after the test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'console.db'}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    from sqlalchemy import create_engine
+
+    from pipeline.console.store import metadata
+
+    engine = create_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_out(tmp_path_factory) -> Path:
+    """The output directory of `livewatch demo --fast` (alerts, actions and the demo's recording)."""
+    import contextlib
+    import io
+
+    from pipeline.cli import main
+
+    out = tmp_path_factory.mktemp("demo-out")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["demo", "--fast", "--out", str(out)]) == 0
+    return out

@@ -80,6 +80,13 @@ DLQ = TopicSpec(
     doc="rejected input: raw bytes (base64), source topic/partition/offset, reason",
 )
 OUTPUTS: tuple[TopicSpec, ...] = (ALERTS, ACTIONS, DLQ)
+#: written by the review console (pipeline/console/), not by the workers
+REVIEWS = TopicSpec(
+    "live.reviews",
+    "output",
+    compacted=True,
+    doc="reviewers' decisions: key = finding id (or appeal reference), compacted: the latest decision per key",
+)
 
 TOPIC_FOR_KIND: dict[str, str] = {kind: t.name for t in INPUTS for kind in t.kinds}
 INPUT_NAMES: tuple[str, ...] = tuple(t.name for t in INPUTS)
