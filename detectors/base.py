@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Self, TypeVar, cast, get_args, get_origin
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, cast, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -52,6 +52,9 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
     #: whether a runtime must persist the state (a changelog write whenever it changes); sliding-window
     #: state says False and is rebuilt from the input instead (``history_ms``)
     durable_state: ClassVar[bool] = True
+    #: what the runtime keys this detector's state by: the event's room (most detectors), or the commenting
+    #: account (``user_id``), for a detector that follows one account across rooms (account_rings)
+    keyed_by: ClassVar[Literal["room", "account"]] = "room"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

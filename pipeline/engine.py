@@ -163,6 +163,8 @@ class Engine:
         metrics: Metrics | None = None,
         clock_ms: Callable[[], int] = _wall_ms,
         pseudonymizer: Pseudonymizer | None = None,
+        accounts: StateStore | None = None,
+        accounts_per_room: bool = False,
     ) -> None:
         # A callable lets a watcher swap rulesets under a running engine; each event sees one ruleset.
         self._ruleset = ruleset if callable(ruleset) else (lambda: ruleset)
@@ -172,6 +174,12 @@ class Engine:
         # Findings leave the engine as alerts with account ids pseudonymised (after the policy, which
         # keys account ladders by the real id); None keeps the real ids (evaluation scripts, tests).
         self.pseudonymizer = pseudonymizer
+        # Accounts: the state of account-keyed detectors (account_rings) and each account's ladder, keyed by user
+        # id across rooms — one account, one ladder, one action per step however many rooms its findings come
+        # from (docs/floods.md, "One account, one action"). ``accounts_per_room`` is the Kafka worker's mode
+        # until the account repartition exists there: account ladders live in each room's state, and the
+        # account-keyed detectors do not run.
+        self.accounts: StateStore | None = None if accounts_per_room else (accounts if accounts is not None else MemoryStateStore())
 
     @property
     def ruleset(self) -> Ruleset:
@@ -266,12 +274,19 @@ class Engine:
             room = RoomState()
             self.metrics.rooms_active.set(len(self.store) + 1)
 
+        user_id: str | None = getattr(event, "user_id", None)
+        by_account = ruleset.account_detectors_for(event.kind) if self.accounts is not None and user_id else ()
         raw_text = text_of(event)
-        text = normalize(raw_text) if detectors and raw_text else None
-        for detector in detectors:
-            state = room.detectors.get(detector.name)
+        text = normalize(raw_text) if (detectors or by_account) and raw_text else None
+        account: RoomState | None = None
+        if by_account:
+            assert self.accounts is not None and user_id is not None
+            account = self.accounts.get(user_id) or RoomState()
+        for detector in (*detectors, *by_account):
+            holder = account if detector.keyed_by == "account" and account is not None else room
+            state = holder.detectors.get(detector.name)
             if state is None:
-                state = room.for_detector(detector)
+                state = holder.for_detector(detector)
             try:
                 found = detector.detect(event, text, state)
             except Exception as e:  # a detector bug must not stop the room, nor lose the event
@@ -289,6 +304,9 @@ class Engine:
                 continue
             outcome.findings.extend(found)
 
+        if account is not None:
+            assert self.accounts is not None and user_id is not None
+            self.accounts.put(user_id, account)
         if not outcome.findings:  # most events: nothing to decide, nothing to pseudonymise
             self.store.put(event.room_id, room)
             return outcome
@@ -296,12 +314,16 @@ class Engine:
             self.metrics.findings.labels(
                 detector=finding.detector, rule_id=finding.rule_id, status=finding.status
             ).inc()
+            ladders = self._ladders_of(finding, room)
             if finding.status == "shadow":
                 outcome.findings[i] = finding.model_copy(
-                    update={"shadow_action": ruleset.policy.would_do(finding, room.policy)}
+                    update={"shadow_action": ruleset.policy.would_do(finding, ladders.policy)}
                 )
                 continue
-            action = ruleset.policy.decide(finding, room.policy)
+            action = ruleset.policy.decide(finding, ladders.policy)
+            if ladders is not room:
+                assert self.accounts is not None
+                self.accounts.put(finding.subject.id, ladders)
             if action is not None:
                 outcome.actions.append(action)
                 self.metrics.actions.labels(action=action.action).inc()
@@ -309,3 +331,10 @@ class Engine:
         if self.pseudonymizer is not None:
             outcome.findings = [self.pseudonymizer.finding(f) for f in outcome.findings]
         return outcome
+
+    def _ladders_of(self, finding: Finding, room: RoomState) -> RoomState:
+        """Where the ladder of a finding's subject lives: the account's own state for an account (unless
+        ``accounts_per_room``), else the room's."""
+        if finding.subject.kind != "account" or self.accounts is None:
+            return room
+        return self.accounts.get(finding.subject.id) or RoomState()

@@ -182,6 +182,7 @@ class WorkerRuntime:
             store=self.store,
             metrics=self.metrics,
             pseudonymizer=Pseudonymizer(s.pseudonym_key.get_secret_value()),
+            accounts_per_room=True,  # no account repartition yet: account ladders per room (docs/floods.md)
         )
 
         self._lock = asyncio.Lock()  # one decision step at a time: deliveries, re-reads, releases, handovers
