@@ -6,8 +6,8 @@ keys it by ``user_id``, not by room): the account's commercial scripts within ``
 and near-duplicates merged with ``bot_flood``'s own helpers: a padded variant is the same script), and per
 script the rooms it was posted in. An account whose one script reached ``min_rooms`` rooms within the window
 is a finding (subject: the account), at most once per ``report_every_s``. Its evidence names the script
-(stable hashes of its MinHash bands), the device and the IP prefix the account used: the links by which accounts form a ring
-(accounts sharing any of them; ``ring_links``).
+(stable hashes of its MinHash bands), the device and the IP prefix the account used: the links by which
+accounts form a ring (accounts sharing any of them; ``ring_links``).
 
 Reasons, settings and figures: docs/floods.md ("Cross-room rings").
 """
@@ -88,23 +88,29 @@ class AccountRingsDetector(Detector[RingRule, RingSettings, AccountRingState]):
     def is_commercial(self, normalized: str) -> bool:
         return self._cue_rx.search(normalized) is not None
 
+    def wants(self, event: BaseEvent, text: NormalizedText) -> bool:
+        """A viewer's commercial comment: all this detector reads (the rest never reaches the account stage)."""
+        return (
+            isinstance(event, (ChatEvent, DanmakuEvent))
+            and event.role == "viewer"
+            and len(mask_digits(text.text)) >= self.settings.min_template_chars
+            and self.is_commercial(text.text)
+        )
+
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: AccountRingState) -> list[Finding]:
-        if not isinstance(event, (ChatEvent, DanmakuEvent)) or event.role != "viewer" or text is None:
+        if text is None or not self.wants(event, text) or event.event_id in state.seen:
             return []
-        if event.event_id in state.seen:
-            return []
+        assert isinstance(event, (ChatEvent, DanmakuEvent))
         state.seen = [*state.seen[-(MAX_SEEN - 1) :], event.event_id]
         if event.user is not None:
             state.device = event.user.device_id or state.device
             state.ip_prefix = _ip_prefix(event.user.ip) or state.ip_prefix
         masked = mask_digits(text.text)
-        if len(masked) < self.settings.min_template_chars or not self.is_commercial(text.text):
-            return []
         s = self.settings
         horizon = event.ts - s.window_s * 1000
-        for script in state.scripts.values():  # rooms older than the window no longer count
-            for room in [r for r, ts in script.rooms.items() if ts <= horizon]:
-                del script.rooms[room]
+        for kept in state.scripts.values():  # rooms older than the window no longer count
+            for room in [r for r, ts in kept.rooms.items() if ts <= horizon]:
+                del kept.rooms[room]
         for key in [k for k, sc in state.scripts.items() if not sc.rooms]:
             del state.scripts[key]
 

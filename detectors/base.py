@@ -78,6 +78,11 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
     def new_state(self) -> StateT:
         return cast(StateT, self.state_model())
 
+    def wants(self, event: BaseEvent, text: NormalizedText) -> bool:
+        """For an account-keyed detector: whether ``detect`` could use this event at all (a runtime sends the
+        account stage only what some detector wants: the account stage may sit behind a repartition)."""
+        return True
+
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: StateT) -> list[Finding]:
         """Findings for this event; may update ``state`` in place. Must not raise on valid events."""
         raise NotImplementedError
@@ -123,7 +128,10 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
         """A finding of ``rule`` decided at ``event``. ``ident`` makes its id unique and repeatable (derived,
         never random); a rule in shadow always gives a shadow finding."""
         return Finding(
-            finding_id=derived_id(self.name, rule.id, rule.version, event.room_id, *ident),
+            # an account-keyed detector's finding is the account's, whichever room's comment completed it
+            finding_id=derived_id(
+                self.name, rule.id, rule.version, event.room_id if self.keyed_by == "room" else "", *ident
+            ),
             detector=self.name,
             rule_id=rule.id,
             rule_version=rule.version,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pydantic_core
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from detectors.base import AnyDetector
@@ -26,7 +26,7 @@ from pipeline.policy import PolicyState
 from pipeline.privacy import Pseudonymizer
 from pipeline.ruleset import Ruleset
 from schemas.deadletter import DeadLetter, MessageSource
-from schemas.events import BaseEvent, event_adapter, text_of
+from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, event_adapter, text_of
 from schemas.findings import EnforcementAction, Finding
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,21 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     actions: list[EnforcementAction] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: work for the account stage, when the runtime runs it elsewhere (``forward_accounts``): the Kafka worker
+    #: sends it to live.accounts keyed by account
+    to_accounts: list[AccountRecord] = field(default_factory=list)
+
+
+class AccountRecord(BaseModel):
+    """Work for the account stage (``Engine.process_account``): a comment for the account-keyed detectors, or a
+    live finding about the account for its ladder. On the Kafka runtime it travels on live.accounts, keyed by
+    ``account`` (a real user id, as on the input topics; alerts carry pseudonyms)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account: str
+    event: ChatEvent | DanmakuEvent | None = Field(default=None, discriminator="kind")
+    finding: Finding | None = None
 
 
 def decode_event(raw: bytes, now_ms: int) -> BaseEvent:
@@ -165,6 +180,7 @@ class Engine:
         pseudonymizer: Pseudonymizer | None = None,
         accounts: StateStore | None = None,
         accounts_per_room: bool = False,
+        forward_accounts: bool = False,
     ) -> None:
         # A callable lets a watcher swap rulesets under a running engine; each event sees one ruleset.
         self._ruleset = ruleset if callable(ruleset) else (lambda: ruleset)
@@ -176,10 +192,15 @@ class Engine:
         self.pseudonymizer = pseudonymizer
         # Accounts: the state of account-keyed detectors (account_rings) and each account's ladder, keyed by user
         # id across rooms — one account, one ladder, one action per step however many rooms its findings come
-        # from (docs/floods.md, "One account, one action"). ``accounts_per_room`` is the Kafka worker's mode
-        # until the account repartition exists there: account ladders live in each room's state, and the
-        # account-keyed detectors do not run.
-        self.accounts: StateStore | None = None if accounts_per_room else (accounts if accounts is not None else MemoryStateStore())
+        # from (docs/floods.md, "One account, one action"). The account stage runs in-process after each event,
+        # or, with ``forward_accounts`` (the Kafka worker), its work is left in ``Outcome.to_accounts`` for the
+        # runtime to deliver to ``process_account`` where the account's state lives. ``accounts_per_room``: the
+        # ladders of accounts in each room's state, and no account-keyed detector (the behaviour before issue
+        # #14, kept to measure it).
+        self.accounts: StateStore | None = None
+        if not accounts_per_room:
+            self.accounts = accounts if accounts is not None else MemoryStateStore()
+        self.forward_accounts = forward_accounts and not accounts_per_room
 
     @property
     def ruleset(self) -> Ruleset:
@@ -278,63 +299,103 @@ class Engine:
         by_account = ruleset.account_detectors_for(event.kind) if self.accounts is not None and user_id else ()
         raw_text = text_of(event)
         text = normalize(raw_text) if (detectors or by_account) and raw_text else None
-        account: RoomState | None = None
-        if by_account:
-            assert self.accounts is not None and user_id is not None
-            account = self.accounts.get(user_id) or RoomState()
-        for detector in (*detectors, *by_account):
-            holder = account if detector.keyed_by == "account" and account is not None else room
-            state = holder.detectors.get(detector.name)
+        for detector in detectors:
+            state = room.detectors.get(detector.name)
             if state is None:
-                state = holder.for_detector(detector)
+                state = room.for_detector(detector)
             try:
                 found = detector.detect(event, text, state)
             except Exception as e:  # a detector bug must not stop the room, nor lose the event
-                log.exception("detector %s failed on event %s", detector.name, event.event_id)
-                self.metrics.detector_errors.labels(detector=detector.name).inc()
-                outcome.dead_letters.append(
-                    DeadLetter.of(
-                        event.model_dump_json().encode(),
-                        "detector_error",
-                        f"{detector.name}: {e!r}",
-                        MessageSource(),
-                        event_id=event.event_id,
-                    )
-                )
+                outcome.dead_letters.append(self._detector_failed(detector.name, event, e))
                 continue
             outcome.findings.extend(found)
 
-        if account is not None:
-            assert self.accounts is not None and user_id is not None
-            self.accounts.put(user_id, account)
-        if not outcome.findings:  # most events: nothing to decide, nothing to pseudonymise
-            self.store.put(event.room_id, room)
-            return outcome
+        # work for the account stage: findings about accounts (their ladders are per account, not per room) and
+        # the comments the account-keyed detectors want
+        records: list[AccountRecord] = []
         for i, finding in enumerate(outcome.findings):
             self.metrics.findings.labels(
                 detector=finding.detector, rule_id=finding.rule_id, status=finding.status
             ).inc()
-            ladders = self._ladders_of(finding, room)
+            per_account = finding.subject.kind == "account" and self.accounts is not None
             if finding.status == "shadow":
+                # an account's shadow finding: what it would do on a fresh ladder (the account's own is the
+                # account stage's, possibly on another worker)
+                ladder_state = PolicyState() if per_account else room.policy
                 outcome.findings[i] = finding.model_copy(
-                    update={"shadow_action": ruleset.policy.would_do(finding, ladders.policy)}
+                    update={"shadow_action": ruleset.policy.would_do(finding, ladder_state)}
                 )
                 continue
-            action = ruleset.policy.decide(finding, ladders.policy)
-            if ladders is not room:
-                assert self.accounts is not None
-                self.accounts.put(finding.subject.id, ladders)
+            if per_account:
+                records.append(AccountRecord(account=finding.subject.id, finding=finding))
+                continue
+            action = ruleset.policy.decide(finding, room.policy)
             if action is not None:
                 outcome.actions.append(action)
                 self.metrics.actions.labels(action=action.action).inc()
+        if user_id and text is not None and any(d.wants(event, text) for d in by_account):
+            assert isinstance(event, (ChatEvent, DanmakuEvent))
+            records.append(AccountRecord(account=user_id, event=event))
         self.store.put(event.room_id, room)
-        if self.pseudonymizer is not None:
+        if self.pseudonymizer is not None and outcome.findings:
+            outcome.findings = [self.pseudonymizer.finding(f) for f in outcome.findings]
+        if self.forward_accounts:
+            outcome.to_accounts = records
+        else:
+            for record in records:
+                decided = self.process_account(record)
+                outcome.findings += decided.findings
+                outcome.actions += decided.actions
+                outcome.dead_letters += decided.dead_letters
+        return outcome
+
+    def process_account(self, record: AccountRecord) -> Outcome:
+        """The account stage: a comment for the account-keyed detectors, or a finding for the account's ladder,
+        decided on the account's own state (``accounts``). One ladder per account, whatever room a finding
+        comes from: a mute is one action, issued once (docs/floods.md, "One account, one action")."""
+        if self.accounts is None:
+            raise ValueError("this engine keeps account ladders per room (accounts_per_room): no account stage")
+        ruleset = self.ruleset
+        account = self.accounts.get(record.account) or RoomState()
+        outcome = Outcome()
+        decide = [record.finding] if record.finding is not None else []
+        event = record.event
+        if event is not None:
+            text = normalize(event.text)
+            for detector in ruleset.account_detectors_for(event.kind):
+                try:
+                    found = detector.detect(event, text, account.for_detector(detector))
+                except Exception as e:  # as for a room's detector: the account goes on, the event is kept
+                    outcome.dead_letters.append(self._detector_failed(detector.name, event, e))
+                    continue
+                for finding in found:
+                    self.metrics.findings.labels(
+                        detector=finding.detector, rule_id=finding.rule_id, status=finding.status
+                    ).inc()
+                    if finding.status == "shadow":
+                        finding = finding.model_copy(
+                            update={"shadow_action": ruleset.policy.would_do(finding, PolicyState())}
+                        )
+                    else:
+                        decide.append(finding)
+                    outcome.findings.append(finding)
+        for finding in decide:
+            action = ruleset.policy.decide(finding, account.policy)
+            if action is not None:
+                outcome.actions.append(action)
+                self.metrics.actions.labels(action=action.action).inc()
+        self.accounts.put(record.account, account)
+        if self.pseudonymizer is not None and outcome.findings:
             outcome.findings = [self.pseudonymizer.finding(f) for f in outcome.findings]
         return outcome
 
-    def _ladders_of(self, finding: Finding, room: RoomState) -> RoomState:
-        """Where the ladder of a finding's subject lives: the account's own state for an account (unless
-        ``accounts_per_room``), else the room's."""
-        if finding.subject.kind != "account" or self.accounts is None:
-            return room
-        return self.accounts.get(finding.subject.id) or RoomState()
+    def _detector_failed(self, name: str, event: BaseEvent, error: Exception) -> DeadLetter:
+        log.exception("detector %s failed on event %s", name, event.event_id)
+        self.metrics.detector_errors.labels(detector=name).inc()
+        return DeadLetter.of(
+            event.model_dump_json().encode(),
+            "detector_error",
+            f"{name}: {error!r}",
+            MessageSource(),
+            event_id=event.event_id,
+        )

@@ -865,7 +865,8 @@ def main(argv: list[str] | None = None) -> int:
 def many_rooms(args: argparse.Namespace) -> int:
     ring_ok = eval_rings(args.data, args.rules, args.seed)
     one_ok = eval_one_action(args.data, args.rules, args.seed)
-    print(f"\n== many rooms: cross-room ring {'PASS' if ring_ok else 'FAIL'}, one account one action {'PASS' if one_ok else 'FAIL'}")
+    verdict = {True: "PASS", False: "FAIL"}
+    print(f"\n== many rooms: cross-room ring {verdict[ring_ok]}, one account one action {verdict[one_ok]}")
     return 0
 
 

@@ -408,7 +408,18 @@ def busiest_window(background: Sequence[dict[str, Any]], window_s: float) -> int
 # -- many rooms: cross-room rings -------------------------------------------------------------------
 
 #: what genuine viewers who hop between rooms type: greetings, and now and then a shopper's phrase
-GREETINGS = ("主播好", "主播好呀", "来了来了", "晚上好", "大家好", "刚来", "主播辛苦了", "有点卡", "支持主播", "哈哈哈哈")
+GREETINGS = (
+    "主播好",
+    "主播好呀",
+    "来了来了",
+    "晚上好",
+    "大家好",
+    "刚来",
+    "主播辛苦了",
+    "有点卡",
+    "支持主播",
+    "哈哈哈哈",
+)
 T_ROOMS = 1_769_947_200_000  # 2026-02-01T12:00:00Z: rooms of the many-room scenarios start here
 
 
@@ -426,7 +437,9 @@ def load_real_texts(data: Path) -> list[str]:
             texts += [json.loads(line)["text"].strip() for line in f if line.strip()]
     texts = [t for t in texts if t]
     if not texts:
-        raise FileNotFoundError(f"no real chat in {data} (livechat_douyin_dev.jsonl, bilibili_danmaku_2020-12-11.jsonl)")
+        raise FileNotFoundError(
+            f"no real chat in {data} (livechat_douyin_dev.jsonl, bilibili_danmaku_2020-12-11.jsonl)"
+        )
     return texts
 
 
@@ -459,7 +472,9 @@ def room_backgrounds(
         events = []
         for k in range(per_room):
             v = rng.choice(viewers)
-            events.append(_comment(room, T_ROOMS + rng.randrange(span), v, rng.choice(texts), signals[v], f"{room}-bg-{k}"))
+            events.append(
+                _comment(room, T_ROOMS + rng.randrange(span), v, rng.choice(texts), signals[v], f"{room}-bg-{k}")
+            )
         events.sort(key=lambda e: e["ts"])
         out[room] = events
     return out
@@ -548,7 +563,9 @@ def shared_flood_rooms(
         for k in range(messages_for_share(0.7, per_room // 10)):
             user_id = chosen[k % accounts]
             ts = start + rng.randrange(60_000)
-            flood.append(_comment(room, ts, user_id, campaign_text("testimonial", rng), signals[user_id], f"{room}-hired-{k}"))
+            flood.append(
+                _comment(room, ts, user_id, campaign_text("testimonial", rng), signals[user_id], f"{room}-hired-{k}")
+            )
         flood.sort(key=lambda e: e["ts"])
         streams.append(list(heapq.merge(background, flood, key=lambda e: e["ts"])))
     return list(heapq.merge(*streams, key=lambda e: e["ts"])), frozenset(hired)
