@@ -1,0 +1,84 @@
+"""Through the real broker, two workers: the account stage behind its repartition (live.accounts, keyed by user
+id; the accounts table) finds the cross-room ring and mutes each account once, as the embedded replay does.
+
+Two workers share the four partitions from the start, so an account's comments and findings come from rooms
+decided on both workers and meet on the one worker that owns the account's partition of live.accounts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scripts.flood_campaigns import GREETINGS, build_ring, room_backgrounds, shared_flood_rooms, write_jsonl
+from tests.kafka_harness import Worker, replay_outputs, wait_for
+from tests.test_kafka_integration import outputs, publish
+
+pytestmark = pytest.mark.kafka
+
+RING_RULE = "ring.cross_room_account"
+
+
+def recording(path: Path) -> Path:
+    """12 rooms of chat with a ring of 6 accounts each in 5 of them (and 6 genuine viewers who visit 4 rooms
+    each), and 4 flooded rooms whose hired accounts come from one pool of 12 (each works ~3 rooms)."""
+    texts = list(GREETINGS)
+    backgrounds = room_backgrounds(texts, rooms=12, per_room=60, duration_s=600.0, seed=7, audience=20)
+    ring = build_ring(
+        list(backgrounds), texts, seed=7, accounts=6, rooms_each=5, controls=6, control_rooms=4, duration_s=600.0
+    )
+    flood, _ = shared_flood_rooms(texts, seed=7, rooms=4, pool=12, accounts=10, per_room=200)
+    for e in flood:  # rooms of their own
+        e["room_id"] = f"flood-{e['room_id']}"
+        e["event_id"] = f"flood-{e['event_id']}"
+    events = sorted([e for bg in backgrounds.values() for e in bg] + ring.events + flood, key=lambda e: e["ts"])
+    write_jsonl(events, path)
+    return path
+
+
+def test_two_workers_find_the_cross_room_ring_and_mute_each_account_once_as_the_replay_does(kafka, tmp_path):
+    prefix = "rings."
+    path = recording(tmp_path / "rooms.jsonl")
+    expected = replay_outputs(path, tmp_path / "embedded")
+    ring_alerts = {k for k, v in expected["alerts"].items() if json.loads(v)["rule_id"] == RING_RULE}
+    mutes = {k: json.loads(v) for k, v in expected["actions"].items() if json.loads(v)["action"] == "mute_account"}
+    assert len(ring_alerts) == 6, "the replay finds the six ring accounts"
+    assert len(mutes) == len({m["subject"]["id"] for m in mutes.values()}) > 6  # ring + hired: one mute each
+
+    w1 = Worker(kafka, prefix, tmp_path, "w1")
+    w2 = None
+    try:
+        w1.wait_assigned()
+        w2 = Worker(kafka, prefix, tmp_path, "w2")
+        w2.wait_assigned()
+        wait_for(lambda: 0 < w1.total("livewatch_partitions_assigned") < 4, 60, "partitions split between workers")
+        publish(kafka, prefix, path)
+        try:
+            wait_for(
+                lambda: (
+                    set(outputs(kafka, prefix)["actions"]) >= set(expected["actions"])
+                    and set(outputs(kafka, prefix)["alerts"]) >= set(expected["alerts"])
+                ),
+                120,
+                "every alert and action",
+            )
+        except TimeoutError:
+            pass  # the comparison below says what is missing
+        kafka_out = outputs(kafka, prefix)
+        decided = (w1.total("livewatch_events_total"), w2.total("livewatch_events_total"))
+    finally:
+        w1.stop()
+        if w2 is not None:
+            w2.stop()
+
+    assert all(decided), f"both workers decided events: {decided}"
+    got_ring = {k for k, v in kafka_out["alerts"].items() if json.loads(v[0])["rule_id"] == RING_RULE}
+    assert got_ring == ring_alerts  # the ring finding's id is the account's and the period's, not a room's
+    got_mutes = {k for k, v in kafka_out["actions"].items() if json.loads(v[0])["action"] == "mute_account"}
+    assert got_mutes == set(mutes)
+    for key, copies in kafka_out["actions"].items():
+        assert len(set(copies)) == 1, f"action {key} published with differing contents"
+    assert set(kafka_out["actions"]) == set(expected["actions"])
+    assert set(kafka_out["alerts"]) == set(expected["alerts"])
