@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from detectors.base import AnyDetector
@@ -25,6 +25,7 @@ from pipeline.metrics import Metrics
 from pipeline.policy import PolicyState
 from pipeline.privacy import Pseudonymizer
 from pipeline.ruleset import Ruleset
+from schemas.accounts import AccountRecord
 from schemas.deadletter import DeadLetter, MessageSource
 from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, event_adapter, text_of
 from schemas.findings import EnforcementAction, Finding
@@ -103,18 +104,6 @@ class Outcome:
     #: work for the account stage, when the runtime runs it elsewhere (``forward_accounts``): the Kafka worker
     #: sends it to live.accounts keyed by account
     to_accounts: list[AccountRecord] = field(default_factory=list)
-
-
-class AccountRecord(BaseModel):
-    """Work for the account stage (``Engine.process_account``): a comment for the account-keyed detectors, or a
-    live finding about the account for its ladder. On the Kafka runtime it travels on live.accounts, keyed by
-    ``account`` (a real user id, as on the input topics; alerts carry pseudonyms)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    account: str
-    event: ChatEvent | DanmakuEvent | None = Field(default=None, discriminator="kind")
-    finding: Finding | None = None
 
 
 def decode_event(raw: bytes, now_ms: int) -> BaseEvent:

@@ -6,8 +6,9 @@ import yaml
 
 from detectors.account_rings import AccountRingState, rings
 from detectors.normalize import normalize
-from pipeline.engine import AccountRecord, Engine
+from pipeline.engine import Engine
 from pipeline.policy import EnforcementConfig, Policy, PolicyState
+from schemas.accounts import AccountRecord
 from schemas.findings import Finding, Subject, Window, derived_id
 from tests.builders import T0, danmaku
 

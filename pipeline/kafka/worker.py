@@ -25,7 +25,7 @@ import faust
 from aiokafka import TopicPartition
 from faust.types import TP, Message
 
-from pipeline.engine import AccountRecord, Engine, Outcome
+from pipeline.engine import Engine, Outcome
 from pipeline.errors import TransientError
 from pipeline.kafka.batches import BatchTransport
 from pipeline.kafka.merge import DeliveryClock, EventTimeMerger, order_key
@@ -50,6 +50,7 @@ from pipeline.metrics import Metrics
 from pipeline.privacy import DEV_KEY, Pseudonymizer
 from pipeline.ruleset import RulesetWatcher
 from pipeline.settings import Settings
+from schemas.accounts import AccountRecord
 from schemas.deadletter import DeadLetter, MessageSource
 from schemas.events import BaseEvent
 
