@@ -2,6 +2,7 @@
 
     python scripts/eval_floods.py [--data ../shared/data] [--seed 0] [--quick] [--rules DIR] [--as-shipped]
                                   [--at 0.5] [--tail 600] [--no-background-signals] [--hand]
+    python scripts/eval_floods.py --only rooms [--seed N]   # only the cross-room ring and one-account sections
     python scripts/eval_floods.py --near-duplicates   # SimHash (first version) vs MinHash LSH merging
 
 Flood rules that ship ``off`` are switched on for the evaluation (campaign and ring-account rules live,
@@ -35,6 +36,17 @@ thresholds instead, to compare.
 The stream before the injection point is processed once; each scenario starts from a copy of the whole
 room state at that point (serialised to JSON and rebuilt, so every scenario sees exactly what a replay of
 the stream would hold there) and runs from the campaign's start to ``--tail`` seconds after its end.
+
+Then, unless ``--only grid``, the many-room sections (``--only rooms`` runs only them), each replayed by the
+embedded runtime over rooms of real chat (the LiveChat Douyin audience comments and Bilibili danmaku):
+
+(e) a cross-room ring (issue #14): 30 accounts each posting one product's testimonials in 10 of 50 rooms, ≤ 6
+    ring accounts and well under 1 % of the comments in any room, and 60 genuine viewers who visit 6 rooms each
+    (greetings, real chat, now and then a shopper's phrase): account recall and precision of
+    ``ring.cross_room_account`` findings and mutes against the ring (targets ≥ 0.9 and ≥ 0.95), and the rings
+    linked by shared links;
+(f) one account, one action: 10 flood rooms sharing 60 hired accounts — account action records against action
+    ids, with account ladders per room (the behaviour before issue #14) and per account.
 
 Targets (the issue's), printed PASS/FAIL: every campaign of ≥ 20 accounts detected within 60 s of event
 time; account-level precision ≥ 0.95 and recall ≥ 0.9; on the organic streams alone no room suspended
