@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from detectors.account_rings import AccountRingState, rings
 from detectors.normalize import normalize
 from pipeline.engine import Engine
+from pipeline.errors import RuleSetError
 from pipeline.policy import EnforcementConfig, Policy, PolicyState
+from pipeline.ruleset import load_ruleset
 from schemas.accounts import AccountRecord
 from schemas.findings import Finding, Subject, Window, derived_id
 from tests.builders import T0, danmaku
@@ -187,3 +190,12 @@ def test_one_ladder_per_account_one_record_per_action_and_a_later_room_folds_int
     assert step2.reasons == [
         account_finding(r, t).finding_id for r, t in (("room-a", 10), ("room-b", 10), ("room-c", 20))
     ]
+
+
+def test_a_misspelt_ring_setting_is_refused_at_load_with_its_line(rules_copy):
+    path = rules_copy / "rings.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("  min_rooms: 4", "  min_room: 4"), encoding="utf-8")
+    with pytest.raises(RuleSetError) as err:
+        load_ruleset(rules_copy)
+    [problem] = [str(p) for p in err.value.problems]
+    assert "rings.yaml:" in problem and "min_room" in problem
