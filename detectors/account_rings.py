@@ -90,11 +90,11 @@ class AccountRingsDetector(Detector[RingRule, RingSettings, AccountRingState]):
 
     def wants(self, event: BaseEvent, text: NormalizedText) -> bool:
         """A viewer's commercial comment: all this detector reads (the rest never reaches the account stage)."""
-        return (
-            isinstance(event, (ChatEvent, DanmakuEvent))
+        return (  # the cue search first: one C-speed search rules out most comments
+            self.is_commercial(text.text)
+            and isinstance(event, (ChatEvent, DanmakuEvent))
             and event.role == "viewer"
             and len(mask_digits(text.text)) >= self.settings.min_template_chars
-            and self.is_commercial(text.text)
         )
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: AccountRingState) -> list[Finding]:
