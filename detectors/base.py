@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Self, TypeVar, cast, get_args, get_origin
+from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, cast, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -52,6 +52,9 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
     #: whether a runtime must persist the state (a changelog write whenever it changes); sliding-window
     #: state says False and is rebuilt from the input instead (``history_ms``)
     durable_state: ClassVar[bool] = True
+    #: what the runtime keys this detector's state by: the event's room (most detectors), or the commenting
+    #: account (``user_id``), for a detector that follows one account across rooms (account_rings)
+    keyed_by: ClassVar[Literal["room", "account"]] = "room"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -74,6 +77,11 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
 
     def new_state(self) -> StateT:
         return cast(StateT, self.state_model())
+
+    def wants(self, event: BaseEvent, text: NormalizedText) -> bool:
+        """For an account-keyed detector: whether ``detect`` could use this event at all (a runtime sends the
+        account stage only what some detector wants: the account stage may sit behind a repartition)."""
+        return True
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: StateT) -> list[Finding]:
         """Findings for this event; may update ``state`` in place. Must not raise on valid events."""
@@ -120,7 +128,10 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
         """A finding of ``rule`` decided at ``event``. ``ident`` makes its id unique and repeatable (derived,
         never random); a rule in shadow always gives a shadow finding."""
         return Finding(
-            finding_id=derived_id(self.name, rule.id, rule.version, event.room_id, *ident),
+            # an account-keyed detector's finding is the account's, whichever room's comment completed it
+            finding_id=derived_id(
+                self.name, rule.id, rule.version, event.room_id if self.keyed_by == "room" else "", *ident
+            ),
             detector=self.name,
             rule_id=rule.id,
             rule_version=rule.version,

@@ -96,6 +96,11 @@ def selling_talk() -> list[BaseEvent]:
             DanmakuEvent(**e(7 + i), user_id=f"bot{i}", text=f"真给力，{i % 3 + 1}颗就瘦了{i % 5 + 2}斤")
             for i in range(12)
         ],
+        # a professional account posting that testimonial in four rooms (account_rings: state per account)
+        *[
+            DanmakuEvent(**{**e(20 + i), "room_id": f"check-{i}"}, user_id="pro", text=f"亲测{i + 2}颗就瘦了{i + 3}斤")
+            for i in range(4)
+        ],
     ]
 
 

@@ -25,8 +25,9 @@ from pipeline.metrics import Metrics
 from pipeline.policy import PolicyState
 from pipeline.privacy import Pseudonymizer
 from pipeline.ruleset import Ruleset
+from schemas.accounts import AccountRecord
 from schemas.deadletter import DeadLetter, MessageSource
-from schemas.events import BaseEvent, event_adapter, text_of
+from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, event_adapter, text_of
 from schemas.findings import EnforcementAction, Finding
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,9 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     actions: list[EnforcementAction] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: work for the account stage, when the runtime runs it elsewhere (``forward_accounts``): the Kafka worker
+    #: sends it to live.accounts keyed by account
+    to_accounts: list[AccountRecord] = field(default_factory=list)
 
 
 def decode_event(raw: bytes, now_ms: int) -> BaseEvent:
@@ -163,6 +167,9 @@ class Engine:
         metrics: Metrics | None = None,
         clock_ms: Callable[[], int] = _wall_ms,
         pseudonymizer: Pseudonymizer | None = None,
+        accounts: StateStore | None = None,
+        accounts_per_room: bool = False,
+        forward_accounts: bool = False,
     ) -> None:
         # A callable lets a watcher swap rulesets under a running engine; each event sees one ruleset.
         self._ruleset = ruleset if callable(ruleset) else (lambda: ruleset)
@@ -172,6 +179,17 @@ class Engine:
         # Findings leave the engine as alerts with account ids pseudonymised (after the policy, which
         # keys account ladders by the real id); None keeps the real ids (evaluation scripts, tests).
         self.pseudonymizer = pseudonymizer
+        # Accounts: the state of account-keyed detectors (account_rings) and each account's ladder, keyed by user
+        # id across rooms — one account, one ladder, one action per step however many rooms its findings come
+        # from (docs/floods.md, "One account, one action"). The account stage runs in-process after each event,
+        # or, with ``forward_accounts`` (the Kafka worker), its work is left in ``Outcome.to_accounts`` for the
+        # runtime to deliver to ``process_account`` where the account's state lives. ``accounts_per_room``: the
+        # ladders of accounts in each room's state, and no account-keyed detector (the behaviour before issue
+        # #14, kept to measure it).
+        self.accounts: StateStore | None = None
+        if not accounts_per_room:
+            self.accounts = accounts if accounts is not None else MemoryStateStore()
+        self.forward_accounts = forward_accounts and not accounts_per_room
 
     @property
     def ruleset(self) -> Ruleset:
@@ -266,8 +284,10 @@ class Engine:
             room = RoomState()
             self.metrics.rooms_active.set(len(self.store) + 1)
 
+        user_id: str | None = getattr(event, "user_id", None)
+        by_account = ruleset.account_detectors_for(event.kind) if self.accounts is not None and user_id else ()
         raw_text = text_of(event)
-        text = normalize(raw_text) if detectors and raw_text else None
+        text = normalize(raw_text) if (detectors or by_account) and raw_text else None
         for detector in detectors:
             state = room.detectors.get(detector.name)
             if state is None:
@@ -275,37 +295,96 @@ class Engine:
             try:
                 found = detector.detect(event, text, state)
             except Exception as e:  # a detector bug must not stop the room, nor lose the event
-                log.exception("detector %s failed on event %s", detector.name, event.event_id)
-                self.metrics.detector_errors.labels(detector=detector.name).inc()
-                outcome.dead_letters.append(
-                    DeadLetter.of(
-                        event.model_dump_json().encode(),
-                        "detector_error",
-                        f"{detector.name}: {e!r}",
-                        MessageSource(),
-                        event_id=event.event_id,
-                    )
-                )
+                outcome.dead_letters.append(self._detector_failed(detector.name, event, e))
                 continue
             outcome.findings.extend(found)
 
-        if not outcome.findings:  # most events: nothing to decide, nothing to pseudonymise
-            self.store.put(event.room_id, room)
-            return outcome
+        # work for the account stage: findings about accounts (their ladders are per account, not per room) and
+        # the comments the account-keyed detectors want
+        records: list[AccountRecord] = []
         for i, finding in enumerate(outcome.findings):
             self.metrics.findings.labels(
                 detector=finding.detector, rule_id=finding.rule_id, status=finding.status
             ).inc()
+            per_account = finding.subject.kind == "account" and self.accounts is not None
             if finding.status == "shadow":
+                # an account's shadow finding: what it would do on a fresh ladder (the account's own is the
+                # account stage's, possibly on another worker)
+                ladder_state = PolicyState() if per_account else room.policy
                 outcome.findings[i] = finding.model_copy(
-                    update={"shadow_action": ruleset.policy.would_do(finding, room.policy)}
+                    update={"shadow_action": ruleset.policy.would_do(finding, ladder_state)}
                 )
+                continue
+            if per_account:
+                records.append(AccountRecord(account=finding.subject.id, finding=finding))
                 continue
             action = ruleset.policy.decide(finding, room.policy)
             if action is not None:
                 outcome.actions.append(action)
                 self.metrics.actions.labels(action=action.action).inc()
+        if user_id and text is not None and any(d.wants(event, text) for d in by_account):
+            assert isinstance(event, (ChatEvent, DanmakuEvent))
+            records.append(AccountRecord(account=user_id, event=event))
         self.store.put(event.room_id, room)
-        if self.pseudonymizer is not None:
+        if self.pseudonymizer is not None and outcome.findings:
+            outcome.findings = [self.pseudonymizer.finding(f) for f in outcome.findings]
+        if self.forward_accounts:
+            outcome.to_accounts = records
+        else:
+            for record in records:
+                decided = self.process_account(record)
+                outcome.findings += decided.findings
+                outcome.actions += decided.actions
+                outcome.dead_letters += decided.dead_letters
+        return outcome
+
+    def process_account(self, record: AccountRecord) -> Outcome:
+        """The account stage: a comment for the account-keyed detectors, or a finding for the account's ladder,
+        decided on the account's own state (``accounts``). One ladder per account, whatever room a finding
+        comes from: a mute is one action, issued once (docs/floods.md, "One account, one action")."""
+        if self.accounts is None:
+            raise ValueError("this engine keeps account ladders per room (accounts_per_room): no account stage")
+        ruleset = self.ruleset
+        account = self.accounts.get(record.account) or RoomState()
+        outcome = Outcome()
+        decide = [record.finding] if record.finding is not None else []
+        event = record.event
+        if event is not None:
+            text = normalize(event.text)
+            for detector in ruleset.account_detectors_for(event.kind):
+                try:
+                    found = detector.detect(event, text, account.for_detector(detector))
+                except Exception as e:  # as for a room's detector: the account goes on, the event is kept
+                    outcome.dead_letters.append(self._detector_failed(detector.name, event, e))
+                    continue
+                for finding in found:
+                    self.metrics.findings.labels(
+                        detector=finding.detector, rule_id=finding.rule_id, status=finding.status
+                    ).inc()
+                    if finding.status == "shadow":
+                        finding = finding.model_copy(
+                            update={"shadow_action": ruleset.policy.would_do(finding, PolicyState())}
+                        )
+                    else:
+                        decide.append(finding)
+                    outcome.findings.append(finding)
+        for finding in decide:
+            action = ruleset.policy.decide(finding, account.policy)
+            if action is not None:
+                outcome.actions.append(action)
+                self.metrics.actions.labels(action=action.action).inc()
+        self.accounts.put(record.account, account)
+        if self.pseudonymizer is not None and outcome.findings:
             outcome.findings = [self.pseudonymizer.finding(f) for f in outcome.findings]
         return outcome
+
+    def _detector_failed(self, name: str, event: BaseEvent, error: Exception) -> DeadLetter:
+        log.exception("detector %s failed on event %s", name, event.event_id)
+        self.metrics.detector_errors.labels(detector=name).inc()
+        return DeadLetter.of(
+            event.model_dump_json().encode(),
+            "detector_error",
+            f"{name}: {error!r}",
+            MessageSource(),
+            event_id=event.event_id,
+        )

@@ -153,9 +153,14 @@ class Policy:
         step = ladder.steps[target]
         # The id names the step of this subject's episode, not the finding that happened to cross the
         # threshold: the same step is never issued under two ids, whatever order findings arrive in.
-        action_id = derived_id(
-            "action", finding.subject.kind, finding.subject.key(), target, step.action, subject.episode_start
-        )
+        episode = subject.episode_start
+        if finding.subject.kind == "account" and episode is not None:
+            # An account's findings come from many rooms; behind a repartition (Kafka) they can arrive in another
+            # order than a replay decides them, and so start the episode with another finding. The period the
+            # episode starts in is the same either way (two episodes never start in one period), and names it.
+            period_ms = ladder.period_s * 1000
+            episode = episode // period_ms * period_ms
+        action_id = derived_id("action", finding.subject.kind, finding.subject.key(), target, step.action, episode)
         strike.action_id = action_id
         action = EnforcementAction(
             action_id=action_id,

@@ -61,10 +61,17 @@ class Ruleset:
     def detectors_for(self, kind: str) -> tuple[AnyDetector, ...]:
         return self._by_kind.get(kind, ())
 
+    def account_detectors_for(self, kind: str) -> tuple[AnyDetector, ...]:
+        """The running detectors whose state is keyed by account (``keyed_by == "account"``) that read ``kind``."""
+        return self._by_kind_of_accounts.get(kind, ())
+
     @cached_property
     def _by_kind(self) -> dict[str, tuple[AnyDetector, ...]]:  # computed once per ruleset, read per event
-        kinds = {k for d in self.detectors for k in d.kinds}
-        return {k: tuple(d for d in self.detectors if k in d.kinds) for k in kinds}
+        return _by_kind(d for d in self.detectors if d.keyed_by == "room")
+
+    @cached_property
+    def _by_kind_of_accounts(self) -> dict[str, tuple[AnyDetector, ...]]:
+        return _by_kind(d for d in self.detectors if d.keyed_by == "account")
 
     @cached_property
     def durable_detectors(self) -> frozenset[str]:
@@ -74,7 +81,7 @@ class Ruleset:
     @cached_property
     def rebuilt_detectors(self) -> tuple[AnyDetector, ...]:
         """Running detectors whose state is not persisted: a runtime rebuilds it from recent input."""
-        return tuple(d for d in self.detectors if not d.durable_state)
+        return tuple(d for d in self.detectors if not d.durable_state and d.keyed_by == "room")
 
     @cached_property
     def rebuild_kinds(self) -> frozenset[str]:
@@ -92,6 +99,12 @@ class Ruleset:
         for all, or by rule id — to evaluate or test a detector whose rules ship switched off."""
         configured = self.configured[name]
         return configured if status is None else configured.with_statuses(status)
+
+
+def _by_kind(detectors: Iterable[AnyDetector]) -> dict[str, tuple[AnyDetector, ...]]:
+    chosen = tuple(detectors)
+    kinds = {k for d in chosen for k in d.kinds}
+    return {k: tuple(d for d in chosen if k in d.kinds) for k in kinds}
 
 
 def default_rules_dir() -> Path:

@@ -2,6 +2,7 @@
 
     python scripts/eval_floods.py [--data ../shared/data] [--seed 0] [--quick] [--rules DIR] [--as-shipped]
                                   [--at 0.5] [--tail 600] [--no-background-signals] [--hand]
+    python scripts/eval_floods.py --only rooms [--seed N]   # only the cross-room ring and one-account sections
     python scripts/eval_floods.py --near-duplicates   # SimHash (first version) vs MinHash LSH merging
 
 Flood rules that ship ``off`` are switched on for the evaluation (campaign and ring-account rules live,
@@ -36,6 +37,17 @@ The stream before the injection point is processed once; each scenario starts fr
 room state at that point (serialised to JSON and rebuilt, so every scenario sees exactly what a replay of
 the stream would hold there) and runs from the campaign's start to ``--tail`` seconds after its end.
 
+Then, unless ``--only grid``, the many-room sections (``--only rooms`` runs only them), each replayed by the
+embedded runtime over rooms of real chat (the LiveChat Douyin audience comments and Bilibili danmaku):
+
+(e) a cross-room ring (issue #14): 30 accounts each posting one product's testimonials in 10 of 50 rooms, ≤ 6
+    ring accounts and well under 1 % of the comments in any room, and 60 genuine viewers who visit 6 rooms each
+    (greetings, real chat, now and then a shopper's phrase): account recall and precision of
+    ``ring.cross_room_account`` findings and mutes against the ring (targets ≥ 0.9 and ≥ 0.95), and the rings
+    linked by shared links;
+(f) one account, one action: 10 flood rooms sharing 60 hired accounts — account action records against action
+    ids, with account ladders per room (the behaviour before issue #14) and per account.
+
 Targets (the issue's), printed PASS/FAIL: every campaign of ≥ 20 accounts detected within 60 s of event
 time; account-level precision ≥ 0.95 and recall ≥ 0.9; on the organic streams alone no room suspended
 and no account muted for a fan chant.
@@ -45,9 +57,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import heapq
 import itertools
 import json
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -58,8 +72,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from detectors.account_rings import rings  # noqa: E402
 from detectors.normalize import mask_digits, normalize  # noqa: E402
+from pipeline.embedded import ACTIONS_FILE, EmbeddedRuntime, RunStats, read_jsonl  # noqa: E402
 from pipeline.engine import Engine, MemoryStateStore, RoomState  # noqa: E402
+from pipeline.privacy import DEV_KEY, Pseudonymizer  # noqa: E402
 from pipeline.ruleset import Ruleset  # noqa: E402
 from schemas.events import BaseEvent, event_adapter  # noqa: E402
 from schemas.findings import EnforcementAction, Finding  # noqa: E402
@@ -68,11 +85,16 @@ from scripts.flood_campaigns import (  # noqa: E402
     CampaignSpec,
     achieved_share,
     build_campaign,
+    build_ring,
     count_between,
     floods_on,
     index,
     load_bilibili,
+    load_real_texts,
+    room_backgrounds,
+    shared_flood_rooms,
     with_organic_signals,
+    write_jsonl,
 )
 
 DETECTOR = "bot_flood"
@@ -577,6 +599,118 @@ def summarise(
     return 0
 
 
+# -- many rooms: cross-room rings, and one account one action ------------------------------------
+
+RING_RULE = "ring.cross_room_account"
+RING_ROOMS = 50
+RING_PER_ROOM = 1500  # real comments per room over the hour: a ring account's one message is ≤ 1 % of a room
+
+
+def replay_embedded(
+    events: list[dict[str, Any]], rules: Path | None, per_room_accounts: bool = False
+) -> tuple[list[Finding], list[dict[str, Any]], RunStats]:
+    """The events replayed by the embedded runtime (as ``livewatch replay`` does): the alerts with account
+    pseudonyms as written, and the action records as written to actions.jsonl. ``per_room_accounts``: the
+    account ladders kept per room, as before issue #14 (and as the Kafka worker still does)."""
+    with tempfile.TemporaryDirectory(prefix="livewatch-rings-") as tmp:
+        recording = Path(tmp) / "in.jsonl"
+        write_jsonl(events, recording)
+        findings: list[Finding] = []
+        runtime = EmbeddedRuntime(Path(tmp) / "out", rules_dir=rules, on_outcome=lambda o: findings.extend(o.findings))
+        if per_room_accounts:
+            runtime.engine.accounts = None
+        stats = runtime.run(read_jsonl(recording))
+        with open(Path(tmp) / "out" / ACTIONS_FILE, encoding="utf-8") as f:
+            actions = [json.loads(line) for line in f if line.strip()]
+    return findings, actions, stats
+
+
+def action_counts(actions: list[dict[str, Any]]) -> tuple[int, int, int]:
+    """(account action records, distinct action ids among them, ids with more than one distinct record)."""
+    by_id: dict[str, set[str]] = {}
+    for a in actions:
+        if a["subject"]["kind"] == "account":
+            by_id.setdefault(a["action_id"], set()).add(json.dumps(a, sort_keys=True))
+    records = sum(1 for a in actions if a["subject"]["kind"] == "account")
+    return records, len(by_id), sum(1 for v in by_id.values() if len(v) > 1)
+
+
+def eval_one_action(data: Path, rules: Path | None, seed: int) -> bool:
+    """Item 3: ten flood rooms sharing hired accounts, replayed by the embedded runtime — account action
+    records against action ids, with the account ladders per room (before) and per account (now)."""
+    events, hired = shared_flood_rooms(load_real_texts(data), seed)
+    print(
+        f"\n== one account, one action: 10 flood rooms sharing {len(hired)} hired accounts (25 per room), "
+        f"{len(events):,} events, embedded replay"
+    )
+    ok = True
+    for label, per_room in (("account ladders per room (before)", True), ("account ladders per account", False)):
+        _, actions, _ = replay_embedded(events, rules, per_room_accounts=per_room)
+        records, ids, conflicting = action_counts(actions)
+        muted = {a["subject"]["id"] for a in actions if a["action"] == "mute_account"}
+        if not per_room:
+            ok = records == ids and conflicting == 0
+        print(
+            f"   {label}: {records} account action records for {ids} action ids ({conflicting} ids with "
+            f"differing records); {len(muted & hired)}/{len(hired)} hired accounts muted, "
+            f"{len(muted - hired)} others"
+        )
+    print(f"   one record per action id: {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+def eval_rings(data: Path, rules: Path | None, seed: int) -> bool:
+    """Item 2: a ring of 30 accounts each in 10 of 50 rooms at ≤ 1 % of each room's comments, with 60
+    genuine viewers who also visit 6 rooms each, replayed by the embedded runtime."""
+    texts = load_real_texts(data)
+    backgrounds = room_backgrounds(texts, RING_ROOMS, RING_PER_ROOM, 3600.0, seed)
+    ring = build_ring(list(backgrounds), texts, seed)
+    events = list(heapq.merge(*backgrounds.values(), ring.events, key=lambda e: e["ts"]))
+    ring_msgs = Counter(e["room_id"] for e in ring.events if e["user_id"] in ring.ring_accounts)
+    room_msgs = Counter(e["room_id"] for e in events)
+    worst = max(ring_msgs[r] / room_msgs[r] for r in backgrounds)
+    per_room = max(len(v) for v in ring.per_room.values())
+    print(
+        f"\n== cross-room ring, seed {seed}: {len(ring.ring_accounts)} accounts each in 10 of {RING_ROOMS} rooms "
+        f"(≤ {per_room} ring accounts and ≤ {worst:.2%} of the comments in any room), "
+        f"{len(ring.control_accounts)} genuine viewers in 6 rooms each, {len(events):,} events of real chat, "
+        "embedded replay"
+    )
+    findings, actions, stats = replay_embedded(events, rules)
+    pseudonym = Pseudonymizer(DEV_KEY).user
+    real = {pseudonym(a): a for a in {e["user_id"] for e in events}}
+    found = {real[f.subject.id] for f in findings if f.rule_id == RING_RULE and f.status == "live"}
+    muted = {a["subject"]["id"] for a in actions if a["action"] == "mute_account"}
+    flagged = found | muted
+    tp = len(flagged & ring.ring_accounts)
+    precision = tp / len(flagged) if flagged else None
+    recall = tp / len(ring.ring_accounts)
+    room_actions = Counter(a["action"] for a in actions if a["subject"]["kind"] == "room")
+    links = {
+        real[f.subject.id]: [str(x) for x in f.details.get("ring_links", [])]  # type: ignore[union-attr]
+        for f in findings
+        if f.rule_id == RING_RULE
+    }
+    groups = rings(links)
+    print(
+        f"   {stats.events:,} events in {stats.elapsed_s:.1f} s; ring findings {len(found)}, accounts muted "
+        f"{len(muted)} ({len(muted & ring.ring_accounts)} of the ring, {len(muted & ring.control_accounts)} "
+        f"genuine hoppers, {len(muted - ring.ring_accounts - ring.control_accounts)} other viewers); room actions: "
+        f"{dict(room_actions) or 'none'}"
+    )
+    print(
+        f"   rings linked (shared script bands, devices, IP prefixes): {len(groups)}, sizes "
+        f"{[len(g) for g in groups[:5]]}, the largest holding {len(groups[0] & ring.ring_accounts) if groups else 0} "
+        "ring accounts"
+    )
+    ok = precision is not None and precision >= MIN_PRECISION and recall >= MIN_RECALL
+    print(
+        f"   account recall ≥ {MIN_RECALL} and precision ≥ {MIN_PRECISION}: recall {recall:.3f}, precision "
+        f"{fmt(precision, '.3f')} ({tp} TP, {len(flagged) - tp} FP) … {'PASS' if ok else 'FAIL'}"
+    )
+    return ok
+
+
 # -- near-duplicates -----------------------------------------------------------------------------
 
 
@@ -684,9 +818,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only measure near-duplicate merging: SimHash (first version) vs MinHash LSH",
     )
+    ap.add_argument(
+        "--only",
+        choices=("grid", "rooms"),
+        default=None,
+        help="run only the per-stream grid (a–d), or only the many-room sections (cross-room ring, one "
+        "account one action); by default all",
+    )
     args = ap.parse_args(argv)
     if args.near_duplicates:
         return near_duplicates(args.data, args.seed)
+    if args.only == "rooms":
+        return many_rooms(args)
     if not 0 <= args.at < 1:
         ap.error("--at must be in [0, 1)")
 
@@ -727,7 +870,16 @@ def main(argv: list[str] | None = None) -> int:
     if not organic:
         print(f"no Bilibili streams in {args.data}", file=sys.stderr)
         return 2
-    return summarise(organic, scores, crowds, args.list)
+    status = summarise(organic, scores, crowds, args.list)
+    return many_rooms(args) if args.only is None else status
+
+
+def many_rooms(args: argparse.Namespace) -> int:
+    ring_ok = eval_rings(args.data, args.rules, args.seed)
+    one_ok = eval_one_action(args.data, args.rules, args.seed)
+    verdict = {True: "PASS", False: "FAIL"}
+    print(f"\n== many rooms: cross-room ring {verdict[ring_ok]}, one account one action {verdict[one_ok]}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -405,6 +405,172 @@ def busiest_window(background: Sequence[dict[str, Any]], window_s: float) -> int
     return ts[best_i]
 
 
+# -- many rooms: cross-room rings -------------------------------------------------------------------
+
+#: what genuine viewers who hop between rooms type: greetings, and now and then a shopper's phrase
+GREETINGS = (
+    "主播好",
+    "主播好呀",
+    "来了来了",
+    "晚上好",
+    "大家好",
+    "刚来",
+    "主播辛苦了",
+    "有点卡",
+    "支持主播",
+    "哈哈哈哈",
+)
+T_ROOMS = 1_769_947_200_000  # 2026-02-01T12:00:00Z: rooms of the many-room scenarios start here
+
+
+def load_real_texts(data: Path) -> list[str]:
+    """Real viewer texts: the Douyin LiveChat audience comments (real Douyin live-room chat), then the
+    Bilibili danmaku of the stream of 12-11 — the background of the many-room scenarios."""
+    texts: list[str] = []
+    douyin = data / "livechat_douyin_dev.jsonl"
+    if douyin.exists():
+        with open(douyin, encoding="utf-8") as f:
+            texts += [json.loads(line)["comment"].strip() for line in f if line.strip()]
+    bilibili = data / "bilibili_danmaku_2020-12-11.jsonl"
+    if bilibili.exists():
+        with open(bilibili, encoding="utf-8") as f:
+            texts += [json.loads(line)["text"].strip() for line in f if line.strip()]
+    texts = [t for t in texts if t]
+    if not texts:
+        raise FileNotFoundError(
+            f"no real chat in {data} (livechat_douyin_dev.jsonl, bilibili_danmaku_2020-12-11.jsonl)"
+        )
+    return texts
+
+
+def _comment(room: str, ts: int, user_id: str, text: str, user: dict[str, Any], event_id: str) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "kind": "danmaku",
+        "room_id": room,
+        "platform": "douyin",
+        "ts": ts,
+        "user_id": user_id,
+        "text": text,
+        "role": "viewer",
+        "user": user,
+    }
+
+
+def room_backgrounds(
+    texts: Sequence[str], rooms: int, per_room: int, duration_s: float, seed: int, audience: int = 200
+) -> dict[str, list[dict[str, Any]]]:
+    """``rooms`` rooms of real viewer chat: each ``per_room`` real texts at random times over ``duration_s``,
+    from its own audience of ``audience`` viewers (organic-looking signals), sorted by ts."""
+    rng = random.Random(f"rooms:{seed}")
+    out = {}
+    span = round(duration_s * 1000)
+    for r in range(rooms):
+        room = f"room-{r:03d}"
+        viewers = [f"{room}-v{k}" for k in range(audience)]
+        signals = {v: organic_signals(v, random.Random(f"{seed}:{v}")) for v in viewers}
+        events = []
+        for k in range(per_room):
+            v = rng.choice(viewers)
+            events.append(
+                _comment(room, T_ROOMS + rng.randrange(span), v, rng.choice(texts), signals[v], f"{room}-bg-{k}")
+            )
+        events.sort(key=lambda e: e["ts"])
+        out[room] = events
+    return out
+
+
+@dataclass
+class Ring:
+    """A cross-room ring: hired accounts each posting one product's scripts in several rooms, and the control
+    accounts — genuine viewers who also visit several rooms."""
+
+    events: list[dict[str, Any]]
+    ring_accounts: frozenset[str]
+    control_accounts: frozenset[str]
+    #: room → ring accounts that posted in it
+    per_room: dict[str, set[str]]
+
+
+def build_ring(
+    rooms: Sequence[str],
+    texts: Sequence[str],
+    seed: int,
+    accounts: int = 30,
+    rooms_each: int = 10,
+    messages_per_room: int = 1,
+    controls: int = 60,
+    control_rooms: int = 6,
+    duration_s: float = 3600.0,
+    templates: Sequence[str] = TEMPLATES["testimonial"][:2],
+) -> Ring:
+    """A ring of ``accounts`` hired accounts, each posting ``messages_per_room`` varied messages of one
+    product's ``templates`` in ``rooms_each`` rooms (as evenly spread over the rooms as the numbers allow) at
+    random times; organic-looking signals except a device shared by each group of ``DEVICE_GROUP`` accounts.
+    And ``controls`` genuine viewers visiting ``control_rooms`` rooms each, posting 1–3 greetings or real
+    chat per room, and in ~30 % of their rooms a shopper's phrase ("太划算了", "回购了回购了")."""
+    rng = random.Random(f"ring:{seed}")
+    span = round(duration_s * 1000)
+    events: list[dict[str, Any]] = []
+    per_room: dict[str, set[str]] = {r: set() for r in rooms}
+    load = {r: 0 for r in rooms}
+    ring = []
+    for i in range(accounts):
+        user_id = f"pro-{seed}-{i}"
+        ring.append(user_id)
+        user = {**organic_signals(user_id, rng), "device_id": f"dev-ring-{seed}-{i // DEVICE_GROUP}"}
+        # the least worked rooms first (ties at random): every room gets about the same few ring accounts
+        chosen = sorted(rooms, key=lambda r: (load[r], rng.random()))[:rooms_each]
+        for room in chosen:
+            load[room] += 1
+            per_room[room].add(user_id)
+            for _ in range(messages_per_room):
+                text = campaign_text("testimonial", rng, templates)
+                events.append(_comment(room, T_ROOMS + rng.randrange(span), user_id, text, user, ""))
+    control = []
+    for i in range(controls):
+        user_id = f"hopper-{seed}-{i}"
+        control.append(user_id)
+        user = organic_signals(user_id, rng)
+        for room in rng.sample(list(rooms), control_rooms):
+            for _ in range(rng.randint(1, 3)):
+                text = rng.choice(GREETINGS) if rng.random() < 0.6 else rng.choice(texts)
+                events.append(_comment(room, T_ROOMS + rng.randrange(span), user_id, text, user, ""))
+            if rng.random() < 0.3:
+                text = fill_template(rng.choice(TEMPLATES["shoppers"]), rng)
+                events.append(_comment(room, T_ROOMS + rng.randrange(span), user_id, text, user, ""))
+    events.sort(key=lambda e: (e["ts"], e["room_id"], e["user_id"]))
+    for k, e in enumerate(events):
+        e["event_id"] = f"{e['room_id']}-{e['user_id']}-{k}"
+    return Ring(events, frozenset(ring), frozenset(control), per_room)
+
+
+def shared_flood_rooms(
+    texts: Sequence[str], seed: int, rooms: int = 10, pool: int = 60, accounts: int = 25, per_room: int = 600
+) -> tuple[list[dict[str, Any]], frozenset[str]]:
+    """``rooms`` rooms of real chat, each flooded within its 10 minutes by ``accounts`` hired accounts drawn
+    from one ``pool`` (so most hired accounts work several rooms), 70 % of the traffic, bot-like signals: the
+    events merged by ts, and the hired accounts."""
+    rng = random.Random(f"shared:{seed}")
+    backgrounds = room_backgrounds(texts, rooms, per_room, 600.0, seed)
+    hired = [f"hired-{seed}-{i}" for i in range(pool)]
+    signals = {a: bot_signals(f"shared-{seed}", i, random.Random(f"{seed}:{a}")) for i, a in enumerate(hired)}
+    streams: list[list[dict[str, Any]]] = []
+    for r, (room, background) in enumerate(backgrounds.items()):
+        chosen = rng.sample(hired, accounts)
+        start = T_ROOMS + 60_000 + r * 5_000
+        flood = []
+        for k in range(messages_for_share(0.7, per_room // 10)):
+            user_id = chosen[k % accounts]
+            ts = start + rng.randrange(60_000)
+            flood.append(
+                _comment(room, ts, user_id, campaign_text("testimonial", rng), signals[user_id], f"{room}-hired-{k}")
+            )
+        flood.sort(key=lambda e: e["ts"])
+        streams.append(list(heapq.merge(background, flood, key=lambda e: e["ts"])))
+    return list(heapq.merge(*streams, key=lambda e: e["ts"])), frozenset(hired)
+
+
 # -- rules ---------------------------------------------------------------------------------------
 
 DETECTOR = "bot_flood"

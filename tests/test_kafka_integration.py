@@ -102,6 +102,9 @@ def one_worker_run(kafka, tmp_path_factory):
             60,
             "every message decided",
         )
+        # account actions are decided a step later, by the account stage behind live.accounts
+        n_actions = len(embedded(recording, tmp / "expected")["actions"])
+        wait_for(lambda: worker.total("livewatch_actions_total") >= n_actions, 60, "every action decided")
         metrics = worker.metrics()
         kafka_out = outputs(kafka, prefix)
         kafka_out["dlq"] = topic_records(kafka.bootstrap, f"{prefix}live.dlq", "reason")

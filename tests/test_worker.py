@@ -40,7 +40,9 @@ def test_a_worker_is_built_of_its_parts(tmp_path, ruleset):
     assert isinstance(runtime.rebuilds, RebuildCoordinator) and isinstance(runtime.store, TableStateStore)
     assert runtime.engine.store is runtime.store is runtime.rebuilds.store
     assert isinstance(runtime.app.consumer, BatchConsumer)  # inputs come in fetched batches
-    assert runtime.app.consumer.batch_topics == runtime.input_names
+    # the account stage's repartition comes in batches too
+    assert runtime.app.consumer.batch_topics == runtime.input_names | {"live.accounts"}
+    assert runtime.engine.accounts is runtime.account_store and runtime.engine.forward_accounts
     assert runtime.input_names == {f"live.{t}" for t in ("chat", "danmaku", "transcript", "price", "meta", "orders")}
 
 

@@ -38,8 +38,10 @@ class OutputSender:
         metrics: Metrics,
         attempts: int = SEND_ATTEMPTS,
         backoff_s: float = 0.2,
+        accounts: OutputTopic | None = None,
     ) -> None:
         self.alerts, self.actions, self.dlq = alerts, actions, dlq
+        self.accounts = accounts  # the account stage's repartition topic (key = user id), if the runtime has one
         self.metrics = metrics
         self.attempts = attempts
         self.backoff_s = backoff_s
@@ -49,6 +51,11 @@ class OutputSender:
             [(self.alerts, f.room_id.encode(), f.model_dump_json().encode()) for f in outcome.findings]
             + [(self.actions, a.action_id.encode(), a.model_dump_json().encode()) for a in outcome.actions]
             + [(self.dlq, key, d.model_dump_json().encode()) for d in outcome.dead_letters]
+            + (
+                [(self.accounts, r.account.encode(), r.model_dump_json().encode()) for r in outcome.to_accounts]
+                if self.accounts is not None
+                else []
+            )
         )
 
     async def send(self, outcome: Outcome, key: bytes | None) -> None:

@@ -1,7 +1,8 @@
 """Every Kafka topic livewatch reads or writes, declared once (names, partitions, retention, compaction),
 the conventions of their messages (key = room_id, the publisher's sequence header), and their creation.
 
-All input topics are keyed by ``room_id`` and must have the **same partition count**: the worker merges
+All input topics are keyed by ``room_id`` (live.accounts, the account stage's repartition, by ``user_id``) and
+must have the **same partition count**: the worker merges
 them per partition by event time, and a room's events must meet on one partition number in every topic
 (Faust's assignor gives co-partitioned topics of one agent to the same worker).
 
@@ -87,6 +88,14 @@ REVIEWS = TopicSpec(
     compacted=True,
     doc="reviewers' decisions: key = finding id (or appeal reference), compacted: the latest decision per key",
 )
+ACCOUNTS = TopicSpec(
+    "live.accounts",
+    "internal",
+    retention_ms=DAY_MS,
+    doc="repartition: the account stage's work (account findings, comments the account-keyed detectors "
+    "want), key = user_id, written by the room stage in its transaction and read by the account stage",
+)
+INTERNAL: tuple[TopicSpec, ...] = (ACCOUNTS,)
 
 TOPIC_FOR_KIND: dict[str, str] = {kind: t.name for t in INPUTS for kind in t.kinds}
 INPUT_NAMES: tuple[str, ...] = tuple(t.name for t in INPUTS)
@@ -104,7 +113,7 @@ def seq_of(headers: Any) -> int | None:
     return None
 
 
-async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] = (*INPUTS, *OUTPUTS)) -> list[str]:
+async def ensure_topics(settings: Settings, specs: Iterable[TopicSpec] = (*INPUTS, *OUTPUTS, *INTERNAL)) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Existing ones are left alone."""
     admin = AIOKafkaAdminClient(**client_kwargs(settings))
     await admin.start()

@@ -35,18 +35,29 @@ from pipeline.kafka.rebuild import RebuildCoordinator
 from pipeline.kafka.security import faust_credentials, security_kwargs
 from pipeline.kafka.sender import OutputSender
 from pipeline.kafka.state_store import TableStateStore
-from pipeline.kafka.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES, TOPIC_FOR_KIND, ensure_topics, seq_of
+from pipeline.kafka.topics import (
+    ACCOUNTS,
+    ACTIONS,
+    ALERTS,
+    DLQ,
+    INPUT_NAMES,
+    TOPIC_FOR_KIND,
+    ensure_topics,
+    seq_of,
+)
 from pipeline.kafka.transactions import Transactions
 from pipeline.metrics import Metrics
 from pipeline.privacy import DEV_KEY, Pseudonymizer
 from pipeline.ruleset import RulesetWatcher
 from pipeline.settings import Settings
+from schemas.accounts import AccountRecord
 from schemas.deadletter import DeadLetter, MessageSource
 from schemas.events import BaseEvent
 
 log = logging.getLogger("livewatch.worker")
 
 ROOMS_TABLE = "rooms"
+ACCOUNTS_TABLE = "accounts"
 BATCHES_AHEAD = 2  # fetched batches waiting for their step at most: the fetcher reads ahead, then waits
 GAP_PATIENCE_S = 30.0  # a head of the acknowledgement queue waits this long at a gap, then goes past it
 STALL_S = 10.0  # an input with messages on the broker that delivers nothing this long is read directly
@@ -140,12 +151,13 @@ class WorkerRuntime:
             stream_wait_empty=False,
         )
         self.input_names = frozenset(s.topic(name) for name in INPUT_NAMES)
+        self.account_topic = s.topic(ACCOUNTS.name)  # the account stage's input: a repartition by user id
         self._batches: asyncio.Queue[list[Message]] = asyncio.Queue(maxsize=BATCHES_AHEAD)
         # before anything asks the app for its consumer: the one built must be a BatchConsumer
         self.app.transport = BatchTransport(
             self.app.conf.broker_consumer,
             self.app,
-            self.input_names,
+            self.input_names | {self.account_topic},
             self._batches.put,
             committed_ends=(
                 (lambda tps: committed_ends(s.bootstrap_servers(), tps, security=security_kwargs(s)))
@@ -155,6 +167,9 @@ class WorkerRuntime:
         )
         self.inputs = self.app.topic(
             *sorted(self.input_names), key_serializer="raw", value_serializer="raw", partitions=s.partitions
+        )
+        self.account_input = self.app.topic(
+            self.account_topic, key_serializer="raw", value_serializer="raw", partitions=s.partitions
         )
         out: dict[str, Any] = dict(
             key_serializer="raw", value_serializer="raw", partitions=s.partitions, replicas=s.replication
@@ -168,10 +183,22 @@ class WorkerRuntime:
             ROOMS_TABLE, default=None, partitions=s.partitions, use_partitioner=True, key_type=bytes, value_type=bytes
         )
         self._changelog_topic = self.rooms.changelog_topic.get_topic_name()
+        # the account stage's state (account ladders, account-keyed detectors), keyed and partitioned by user id
+        # as live.accounts is
+        self.accounts_table = self.app.Table(
+            ACCOUNTS_TABLE,
+            default=None,
+            partitions=s.partitions,
+            use_partitioner=True,
+            key_type=bytes,
+            value_type=bytes,
+        )
+        self._accounts_changelog = self.accounts_table.changelog_topic.get_topic_name()
 
         self.watcher = RulesetWatcher(s.rules_dir)
         self.metrics.set_ruleset(self.watcher.current.version)
         self.store = TableStateStore(self.rooms, lambda: self.watcher.current)
+        self.account_store = TableStateStore(self.accounts_table, lambda: self.watcher.current)
         if s.pseudonym_key.get_secret_value() == DEV_KEY:
             log.warning(
                 "LIVEWATCH_PSEUDONYM_KEY is not set: alerts pseudonymise user ids with the public "
@@ -182,6 +209,8 @@ class WorkerRuntime:
             store=self.store,
             metrics=self.metrics,
             pseudonymizer=Pseudonymizer(s.pseudonym_key.get_secret_value()),
+            accounts=self.account_store,
+            forward_accounts=True,  # the room stage sends the account stage's work to live.accounts
         )
 
         self._lock = asyncio.Lock()  # one decision step at a time: deliveries, re-reads, releases, handovers
@@ -198,9 +227,11 @@ class WorkerRuntime:
                 t.topic(s.topic(DLQ.name)),
                 self.metrics,
                 attempts=1,
+                accounts=t.topic(self.account_topic),
             )
         else:
-            self.sender = OutputSender(self.alerts, self.actions, self.dlq, self.metrics)
+            account_output = self.app.topic(self.account_topic, **out)
+            self.sender = OutputSender(self.alerts, self.actions, self.dlq, self.metrics, accounts=account_output)
         self._committed: dict[TP, int] = {}  # exactly-once: the next offsets committed in a transaction
         self.rebuilds = RebuildCoordinator(
             self._read_history,
@@ -216,11 +247,14 @@ class WorkerRuntime:
         self._mergers: dict[int, EventTimeMerger[TP, _Held]] = {}
         self._merge_clock = DeliveryClock()  # the mergers' time: stands still while nothing is delivered
         self._owned: dict[int, set[TP]] = {}  # partition number → the input topic-partitions we own
+        self._account_tps: set[TP] = set()  # the partitions of live.accounts we own
+        self._account_next: dict[TP, int] = {}  # per live.accounts partition: the next offset to decide
         self._assigned = False  # False between a revocation and the next assignment
         self._limbo: list[Message] = []  # delivered meanwhile: ours or not is known at assignment
         self._last_reload = time.monotonic()
 
         self.app.topics.add(self.inputs)  # subscribed (no agent: the batches come from the consumer)
+        self.app.topics.add(self.account_input)
         self.app.task(self._consume)
         self.app.timer(0.2)(self._tick)
         self.app.task(self._declare_outputs)
@@ -240,6 +274,7 @@ class WorkerRuntime:
 
     async def _on_assigned(self, app: Any, assigned: set[TP], **kwargs: Any) -> None:
         inputs = {tp for tp in assigned if tp.topic in self.input_names}
+        self._account_tps = {tp for tp in assigned if tp.topic == self.account_topic}
         self._owned = {}
         for tp in inputs:
             self._owned.setdefault(tp.partition, set()).add(tp)
@@ -267,7 +302,10 @@ class WorkerRuntime:
             self.offsets.clear()
             self._committed.clear()
             self._owned = {}
+            self._account_tps = set()
+            self._account_next.clear()
             self.store.clear()
+            self.account_store.clear()
             self.metrics.partitions_assigned.set(0)
             self.metrics.consumer_lag.clear()
             self.metrics.merge_held.set(0)
@@ -310,8 +348,11 @@ class WorkerRuntime:
             now = time.monotonic()
             self._merge_clock.delivered(now)
             ack_now = []
+            for_accounts = [m for m in messages if m.tp.topic == self.account_topic]
             for msg in messages:
                 tp = msg.tp
+                if tp.topic == self.account_topic:
+                    continue
                 if tp not in self._owned.get(tp.partition, ()):
                     # Fetched before a rebalance, delivered after it, and the partition is another worker's
                     # now: its new owner reads it from the committed offset (deciding it here would use stale
@@ -329,6 +370,62 @@ class WorkerRuntime:
                 for copy in ack_now:  # copies of messages acknowledged already
                     self.app.consumer.ack(copy)
             await self._release(step)
+            if for_accounts:
+                await self._decide_accounts(for_accounts)
+
+    async def _decide_accounts(self, messages: list[Message]) -> None:
+        """The account stage (under the lock): each live.accounts message of ours, in offset order, decided by
+        ``Engine.process_account`` on the account's state; the outputs, the accounts table's changes and the
+        offsets go in one transaction (exactly-once), or are sent, flushed and then acknowledged."""
+        decided: list[tuple[Outcome, bytes | None]] = []
+        taken: list[Message] = []
+        offsets: dict[TopicPartition, int] = {}
+        for msg in messages:
+            tp = msg.tp
+            if tp not in self._account_tps or msg.offset < self._account_next.get(tp, 0):
+                continue  # another worker's now, or decided already (a fetch that raced a seek)
+            raw = msg.value if isinstance(msg.value, bytes) else bytes(msg.value or b"")
+            source = MessageSource(topic=tp.topic, partition=tp.partition, offset=msg.offset)
+            try:
+                outcome = self.engine.process_account(AccountRecord.model_validate_json(raw))
+            except Exception as e:  # a record we cannot read (written by another version?): kept in the DLQ
+                outcome = self.sender.failure(e, raw, source)
+            decided.append((outcome, msg.key))
+            taken.append(msg)
+            self._account_next[tp] = msg.offset + 1
+            offsets[TopicPartition(tp.topic, tp.partition)] = msg.offset + 1
+        if not taken:
+            return
+        try:
+            if self.transactions is not None:
+                t = self.transactions
+                await t.begin()
+                try:
+                    if any(await self.sender.send_many(decided)):
+                        raise TransientError("an account stage output was refused")
+                    for account, blob in self.account_store.take_changes(self.accounts_table.data):
+                        await t.log_change(self._accounts_changelog, account.encode(), blob)
+                    await t.commit(offsets)
+                except TransientError:
+                    raise
+                except Exception as e:
+                    raise TransientError(f"account stage transaction failed: {e!r}") from e
+            else:
+                errors = await self.sender.send_many(decided)
+                letters = [
+                    (self.sender.failure(e, bytes(m.value or b""), MessageSource(topic=m.tp.topic)), m.key)
+                    for m, e in zip(taken, errors, strict=True)
+                    if e is not None
+                ]
+                if letters and any(await self.sender.send_many(letters)):
+                    raise TransientError("an account stage dead letter was refused")
+                if self.account_store.write_changes():
+                    await self.app.producer.flush()
+                for msg in taken:
+                    self.app.consumer.ack(msg)
+        except TransientError as e:
+            log.error("%s; stopping so that a restarted worker reads the account records again", e)
+            await self.app.crash(e)
 
     def _accept(
         self,
