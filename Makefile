@@ -1,7 +1,8 @@
 # The two commands of the README: `make demo` and `make test`. Each sets itself up on a fresh
-# machine: a virtualenv in .venv with the pinned dependencies; `make test` also fetches and starts a
-# real Kafka broker (deploy/kafka) for the integration tests, and stops it afterwards; it runs
-# ruff (lint + format check) and mypy before the tests.
+# machine: a virtualenv in .venv with the pinned dependencies; `make test` also installs the Debian packages
+# the tests use when missing (deploy/system-packages.sh: chromium, postgresql, prometheus), fetches and starts
+# a real Kafka broker (deploy/kafka) for the integration tests, and stops it afterwards; it runs ruff (lint +
+# format check) and mypy before the tests.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -20,8 +21,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/livewatch demo
 
-# lint, format and types first (seconds), then every test
+# Debian packages the tests use (chromium, postgresql, prometheus), when missing; then lint, format and types
+# (seconds), then every test
 test: $(STAMP)
+	deploy/system-packages.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
