@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, RuleContext
 from detectors.normalize import NormalizedText, mask_digits, normalize, words_regex
-from schemas.events import BaseEvent, ChatEvent, DanmakuEvent
+from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, OrderEvent, TranscriptEvent
 from schemas.findings import Evidence, Finding, Subject
 from schemas.rules import Rule
 
@@ -119,6 +119,27 @@ class CampaignModel(BaseModel):
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
+class CrowdSettings(BaseModel):
+    """When a commercial pool reads as the room's shoppers answering the host rather than a hire: the host
+    asked for it, the room is buying, and most of the pool was in the room before the host asked. A hire
+    can be told what to type, but buying costs money and earlier presence costs hours of an account's
+    time in that room — so all three are required, and an account-signal model still decides alone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: words in the host's speech (transcript) or a host/operator comment that ask viewers to type or buy
+    prompt_cues: list[str] = Field(min_length=1)
+    answer_s: int = Field(180, ge=1, description="a message within this long after a prompt answers it")
+    min_answering: float = Field(0.8, ge=0, le=1, description="share of the pool's messages that answer a prompt")
+    min_orders_per_account: float = Field(0.1, ge=0, description="the room's orders in the window per pool account")
+    order_grace_s: int = Field(60, ge=0, description="orders are not asked for this long after a sale's first prompt")
+    min_present_before: float = Field(
+        0.3, ge=0, le=1, description="share of pool accounts that commented in the room before their first script"
+    )
+    present_lead_s: int = Field(30, ge=0, description="… at least this long before it")
+    max_viewers: int = Field(20_000, ge=10, description="viewers remembered (first and last comment)")
+
+
 class FloodSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -150,6 +171,7 @@ class FloodSettings(BaseModel):
     judge_every_ms: int = Field(1000, ge=0)
     report_every_s: int = Field(600, ge=1, description="re-report an active campaign/script at most this often")
     account_report_every_s: int = Field(3600, ge=1, description="name an account at most once per period")
+    crowd: CrowdSettings | None = Field(None, description="spare shoppers answering the host (see CrowdSettings)")
 
 
 # -- state ---------------------------------------------------------------------------------------
@@ -170,6 +192,7 @@ class Script(BaseModel):
 class Account(BaseModel):
     """What the pool's signals need of an account that posted a commercial script."""
 
+    first_ts: int  # its first commercial message since it was last quiet for a window
     last_ts: int
     new: bool = False
     multi_room: bool = False
@@ -200,6 +223,10 @@ class FloodState(BaseModel):
     accounts: OrderedDict[str, Account] = Field(default_factory=OrderedDict)  # commercial posters, oldest first
     verdict: Verdict | None = None  # the last judgement of the pool
     seen: OrderedDict[str, int] = Field(default_factory=OrderedDict)  # comment id → ts, in arrival order
+    # for sparing shopper crowds (settings.crowd): the host's prompts, the room's orders, its viewers
+    prompts: list[int] = Field(default_factory=list)  # ts of the host's prompts within the window, oldest first
+    orders: dict[int, int] = Field(default_factory=dict)  # bucket start → orders
+    viewers: OrderedDict[str, tuple[int, int]] = Field(default_factory=OrderedDict)  # user → (first, last ts)
 
 
 # -- the detector --------------------------------------------------------------------------------
@@ -207,7 +234,8 @@ class FloodState(BaseModel):
 
 class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
     name: ClassVar[str] = "bot_flood"
-    kinds: ClassVar[frozenset[str]] = frozenset({"chat", "danmaku"})
+    # transcript and orders only feed the shopper-crowd signals (settings.crowd): the host's prompts, the buying
+    kinds: ClassVar[frozenset[str]] = frozenset({"chat", "danmaku", "transcript", "order"})
     durable_state: ClassVar[bool] = False  # a sliding window: kept in memory, rebuilt from the input
 
     def __init__(self, settings: FloodSettings, rules: Sequence[FloodRule], context: RuleContext) -> None:
@@ -215,13 +243,19 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         self.history_ms = settings.window_s * 1000
         self._by_report = {r.reports: r for r in self.rules}
         self._cue_rx = words_regex(c for r in self.rules for c in r.cues)  # one C-speed search per comment
+        crowd = settings.crowd
+        self._prompt_rx = words_regex(normalize(c).text for c in crowd.prompt_cues) if crowd else None
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> list[Finding]:
+        if self._prompt_rx is not None and self._room_context(event, text, state):
+            return []
         if not isinstance(event, (ChatEvent, DanmakuEvent)) or event.role != "viewer" or text is None:
             return []
         if not self._first_delivery(state, event):
             return []  # re-delivered: counted once, as the other detectors apply an event id once
         s = self.settings
+        if self._prompt_rx is not None:
+            self._remember_viewer(state, event.user_id, event.ts)
         bucket = event.ts // (s.bucket_s * 1000) * s.bucket_s * 1000
         self._count_traffic(state, bucket, event.ts)
         masked = mask_digits(text.text)
@@ -254,7 +288,41 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             return self._judge_pool(state, event, key)
         return self._judge_chant(state, event, script)
 
-    def _first_delivery(self, state: FloodState, event: ChatEvent | DanmakuEvent) -> bool:
+    def _room_context(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> bool:
+        """Record what the shopper-crowd signals read — a host prompt, an order; True when the event is only
+        that (not a viewer comment)."""
+        assert self._prompt_rx is not None
+        horizon = event.ts - self.settings.window_s * 1000
+        if isinstance(event, OrderEvent):
+            if self._first_delivery(state, event):
+                bucket = event.ts // (self.settings.bucket_s * 1000) * self.settings.bucket_s * 1000
+                if bucket not in state.orders:
+                    for b in [b for b in state.orders if b <= horizon]:
+                        del state.orders[b]
+                    state.orders[bucket] = 0
+                state.orders[bucket] += 1
+            return True
+        spoken = isinstance(event, TranscriptEvent) and event.speaker == "host"
+        hosted = isinstance(event, (ChatEvent, DanmakuEvent)) and event.role != "viewer"
+        if (spoken or hosted) and text is not None and self._prompt_rx.search(text.text) is not None:
+            if event.ts not in state.prompts and self._first_delivery(state, event):
+                state.prompts.append(event.ts)
+                state.prompts.sort()
+            while state.prompts and state.prompts[0] <= horizon:
+                del state.prompts[0]
+            del state.prompts[:-50]  # bounded: a host repeating "扣1" all evening keeps the latest 50
+        return not isinstance(event, (ChatEvent, DanmakuEvent))
+
+    def _remember_viewer(self, state: FloodState, user: str, ts: int) -> None:
+        """When the viewer first commented (since it was last quiet for a window) and last did."""
+        assert self.settings.crowd is not None
+        known = state.viewers.pop(user, None)
+        state.viewers[user] = (known[0] if known else ts, ts)  # most recent last
+        horizon = ts - self.settings.window_s * 1000
+        while len(state.viewers) > self.settings.crowd.max_viewers or next(iter(state.viewers.values()))[1] <= horizon:
+            state.viewers.popitem(last=False)
+
+    def _first_delivery(self, state: FloodState, event: BaseEvent) -> bool:
         """Remember the comment's id; False when it was seen already. Every comment moves the room's traffic,
         a script's accounts and examples, so a second copy (a producer's retried send, an upstream repeat)
         would count twice. Bounded like the rest of the window: the oldest ids are forgotten once older than
@@ -355,7 +423,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             return
         account = state.accounts.get(user)
         if account is None:
-            account = state.accounts[user] = Account(last_ts=event.ts)
+            account = state.accounts[user] = Account(first_ts=event.ts, last_ts=event.ts)
         else:
             state.accounts.move_to_end(user)
         account.last_ts = event.ts
@@ -432,7 +500,53 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             "contradicting_numbers": sum(any(len(v) > 1 for v in a.numbers.values()) for a in members) / n,
             "multi_room": sum(a.multi_room for a in members) / n,
         }
+        if s.crowd is not None:
+            features.update(self._crowd_features(state, ts, scripts, list(accounts), pool_msgs))
         return features, list(accounts), scripts
+
+    def _crowd_features(
+        self, state: FloodState, ts: int, scripts: list[str], accounts: list[str], pool_msgs: int
+    ) -> dict[str, float]:
+        """How far the pool reads as the room's shoppers answering the host (nothing without a host prompt in
+        the window): the share of its messages posted within answer_s after a prompt, the room's orders in
+        the window per pool account, and the share of its accounts that commented in the room at least
+        present_lead_s before their first commercial message."""
+        crowd = self.settings.crowd
+        assert crowd is not None
+        horizon = ts - self.settings.window_s * 1000
+        prompts = [p for p in state.prompts if horizon < p <= ts]
+        if not prompts:
+            return {}
+        bucket_ms = self.settings.bucket_s * 1000
+        answer_ms = crowd.answer_s * 1000
+        answering = {
+            b
+            for k in scripts
+            for b in state.scripts[k].buckets
+            if b > horizon and any(p // bucket_ms * bucket_ms <= b <= p + answer_ms for p in prompts)
+        }
+        answered = sum(n for k in scripts for b, n in state.scripts[k].buckets.items() if b in answering)
+        orders = sum(n for b, n in state.orders.items() if b > horizon)
+        lead = crowd.present_lead_s * 1000
+        present = 0
+        for u in accounts:
+            seen, account = state.viewers.get(u), state.accounts.get(u)
+            present += seen is not None and account is not None and seen[0] <= account.first_ts - lead
+        n = max(1, len(accounts))
+        features = {
+            "answers_prompt": answered / max(1, pool_msgs),
+            "orders_per_account": orders / n,
+            "present_before": present / n,
+        }
+        # buyers need time to check out: in a sale's first order_grace_s (no earlier prompt in the window) the
+        # orders are not asked for yet; after it they are, and a hire spared so far is judged again then
+        checking_out = ts - prompts[0] <= crowd.order_grace_s * 1000
+        spared = (
+            features["answers_prompt"] >= crowd.min_answering
+            and (checking_out or features["orders_per_account"] >= crowd.min_orders_per_account)
+            and features["present_before"] >= crowd.min_present_before
+        )
+        return {**features, "shopper_crowd": float(spared)}
 
     def is_campaign(self, features: dict[str, float], ongoing: bool = False) -> tuple[bool, float]:
         """(campaign?, score) for pool features: the hand thresholds on traffic, or the trained model on
@@ -450,6 +564,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             or features["recent_share"] >= k * s.min_recent_share
             or (features["log_burst"] >= math.log1p(s.burst_factor) and features["recent_share"] >= k * s.min_share)
         )
+        # Shoppers answering the host (settings.crowd) are spared the traffic thresholds — they are loud by
+        # nature; the account-signal model below still catches a crowd of bought accounts.
+        hand = hand and not features.get("shopper_crowd")
         score = min(1.0, 0.5 + features["share"] / 2) if hand else 0.0
         if s.model is not None:
             p = s.model.probability(features)
