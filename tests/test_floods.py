@@ -200,3 +200,25 @@ def test_an_ongoing_campaign_is_held_until_its_share_falls_below_half_the_thresh
     f = {**state.verdict.features, "share": 0.03, "recent_share": 0.03, "log_burst": 0.0}
     assert hand.is_campaign(f, ongoing=True)[0] and not hand.is_campaign(f, ongoing=False)[0]
     assert not hand.is_campaign({**f, "share": 0.02, "recent_share": 0.02}, ongoing=True)[0]
+
+
+def test_shoppers_answering_the_hosts_prompt_are_spared_but_a_hire_without_orders_is_not(detector):
+    """Regulars typing "太划算了" after "3、2、1上链接" while the room buys are a crowd; the same texts from
+    accounts never seen before, with no one buying, are a hire told to answer the prompt."""
+    from tests.builders import order, say
+
+    def run(regulars: bool, buying: bool):
+        state, out = FloodState(), []
+        out += feed(detector, state, background(120))  # fan0…fan119 comment during the first minute
+        prompt = say("家人们3、2、1上链接！", t=100)
+        out += detector.detect(prompt, normalize(prompt.text), state)
+        for i in range(30 if buying else 0):
+            sale = order("p1", "39.90", t=101 + i)
+            out += detector.detect(sale, None, state)
+        who = "fan" if regulars else "hired"
+        out += feed(detector, state, [(102 + 3 * i, f"{who}{i}", "太划算了") for i in range(40)])
+        return [f for f in out if f.rule_id != "flood.noncommercial_flood"]
+
+    assert run(regulars=True, buying=True) == []
+    assert run(regulars=False, buying=False)
+    assert run(regulars=True, buying=False)  # past the sale's first minute nobody bought: not spared
