@@ -202,12 +202,15 @@ class ClaimsSettings(BaseModel):
     long_speech_chars: int = Field(default=200, ge=1)
     #: titles are re-sent with every price update; remember this many already-reported titles per room
     max_titles_remembered: int = Field(default=500, ge=1)
+    #: ids of the latest events that raised findings, per room: one delivered again raises nothing again
+    max_reported_ids: int = Field(default=64, ge=1)
 
 
 class ClaimsState(BaseModel):
     current_product_id: str | None = None
     current_category: ProductCategory | None = None
     reported_titles: list[str] = Field(default_factory=list)  # "product_id|title", oldest first
+    reported_ids: list[str] = Field(default_factory=list)  # events that raised findings, oldest first
 
 
 def _outermost(evidence: list[Evidence]) -> list[Evidence]:
@@ -313,14 +316,19 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 state.reported_titles.append(seen)
                 del state.reported_titles[: -self.settings.max_titles_remembered]
             return findings
-        if text is None:
-            return []
+        if text is None or event.event_id in state.reported_ids:
+            return []  # nothing to read, or delivered again: its findings are out already
         category = state.current_category or self.settings.default_category
         if isinstance(event, TranscriptEvent):
-            return self._scan(event, text, "transcript", "text", category)
-        if isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator"):
-            return self._scan(event, text, "host_chat", "text", category)
-        return []
+            findings = self._scan(event, text, "transcript", "text", category)
+        elif isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator"):
+            findings = self._scan(event, text, "host_chat", "text", category)
+        else:
+            return []
+        if findings:
+            state.reported_ids.append(event.event_id)
+            del state.reported_ids[: -self.settings.max_reported_ids]
+        return findings
 
     # -- matching ------------------------------------------------------------------------------
 
@@ -538,7 +546,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 else:
                     suppressed[why] = suppressed.get(why, 0) + 1
             if len(kept) < len(spans):
-                # what is left once the context is taken out must still read as a claim on its own
+                # what is left once the context is taken out must still read as a claim of that type on its own
                 assert model_rule is not None and model_rule.model is not None and self.model is not None
                 rest = self._outside(text.text, context, verdict.claim_type)
                 again = (
@@ -552,6 +560,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 if (
                     not kept
                     or again is None
+                    or again.claim_type != verdict.claim_type  # what is left claims something else, if anything
                     or again.score < model_rule.model.min_for(len(text.text), self.settings.long_speech_chars)
                 ):
                     verdict = None

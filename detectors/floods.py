@@ -179,7 +179,7 @@ class FloodSettings(BaseModel):
 
 class Script(BaseModel):
     text: str  # the first masked, normalised text of the cluster
-    raw_example: str
+    raw_example: str  # the latest message's raw text (its event is examples[-1])
     commercial: bool
     first_ts: int
     last_ts: int
@@ -284,6 +284,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         else:
             state.scripts.move_to_end(key)  # most recent last
         self._observe(state, key, script, event, text.text, bucket)
+        # the latest message's words, as with the example ids: the first ones of a script older than the
+        # window are unknown to a rebuild (a worker restarted mid-chant quoted another spelling than the replay)
+        script.raw_example = text.raw[:200]
         if script.commercial:
             return self._judge_pool(state, event, key)
         return self._judge_chant(state, event, script)
@@ -680,7 +683,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             event_ids=examples,
             evidence=[
                 Evidence(
-                    event_id=sc.examples[0],
+                    event_id=sc.examples[-1],
                     field="text",
                     start=0,
                     end=len(sc.raw_example),

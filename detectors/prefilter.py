@@ -106,10 +106,11 @@ class PatternSet:
 
     def __init__(self, patterns: Sequence[str]) -> None:
         self.patterns = [re.compile(p) for p in patterns]
-        self._always = [k for k, p in enumerate(patterns) if required_literals(p) is None]
+        literals = [required_literals(p) for p in patterns]
+        self._always = [k for k, found in enumerate(literals) if found is None]
         by_literal: dict[str, set[int]] = {}
-        for k, p in enumerate(patterns):
-            for literal in required_literals(p) or ():
+        for k, found in enumerate(literals):
+            for literal in found or ():
                 by_literal.setdefault(literal, set()).add(k)
         self._literals = ahocorasick.Automaton()
         for literal, ks in by_literal.items():

@@ -140,7 +140,9 @@ class Worker:
         ]
         if rules_dir is not None:
             cmd += ["--rules", str(rules_dir)]
-        self._log = open(self.log_path, "wb")
+        # appended: a worker restarted under its name (the fault suite) keeps its predecessor's log, and with
+        # it the reason that one exited
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             cmd, cwd=REPO, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )

@@ -19,7 +19,7 @@ from pipeline.archive.manifest import PENDING, load, verify
 from pipeline.archive.query import html_page, run_report
 from pipeline.archive.reader import ArchiveReader
 from pipeline.archive.retention import forget, prune, retention_of
-from pipeline.archive.rows import Source, dead_letter_row, event_row
+from pipeline.archive.rows import dead_letter_row, event_row
 from pipeline.archive.sink import ArchiveSink
 from pipeline.archive.storage import ArchiveError, open_store
 from pipeline.archive.writer import ArchiveWriter
@@ -45,7 +45,7 @@ def archive_of(tmp_path: Path, batches: list[list[bytes]]) -> Path:
     writer = ArchiveWriter(open_store(str(root)), "w")
     for batch in batches:
         for n, raw in enumerate(batch):
-            writer.add(event_row(raw, Source(file="rec.jsonl", line=n), n, 0))
+            writer.add(event_row(raw, MessageSource(file="rec.jsonl", line=n), n, 0))
         writer.flush()
     return root
 
@@ -60,7 +60,7 @@ def files_of(root: Path) -> list[Path]:
 
 def test_an_event_row_reads_its_columns_and_keeps_the_exact_bytes():
     raw = message(1, ts=T0)
-    row = event_row(raw, Source("live.chat", 2, 17), 5, 0)
+    row = event_row(raw, MessageSource("live.chat", 2, 17), 5, 0)
     assert (row.data_class, row.id, row.room_id, row.platform, row.kind, row.ts, row.subject, row.seq) == (
         "events",
         "e1",
@@ -75,16 +75,16 @@ def test_an_event_row_reads_its_columns_and_keeps_the_exact_bytes():
 
 
 def test_what_is_not_an_event_is_archived_all_the_same_by_its_source():
-    row = event_row(b"\xff{not json", Source("live.chat", 0, 9), None, fallback_ts=T0 + 5)
+    row = event_row(b"\xff{not json", MessageSource("live.chat", 0, 9), None, fallback_ts=T0 + 5)
     assert (row.id, row.room_id, row.platform, row.ts) == ("live.chat[0]@9", None, "_unknown", T0 + 5)
-    odd = event_row(message(1, platform="a/b c"), Source("live.chat", 0, 1), None, 0)
+    odd = event_row(message(1, platform="a/b c"), MessageSource("live.chat", 0, 1), None, 0)
     assert odd.platform == "_other"  # never a path component it could escape from
 
 
 def test_a_dead_letter_row_is_filed_under_the_rejected_message_room_and_time():
     rejected = message(3, room="r9", ts=T0 + 7)
     letter = DeadLetter.of(rejected, "schema_violation", "x", MessageSource(topic="live.chat", partition=1, offset=4))
-    row = dead_letter_row(letter.model_dump_json().encode(), Source("live.dlq", 0, 0), 0)
+    row = dead_letter_row(letter.model_dump_json().encode(), MessageSource("live.dlq", 0, 0), 0)
     assert (row.id, row.room_id, row.ts, row.kind) == ("live.chat[1]@4", "r9", T0 + 7, "schema_violation")
 
 
@@ -192,7 +192,7 @@ def test_an_interrupted_flush_is_recovered_without_loss(tmp_path):
     store = open_store(str(root))
     # a flush that renamed its file and then died before chaining it: simulate by removing the entry after
     writer = ArchiveWriter(store, "w")
-    writer.add(event_row(message(2), Source(file="f", line=1), 1, 0))
+    writer.add(event_row(message(2), MessageSource(file="f", line=1), 1, 0))
     pending = writer._pending_name()
     writer.flush()
     (root / "_manifest" / "w" / "000000000002.json").unlink()
@@ -237,7 +237,7 @@ def test_an_fsspec_url_works_like_a_directory():
     store = open_store(url)
     writer = ArchiveWriter(store, "w")
     for i in range(3):
-        writer.add(event_row(message(i), Source(file="f", line=i), i, 0))
+        writer.add(event_row(message(i), MessageSource(file="f", line=i), i, 0))
     writer.flush()
     assert verify(store).ok
     reader = ArchiveReader(store)

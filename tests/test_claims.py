@@ -353,6 +353,14 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
         ("根治、断根这些词，平台是不让用的", "health_food"),
         # comparisons inside the seller's own range, however the range is set
         ("跟咱家老款比，这款续航更久", "electronics"),
+        # a clause that ends by refusing to say it, or says it may not be said; what refers back to a claim
+        ("按照广告法，最高级这种字眼我们都不能碰", "general"),
+        ("平台明确说了，不允许主播讲治愈率、有效率", "health_food"),
+        ("有的直播间喊全网最低价，那是违法的，我们不喊", "general"),
+        ("之前有主播说吃了能降血压，后来被查了", "health_food"),
+        ("所谓的无效退款都是套路，我们这里没有", "health_food"),
+        ("保证有效这四个字我说不出口", "health_food"),
+        ("什么第一品牌，我从来不这样吹", "general"),
         ("这次直播间上架的几款面膜里，这款最补水", "cosmetics"),
         ("咱家店里今天最便宜的就是这个三十九的", "general"),
         # the best way to do something, a pet's diet
@@ -379,6 +387,7 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         ("全网这么多面霜里，这款保湿是最好的", "cosmetics", "absolute"),  # ... nor for the clause after it
         ("吃了它你想胖都胖不了，一个月瘦十斤", "food", "efficacy"),  # "胖不了" denies nothing of the effect
         ("别家都不敢给你承诺，我们家保证瘦", "food", "guarantee"),  # another seller's refusal, then a promise
+        ("别人不敢说，我敢说，全网最低", "general", "absolute"),  # the refusal is someone else's
         ("我跟你们保证，吃了一定能瘦", "food", "guarantee"),  # a promise with no negator before it
         ("我妈喝了以后去医院复查，血糖全正常了", "health_food", "efficacy"),  # a testimonial, not advice
         ("批准的保健功能是辅助降血脂，吃了一个月血脂全正常了", "health_food", "efficacy"),  # the label, then a claim
@@ -463,3 +472,11 @@ def test_long_speech_is_reported_from_its_own_model_score():
     assert ModelThresholds(min_score=0.5, live_score=0.9).min_for(10_000, 200) == 0.5
     with pytest.raises(ValueError, match="long_min_score"):
         ModelThresholds(min_score=0.5, long_min_score=0.4, live_score=0.9)
+
+
+def test_an_utterance_delivered_again_raises_its_findings_once():
+    state = on_air("health_food")
+    said = transcript("吃了三个月血压就降下来了", event_id="asr-7")
+    assert detect(said, state)
+    assert detect(said, state) == []  # the same event id again: its findings are out already
+    assert detect(transcript("吃了三个月血压就降下来了"), state)  # the same words said again are a new claim

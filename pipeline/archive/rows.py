@@ -24,6 +24,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from schemas.deadletter import MessageSource
+
 DATA_CLASSES = ("events", "dead_letters", "alerts", "actions")
 UNKNOWN_PLATFORM = "_unknown"
 #: a platform name used as a directory name as is; any other is archived under "_other" (the payload keeps it)
@@ -55,22 +57,6 @@ SCHEMA = pa.schema(
 
 
 @dataclass(frozen=True, slots=True)
-class Source:
-    """Where a record was read: a topic-partition-offset, or a file and line."""
-
-    topic: str | None = None
-    partition: int | None = None
-    offset: int | None = None
-    file: str | None = None
-    line: int | None = None
-
-    def __str__(self) -> str:
-        if self.topic is not None:
-            return f"{self.topic}[{self.partition}]@{self.offset}"
-        return f"{self.file}:{self.line}"
-
-
-@dataclass(frozen=True, slots=True)
 class ArchiveRow:
     data_class: str
     id: str
@@ -80,7 +66,7 @@ class ArchiveRow:
     ts: int
     rule_id: str | None
     subject: str | None
-    source: Source
+    source: MessageSource
     seq: int | None
     payload: bytes
 
@@ -128,7 +114,7 @@ def _subject_id(data: dict[str, Any]) -> str | None:
     return _str(subject.get("id")) if isinstance(subject, dict) else None
 
 
-def event_row(payload: bytes, source: Source, seq: int | None, fallback_ts: int) -> ArchiveRow:
+def event_row(payload: bytes, source: MessageSource, seq: int | None, fallback_ts: int) -> ArchiveRow:
     """An input message, exactly as it arrived. One that is not an event keeps its place by its source."""
     data = _json(payload)
     return ArchiveRow(
@@ -146,7 +132,7 @@ def event_row(payload: bytes, source: Source, seq: int | None, fallback_ts: int)
     )
 
 
-def dead_letter_row(payload: bytes, source: Source, fallback_ts: int) -> ArchiveRow:
+def dead_letter_row(payload: bytes, source: MessageSource, fallback_ts: int) -> ArchiveRow:
     """A dead-letter record; room, platform and time come from the rejected bytes inside it when they say."""
     data = _json(payload)
     try:
@@ -156,7 +142,7 @@ def dead_letter_row(payload: bytes, source: Source, fallback_ts: int) -> Archive
     where = data.get("source") if isinstance(data.get("source"), dict) else {}
     assert isinstance(where, dict)
     # a dead letter is identified by the message it rejected (a worker that decides it again writes the same)
-    origin = Source(
+    origin = MessageSource(
         topic=_str(where.get("topic")),
         partition=where.get("partition") if isinstance(where.get("partition"), int) else None,
         offset=where.get("offset") if isinstance(where.get("offset"), int) else None,
@@ -178,7 +164,7 @@ def dead_letter_row(payload: bytes, source: Source, fallback_ts: int) -> Archive
     )
 
 
-def output_row(data_class: str, payload: bytes, source: Source, fallback_ts: int) -> ArchiveRow:
+def output_row(data_class: str, payload: bytes, source: MessageSource, fallback_ts: int) -> ArchiveRow:
     """An alert (finding) or an action, as published."""
     data = _json(payload)
     id_field, kind_field = ("finding_id", "detector") if data_class == "alerts" else ("action_id", "action")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipeline.archive.rows import Source, dead_letter_row, event_row, output_row
+from pipeline.archive.rows import dead_letter_row, event_row, output_row
 from pipeline.archive.writer import ArchiveWriter, FlushStats
 from pipeline.engine import Outcome
 from schemas.deadletter import MessageSource
@@ -19,17 +19,16 @@ class ArchiveSink:
         self._latest_ts = 0  # a line with no usable time is filed under the latest event time seen
 
     def record(self, source: MessageSource, raw: bytes, outcome: Outcome) -> None:
-        where = Source(source.topic, source.partition, source.offset, source.file, source.line)
         if outcome.event is not None:
             self._latest_ts = max(self._latest_ts, outcome.event.ts)
         fallback = self._latest_ts or 946_684_800_000
-        self.writer.add(event_row(raw, where, source.line, fallback))
+        self.writer.add(event_row(raw, source, source.line, fallback))
         for d in outcome.dead_letters:
-            self.writer.add(dead_letter_row(d.model_dump_json().encode(), where, fallback))
+            self.writer.add(dead_letter_row(d.model_dump_json().encode(), source, fallback))
         for f in outcome.findings:
-            self.writer.add(output_row("alerts", f.model_dump_json().encode(), where, fallback))
+            self.writer.add(output_row("alerts", f.model_dump_json().encode(), source, fallback))
         for a in outcome.actions:
-            self.writer.add(output_row("actions", a.model_dump_json().encode(), where, fallback))
+            self.writer.add(output_row("actions", a.model_dump_json().encode(), source, fallback))
         if self.writer.due():
             self._flush()
 

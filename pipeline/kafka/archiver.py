@@ -19,11 +19,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from pipeline.archive.rows import ArchiveRow, Source, dead_letter_row, event_row, output_row
+from pipeline.archive.rows import ArchiveRow, dead_letter_row, event_row, output_row
 from pipeline.archive.writer import ArchiveWriter, FlushStats
 from pipeline.kafka.security import client_kwargs
 from pipeline.kafka.topics import ACTIONS, ALERTS, DLQ, INPUT_NAMES, ensure_topics, seq_of
 from pipeline.settings import Settings
+from schemas.deadletter import MessageSource
 
 log = logging.getLogger("livewatch.archive")
 
@@ -45,7 +46,7 @@ def data_classes(settings: Settings) -> dict[str, str]:
 def row_of(data_class: str, record: Any) -> ArchiveRow:
     """One consumed record as an archive row. A record without a value (a tombstone) is archived empty."""
     payload: bytes = record.value or b""
-    source = Source(topic=record.topic, partition=record.partition, offset=record.offset)
+    source = MessageSource(topic=record.topic, partition=record.partition, offset=record.offset)
     fallback = int(record.timestamp)  # the broker's time: for messages that carry no usable event time
     if data_class == "events":
         return event_row(payload, source, seq_of(record.headers), fallback)
