@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, RuleContext
-from detectors.normalize import NormalizedText, mask_digits, normalize, words_regex
+from detectors.normalize import NormalizedText, Term, mask_digits, normalize, words_regex
 from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, OrderEvent, TranscriptEvent
 from schemas.findings import Evidence, Finding, Subject
 from schemas.rules import Rule
@@ -121,9 +121,10 @@ class CampaignModel(BaseModel):
 
 class CrowdSettings(BaseModel):
     """When a commercial pool reads as the room's shoppers answering the host rather than a hire: the host
-    asked for it, the room is buying, and most of the pool was in the room before the host asked. A hire
-    can be told what to type, but buying costs money and earlier presence costs hours of an account's
-    time in that room — so all three are required, and an account-signal model still decides alone."""
+    asked for it, the room has been buying since it asked, and some of the pool also talked in the room
+    before its script. A hire can be told what to type and when; buying costs money in proportion to its
+    accounts, and taking part in the room's conversation costs an account's time there — so all three are
+    required, and the account-signal model still decides alone. Every signal is read from the window."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -131,13 +132,20 @@ class CrowdSettings(BaseModel):
     prompt_cues: list[str] = Field(min_length=1)
     answer_s: int = Field(180, ge=1, description="a message within this long after a prompt answers it")
     min_answering: float = Field(0.8, ge=0, le=1, description="share of the pool's messages that answer a prompt")
-    min_orders_per_account: float = Field(0.1, ge=0, description="the room's orders in the window per pool account")
-    order_grace_s: int = Field(60, ge=0, description="orders are not asked for this long after a sale's first prompt")
+    min_orders_per_account: float = Field(
+        0.1, ge=0, description="the room's orders since the sale's first prompt per pool account, once due in full"
+    )
+    order_pace_s: int = Field(
+        300, ge=1, description="… due in proportion over this long after the prompt (whole orders: none at first)"
+    )
     min_present_before: float = Field(
-        0.3, ge=0, le=1, description="share of pool accounts that commented in the room before their first script"
+        0.3,
+        ge=0,
+        le=1,
+        description="share of pool accounts with an ordinary comment in the window before one of their scripts",
     )
     present_lead_s: int = Field(30, ge=0, description="… at least this long before it")
-    max_viewers: int = Field(20_000, ge=10, description="viewers remembered (first and last comment)")
+    max_viewers: int = Field(20_000, ge=10, description="viewers remembered (the buckets they commented in)")
 
 
 class FloodSettings(BaseModel):
@@ -158,6 +166,9 @@ class FloodSettings(BaseModel):
     min_jaccard: float = Field(0.5, gt=0, le=1)
     min_containment: float = Field(0.8, gt=0, le=1)
     min_template_chars: int = Field(4, ge=1, description='shorter texts ("666", "?") are not clustered')
+    fillers: list[Term] = Field(
+        default_factory=list, description="padding words (家人们, 信我) left out when a commercial text is matched"
+    )
     new_account_days: int = Field(7, ge=0)
     shared_device_accounts: int = Field(3, ge=2, description="a device used by this many pool accounts")
     shared_ip_accounts: int = Field(5, ge=2, description="an IP prefix (/24, /64) used by this many")
@@ -192,7 +203,6 @@ class Script(BaseModel):
 class Account(BaseModel):
     """What the pool's signals need of an account that posted a commercial script."""
 
-    first_ts: int  # its first commercial message since it was last quiet for a window
     last_ts: int
     new: bool = False
     multi_room: bool = False
@@ -223,10 +233,12 @@ class FloodState(BaseModel):
     accounts: OrderedDict[str, Account] = Field(default_factory=OrderedDict)  # commercial posters, oldest first
     verdict: Verdict | None = None  # the last judgement of the pool
     seen: OrderedDict[str, int] = Field(default_factory=OrderedDict)  # comment id → ts, in arrival order
-    # for sparing shopper crowds (settings.crowd): the host's prompts, the room's orders, its viewers
-    prompts: list[int] = Field(default_factory=list)  # ts of the host's prompts within the window, oldest first
+    # For sparing shopper crowds (settings.crowd), like the rest a function of the last history_ms of input:
+    # the host's prompts (kept answer_s longer than the window: the window's first messages may answer one),
+    # the room's orders, and per viewer the buckets it commented in (1: an ordinary comment, 2: commercial).
+    prompts: list[int] = Field(default_factory=list)  # ts of the host's prompts, oldest first
     orders: dict[int, int] = Field(default_factory=dict)  # bucket start → orders
-    viewers: OrderedDict[str, tuple[int, int]] = Field(default_factory=OrderedDict)  # user → (first, last ts)
+    viewers: OrderedDict[str, dict[int, int]] = Field(default_factory=OrderedDict)  # least recently active first
 
 
 # -- the detector --------------------------------------------------------------------------------
@@ -240,10 +252,12 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
 
     def __init__(self, settings: FloodSettings, rules: Sequence[FloodRule], context: RuleContext) -> None:
         super().__init__(settings, rules, context)
-        self.history_ms = settings.window_s * 1000
+        crowd = settings.crowd
+        # a prompt answered by the window's first messages is up to answer_s older than the window
+        self.history_ms = (settings.window_s + (crowd.answer_s if crowd else 0)) * 1000
         self._by_report = {r.reports: r for r in self.rules}
         self._cue_rx = words_regex(c for r in self.rules for c in r.cues)  # one C-speed search per comment
-        crowd = settings.crowd
+        self._filler_rx = words_regex(settings.fillers)
         self._prompt_rx = words_regex(normalize(c).text for c in crowd.prompt_cues) if crowd else None
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> list[Finding]:
@@ -254,17 +268,17 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         if not self._first_delivery(state, event):
             return []  # re-delivered: counted once, as the other detectors apply an event id once
         s = self.settings
-        if self._prompt_rx is not None:
-            self._remember_viewer(state, event.user_id, event.ts)
         bucket = event.ts // (s.bucket_s * 1000) * s.bucket_s * 1000
         self._count_traffic(state, bucket, event.ts)
         masked = mask_digits(text.text)
-        if len(masked) < s.min_template_chars:
-            return []
         # Only commercial texts are matched to near-duplicates (MinHash LSH): a paid script is varied to dodge
         # filters, a fan chant need not be, and most of a room's comments are neither — they cost one lookup.
-        commercial = self.is_commercial(text.text)
-        key = self._script_key(state, masked) if commercial else masked
+        commercial = len(masked) >= s.min_template_chars and self.is_commercial(text.text)
+        if self._prompt_rx is not None:
+            self._remember_viewer(state, event.user_id, bucket, event.ts, commercial)
+        if len(masked) < s.min_template_chars:
+            return self._judge_pending(state, event)
+        key = self._script_key(state, self._unpadded(masked)) if commercial else masked
         script = state.scripts.get(key)
         if script is None:
             # every field given and known valid: no validation and no default factories on this path (a
@@ -289,7 +303,18 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         script.raw_example = text.raw[:200]
         if script.commercial:
             return self._judge_pool(state, event, key)
-        return self._judge_chant(state, event, script)
+        return self._judge_chant(state, event, script) + self._judge_pending(state, event)
+
+    def _judge_pending(self, state: FloodState, event: ChatEvent | DanmakuEvent) -> list[Finding]:
+        """Judge again, on the room's other comments too, a pool spared as a shopper crowd while its orders were
+        not yet due in full (at most every judge_every_ms): a hire answering a prompt in a burst and then
+        falling silent is otherwise never judged once it turns out that nobody bought."""
+        verdict = state.verdict
+        if verdict is None or not verdict.features.get("orders_pending"):
+            return []
+        if 0 <= event.ts - verdict.ts < max(1, self.settings.judge_every_ms):
+            return []
+        return self._judge_pool(state, event, None)
 
     def _room_context(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> bool:
         """Record what the shopper-crowd signals read — a host prompt, an order; True when the event is only
@@ -311,18 +336,24 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             if event.ts not in state.prompts and self._first_delivery(state, event):
                 state.prompts.append(event.ts)
                 state.prompts.sort()
-            while state.prompts and state.prompts[0] <= horizon:
+            while state.prompts and state.prompts[0] <= horizon - self.settings.crowd.answer_s * 1000:  # type: ignore[union-attr]
                 del state.prompts[0]
             del state.prompts[:-50]  # bounded: a host repeating "扣1" all evening keeps the latest 50
         return not isinstance(event, (ChatEvent, DanmakuEvent))
 
-    def _remember_viewer(self, state: FloodState, user: str, ts: int) -> None:
-        """When the viewer first commented (since it was last quiet for a window) and last did."""
+    def _remember_viewer(self, state: FloodState, user: str, bucket: int, ts: int, commercial: bool) -> None:
+        """The buckets of the window in which the viewer commented, and how (1 ordinary, 2 commercial, 3 both).
+        Not "when it first came": that can be older than the window, which is all a rebuild re-reads."""
         assert self.settings.crowd is not None
-        known = state.viewers.pop(user, None)
-        state.viewers[user] = (known[0] if known else ts, ts)  # most recent last
         horizon = ts - self.settings.window_s * 1000
-        while len(state.viewers) > self.settings.crowd.max_viewers or next(iter(state.viewers.values()))[1] <= horizon:
+        buckets = state.viewers.pop(user, None) or {}
+        for b in [b for b in buckets if b <= horizon]:
+            del buckets[b]
+        buckets[bucket] = buckets.get(bucket, 0) | (2 if commercial else 1)
+        state.viewers[user] = buckets  # most recent last
+        while (
+            len(state.viewers) > self.settings.crowd.max_viewers or max(next(iter(state.viewers.values()))) <= horizon
+        ):
             state.viewers.popitem(last=False)
 
     def _first_delivery(self, state: FloodState, event: BaseEvent) -> bool:
@@ -343,6 +374,12 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         return self._cue_rx.search(normalized) is not None
 
     # -- clustering ----------------------------------------------------------------------------
+
+    def _unpadded(self, masked: str) -> str:
+        """The text without its padding words (when enough is left): "囤货囤货信我" and "家人们囤货囤货" are one
+        script, which bigram similarity alone misses in a text this short."""
+        bare = self._filler_rx.sub("", masked)
+        return bare if len(bare) >= self.settings.min_template_chars else masked
 
     def _script_key(self, state: FloodState, masked: str) -> str:
         """The key of the script this text belongs to: a known alias, a near-duplicate's, or its own."""
@@ -426,7 +463,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             return
         account = state.accounts.get(user)
         if account is None:
-            account = state.accounts[user] = Account(first_ts=event.ts, last_ts=event.ts)
+            account = state.accounts[user] = Account(last_ts=event.ts)
         else:
             state.accounts.move_to_end(user)
         account.last_ts = event.ts
@@ -450,11 +487,13 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
 
     # -- decisions -----------------------------------------------------------------------------
 
-    def pool_features(self, state: FloodState, ts: int) -> tuple[dict[str, float], list[str], list[str]]:
-        """Features of the room's commercial pool at ``ts``, its accounts and its scripts."""
+    def pool_features(
+        self, state: FloodState, ts: int, quiet: bool = False
+    ) -> tuple[dict[str, float], list[str], list[str]]:
+        """Features of the room's commercial pool at ``ts``, its accounts and its scripts. ``quiet``: judged on
+        another comment, so its traffic features are taken at its own last message, as loud as it was then."""
         s = self.settings
         horizon = ts - s.window_s * 1000
-        recent = ts - s.recent_s * 1000
         scripts = [
             k
             for k, sc in state.scripts.items()
@@ -462,6 +501,10 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             and sc.last_ts > horizon
             and sum(1 for t in sc.accounts.values() if t > horizon) >= s.min_script_accounts
         ]
+        now = ts
+        if quiet:
+            ts = max((state.scripts[k].last_ts for k in scripts), default=ts)
+        recent = ts - s.recent_s * 1000
         accounts: dict[str, None] = {}
         pool_msgs = pool_recent = 0
         pool_start = ts
@@ -469,7 +512,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             sc = state.scripts[k]
             accounts.update((u, None) for u, t in sc.accounts.items() if t > horizon)
             for b, n in sc.buckets.items():
-                if b > horizon:
+                if horizon < b <= ts:
                     pool_msgs += n
                     pool_recent += n if b >= recent - s.bucket_s * 1000 else 0
                     pool_start = min(pool_start, b)
@@ -504,24 +547,24 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             "multi_room": sum(a.multi_room for a in members) / n,
         }
         if s.crowd is not None:
-            features.update(self._crowd_features(state, ts, scripts, list(accounts), pool_msgs))
+            features.update(self._crowd_features(state, now, scripts, list(accounts), pool_msgs))
         return features, list(accounts), scripts
 
     def _crowd_features(
         self, state: FloodState, ts: int, scripts: list[str], accounts: list[str], pool_msgs: int
     ) -> dict[str, float]:
-        """How far the pool reads as the room's shoppers answering the host (nothing without a host prompt in
-        the window): the share of its messages posted within answer_s after a prompt, the room's orders in
-        the window per pool account, and the share of its accounts that commented in the room at least
-        present_lead_s before their first commercial message."""
+        """How far the pool reads as the room's shoppers answering the host (nothing without a host prompt that
+        its messages could answer): the share of its messages posted within answer_s after a prompt, the
+        room's orders since the first such prompt per pool account, and the share of its accounts that also
+        posted an ordinary comment in the window at least present_lead_s before one of their scripts."""
         crowd = self.settings.crowd
         assert crowd is not None
         horizon = ts - self.settings.window_s * 1000
-        prompts = [p for p in state.prompts if horizon < p <= ts]
+        answer_ms = crowd.answer_s * 1000
+        prompts = [p for p in state.prompts if horizon - answer_ms < p <= ts]
         if not prompts:
             return {}
         bucket_ms = self.settings.bucket_s * 1000
-        answer_ms = crowd.answer_s * 1000
         answering = {
             b
             for k in scripts
@@ -529,27 +572,36 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             if b > horizon and any(p // bucket_ms * bucket_ms <= b <= p + answer_ms for p in prompts)
         }
         answered = sum(n for k in scripts for b, n in state.scripts[k].buckets.items() if b in answering)
-        orders = sum(n for b, n in state.orders.items() if b > horizon)
+        # a real crowd's buyers buy after the host asked: the room's earlier sales do not vouch for the pool
+        sale = prompts[0] // bucket_ms * bucket_ms
+        orders = sum(n for b, n in state.orders.items() if b > horizon and sale <= b <= ts)
         lead = crowd.present_lead_s * 1000
         present = 0
         for u in accounts:
-            seen, account = state.viewers.get(u), state.accounts.get(u)
-            present += seen is not None and account is not None and seen[0] <= account.first_ts - lead
+            live = [(b, how) for b, how in state.viewers.get(u, {}).items() if horizon < b <= ts]
+            ordinary = [b for b, how in live if how & 1]
+            scripted = [b for b, how in live if how & 2]
+            present += bool(ordinary and scripted) and min(ordinary) <= max(scripted) - lead
         n = max(1, len(accounts))
+        # Buyers take a while to check out, a hire never does: the orders fall due in proportion over
+        # order_pace_s after the prompt, in whole orders (none in the first moments). A pool spared before they
+        # are due in full is judged again on the room's other comments (_judge_pending) until they are.
+        elapsed = min(1.0, (ts - prompts[0]) / (crowd.order_pace_s * 1000))
+        due = math.floor(crowd.min_orders_per_account * n * elapsed + 1e-9)
         features = {
             "answers_prompt": answered / max(1, pool_msgs),
             "orders_per_account": orders / n,
             "present_before": present / n,
         }
-        # buyers need time to check out: in a sale's first order_grace_s (no earlier prompt in the window) the
-        # orders are not asked for yet; after it they are, and a hire spared so far is judged again then
-        checking_out = ts - prompts[0] <= crowd.order_grace_s * 1000
+        # Presence is asked once the orders are due in full: the first accounts to answer are too few to read
+        # it from (and in a small room many real buyers never commented before), and a hire spared meanwhile
+        # is judged again then (_judge_pending).
         spared = (
             features["answers_prompt"] >= crowd.min_answering
-            and (checking_out or features["orders_per_account"] >= crowd.min_orders_per_account)
-            and features["present_before"] >= crowd.min_present_before
+            and orders >= due
+            and (elapsed < 1.0 or features["present_before"] >= crowd.min_present_before)
         )
-        return {**features, "shopper_crowd": float(spared)}
+        return {**features, "shopper_crowd": float(spared), "orders_pending": float(spared and elapsed < 1.0)}
 
     def is_campaign(self, features: dict[str, float], ongoing: bool = False) -> tuple[bool, float]:
         """(campaign?, score) for pool features: the hand thresholds on traffic, or the trained model on
@@ -576,7 +628,8 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             return (p >= s.model.threshold if s.model.alone else hand or p >= s.model.threshold), max(score, p)
         return hand, score
 
-    def _judge_pool(self, state: FloodState, event: ChatEvent | DanmakuEvent, key: str) -> list[Finding]:
+    def _judge_pool(self, state: FloodState, event: ChatEvent | DanmakuEvent, key: str | None) -> list[Finding]:
+        """Judge the pool at ``event``: a comment posted to script ``key``, or (None) another comment."""
         s = self.settings
         verdict = state.verdict
         # A campaign, or a large pool, is judged again at most every judge_every_ms (its newcomers are
@@ -587,7 +640,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             and (verdict.campaign or verdict.features.get("log_accounts", 0.0) >= math.log1p(10 * s.min_accounts))
         )
         if verdict is None or not throttled:
-            features, accounts, scripts = self.pool_features(state, event.ts)
+            features, accounts, scripts = self.pool_features(state, event.ts, quiet=key is None)
             campaign, score = self.is_campaign(features, ongoing=verdict is not None and verdict.campaign)
             verdict = state.verdict = Verdict(
                 ts=event.ts,
@@ -611,7 +664,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         if ring is not None:
             # Every pool account when the pool was judged just now; between judgements, the poster.
             users = list(verdict.accounts) if verdict.ts == event.ts else []
-            joined = key in verdict.scripts or len(state.scripts[key].accounts) >= s.min_script_accounts
+            joined = key is not None and (
+                key in verdict.scripts or len(state.scripts[key].accounts) >= s.min_script_accounts
+            )
             if joined and event.user_id not in users:
                 users.append(event.user_id)
             account_period = event.ts // (s.account_report_every_s * 1000)
