@@ -593,13 +593,14 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             "orders_per_account": orders / n,
             "present_before": present / n,
         }
-        # Presence is asked once the orders are due in full: the first accounts to answer are too few to read
-        # it from (and in a small room many real buyers never commented before), and a hire spared meanwhile
-        # is judged again then (_judge_pending).
+        # Both buying and presence are asked once the orders are due in full. Before, one of them will do: the
+        # first accounts to answer are too few to read presence from (a small room's buyers mostly never
+        # commented), and a hire spared meanwhile is judged again then (_judge_pending).
+        present = features["present_before"] >= crowd.min_present_before
         spared = (
             features["answers_prompt"] >= crowd.min_answering
             and orders >= due
-            and (elapsed < 1.0 or features["present_before"] >= crowd.min_present_before)
+            and (present or (elapsed < 1.0 and orders > 0))
         )
         return {**features, "shopper_crowd": float(spared), "orders_pending": float(spared and elapsed < 1.0)}
 
