@@ -222,3 +222,26 @@ def test_shoppers_answering_the_hosts_prompt_are_spared_but_a_hire_without_order
     assert run(regulars=True, buying=True) == []
     assert run(regulars=False, buying=False)
     assert run(regulars=True, buying=False)  # past the sale's first minute nobody bought: not spared
+
+
+def test_padding_words_do_not_split_a_short_script(detector):
+    """ "囤货囤货，信我" and "家人们！囤货囤货" share too few bigrams to be near-duplicates; without the fillers
+    of the rules they are one script, so both accounts join its pool."""
+    state = FloodState()
+    feed(detector, state, [(1, "a", "囤货囤货，信我"), (2, "b", "家人们！囤货囤货"), (3, "c", "囤货囤货")])
+    scripts = [sc for sc in state.scripts.values() if sc.commercial]
+    assert len(scripts) == 1 and set(scripts[0].accounts) == {"a", "b", "c"}
+
+
+def test_price_talk_is_not_a_prompt_and_a_prompt_alone_spares_nobody(detector):
+    """A host saying "到手价" does not ask viewers to answer; after "上链接", accounts never seen in the room with
+    nobody buying are judged at once — the prompt alone is no reason to wait."""
+    from tests.builders import say
+
+    for prompt in ("今天到手价只要四十九", "3、2、1上链接"):
+        state = FloodState()
+        feed(detector, state, background(120))
+        host = say(prompt, t=100)
+        detector.detect(host, normalize(host.text), state)
+        out = feed(detector, state, [(102 + i, f"hired{i}", "太划算了") for i in range(12)])
+        assert [f for f in out if f.rule_id == "flood.commercial_campaign"], prompt
