@@ -4,8 +4,9 @@ Per room, viewer comments are clustered into scripts (numbers masked; near-dupli
 by MinHash LSH and an exact Jaccard/containment check). The commercial scripts posted by several accounts
 form a pool; it is a campaign when enough accounts post it and either the traffic thresholds or the
 account-signal model fire: a room finding per campaign period, one per account (muted by the account
-ladder), a shadow finding for a non-commercial chant. State is not durable: it depends only on the last
-``window_s`` of input (``history_ms``) and is bounded.
+ladder), a shadow finding for a non-commercial chant. A pool of shoppers answering the host's prompt while the
+room buys is spared the traffic thresholds (``settings.crowd``: the host's transcript and the room's orders are
+read for it). State is not durable: it depends only on the last ``history_ms`` of input and is bounded.
 
 Reasons, settings and figures: docs/floods.md.
 """
