@@ -136,6 +136,9 @@ class CrowdSettings(BaseModel):
     min_orders_per_account: float = Field(
         0.1, ge=0, description="the room's orders since the sale's first prompt per pool account, once due in full"
     )
+    grace_s: int = Field(
+        30, ge=0, description="this soon after the prompt, answering it spares a pool: too soon to read the rest"
+    )
     order_pace_s: int = Field(
         300, ge=1, description="… due in proportion over this long after the prompt (whole orders: none at first)"
     )
@@ -594,14 +597,16 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             "orders_per_account": orders / n,
             "present_before": present / n,
         }
-        # Both buying and presence are asked once the orders are due in full. Before, one of them will do: the
-        # first accounts to answer are too few to read presence from (a small room's buyers mostly never
-        # commented), and a hire spared meanwhile is judged again then (_judge_pending).
+        # Both buying and presence are asked once the orders are due in full. Before, one of them will do, and in
+        # the first grace_s neither: the first accounts to answer are too few to read presence from (a small
+        # room's buyers mostly never commented) and may not have checked out yet. A pool spared meanwhile is
+        # judged again until the orders are due in full (_judge_pending), so a hire is named then at the latest.
         present = features["present_before"] >= crowd.min_present_before
+        early = ts - prompts[0] < crowd.grace_s * 1000
         spared = (
             features["answers_prompt"] >= crowd.min_answering
             and orders >= due
-            and (present or (elapsed < 1.0 and orders > 0))
+            and (present or (elapsed < 1.0 and (orders > 0 or early)))
         )
         return {**features, "shopper_crowd": float(spared), "orders_pending": float(spared and elapsed < 1.0)}
 
