@@ -4,7 +4,7 @@ import pytest
 
 from detectors.floods import BotFloodDetector, FloodState, bigrams, similarity
 from detectors.normalize import normalize
-from tests.builders import danmaku
+from tests.builders import T0, danmaku
 
 ENABLED = {"flood.commercial_campaign": "live", "flood.ring_account": "live", "flood.noncommercial_flood": "shadow"}
 
@@ -233,15 +233,21 @@ def test_padding_words_do_not_split_a_short_script(detector):
     assert len(scripts) == 1 and set(scripts[0].accounts) == {"a", "b", "c"}
 
 
-def test_price_talk_is_not_a_prompt_and_a_prompt_alone_spares_nobody(detector):
-    """A host saying "到手价" does not ask viewers to answer; after "上链接", accounts never seen in the room with
-    nobody buying are judged at once — the prompt alone is no reason to wait."""
+def test_price_talk_is_not_a_prompt_and_a_prompt_alone_spares_nobody_for_long(detector):
+    """A host saying "到手价" does not ask viewers to answer: accounts never seen in the room typing "太划算了" with
+    nobody buying are a campaign at once. After "上链接" they are spared grace_s (too soon to have bought) and
+    named when it is over, on the room's other comments although they have fallen silent."""
     from tests.builders import say
 
-    for prompt in ("今天到手价只要四十九", "3、2、1上链接"):
+    grace = detector.settings.crowd.grace_s
+    for prompt, at_once in (("今天到手价只要四十九", True), ("3、2、1上链接", False)):
         state = FloodState()
-        feed(detector, state, background(120))
+        feed(detector, state, background(200))  # t = 0 … 99.5
         host = say(prompt, t=100)
         detector.detect(host, normalize(host.text), state)
-        out = feed(detector, state, [(102 + i, f"hired{i}", "太划算了") for i in range(12)])
-        assert [f for f in out if f.rule_id == "flood.commercial_campaign"], prompt
+        out = feed(detector, state, [(101 + i, f"hired{i}", "太划算了") for i in range(12)])
+        assert bool([f for f in out if f.rule_id == "flood.commercial_campaign"]) == at_once, prompt
+        out += feed(detector, state, background(100, start=113))  # the room chats on until 162.5 s
+        campaigns = [f for f in out if f.rule_id == "flood.commercial_campaign"]
+        assert campaigns and (at_once or campaigns[0].ts >= T0 + (100 + grace) * 1000), prompt
+        assert {f.subject.id for f in out if f.rule_id == "flood.ring_account"} == {f"hired{i}" for i in range(12)}
