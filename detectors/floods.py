@@ -323,7 +323,8 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
     def _room_context(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> bool:
         """Record what the shopper-crowd signals read — a host prompt, an order; True when the event is only
         that (not a viewer comment)."""
-        assert self._prompt_rx is not None
+        crowd = self.settings.crowd
+        assert crowd is not None and self._prompt_rx is not None
         horizon = event.ts - self.settings.window_s * 1000
         if isinstance(event, OrderEvent):
             if self._first_delivery(state, event):
@@ -340,7 +341,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             if event.ts not in state.prompts and self._first_delivery(state, event):
                 state.prompts.append(event.ts)
                 state.prompts.sort()
-            while state.prompts and state.prompts[0] <= horizon - self.settings.crowd.answer_s * 1000:  # type: ignore[union-attr]
+            while state.prompts and state.prompts[0] <= horizon - crowd.answer_s * 1000:  # answered in the window
                 del state.prompts[0]
             del state.prompts[:-50]  # bounded: a host repeating "扣1" all evening keeps the latest 50
         return not isinstance(event, (ChatEvent, DanmakuEvent))
