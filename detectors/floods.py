@@ -4,8 +4,9 @@ Per room, viewer comments are clustered into scripts (numbers masked; near-dupli
 by MinHash LSH and an exact Jaccard/containment check). The commercial scripts posted by several accounts
 form a pool; it is a campaign when enough accounts post it and either the traffic thresholds or the
 account-signal model fire: a room finding per campaign period, one per account (muted by the account
-ladder), a shadow finding for a non-commercial chant. State is not durable: it depends only on the last
-``window_s`` of input (``history_ms``) and is bounded.
+ladder), a shadow finding for a non-commercial chant. A pool of shoppers answering the host's prompt while the
+room buys is spared the traffic thresholds (``settings.crowd``: the host's transcript and the room's orders are
+read for it). State is not durable: it depends only on the last ``history_ms`` of input and is bounded.
 
 Reasons, settings and figures: docs/floods.md.
 """
@@ -24,8 +25,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, RuleContext
-from detectors.normalize import NormalizedText, mask_digits, normalize, words_regex
-from schemas.events import BaseEvent, ChatEvent, DanmakuEvent
+from detectors.normalize import NormalizedText, Term, mask_digits, normalize, words_regex
+from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, OrderEvent, TranscriptEvent
 from schemas.findings import Evidence, Finding, Subject
 from schemas.rules import Rule
 
@@ -119,6 +120,38 @@ class CampaignModel(BaseModel):
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
+class CrowdSettings(BaseModel):
+    """When a commercial pool reads as the room's shoppers answering the host rather than a hire: the host
+    asked for it, the room has been buying since it asked, and some of the pool also talked in the room
+    before its script. A hire can be told what to type and when; buying costs money in proportion to its
+    accounts, and taking part in the room's conversation costs an account's time there — so all three are
+    required, and the account-signal model still decides alone. Every signal is read from the window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: words in the host's speech (transcript) or a host/operator comment that ask viewers to type or buy
+    prompt_cues: list[str] = Field(min_length=1)
+    answer_s: int = Field(180, ge=1, description="a message within this long after a prompt answers it")
+    min_answering: float = Field(0.8, ge=0, le=1, description="share of the pool's messages that answer a prompt")
+    min_orders_per_account: float = Field(
+        0.1, ge=0, description="the room's orders since the sale's first prompt per pool account, once due in full"
+    )
+    grace_s: int = Field(
+        30, ge=0, description="this soon after the prompt, answering it spares a pool: too soon to read the rest"
+    )
+    order_pace_s: int = Field(
+        300, ge=1, description="… due in proportion over this long after the prompt (whole orders: none at first)"
+    )
+    min_present_before: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="share of pool accounts with an ordinary comment in the window before one of their scripts",
+    )
+    present_lead_s: int = Field(30, ge=0, description="… at least this long before it")
+    max_viewers: int = Field(20_000, ge=10, description="viewers remembered (the buckets they commented in)")
+
+
 class FloodSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -137,6 +170,9 @@ class FloodSettings(BaseModel):
     min_jaccard: float = Field(0.5, gt=0, le=1)
     min_containment: float = Field(0.8, gt=0, le=1)
     min_template_chars: int = Field(4, ge=1, description='shorter texts ("666", "?") are not clustered')
+    fillers: list[Term] = Field(
+        default_factory=list, description="padding words (家人们, 信我) left out when a commercial text is matched"
+    )
     new_account_days: int = Field(7, ge=0)
     shared_device_accounts: int = Field(3, ge=2, description="a device used by this many pool accounts")
     shared_ip_accounts: int = Field(5, ge=2, description="an IP prefix (/24, /64) used by this many")
@@ -150,6 +186,7 @@ class FloodSettings(BaseModel):
     judge_every_ms: int = Field(1000, ge=0)
     report_every_s: int = Field(600, ge=1, description="re-report an active campaign/script at most this often")
     account_report_every_s: int = Field(3600, ge=1, description="name an account at most once per period")
+    crowd: CrowdSettings | None = Field(None, description="spare shoppers answering the host (see CrowdSettings)")
 
 
 # -- state ---------------------------------------------------------------------------------------
@@ -200,6 +237,12 @@ class FloodState(BaseModel):
     accounts: OrderedDict[str, Account] = Field(default_factory=OrderedDict)  # commercial posters, oldest first
     verdict: Verdict | None = None  # the last judgement of the pool
     seen: OrderedDict[str, int] = Field(default_factory=OrderedDict)  # comment id → ts, in arrival order
+    # For sparing shopper crowds (settings.crowd), like the rest a function of the last history_ms of input:
+    # the host's prompts (kept answer_s longer than the window: the window's first messages may answer one),
+    # the room's orders, and per viewer the buckets it commented in (1: an ordinary comment, 2: commercial).
+    prompts: list[int] = Field(default_factory=list)  # ts of the host's prompts, oldest first
+    orders: dict[int, int] = Field(default_factory=dict)  # bucket start → orders
+    viewers: OrderedDict[str, dict[int, int]] = Field(default_factory=OrderedDict)  # least recently active first
 
 
 # -- the detector --------------------------------------------------------------------------------
@@ -207,16 +250,23 @@ class FloodState(BaseModel):
 
 class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
     name: ClassVar[str] = "bot_flood"
-    kinds: ClassVar[frozenset[str]] = frozenset({"chat", "danmaku"})
+    # transcript and orders only feed the shopper-crowd signals (settings.crowd): the host's prompts, the buying
+    kinds: ClassVar[frozenset[str]] = frozenset({"chat", "danmaku", "transcript", "order"})
     durable_state: ClassVar[bool] = False  # a sliding window: kept in memory, rebuilt from the input
 
     def __init__(self, settings: FloodSettings, rules: Sequence[FloodRule], context: RuleContext) -> None:
         super().__init__(settings, rules, context)
-        self.history_ms = settings.window_s * 1000
+        crowd = settings.crowd
+        # a prompt answered by the window's first messages is up to answer_s older than the window
+        self.history_ms = (settings.window_s + (crowd.answer_s if crowd else 0)) * 1000
         self._by_report = {r.reports: r for r in self.rules}
         self._cue_rx = words_regex(c for r in self.rules for c in r.cues)  # one C-speed search per comment
+        self._filler_rx = words_regex(settings.fillers)
+        self._prompt_rx = words_regex(normalize(c).text for c in crowd.prompt_cues) if crowd else None
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> list[Finding]:
+        if self._prompt_rx is not None and self._room_context(event, text, state):
+            return []
         if not isinstance(event, (ChatEvent, DanmakuEvent)) or event.role != "viewer" or text is None:
             return []
         if not self._first_delivery(state, event):
@@ -225,12 +275,14 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         bucket = event.ts // (s.bucket_s * 1000) * s.bucket_s * 1000
         self._count_traffic(state, bucket, event.ts)
         masked = mask_digits(text.text)
-        if len(masked) < s.min_template_chars:
-            return []
         # Only commercial texts are matched to near-duplicates (MinHash LSH): a paid script is varied to dodge
         # filters, a fan chant need not be, and most of a room's comments are neither — they cost one lookup.
-        commercial = self.is_commercial(text.text)
-        key = self._script_key(state, masked) if commercial else masked
+        commercial = len(masked) >= s.min_template_chars and self.is_commercial(text.text)
+        if self._prompt_rx is not None:
+            self._remember_viewer(state, event.user_id, bucket, event.ts, commercial)
+        if len(masked) < s.min_template_chars:
+            return self._judge_pending(state, event)
+        key = self._script_key(state, self._unpadded(masked)) if commercial else masked
         script = state.scripts.get(key)
         if script is None:
             # every field given and known valid: no validation and no default factories on this path (a
@@ -255,9 +307,61 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         script.raw_example = text.raw[:200]
         if script.commercial:
             return self._judge_pool(state, event, key)
-        return self._judge_chant(state, event, script)
+        return self._judge_chant(state, event, script) + self._judge_pending(state, event)
 
-    def _first_delivery(self, state: FloodState, event: ChatEvent | DanmakuEvent) -> bool:
+    def _judge_pending(self, state: FloodState, event: ChatEvent | DanmakuEvent) -> list[Finding]:
+        """Judge again, on the room's other comments too, a pool spared as a shopper crowd while its orders were
+        not yet due in full (at most every judge_every_ms): a hire answering a prompt in a burst and then
+        falling silent is otherwise never judged once it turns out that nobody bought."""
+        verdict = state.verdict
+        if verdict is None or not verdict.features.get("orders_pending"):
+            return []
+        if 0 <= event.ts - verdict.ts < max(1, self.settings.judge_every_ms):
+            return []
+        return self._judge_pool(state, event, None)
+
+    def _room_context(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> bool:
+        """Record what the shopper-crowd signals read — a host prompt, an order; True when the event is only
+        that (not a viewer comment)."""
+        crowd = self.settings.crowd
+        assert crowd is not None and self._prompt_rx is not None
+        horizon = event.ts - self.settings.window_s * 1000
+        if isinstance(event, OrderEvent):
+            if self._first_delivery(state, event):
+                bucket = event.ts // (self.settings.bucket_s * 1000) * self.settings.bucket_s * 1000
+                if bucket not in state.orders:
+                    for b in [b for b in state.orders if b <= horizon]:
+                        del state.orders[b]
+                    state.orders[bucket] = 0
+                state.orders[bucket] += 1
+            return True
+        spoken = isinstance(event, TranscriptEvent) and event.speaker == "host"
+        hosted = isinstance(event, (ChatEvent, DanmakuEvent)) and event.role != "viewer"
+        if (spoken or hosted) and text is not None and self._prompt_rx.search(text.text) is not None:
+            if event.ts not in state.prompts and self._first_delivery(state, event):
+                state.prompts.append(event.ts)
+                state.prompts.sort()
+            while state.prompts and state.prompts[0] <= horizon - crowd.answer_s * 1000:  # answered in the window
+                del state.prompts[0]
+            del state.prompts[:-50]  # bounded: a host repeating "扣1" all evening keeps the latest 50
+        return not isinstance(event, (ChatEvent, DanmakuEvent))
+
+    def _remember_viewer(self, state: FloodState, user: str, bucket: int, ts: int, commercial: bool) -> None:
+        """The buckets of the window in which the viewer commented, and how (1 ordinary, 2 commercial, 3 both).
+        Not "when it first came": that can be older than the window, which is all a rebuild re-reads."""
+        assert self.settings.crowd is not None
+        horizon = ts - self.settings.window_s * 1000
+        buckets = state.viewers.pop(user, None) or {}
+        for b in [b for b in buckets if b <= horizon]:
+            del buckets[b]
+        buckets[bucket] = buckets.get(bucket, 0) | (2 if commercial else 1)
+        state.viewers[user] = buckets  # most recent last
+        while (
+            len(state.viewers) > self.settings.crowd.max_viewers or max(next(iter(state.viewers.values()))) <= horizon
+        ):
+            state.viewers.popitem(last=False)
+
+    def _first_delivery(self, state: FloodState, event: BaseEvent) -> bool:
         """Remember the comment's id; False when it was seen already. Every comment moves the room's traffic,
         a script's accounts and examples, so a second copy (a producer's retried send, an upstream repeat)
         would count twice. Bounded like the rest of the window: the oldest ids are forgotten once older than
@@ -275,6 +379,12 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         return self._cue_rx.search(normalized) is not None
 
     # -- clustering ----------------------------------------------------------------------------
+
+    def _unpadded(self, masked: str) -> str:
+        """The text without its padding words (when enough is left): "囤货囤货信我" and "家人们囤货囤货" are one
+        script, which bigram similarity alone misses in a text this short."""
+        bare = self._filler_rx.sub("", masked)
+        return bare if len(bare) >= self.settings.min_template_chars else masked
 
     def _script_key(self, state: FloodState, masked: str) -> str:
         """The key of the script this text belongs to: a known alias, a near-duplicate's, or its own."""
@@ -382,11 +492,13 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
 
     # -- decisions -----------------------------------------------------------------------------
 
-    def pool_features(self, state: FloodState, ts: int) -> tuple[dict[str, float], list[str], list[str]]:
-        """Features of the room's commercial pool at ``ts``, its accounts and its scripts."""
+    def pool_features(
+        self, state: FloodState, ts: int, quiet: bool = False
+    ) -> tuple[dict[str, float], list[str], list[str]]:
+        """Features of the room's commercial pool at ``ts``, its accounts and its scripts. ``quiet``: judged on
+        another comment, so its traffic features are taken at its own last message, as loud as it was then."""
         s = self.settings
         horizon = ts - s.window_s * 1000
-        recent = ts - s.recent_s * 1000
         scripts = [
             k
             for k, sc in state.scripts.items()
@@ -394,6 +506,10 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             and sc.last_ts > horizon
             and sum(1 for t in sc.accounts.values() if t > horizon) >= s.min_script_accounts
         ]
+        now = ts
+        if quiet:
+            ts = max((state.scripts[k].last_ts for k in scripts), default=ts)
+        recent = ts - s.recent_s * 1000
         accounts: dict[str, None] = {}
         pool_msgs = pool_recent = 0
         pool_start = ts
@@ -401,7 +517,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             sc = state.scripts[k]
             accounts.update((u, None) for u, t in sc.accounts.items() if t > horizon)
             for b, n in sc.buckets.items():
-                if b > horizon:
+                if horizon < b <= ts:
                     pool_msgs += n
                     pool_recent += n if b >= recent - s.bucket_s * 1000 else 0
                     pool_start = min(pool_start, b)
@@ -435,7 +551,65 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             "contradicting_numbers": sum(any(len(v) > 1 for v in a.numbers.values()) for a in members) / n,
             "multi_room": sum(a.multi_room for a in members) / n,
         }
+        if s.crowd is not None:
+            features.update(self._crowd_features(state, now, scripts, list(accounts), pool_msgs))
         return features, list(accounts), scripts
+
+    def _crowd_features(
+        self, state: FloodState, ts: int, scripts: list[str], accounts: list[str], pool_msgs: int
+    ) -> dict[str, float]:
+        """How far the pool reads as the room's shoppers answering the host (nothing without a host prompt that
+        its messages could answer): the share of its messages posted within answer_s after a prompt, the
+        room's orders since the first such prompt per pool account, and the share of its accounts that also
+        posted an ordinary comment in the window at least present_lead_s before one of their scripts."""
+        crowd = self.settings.crowd
+        assert crowd is not None
+        horizon = ts - self.settings.window_s * 1000
+        answer_ms = crowd.answer_s * 1000
+        prompts = [p for p in state.prompts if horizon - answer_ms < p <= ts]
+        if not prompts:
+            return {}
+        bucket_ms = self.settings.bucket_s * 1000
+        answering = {
+            b
+            for k in scripts
+            for b in state.scripts[k].buckets
+            if b > horizon and any(p // bucket_ms * bucket_ms <= b <= p + answer_ms for p in prompts)
+        }
+        answered = sum(n for k in scripts for b, n in state.scripts[k].buckets.items() if b in answering)
+        # a real crowd's buyers buy after the host asked: the room's earlier sales do not vouch for the pool
+        sale = prompts[0] // bucket_ms * bucket_ms
+        orders = sum(n for b, n in state.orders.items() if b > horizon and sale <= b <= ts)
+        lead = crowd.present_lead_s * 1000
+        present = 0
+        for u in accounts:
+            live = [(b, how) for b, how in state.viewers.get(u, {}).items() if horizon < b <= ts]
+            ordinary = [b for b, how in live if how & 1]
+            scripted = [b for b, how in live if how & 2]
+            present += bool(ordinary and scripted) and min(ordinary) <= max(scripted) - lead
+        n = max(1, len(accounts))
+        # Buyers take a while to check out, a hire never does: the orders fall due in proportion over
+        # order_pace_s after the prompt, in whole orders (none in the first moments). A pool spared before they
+        # are due in full is judged again on the room's other comments (_judge_pending) until they are.
+        elapsed = min(1.0, (ts - prompts[0]) / (crowd.order_pace_s * 1000))
+        due = math.floor(crowd.min_orders_per_account * n * elapsed + 1e-9)
+        features = {
+            "answers_prompt": answered / max(1, pool_msgs),
+            "orders_per_account": orders / n,
+            "present_before": present / n,
+        }
+        # Both buying and presence are asked once the orders are due in full. Before, one of them will do, and in
+        # the first grace_s neither: the first accounts to answer are too few to read presence from (a small
+        # room's buyers mostly never commented) and may not have checked out yet. A pool spared meanwhile is
+        # judged again until the orders are due in full (_judge_pending), so a hire is named then at the latest.
+        present = features["present_before"] >= crowd.min_present_before
+        early = ts - prompts[0] < crowd.grace_s * 1000
+        spared = (
+            features["answers_prompt"] >= crowd.min_answering
+            and orders >= due
+            and (present or (elapsed < 1.0 and (orders > 0 or early)))
+        )
+        return {**features, "shopper_crowd": float(spared), "orders_pending": float(spared and elapsed < 1.0)}
 
     def is_campaign(self, features: dict[str, float], ongoing: bool = False) -> tuple[bool, float]:
         """(campaign?, score) for pool features: the hand thresholds on traffic, or the trained model on
@@ -453,13 +627,17 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             or features["recent_share"] >= k * s.min_recent_share
             or (features["log_burst"] >= math.log1p(s.burst_factor) and features["recent_share"] >= k * s.min_share)
         )
+        # Shoppers answering the host (settings.crowd) are spared the traffic thresholds — they are loud by
+        # nature; the account-signal model below still catches a crowd of bought accounts.
+        hand = hand and not features.get("shopper_crowd")
         score = min(1.0, 0.5 + features["share"] / 2) if hand else 0.0
         if s.model is not None:
             p = s.model.probability(features)
             return (p >= s.model.threshold if s.model.alone else hand or p >= s.model.threshold), max(score, p)
         return hand, score
 
-    def _judge_pool(self, state: FloodState, event: ChatEvent | DanmakuEvent, key: str) -> list[Finding]:
+    def _judge_pool(self, state: FloodState, event: ChatEvent | DanmakuEvent, key: str | None) -> list[Finding]:
+        """Judge the pool at ``event``: a comment posted to script ``key``, or (None) another comment."""
         s = self.settings
         verdict = state.verdict
         # A campaign, or a large pool, is judged again at most every judge_every_ms (its newcomers are
@@ -470,7 +648,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             and (verdict.campaign or verdict.features.get("log_accounts", 0.0) >= math.log1p(10 * s.min_accounts))
         )
         if verdict is None or not throttled:
-            features, accounts, scripts = self.pool_features(state, event.ts)
+            features, accounts, scripts = self.pool_features(state, event.ts, quiet=key is None)
             campaign, score = self.is_campaign(features, ongoing=verdict is not None and verdict.campaign)
             verdict = state.verdict = Verdict(
                 ts=event.ts,
@@ -494,7 +672,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         if ring is not None:
             # Every pool account when the pool was judged just now; between judgements, the poster.
             users = list(verdict.accounts) if verdict.ts == event.ts else []
-            joined = key in verdict.scripts or len(state.scripts[key].accounts) >= s.min_script_accounts
+            joined = key is not None and (
+                key in verdict.scripts or len(state.scripts[key].accounts) >= s.min_script_accounts
+            )
             if joined and event.user_id not in users:
                 users.append(event.user_id)
             account_period = event.ts // (s.account_report_every_s * 1000)

@@ -60,6 +60,7 @@ import dataclasses
 import heapq
 import itertools
 import json
+import random
 import sys
 import tempfile
 import time
@@ -84,12 +85,14 @@ from scripts.flood_campaigns import (  # noqa: E402
     Campaign,
     CampaignSpec,
     achieved_share,
+    answering_prompt,
     build_campaign,
     build_ring,
     count_between,
     floods_on,
     index,
     load_bilibili,
+    load_livechat_rooms,
     load_real_texts,
     room_backgrounds,
     shared_flood_rooms,
@@ -101,6 +104,7 @@ DETECTOR = "bot_flood"
 CAMPAIGN_RULE = "flood.commercial_campaign"
 ACCOUNT_RULE = "flood.ring_account"
 STREAMS = ("bilibili_danmaku_2020-12-11.jsonl", "bilibili_danmaku_2020-12-12.jsonl")
+DOUYIN = "livechat_douyin_dev.jsonl"
 FAR_FUTURE = 1 << 62
 
 # targets from the issue
@@ -108,6 +112,9 @@ DETECT_WITHIN_S = 60.0
 DETECT_MIN_ACCOUNTS = 20
 MIN_PRECISION = 0.95
 MIN_RECALL = 0.90
+#: issue #14: sparing crowds must not cost the grid more than this
+MIN_CAMPAIGN_RECALL = 0.95
+MIN_POOLED_PRECISION = 0.95
 
 PACES = {"burst": 60.0, "slow": 600.0}
 #: share of hired accounts that post one ordinary comment before their script (so that "only ever posts
@@ -335,7 +342,11 @@ def print_scores(scores: list[Score]) -> None:
 
 
 def eval_stream(
-    path: Path, ruleset: Ruleset, args: argparse.Namespace, crowds: list[tuple[int, int, int]]
+    path: Path,
+    ruleset: Ruleset,
+    args: argparse.Namespace,
+    crowds: list[CrowdResult],
+    imitations: list[tuple[str, bool, float]],
 ) -> tuple[dict[str, bool], list[Score]]:
     background = load_bilibili(path)
     if not args.no_background_signals:
@@ -402,10 +413,14 @@ def eval_stream(
 
     # (c) organic crowds: real-looking viewers typing short commercial phrases at once — not a campaign
     print(
-        f'\n-- (c) {name}: organic shopper crowds ("太划算了", "回购了回购了" … from real-looking accounts, '
-        "as after a price reveal): each is a false alarm if flagged"
+        f'\n-- (c) {name}: organic shopper crowds ("太划算了", "回购了回购了" … from real-looking accounts) answering '
+        'the host\'s "3、2、1上链接" 5 s before, the room buying 0.3–1.5 orders per crowd account; each alert, named '
+        "account or room action a false alarm (target: none). Last column: the same crowd without prompt or orders"
     )
-    print(f"   {'crowd':<20} {'msgs':>5} {'share':>6} {'alerts':>6} {'flagged':>8}  room ladder")
+    print(
+        f"   {'crowd':<20} {'msgs':>5} {'share':>6} {'alerts':>6} {'flagged':>8}  {'room ladder':<12} "
+        f"{'orders':>6}  unprompted: alerts flagged"
+    )
     for accounts, share, pace in itertools.product((20, 50, 200), SHARES, PACES):
         crowd = f"{accounts}v-{share}-{pace}"
         spec = CampaignSpec(
@@ -419,19 +434,167 @@ def eval_stream(
             organic=True,
             regulars=CROWD_REGULARS,
         )
-        campaign = build_campaign(spec, background)
+        bare = build_campaign(spec, background)
+        per_account = random.Random(f"{args.seed}:{crowd}:orders").uniform(0.3, 1.5)
+        campaign = answering_prompt(bare, PROMPT_LEAD_MS, per_account, args.seed)
         run = injection.run(campaign, ruleset)
-        alerts = sum(1 for f in run.findings if f.rule_id == CAMPAIGN_RULE and f.status == "live")
-        flagged = len(flagged_accounts(run) & campaign.account_ids)
-        top = top_room_action(run, ladder)
-        crowds.append((alerts, flagged, accounts))
+        result = crowd_result(run, campaign, ladder)
+        crowds.append(result)
+        unprompted = crowd_result(injection.run(bare, ruleset), bare, ladder)
         print(
-            f"   {crowd:<20} {len(campaign.events):>5} {achieved_share(campaign, background):>6.1%} {alerts:>6} "
-            f"{flagged:>4}/{accounts:<3}  {top}"
+            f"   {crowd:<20} {len(campaign.comments):>5} {achieved_share(campaign, background):>6.1%} "
+            f"{result.alerts:>6} {result.flagged:>4}/{accounts:<3}  {result.top:<12} {per_account:>6.2f}  "
+            f"{unprompted.alerts:>10} {unprompted.flagged:>4}/{accounts}"
         )
+    imitations.extend(imitating_hires(name, ruleset, injection, args.seed, ladder))
     if detector_of(ruleset).settings.model is not None:
         below_thresholds(name, ruleset, injection, args.seed)
     return targets, scores
+
+
+#: the host's prompt comes this long before the crowd's first message
+PROMPT_LEAD_MS = 5_000
+
+
+@dataclass
+class CrowdResult:
+    """What the engine did to a genuine crowd: every item a false alarm."""
+
+    label: str
+    accounts: int
+    alerts: int  # live campaign alerts
+    flagged: int  # genuine accounts named or muted
+    room_actions: int
+    top: str
+
+
+def crowd_result(run: Run, campaign: Campaign, ladder: list[str], label: str = "") -> CrowdResult:
+    return CrowdResult(
+        label=label or campaign.spec.scenario,
+        accounts=len(campaign.account_ids),
+        alerts=sum(1 for f in run.findings if f.rule_id == CAMPAIGN_RULE and f.status == "live"),
+        flagged=len(flagged_accounts(run) & campaign.account_ids),
+        room_actions=sum(1 for a in run.actions if a.subject.kind == "room" and a.rule_id.startswith("flood.")),
+        top=top_room_action(run, ladder),
+    )
+
+
+#: how a hire imitates an answering crowd: (brushed orders per account, accounts sat in the room first)
+IMITATIONS = {
+    "prompt-only": (0.0, False),
+    "brushed-orders": (0.5, False),
+    "sat-in-room": (0.0, True),
+    "orders+sat": (0.5, True),  # pays for orders and sits in the room: not told apart (a known limit)
+}
+
+
+def imitating_hires(
+    name: str, ruleset: Ruleset, injection: Injection, seed: int, ladder: list[str]
+) -> list[tuple[str, bool, float]]:
+    """(e) hired accounts (organic-looking signals) typing shopper phrases right after the host's prompt — a
+    campaign that imitates a crowd: (label, detected, account recall) for the imitations it must not pass."""
+    print(
+        f"\n-- (e) {name}: hires imitating an answering crowd — shopper phrases from organic-looking hired accounts "
+        "5 s after the host's prompt; brushed orders 0.5 per account, 'sat' = every account commented 1–5 min "
+        "before the prompt"
+    )
+    print(f"   {'scenario':<36} {'msgs':>5} {'share':>6} {'det':>4} {'recall':>6} {'prec':>5}  target")
+    out = []
+    for (accounts, share), (how, (orders, sat)) in itertools.product(
+        ((20, "s05"), (50, "s70"), (200, "s05"), (200, "s70")), IMITATIONS.items()
+    ):
+        scen = f"{accounts}a-{share}-{how}"
+        spec = CampaignSpec(
+            scen,
+            accounts=accounts,
+            start_ms=injection.start_ms,
+            family="shoppers",
+            duration_s=PACES["burst"],
+            share=SHARES[share],
+            signals=False,
+            seed=seed,
+        )
+        bare = build_campaign(spec, injection.background)
+        campaign = answering_prompt(bare, PROMPT_LEAD_MS, orders, seed, warm_before_ms=300_000 if sat else 0)
+        run = injection.run(campaign, ruleset)
+        detected = any(f.rule_id == CAMPAIGN_RULE and f.status == "live" for f in run.findings)
+        flagged = flagged_accounts(run)
+        tp = len(flagged & campaign.account_ids)
+        precision = tp / len(flagged) if flagged else None
+        recall = tp / accounts
+        must = how != "orders+sat"
+        if must:
+            out.append((f"{name}/{scen}", detected, recall))
+        print(
+            f"   {scen:<36} {len(campaign.comments):>5} {achieved_share(campaign, injection.background):>6.1%} "
+            f"{'yes' if detected else 'NO':>4} {recall:>6.2f} {fmt(precision):>5}  "
+            f"{'must be caught' if must else 'limit: not required'}"
+        )
+    return out
+
+
+def eval_douyin(path: Path, ruleset: Ruleset, seed: int, crowds: list[CrowdResult], rooms: int = 8) -> bool:
+    """(f) real Douyin rooms (LiveChat audience comments and host replies): each alone, then 60 of the room's
+    own earlier commenters answering the host's prompt, then 60 hires doing the same without orders."""
+    ladder = [step.action for step in ruleset.policy.config.ladders["room"].steps]
+    backgrounds = load_livechat_rooms(path, rooms, seed)
+    print(
+        f"\n== (f) {path.name}: {len(backgrounds)} real Douyin rooms (the streamers with the most comments; real "
+        "audience comments as chat, the host's real replies as transcript; times and user ids made up, seeded)"
+    )
+    print(
+        f"   {'room':<22} {'comments':>8} {'alone: muted':>12} {'actions':>7}   {'crowd of 60: alerts':>19} "
+        f"{'flagged':>7} {'room actions':>12}   {'hire of 60, no orders: det':>26} {'recall':>6}"
+    )
+    hires_ok = True
+    for background in backgrounds:
+        room = background[0]["room_id"]
+        models = [event_adapter.validate_python(e) for e in background]
+        alone = process(new_engine(ruleset), models)
+        muted = len({a.subject.id for a in alone.actions if a.action == "mute_account"})
+        comments = [e for e in background if e["kind"] == "chat"]
+        start_ms = comments[len(comments) // 2]["ts"]
+        engine = new_engine(ruleset)
+        cut = next(i for i, e in enumerate(models) if e.ts >= start_ms)
+        process(engine, models[:cut])
+        injection = Injection(background, models, cut, start_ms, snapshot(engine), 600_000)
+        per_account = random.Random(f"{seed}:{room}:orders").uniform(0.3, 1.5)
+        crowd_spec = CampaignSpec(
+            f"{room}-crowd",
+            accounts=60,
+            start_ms=start_ms,
+            family="shoppers",
+            duration_s=60.0,
+            messages_per_account=2,
+            seed=seed,
+            organic=True,
+            regulars=1.0,
+            kind="chat",
+        )
+        crowd = answering_prompt(build_campaign(crowd_spec, background), PROMPT_LEAD_MS, per_account, seed)
+        result = crowd_result(injection.run(crowd, ruleset), crowd, ladder, f"douyin/{room}")
+        crowds.append(result)
+        hire_spec = CampaignSpec(
+            f"{room}-hire",
+            accounts=60,
+            start_ms=start_ms,
+            family="shoppers",
+            duration_s=60.0,
+            messages_per_account=2,
+            seed=seed,
+            signals=False,
+            kind="chat",
+        )
+        hire = answering_prompt(build_campaign(hire_spec, background), PROMPT_LEAD_MS, 0.0, seed)
+        hire_run = injection.run(hire, ruleset)
+        hire_det = any(f.rule_id == CAMPAIGN_RULE and f.status == "live" for f in hire_run.findings)
+        hire_recall = len(flagged_accounts(hire_run) & hire.account_ids) / 60
+        hires_ok &= hire_det and hire_recall >= MIN_RECALL
+        print(
+            f"   {room:<22} {len(comments):>8} {muted:>12} {len(alone.actions):>7}   {result.alerts:>19} "
+            f"{result.flagged:>4}/60 {result.room_actions:>12}   {'yes' if hire_det else 'NO':>26} {hire_recall:>6.2f}"
+        )
+    return hires_ok
 
 
 @dataclass
@@ -548,7 +711,12 @@ def print_some(lines: list[str], limit: int) -> None:
 
 
 def summarise(
-    organic: dict[str, dict[str, bool]], scores: list[Score], crowds: list[tuple[int, int, int]], limit: int
+    organic: dict[str, dict[str, bool]],
+    scores: list[Score],
+    crowds: list[CrowdResult],
+    imitations: list[tuple[str, bool, float]],
+    hires_ok: bool,
+    limit: int,
 ) -> int:
     print_breakdown(scores)
     print("\n== targets")
@@ -588,13 +756,41 @@ def summarise(
     for s in scores:
         if s.organic_alerts:
             print(f"   note: {s.label}: {s.organic_alerts} campaign alert(s) on organic templates during the run")
-    alerted = sum(1 for alerts, _, _ in crowds if alerts)
-    flagged = sum(n for _, n, _ in crowds)
+    detected = sum(s.detected for s in scores)
+    ok_recall = detected / max(1, len(scores)) >= MIN_CAMPAIGN_RECALL and (p_all or 0.0) >= MIN_POOLED_PRECISION
     print(
-        f"   organic shopper crowds (not a target of the issue; false alarms): {alerted}/{len(crowds)} alerted as "
-        f"campaigns, {flagged} of {sum(n for _, _, n in crowds)} genuine accounts flagged"
+        f"   campaign recall ≥ {MIN_CAMPAIGN_RECALL} and pooled account precision ≥ {MIN_POOLED_PRECISION}: "
+        f"{detected}/{len(scores)}, {fmt(p_all, '.3f')} … {'PASS' if ok_recall else 'FAIL'}"
     )
-    all_ok = ok_detect and ok_acc and ok_org
+    alerted = sum(1 for c in crowds if c.alerts)
+    flagged = sum(c.flagged for c in crowds)
+    acted = sum(c.room_actions for c in crowds)
+    ok_crowds = flagged == 0 and acted == 0
+    print(
+        f"   genuine shopper crowds answering the host, (c) and (f): 0 accounts muted or named and no room action: "
+        f"{flagged} of {sum(c.accounts for c in crowds)} accounts flagged, {acted} room actions, "
+        f"{alerted}/{len(crowds)} crowds alerted … {'PASS' if ok_crowds else 'FAIL'}"
+    )
+    print_some(
+        [
+            f"      {c.label}: {c.alerts} alerts, {c.flagged} flagged, {c.top}"
+            for c in crowds
+            if c.flagged or c.room_actions
+        ],
+        limit,
+    )
+    missed = [(label, det, rec) for label, det, rec in imitations if not det or rec < MIN_RECALL]
+    ok_imitations = not missed and hires_ok
+    print(
+        f"   hires imitating an answering crowd without orders or without prior presence, (e) and (f): caught with "
+        f"account recall ≥ {MIN_RECALL}: {len(imitations) - len(missed)}/{len(imitations)} (e), "
+        f"{'all' if hires_ok else 'NOT all'} (f) … {'PASS' if ok_imitations else 'FAIL'}"
+    )
+    print_some(
+        [f"      {label}: {'detected' if det else 'not detected'}, recall {rec:.2f}" for label, det, rec in missed],
+        limit,
+    )
+    all_ok = ok_detect and ok_acc and ok_org and ok_recall and ok_crowds and ok_imitations
     print(f"   overall: {'PASS' if all_ok else 'FAIL'}")
     return 0
 
@@ -858,20 +1054,23 @@ def main(argv: list[str] | None = None) -> int:
         )
     organic: dict[str, dict[str, bool]] = {}
     scores: list[Score] = []
-    crowds: list[tuple[int, int, int]] = []  # (campaign alerts, accounts flagged, accounts) per organic crowd
+    crowds: list[CrowdResult] = []
+    imitations: list[tuple[str, bool, float]] = []
     for stream in STREAMS:
         path = args.data / stream
         if not path.exists():
             print(f"\n{path} not found: skipped")
             continue
-        t, s = eval_stream(path, ruleset, args, crowds)
+        t, s = eval_stream(path, ruleset, args, crowds, imitations)
         organic[stream] = t
         scores += s
     if not organic:
         print(f"no Bilibili streams in {args.data}", file=sys.stderr)
         return 2
-    status = summarise(organic, scores, crowds, args.list)
-    return many_rooms(args) if args.only is None else status
+    douyin = args.data / DOUYIN
+    hires_ok = eval_douyin(douyin, ruleset, args.seed, crowds) if douyin.exists() else False
+    status = summarise(organic, scores, crowds, imitations, hires_ok, args.list)
+    return (many_rooms(args) or status) if args.only is None else status
 
 
 def many_rooms(args: argparse.Namespace) -> int:

@@ -168,7 +168,12 @@ class Campaign:
     @property
     def script_events(self) -> list[dict[str, Any]]:
         """The campaign's scripted messages, without the accounts' warm-up comments."""
-        return [e for e in self.events if "-warm-" not in e["event_id"]]
+        return [e for e in self.comments if "-warm-" not in e["event_id"] and "-sat-" not in e["event_id"]]
+
+    @property
+    def comments(self) -> list[dict[str, Any]]:
+        """Its comments, without the host's prompt and the orders an answering crowd comes with."""
+        return [e for e in self.events if e["kind"] in ("chat", "danmaku")]
 
 
 # -- text ----------------------------------------------------------------------------------------
@@ -360,6 +365,88 @@ def build_campaign(
     return Campaign(spec=spec, events=events, account_ids=frozenset(accounts), end_ms=spec.start_ms + duration_ms)
 
 
+#: what a host says to start a sale and ask viewers to answer (real phrasings of Douyin live commerce)
+HOST_PROMPTS = ("家人们三二一上链接！", "3、2、1上链接，拍了的打已拍", "想要的扣1，马上开价", "拍了的家人们打个已拍")
+
+
+def host_prompt(room_id: str, platform: str, ts: int, rng: random.Random, key: str) -> dict[str, Any]:
+    """The host's prompt as a transcript segment (ASR of the host's speech) at ``ts``."""
+    text = rng.choice(HOST_PROMPTS)
+    return {
+        "kind": "transcript",
+        "event_id": f"{room_id}-prompt-{key}",
+        "room_id": room_id,
+        "platform": platform,
+        "ts": ts,
+        "speaker": "host",
+        "text": text,
+        "start_ms": 0,
+        "end_ms": 0,
+    }
+
+
+def orders_between(
+    room_id: str, platform: str, start_ms: int, end_ms: int, count: int, rng: random.Random, key: str
+) -> list[dict[str, Any]]:
+    """``count`` orders of the product on sale, at random times in [start, end) (sorted)."""
+    times = sorted(start_ms + rng.randrange(max(1, end_ms - start_ms)) for _ in range(count))
+    return [
+        {
+            "kind": "order",
+            "event_id": f"{room_id}-order-{key}-{i}",
+            "room_id": room_id,
+            "platform": platform,
+            "ts": ts,
+            "order_id": f"o-{key}-{i}",
+            "product_id": "p-sale",
+            "price": "39.90",
+            "qty": 1,
+        }
+        for i, ts in enumerate(times)
+    ]
+
+
+#: how often a host repeats the prompt during a sale
+PROMPT_EVERY_MS = 120_000
+
+
+def answering_prompt(
+    campaign: Campaign, prompt_lead_ms: int, orders_per_account: float, seed: int, warm_before_ms: int = 0
+) -> Campaign:
+    """The campaign (or crowd) as an answer to the host: a prompt ``prompt_lead_ms`` before its start (and
+    every ``PROMPT_EVERY_MS`` while it lasts), the
+    room's orders over its span (``orders_per_account`` × its accounts, from just after the prompt — buyers
+    are quicker than typers), and with ``warm_before_ms`` every account posting one ordinary comment up to that
+    long before the prompt (a hire that sits in the room first)."""
+    spec = campaign.spec
+    rng = random.Random(f"{seed}:{spec.scenario}:answer")
+    room_id, platform = campaign.events[0]["room_id"], campaign.events[0]["platform"]
+    prompt_ts = spec.start_ms - prompt_lead_ms
+    # the host keeps asking while the sale lasts ("还没拍的扣1"): a prompt every ``PROMPT_EVERY_MS``
+    extra = [
+        host_prompt(room_id, platform, ts, rng, f"{spec.scenario}-{k}")
+        for k, ts in enumerate(range(prompt_ts, campaign.end_ms, PROMPT_EVERY_MS))
+    ]
+    n_orders = round(orders_per_account * len(campaign.account_ids))
+    extra += orders_between(room_id, platform, prompt_ts + 1000, campaign.end_ms, n_orders, rng, spec.scenario)
+    if warm_before_ms:
+        first = {}
+        for e in campaign.events:
+            first.setdefault(e["user_id"], e)
+        for k, (_, e) in enumerate(sorted(first.items())):
+            ts = prompt_ts - rng.randrange(60_000, max(60_001, warm_before_ms))
+            extra.append(
+                {
+                    **e,
+                    "ts": ts,
+                    "text": rng.choice(("主播好", "来了来了", "晚上好", "这个怎么样")),
+                    "event_id": f"{e['event_id']}-sat-{k}",
+                }
+            )
+    events = sorted(campaign.events + extra, key=lambda e: e["ts"])
+    return dataclasses.replace(campaign, events=events)
+
+
 def recent_viewers(background: Sequence[dict[str, Any]], start_ms: int, span_ms: int, rng: random.Random) -> list[str]:
     """Users who commented in [start − span, start), in random order."""
     seen = sorted({e["user_id"] for e in background if start_ms - span_ms <= e["ts"] < start_ms and "user_id" in e})
@@ -370,7 +457,7 @@ def recent_viewers(background: Sequence[dict[str, Any]], start_ms: int, span_ms:
 def achieved_share(campaign: Campaign, background: Sequence[dict[str, Any]]) -> float:
     """The campaign's real share of the room's messages during its own span."""
     bg = count_between(background, campaign.spec.start_ms, campaign.end_ms)
-    bots = len(campaign.events)
+    bots = len(campaign.comments)
     return bots / (bots + bg) if bots + bg else 0.0
 
 
@@ -393,6 +480,62 @@ def load_bilibili(src: Path, room_id: str | None = None) -> list[dict[str, Any]]
         convert(src, dst, room_id)
         with open(dst, encoding="utf-8") as f:
             return index(json.loads(line) for line in f if line.strip())
+
+
+def load_livechat_rooms(
+    src: Path, rooms: int, seed: int, start_ms: int = 1_767_225_600_000
+) -> list[list[dict[str, Any]]]:
+    """The ``rooms`` streamers with the most comments in a LiveChat Douyin file as live rooms: their real
+    audience comments as chat and the host's real replies as transcript, in file order. LiveChat has no times
+    or user ids, so both are made up (seeded): a comment every 1–6 s, the reply 3 s after it, and the author
+    an earlier commenter of the room half of the time (regulars), else a newcomer."""
+    by_streamer: dict[str, list[dict[str, Any]]] = {}
+    with open(src, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                row = json.loads(line)
+                by_streamer.setdefault(row["streamer"], []).append(row)
+    top = sorted(by_streamer, key=lambda k: (-len(by_streamer[k]), k))[:rooms]
+    out = []
+    for streamer in top:
+        rng = random.Random(f"{seed}:{streamer}")
+        room_id, ts, authors, events = f"douyin-{streamer}", start_ms, [], []
+        for i, row in enumerate(by_streamer[streamer]):
+            ts += rng.randrange(1000, 6000)
+            if authors and rng.random() < 0.5:
+                user = rng.choice(authors)
+            else:
+                user = f"dy-{streamer}-{len(authors)}"
+                authors.append(user)
+            events.append(
+                {
+                    "kind": "chat",
+                    "event_id": f"{room_id}-c{i}",
+                    "room_id": room_id,
+                    "platform": "douyin",
+                    "ts": ts,
+                    "user_id": user,
+                    "text": row["comment"][:500],
+                    "role": "viewer",
+                }
+            )
+            if row.get("reply"):
+                events.append(
+                    {
+                        "kind": "transcript",
+                        "event_id": f"{room_id}-r{i}",
+                        "room_id": room_id,
+                        "platform": "douyin",
+                        "ts": ts + 3000,
+                        "speaker": "host",
+                        "text": row["reply"][:2000],
+                        "start_ms": 0,
+                        "end_ms": 0,
+                    }
+                )
+        events.sort(key=lambda e: e["ts"])
+        out.append(index(with_organic_signals(events, seed)))
+    return out
 
 
 def busiest_window(background: Sequence[dict[str, Any]], window_s: float) -> int:

@@ -244,3 +244,36 @@ def flood_story(
             e["kind"] = "danmaku"
     events.sort(key=lambda e: e["ts"])
     return events
+
+
+def short_sale() -> dict[str, Any]:
+    """The shipped shopper-crowd settings with a one-minute sale (answer_s, order_pace_s), so that a sale fits
+    the two-minute flood window of the rebuild and Kafka tests."""
+    import yaml
+
+    from pipeline.ruleset import DEFAULT_RULES_DIR
+
+    shipped = yaml.safe_load((DEFAULT_RULES_DIR / "floods.yaml").read_text(encoding="utf-8"))["settings"]["crowd"]
+    return {**shipped, "answer_s": 60, "order_pace_s": 60}
+
+
+_CROWD_TEXTS = ("太划算了", "好划算啊", "回购了回购了", "囤货囤货", "这个价格划算", "又来回购了")
+
+
+def shopper_crowd_story(end_s: float = 330) -> list[dict[str, Any]]:
+    """Two rooms whose host says "3、2、1上链接" at 150 s, viewers chatting until ``end_s`` (wire dicts, sorted).
+    In "shop" 20 of its viewers answer over a minute while the room buys; in "hire" 20 accounts never seen
+    answer over 30 s and fall silent, the room buying a little (brushed orders): with ``short_sale`` spared
+    while the orders are not due in full, a campaign when they are (judged on a viewer's comment)."""
+    events = []
+    for room in ("shop", "hire"):
+        events += organic_comments(room, 0, end_s, 1.0, users=40, seed=3)
+        events.append(say("3、2、1上链接，拍了的打已拍", room=room, t=150, event_id=f"{room}-prompt"))
+    for i in range(40):
+        text = _CROWD_TEXTS[i % 6]
+        events.append(chat(text, user=f"shop-fan{i % 20}", room="shop", t=155 + i * 1.5, event_id=f"shop-c{i}"))
+        events.append(chat(text, user=f"hired{i % 20}", room="hire", t=155 + i * 0.75, event_id=f"hire-c{i}"))
+    events += [order("p1", "39.90", room="shop", t=151 + 6 * i, event_id=f"shop-o{i}") for i in range(15)]
+    events += [order("p1", "39.90", room="hire", t=152 + 20 * i, event_id=f"hire-o{i}") for i in range(2)]
+    wire_dicts = [e if isinstance(e, dict) else e.model_dump(mode="json", exclude_none=True) for e in events]
+    return sorted(wire_dicts, key=lambda e: e["ts"])

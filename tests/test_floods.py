@@ -4,7 +4,7 @@ import pytest
 
 from detectors.floods import BotFloodDetector, FloodState, bigrams, similarity
 from detectors.normalize import normalize
-from tests.builders import danmaku
+from tests.builders import T0, danmaku
 
 ENABLED = {"flood.commercial_campaign": "live", "flood.ring_account": "live", "flood.noncommercial_flood": "shadow"}
 
@@ -200,3 +200,54 @@ def test_an_ongoing_campaign_is_held_until_its_share_falls_below_half_the_thresh
     f = {**state.verdict.features, "share": 0.03, "recent_share": 0.03, "log_burst": 0.0}
     assert hand.is_campaign(f, ongoing=True)[0] and not hand.is_campaign(f, ongoing=False)[0]
     assert not hand.is_campaign({**f, "share": 0.02, "recent_share": 0.02}, ongoing=True)[0]
+
+
+def test_shoppers_answering_the_hosts_prompt_are_spared_but_a_hire_without_orders_is_not(detector):
+    """Regulars typing "太划算了" after "3、2、1上链接" while the room buys are a crowd; the same texts from
+    accounts never seen before, with no one buying, are a hire told to answer the prompt."""
+    from tests.builders import order, say
+
+    def run(regulars: bool, buying: bool):
+        state, out = FloodState(), []
+        out += feed(detector, state, background(120))  # fan0…fan119 comment during the first minute
+        prompt = say("家人们3、2、1上链接！", t=100)
+        out += detector.detect(prompt, normalize(prompt.text), state)
+        for i in range(30 if buying else 0):
+            sale = order("p1", "39.90", t=101 + i)
+            out += detector.detect(sale, None, state)
+        who = "fan" if regulars else "hired"
+        out += feed(detector, state, [(102 + 3 * i, f"{who}{i}", "太划算了") for i in range(40)])
+        return [f for f in out if f.rule_id != "flood.noncommercial_flood"]
+
+    assert run(regulars=True, buying=True) == []
+    assert run(regulars=False, buying=False)
+    assert run(regulars=True, buying=False)  # past the sale's first minute nobody bought: not spared
+
+
+def test_padding_words_do_not_split_a_short_script(detector):
+    """ "囤货囤货，信我" and "家人们！囤货囤货" share too few bigrams to be near-duplicates; without the fillers
+    of the rules they are one script, so both accounts join its pool."""
+    state = FloodState()
+    feed(detector, state, [(1, "a", "囤货囤货，信我"), (2, "b", "家人们！囤货囤货"), (3, "c", "囤货囤货")])
+    scripts = [sc for sc in state.scripts.values() if sc.commercial]
+    assert len(scripts) == 1 and set(scripts[0].accounts) == {"a", "b", "c"}
+
+
+def test_price_talk_is_not_a_prompt_and_a_prompt_alone_spares_nobody_for_long(detector):
+    """A host saying "到手价" does not ask viewers to answer: accounts never seen in the room typing "太划算了" with
+    nobody buying are a campaign at once. After "上链接" they are spared grace_s (too soon to have bought) and
+    named when it is over, on the room's other comments although they have fallen silent."""
+    from tests.builders import say
+
+    grace = detector.settings.crowd.grace_s
+    for prompt, at_once in (("今天到手价只要四十九", True), ("3、2、1上链接", False)):
+        state = FloodState()
+        feed(detector, state, background(200))  # t = 0 … 99.5
+        host = say(prompt, t=100)
+        detector.detect(host, normalize(host.text), state)
+        out = feed(detector, state, [(101 + i, f"hired{i}", "太划算了") for i in range(12)])
+        assert bool([f for f in out if f.rule_id == "flood.commercial_campaign"]) == at_once, prompt
+        out += feed(detector, state, background(100, start=113))  # the room chats on until 162.5 s
+        campaigns = [f for f in out if f.rule_id == "flood.commercial_campaign"]
+        assert campaigns and (at_once or campaigns[0].ts >= T0 + (100 + grace) * 1000), prompt
+        assert {f.subject.id for f in out if f.rule_id == "flood.ring_account"} == {f"hired{i}" for i in range(12)}

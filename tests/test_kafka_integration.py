@@ -17,7 +17,21 @@ import pytest
 from pipeline.ruleset import DEFAULT_RULES_DIR
 from pipeline.simulator import demo_lines
 from schemas.deadletter import DeadLetter
-from tests.builders import T0, chat, danmaku, flood_story, floods_on_rules, meta, on_air, order, price_tag, say, wire
+from tests.builders import (
+    T0,
+    chat,
+    danmaku,
+    flood_story,
+    floods_on_rules,
+    meta,
+    on_air,
+    order,
+    price_tag,
+    say,
+    shopper_crowd_story,
+    short_sale,
+    wire,
+)
 from tests.kafka_harness import REPO, Worker, replay_outputs, topic_records, wait_for
 
 pytestmark = pytest.mark.kafka
@@ -294,11 +308,14 @@ def test_price_and_ai_label_example_through_a_worker_restart_equals_the_replay(k
 
 def test_flood_windows_are_rebuilt_after_each_rebalance_so_two_workers_find_what_the_replay_finds(kafka, tmp_path):
     """Flood rules on; a campaign in two rooms runs across a worker joining and one leaving. Each new owner
-    of a partition re-reads its last window of chat and danmaku before deciding anything of it, so the
-    flood findings (and every other output) are the replay's, id for id and byte for byte."""
+    of a partition re-reads its last window of chat, danmaku, the host's transcript and the orders before
+    deciding anything of it, so the flood findings (and every other output) are the replay's, id for id and
+    byte for byte. Two more rooms answer a host's prompt (read from live.transcript, their orders from
+    live.orders): a shopper crowd, spared, and a hire, caught once its orders fall due."""
     prefix = "floods."
-    rules = floods_on_rules(DEFAULT_RULES_DIR, tmp_path / "rules", window_s=120, report_every_s=60)
-    story = flood_story()  # chat and danmaku before 300 s of event time, danmaku only after (see below)
+    rules = floods_on_rules(DEFAULT_RULES_DIR, tmp_path / "rules", window_s=120, report_every_s=60, crowd=short_sale())
+    # chat and danmaku before 300 s of event time, danmaku only after (see below); the crowd rooms end at 300 s
+    story = sorted(flood_story() + shopper_crowd_story(end_s=300), key=lambda e: e["ts"])
     lines = [json.dumps(e, ensure_ascii=False).encode() for e in story]
     # Batch 1 is on the broker before the first worker starts, so its cross-topic order is the file's;
     # later batches arrive while workers run and hold one comment topic only (cf. many_rooms).
@@ -312,6 +329,8 @@ def test_flood_windows_are_rebuilt_after_each_rebalance_so_two_workers_find_what
         "flood.noncommercial_flood",
     }
     assert any(json.loads(v)["action"] == "mute_account" for v in expected["actions"].values())
+    crowd_rooms = {json.loads(expected["alerts"][k])["room_id"] for k in floods} & {"shop", "hire"}
+    assert crowd_rooms == {"hire"}  # the shoppers are spared, the hire is not
 
     publish(kafka, prefix, write(tmp_path / "b1.jsonl", batches[0]))
     w1 = Worker(kafka, prefix, tmp_path, "w1", rules_dir=rules)

@@ -25,7 +25,7 @@ from pipeline.metrics import Metrics
 from pipeline.ruleset import DEFAULT_RULES_DIR, load_ruleset
 from pipeline.settings import Settings
 from schemas.events import event_adapter
-from tests.builders import chat, flood_story, floods_on_rules, say
+from tests.builders import T0, chat, flood_story, floods_on_rules, say, shopper_crowd_story, short_sale
 from tests.kafka_harness import free_port
 
 WINDOW_S = 120
@@ -71,13 +71,16 @@ def take_over(ruleset, story, k, rebuild=True):
 
 def test_the_ruleset_says_what_to_rebuild(ruleset, flood_ruleset, tiny_rules):
     assert [d.name for d in ruleset.rebuilt_detectors] == ["bot_flood"]  # the shipped rules: 10-minute window
-    assert ruleset.rebuild_kinds == {"chat", "danmaku"} and ruleset.rebuild_history_ms == 600_000
+    # the flood detector also reads the host's prompts and the room's orders (shopper crowds), kept answer_s
+    # (180 s) longer than its 10-minute window
+    assert ruleset.rebuild_kinds == {"chat", "danmaku", "transcript", "order"}
+    assert ruleset.rebuild_history_ms == 600_000 + 180_000
     claims_only = load_ruleset(tiny_rules)  # only durable detectors: nothing to rebuild
     assert claims_only.rebuilt_detectors == () and claims_only.rebuild_kinds == frozenset()
     assert claims_only.rebuild_history_ms == 0
     assert [d.name for d in flood_ruleset.rebuilt_detectors] == ["bot_flood"]
-    assert flood_ruleset.rebuild_kinds == {"chat", "danmaku"}
-    assert flood_ruleset.rebuild_history_ms == WINDOW_S * 1000
+    assert flood_ruleset.rebuild_kinds == {"chat", "danmaku", "transcript", "order"}
+    assert flood_ruleset.rebuild_history_ms == (WINDOW_S + 180) * 1000
     assert "bot_flood" not in flood_ruleset.durable_detectors
 
 
@@ -116,7 +119,9 @@ def test_warming_feeds_only_the_non_durable_detectors_and_outputs_nothing(flood_
     assert rooms["r"].policy == RoomState().policy  # no ladder step, although the campaign is well past threshold
     assert rooms["r"].detectors["bot_flood"].scripts  # the window is filled
     samples = {s.name: s.value for m in metrics.registry.collect() for s in m.samples}
-    assert samples["livewatch_rebuilt_events_total"] == 30  # the transcript is not re-fed
+    # the transcript is re-fed to the flood detector only (a host prompt would be read there): the claims
+    # detector, durable, has no state in the rooms above
+    assert samples["livewatch_rebuilt_events_total"] == 31
     assert not any(name.startswith("livewatch_findings_total") and value for name, value in samples.items())
     assert not any(name.startswith("livewatch_events_total") and value for name, value in samples.items())
     assert len(engine.store) == 0  # warm leaves the store alone; rebuild hands the state over
@@ -135,7 +140,9 @@ def test_rebuilt_state_joins_the_durable_state_of_a_room(flood_ruleset):
     )
     after = json.loads(engine.store["r"].to_json())
     assert after["policy"] == before["policy"]
-    assert {k: v for k, v in after["detectors"].items() if k != "bot_flood"} == before["detectors"]
+    assert {k: v for k, v in after["detectors"].items() if k != "bot_flood"} == {
+        k: v for k, v in before["detectors"].items() if k != "bot_flood"
+    }
     assert set(after["detectors"]) == set(before["detectors"]) | {"bot_flood"}
     assert list(engine.store["new"].detectors) == ["bot_flood"]
 
@@ -251,7 +258,8 @@ async def test_each_assigned_partition_opens_once_its_windows_are_rebuilt(flood_
     assert c.coordinator.open == set() and c.samples()["livewatch_partitions_rebuilding{}"] == 2  # held
     gate.set()
     await c.coordinator.wait()
-    assert sorted(reads) == [(0, ["live.chat", "live.danmaku"]), (1, ["live.chat", "live.danmaku"])]
+    topics = ["live.chat", "live.danmaku", "live.orders", "live.transcript"]
+    assert sorted(reads) == [(0, topics), (1, topics)]
     assert c.coordinator.open == {0, 1} and sorted(c.opened) == [0, 1] and c.coordinator.unrebuilt == set()
     assert c.samples()["livewatch_partitions_rebuilding{}"] == 0
     assert c.samples()["livewatch_rebuilds_total{'result': 'ok'}"] == 2
@@ -421,3 +429,43 @@ def test_decided_events_ahead_of_the_next_are_warmed_into_the_rooms_held(flood_r
     assert all(room.policy == durable[rid].policy for rid, room in after.store.items() if rid in durable)
     findings = [f.model_dump_json() for e in story[k:] for f in after.process(e).findings]
     assert findings == [f.model_dump_json() for o in replay[k:] for f in o.findings]
+
+
+# -- shopper crowds: the host's prompts, the room's orders and who talked before are rebuilt too ----------
+
+
+@pytest.fixture(scope="module")
+def crowd_ruleset(tmp_path_factory):
+    return load_ruleset(
+        floods_on_rules(
+            DEFAULT_RULES_DIR, tmp_path_factory.mktemp("crowd") / "rules", window_s=WINDOW_S, crowd=short_sale()
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def crowd_story():
+    return [event_adapter.validate_python(e) for e in shopper_crowd_story()]
+
+
+@pytest.fixture(scope="module")
+def crowd_replay(crowd_ruleset, crowd_story):
+    engine = Engine(crowd_ruleset)
+    return [engine.process(e) for e in crowd_story]
+
+
+def test_the_crowd_is_spared_and_the_hire_caught_once_its_orders_fall_due(crowd_story, crowd_replay):
+    findings = [f for o in crowd_replay for f in o.findings if f.rule_id.startswith("flood.")]
+    assert not [f for f in findings if f.room_id == "shop"]
+    campaigns = [f for f in findings if f.room_id == "hire" and f.rule_id == "flood.commercial_campaign"]
+    named = {f.subject.id for f in findings if f.rule_id == "flood.ring_account"}
+    last_hire = max(e.ts for e in crowd_story if getattr(e, "user_id", "").startswith("hired"))
+    assert campaigns and campaigns[0].ts >= T0 + 210_000 > last_hire  # due at 150 + 60 s, the hire silent
+    assert named == {f"hired{i}" for i in range(20)}
+
+
+@pytest.mark.parametrize("at_s", [140, 152, 170, 200, 209, 212, 240, 300])
+def test_a_worker_taking_over_mid_sale_decides_as_the_replay(crowd_ruleset, crowd_story, crowd_replay, at_s):
+    k = next(i for i, e in enumerate(crowd_story) if e.ts >= T0 + at_s * 1000)
+    expected = [f.model_dump_json() for o in crowd_replay[k:] for f in o.findings]
+    assert take_over(crowd_ruleset, crowd_story, k) == expected
