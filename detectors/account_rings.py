@@ -22,8 +22,15 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, RuleContext
-from detectors.floods import FloodExamples, _ip_prefix, band_keys, bigrams, similarity
-from detectors.normalize import NormalizedText, mask_digits, normalize, words_regex
+from detectors.floods import (
+    FloodExamples,
+    _ip_prefix,
+    band_keys,
+    bigrams,
+    commercial_example_problems,
+    similarity,
+)
+from detectors.normalize import NormalizedText, mask_digits, words_regex
 from schemas.events import BaseEvent, ChatEvent, DanmakuEvent
 from schemas.findings import Evidence, Finding, Subject
 from schemas.rules import Rule
@@ -192,14 +199,7 @@ class AccountRingsDetector(Detector[RingRule, RingSettings, AccountRingState]):
         )
 
     def check_examples(self, rule: RingRule) -> list[str]:
-        solo = self.solo(rule)
-        problems = []
-        for expected, texts in ((True, rule.examples.commercial), (False, rule.examples.not_commercial)):
-            for text in texts:
-                if solo.is_commercial(normalize(text).text) != expected:
-                    what = "commercial" if expected else "not commercial"
-                    problems.append(f"example {text!r} should read as {what}")
-        return problems
+        return commercial_example_problems(self.solo(rule).is_commercial, rule.examples)
 
 
 def rings(links_by_account: dict[str, Sequence[str]]) -> list[set[str]]:

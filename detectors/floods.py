@@ -17,7 +17,7 @@ import math
 import re
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -828,14 +828,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
     # -- rule self-checks ----------------------------------------------------------------------
 
     def check_examples(self, rule: FloodRule) -> list[str]:
-        solo = self.solo(rule)
-        problems = []
-        for expected, texts in ((True, rule.examples.commercial), (False, rule.examples.not_commercial)):
-            for text in texts:
-                if solo.is_commercial(normalize(text).text) != expected:
-                    what = "commercial" if expected else "not commercial"
-                    problems.append(f"example {text!r} should read as {what}")
-        return problems
+        return commercial_example_problems(self.solo(rule).is_commercial, rule.examples)
 
 
 #: an account signal "fires" for a pool when this share of its accounts shows it (contradicting one's own
@@ -868,3 +861,14 @@ def _ip_prefix(ip: str | None) -> str | None:
     if ip.count(".") == 3:
         return ip.rsplit(".", 1)[0]
     return ":".join(ip.split(":")[:4]) if ":" in ip else None
+
+
+def commercial_example_problems(is_commercial: Callable[[str], bool], examples: FloodExamples) -> list[str]:
+    """What is wrong with a rule's inline examples of commercial and not commercial text (also account_rings')."""
+    problems = []
+    for expected, texts in ((True, examples.commercial), (False, examples.not_commercial)):
+        for text in texts:
+            if is_commercial(normalize(text).text) != expected:
+                what = "commercial" if expected else "not commercial"
+                problems.append(f"example {text!r} should read as {what}")
+    return problems
