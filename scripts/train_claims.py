@@ -199,7 +199,7 @@ def leak_free_groups(rows: list[Row]) -> np.ndarray:
         cuts = [0, *clause_breaks(r.norm), len(r.norm.text)]
         pieces = {r.norm.text[s:e] for s, e in pairwise(cuts) if e - s >= GROUP_MIN_CLAUSE}
         pieces.add(r.norm.text)
-        for p in pieces:
+        for p in sorted(pieces):  # in a fixed order: a set's order changes with PYTHONHASHSEED, and so would the folds
             if p in owner:
                 parent[find(i)] = find(owner[p])
             else:

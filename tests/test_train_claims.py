@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -77,6 +79,31 @@ def test_texts_sharing_a_clause_or_contained_in_another_share_a_fold_group():
     groups = train.leak_free_groups(rows)
     assert groups[0] == groups[1] == groups[2]
     assert groups[3] != groups[0]
+
+
+def test_fold_groups_do_not_depend_on_the_string_hash_seed():
+    # a text holding clauses of two earlier texts joins both groups; which group id survives must not follow a
+    # set's iteration order, which changes with PYTHONHASHSEED (and with it the folds and every CV figure)
+    code = (
+        "import importlib.util, sys;"
+        "spec = importlib.util.spec_from_file_location('t', sys.argv[1] + '/scripts/train_claims.py');"
+        "t = importlib.util.module_from_spec(spec); spec.loader.exec_module(t);"
+        "a = ['这款鱼油每天吃两粒就够了', '今天直播间福利特别大的哦',"
+        " '钙片要饭后半小时再吃', '七天无理由退换放心拍吧'];"
+        "texts = [x + '，好' for x in a] + [a[i] + '，' + a[j] for i in range(4) for j in range(4) if i != j];"
+        "print(t.leak_free_groups([t.Row(x, 'none', 'x', 'short', {}) for x in texts]).tolist())"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code, str(REPO)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3", "4", "5", "6")
+    }
+    assert len(runs) == 1, runs
 
 
 def test_the_fast_feature_lookup_finds_exactly_the_features_the_featurizer_lists():
