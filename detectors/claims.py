@@ -682,7 +682,9 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         key = (source, category, on_air)
         if key not in self._applicable:  # a few (source, category, on air) keys: worked out once each
             rules = [self.rules[i] for i in self._model_rules if self._applies(self.rules[i], source, category)]
-            lowest = min((r.model.min_for(0, 1, on_air) for r in rules), default=1.0)  # type: ignore[union-attr]
+            # the lowest line any text is reported from: a short one's (long speech only ever raises it)
+            short = self.settings.long_speech_chars - 1
+            lowest = min((r.model.min_for(short, self.settings.long_speech_chars, on_air) for r in rules), default=1.0)  # type: ignore[union-attr]
             self._applicable[key] = (rules, lowest)
         applicable, at_least = self._applicable[key]
         if not applicable:

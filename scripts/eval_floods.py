@@ -1070,7 +1070,9 @@ def main(argv: list[str] | None = None) -> int:
     douyin = args.data / DOUYIN
     hires_ok = eval_douyin(douyin, ruleset, args.seed, crowds) if douyin.exists() else False
     status = summarise(organic, scores, crowds, imitations, hires_ok, args.list)
-    return (many_rooms(args) or status) if args.only is None else status
+    if args.only is None:  # the full run also prints the many-rooms sections
+        many_rooms(args)
+    return status
 
 
 def many_rooms(args: argparse.Namespace) -> int:
