@@ -25,6 +25,11 @@ from typing import Any
 import ahocorasick
 import numpy as np
 
+try:  # the compiled scoring path (setup.py builds it); without it the same scores come from Python, slower
+    from detectors import _claims_kernel
+except ImportError:  # pragma: no cover - a build without a C++ compiler
+    _claims_kernel = None  # type: ignore[assignment]
+
 from detectors.normalize import CharTable, NormalizedText, _syllable, clause_breaks, is_han
 
 FORMAT = 3  # 3: + a length bucket; 2: binary tf-idf features; 1: counts scaled by 1/√n
@@ -121,6 +126,7 @@ class KnownFeatures:
 
     def __init__(self, featurizer: Featurizer, heads: Sequence[Head]) -> None:
         self.max_n = featurizer.spec.max_n
+        self.heads = tuple(heads)
         self.keys = [ahocorasick.Automaton() for _ in heads]
         self._has_pinyin = False
         for h, head in enumerate(heads):
@@ -142,6 +148,36 @@ class KnownFeatures:
         for a in (*self.keys, self.words):
             if len(a):
                 a.make_automaton()
+        self.kernels = self._kernels(heads) if _claims_kernel is not None and self.max_n <= 3 else None
+
+    def _kernels(self, heads: Sequence[Head]) -> list[_claims_kernel.HeadKernel]:
+        """The compiled heads: each head's n-grams and pinyin pairs by key, one syllable table for all."""
+        assert _claims_kernel is not None
+        used = {syl for head in heads for f in head.index if f[0] == PINYIN for syl in f[1:].split("_")}
+        syllable_ids = {syl: i for i, syl in enumerate(sorted(used))}
+        syllables = _claims_kernel.Syllables(syllable_ids, _han_syllable)
+        kernels = []
+        for head in heads:
+            keyed: dict[int, int] = {}
+            for f, row in head.index.items():
+                if f[0] == PINYIN:
+                    first, second = f[1:].split("_")
+                    keyed[_claims_kernel.pair_key(syllable_ids[first], syllable_ids[second])] = row
+                elif f[0] not in (WORD, WORD_CLASS, LENGTH) and len(f) <= self.max_n:
+                    keyed[_claims_kernel.gram_key(f)] = row
+            kernels.append(_claims_kernel.HeadKernel(keyed, head.gathered, head.intercept, syllables, self.max_n))
+        return kernels
+
+    def proba(self, s: str, head: int) -> list[float]:
+        """Class probabilities of ``s`` (a normalised text) by head ``head``: compiled when built, else
+        ``find`` + ``Head.proba_of_rows`` (the reference the tests hold the kernel to)."""
+        if self.kernels is None:
+            return self.heads[head].proba_of_rows(self.find(s, head))
+        extra = [row for _, per_head in self.words.iter(s) for row in per_head[head]] if len(self.words) else []
+        row = self.length_rows[head].get(length_feature(s))
+        if row:
+            extra.append(row)
+        return self.kernels[head].proba(s, extra)
 
     def find(self, s: str, head: int) -> set[int]:
         """Row ids of ``head`` for the features of ``s`` (a normalised text)."""
@@ -261,17 +297,17 @@ class ClaimModel:
         """The verdict on one utterance, or None when its claim score is surely below ``at_least``: the
         segment head reads first, and the score is at most its score, so most chit-chat costs one head."""
         norm = text.text
-        seg = self.segment.proba_of_rows(self.known.find(norm, 0))
+        seg = self.known.proba(norm, 0)
         segment_score = 1.0 - float(seg[0])
         if segment_score < at_least:
             return None
         units = self.featurizer.units(text)
         if units == [(0, len(norm))]:
-            best, best_p = units[0], self.clause.proba_of_rows(self.known.find(norm, 1))
+            best, best_p = units[0], self.known.proba(norm, 1)
         else:
             best, best_p = units[0], None
             for u in units:
-                p = self.clause.proba_of_rows(self.known.find(norm[u[0] : u[1]], 1))
+                p = self.known.proba(norm[u[0] : u[1]], 1)
                 if best_p is None or p[0] < best_p[0]:
                     best, best_p = u, p
         assert best_p is not None

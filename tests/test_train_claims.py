@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from detectors.claims_model import FeatureSpec, Featurizer, load_model
+from detectors.claims_model import FeatureSpec, Featurizer, _claims_kernel, load_model
 from detectors.normalize import normalize
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,6 +118,24 @@ def test_the_fast_feature_lookup_finds_exactly_the_features_the_featurizer_lists
         for h, head in enumerate((model.segment, model.clause)):
             listed = {i for i in map(head.index.get, model.featurizer.features(norm)) if i}
             assert model.known.find(norm, h) == listed, text
+
+
+def test_the_compiled_kernel_is_built_and_scores_as_the_python_path_does():
+    # CI measures the compiled path: a build that silently fell back to Python must fail here, not look slow
+    assert _claims_kernel is not None, "detectors/_claims_kernel was not built (pip install -e . builds it)"
+    model = load_model((REPO / "rules" / "claims_model.json").read_bytes())
+    assert model.known.kernels is not None
+    texts = [
+        json.loads(line)["text"]
+        for line in (REPO / "corpus" / "claims" / "train_e.jsonl").read_text(encoding="utf-8").splitlines()[::3]
+    ]
+    # digits (masked as "#"), characters beyond the CJK blocks, an emoji, one character, none
+    texts += ["減肥３斤abc瘦了10斤，jian fei", "", "1", "𠀀𠀁降血压😀", "最最最好！！", "降 血 压", "ｱｲ"]
+    for text in texts:
+        for s in (normalize(text).text, text):
+            for h, head in enumerate((model.segment, model.clause)):
+                reference = head.proba_of_rows(model.known.find(s, h))
+                assert model.known.proba(s, h) == pytest.approx(reference, abs=1e-12), text
 
 
 def test_a_damaged_model_file_is_refused_at_load_with_a_clear_error():

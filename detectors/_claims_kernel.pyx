@@ -1,0 +1,170 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""The claims model's hot path compiled: one head's class probabilities for one normalised text.
+
+Does what ``KnownFeatures.find`` + ``Head.proba_of_rows`` do in ``claims_model.py`` (the reference, used
+when this module is not built, and tested to agree): finds the head's known character n-grams (n ≤ 3, digits
+masked as "#") and pinyin pairs in the text, adds each distinct row's weights once, and returns the softmax.
+Why compiled: the Python path builds a keyed string, a tuple per automaton match and a set per text — about
+two thirds of the detector's cost per utterance (docs/claims.md, "Speed").
+
+Keys: an n-gram's code points packed 21 bits each (a normalised text never holds code point 0, so grams
+of different length never share a key); a pinyin pair sets the top bit and packs the two syllables' ids.
+"""
+
+from cython.operator cimport dereference as deref
+from libc.math cimport exp, sqrt
+from libc.stdint cimport int32_t, uint64_t
+from libcpp.unordered_map cimport unordered_map
+
+import numpy as np
+
+cdef uint64_t PINYIN_BIT = (<uint64_t>1) << 63
+#: characters below this code point have their syllable id cached in an array (CJK blocks end at U+9FFF)
+DEF TABLE_SIZE = 0xA000
+DEF UNKNOWN = -2
+DEF NO_SYLLABLE = -1
+
+
+cpdef uint64_t gram_key(str gram):
+    """The key of an n-gram (1 ≤ len ≤ 3) as the kernel packs it."""
+    cdef uint64_t key = 0
+    cdef int k
+    for k in range(len(gram)):
+        key |= (<uint64_t>ord(gram[k])) << (21 * k)
+    return key
+
+
+cpdef uint64_t pair_key(int32_t first, int32_t second):
+    """The key of a pinyin pair of two syllable ids."""
+    return PINYIN_BIT | ((<uint64_t>first) << 21) | (<uint64_t>second)
+
+
+cdef class Syllables:
+    """Character → id of its tone-less syllable among the model's syllables (-1: none, or not Chinese),
+    asked of Python once per character and cached."""
+
+    cdef int32_t table[TABLE_SIZE]
+    cdef dict ids
+    cdef object syllable_of
+
+    def __init__(self, ids: dict, syllable_of) -> None:
+        self.ids = dict(ids)
+        self.syllable_of = syllable_of
+        cdef int i
+        for i in range(TABLE_SIZE):
+            self.table[i] = UNKNOWN
+
+    cdef inline int32_t of(self, Py_UCS4 ch):
+        if ch >= TABLE_SIZE:
+            return NO_SYLLABLE
+        cdef int32_t sid = self.table[ch]
+        if sid == UNKNOWN:
+            syllable = self.syllable_of(chr(ch))
+            sid = self.ids.get(syllable, NO_SYLLABLE) if syllable else NO_SYLLABLE
+            self.table[ch] = sid
+        return sid
+
+
+cdef class HeadKernel:
+    """One head: keys → rows, the rows' class weights and idf² side by side, the intercepts."""
+
+    cdef unordered_map[uint64_t, int32_t] rows
+    cdef double[:, ::1] gathered
+    cdef double[::1] intercept
+    cdef int32_t[::1] stamp
+    cdef int32_t generation
+    cdef Syllables syllables
+    cdef int max_n
+    cdef bint has_pinyin
+    cdef object _keep  # the arrays behind the memoryviews
+
+    def __init__(self, keyed_rows: dict, gathered, intercept, Syllables syllables, int max_n) -> None:
+        cdef uint64_t key
+        for key, row in keyed_rows.items():
+            self.rows[key] = row
+            if key & PINYIN_BIT:
+                self.has_pinyin = True
+        table = np.ascontiguousarray(gathered, dtype=np.float64)
+        bias = np.ascontiguousarray(intercept, dtype=np.float64)
+        marks = np.zeros(table.shape[0], dtype=np.int32)
+        self._keep = (table, bias, marks)
+        self.gathered, self.intercept, self.stamp = table, bias, marks
+        self.generation = 0
+        self.syllables = syllables
+        self.max_n = max_n
+
+    def proba(self, str text, extra_rows) -> list:
+        """Class probabilities of ``text`` (normalised), with ``extra_rows`` (the vocabulary words and the
+        length bucket, found in Python) counted as present too."""
+        cdef Py_ssize_t n = len(text), i, k, k2, m
+        cdef Py_ssize_t width = self.gathered.shape[1]
+        cdef Py_ssize_t classes = width - 1
+        cdef double acc[16]
+        cdef uint64_t key
+        cdef int32_t row, a, b
+        cdef Py_UCS4 ch
+        cdef unordered_map[uint64_t, int32_t].iterator found
+        cdef unordered_map[uint64_t, int32_t].iterator end = self.rows.end()
+        if width > 16:
+            raise ValueError("more classes than the kernel holds")
+        for k in range(width):
+            acc[k] = 0.0
+        self.generation += 1
+        if self.generation == 2147483647:
+            self.stamp[:] = 0
+            self.generation = 1
+        cdef int32_t gen = self.generation
+        cdef bint any_row = False
+
+        for i in range(n):
+            key = 0
+            m = n - i if n - i < self.max_n else self.max_n
+            for k in range(m):
+                ch = text[i + k]
+                if ch >= u"0" and ch <= u"9":
+                    ch = u"#"
+                key |= (<uint64_t>ch) << (21 * k)
+                found = self.rows.find(key)
+                if found != end:
+                    row = deref(found).second
+                    if self.stamp[row] != gen:
+                        self.stamp[row] = gen
+                        any_row = True
+                        for k2 in range(width):
+                            acc[k2] += self.gathered[row, k2]
+        if self.has_pinyin and n > 1:
+            b = self.syllables.of(text[0])
+            for i in range(1, n):
+                a = b
+                b = self.syllables.of(text[i])
+                if a >= 0 and b >= 0:
+                    found = self.rows.find(PINYIN_BIT | ((<uint64_t>a) << 21) | (<uint64_t>b))
+                    if found != end:
+                        row = deref(found).second
+                        if self.stamp[row] != gen:
+                            self.stamp[row] = gen
+                            any_row = True
+                            for k2 in range(width):
+                                acc[k2] += self.gathered[row, k2]
+        for extra in extra_rows:
+            row = extra
+            if row > 0 and self.stamp[row] != gen:
+                self.stamp[row] = gen
+                any_row = True
+                for k2 in range(width):
+                    acc[k2] += self.gathered[row, k2]
+
+        cdef double z[16]
+        cdef double scale = 0.0, top, total = 0.0
+        if any_row:
+            scale = 1.0 / sqrt(acc[classes])
+        for k in range(classes):
+            z[k] = self.intercept[k] + acc[k] * scale
+        top = z[0]
+        for k in range(1, classes):
+            if z[k] > top:
+                top = z[k]
+        for k in range(classes):
+            z[k] = exp(z[k] - top)
+            total += z[k]
+        return [z[k] / total for k in range(classes)]
