@@ -53,7 +53,9 @@ ClaimType = Literal["absolute", "efficacy", "fabricated_data", "guarantee"]
 
 #: context that only says no absolute claim is made ("第一次" is an ordinal, "我们家几款里最便宜" a comparison in
 #: the seller's own range; neither says anything of efficacy)
-ABSOLUTE_ONLY = frozenset({"own_range", "ordinal"})
+#: terms this long match Chinese homophones even in a ``homophones: letters`` rule
+LONG_HOMOPHONE = 3
+ABSOLUTE_ONLY = frozenset({"own_range", "ordinal", "other_topic"})
 #: how far (characters of normalised text) a context cue reaches within one clause
 CONTEXT_REACH = 24
 #: a clause this short after a clause that claims nothing is an item of the same list ("排毒、清肠、刮油")
@@ -203,6 +205,9 @@ class ClaimContext(BaseModel):
     own_range: list[RegexPattern] = Field(default_factory=list)
     #: a clause ending so sets the seller's own range, for itself and the clause after it ("在我们家这几款里，这个最…")
     own_range_scopes: list[RegexPattern] = Field(default_factory=list)
+    #: a clause matching one of these and holding none of ``product_refs`` calls something other than the
+    #: product best — a city, the weather, a song, the host's mother's cooking: no absolute claim about goods
+    other_topics: list[RegexPattern] = Field(default_factory=list)
     #: a clause matching one of these states what a label or registration says — a fabric's composition
     #: ("棉百分之九十五"), a health food's approved function ("批准的保健功能是…") — which is no claim of the seller
     label_facts: list[RegexPattern] = Field(default_factory=list)
@@ -254,7 +259,10 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         super().__init__(settings, rules, context)
         self._terms = ahocorasick.Automaton()
         self._pinyin = ahocorasick.Automaton()
-        self._letters_only: set[int] = set()  # rules whose homophones count only when spelt in letters
+        # (rule, term) whose homophones count only when spelt in letters: a ``letters`` rule's short terms; its
+        # terms of LONG_HOMOPHONE characters or more also match Chinese homophones that keep one of their
+        # characters ("降雪糖" for 降血糖) — at that length an everyday word rarely sounds the same
+        self._letters_only: set[tuple[int, str]] = set()
         term_rules: dict[str, list[tuple[int, str]]] = {}
         pinyin_rules: dict[str, list[tuple[int, str]]] = {}
         for idx, rule in enumerate(self.rules):
@@ -268,8 +276,8 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                     term_rules.setdefault(digits, []).append((idx, term))
                 if rule.homophones and len(key) >= 2:
                     pinyin_rules.setdefault(pinyin_keys(key).text, []).append((idx, term))
-                    if rule.homophones == "letters":
-                        self._letters_only.add(idx)
+                    if rule.homophones == "letters" and len(key) < LONG_HOMOPHONE:
+                        self._letters_only.add((idx, term))
         for key, entries in term_rules.items():
             self._terms.add_word(key, (len(key), entries))
         for key, entries in pinyin_rules.items():
@@ -284,7 +292,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 c
                 for entries in pinyin_rules.values()
                 for idx, t in entries
-                if idx not in self._letters_only  # a letters-only homophone needs a letter anyway
+                if (idx, t) not in self._letters_only  # a letters-only homophone needs a letter anyway
                 for c in normalize(t).text
             }
         )
@@ -334,6 +342,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         self._own_range = [re.compile(p) for p in ctx.own_range]
         self._own_range_scope = re.compile("|".join(f"(?:{p})$" for p in ctx.own_range_scopes) or "(?!)")
         self._label_facts = [re.compile(p) for p in ctx.label_facts]
+        self._other_topics = [re.compile(p) for p in ctx.other_topics]
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -423,7 +432,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                     continue  # an everyday word that only sounds alike ("一件非常" ~ 减肥), not an evasion
                 spelt = _LETTER.search(span) is not None
                 for idx, term in entries:
-                    if not spelt and idx in self._letters_only:
+                    if not spelt and (idx, term) in self._letters_only:
                         continue
                     if (idx, start, end) not in exact_spans:
                         found.append((idx, start, end, term, "homophone"))
@@ -466,6 +475,8 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 or (k > 0 and self._own_range_scope.search(norm[spans[k - 1][0] : spans[k - 1][1]]))
             ):
                 out.append((s, e, "own_range"))
+            if any(rx.search(clause) for rx in self._other_topics) and not self._product_refs.search(clause):
+                out.append((s, e, "other_topic"))
             if to_end and reason in ("refusal", "rule_quote") and k + 1 < len(spans):
                 following = norm[spans[k + 1][0] : spans[k + 1][1]]
                 if (
