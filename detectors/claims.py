@@ -31,6 +31,7 @@ from detectors.normalize import (
     is_han,
     normalize,
     pinyin_keys,
+    pinyin_text,
     words_regex,
 )
 from detectors.prefilter import PatternSet
@@ -420,9 +421,12 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 for idx, term in entries:
                     found.append((idx, start, last + 1, term, how))
         if self._has_pinyin and self._may_be_homophone.search(norm):
-            keys = pinyin_keys(norm)
+            # the syllables alone first: most texts hold no term's pinyin, and the positions are then not needed
+            matches = list(self._pinyin.iter(pinyin_text(norm)))
+            keys = pinyin_keys(norm) if matches else None
             exact_spans = {(f[0], f[1], f[2]) for f in found}
-            for last, (length, entries, chars) in self._pinyin.iter(keys.text):
+            for last, (length, entries, chars) in matches:
+                assert keys is not None
                 p_start, p_end = last - length + 1, last + 1
                 if p_start not in keys.boundaries or p_end not in keys.boundaries:
                     continue  # a match across syllables ("xi an" for "xian") is not a homophone

@@ -167,6 +167,8 @@ def test_exception_context_suppresses_only_the_phrase_it_covers(quiet, loud, rul
         ("全wang zui di价", None, "claims.absolute.lowest_price", "全wang zui di", "homophone"),  # spelt in letters
         ("第①品牌", None, "claims.absolute.rank_first", "第①品牌", "normalized"),  # a numeral written as a digit
         ("这款见肥茶", "food", "claims.efficacy.weight_loss", "见肥", "homophone"),  # homophone
+        # a 3-character term's Chinese homophone keeping a character, in a "letters" rule
+        ("喝了能降血唐", "food", "claims.efficacy.disease_treatment", "降血唐", "homophone"),
     ],
 )
 def test_evasions_are_matched_with_evidence_on_the_raw_span(raw, category, rule, evidence_raw, how):
@@ -190,6 +192,8 @@ def test_everyday_words_sharing_a_terms_pinyin_are_not_homophone_evasion():
     assert says("这个西瓜有十五斤", "food") == set()
     # rules whose homophones count only when spelt in letters: "最有" sounds like 最优
     assert says("这个颜色最有气质", "general") == set()
+    # ... and their longer terms' everyday homophones are listed as exceptions: 世界纪(录) ~ 世界级
+    assert says("今天直接冲一个世界纪录", "general") == set()
 
 
 # -- who is scanned ---------------------------------------------------------------------------------
@@ -395,6 +399,17 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
         ("不是吃了就能降血糖的，那是药的事", "food"),
         ("我没办法承诺七天见效，皮肤有代谢周期", "cosmetics"),
         ("这一批新到的杯子里，这个容量最大", "general"),
+        # hearsay corrected, no such policy, what a product may not be called
+        ("网上有人说喝了能治胃病，不对啊，它就是一杯茶", "food"),
+        ("什么叫无效退款，咱家没这个政策", "health_food"),
+        ("护肤品不能叫药妆，平台说过", "cosmetics"),
+        ("降血压的药该吃还得吃", "food"),
+        # the seller's scope with two words before the superlative
+        ("我们直播间今天价格最低的就是这个三号链接", "general"),
+        # superlatives about something other than the goods
+        ("重庆是我去过最好吃的城市", "general"),
+        ("这首歌是我最喜欢的，放给大家听", "general"),
+        ("我奶奶包的饺子天下第一", "food"),
     ],
 )
 def test_context_in_which_claim_words_make_no_claim(text, category):
@@ -427,6 +442,8 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         ("全网最低价，我是不敢相信", "general", "absolute"),  # "不敢相信" is amazement, no refusal
         ("不骗你，喝了一个月瘦了十五斤", "food", "efficacy"),  # "不骗你" affirms
         ("保证瘦？对，保证你一个月瘦十斤", "food", "guarantee"),  # the echo is answered with a claim
+        ("这首歌送给大家，咱家这款面霜全网最好", "cosmetics", "absolute"),  # the song is one clause, the cream another
+        ("我们老家最好的牛肉干就是咱家这款", "food", "absolute"),  # a place, but the clause names the product
     ],
 )
 def test_context_does_not_hide_a_claim_made_next_to_it(text, category, claim_type):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from detectors.normalize import mask_digits, normalize, pinyin_keys
+from detectors.normalize import mask_digits, normalize, pinyin_keys, pinyin_text
 
 
 @pytest.mark.parametrize(
@@ -54,6 +54,15 @@ def test_pinyin_keys_map_back_to_characters():
     start = keys.text.index("jianfei")
     assert keys.unit_of[start] == 1 and keys.unit_of[start + len("jianfei") - 1] == 2
     assert start in keys.boundaries
+
+
+def test_pinyin_keys_of_mixed_text_one_unit_per_character():
+    text = "a减fei😀𠀀能"
+    keys = pinyin_keys(text)
+    assert keys.text == pinyin_text(text) == "ajianfei😀𠀀neng"
+    # each pinyin character points back at the character it came from; a unit starts at each boundary
+    assert keys.unit_of == (0, 1, 1, 1, 1, 2, 3, 4, 5, 6, 7, 7, 7, 7)
+    assert keys.boundaries == {0, 1, 5, 6, 7, 8, 9, 10, 14}
 
 
 def test_digits_are_masked_so_templates_with_other_numbers_coincide():
