@@ -195,6 +195,8 @@ class ClaimContext(BaseModel):
     #: a clause after a quoted rule or a refusal holding one of these names a member of what it listed
     #: ("广告法列了一串不能用的词，最佳就在里面")
     in_the_list: list[Term] = Field(default_factory=list)
+    #: a clause matching one of these reports what a competitor claims of its own goods
+    hearsay: list[RegexPattern] = Field(default_factory=list)
     #: a clause matching one of these and holding none of ``product_refs`` is general advice
     advice: list[RegexPattern] = Field(default_factory=list)
     #: words that tie a clause to the product being sold ("这款", "咱家", "吃了")
@@ -327,6 +329,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         ctx = settings.context
         self._notices = [re.compile(p) for p in ctx.notices]
         self._advice = [re.compile(p) for p in ctx.advice]
+        self._hearsay = [re.compile(p) for p in ctx.hearsay]
         self._quotes = words_regex(ctx.rule_quotes)
         self._questions = words_regex(ctx.questions)
         self._refusals = re.compile(
@@ -538,6 +541,8 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             return "rule_quote"
         if self._questions.search(clause):
             return "question"
+        if any(rx.search(clause) for rx in self._hearsay):
+            return "hearsay"
         if any(rx.search(clause) for rx in self._advice) and not self._product_refs.search(clause):
             return "advice"
         return None

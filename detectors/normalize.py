@@ -38,7 +38,11 @@ _KEEP_SYMBOLS = frozenset("%.")
 #: symbols that stand for a number NFKC leaves alone: the keycap ten emoji ("月销🔟万+")
 _NUMBER_SYMBOLS = {"\U0001f51f": "10"}
 #: punctuation that ends a clause; the normaliser drops it, ``clause_breaks`` finds where it stood
-_CLAUSE_END_RX = re.compile("[，。！？；：、,.!?;:…～~\n]")
+#: ... and so does a pause: ASR and hosts' captions put a space between phrases (Chinese puts none between words);
+#: only between runs of two Chinese characters or more, so that a word split to dodge a filter ("最 好 看") stays whole
+_CLAUSE_END_RX = re.compile(
+    "[，。！？；：、,.!?;:…～~\n]|(?<=[\u3400-\u4dbf\u4e00-\u9fff]{2})[ \t\u3000]+(?=[\u3400-\u4dbf\u4e00-\u9fff]{2})"
+)
 _MIN_RUN_TO_COLLAPSE = 3
 _RUN = re.compile(r"(\D)\1\1")
 

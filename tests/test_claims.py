@@ -410,6 +410,17 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
         ("重庆是我去过最好吃的城市", "general"),
         ("这首歌是我最喜欢的，放给大家听", "general"),
         ("我奶奶包的饺子天下第一", "food"),
+        # a competitor's claim reported, questions put by viewers, "is not the same as", who said so, no such
+        # effect, stopping a medicine, "cannot remove", a clause naming the seller's own goods of a kind
+        ("隔壁直播间说他家的鱼油能降血脂，你们自己判断", "health_food"),
+        ("有朋友问吃了能不能长高 不能的", "food"),
+        ("保健品不等于药，也不等于能治病", "health_food"),
+        ("谁跟你说的喝了能降血糖 没这个作用", "food"),
+        ("血压药千万不要擅自停药", "health_food"),
+        ("这款眼霜也消不掉老皱纹，别信那些广告", "cosmetics"),
+        ("我们店里的保温杯，这个是最轻的", "general"),
+        # a space between phrases ends a clause: the refusal covers its own phrase
+        ("治失眠这种话我不会讲的 咱这就是个枕头", "general"),
     ],
 )
 def test_context_in_which_claim_words_make_no_claim(text, category):
@@ -444,6 +455,8 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         ("保证瘦？对，保证你一个月瘦十斤", "food", "guarantee"),  # the echo is answered with a claim
         ("这首歌送给大家，咱家这款面霜全网最好", "cosmetics", "absolute"),  # the song is one clause, the cream another
         ("我们老家最好的牛肉干就是咱家这款", "food", "absolute"),  # a place, but the clause names the product
+        ("别人都说这是全网最好的鱼油", "health_food", "absolute"),  # praise reported is the seller's claim
+        ("别的我不敢说 就这件羽绒服 国内顶级的", "apparel", "absolute"),  # the refusal ends at the pause
     ],
 )
 def test_context_does_not_hide_a_claim_made_next_to_it(text, category, claim_type):
