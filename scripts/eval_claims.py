@@ -246,8 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         "--holdout",
         type=Path,
         nargs="+",
-        default=[p for p in (REPO / "corpus" / "claims" / f"{n}.jsonl" for n in ("holdout", "holdout4")) if p.exists()],
-        help="frozen hold-outs (default: corpus/claims/holdout.jsonl and holdout4.jsonl)",
+        default=[
+            p
+            for p in (REPO / "corpus" / "claims" / f"{n}.jsonl" for n in ("holdout", "holdout4", "holdout6"))
+            if p.exists()
+        ],
+        help="frozen hold-outs (default: corpus/claims/holdout.jsonl, holdout4.jsonl and holdout6.jsonl)",
     )
     ap.add_argument("--labelled", type=Path, default=REPO / "scripts" / "claims_labelled.jsonl")
     ap.add_argument(
