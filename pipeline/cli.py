@@ -93,7 +93,7 @@ def _archive_sink(args: argparse.Namespace, writer: str) -> Any:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from pipeline.embedded import EmbeddedRuntime, Progress, count_lines, read_jsonl
+    from pipeline.embedded import EmbeddedRuntime, Progress, count_lines, merge_jsonl, read_jsonl
 
     if args.from_archive:  # a backfill over the evidence archive (docs/archive.md)
         from pipeline.archive.cli import cmd_backfill, guarded
@@ -116,8 +116,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     if args.metrics_port:
         runtime.metrics.serve(args.metrics_port, _settings().metrics_host)
-    progress = None if args.no_progress else Progress(count_lines(path))
-    stats = runtime.run(read_jsonl(path), progress=progress)
+    merged = [Path(m) for m in args.merge or ()]
+    for extra in merged:
+        if not extra.is_file():
+            print(f"livewatch replay: no such file: {extra}", file=sys.stderr)
+            return EXIT_FAILURE
+    progress = None if args.no_progress else Progress(sum(count_lines(p) for p in (path, *merged)))
+    stats = runtime.run(merge_jsonl(path, *merged) if merged else read_jsonl(path), progress=progress)
     print(stats.summary())
     print(f"wrote {args.out}/alerts.jsonl, actions.jsonl, dlq.jsonl")
     return EXIT_OK
@@ -226,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file", nargs="?", help="recording in the wire format, one event per line")
     pacing(replay, default_speed=None)
     replay.add_argument("--out", default="out/replay", help="output directory (default out/replay)")
+    replay.add_argument(
+        "--merge",
+        action="append",
+        metavar="FILE",
+        help="more input merged in by event time, e.g. the console's overturns.jsonl (repeatable)",
+    )
     replay.add_argument("--quiet", action="store_true", help="no live feed, only progress and the summary")
     replay.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     add_sink_option(replay)

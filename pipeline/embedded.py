@@ -7,6 +7,8 @@ never on the pace, so a replay gives the same alerts and actions byte for byte a
 
 from __future__ import annotations
 
+import heapq
+import json
 import sys
 import time
 from collections import Counter
@@ -40,6 +42,26 @@ def read_jsonl(path: Path) -> Iterator[tuple[MessageSource, bytes]]:
             line = line.rstrip(b"\r\n")
             if line.strip():
                 yield MessageSource(file=str(path), line=number), line
+
+
+def merge_jsonl(recording: Path, *others: Path) -> Iterator[tuple[MessageSource, bytes]]:
+    """The lines of a recording with those of other input files (a console's ``overturns.jsonl``) merged in by
+    event time, each file's own order kept. At equal event time the recording's line goes first, as on Kafka,
+    where the console's events carry no publisher sequence (``merge.NO_SEQ``). A line without a readable ``ts``
+    keeps its place after the line before it."""
+
+    def keyed(index: int, path: Path) -> Iterator[tuple[int, int, MessageSource, bytes]]:
+        ts = -1
+        for source, raw in read_jsonl(path):
+            try:
+                ts = int(json.loads(raw)["ts"])
+            except (ValueError, KeyError, TypeError, RecursionError):
+                pass
+            yield ts, index, source, raw
+
+    merged = heapq.merge(*(keyed(i, p) for i, p in enumerate((recording, *others))), key=lambda r: r[:2])
+    for _, _, source, raw in merged:
+        yield source, raw
 
 
 def count_lines(path: Path) -> int:

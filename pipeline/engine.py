@@ -27,7 +27,7 @@ from pipeline.privacy import Pseudonymizer
 from pipeline.ruleset import Ruleset
 from schemas.accounts import AccountRecord
 from schemas.deadletter import DeadLetter, MessageSource
-from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, event_adapter, text_of
+from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, OverturnEvent, event_adapter, text_of
 from schemas.findings import EnforcementAction, Finding
 
 log = logging.getLogger(__name__)
@@ -325,6 +325,11 @@ class Engine:
         if user_id and text is not None and any(d.wants(event, text) for d in by_account):
             assert isinstance(event, (ChatEvent, DanmakuEvent))
             records.append(AccountRecord(account=user_id, event=event))
+        if isinstance(event, OverturnEvent):  # an appeal overturned an action: to the ladder that holds it
+            if event.subject.kind == "account" and self.accounts is not None:
+                records.append(AccountRecord(account=event.subject.id, overturn=event))
+            else:
+                ruleset.policy.overturn(event, room.policy)
         self.store.put(event.room_id, room)
         if self.pseudonymizer is not None and outcome.findings:
             outcome.findings = [self.pseudonymizer.finding(f) for f in outcome.findings]
@@ -339,9 +344,10 @@ class Engine:
         return outcome
 
     def process_account(self, record: AccountRecord) -> Outcome:
-        """The account stage: a comment for the account-keyed detectors, or a finding for the account's ladder,
-        decided on the account's own state (``accounts``). One ladder per account, whatever room a finding
-        comes from: a mute is one action, issued once (docs/floods.md, "One account, one action")."""
+        """The account stage: a comment for the account-keyed detectors, a finding for the account's ladder or an
+        overturn of an action against the account, decided on the account's own state (``accounts``). One ladder
+        per account, whatever room a finding comes from: a mute is one action, issued once (docs/floods.md, "One
+        account, one action")."""
         if self.accounts is None:
             raise ValueError("this engine keeps account ladders per room (accounts_per_room): no account stage")
         ruleset = self.ruleset
@@ -368,6 +374,8 @@ class Engine:
                     else:
                         decide.append(finding)
                     outcome.findings.append(finding)
+        if record.overturn is not None:
+            ruleset.policy.overturn(record.overturn, account.policy)
         for finding in decide:
             action = ruleset.policy.decide(finding, account.policy)
             if action is not None:

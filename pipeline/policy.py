@@ -3,7 +3,8 @@
 Live findings add strike points by severity; an action is issued when the ladder's step (the highest whose
 threshold the points within ``period_s`` reach) rises above the highest step issued within the period,
 subject to a cool-down and to ``jump``; strikes and actions expire after ``period_s``. Keyed to event time; a
-finding already counted is answered with the action it produced before, so nothing escalates twice.
+finding already counted is answered with the action it produced before, so nothing escalates twice. An action
+overturned on appeal (an ``OverturnEvent``) takes its step and the strikes it introduced off the ladder.
 
 The ladder in full: docs/rules.md ("The enforcement ladders").
 """
@@ -14,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.events import OverturnEvent
 from schemas.findings import ActionType, EnforcementAction, Finding, Severity, derived_id
 
 
@@ -83,6 +85,11 @@ class SubjectState(BaseModel):
     issued: list[EnforcementAction] = Field(default_factory=list)
     #: event time of the first strike of the current episode (strikes within one period of each other)
     episode_start: int | None = None
+    #: strikes taken off by an overturn, kept for the period so that a re-delivered finding is not counted again;
+    #: they keep the episode going, so a step issued again gets a new id (``revision``), never a revoked one
+    overturned: list[Strike] = Field(default_factory=list)
+    #: overturns in the current episode; part of the action ids once non-zero (a re-issued step gets a new id)
+    revision: int = 0
 
 
 class PolicyState(BaseModel):
@@ -117,16 +124,42 @@ class Policy:
         action = self._decide(ladder, finding, subject)
         return action.action if action else None
 
+    def overturn(self, event: OverturnEvent, state: PolicyState) -> bool:
+        """Take an action overturned on appeal off its subject's ladder (updating ``state``): its step, and the
+        strikes it introduced — its reasons but those behind an earlier action that still stands. False when
+        there is nothing to do: the action is not on the ladder (overturned already, expired, or unknown)."""
+        subject = state.subjects.get(event.subject.key())
+        if subject is None:
+            return False
+        index = next((i for i, a in enumerate(subject.issued) if a.action_id == event.action_id), None)
+        if index is None:
+            return False
+        action = subject.issued.pop(index)
+        standing = {reason for earlier in subject.issued[:index] for reason in earlier.reasons}
+        dropped = set(action.reasons) - standing
+        subject.overturned = [
+            *subject.overturned,
+            *(st for st in subject.strikes if st.finding_id in dropped),
+        ][-MAX_STRIKES:]
+        subject.strikes = [st for st in subject.strikes if st.finding_id not in dropped]
+        subject.revision += 1
+        return True
+
     def _decide(self, ladder: Ladder, finding: Finding, subject: SubjectState) -> EnforcementAction | None:
         seen = next((st for st in subject.strikes if st.finding_id == finding.finding_id), None)
         if seen is not None:  # already counted (a re-delivered event): answer exactly as the first time
             return next((a for a in subject.issued if a.action_id == seen.action_id), None)
+        if any(st.finding_id == finding.finding_id for st in subject.overturned):
+            return None  # counted once, then overturned on appeal: a re-delivery must not count it again
 
         horizon = finding.ts - ladder.period_s * 1000
         subject.strikes = [st for st in subject.strikes if st.ts > horizon][-(MAX_STRIKES - 1) :]
         subject.issued = [a for a in subject.issued if a.ts > horizon]
-        if not subject.strikes:
+        if subject.overturned:
+            subject.overturned = [st for st in subject.overturned if st.ts > horizon]
+        if not subject.strikes and not subject.overturned:
             subject.episode_start = finding.ts
+            subject.revision = 0
         strike = Strike(
             finding_id=finding.finding_id,
             ts=finding.ts,
@@ -160,7 +193,12 @@ class Policy:
             # episode starts in is the same either way (two episodes never start in one period), and names it.
             period_ms = ladder.period_s * 1000
             episode = episode // period_ms * period_ms
-        action_id = derived_id("action", finding.subject.kind, finding.subject.key(), target, step.action, episode)
+        # After an overturn the revision joins the id: the step issued again is a new action, not the revoked one
+        # (and with no overturn every id stays as it always was)
+        revision = (subject.revision,) if subject.revision else ()
+        action_id = derived_id(
+            "action", finding.subject.kind, finding.subject.key(), target, step.action, episode, *revision
+        )
         strike.action_id = action_id
         action = EnforcementAction(
             action_id=action_id,

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.events import ChatEvent, DanmakuEvent
+from schemas.events import ChatEvent, DanmakuEvent, OverturnEvent
 from schemas.findings import Finding
 
 
 class AccountRecord(BaseModel):
-    """A comment for the account-keyed detectors, or a live finding about the account for its ladder."""
+    """A comment for the account-keyed detectors, a live finding about the account for its ladder, or an overturn of
+    an action against the account (its ladder forgets the action's strikes)."""
 
     model_config = ConfigDict(frozen=True)
 
     account: str
     event: ChatEvent | DanmakuEvent | None = Field(default=None, discriminator="kind")
     finding: Finding | None = None
+    overturn: OverturnEvent | None = None

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from schemas.findings import Subject, derived_id
 from schemas.version import SCHEMA_VERSION
 
 #: Longest text field accepted; anything longer is rejected to the dead-letter output, because a
@@ -137,8 +138,26 @@ class OrderEvent(BaseEvent):
     qty: int = Field(ge=1)
 
 
+class OverturnEvent(BaseEvent):
+    """An enforcement action overturned on appeal (a lead's decision in the review console): the subject's ladder
+    forgets the strikes the action introduced. ``ts`` is the decision's time; published by the console, keyed by
+    room like every input, so replays decide it at the same place (docs/console.md, "Decisions and appeals")."""
+
+    kind: Literal["overturn"] = "overturn"
+    action_id: Identifier = Field(description="the overturned action's id")
+    subject: Subject = Field(description="the overturned action's subject, as the action names it")
+    appeal_ref: Identifier
+    reviewer: Identifier
+    revoke_action_id: Identifier | None = Field(default=None, description="the compensating revoke action's id")
+
+    @staticmethod
+    def make_id(action_id: str) -> str:
+        """One overturn per action: a retried publish or a second console gives the same event id."""
+        return derived_id("overturn", action_id)
+
+
 Event = Annotated[
-    ChatEvent | DanmakuEvent | TranscriptEvent | PriceTagEvent | StreamMetaEvent | OrderEvent,
+    ChatEvent | DanmakuEvent | TranscriptEvent | PriceTagEvent | StreamMetaEvent | OrderEvent | OverturnEvent,
     Field(discriminator="kind"),
 ]
 EVENT_MODELS: tuple[type[BaseEvent], ...] = (
@@ -148,6 +167,7 @@ EVENT_MODELS: tuple[type[BaseEvent], ...] = (
     PriceTagEvent,
     StreamMetaEvent,
     OrderEvent,
+    OverturnEvent,
 )
 EVENT_KINDS: frozenset[str] = frozenset(m.model_fields["kind"].default for m in EVENT_MODELS)
 

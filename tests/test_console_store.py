@@ -16,6 +16,7 @@ from pipeline.console.materialise import Materialiser, load_directory
 from pipeline.console.store import SEVERITY_RANK, QueueFilter, Store
 from pipeline.console.users import add_user, check_login
 from pipeline.privacy import DEV_KEY, Pseudonymizer
+from schemas.events import OverturnEvent
 from schemas.findings import EnforcementAction, Finding, derived_id
 
 
@@ -133,6 +134,12 @@ def test_overturning_an_appeal_revokes_the_action_once(store: Store, demo_dir: P
     assert decision.revoke_action_id == revoke.action_id
     assert store.appeal_decision(original.appeal_ref) == decision
     assert [a.action for a in store.actions_where(room_id=original.room_id)].count("revoke") == 1
+    # and an input event for the ladder, in the wire format a replay merges in (`livewatch replay --merge`)
+    overturns = [OverturnEvent.model_validate_json(line) for line in (demo_dir / "overturns.jsonl").open()]
+    assert [(o.action_id, o.subject, o.room_id, o.ts, o.appeal_ref) for o in overturns] == [
+        (original.action_id, original.subject, original.room_id, decision.ts, original.appeal_ref)
+    ]
+    assert overturns[0].event_id == derived_id("overturn", original.action_id)
     with pytest.raises(DecisionError, match="decided already"):
         decide_appeal(store, sink, original.appeal_ref, "uphold", "", "lena")
     with pytest.raises(DecisionError, match="no action carries"):

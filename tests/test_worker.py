@@ -43,7 +43,9 @@ def test_a_worker_is_built_of_its_parts(tmp_path, ruleset):
     # the account stage's repartition comes in batches too
     assert runtime.app.consumer.batch_topics == runtime.input_names | {"live.accounts"}
     assert runtime.engine.accounts is runtime.account_store and runtime.engine.forward_accounts
-    assert runtime.input_names == {f"live.{t}" for t in ("chat", "danmaku", "transcript", "price", "meta", "orders")}
+    assert runtime.input_names == {
+        f"live.{t}" for t in ("chat", "danmaku", "transcript", "price", "meta", "orders", "appeals")
+    }
 
 
 def test_a_worker_keeps_its_group_name_in_its_data_directory(tmp_path):

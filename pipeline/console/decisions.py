@@ -1,8 +1,10 @@
 """Reviewers' decisions: on a finding (confirm, dismiss, escalate) and on an appeal (uphold, overturn).
 
 Each decision is stored, audited and published: on the Kafka runtime to ``live.reviews`` (key = finding id or
-appeal reference) and, for an overturn, a compensating ``revoke`` action to ``live.actions``; on the embedded
-runtime to JSONL files beside the store's input, as the embedded runtime writes its own outputs.
+appeal reference) and, for an overturn, a compensating ``revoke`` action to ``live.actions`` and an
+``OverturnEvent`` to the input topic ``live.appeals`` (key = room), from which the engine's ladder forgets the
+overturned strikes; on the embedded runtime to JSONL files beside the store's input, as the embedded runtime writes
+its own outputs (``overturns.jsonl`` in the input format, for ``livewatch replay --merge``).
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.console.store import Store, now_ms
+from schemas.events import OverturnEvent
 from schemas.findings import EnforcementAction, derived_id
 from schemas.reviews import AppealDecision, Review
+
+#: the embedded runtime's overturn events (input format), beside the console's other outputs
+OVERTURNS_FILE = "overturns.jsonl"
 
 
 class DecisionError(Exception):
@@ -24,13 +30,16 @@ class DecisionError(Exception):
 
 class DecisionSink(Protocol):
     def review(self, review: Review) -> None: ...
-    def appeal(self, decision: AppealDecision, revoke: EnforcementAction | None) -> None: ...
+    def appeal(
+        self, decision: AppealDecision, revoke: EnforcementAction | None, overturn: OverturnEvent | None = None
+    ) -> None: ...
     def close(self) -> None: ...
 
 
 class JsonlSink:
     """The embedded runtime's outputs: reviews.jsonl and revokes.jsonl in the directory the console reads
-    (materialise.load_directory reads them back)."""
+    (materialise.load_directory reads them back), and overturns.jsonl: input events for a replay (``livewatch
+    replay RECORDING --merge overturns.jsonl``), so that the ladders forget the overturned strikes there too."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -43,25 +52,31 @@ class JsonlSink:
     def review(self, review: Review) -> None:
         self._append("reviews.jsonl", review.model_dump_json())
 
-    def appeal(self, decision: AppealDecision, revoke: EnforcementAction | None) -> None:
+    def appeal(
+        self, decision: AppealDecision, revoke: EnforcementAction | None, overturn: OverturnEvent | None = None
+    ) -> None:
         self._append("reviews.jsonl", decision.model_dump_json())
         if revoke is not None:
             self._append("revokes.jsonl", revoke.model_dump_json())
+        if overturn is not None:
+            self._append(OVERTURNS_FILE, overturn.model_dump_json())
 
     def close(self) -> None:
         pass
 
 
 class KafkaSink:
-    """Publishes to live.reviews and live.actions with the project's producer (acks=all, idempotent); each
-    send waits for the broker's acknowledgement before the reviewer is told the decision is taken."""
+    """Publishes to live.reviews, live.actions and live.appeals with the project's producer (acks=all,
+    idempotent); each send waits for the broker's acknowledgement before the reviewer is told the decision is
+    taken."""
 
     def __init__(self, settings: Any) -> None:
-        from pipeline.kafka.topics import ACTIONS, REVIEWS
+        from pipeline.kafka.topics import ACTIONS, APPEALS, REVIEWS
 
         self.settings = settings
         self.reviews_topic = settings.topic(REVIEWS.name)
         self.actions_topic = settings.topic(ACTIONS.name)
+        self.appeals_topic = settings.topic(APPEALS.name)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="console-kafka-sink", daemon=True)
         self._thread.start()
@@ -71,9 +86,10 @@ class KafkaSink:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=60)
 
     async def _start(self) -> Any:
-        from pipeline.kafka.topics import ACTIONS, REVIEWS, ensure_topics, new_producer
+        from pipeline.kafka.topics import ACTIONS, INPUTS, REVIEWS, ensure_topics, new_producer
 
-        await ensure_topics(self.settings, (REVIEWS, ACTIONS))
+        # every input topic, not live.appeals alone: input topics are created together, co-partitioned
+        await ensure_topics(self.settings, (*INPUTS, REVIEWS, ACTIONS))
         producer = new_producer(self.settings)
         await producer.start()
         return producer
@@ -89,9 +105,13 @@ class KafkaSink:
     def review(self, review: Review) -> None:
         self._send(self.reviews_topic, review.finding_id, review.model_dump_json())
 
-    def appeal(self, decision: AppealDecision, revoke: EnforcementAction | None) -> None:
+    def appeal(
+        self, decision: AppealDecision, revoke: EnforcementAction | None, overturn: OverturnEvent | None = None
+    ) -> None:
         if revoke is not None:  # the platform's action first: the decision names it
             self._send(self.actions_topic, revoke.action_id, revoke.model_dump_json())
+        if overturn is not None:  # an input like any other: keyed by room, so the room's worker reads it in order
+            self._send(self.appeals_topic, overturn.room_id, overturn.model_dump_json())
         self._send(self.reviews_topic, decision.appeal_ref, decision.model_dump_json())
 
     def close(self) -> None:
@@ -113,6 +133,22 @@ def revoke_action(original: EnforcementAction, ts: int, reviewer: str, note: str
             "reasons": [original.action_id],
             "message": f"撤销处罚（申诉成立 {original.appeal_ref}）: {note}".rstrip(": "),
         }
+    )
+
+
+def overturn_event(original: EnforcementAction, decision: AppealDecision) -> OverturnEvent:
+    """The input event of an overturn: the ladder of the action's subject forgets the strikes the action introduced.
+    Its event time is the decision's; its id derived from the action's (one overturn per action)."""
+    return OverturnEvent(
+        event_id=OverturnEvent.make_id(original.action_id),
+        room_id=original.room_id,
+        platform=original.platform,
+        ts=decision.ts,
+        action_id=original.action_id,
+        subject=original.subject,
+        appeal_ref=decision.appeal_ref,
+        reviewer=decision.reviewer,
+        revoke_action_id=decision.revoke_action_id,
     )
 
 
@@ -161,7 +197,7 @@ def decide_appeal(
         room_id=original.room_id,
         revoke_action_id=revoke.action_id if revoke else None,
     )
-    sink.appeal(result, revoke)
+    sink.appeal(result, revoke, overturn_event(original, result) if revoke is not None else None)
     store.add_appeal_decision(result)
     if revoke is not None:
         store.add_actions([revoke])

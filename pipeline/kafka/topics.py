@@ -47,6 +47,14 @@ class TopicSpec:
         return {**conf, **self.config}
 
 
+#: written by the review console (an overturned appeal), read by the workers as input: the ladder forgets the
+#: overturned action's strikes at the decision's event time, in the room's merge like every input
+APPEALS = TopicSpec(
+    "live.appeals",
+    "input",
+    ("overturn",),
+    doc="actions overturned on appeal (the review console), key = room_id: the ladder forgets their strikes",
+)
 INPUTS: tuple[TopicSpec, ...] = (
     TopicSpec("live.chat", "input", ("chat",), doc="live-room comments"),
     TopicSpec("live.danmaku", "input", ("danmaku",), doc="bullet comments"),
@@ -60,6 +68,7 @@ INPUTS: tuple[TopicSpec, ...] = (
         retention_ms=8 * DAY_MS,
         doc="orders (7-day price history needs 7 days of them)",
     ),
+    APPEALS,
 )
 
 ALERTS = TopicSpec(
