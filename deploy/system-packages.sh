@@ -4,6 +4,7 @@
 # - prometheus: promtool lets tests/test_deploy.py also run `promtool check` and the alert-rule unit tests,
 #   and tests/test_prometheus_alerts.py runs the server against a real worker; without it those tests skip
 #   and the structural checks still run.
+# - g++: builds the claims scoring kernel (setup.py).
 # - chromium and postgresql (+ a CJK font for the screenshots): the review console's browser tests (driven by
 #   Playwright) and its store tests against a real PostgreSQL server (deploy/postgres/start.sh). Those are
 #   never skipped: if the packages cannot be installed, this stops `make test` and says so.
@@ -29,4 +30,10 @@ if ! command -v chromium >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initd
     || { echo "deploy/system-packages.sh: could not install chromium and postgresql, which the console's tests need" >&2; exit 1; }
   # the package may start a cluster of its own; the tests start theirs
   (command -v systemctl >/dev/null && systemctl stop postgresql) >/dev/null 2>&1 || true
+fi
+
+# a C++ compiler builds the claims model's scoring kernel (setup.py); without one the install falls back to
+# the slower Python path, and the test that holds CI to the compiled path fails
+if ! command -v g++ >/dev/null 2>&1; then
+  apt_install g++ || { echo "deploy/system-packages.sh: could not install g++, which builds the scoring kernel" >&2; exit 1; }
 fi
