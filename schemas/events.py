@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from schemas.findings import Subject, derived_id
+from schemas.findings import EnforcementAction, Subject, derived_id
 from schemas.version import SCHEMA_VERSION
 
 #: Longest text field accepted; anything longer is rejected to the dead-letter output, because a
@@ -150,10 +150,21 @@ class OverturnEvent(BaseEvent):
     reviewer: Identifier
     revoke_action_id: Identifier | None = Field(default=None, description="the compensating revoke action's id")
 
-    @staticmethod
-    def make_id(action_id: str) -> str:
-        """One overturn per action: a retried publish or a second console gives the same event id."""
-        return derived_id("overturn", action_id)
+    @classmethod
+    def of(cls, action: EnforcementAction, ts: int, reviewer: str) -> OverturnEvent:
+        """The overturn of ``action`` decided at ``ts``. Its id and its revoke's are derived from the action's: one
+        overturn per action, whether the publish is retried or a second console decides it."""
+        return cls(
+            event_id=derived_id("overturn", action.action_id),
+            room_id=action.room_id,
+            platform=action.platform,
+            ts=ts,
+            action_id=action.action_id,
+            subject=action.subject,
+            appeal_ref=action.appeal_ref,
+            reviewer=reviewer,
+            revoke_action_id=derived_id("revoke", action.action_id),
+        )
 
 
 Event = Annotated[

@@ -14,24 +14,14 @@ from pipeline.engine import Engine
 from pipeline.ruleset import load_ruleset
 from schemas.accounts import AccountRecord
 from schemas.events import OverturnEvent
-from schemas.findings import EnforcementAction, Subject, derived_id
+from schemas.findings import EnforcementAction, Subject
 from tests.builders import T0, say, wire
 from tests.test_policy import finding
 
 
 def overturn_of(action: dict | EnforcementAction, t: float) -> OverturnEvent:
     a = action if isinstance(action, EnforcementAction) else EnforcementAction.model_validate(action)
-    return OverturnEvent(
-        event_id=OverturnEvent.make_id(a.action_id),
-        room_id=a.room_id,
-        platform=a.platform,
-        ts=T0 + int(t * 1000),
-        action_id=a.action_id,
-        subject=a.subject,
-        appeal_ref=a.appeal_ref,
-        reviewer="lena",
-        revoke_action_id=derived_id("revoke", a.action_id),
-    )
+    return OverturnEvent.of(a, T0 + int(t * 1000), "lena")
 
 
 def replay(recording: Path, out: Path, rules: Path, *merge: Path) -> list[dict]:

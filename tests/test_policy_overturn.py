@@ -14,16 +14,7 @@ ROOM = Subject(kind="room", id="r1")
 
 
 def overturn(action: EnforcementAction, t_s: float) -> OverturnEvent:
-    return OverturnEvent(
-        event_id=OverturnEvent.make_id(action.action_id),
-        room_id=action.room_id,
-        platform=action.platform,
-        ts=T0 + int(t_s * 1000),
-        action_id=action.action_id,
-        subject=action.subject,
-        appeal_ref=action.appeal_ref,
-        reviewer="lena",
-    )
+    return OverturnEvent.of(action, T0 + int(t_s * 1000), "lena")
 
 
 def test_overturning_the_warning_lets_the_next_finding_warn_again_under_a_new_id():

@@ -125,7 +125,7 @@ def revoke_action(original: EnforcementAction, ts: int, reviewer: str, note: str
     a retried publish or another console gives the same id), its reasons the action it revokes."""
     return original.model_copy(
         update={
-            "action_id": derived_id("revoke", original.action_id),
+            "action_id": derived_id("revoke", original.action_id),  # as OverturnEvent.of names it
             "action": "revoke",
             "ts": ts,
             "duration_s": 0,
@@ -133,22 +133,6 @@ def revoke_action(original: EnforcementAction, ts: int, reviewer: str, note: str
             "reasons": [original.action_id],
             "message": f"撤销处罚（申诉成立 {original.appeal_ref}）: {note}".rstrip(": "),
         }
-    )
-
-
-def overturn_event(original: EnforcementAction, decision: AppealDecision) -> OverturnEvent:
-    """The input event of an overturn: the ladder of the action's subject forgets the strikes the action introduced.
-    Its event time is the decision's; its id derived from the action's (one overturn per action)."""
-    return OverturnEvent(
-        event_id=OverturnEvent.make_id(original.action_id),
-        room_id=original.room_id,
-        platform=original.platform,
-        ts=decision.ts,
-        action_id=original.action_id,
-        subject=original.subject,
-        appeal_ref=decision.appeal_ref,
-        reviewer=decision.reviewer,
-        revoke_action_id=decision.revoke_action_id,
     )
 
 
@@ -197,7 +181,7 @@ def decide_appeal(
         room_id=original.room_id,
         revoke_action_id=revoke.action_id if revoke else None,
     )
-    sink.appeal(result, revoke, overturn_event(original, result) if revoke is not None else None)
+    sink.appeal(result, revoke, OverturnEvent.of(original, ts, reviewer) if revoke is not None else None)
     store.add_appeal_decision(result)
     if revoke is not None:
         store.add_actions([revoke])
