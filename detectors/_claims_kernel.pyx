@@ -11,6 +11,7 @@ Keys: an n-gram's code points packed 21 bits each (a normalised text never holds
 of different length never share a key); a pinyin pair sets the top bit and packs the two syllables' ids.
 """
 
+cimport cython
 from cython.operator cimport dereference as deref
 from libc.math cimport exp, sqrt
 from libc.stdint cimport int32_t, uint64_t
@@ -36,6 +37,10 @@ cpdef uint64_t gram_key(str gram):
 
 cpdef uint64_t pair_key(int32_t first, int32_t second):
     """The key of a pinyin pair of two syllable ids."""
+    return PINYIN_BIT | ((<uint64_t>first) << 21) | (<uint64_t>second)
+
+
+cdef inline uint64_t _pair_key(int32_t first, int32_t second) noexcept nogil:
     return PINYIN_BIT | ((<uint64_t>first) << 21) | (<uint64_t>second)
 
 
@@ -65,6 +70,7 @@ cdef class Syllables:
         return sid
 
 
+@cython.final  # no subclass: the helpers below are called directly, not through a method table
 cdef class HeadKernel:
     """One head: keys → rows, the rows' class weights and idf² side by side, the intercepts."""
 
@@ -93,18 +99,33 @@ cdef class HeadKernel:
         self.syllables = syllables
         self.max_n = max_n
 
+    cdef inline bint _add_row(self, int32_t row, int32_t gen, double* acc, Py_ssize_t width):
+        """Add a row's weights once per text (the generation stamp says whether it was added already)."""
+        if self.stamp[row] == gen:
+            return False
+        self.stamp[row] = gen
+        cdef Py_ssize_t k
+        for k in range(width):
+            acc[k] += self.gathered[row, k]
+        return True
+
+    cdef inline bint _add_key(self, uint64_t key, int32_t gen, double* acc, Py_ssize_t width):
+        """Add the row of a feature key, if the head knows it."""
+        cdef unordered_map[uint64_t, int32_t].iterator found = self.rows.find(key)
+        if found == self.rows.end():
+            return False
+        return self._add_row(deref(found).second, gen, acc, width)
+
     def proba(self, str text, extra_rows) -> list:
         """Class probabilities of ``text`` (normalised), with ``extra_rows`` (the vocabulary words and the
         length bucket, found in Python) counted as present too."""
-        cdef Py_ssize_t n = len(text), i, k, k2, m
+        cdef Py_ssize_t n = len(text), i, k, m
         cdef Py_ssize_t width = self.gathered.shape[1]
         cdef Py_ssize_t classes = width - 1
         cdef double acc[16]
         cdef uint64_t key
         cdef int32_t row, a, b
         cdef Py_UCS4 ch
-        cdef unordered_map[uint64_t, int32_t].iterator found
-        cdef unordered_map[uint64_t, int32_t].iterator end = self.rows.end()
         if width > 16:
             raise ValueError("more classes than the kernel holds")
         for k in range(width):
@@ -124,35 +145,18 @@ cdef class HeadKernel:
                 if ch >= u"0" and ch <= u"9":
                     ch = u"#"
                 key |= (<uint64_t>ch) << (21 * k)
-                found = self.rows.find(key)
-                if found != end:
-                    row = deref(found).second
-                    if self.stamp[row] != gen:
-                        self.stamp[row] = gen
-                        any_row = True
-                        for k2 in range(width):
-                            acc[k2] += self.gathered[row, k2]
+                any_row |= self._add_key(key, gen, acc, width)
         if self.has_pinyin and n > 1:
             b = self.syllables.of(text[0])
             for i in range(1, n):
                 a = b
                 b = self.syllables.of(text[i])
                 if a >= 0 and b >= 0:
-                    found = self.rows.find(PINYIN_BIT | ((<uint64_t>a) << 21) | (<uint64_t>b))
-                    if found != end:
-                        row = deref(found).second
-                        if self.stamp[row] != gen:
-                            self.stamp[row] = gen
-                            any_row = True
-                            for k2 in range(width):
-                                acc[k2] += self.gathered[row, k2]
+                    any_row |= self._add_key(_pair_key(a, b), gen, acc, width)
         for extra in extra_rows:
             row = extra
-            if row > 0 and self.stamp[row] != gen:
-                self.stamp[row] = gen
-                any_row = True
-                for k2 in range(width):
-                    acc[k2] += self.gathered[row, k2]
+            if row > 0:
+                any_row |= self._add_row(row, gen, acc, width)
 
         cdef double z[16]
         cdef double scale = 0.0, top, total = 0.0
