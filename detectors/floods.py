@@ -18,6 +18,7 @@ import re
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar
 
@@ -192,19 +193,24 @@ class FloodSettings(BaseModel):
 # -- state ---------------------------------------------------------------------------------------
 
 
-class Script(BaseModel):
+# The records a room's window holds are plain slotted dataclasses: a comment creates or updates one, and
+# pydantic's per-attribute validation and construction cost ≈ 6 % of a replay there. FloodState (a model)
+# still validates and serialises them.
+@dataclass(slots=True)
+class Script:
     text: str  # the first masked, normalised text of the cluster
     raw_example: str  # the latest message's raw text (its event is examples[-1])
     commercial: bool
     first_ts: int
     last_ts: int
-    accounts: OrderedDict[str, int] = Field(default_factory=OrderedDict)  # user → last ts, oldest first
-    buckets: dict[int, int] = Field(default_factory=dict)  # bucket start → messages
-    examples: list[str] = Field(default_factory=list)  # event ids
+    accounts: OrderedDict[str, int] = field(default_factory=OrderedDict)  # user → last ts, oldest first
+    buckets: dict[int, int] = field(default_factory=dict)  # bucket start → messages
+    examples: list[str] = field(default_factory=list)  # event ids
     reported_ts: int | None = None
 
 
-class Account(BaseModel):
+@dataclass(slots=True)
+class Account:
     """What the pool's signals need of an account that posted a commercial script."""
 
     last_ts: int
@@ -212,17 +218,18 @@ class Account(BaseModel):
     multi_room: bool = False
     device: str | None = None
     ip_prefix: str | None = None
-    numbers: dict[str, list[str]] = Field(default_factory=dict)  # script → numbers claimed (capped)
+    numbers: dict[str, list[str]] = field(default_factory=dict)  # script → numbers claimed (capped)
     reported_period: int | None = None
 
 
-class Verdict(BaseModel):
+@dataclass(slots=True)
+class Verdict:
     ts: int
     campaign: bool
-    features: dict[str, float] = Field(default_factory=dict)
-    accounts: list[str] = Field(default_factory=list)
-    scripts: list[str] = Field(default_factory=list)
-    signals: list[str] = Field(default_factory=list)
+    features: dict[str, float] = field(default_factory=dict)
+    accounts: list[str] = field(default_factory=list)
+    scripts: list[str] = field(default_factory=list)
+    signals: list[str] = field(default_factory=list)
     score: float = 0.0
     reported_period: int | None = None
 
@@ -285,19 +292,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         key = self._script_key(state, self._unpadded(masked)) if commercial else masked
         script = state.scripts.get(key)
         if script is None:
-            # every field given and known valid: no validation and no default factories on this path (a
-            # validated Script cost ≈ 3 % of a replay; pydantic inspects a factory's signature per call)
-            script = Script.model_construct(
-                text=masked,
-                raw_example=text.raw[:200],
-                commercial=commercial,
-                first_ts=event.ts,
-                last_ts=event.ts,
-                accounts=OrderedDict(),
-                buckets={},
-                examples=[],
-                reported_ts=None,
-            )
+            script = Script(masked, text.raw[:200], commercial, event.ts, event.ts)
             self._add_script(state, key, script)
         else:
             state.scripts.move_to_end(key)  # most recent last
