@@ -272,9 +272,11 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         self._prompt_rx = words_regex(normalize(c).text for c in crowd.prompt_cues) if crowd else None
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> list[Finding]:
-        if self._prompt_rx is not None and self._room_context(event, text, state):
+        if not isinstance(event, (ChatEvent, DanmakuEvent)) or event.role != "viewer":
+            if self._prompt_rx is not None:  # the host's prompts and the room's orders feed the crowd signals
+                self._room_context(event, text, state)
             return []
-        if not isinstance(event, (ChatEvent, DanmakuEvent)) or event.role != "viewer" or text is None:
+        if text is None:
             return []
         if not self._first_delivery(state, event):
             return []  # re-delivered: counted once, as the other detectors apply an event id once
@@ -315,9 +317,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             return []
         return self._judge_pool(state, event, None)
 
-    def _room_context(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> bool:
-        """Record what the shopper-crowd signals read — a host prompt, an order; True when the event is only
-        that (not a viewer comment)."""
+    def _room_context(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> None:
+        """Record what the shopper-crowd signals read of an event that is not a viewer's comment: a host
+        prompt, an order."""
         crowd = self.settings.crowd
         assert crowd is not None and self._prompt_rx is not None
         horizon = event.ts - self.settings.window_s * 1000
@@ -329,9 +331,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
                         del state.orders[b]
                     state.orders[bucket] = 0
                 state.orders[bucket] += 1
-            return True
+            return
         spoken = isinstance(event, TranscriptEvent) and event.speaker == "host"
-        hosted = isinstance(event, (ChatEvent, DanmakuEvent)) and event.role != "viewer"
+        hosted = isinstance(event, (ChatEvent, DanmakuEvent))  # not a viewer's: the host's or a moderator's
         if (spoken or hosted) and text is not None and self._prompt_rx.search(text.text) is not None:
             if event.ts not in state.prompts and self._first_delivery(state, event):
                 state.prompts.append(event.ts)
@@ -339,7 +341,6 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             while state.prompts and state.prompts[0] <= horizon - crowd.answer_s * 1000:  # answered in the window
                 del state.prompts[0]
             del state.prompts[:-50]  # bounded: a host repeating "扣1" all evening keeps the latest 50
-        return not isinstance(event, (ChatEvent, DanmakuEvent))
 
     def _remember_viewer(self, state: FloodState, user: str, bucket: int, ts: int, commercial: bool) -> None:
         """The buckets of the window in which the viewer commented, and how (1 ordinary, 2 commercial, 3 both).
