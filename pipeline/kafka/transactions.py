@@ -14,13 +14,17 @@ worker's partitions, and the transactional id is fenced by the worker's stable n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from pipeline.kafka.topics import new_producer
 from pipeline.settings import Settings
+
+log = logging.getLogger("livewatch.worker")
 
 #: an open transaction of a dead worker blocks read_committed consumers of its partitions until its successor
 #: starts (which aborts it) or this much time passes; a step takes milliseconds
@@ -89,3 +93,46 @@ class Transactions:
     async def log_change(self, topic: str, key: bytes, value: bytes) -> None:
         """A changelog record in the open transaction (partitioned by key, as Faust partitions its own)."""
         await self.producer.send(topic, value=value, key=key)
+
+
+class InFlight:
+    """At most one transaction in flight, run while the worker decides its next step: deciding is CPU, a
+    commit is round trips to the broker, and one waiting for the other left a fifth of a core idle. The next
+    transaction starts only once this one has committed. A failure calls ``on_failure`` once, at once — even
+    if no step follows to notice it — and every later ``settled`` answers False."""
+
+    def __init__(self, on_failure: Callable[[BaseException], Coroutine[Any, Any, None]]) -> None:
+        self._on_failure = on_failure
+        self._task: asyncio.Future[None] | None = None
+        self.failed = False
+
+    async def settled(self) -> bool:
+        """Wait until the transaction in flight (if any) has committed; False if one failed."""
+        task = self._task
+        if task is not None:
+            try:
+                await asyncio.shield(task)
+            except Exception:
+                pass  # reported by _done
+            if self._task is task:
+                self._task = None
+        return not self.failed
+
+    async def start(self, transaction: Coroutine[Any, Any, None]) -> bool:
+        """Run ``transaction`` once the one before has committed, without waiting for it; False (and it is
+        not run) if one failed."""
+        if not await self.settled():
+            transaction.close()
+            return False
+        self._task = asyncio.ensure_future(transaction)
+        self._task.add_done_callback(self._done)
+        return True
+
+    def _done(self, task: asyncio.Future[None]) -> None:
+        if task.cancelled() or task.exception() is None or self.failed:
+            return
+        self.failed = True
+        error = task.exception()
+        assert error is not None
+        log.error("%s; stopping so that a restarted worker reads the events again", error)
+        asyncio.ensure_future(self._on_failure(error))

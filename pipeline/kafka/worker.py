@@ -45,7 +45,7 @@ from pipeline.kafka.topics import (
     ensure_topics,
     seq_of,
 )
-from pipeline.kafka.transactions import Transactions
+from pipeline.kafka.transactions import InFlight, Transactions
 from pipeline.metrics import Metrics
 from pipeline.privacy import DEV_KEY, Pseudonymizer
 from pipeline.ruleset import RulesetWatcher
@@ -233,8 +233,7 @@ class WorkerRuntime:
             account_output = self.app.topic(self.account_topic, **out)
             self.sender = OutputSender(self.alerts, self.actions, self.dlq, self.metrics, accounts=account_output)
         self._committed: dict[TP, int] = {}  # exactly-once: the next offsets committed in a transaction
-        self._in_flight: asyncio.Future[None] | None = None  # exactly-once: the last step's transaction
-        self._stopping = False  # a transaction failed: the worker is crashing
+        self._in_flight = InFlight(self.app.crash)  # exactly-once: the last step's transaction
         self.rebuilds = RebuildCoordinator(
             self._read_history,
             self.engine,
@@ -298,7 +297,7 @@ class WorkerRuntime:
         self._assigned = False
         async with self._lock:  # once the decision under way (if any) is done
             # and its transaction committed: the partitions' next owner starts from the offsets it commits
-            await self._settled()
+            await self._in_flight.settled()
             self.rebuilds.clear()
             for merger in self._mergers.values():
                 merger.clear()
@@ -552,15 +551,9 @@ class WorkerRuntime:
         offsets: dict[TopicPartition, int],
     ) -> bool:
         """Start the transaction of what a step left — outputs, changelog records (topic, key, value), input
-        offsets — once the one before it has committed, and return without waiting for it: it runs while the
-        next step is decided. Deciding is CPU and a commit is round trips to the broker; one waiting for the
-        other left a fifth of a core idle. The caller takes the changes before the next step can alter a room.
-        False when the worker is stopping."""
-        if not await self._settled():
-            return False
-        self._in_flight = asyncio.ensure_future(self._commit(transactions, outputs, changes, offsets))
-        self._in_flight.add_done_callback(self._on_committed)
-        return True
+        offsets — once the one before it has committed, without waiting for it (``InFlight``): the caller has
+        taken the changes before the next step can alter a room. False when the worker is stopping."""
+        return await self._in_flight.start(self._commit(transactions, outputs, changes, offsets))
 
     async def _commit(
         self,
@@ -593,24 +586,6 @@ class WorkerRuntime:
             raise
         except Exception as e:  # the producer's own failure: the step is read again by a restart
             raise TransientError(f"transaction failed: {e!r}") from e
-
-    def _on_committed(self, task: asyncio.Future[None]) -> None:
-        """A transaction that failed stops the worker at once, even if no step follows to notice."""
-        if not task.cancelled() and task.exception() is not None and not self._stopping:
-            self._stopping = True
-            log.error("%s; stopping so that a restarted worker reads the events again", task.exception())
-            asyncio.ensure_future(self.app.crash(task.exception()))  # type: ignore[arg-type]
-
-    async def _settled(self) -> bool:
-        """Wait for the transaction in flight (if any) to commit; False if it failed (the worker stops)."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is None:
-            return True
-        try:
-            await asyncio.shield(in_flight)
-        except Exception:
-            return False  # reported by _on_committed
-        return True
 
     def _offsets_to_commit(self) -> dict[TopicPartition, int]:
         """The next offset of every topic-partition acknowledged further since the last commit (what
@@ -680,7 +655,7 @@ class WorkerRuntime:
         offsets = self._offsets_to_commit()
         if not offsets:
             return
-        if not await self._settled():
+        if not await self._in_flight.settled():
             return
         try:
             await transactions.begin()
