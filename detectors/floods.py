@@ -238,6 +238,9 @@ class Verdict:
 # again keeps their holes at its front, and finding its first entry scans them (≈ 5 µs at 3,000 scripts).
 class FloodState(BaseModel):
     scripts: OrderedDict[str, Script] = Field(default_factory=OrderedDict)  # key: first text; least recent first
+    # the keys of the commercial scripts, in the same order: a pool is judged at every commercial message, and
+    # a room's scripts are mostly chants and chatter (scanning all of them was ≈ 0.3 ms per judgement)
+    commercial: OrderedDict[str, None] = Field(default_factory=OrderedDict)
     aliases: OrderedDict[str, str] = Field(default_factory=OrderedDict)  # a masked text seen → its script key
     band_index: dict[int, list[str]] = Field(default_factory=dict)  # LSH band key → script keys
     traffic: dict[int, int] = Field(default_factory=dict)  # bucket start → room messages
@@ -298,6 +301,8 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             self._add_script(state, key, script)
         else:
             state.scripts.move_to_end(key)  # most recent last
+            if script.commercial:
+                state.commercial.move_to_end(key)
         self._observe(state, key, script, event, text.text, bucket)
         # the latest message's words, as with the example ids: the first ones of a script older than the
         # window are unknown to a rebuild (a worker restarted mid-chant quoted another spelling than the replay)
@@ -414,12 +419,14 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             self._drop_script(state, next(iter(state.scripts)))
         state.scripts[key] = script
         if script.commercial:
+            state.commercial[key] = None
             for band in band_keys(key):
                 state.band_index.setdefault(band, []).append(key)
 
     def _drop_script(self, state: FloodState, key: str) -> None:
         if not state.scripts.pop(key).commercial:
             return
+        del state.commercial[key]
         for band in band_keys(key):
             keys = state.band_index.get(band, [])
             if key in keys:
@@ -497,9 +504,8 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         horizon = ts - s.window_s * 1000
         scripts = [
             k
-            for k, sc in state.scripts.items()
-            if sc.commercial
-            and sc.last_ts > horizon
+            for k in state.commercial
+            if (sc := state.scripts[k]).last_ts > horizon
             and sum(1 for t in sc.accounts.values() if t > horizon) >= s.min_script_accounts
         ]
         now = ts
