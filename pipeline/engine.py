@@ -27,7 +27,7 @@ from pipeline.privacy import Pseudonymizer
 from pipeline.ruleset import Ruleset
 from schemas.accounts import AccountRecord
 from schemas.deadletter import DeadLetter, MessageSource
-from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, OverturnEvent, event_adapter, text_of
+from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, OverturnEvent, event_adapter, text_of, user_of
 from schemas.findings import EnforcementAction, Finding
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ class Engine:
             room = RoomState()
             self.metrics.rooms_active.set(len(self.store) + 1)
 
-        user_id: str | None = getattr(event, "user_id", None)
+        user_id = user_of(event)
         by_account = ruleset.account_detectors_for(event.kind) if self.accounts is not None and user_id else ()
         raw_text = text_of(event)
         text = normalize(raw_text) if (detectors or by_account) and raw_text else None

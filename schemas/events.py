@@ -192,3 +192,11 @@ def text_of(event: BaseEvent) -> str | None:
     if isinstance(event, PriceTagEvent):
         return event.title
     return None
+
+
+def user_of(event: BaseEvent) -> str | None:
+    """The user an event comes from, if its kind has one. Read from the instance's fields: ``getattr`` with a
+    default on a kind without the field goes through pydantic's ``__getattr__`` and an AttributeError,
+    ≈ 3.7 µs — on every transcript, price tag and order."""
+    user: str | None = event.__dict__.get("user_id")
+    return user
