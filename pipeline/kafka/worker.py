@@ -350,6 +350,7 @@ class WorkerRuntime:
             step = _Step()
             now = time.monotonic()
             self._merge_clock.delivered(now)
+            merge_now = self._merge_clock.now(now)
             ack_now = []
             for_accounts = [m for m in messages if m.tp.topic == self.account_topic]
             for msg in messages:
@@ -368,7 +369,7 @@ class WorkerRuntime:
                 if receipt.reread is not None:
                     asyncio.ensure_future(self._reread(receipt.reread))
                 if receipt.pending is not None:  # else taken already
-                    self._accept(step, tp, msg.offset, msg.key, msg.value, msg.headers, receipt.pending, now)
+                    self._accept(step, tp, msg.offset, msg.key, msg.value, msg.headers, receipt.pending, merge_now)
             if self.transactions is None:
                 for copy in ack_now:  # copies of messages acknowledged already
                     self.app.consumer.ack(copy)
@@ -432,9 +433,10 @@ class WorkerRuntime:
         value: Any,
         headers: Any,
         pending: Pending,
-        now: float,
+        merge_now: float,
     ) -> None:
-        """Decode one message: a dead letter joins the step's outputs, a valid event joins the event-time merge."""
+        """Decode one message: a dead letter joins the step's outputs, a valid event joins the event-time merge
+        (at ``merge_now``, the merge clock's time of the delivery)."""
         source = MessageSource(topic=tp.topic, partition=tp.partition, offset=offset)
         raw = value if isinstance(value, bytes) else bytes(value or b"")
         try:
@@ -460,7 +462,7 @@ class WorkerRuntime:
                 )
             seq = seq_of(headers)
             held = _Held(decoded, raw, source, pending, order_key(decoded.ts, seq, tp.topic, offset))
-            merger.push(tp, decoded.ts, held, self._merge_clock.now(now), seq=seq, topic=tp.topic, offset=offset)
+            merger.push(tp, decoded.ts, held, merge_now, seq=seq, topic=tp.topic, offset=offset)
         except Exception as e:
             step.decided.append(_Decided(self.sender.failure(e, raw, source), key, pending, raw, source))
 
@@ -486,9 +488,10 @@ class WorkerRuntime:
             now = time.monotonic()
             if entries:
                 self._merge_clock.delivered(now)
+            merge_now = self._merge_clock.now(now)
             for entry in entries:
                 r = by_offset[entry.offset]
-                self._accept(step, tp, r.offset, r.key, r.value, r.headers, entry, now)
+                self._accept(step, tp, r.offset, r.key, r.value, r.headers, entry, merge_now)
             await self._release(step)
 
     async def _release(self, step: _Step | None = None) -> None:
