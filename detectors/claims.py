@@ -19,6 +19,7 @@ from itertools import pairwise
 from typing import ClassVar, Literal
 
 import ahocorasick
+import jieba
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from detectors.base import Detector, RuleContext, text_evidence
@@ -56,6 +57,17 @@ ClaimType = Literal["absolute", "efficacy", "fabricated_data", "guarantee"]
 #: the seller's own range; neither says anything of efficacy)
 #: terms this long match Chinese homophones even in a ``homophones: letters`` rule
 LONG_HOMOPHONE = 3
+
+jieba.setLogLevel(60)
+
+
+def _word_bounds(text: str) -> frozenset[int]:
+    """Where jieba puts word boundaries in ``text``. A Chinese homophone of a term counts only as whole words:
+    real ASR is full of other words that sound like a term across a word's edge ("就是地价" ~ 史低价,
+    "全球机场" ~ 全球级), while a morph stands as words of its own ("降雪糖" = 降雪 + 糖)."""
+    return frozenset(b for _, start, end in jieba.tokenize(text) for b in (start, end))
+
+
 ABSOLUTE_ONLY = frozenset({"own_range", "ordinal", "other_topic"})
 #: how far (characters of normalised text) a context cue reaches within one clause
 CONTEXT_REACH = 24
@@ -304,6 +316,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             self._terms.make_automaton()
         if self._has_pinyin:
             self._pinyin.make_automaton()
+            jieba.initialize()  # its dictionary is loaded now, not at the first homophone on air
         # every rule's patterns in one set, in rule order: only those whose literals occur in a text run on it
         # (most host speech holds none, and 30 scans cost more than the rest of the lexicon)
         self._pattern_rule = [idx for idx, rule in enumerate(self.rules) for _ in rule.patterns]
@@ -428,6 +441,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             matches = list(self._pinyin.iter(pinyin_text(norm)))
             keys = pinyin_keys(norm) if matches else None
             exact_spans = {(f[0], f[1], f[2]) for f in found}
+            words: frozenset[int] | None = None  # jieba's word boundaries, found only for a Chinese homophone
             for last, (length, entries, chars) in matches:
                 assert keys is not None
                 p_start, p_end = last - length + 1, last + 1
@@ -435,8 +449,13 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                     continue  # a match across syllables ("xi an" for "xian") is not a homophone
                 start, end = keys.unit_of[p_start], keys.unit_of[last] + 1
                 span = norm[start:end]
-                if all(is_han(c) for c in span) and not chars.intersection(span):
-                    continue  # an everyday word that only sounds alike ("一件非常" ~ 减肥), not an evasion
+                if all(is_han(c) for c in span):
+                    if not chars.intersection(span):
+                        continue  # an everyday word that only sounds alike ("一件非常" ~ 减肥), not an evasion
+                    if words is None:
+                        words = _word_bounds(norm)
+                    if start not in words or end not in words:
+                        continue  # it cuts a word in two: other words that sound alike ("保证收到" ~ 保证瘦)
                 spelt = _LETTER.search(span) is not None
                 for idx, term in entries:
                     if not spelt and (idx, term) in self._letters_only:

@@ -196,6 +196,15 @@ def test_everyday_words_sharing_a_terms_pinyin_are_not_homophone_evasion():
     assert says("今天直接冲一个世界纪录", "general") == set()
 
 
+def test_a_chinese_homophone_that_cuts_a_word_in_two_is_other_words():
+    # from real host ASR (LiveAMR): 保证收(到) ~ 保证瘦, (就)是地价 ~ 史低价, 全球机(场) ~ 全球级
+    assert "claims.guarantee.efficacy_promise" not in says("我们保证收到货就给您发", "food")
+    assert "claims.absolute.lowest_price" not in says("就是地价贵了一点", "general")
+    assert "claims.absolute.national_level" not in says("全球机场都有我们的店", "general")
+    # a morph stands as words of its own, and is still caught
+    assert "claims.efficacy.disease_treatment" in says("这个降雪糖效果特别好", "food")
+
+
 # -- who is scanned ---------------------------------------------------------------------------------
 
 
