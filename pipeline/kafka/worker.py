@@ -58,10 +58,10 @@ log = logging.getLogger("livewatch.worker")
 
 ROOMS_TABLE = "rooms"
 ACCOUNTS_TABLE = "accounts"
-#: fetched batches waiting for their step at most: the fetcher reads ahead, then waits. The event-time merge
-#: releases an event once every input of its partition has moved past it, so a step finds more to release
-#: when more inputs' batches are at hand (bench b, alternating runs: 2 → 4,195–4,526 events/s, 8 → 4,857–5,582)
-BATCHES_AHEAD = 8
+#: fetched batches waiting for their step at most: the fetcher reads ahead, then waits. Deeper is not better:
+#: 8 gave ≈ 10 % more events/s on a pre-published backlog (bench b) but doubled event → alert latency at
+#: 2,000 events/s (bench d, alternating runs: p50 225–258 ms at 2, 472–545 ms at 8)
+BATCHES_AHEAD = 2
 GAP_PATIENCE_S = 30.0  # a head of the acknowledgement queue waits this long at a gap, then goes past it
 STALL_S = 10.0  # an input with messages on the broker that delivers nothing this long is read directly
 
