@@ -53,21 +53,10 @@ _DIGIT_OF_NUMERAL = str.maketrans("零一二三四五六七八九", "0123456789"
 SpeechSource = Literal["transcript", "host_chat", "title"]
 ClaimType = Literal["absolute", "efficacy", "fabricated_data", "guarantee"]
 
-#: context that only says no absolute claim is made ("第一次" is an ordinal, "我们家几款里最便宜" a comparison in
-#: the seller's own range; neither says anything of efficacy)
 #: terms this long match Chinese homophones even in a ``homophones: letters`` rule
 LONG_HOMOPHONE = 3
-
-jieba.setLogLevel(60)
-
-
-def _word_bounds(text: str) -> frozenset[int]:
-    """Where jieba puts word boundaries in ``text``. A Chinese homophone of a term counts only as whole words:
-    real ASR is full of other words that sound like a term across a word's edge ("就是地价" ~ 史低价,
-    "全球机场" ~ 全球级), while a morph stands as words of its own ("降雪糖" = 降雪 + 糖)."""
-    return frozenset(b for _, start, end in jieba.tokenize(text) for b in (start, end))
-
-
+#: context that only says no absolute claim is made ("第一次" is an ordinal, "我们家几款里最便宜" a comparison in
+#: the seller's own range; neither says anything of efficacy)
 ABSOLUTE_ONLY = frozenset({"own_range", "ordinal", "other_topic"})
 #: how far (characters of normalised text) a context cue reaches within one clause
 CONTEXT_REACH = 24
@@ -88,6 +77,15 @@ CLAIM_TYPE_LABEL: dict[str, str] = {
     "fabricated_data": "虚构数据",
     "guarantee": "保证性承诺",
 }
+
+jieba.setLogLevel(60)
+
+
+def _word_bounds(text: str) -> frozenset[int]:
+    """Where jieba puts word boundaries in ``text``. A Chinese homophone of a term counts only as whole words:
+    real ASR is full of other words that sound like a term across a word's edge ("就是地价" ~ 史低价,
+    "全球机场" ~ 全球级), while a morph stands as words of its own ("降雪糖" = 降雪 + 糖)."""
+    return frozenset(b for _, start, end in jieba.tokenize(text) for b in (start, end))
 
 
 class ClaimExample(BaseModel):

@@ -114,6 +114,10 @@ class _Decided:
     source: MessageSource
 
 
+#: an event's outcome, its input's key, bytes and place: what a transaction sends, or dead-letters if refused
+_Output = tuple[Outcome, bytes | None, bytes, MessageSource]
+
+
 class _Step:
     """What one step (a batch from Faust, a release, a re-read) decided: sent together, then done together."""
 
@@ -384,7 +388,7 @@ class WorkerRuntime:
         """The account stage (under the lock): each live.accounts message of ours, in offset order, decided by
         ``Engine.process_account`` on the account's state; the outputs, the accounts table's changes and the
         offsets go in one transaction (exactly-once), or are sent, flushed and then acknowledged."""
-        decided: list[tuple[Outcome, bytes | None, bytes, MessageSource]] = []
+        decided: list[_Output] = []
         taken: list[Message] = []
         offsets: dict[TopicPartition, int] = {}
         for msg in messages:
@@ -409,7 +413,7 @@ class WorkerRuntime:
                     (self._accounts_changelog, account, blob)
                     for account, blob in self.account_store.take_changes(self.accounts_table.data)
                 ]
-                await self._commit_later(self.transactions, decided, changes, offsets)
+                await self._in_flight.start(self._commit(self.transactions, decided, changes, offsets))
             else:
                 errors = await self.sender.send_many([(outcome, key) for outcome, key, _, _ in decided])
                 letters = [
@@ -547,29 +551,19 @@ class WorkerRuntime:
         for d in step.decided:
             d.pending.done = True
         outputs = [(d.outcome, d.key, d.raw, d.source) for d in step.decided]
-        return await self._commit_later(transactions, outputs, changes, self._offsets_to_commit())
-
-    async def _commit_later(
-        self,
-        transactions: Transactions,
-        outputs: list[tuple[Outcome, bytes | None, bytes, MessageSource]],
-        changes: list[tuple[str, str, bytes]],
-        offsets: dict[TopicPartition, int],
-    ) -> bool:
-        """Start the transaction of what a step left — outputs, changelog records (topic, key, value), input
-        offsets — once the one before it has committed, without waiting for it (``InFlight``): the caller has
-        taken the changes before the next step can alter a room. False when the worker is stopping."""
-        return await self._in_flight.start(self._commit(transactions, outputs, changes, offsets))
+        return await self._in_flight.start(self._commit(transactions, outputs, changes, self._offsets_to_commit()))
 
     async def _commit(
         self,
         transactions: Transactions,
-        outputs: list[tuple[Outcome, bytes | None, bytes, MessageSource]],
+        outputs: list[_Output],
         changes: list[tuple[str, str, bytes]],
         offsets: dict[TopicPartition, int],
     ) -> None:
-        """One transaction. An output refused for a reason of its own (too large) aborts it, and it is redone
-        once with that event's outputs replaced by a dead letter; anything else is a TransientError."""
+        """The transaction of what a step left — outputs, changelog records (topic, key, value), input offsets —
+        run by ``InFlight`` while the next step is decided (the caller took the changes before the next step can
+        alter a room). An output refused for a reason of its own (too large) aborts it, and it is redone once
+        with that event's outputs replaced by a dead letter; anything else is a TransientError."""
         sends = [(outcome, key) for outcome, key, _, _ in outputs]
         try:
             for attempt in range(2):
