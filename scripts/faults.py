@@ -413,10 +413,8 @@ def proxied_broker(run_dir: Path) -> tuple[Broker, FaultProxy]:
     Clients that bootstrap on the broker's own port (publish, the oracle) get its own address back; a worker
     that bootstraps on the proxy gets the proxy's port back from the second listener, so all its
     connections go through the proxy."""
-    for _ in range(5):
-        port, inner, outer = free_port(), free_port(), free_port()
-        if len({port, port + 1, inner, outer}) == 4 and port < 65000:
-            break
+    port = free_port(span=4)  # the broker, its controller, the second listener, the proxy
+    inner, outer = port + 2, port + 3
     extra = "\n".join(
         [
             f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1},PROXIED://127.0.0.1:{inner}",

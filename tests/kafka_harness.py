@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -23,10 +24,37 @@ REPO = Path(__file__).resolve().parent.parent
 KAFKA_DIR = REPO / "deploy" / "kafka"
 
 
-def free_port() -> int:
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(span: int = 1) -> int:
+    """The first of ``span`` consecutive free loopback ports, all below the kernel's ephemeral range.
+
+    Below it because a port the kernel hands out for bind(0) is also what it hands out as the source
+    port of outgoing connections: a broker's controller port (port + 1) was taken by one of them
+    between the check and the broker's bind (a CI run failed on it)."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, _EPHEMERAL_LOW - span)
+        if all(_bindable(port + i) for i in range(span)):
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 @dataclass
@@ -89,18 +117,9 @@ class Broker:
 
 
 def start_broker(run_dir: Path, security: str = "PLAINTEXT", sasl_password: str = "") -> Broker:
-    for _ in range(5):
-        port = free_port()
-        if port < 65000:
-            try:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port + 1))  # the controller port must be free too
-            except OSError:
-                continue
-            broker = Broker(port, run_dir, security=security, sasl_password=sasl_password)
-            broker.start()
-            return broker
-    raise RuntimeError("no free port pair for the broker")
+    broker = Broker(free_port(span=2), run_dir, security=security, sasl_password=sasl_password)  # + controller
+    broker.start()
+    return broker
 
 
 class Worker:
