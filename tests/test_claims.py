@@ -430,6 +430,9 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
         ("我们店里的保温杯，这个是最轻的", "general"),
         # a space between phrases ends a clause: the refusal covers its own phrase
         ("治失眠这种话我不会讲的 咱这就是个枕头", "general"),
+        # "一定要" before a habit is advice
+        ("老人屋里的药一定要放在孩子够不着的地方", "general"),
+        ("减肥一定要少油少盐", "food"),
     ],
 )
 def test_context_in_which_claim_words_make_no_claim(text, category):
@@ -466,6 +469,9 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         ("我们老家最好的牛肉干就是咱家这款", "food", "absolute"),  # a place, but the clause names the product
         ("别人都说这是全网最好的鱼油", "health_food", "absolute"),  # praise reported is the seller's claim
         ("别的我不敢说 就这件羽绒服 国内顶级的", "apparel", "absolute"),  # the refusal ends at the pause
+        # "一定要" urging the viewer to buy or act, not a habit: no advice
+        ("血糖高的家人一定要重视起来降血糖", "health_food", "efficacy"),
+        ("一定要抓紧时间降血压", "health_food", "efficacy"),
     ],
 )
 def test_context_does_not_hide_a_claim_made_next_to_it(text, category, claim_type):
