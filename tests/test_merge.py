@@ -34,6 +34,16 @@ def test_ties_follow_the_publisher_sequence_then_topic_and_offset():
     assert m.pop_ready(lambda tp: True, now_s=0) == ["first", "second", "unsequenced"]
 
 
+def test_the_same_place_twice_releases_both_in_arrival_order_without_comparing_the_events():
+    # the worker's held events are not orderable; one offset pushed twice (a re-delivery racing its re-read)
+    # must not make the heap compare them
+    m = merger()
+    first, second = object(), object()
+    m.push(A, 100, first, now_s=0, topic="chat", offset=7)
+    m.push(A, 100, second, now_s=0, topic="chat", offset=7)
+    assert m.pop_ready(lambda tp: True, now_s=0) == [first, second]
+
+
 def test_a_stalled_input_holds_events_only_up_to_the_lateness_bound():
     m = merger(max_lateness_ms=1000, max_wait_s=999)
     m.push(A, 100, "old", now_s=0)

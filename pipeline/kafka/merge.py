@@ -15,7 +15,6 @@ import heapq
 import itertools
 from collections import Counter
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -61,11 +60,11 @@ class DeliveryClock:
         return self._elapsed + min(max(0.0, wall_s - self._last_wall), self.max_gap_s)
 
 
-@dataclass(order=True)
-class _Held(Generic[T]):
-    key: tuple[int, int, str, int]
-    arrived_s: float = field(compare=False)
-    item: Any = field(compare=False)
+# A held event is a list [key, arrival number, arrived_s, item]: the heap compares lists in C (a dataclass's
+# generated __lt__ is a Python call per comparison, ≈ log n of them per push and pop), the key decides, and
+# the arrival number keeps two equal keys from ever comparing their items. A list, not a tuple: restart_wait
+# moves arrived_s in place.
+_KEY, _ARRIVED, _ITEM = 0, 2, 3
 
 
 class EventTimeMerger(Generic[TP, T]):
@@ -75,7 +74,7 @@ class EventTimeMerger(Generic[TP, T]):
         self._inputs = inputs  # the topic-partitions currently feeding this merger
         self.max_lateness_ms = max_lateness_ms
         self.max_wait_s = max_wait_s
-        self._heap: list[_Held[T]] = []
+        self._heap: list[list[Any]] = []
         self._progress: dict[TP, int] = {}  # latest event time delivered per topic-partition
         self._tiebreak = itertools.count()
         self._delivered_s: dict[TP, float] = {}  # wall time of each input's latest delivery
@@ -94,8 +93,9 @@ class EventTimeMerger(Generic[TP, T]):
         self._delivered_s[tp] = now_s
         if self._since_s is None:
             self._since_s = now_s
-        key = order_key(ts, seq, topic, next(self._tiebreak) if offset is None else offset)
-        heapq.heappush(self._heap, _Held(key, now_s, item))
+        n = next(self._tiebreak)
+        key = order_key(ts, seq, topic, n if offset is None else offset)
+        heapq.heappush(self._heap, [key, n, now_s, item])
 
     def pop_ready(self, caught_up: Callable[[TP], bool], now_s: float, wait_for_lagging: bool = False) -> list[T]:
         """Every held event that no input can still precede, in event-time order.
@@ -119,7 +119,7 @@ class EventTimeMerger(Generic[TP, T]):
         floor = min((progress for progress, _ in behind), default=None)
         while self._heap:
             head = self._heap[0]
-            ts = head.key[0]
+            ts = head[_KEY][0]
             # No known inputs (the assignment is not known yet) means unknown, not "all caught up".
             if not inputs or (floor is not None and ts > floor):
                 blocking = [tp for progress, tp in behind if progress < ts]
@@ -127,11 +127,11 @@ class EventTimeMerger(Generic[TP, T]):
                     break
                 if ts <= newest - self.max_lateness_ms:
                     self.forced["lateness"] += 1
-                elif now_s - head.arrived_s >= self.max_wait_s:
+                elif now_s - head[_ARRIVED] >= self.max_wait_s:
                     self.forced["wait"] += 1
                 else:
                     break
-            out.append(heapq.heappop(self._heap).item)
+            out.append(heapq.heappop(self._heap)[_ITEM])
         return out
 
     def restart_wait(self, now_s: float) -> None:
@@ -139,7 +139,7 @@ class EventTimeMerger(Generic[TP, T]):
         releases were held back (while its detector state was rebuilt), so that the hold does not make
         its events look stalled and force them out before the other input topics have caught up."""
         for held in self._heap:
-            held.arrived_s = now_s
+            held[_ARRIVED] = now_s
         self._since_s = now_s
         self._delivered_s = dict.fromkeys(self._delivered_s, now_s)
 
