@@ -94,6 +94,7 @@ def _archive_sink(args: argparse.Namespace, writer: str) -> Any:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from pipeline.embedded import EmbeddedRuntime, Progress, count_lines, merge_jsonl, read_jsonl
+    from pipeline.heap import settle_heap
 
     if args.from_archive:  # a backfill over the evidence archive (docs/archive.md)
         from pipeline.archive.cli import cmd_backfill, guarded
@@ -122,6 +123,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"livewatch replay: no such file: {extra}", file=sys.stderr)
             return EXIT_FAILURE
     progress = None if args.no_progress else Progress(sum(count_lines(p) for p in (path, *merged)))
+    settle_heap()  # the rules and models loaded above are kept to the end
     stats = runtime.run(merge_jsonl(path, *merged) if merged else read_jsonl(path), progress=progress)
     print(stats.summary())
     print(f"wrote {args.out}/alerts.jsonl, actions.jsonl, dlq.jsonl")
@@ -350,5 +352,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("aiokafka").removeHandler(connect_failure)
 
 
+def entry() -> int:
+    """The ``livewatch`` command: ``main`` in a process of its own (which may tune its heap, pipeline/heap.py)."""
+    from pipeline.heap import own_process
+
+    own_process()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

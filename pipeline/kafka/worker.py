@@ -27,6 +27,7 @@ from faust.types import TP, Message
 
 from pipeline.engine import Engine, Outcome
 from pipeline.errors import TransientError
+from pipeline.heap import settle_heap
 from pipeline.kafka.batches import BatchTransport
 from pipeline.kafka.merge import DeliveryClock, EventTimeMerger, order_key
 from pipeline.kafka.offsets import OffsetTracker, Pending, Reread
@@ -730,4 +731,5 @@ def run_worker(settings: Settings) -> None:
     runtime = WorkerRuntime(settings)  # loads the rules first: a bad ruleset refuses to start
     asyncio.run(ensure_topics(settings))  # inputs co-partitioned, with our retention/compaction settings
     worker = faust.Worker(runtime.app, loglevel=settings.loglevel)
+    settle_heap()  # the rules, models and libraries loaded above are kept for the process's life
     worker.execute_from_commandline()
