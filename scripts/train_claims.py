@@ -67,7 +67,7 @@ CHAT_SAMPLE = 3000  # of each source (overridden by --chat-sample)
 CLASSES = (NONE, *CLAIM_TYPES)
 MODEL_VERSION = "2026.11.29"
 MIN_WORD_DOCS = 5  # a jieba word joins the model's vocabulary when this many training texts hold it
-C = 4.0
+C = 4.0  # 2 and 8 measured at stop 24 (docs/claims.md, "Where it falls short"): 8 costs hold-out 6 its recall
 #: "balanced" weighs each claim type as much as "none" although real speech is nearly all "none": claim
 #: probabilities run high. None trains on the texts as they come (see docs/claims.md, Training)
 CLASS_WEIGHT: str | None = "balanced"

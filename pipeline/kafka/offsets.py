@@ -138,7 +138,9 @@ class OffsetTracker(Generic[TP]):
 
     def receive(self, tp: TP, offset: int, event: Any, now: float) -> Receipt:
         """A message Faust delivered, on an assigned input."""
-        part = self._parts.setdefault(tp, _Partition())
+        part = self._parts.get(tp)
+        if part is None:  # not setdefault: that would build a partition record (a deque, a set) per message
+            part = self._parts[tp] = _Partition()
         if part.last is not None and offset <= part.last:  # seen this far already
             taken = next((p for p in part.queue if p.offset == offset), None)
             if taken is not None:  # taken already (by a direct read, say): acknowledged with that copy, in order
