@@ -39,6 +39,7 @@ import logging
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -672,28 +673,98 @@ async def _raw_pass(settings: Settings, n: int, produce: bool, group: str) -> tu
     return count - first_batch, elapsed
 
 
-def section_a(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
-    print(f"\n[a] raw aiokafka ceiling, one process — {corpus.describe()}", flush=True)
-    settings = kb.settings("a")
+def raw_ceiling(kb: KafkaBench, corpus: Corpus, name: str) -> tuple[float, float]:
+    """(consume + produce, consume only) messages/s of raw aiokafka on the input, published to fresh topics."""
+    settings = kb.settings(name)
     lines = corpus.lines
     took = kb.publish(settings, lines)
     print(f"  published {len(lines):,} events to 6 topics × {PARTITIONS} partitions in {took:.1f} s", flush=True)
     n, elapsed = asyncio.run(_raw_pass(settings, len(lines), True, f"{settings.topic_prefix}raw-cp"))
-    rate = n / elapsed
-    res.facts["raw_ceiling"] = rate
-    res.add(
-        Row(
-            "a",
-            "raw ceiling: consume + produce (acks=all, idempotent), commit per batch",
-            f"{rate:,.0f} messages/s",
-            rate,
-            "messages/s",
+    n_c, elapsed_c = asyncio.run(_raw_pass(settings, len(lines), False, f"{settings.topic_prefix}raw-c"))
+    print(f"  raw: consume + produce {n / elapsed:,.0f} messages/s, consume only {n_c / elapsed_c:,.0f}", flush=True)
+    return n / elapsed, n_c / elapsed_c
+
+
+def section_ab(res: Results, kb: KafkaBench, corpus: Corpus, sections: str, rounds: int) -> None:
+    """(a) and (b), ``rounds`` times alternating — a, b, a, b, … — each ratio from one round's pair: this
+    machine's speed drifts by ±30 % from minute to minute, so the ratio of two figures taken minutes apart
+    (or one pair) says little, and the verdict is on the median of the rounds' ratios."""
+    ceilings: list[tuple[float, float]] = []
+    workers: list[dict[str, Any]] = []
+    ratios: list[float] = []
+    for i in range(1, rounds + 1):
+        of = f" (round {i} of {rounds})" if rounds > 1 else ""
+        suffix = str(i) if i > 1 else ""
+        if "a" in sections:
+            print(f"\n[a] raw aiokafka ceiling, one process{of} — {corpus.describe()}", flush=True)
+            ceilings.append(raw_ceiling(kb, corpus, f"a{suffix}"))
+        if "b" in sections:
+            print(f"\n[b] one worker, every detector on, {PARTITIONS} partitions{of} — {corpus.describe()}", flush=True)
+            r = run_workers(kb, f"b{suffix}", corpus.lines, 1)
+            print(f"  one worker: {r['rate']:,.0f} events/s ({cpu_note(r)})", flush=True)
+            workers.append(r)
+            if ceilings:
+                ratios.append(r["rate"] / ceilings[-1][0])
+                print(f"  one worker / raw ceiling, this round: {ratios[-1]:.1%}", flush=True)
+
+    def each(values: Sequence[float], fmt: str) -> str:
+        return " / ".join(fmt.format(v) for v in values) + (f" (rounds 1–{len(values)})" if len(values) > 1 else "")
+
+    if ceilings:
+        cp = [c for c, _ in ceilings]
+        res.facts["raw_ceiling"] = statistics.median(cp)
+        res.add(
+            Row(
+                "a",
+                "raw ceiling: consume + produce (acks=all, idempotent), commit per batch",
+                f"{each(cp, '{:,.0f}')} messages/s",
+                statistics.median(cp),
+                "messages/s",
+            )
         )
-    )
-    n, elapsed = asyncio.run(_raw_pass(settings, len(lines), False, f"{settings.topic_prefix}raw-c"))
-    res.add(
-        Row("a", "raw: consume only, commit per batch", f"{n / elapsed:,.0f} messages/s", n / elapsed, "messages/s")
-    )
+        co = [c for _, c in ceilings]
+        res.add(
+            Row(
+                "a",
+                "raw: consume only, commit per batch",
+                f"{each(co, '{:,.0f}')} messages/s",
+                statistics.median(co),
+                "messages/s",
+            )
+        )
+    if workers:
+        res.facts["one_worker"] = workers[-1]
+        rates = [r["rate"] for r in workers]
+        alerts = workers[-1]["alerts"]
+        res.add(
+            Row(
+                "b",
+                "one worker events/s",
+                f"{each(rates, '{:,.0f}')} events/s ({workers[-1]['events']:,} events, {alerts:,.0f} alerts)",
+                statistics.median(rates),
+                "events/s",
+                note=cpu_note(workers[-1]),
+            )
+        )
+        ratio = statistics.median(ratios) if ratios else None
+        res.add(
+            Row(
+                "b",
+                "one worker / raw ceiling (a)",
+                (
+                    f"{ratio:.1%}"
+                    + (" (the median of the rounds' pairs)" if len(ratios) > 1 else "")
+                    + (f" ({each(ratios, '{:.1%}')})" if len(ratios) > 1 else "")
+                )
+                if ratio is not None
+                else "(a) not run",
+                ratio,
+                "ratio",
+                "≥ 50 %",
+                ratio >= 0.5 if ratio is not None else None,
+            )
+        )
+        worker_rss_row(res, "b", workers[-1], corpus)
 
 
 def run_workers(
@@ -786,37 +857,6 @@ def cpu_note(r: dict[str, Any]) -> str:
     )
 
 
-def section_b(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
-    print(f"\n[b] one worker, every detector on, {PARTITIONS} partitions — {corpus.describe()}", flush=True)
-    r = run_workers(kb, "b", corpus.lines, 1)
-    res.facts["one_worker"] = r
-    raw = res.facts.get("raw_ceiling")
-    ratio = r["rate"] / raw if raw else None
-    res.add(
-        Row(
-            "b",
-            "one worker events/s",
-            f"{r['rate']:,.0f} events/s ({r['events'] - r['decided_before_start']:,.0f} events in "
-            f"{r['elapsed']:.1f} s, {r['alerts']:,.0f} alerts)",
-            r["rate"],
-            "events/s",
-            note=cpu_note(r),
-        )
-    )
-    res.add(
-        Row(
-            "b",
-            "one worker / raw ceiling (a)",
-            f"{ratio:.1%}" if ratio is not None else "(a) not run",
-            ratio,
-            "ratio",
-            "≥ 50 %",
-            ratio >= 0.5 if ratio is not None else None,
-        )
-    )
-    worker_rss_row(res, "b", r, corpus)
-
-
 def worker_rss_row(res: Results, section: str, r: dict[str, Any], corpus: Corpus) -> None:
     peaks = ", ".join(f"{p / 2**20:,.0f} MiB" for p in r["peak_rss"])
     res.add(
@@ -856,35 +896,55 @@ def best_split_bound(counts: Sequence[int]) -> float:
 
 
 def one_and_two_workers(
-    res: Results, kb: KafkaBench, lines: Sequence[bytes], prefix: str, label: str
-) -> dict[int, dict[str, Any]]:
-    """One worker, then two, on ``lines`` published live (topic prefixes ``<prefix>1``, ``<prefix>2``): a
-    row each; the runs by worker count."""
-    runs = {k: run_workers(kb, f"{prefix}{k}", lines, k, live=True) for k in (1, 2)}
-    for k, r in runs.items():
+    res: Results, kb: KafkaBench, lines: Sequence[bytes], prefix: str, label: str, rounds: int
+) -> list[float]:
+    """One worker, then two, on ``lines`` published live (fresh topics each run), ``rounds`` times alternating:
+    a row each for one and for two workers (every round's figure), and each round's factor."""
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    factors = []
+    for i in range(1, rounds + 1):
+        if rounds > 1:
+            print(f"  round {i} of {rounds}", flush=True)
+        for k in (1, 2):
+            runs[k].append(run_workers(kb, f"{prefix}{k}{i if i > 1 else ''}", lines, k, live=True))
+            print(f"  {k} worker(s): {runs[k][-1]['rate']:,.0f} events/s ({cpu_note(runs[k][-1])})", flush=True)
+        factors.append(runs[2][-1]["rate"] / runs[1][-1]["rate"])
+    for k, rs in runs.items():
+        r = rs[-1]
+        each = " / ".join(f"{x['rate']:,.0f}" for x in rs)
         res.add(
             Row(
                 "f",
                 f"{k} worker{'s' if k > 1 else ''}, {label}",
-                f"{r['rate']:,.0f} events/s ({r['events']:,} events in {r['elapsed']:.1f} s, publishing took "
-                f"{r['published_in']:.1f} s; {r['redecided']:,.0f} decided twice)",
-                r["rate"],
+                f"{each} events/s ({r['events']:,} events; the last run: {r['elapsed']:.1f} s, "
+                f"publishing took {r['published_in']:.1f} s, {r['redecided']:,.0f} decided twice)",
+                statistics.median(x["rate"] for x in rs),
                 "events/s",
                 note=cpu_note(r),
             )
         )
-    return runs
+    res.facts.setdefault("two_workers_runs", {})[prefix] = runs
+    return factors
 
 
-def section_f(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
+def factor_figure(factors: Sequence[float], bound: float) -> tuple[float, str]:
+    """The median of the rounds' factors, and how it reads in the table."""
+    factor = statistics.median(factors)
+    rounds = f"; rounds {' / '.join(f'{f:.2f}×' for f in factors)}" if len(factors) > 1 else ""
+    median = "median " if len(factors) > 1 else ""
+    return factor, f"{median}{factor:.2f}×{rounds} (the partitions allow at most {bound:.2f}×)"
+
+
+def section_f(res: Results, kb: KafkaBench, corpus: Corpus, rounds: int) -> None:
     print(f"\n[f] two workers vs one, {PARTITIONS} partitions, input published live — {corpus.describe()}", flush=True)
-    runs = one_and_two_workers(res, kb, corpus.lines, "f", "input published live")
-    factor = runs[2]["rate"] / runs[1]["rate"]
+    factors = one_and_two_workers(res, kb, corpus.lines, "f", "input published live", rounds)
+    counts = asyncio.run(partition_counts(kb.settings("f2")))
+    factor, figure = factor_figure(factors, best_split_bound(counts))
     res.add(
         Row(
             "f",
             "two workers / one",
-            f"{factor:.2f}×",
+            figure,
             factor,
             "factor",
             "≥ 1.7×",
@@ -892,7 +952,6 @@ def section_f(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
             note=f"{os.cpu_count()} cores shared by the broker, the workers and the publisher",
         )
     )
-    counts = asyncio.run(partition_counts(kb.settings("f2")))
     res.add(
         Row(
             "f",
@@ -903,19 +962,20 @@ def section_f(res: Results, kb: KafkaBench, corpus: Corpus) -> None:
             "factor",
         )
     )
-    worker_rss_row(res, "f", runs[2], corpus)
+    worker_rss_row(res, "f", res.facts["two_workers_runs"]["f"][2][-1], corpus)
 
     # The whole input is skewed (one Bilibili room holds most of one partition); many rooms of similar traffic
     # show what a second worker adds when the partitions can be shared evenly.
     balanced = Corpus({name: lines for name, lines in corpus.parts.items() if name != "bilibili"})
-    even = one_and_two_workers(res, kb, balanced.lines, "g", "many rooms only (no Bilibili room), published live")
-    factor = even[2]["rate"] / even[1]["rate"]
-    bound = best_split_bound(asyncio.run(partition_counts(kb.settings("g2"))))
+    factors = one_and_two_workers(
+        res, kb, balanced.lines, "g", "many rooms only (no Bilibili room), published live", rounds
+    )
+    factor, figure = factor_figure(factors, best_split_bound(asyncio.run(partition_counts(kb.settings("g2")))))
     res.add(
         Row(
             "f",
             "two workers / one, many rooms only",
-            f"{factor:.2f}× (the partitions allow at most {bound:.2f}×)",
+            figure,
             factor,
             "factor",
             "≥ 1.7×",
@@ -1120,6 +1180,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the table (and the run's facts) here")
     p.add_argument("--rates", help="latency section: offered rates, comma-separated (default 500,1000,2000,5000)")
     p.add_argument("--seconds", type=float, help="latency section: seconds per rate")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        help="sections a+b and f: alternating rounds, verdicts on the median (default: 3, --quick 1)",
+    )
     p.add_argument("--state-child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--comments", type=int, default=FULL.comments_per_room, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -1160,13 +1225,13 @@ def main(argv: list[str] | None = None) -> int:
                 broker, own = start_broker(tmp / "kafka"), True
                 print(f"broker started in {time.monotonic() - t:.1f} s on {broker.bootstrap}", flush=True)
         kb = KafkaBench(broker, tmp, cfg) if broker is not None else None
+        rounds = args.rounds or (1 if args.quick else 3)
         for section in SECTIONS:
             if section not in only:
                 continue
-            if section == "a" and kb and corpus:
-                section_a(res, kb, corpus)
-            elif section == "b" and kb and corpus:
-                section_b(res, kb, corpus)
+            if section in "ab" and kb and corpus:
+                if section == "a" or "a" not in only:  # once for both: alternating rounds
+                    section_ab(res, kb, corpus, "".join(x for x in "ab" if x in only), rounds)
             elif section == "c" and corpus:
                 section_c(res, corpus, tmp)
             elif section == "d" and kb:
@@ -1174,7 +1239,7 @@ def main(argv: list[str] | None = None) -> int:
             elif section == "e":
                 section_e(res, cfg)
             elif section == "f" and kb and corpus:
-                section_f(res, kb, corpus)
+                section_f(res, kb, corpus, rounds)
     finally:
         if own and broker is not None:
             broker.stop()
