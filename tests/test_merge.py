@@ -1,6 +1,6 @@
 """The event-time merge releases events in event-time order once no input can still precede them."""
 
-from pipeline.kafka.merge import DeliveryClock, EventTimeMerger
+from pipeline.kafka.merge import DeliveryClock, EventTimeMerger, order_key
 
 A, B = ("chat", 0), ("price", 0)
 
@@ -31,6 +31,15 @@ def test_ties_follow_the_publisher_sequence_then_topic_and_offset():
     m.push(A, 100, "second", now_s=0, seq=2, topic="chat", offset=7)
     m.push(B, 100, "first", now_s=0, seq=1, topic="price", offset=9)
     m.push(A, 100, "unsequenced", now_s=0, topic="chat", offset=8)
+    assert m.pop_ready(lambda tp: True, now_s=0) == ["first", "second", "unsequenced"]
+
+
+def test_a_place_computed_by_the_caller_orders_as_the_fields_do():
+    # the worker computes an event's place once and hands it over (``key``)
+    m = merger()
+    m.push(A, 100, "second", now_s=0, key=order_key(100, 2, "chat", 7))
+    m.push(B, 100, "first", now_s=0, seq=1, topic="price", offset=9)
+    m.push(A, 100, "unsequenced", now_s=0, key=order_key(100, None, "chat", 8))
     assert m.pop_ready(lambda tp: True, now_s=0) == ["first", "second", "unsequenced"]
 
 

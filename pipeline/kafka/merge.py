@@ -87,14 +87,25 @@ class EventTimeMerger(Generic[TP, T]):
         return len(self._heap)
 
     def push(
-        self, tp: TP, ts: int, item: T, now_s: float, seq: int | None = None, topic: str = "", offset: int | None = None
+        self,
+        tp: TP,
+        ts: int,
+        item: T,
+        now_s: float,
+        seq: int | None = None,
+        topic: str = "",
+        offset: int | None = None,
+        key: tuple[int, int, str, int] | None = None,
     ) -> None:
+        """Hold ``item``; its place is ``order_key(ts, seq, topic, offset)``, or ``key`` when the caller has
+        computed that already."""
         self._progress[tp] = max(self._progress.get(tp, ts), ts)
         self._delivered_s[tp] = now_s
         if self._since_s is None:
             self._since_s = now_s
         n = next(self._tiebreak)
-        key = order_key(ts, seq, topic, n if offset is None else offset)
+        if key is None:
+            key = order_key(ts, seq, topic, n if offset is None else offset)
         heapq.heappush(self._heap, [key, n, now_s, item])
 
     def pop_ready(self, caught_up: Callable[[TP], bool], now_s: float, wait_for_lagging: bool = False) -> list[T]:

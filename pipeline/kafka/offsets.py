@@ -160,7 +160,8 @@ class OffsetTracker(Generic[TP]):
             queue.append(pending)
         else:
             bisect.insort(queue, pending)
-        self._taken(part, tp, offset, now)
+        part.last = offset if part.last is None or offset > part.last else part.last  # as _taken, inlined (hot)
+        self._progress_at[tp] = now
         return Receipt(pending=pending, reread=reread)
 
     def reread_done(self, request: Reread[TP], offsets: Iterable[int], now: float) -> list[Pending]:

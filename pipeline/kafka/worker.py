@@ -473,8 +473,8 @@ class WorkerRuntime:
                     self._inputs_of(tp.partition), self.settings.max_lateness_ms, self.settings.max_wait_s
                 )
             seq = seq_of(headers)
-            held = _Held(decoded, raw, source, pending, order_key(decoded.ts, seq, tp.topic, offset))
-            merger.push(tp, decoded.ts, held, merge_now, seq=seq, topic=tp.topic, offset=offset)
+            place = order_key(decoded.ts, seq, tp.topic, offset)
+            merger.push(tp, decoded.ts, _Held(decoded, raw, source, pending, place), merge_now, key=place)
         except Exception as e:
             step.decided.append(_Decided(self.sender.failure(e, raw, source), key, pending, raw, source))
 
