@@ -105,6 +105,11 @@ class Outcome:
     #: sends it to live.accounts keyed by account
     to_accounts: list[AccountRecord] = field(default_factory=list)
 
+    @property
+    def has_outputs(self) -> bool:
+        """Whether anything is to be sent for it (most events lead to nothing)."""
+        return bool(self.findings or self.actions or self.dead_letters or self.to_accounts)
+
 
 def decode_event(raw: bytes, now_ms: int) -> BaseEvent:
     """Parse and validate one wire message, or raise ``PoisonMessage`` saying exactly why not."""

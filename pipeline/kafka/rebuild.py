@@ -82,6 +82,10 @@ class RebuildCoordinator:
     def unrebuilt(self) -> frozenset[int]:
         return frozenset(self._unrebuilt)
 
+    def has_ahead(self, partition: int) -> bool:
+        """Whether the rebuild of ``partition`` still holds decided events not given out (``decided_before``)."""
+        return bool(self._ahead.get(partition))
+
     def decided_before(self, partition: int, key: OrderKey) -> list[BaseEvent]:
         """The rebuild's decided events that the merge order puts before ``key`` and that were not given
         out yet: warm them into the store before deciding the event at ``key``."""

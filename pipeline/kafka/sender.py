@@ -77,7 +77,7 @@ class OutputSender:
         ``attempts`` times in all (copies carry the same ids, so they are harmless); then ``TransientError``.
         Messages are handed to the producer in the order of ``batch``."""
         errors: list[Exception | None] = [None] * len(batch)
-        messages = [self._messages(outcome, key) for outcome, key in batch]
+        messages = [self._messages(outcome, key) if outcome.has_outputs else [] for outcome, key in batch]
         todo = [i for i, m in enumerate(messages) if m]
         for attempt in range(self.attempts):
             failures: list[tuple[int, BaseException]] = []

@@ -516,6 +516,7 @@ class WorkerRuntime:
             if not self.rebuilds.is_open(partition) or self.offsets.blocked(self._owned.get(partition, ())):
                 continue
             # an input not caught up is the consumer's lag, not a late producer: waited for until it stalls
+            ahead = self.rebuilds.has_ahead(partition)  # only shrinks below: asked once, not per event
             for held in merger.pop_ready(self._caught_up, self._merge_clock.now(now), wait_for_lagging=True):
                 if time.perf_counter() >= turn:
                     # still under the lock: only the transaction in flight and the fetcher move meanwhile (a
@@ -524,7 +525,7 @@ class WorkerRuntime:
                     turn = time.perf_counter() + YIELD_EVERY_S
                 key = held.decoded.room_id.encode()
                 try:
-                    passed = self.rebuilds.decided_before(partition, held.key)
+                    passed = self.rebuilds.decided_before(partition, held.key) if ahead else None
                     if passed:  # decided by the last owner before this one: into the windows first
                         self.engine.warm_in_store(passed)
                     outcome = self.engine.process_decoded(held.decoded, held.raw, held.source)
@@ -561,7 +562,8 @@ class WorkerRuntime:
         changes = [(self._changelog_topic, room_id, blob) for room_id, blob in self.store.take_changes(self.rooms.data)]
         for d in step.decided:
             d.pending.done = True
-        outputs = [(d.outcome, d.key, d.raw, d.source) for d in step.decided]
+        # most events lead to nothing: only those with outputs go to the transaction's sends
+        outputs = [(d.outcome, d.key, d.raw, d.source) for d in step.decided if d.outcome.has_outputs]
         return await self._in_flight.start(self._commit(transactions, outputs, changes, self._offsets_to_commit()))
 
     async def _commit(
