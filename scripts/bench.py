@@ -9,7 +9,9 @@ Sections (``--only a,b,…``; the broker is started only if a, b, d or f runs):
 
 a  raw ceiling: raw aiokafka in this process — consume every input message, produce it to an output
    topic (acks=all, idempotence), commit per batch; and consume-only with a commit per batch.
-b  one ``livewatch worker``, every detector on, 4 partitions: events/s and its ratio to (a).
+b  one ``livewatch worker``, every detector on, 4 partitions: events/s and its ratio to (a). Sections a and b
+   run in ``--rounds`` alternating rounds (a, b, a, b, …; 3 by default, 1 with --quick), each ratio from one
+   round's pair and the verdict on the median: this machine's speed drifts ±30 % from minute to minute.
 c  the embedded runtime (``EmbeddedRuntime``, one process pinned to one core): events/s on the whole
    input and on each part of it; and with one detector's rules only (how cost grows with rule count).
 d  event → alert latency at fixed offered rates (a generator stamps events with the current time;
@@ -19,7 +21,7 @@ e  state per active room in the engine (``Engine`` + ``MemoryStateStore``, in a 
    serialised bytes (``RoomState.to_json``), in-memory bytes (a deep ``sys.getsizeof`` walk) and the
    process's RSS growth, divided by the rooms, at 1k and 10k rooms; the workers' peak RSS (VmHWM) is
    reported from (b) and (f).
-f  two workers against one on the same input (4 partitions): the factor.
+f  two workers against one on the same input (4 partitions): the factor, in alternating rounds as a+b.
 
 Input: the real Bilibili recording (``convert_bilibili.convert``), the Douyin LiveChat data (comments as
 viewer chat, the streamer's replies as host transcripts) and generated commerce rooms with violations
