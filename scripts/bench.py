@@ -10,7 +10,7 @@ Sections (``--only a,b,…``; the broker is started only if a, b, d or f runs):
 a  raw ceiling: raw aiokafka in this process — consume every input message, produce it to an output
    topic (acks=all, idempotence), commit per batch; and consume-only with a commit per batch.
 b  one ``livewatch worker``, every detector on, 4 partitions: events/s and its ratio to (a). Sections a and b
-   run in ``--rounds`` alternating rounds (a, b, a, b, …; 3 by default, 1 with --quick), each ratio from one
+   run in ``--rounds`` alternating rounds (a, b; b, a; a, b …; 3 by default, 1 with --quick), each ratio from one
    round's pair and the verdict on the median: this machine's speed drifts ±30 % from minute to minute.
 c  the embedded runtime (``EmbeddedRuntime``, one process pinned to one core): events/s on the whole
    input and on each part of it; and with one detector's rules only (how cost grows with rule count).
@@ -697,17 +697,24 @@ def section_ab(res: Results, kb: KafkaBench, corpus: Corpus, sections: str, roun
     for i in range(1, rounds + 1):
         of = f" (round {i} of {rounds})" if rounds > 1 else ""
         suffix = str(i) if i > 1 else ""
-        if "a" in sections:
-            print(f"\n[a] raw aiokafka ceiling, one process{of} — {corpus.describe()}", flush=True)
-            ceilings.append(raw_ceiling(kb, corpus, f"a{suffix}"))
-        if "b" in sections:
-            print(f"\n[b] one worker, every detector on, {PARTITIONS} partitions{of} — {corpus.describe()}", flush=True)
-            r = run_workers(kb, f"b{suffix}", corpus.lines, 1)
-            print(f"  one worker: {r['rate']:,.0f} events/s ({cpu_note(r)})", flush=True)
-            workers.append(r)
-            if ceilings:
-                ratios.append(r["rate"] / ceilings[-1][0])
-                print(f"  one worker / raw ceiling, this round: {ratios[-1]:.1%}", flush=True)
+        ceiling, worker = None, None
+        # a, b in odd rounds and b, a in even ones: a steady drift of the machine's speed does not favour either
+        for section in sections if i % 2 else sections[::-1]:
+            if section == "a":
+                print(f"\n[a] raw aiokafka ceiling, one process{of} — {corpus.describe()}", flush=True)
+                ceiling = raw_ceiling(kb, corpus, f"a{suffix}")
+                ceilings.append(ceiling)
+            else:
+                print(
+                    f"\n[b] one worker, every detector on, {PARTITIONS} partitions{of} — {corpus.describe()}",
+                    flush=True,
+                )
+                worker = run_workers(kb, f"b{suffix}", corpus.lines, 1)
+                print(f"  one worker: {worker['rate']:,.0f} events/s ({cpu_note(worker)})", flush=True)
+                workers.append(worker)
+        if ceiling is not None and worker is not None:
+            ratios.append(worker["rate"] / ceiling[0])
+            print(f"  one worker / raw ceiling, this round: {ratios[-1]:.1%}", flush=True)
 
     def each(values: Sequence[float], fmt: str) -> str:
         return " / ".join(fmt.format(v) for v in values) + (f" (rounds 1–{len(values)})" if len(values) > 1 else "")
@@ -738,11 +745,12 @@ def section_ab(res: Results, kb: KafkaBench, corpus: Corpus, sections: str, roun
         res.facts["one_worker"] = workers[-1]
         rates = [r["rate"] for r in workers]
         alerts = workers[-1]["alerts"]
+        timed = workers[-1]["events"] - workers[-1]["decided_before_start"]
         res.add(
             Row(
                 "b",
                 "one worker events/s",
-                f"{each(rates, '{:,.0f}')} events/s ({workers[-1]['events']:,} events, {alerts:,.0f} alerts)",
+                f"{each(rates, '{:,.0f}')} events/s ({timed:,.0f} events timed, {alerts:,.0f} alerts)",
                 statistics.median(rates),
                 "events/s",
                 note=cpu_note(workers[-1]),
@@ -907,7 +915,7 @@ def one_and_two_workers(
     for i in range(1, rounds + 1):
         if rounds > 1:
             print(f"  round {i} of {rounds}", flush=True)
-        for k in (1, 2):
+        for k in (1, 2) if i % 2 else (2, 1):  # alternating the order, as in section_ab
             runs[k].append(run_workers(kb, f"{prefix}{k}{i if i > 1 else ''}", lines, k, live=True))
             print(f"  {k} worker(s): {runs[k][-1]['rate']:,.0f} events/s ({cpu_note(runs[k][-1])})", flush=True)
         factors.append(runs[2][-1]["rate"] / runs[1][-1]["rate"])
@@ -1190,6 +1198,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state-child", type=int, help=argparse.SUPPRESS)
     p.add_argument("--comments", type=int, default=FULL.comments_per_room, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.rounds is not None and args.rounds < 1:
+        p.error("--rounds must be at least 1")
 
     if args.state_child:
         print(json.dumps(state_child(args.state_child, args.comments)))

@@ -100,6 +100,11 @@ def test_kafka_sections(kafka, tmp_path: Path) -> None:
     print(f"bench --quick --rounds 2 a,b,d,f took {time.monotonic() - start:.0f} s")
 
 
+def test_rounds_below_one_are_refused() -> None:
+    done = subprocess.run([sys.executable, str(SCRIPT), "--rounds", "0"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2 and "--rounds must be at least 1" in done.stderr
+
+
 @pytest.mark.parametrize("bad", ["x", "a,z"])
 def test_unknown_section_is_refused(bad: str) -> None:
     done = subprocess.run([sys.executable, str(SCRIPT), "--only", bad], cwd=REPO, capture_output=True, text=True)
