@@ -688,7 +688,7 @@ def raw_ceiling(kb: KafkaBench, corpus: Corpus, name: str) -> tuple[float, float
 
 
 def section_ab(res: Results, kb: KafkaBench, corpus: Corpus, sections: str, rounds: int) -> None:
-    """(a) and (b), ``rounds`` times alternating — a, b, a, b, … — each ratio from one round's pair: this
+    """(a) and (b), ``rounds`` times alternating — a, b; b, a; … — each ratio from one round's pair: this
     machine's speed drifts by ±30 % from minute to minute, so the ratio of two figures taken minutes apart
     (or one pair) says little, and the verdict is on the median of the rounds' ratios."""
     ceilings: list[tuple[float, float]] = []
@@ -907,9 +907,9 @@ def best_split_bound(counts: Sequence[int]) -> float:
 
 def one_and_two_workers(
     res: Results, kb: KafkaBench, lines: Sequence[bytes], prefix: str, label: str, rounds: int
-) -> list[float]:
-    """One worker, then two, on ``lines`` published live (fresh topics each run), ``rounds`` times alternating:
-    a row each for one and for two workers (every round's figure), and each round's factor."""
+) -> tuple[list[float], dict[int, list[dict[str, Any]]]]:
+    """One worker and two on ``lines`` published live (fresh topics each run), ``rounds`` times alternating:
+    a row each for one and for two workers (every round's figure); each round's factor, and the runs."""
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     factors = []
     for i in range(1, rounds + 1):
@@ -933,8 +933,7 @@ def one_and_two_workers(
                 note=cpu_note(r),
             )
         )
-    res.facts.setdefault("two_workers_runs", {})[prefix] = runs
-    return factors
+    return factors, runs
 
 
 def factor_figure(factors: Sequence[float], bound: float) -> tuple[float, str]:
@@ -947,7 +946,7 @@ def factor_figure(factors: Sequence[float], bound: float) -> tuple[float, str]:
 
 def section_f(res: Results, kb: KafkaBench, corpus: Corpus, rounds: int) -> None:
     print(f"\n[f] two workers vs one, {PARTITIONS} partitions, input published live — {corpus.describe()}", flush=True)
-    factors = one_and_two_workers(res, kb, corpus.lines, "f", "input published live", rounds)
+    factors, runs = one_and_two_workers(res, kb, corpus.lines, "f", "input published live", rounds)
     counts = asyncio.run(partition_counts(kb.settings("f2")))
     factor, figure = factor_figure(factors, best_split_bound(counts))
     res.add(
@@ -972,12 +971,12 @@ def section_f(res: Results, kb: KafkaBench, corpus: Corpus, rounds: int) -> None
             "factor",
         )
     )
-    worker_rss_row(res, "f", res.facts["two_workers_runs"]["f"][2][-1], corpus)
+    worker_rss_row(res, "f", runs[2][-1], corpus)
 
     # The whole input is skewed (one Bilibili room holds most of one partition); many rooms of similar traffic
     # show what a second worker adds when the partitions can be shared evenly.
     balanced = Corpus({name: lines for name, lines in corpus.parts.items() if name != "bilibili"})
-    factors = one_and_two_workers(
+    factors, _ = one_and_two_workers(
         res, kb, balanced.lines, "g", "many rooms only (no Bilibili room), published live", rounds
     )
     factor, figure = factor_figure(factors, best_split_bound(asyncio.run(partition_counts(kb.settings("g2")))))

@@ -562,8 +562,7 @@ class WorkerRuntime:
         changes = [(self._changelog_topic, room_id, blob) for room_id, blob in self.store.take_changes(self.rooms.data)]
         for d in step.decided:
             d.pending.done = True
-        # most events lead to nothing: only those with outputs go to the transaction's sends
-        outputs = [(d.outcome, d.key, d.raw, d.source) for d in step.decided if d.outcome.has_outputs]
+        outputs = [(d.outcome, d.key, d.raw, d.source) for d in step.decided]
         return await self._in_flight.start(self._commit(transactions, outputs, changes, self._offsets_to_commit()))
 
     async def _commit(
