@@ -21,7 +21,8 @@ e  state per active room in the engine (``Engine`` + ``MemoryStateStore``, in a 
    serialised bytes (``RoomState.to_json``), in-memory bytes (a deep ``sys.getsizeof`` walk) and the
    process's RSS growth, divided by the rooms, at 1k and 10k rooms; the workers' peak RSS (VmHWM) is
    reported from (b) and (f).
-f  two workers against one on the same input (4 partitions): the factor, in alternating rounds as a+b.
+f  two workers against one on the same input (4 partitions), the workers held (SIGSTOP) while it is published:
+   the factor, in alternating rounds as a+b.
 
 Input: the real Bilibili recording (``convert_bilibili.convert``), the Douyin LiveChat data (comments as
 viewer chat, the streamer's replies as host transcripts) and generated commerce rooms with violations
@@ -41,6 +42,7 @@ import logging
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -778,26 +780,29 @@ def section_ab(res: Results, kb: KafkaBench, corpus: Corpus, sections: str, roun
 
 
 def run_workers(
-    kb: KafkaBench, section: str, lines: Sequence[bytes], workers: int, live: bool = False
+    kb: KafkaBench, section: str, lines: Sequence[bytes], workers: int, held: bool = False
 ) -> dict[str, Any]:
     """Time ``workers`` workers deciding ``lines`` on fresh topics.
 
-    Published first (``live=False``): the workers start together and are timed from the moment every one of
-    them owns partitions (all 4 owned) to the last event decided; events decided before that are left out.
-    Published live (``live=True``, for comparing worker counts): the workers start on the empty topics and,
-    once every one owns partitions, this process publishes the input as fast as it can; timed from the
-    first message published to the last event decided — the same for one worker and for two, with no
-    rebalance inside the measurement."""
+    Published first (``held=False``, one worker): the worker starts on the full topics and is timed from the
+    moment it owns the partitions to the last event decided; events decided before that are left out.
+    Held (``held=True``, for comparing worker counts): the workers join on the empty topics; once every one
+    owns partitions they are stopped (SIGSTOP) while this process publishes the input, then continued and
+    timed to the last event decided. Two workers started on full topics rebalance inside the measurement (the
+    first to join decides alone for a second, then hands half its partitions over and some events are
+    decided twice); published live, they catch up with the publisher and wait for its batches
+    (docs/performance.md, "Two workers"). Held, they start together on full topics with the publisher
+    done. Their session timeout is raised to 60 s so that the pause never costs them the group."""
     settings = kb.settings(section)
     n = len(lines)
-    if live:
+    if held:
         asyncio.run(ensure_topics(settings))
     else:
         took = kb.publish(settings, lines)
         print(f"  published {n:,} events in {took:.1f} s", flush=True)
     print(f"  starting {workers} worker(s)", flush=True)
-    ws = [Worker(kb.broker, settings.topic_prefix, kb.tmp, f"{section}-w{i}") for i in range(workers)]
-    published_in = 0.0
+    env = {"LIVEWATCH_SESSION_TIMEOUT_S": "60"} if held else None
+    ws = [Worker(kb.broker, settings.topic_prefix, kb.tmp, f"{section}-w{i}", env=env) for i in range(workers)]
     try:
         for w in ws:
             w.wait_assigned()
@@ -807,15 +812,20 @@ def run_workers(
             return all(o > 0 for o in owned) and sum(owned) == PARTITIONS
 
         wait_for(settled, 120, "every worker to own partitions", interval=0.2)
-        if live:
-            time.sleep(2)
+        if held:
+            for w in ws:
+                os.killpg(w.proc.pid, signal.SIGSTOP)
+            try:
+                took = kb.publish(settings, lines)
+            finally:
+                for w in ws:
+                    os.killpg(w.proc.pid, signal.SIGCONT)
+            print(f"  published {n:,} events in {took:.1f} s, the workers stopped meanwhile", flush=True)
         start = time.monotonic()
         before = sum(w.total("livewatch_events_total") for w in ws)
         bpid = broker_pid(kb.broker)
         cpu0 = [cpu_seconds(w.proc.pid) for w in ws] + [cpu_seconds(bpid) if bpid else 0.0, cpu_seconds("self")]
         busy0 = machine_busy()
-        if live:
-            published_in = kb.publish(settings, lines)
         wait_for_decided(ws, n)
         elapsed = time.monotonic() - start
         cpu1 = [cpu_seconds(w.proc.pid) for w in ws] + [cpu_seconds(bpid) if bpid else 0.0, cpu_seconds("self")]
@@ -832,12 +842,11 @@ def run_workers(
         "decided_before_start": before,
         "rate": (n - before) / elapsed,
         "elapsed": elapsed,
-        "published_in": published_in,
         "redecided": max(0.0, decided - n),
         "peak_rss": peaks,
         "alerts": alerts,
-        # cores used over the measurement: each worker, the broker (if its pid file is ours), this process
-        # (the publisher, when live), and the whole machine (every process, other users' included)
+        # cores used over the measurement: each worker, the broker (if its pid file is ours), this process,
+        # and the whole machine (every process, other users' included)
         "cores_workers": [(b - a) / elapsed for a, b in zip(cpu0[: len(ws)], cpu1[: len(ws)], strict=True)],
         "cores_broker": (cpu1[-2] - cpu0[-2]) / elapsed if bpid else None,
         "cores_bench": (cpu1[-1] - cpu0[-1]) / elapsed,
@@ -908,15 +917,16 @@ def best_split_bound(counts: Sequence[int]) -> float:
 def one_and_two_workers(
     res: Results, kb: KafkaBench, lines: Sequence[bytes], prefix: str, label: str, rounds: int
 ) -> tuple[list[float], dict[int, list[dict[str, Any]]]]:
-    """One worker and two on ``lines`` published live (fresh topics each run), ``rounds`` times alternating:
-    a row each for one and for two workers (every round's figure); each round's factor, and the runs."""
+    """One worker and two on ``lines`` (fresh topics each run, the workers held while it is published: see
+    ``run_workers``), ``rounds`` times alternating: a row each for one and for two workers (every round's
+    figure); each round's factor, and the runs."""
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     factors = []
     for i in range(1, rounds + 1):
         if rounds > 1:
             print(f"  round {i} of {rounds}", flush=True)
         for k in (1, 2) if i % 2 else (2, 1):  # alternating the order, as in section_ab
-            runs[k].append(run_workers(kb, f"{prefix}{k}{i if i > 1 else ''}", lines, k, live=True))
+            runs[k].append(run_workers(kb, f"{prefix}{k}{i if i > 1 else ''}", lines, k, held=True))
             print(f"  {k} worker(s): {runs[k][-1]['rate']:,.0f} events/s ({cpu_note(runs[k][-1])})", flush=True)
         factors.append(runs[2][-1]["rate"] / runs[1][-1]["rate"])
     for k, rs in runs.items():
@@ -926,8 +936,8 @@ def one_and_two_workers(
             Row(
                 "f",
                 f"{k} worker{'s' if k > 1 else ''}, {label}",
-                f"{each} events/s ({r['events']:,} events; the last run: {r['elapsed']:.1f} s, "
-                f"publishing took {r['published_in']:.1f} s, {r['redecided']:,.0f} decided twice)",
+                f"{each} events/s ({r['events']:,} events, {r['events'] - r['decided_before_start']:,.0f} timed in the "
+                f"last run: {r['elapsed']:.1f} s, {r['redecided']:,.0f} decided twice)",
                 statistics.median(x["rate"] for x in rs),
                 "events/s",
                 note=cpu_note(r),
@@ -945,8 +955,8 @@ def factor_figure(factors: Sequence[float], bound: float) -> tuple[float, str]:
 
 
 def section_f(res: Results, kb: KafkaBench, corpus: Corpus, rounds: int) -> None:
-    print(f"\n[f] two workers vs one, {PARTITIONS} partitions, input published live — {corpus.describe()}", flush=True)
-    factors, runs = one_and_two_workers(res, kb, corpus.lines, "f", "input published live", rounds)
+    print(f"\n[f] two workers vs one, {PARTITIONS} partitions, held while published — {corpus.describe()}", flush=True)
+    factors, runs = one_and_two_workers(res, kb, corpus.lines, "f", "input published while held", rounds)
     counts = asyncio.run(partition_counts(kb.settings("f2")))
     factor, figure = factor_figure(factors, best_split_bound(counts))
     res.add(
@@ -977,7 +987,7 @@ def section_f(res: Results, kb: KafkaBench, corpus: Corpus, rounds: int) -> None
     # show what a second worker adds when the partitions can be shared evenly.
     balanced = Corpus({name: lines for name, lines in corpus.parts.items() if name != "bilibili"})
     factors, _ = one_and_two_workers(
-        res, kb, balanced.lines, "g", "many rooms only (no Bilibili room), published live", rounds
+        res, kb, balanced.lines, "g", "many rooms only (no Bilibili room), published while held", rounds
     )
     factor, figure = factor_figure(factors, best_split_bound(asyncio.run(partition_counts(kb.settings("g2")))))
     res.add(

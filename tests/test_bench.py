@@ -82,12 +82,12 @@ def test_kafka_sections(kafka, tmp_path: Path) -> None:
     assert d[:2] == ["event → alert at 200 events/s offered", "event → alert at 500 events/s offered"]
     assert "event → alert p99 at 5,000 events/s offered" in d
     assert names(report, "f") == [
-        "1 worker, input published live",
-        "2 workers, input published live",
+        "1 worker, input published while held",
+        "2 workers, input published while held",
         "two workers / one",
         "input per partition (key = room_id)",
-        "1 worker, many rooms only (no Bilibili room), published live",
-        "2 workers, many rooms only (no Bilibili room), published live",
+        "1 worker, many rooms only (no Bilibili room), published while held",
+        "2 workers, many rooms only (no Bilibili room), published while held",
         "two workers / one, many rooms only",
     ]
     factor = next(r for r in report["rows"] if r["name"] == "two workers / one")
