@@ -503,6 +503,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure the whole detector with the general model rules reporting from these scores",
     )
     ap.add_argument("--dump", type=Path, help="write the cross-validated scores here (.npz)")
+    ap.add_argument(
+        "--max-clause",
+        type=int,
+        default=FeatureSpec().max_clause,
+        help="a clause longer than this (unpunctuated ASR) is read in overlapping pieces of this length",
+    )
     args = ap.parse_args(argv)
     C, KEEP_MIN_WEIGHT, CHAT_SAMPLE = args.C, args.keep_min_weight, args.chat_sample
     CLASS_WEIGHT = None if args.class_weight == "none" else args.class_weight
@@ -515,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {args.liveamr} not found — training on the project's corpus alone")
     rows, sources = load_rows(use_liveamr, args.liveamr)
     vocabulary = discover_words(rows, classed)
-    fz = Featurizer(FeatureSpec(), vocabulary)
+    fz = Featurizer(FeatureSpec(max_clause=args.max_clause), vocabulary)
     for r in rows:
         r.unit_spans = fz.units(r.norm)
         r.units = [r.norm.text[s:e] for s, e in r.unit_spans]
