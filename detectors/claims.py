@@ -473,14 +473,9 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         cuts = [0, *clause_breaks(text), len(norm)]
         out: list[tuple[int, int, str]] = []
         # a cue reaches no further than CONTEXT_REACH characters: unpunctuated ASR runs on for hundreds, and a
-        # "能不能" at its start says nothing of a claim at its end. A long clause is read in windows that overlap
-        # by half: cut end to end, a cue across a cut ("我得纠正|一下") was read by neither side, and one just
-        # before a cut ("…别指望|它治颈椎") reached nothing after it
-        step = CONTEXT_REACH // 2
+        # "能不能" at its start says nothing of a claim at its end
         spans = [
-            (k, min(k + CONTEXT_REACH, e))
-            for s, e in pairwise(cuts)
-            for k in range(s, max(e - step, s + 1) if e - s > CONTEXT_REACH else s + 1, step)
+            (k, min(k + CONTEXT_REACH, e)) for s, e in pairwise(cuts) for k in range(s, max(e, s + 1), CONTEXT_REACH)
         ]
         carried: str | None = None  # a reason that goes on over a list ("不能说排毒、清肠、刮油") or after "写了，"
         asked = set(self._question_ends(text))

@@ -779,6 +779,10 @@ def section_ab(res: Results, kb: KafkaBench, corpus: Corpus, sections: str, roun
         worker_rss_row(res, "b", workers[-1], corpus)
 
 
+#: the held workers' session timeout (s): longer than publishing takes, at most Faust's request timeout (90 s)
+HELD_SESSION_S = 60
+
+
 def run_workers(
     kb: KafkaBench, section: str, lines: Sequence[bytes], workers: int, held: bool = False
 ) -> dict[str, Any]:
@@ -792,7 +796,7 @@ def run_workers(
     first to join decides alone for a second, then hands half its partitions over and some events are
     decided twice); published live, they catch up with the publisher and wait for its batches
     (docs/performance.md, "Two workers"). Held, they start together on full topics with the publisher
-    done. Their session timeout is raised to 60 s so that the pause never costs them the group."""
+    done. Their session timeout is raised (HELD_SESSION_S) so that the pause never costs them the group."""
     settings = kb.settings(section)
     n = len(lines)
     if held:
@@ -801,7 +805,7 @@ def run_workers(
         took = kb.publish(settings, lines)
         print(f"  published {n:,} events in {took:.1f} s", flush=True)
     print(f"  starting {workers} worker(s)", flush=True)
-    env = {"LIVEWATCH_SESSION_TIMEOUT_S": "60"} if held else None
+    env = {"LIVEWATCH_SESSION_TIMEOUT_S": str(HELD_SESSION_S)} if held else None
     ws = [Worker(kb.broker, settings.topic_prefix, kb.tmp, f"{section}-w{i}", env=env) for i in range(workers)]
     try:
         for w in ws:
@@ -813,14 +817,16 @@ def run_workers(
 
         wait_for(settled, 120, "every worker to own partitions", interval=0.2)
         if held:
-            for w in ws:
-                os.killpg(w.proc.pid, signal.SIGSTOP)
             try:
+                for w in ws:
+                    os.killpg(w.proc.pid, signal.SIGSTOP)
                 took = kb.publish(settings, lines)
             finally:
                 for w in ws:
                     os.killpg(w.proc.pid, signal.SIGCONT)
             print(f"  published {n:,} events in {took:.1f} s, the workers stopped meanwhile", flush=True)
+            if took > HELD_SESSION_S / 2:  # a worker silent this long may be out of the group: a rebalance inside
+                raise RuntimeError(f"publishing took {took:.0f} s, too close to the held workers' session timeout")
         start = time.monotonic()
         before = sum(w.total("livewatch_events_total") for w in ws)
         bpid = broker_pid(kb.broker)

@@ -182,7 +182,8 @@ class Verdict:
             f"{complete}"
             + (f" (faults at {', '.join(f'{f:.0%}' for f in self.faults_at)} decided)" if self.faults_at else "")
             + (
-                f" — {late} fault(s) came after every event was decided, not mid-stream: run with more --events"
+                f" — {late} fault(s) came once the decided count had reached the input's size (re-decided events"
+                " count too): probably not mid-stream, run with more --events"
                 if (late := sum(f >= 1 for f in self.faults_at))
                 else ""
             )

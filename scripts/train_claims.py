@@ -510,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         help="a clause longer than this (unpunctuated ASR) is read in overlapping pieces of this length",
     )
     args = ap.parse_args(argv)
+    if args.max_clause < 2:
+        ap.error(f"--max-clause {args.max_clause}: a piece needs at least 2 characters")
     C, KEEP_MIN_WEIGHT, CHAT_SAMPLE = args.C, args.keep_min_weight, args.chat_sample
     CLASS_WEIGHT = None if args.class_weight == "none" else args.class_weight
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from detectors.base import RuleContext
-from detectors.claims import CONTEXT_REACH, ClaimRule, ClaimsSettings, ClaimsState, FalseClaimsDetector
+from detectors.claims import ClaimRule, ClaimsSettings, ClaimsState, FalseClaimsDetector
 from detectors.normalize import normalize
 from schemas.events import ChatEvent, PriceTagEvent, ProductOnAir, StreamMetaEvent, TranscriptEvent
 from schemas.rules import RuleFile
@@ -472,30 +472,18 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         # "一定要" urging the viewer to buy or act, not a habit: no advice
         ("血糖高的家人一定要重视起来降血糖", "health_food", "efficacy"),
         ("一定要抓紧时间降血压", "health_food", "efficacy"),
+        # a question is not a denial of the effect; running down the alternative is no refusal; a correction
+        # restates; a national ranking is no comparison within the seller's range
+        ("喝了有没有什么减肥效果当然有一个月瘦十斤", "health_food", "efficacy"),
+        ("别指望医院了喝我们这个茶三个月血糖就降下来", "health_food", "efficacy"),
+        ("刚才口误了我更正一下这款是全网最低价", "cosmetics", "absolute"),
+        ("我们家这个牌子的蚕丝被是中国最好的", "general", "absolute"),
+        ("这套茶具是中国最好的茶具", "general", "absolute"),
     ],
 )
 def test_context_does_not_hide_a_claim_made_next_to_it(text, category, claim_type):
     found = detect(transcript(text), on_air(category))
     assert claim_type in {f.details["claim_type"] for f in found}, [f.summary for f in found]
-
-
-@pytest.mark.parametrize(
-    "text, category",
-    [
-        # unpunctuated: the cue straddles the 24th character, where a fixed cut would halve it
-        ("前面有姐妹在评论区讲这款精华用完痘印全消了我得纠正一下它只是保湿", "cosmetics"),
-        ("这个颈部按摩器没有什么治疗作用就是放松一下肩颈别指望它治颈椎病", "electronics"),
-    ],
-)
-def test_a_cue_across_the_reach_of_unpunctuated_speech_is_read_whole(text, category):
-    assert len(normalize(text).text) > CONTEXT_REACH
-    assert not [f for f in detect(transcript(text), on_air(category)) if f.details["claim_type"] == "efficacy"]
-
-
-def test_a_claim_far_from_a_cue_in_unpunctuated_speech_is_still_read():
-    # the refusal reaches no further than CONTEXT_REACH characters: a claim made long after it stands
-    text = "别的我不敢说我们家今天的福利是真的多姐妹们可以去看看链接里的赠品有好几样这款面霜是全网最低价"
-    assert "absolute" in {f.details["claim_type"] for f in detect(transcript(text), on_air("cosmetics"))}
 
 
 def test_a_suppressed_match_is_counted_on_a_finding_of_the_same_utterance():

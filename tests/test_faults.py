@@ -47,7 +47,7 @@ def test_a_verdict_fails_on_a_worker_exit_or_incomplete_outputs():
     assert clean.ok
     assert not faults.Verdict("x", 1, 0, 0, 0, 0, 0, 0, 1.0, worker_exits=1).ok
     assert not faults.Verdict("x", 1, 0, 0, 0, 0, 0, 0, None).ok
-    # a fault after everything was decided tested nothing mid-stream: the line says so
+    # a fault once the decided count reached the input's size probably tested nothing mid-stream: the line says so
     assert "not mid-stream" in faults.Verdict("x", 1, 0, 0, 0, 0, 0, 0, 1.0, faults_at=(0.4, 1.0)).line()
     assert "not mid-stream" not in clean.line()
 
