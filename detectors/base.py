@@ -74,6 +74,11 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
         #: for state that is not durable: how much input (ms of event time) the state depends on, so that a
         #: runtime can rebuild it by feeding the detector that much of the room's input again
         self.history_ms: int = 0
+        #: for state that is not durable: how long (ms of event time) the detector's own memory of a report
+        #: keeps it from repeating that finding. Longer than ``history_ms``, a rebuild forgets it and the same
+        #: finding would come again after a handover (other figures, same id), so the engine remembers the ids
+        #: reported that long in the room's durable state and drops a repeat (``RoomState.first_reports``).
+        self.report_memory_ms: int = 0
 
     def new_state(self) -> StateT:
         return cast(StateT, self.state_model())

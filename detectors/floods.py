@@ -269,6 +269,8 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         crowd = settings.crowd
         # a prompt answered by the window's first messages is up to answer_s older than the window
         self.history_ms = (settings.window_s + (crowd.answer_s if crowd else 0)) * 1000
+        # a campaign, chant or account is reported once per period (its id holds the period)
+        self.report_memory_ms = max(settings.report_every_s, settings.account_report_every_s) * 1000
         self._by_report = {r.reports: r for r in self.rules}
         self._cue_rx = words_regex(c for r in self.rules for c in r.cues)  # one C-speed search per comment
         self._filler_rx = words_regex(settings.fillers)

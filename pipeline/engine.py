@@ -44,6 +44,9 @@ class RoomState:
 
     detectors: dict[str, BaseModel] = field(default_factory=dict)
     policy: PolicyState = field(default_factory=PolicyState)
+    #: finding id → event time until which a repeat of it is dropped: the reports of detectors whose state is
+    #: rebuilt (``Detector.report_memory_ms``). Durable: a rebuild forgets what was reported before its history.
+    reported: dict[str, int] = field(default_factory=dict)
 
     def for_detector(self, detector: AnyDetector) -> Any:
         state = self.detectors.get(detector.name)
@@ -57,7 +60,10 @@ class RoomState:
         Serialised by pydantic-core in one pass (5x ``model_dump`` + ``json.dumps``: the worker does this
         for every room a batch touched)."""
         detectors = {name: s for name, s in self.detectors.items() if only is None or name in only}
-        return pydantic_core.to_json({"detectors": detectors, "policy": self.policy})
+        data: dict[str, Any] = {"detectors": detectors, "policy": self.policy}
+        if self.reported:
+            data["reported"] = self.reported
+        return pydantic_core.to_json(data)
 
     @classmethod
     def from_json(cls, data: dict[str, Any], ruleset: Ruleset) -> RoomState:
@@ -65,7 +71,17 @@ class RoomState:
         return cls(
             detectors={n: models[n].model_validate(s) for n, s in data.get("detectors", {}).items() if n in models},
             policy=PolicyState.model_validate(data.get("policy", {})),
+            reported={str(k): int(v) for k, v in data.get("reported", {}).items()},
         )
+
+    def first_reports(self, findings: list[Finding], now_ms: int, memory_ms: int) -> list[Finding]:
+        """``findings`` without those reported within the last ``memory_ms`` (by id), remembering the rest."""
+        if any(until < now_ms for until in self.reported.values()):
+            self.reported = {i: until for i, until in self.reported.items() if until >= now_ms}
+        first = [f for f in findings if f.finding_id not in self.reported]
+        for f in first:
+            self.reported[f.finding_id] = now_ms + memory_ms
+        return first
 
 
 class StateStore(Protocol):
@@ -302,6 +318,8 @@ class Engine:
             except Exception as e:  # a detector bug must not stop the room, nor lose the event
                 outcome.dead_letters.append(self._detector_failed(detector.name, event, e))
                 continue
+            if found and detector.report_memory_ms:
+                found = room.first_reports(found, event.ts, detector.report_memory_ms)
             outcome.findings.extend(found)
 
         # work for the account stage: findings about accounts (their ladders are per account, not per room) and

@@ -109,6 +109,44 @@ def test_without_the_rebuild_a_worker_taking_over_misses_findings(flood_ruleset,
     assert len(differ) >= 3
 
 
+def chant_returning_in_its_period() -> list:
+    """Twelve fans chant and are reported; one keeps chanting alone for longer than a rebuild's history
+    (the chant's window survives, its report is older than the history); the twelve return within the same
+    report period, when the replay stays silent."""
+
+    def burst(t0: float) -> list:
+        return [
+            e
+            for i in range(12)
+            for e in (chat("主播唱得太好听了", user=f"fan{i}", t=t0 + 2 * i), chat(f"今天吃什么{i}", user=f"o{i}", t=t0 + 2 * i + 1))
+        ]
+
+    lull = [
+        e
+        for j in range(20)
+        for e in (chat("主播唱得太好听了", user="loyal", t=30 + 20 * j), chat(f"随便聊聊第{j}句", user=f"x{j}", t=31 + 20 * j))
+    ]
+    return burst(0) + lull + burst(430)
+
+
+def test_a_report_older_than_the_rebuilt_history_is_not_made_again_after_a_handover(tmp_path):
+    # window 60 s: the rebuild reads 240 s of input; the chant may be reported once an hour
+    ruleset = load_ruleset(floods_on_rules(DEFAULT_RULES_DIR, tmp_path / "rules", window_s=60, report_every_s=3600))
+    story = chant_returning_in_its_period()
+    engine = Engine(ruleset)
+    replay = [engine.process(e) for e in story]
+    reported = [(i, f.rule_id) for i, o in enumerate(replay) for f in o.findings]
+    assert reported and all(i < 24 and rule == "flood.noncommercial_flood" for i, rule in reported)
+    for k in (40, 50, 60):  # handed over in the lull, 150–350 s after the report
+        assert take_over(ruleset, story, k) == [], k
+    # the repeat is the detector's (a rebuild from after the report forgets it), dropped by the room's durable
+    # memory of its reports; without that memory a worker taking over at event 50 reports the chant again
+    fresh = Engine(ruleset)
+    fresh.rebuild([e for e in story[:50] if story[50].ts - e.ts <= ruleset.rebuild_history_ms])
+    assert story[50].ts - story[23].ts > ruleset.rebuild_history_ms
+    assert {f.rule_id for e in story[50:] for f in fresh.process(e).findings} == {"flood.noncommercial_flood"}
+
+
 def test_warming_feeds_only_the_non_durable_detectors_and_outputs_nothing(flood_ruleset):
     metrics = Metrics()
     engine = Engine(flood_ruleset, metrics=metrics)
