@@ -525,17 +525,30 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             yield bisect_left(text.offsets, m.start())
 
     @staticmethod
-    def _outside(norm: str, context: list[tuple[int, int, str]], claim_type: str) -> str:
-        """The normalised text without the spans in which nothing of ``claim_type`` is claimed."""
-        out, pos = [], 0
+    def _outside(text: NormalizedText, context: list[tuple[int, int, str]], claim_type: str) -> NormalizedText:
+        """The text without the spans in which nothing of ``claim_type`` is claimed. Its clause ends are kept,
+        and a span taken out ends a clause: read again, it is read in the clauses it was said in."""
+        norm = text.text
+        kept, pos = [], 0
         for s, e, reason in context:
             if reason in ABSOLUTE_ONLY and claim_type != "absolute":
                 continue
             if s > pos:
-                out.append(norm[pos:s])
+                kept.append((pos, s))
             pos = max(pos, e)
-        out.append(norm[pos:])
-        return "".join(out)
+        if pos < len(norm):
+            kept.append((pos, len(norm)))
+        breaks = set(clause_breaks(text)).union(s for s, _ in kept[1:])
+        raw: list[str] = []
+        offsets: list[int] = []
+        for s, e in kept:
+            for i in range(s, e):
+                if i in breaks and raw:
+                    raw.append("，")
+                offsets.append(len(raw))
+                raw.append(norm[i])
+        rest = "".join(norm[s:e] for s, e in kept)
+        return NormalizedText(raw="".join(raw), text=rest, offsets=tuple(offsets))
 
     @staticmethod
     def _why(context: list[tuple[int, int, str]], start: int, end: int, claim_type: str) -> str | None:
@@ -649,13 +662,12 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             if len(kept) < len(spans):
                 # what is left once the context is taken out must still read as a claim of that type on its own
                 assert model_rule is not None and model_rule.model is not None and self.model is not None
-                rest = self._outside(text.text, context, verdict.claim_type)
+                rest = self._outside(text, context, verdict.claim_type)
                 again = (
                     self.model.read(
-                        NormalizedText(raw=rest, text=rest, offsets=tuple(range(len(rest)))),
-                        at_least=model_rule.model.min_for(len(text.text), self.settings.long_speech_chars, on_air),
+                        rest, at_least=model_rule.model.min_for(len(text.text), self.settings.long_speech_chars, on_air)
                     )
-                    if rest
+                    if rest.text
                     else None
                 )
                 if (

@@ -61,6 +61,11 @@ class FeatureSpec:
     max_n: int = 3
     max_clause: int = 40
     window: int = 2
+    #: an unpunctuated run longer than ``max_clause`` (ASR without punctuation) is read in pieces of this many
+    #: characters, overlapping by half, each read as an utterance of its own by both heads: in a run there is
+    #: no sentence to read the claim in, and the whole text or two 40-character pieces dilute it. 0: the run in
+    #: overlapping ``max_clause`` pieces, paired like clauses (models before it)
+    run_piece: int = 0
 
 
 class Featurizer:
@@ -77,20 +82,44 @@ class Featurizer:
             self._words.make_automaton()
 
     def units(self, text: NormalizedText) -> list[tuple[int, int]]:
-        """Spans (normalised coordinates) of the units of ``text``: ``window`` consecutive clauses."""
+        """Spans (normalised coordinates) of the units of ``text``: ``window`` consecutive clauses, and the
+        pieces of its unpunctuated runs (``run_piece``)."""
+        units, pieces = self.reading_units(text)
+        return units + pieces
+
+    def reading_units(self, text: NormalizedText) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The units of clauses, and the pieces of unpunctuated runs read alone (none when ``run_piece`` is 0)."""
         n = len(text.text)
         cuts = [0, *clause_breaks(text), n]
-        clauses: list[tuple[int, int]] = []
-        step = self.spec.max_clause // 2
+        spec = self.spec
+        clauses: list[tuple[int, int] | None] = []  # None: a run read in pieces, which no unit spans
+        pieces: list[tuple[int, int]] = []
         for s, e in pairwise(cuts):
-            if e - s <= self.spec.max_clause:
+            if e - s <= spec.max_clause:
                 clauses.append((s, e))
+            elif spec.run_piece:
+                step = spec.run_piece // 2
+                pieces.extend((k, min(k + spec.run_piece, e)) for k in range(s, e - step, step))
+                clauses.append(None)
             else:  # ASR without punctuation: overlapping pieces, so a claim across a cut is seen whole once
-                clauses.extend((k, min(k + self.spec.max_clause, e)) for k in range(s, e - step, step))
-        w = self.spec.window
-        if len(clauses) <= w:
-            return [(0, n)]
-        return [(clauses[i][0], clauses[i + w - 1][1]) for i in range(len(clauses) - w + 1)]
+                step = spec.max_clause // 2
+                clauses.extend((k, min(k + spec.max_clause, e)) for k in range(s, e - step, step))
+        w = spec.window
+        if not pieces and len(clauses) <= w:
+            return [(0, n)], []
+        units: list[tuple[int, int]] = []
+        i = 0
+        while i < len(clauses):  # the units of each stretch of clauses between runs
+            j = i
+            while j < len(clauses) and clauses[j] is not None:
+                j += 1
+            stretch = [c for c in clauses[i:j] if c is not None]
+            if len(stretch) >= w:
+                units.extend((stretch[k][0], stretch[k + w - 1][1]) for k in range(len(stretch) - w + 1))
+            elif stretch:
+                units.append((stretch[0][0], stretch[-1][1]))
+            i = j + 1
+        return units, pieces
 
     def features(self, s: str) -> list[str]:
         """Features of one normalised text; each occurrence listed once per position. (Training uses this;
@@ -276,7 +305,12 @@ class ClaimModel:
             raise ValueError(f"claims model classes {self.classes}: 'none' first, then claim types")
         try:
             features = FeatureSpec(**spec["features"])
-            if features.max_n < 1 or features.max_clause < 2 or features.window < 1:
+            if (
+                features.max_n < 1
+                or features.max_clause < 2
+                or features.window < 1
+                or not (features.run_piece == 0 or 2 <= features.run_piece <= features.max_clause)
+            ):
                 raise ValueError(f"claims model features {spec['features']} out of range")
             self.featurizer = Featurizer(features, dict(spec["vocabulary"]))
             self.segment = Head(
@@ -295,31 +329,41 @@ class ClaimModel:
 
     def read(self, text: NormalizedText, at_least: float = 0.0) -> Verdict | None:
         """The verdict on one utterance, or None when its claim score is surely below ``at_least``: the
-        segment head reads first, and the score is at most its score, so most chit-chat costs one head."""
+        segment head reads first, and the score is at most its score, so most chit-chat costs one head.
+        The pieces of an unpunctuated run (``FeatureSpec.run_piece``) are read as utterances of their own."""
         norm = text.text
         seg = self.known.proba(norm, 0)
         segment_score = 1.0 - float(seg[0])
-        if segment_score < at_least:
+        units, pieces = self.featurizer.reading_units(text)
+        if segment_score < at_least and not pieces:
             return None
-        units = self.featurizer.units(text)
-        if units == [(0, len(norm))]:
-            best, best_p = units[0], self.known.proba(norm, 1)
-        else:
-            best, best_p = units[0], None
-            for u in units:
-                p = self.known.proba(norm[u[0] : u[1]], 1)
-                if best_p is None or p[0] < best_p[0]:
-                    best, best_p = u, p
-        assert best_p is not None
-        cls = 1 + max(range(len(best_p) - 1), key=lambda k: best_p[k + 1])
-        unit_score = 1.0 - float(best_p[0])
-        return Verdict(
-            claim_type=self.classes[cls],
-            score=min(unit_score, segment_score),
-            segment_score=segment_score,
-            unit_score=unit_score,
-            unit=best,
-        )
+        verdict: Verdict | None = None
+        if units:
+            if units == [(0, len(norm))]:
+                best, best_p = units[0], self.known.proba(norm, 1)
+            else:
+                best, best_p = units[0], None
+                for u in units:
+                    p = self.known.proba(norm[u[0] : u[1]], 1)
+                    if best_p is None or p[0] < best_p[0]:
+                        best, best_p = u, p
+            assert best_p is not None
+            unit_score = 1.0 - float(best_p[0])
+            verdict = Verdict(self._type(best_p), min(unit_score, segment_score), segment_score, unit_score, best)
+        for piece in pieces:
+            p = self.known.proba(norm[piece[0] : piece[1]], 1)
+            unit_score = 1.0 - float(p[0])
+            if verdict is not None and unit_score <= verdict.score:
+                continue  # its score is at most this
+            piece_score = 1.0 - float(self.known.proba(norm[piece[0] : piece[1]], 0)[0])
+            if verdict is None or min(unit_score, piece_score) > verdict.score:
+                verdict = Verdict(self._type(p), min(unit_score, piece_score), piece_score, unit_score, piece)
+        return verdict
+
+    def _type(self, proba: list[float]) -> str:
+        """The likeliest claim type (never 'none': the score says how likely a claim is at all)."""
+        best: str = self.classes[1 + max(range(len(proba) - 1), key=lambda k: proba[k + 1])]
+        return best
 
     def explain(
         self, text: NormalizedText, verdict: Verdict, limit: int = 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import yaml
 
 from detectors.base import RuleContext
 from detectors.claims import ClaimRule, ClaimsSettings, ClaimsState, FalseClaimsDetector
-from detectors.normalize import normalize
+from detectors.normalize import clause_breaks, normalize
 from schemas.events import ChatEvent, PriceTagEvent, ProductOnAir, StreamMetaEvent, TranscriptEvent
 from schemas.rules import RuleFile
 
@@ -585,3 +586,18 @@ def test_an_utterance_delivered_again_raises_its_findings_once():
     assert detect(said, state)
     assert detect(said, state) == []  # the same event id again: its findings are out already
     assert detect(transcript("吃了三个月血压就降下来了"), state)  # the same words said again are a new claim
+
+
+def test_what_is_left_once_the_context_is_taken_out_keeps_its_clause_ends():
+    text = normalize("广告法不让说最好，这款面膜补水，今天下单送小样")
+    context = [(0, text.text.index("这款"), "rule_quote")]
+    rest = FalseClaimsDetector._outside(text, context, "absolute")
+    assert rest.text == "这款面膜补水今天下单送小样"
+    assert [rest.text[s:e] for s, e in pairwise([0, *clause_breaks(rest), len(rest.text)])] == [
+        "这款面膜补水",
+        "今天下单送小样",
+    ]
+    assert rest.raw_slice(0, 4) == "这款面膜"
+    # a span taken out in the middle of a clause ends it there
+    cut = FalseClaimsDetector._outside(normalize("这款面膜我不敢说最好但是补水"), [(4, 10, "refusal")], "absolute")
+    assert cut.text == "这款面膜但是补水" and clause_breaks(cut) == [4]

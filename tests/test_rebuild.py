@@ -114,19 +114,16 @@ def chant_returning_in_its_period() -> list:
     (the chant's window survives, its report is older than the history); the twelve return within the same
     report period, when the replay stays silent."""
 
-    def burst(t0: float) -> list:
-        return [
-            e
-            for i in range(12)
-            for e in (chat("主播唱得太好听了", user=f"fan{i}", t=t0 + 2 * i), chat(f"今天吃什么{i}", user=f"o{i}", t=t0 + 2 * i + 1))
-        ]
+    chant = "主播唱得太好听了"
 
-    lull = [
-        e
-        for j in range(20)
-        for e in (chat("主播唱得太好听了", user="loyal", t=30 + 20 * j), chat(f"随便聊聊第{j}句", user=f"x{j}", t=31 + 20 * j))
-    ]
-    return burst(0) + lull + burst(430)
+    def burst(t0: float) -> list:
+        fans = [chat(chant, user=f"fan{i}", t=t0 + 2 * i) for i in range(12)]
+        talk = [chat(f"今天吃什么{i}", user=f"o{i}", t=t0 + 2 * i + 1) for i in range(12)]
+        return sorted(fans + talk, key=lambda e: e.ts)
+
+    loyal = [chat(chant, user="loyal", t=30 + 20 * j) for j in range(20)]
+    talk = [chat(f"随便聊聊第{j}句", user=f"x{j}", t=31 + 20 * j) for j in range(20)]
+    return burst(0) + sorted(loyal + talk, key=lambda e: e.ts) + burst(430)
 
 
 def test_a_report_older_than_the_rebuilt_history_is_not_made_again_after_a_handover(tmp_path):

@@ -142,8 +142,54 @@ def test_a_damaged_model_file_is_refused_at_load_with_a_clear_error():
     spec = json.loads((REPO / "rules" / "claims_model.json").read_bytes())
     for broken in (
         {**spec, "features": {**spec["features"], "max_clause": 1}},
+        {**spec, "features": {**spec["features"], "run_piece": 1}},
+        {**spec, "features": {**spec["features"], "run_piece": 41}},
         {k: v for k, v in spec.items() if k != "heads"},
         {**spec, "format": 1},
     ):
         with pytest.raises(ValueError, match="claims model"):
             load_model(json.dumps(broken).encode())
+
+
+def test_an_unpunctuated_run_is_read_in_pieces_of_its_own_when_the_model_says_so(featurizer):
+    run = "这个面霜是所有牌子里保湿最好的一款今天直播间下单送两个小样我们家这个是大厂代工品质有保障放心拍"  # 48
+    text = normalize(f"家人们晚上好，{run}，好了")
+    start = text.text.index(run[:4])
+    end = start + len(run)
+    paired = featurizer.units(text)
+    assert (start, end) in paired  # two overlapping pieces of 40, read as a pair: the run whole
+    alone = Featurizer(FeatureSpec(run_piece=24), featurizer.vocabulary)
+    clauses, pieces = alone.reading_units(text)
+    assert pieces == [(start, start + 24), (start + 12, start + 36), (start + 24, end)]
+    # the clauses around the run are units of their own: no unit spans the run
+    assert clauses == [(0, start), (end, len(text.text))]
+    assert alone.units(text) == clauses + pieces
+    short = normalize("这款面霜保湿，今天有优惠，下单送小样")
+    assert alone.reading_units(short) == featurizer.reading_units(short)  # punctuated speech: as before
+
+
+def test_a_model_with_run_pieces_reads_each_piece_as_an_utterance(featurizer):
+    rows = corpus_sample()
+    for r in rows:
+        r.units = [r.norm.text[s:e] for s, e in featurizer.units(r.norm)]
+    trainer = train.Trainer(featurizer, seed=0, run_piece=30)  # trained as before, read in pieces of 30
+    data = trainer.export(trainer.fit(rows), featurizer.vocabulary, {}, {})
+    model = load_model(data)
+    assert json.loads(data)["features"]["run_piece"] == 30 and model.featurizer.spec.run_piece == 30
+    assert (
+        "run_piece"
+        not in json.loads(train.Trainer(featurizer, seed=0).export(trainer.fit(rows), {}, {}, {}))["features"]
+    )
+    claim = "这款鱼油能降血压还能治好失眠"
+    filler = "今天直播间福利很大大家可以看一下我们的链接库存不多了喜欢的抓紧时间下单我们明天就发货了"
+    text = normalize(filler + claim + filler)
+    verdict = model.read(text)
+    alone = model.read(normalize(claim))
+    assert verdict is not None and alone is not None
+    s, e = verdict.unit
+    assert e - s <= 30 and claim[:6] in text.text[s:e]
+    # the piece that decided is scored by both heads as an utterance of its own
+    piece = normalize(text.text[s:e])
+    assert verdict.segment_score == pytest.approx(1.0 - model.known.proba(piece.text, 0)[0])
+    assert verdict.score == pytest.approx(min(verdict.segment_score, verdict.unit_score))
+    assert alone.score >= 0.5 and verdict.score >= 0.5
