@@ -330,15 +330,21 @@ class ClaimModel:
     def read(self, text: NormalizedText, at_least: float = 0.0) -> Verdict | None:
         """The verdict on one utterance, or None when its claim score is surely below ``at_least``: the
         segment head reads first, and the score is at most its score, so most chit-chat costs one head.
-        The pieces of an unpunctuated run (``FeatureSpec.run_piece``) are read as utterances of their own."""
+        The pieces of an unpunctuated run (``FeatureSpec.run_piece``) are read as utterances of their own; with
+        them, a verdict below ``at_least`` may also come back (the caller compares its score anyway)."""
         norm = text.text
         seg = self.known.proba(norm, 0)
         segment_score = 1.0 - float(seg[0])
+        # a text no longer than a clause holds no run to read in pieces: most chit-chat ends here, on one head
+        if segment_score < at_least and (
+            len(norm) <= self.featurizer.spec.max_clause or not self.featurizer.spec.run_piece
+        ):
+            return None
         units, pieces = self.featurizer.reading_units(text)
         if segment_score < at_least and not pieces:
             return None
         verdict: Verdict | None = None
-        if units:
+        if units and segment_score >= at_least:  # else their scores, at most the segment's, are below it too
             if units == [(0, len(norm))]:
                 best, best_p = units[0], self.known.proba(norm, 1)
             else:
@@ -353,8 +359,8 @@ class ClaimModel:
         for piece in pieces:
             p = self.known.proba(norm[piece[0] : piece[1]], 1)
             unit_score = 1.0 - float(p[0])
-            if verdict is not None and unit_score <= verdict.score:
-                continue  # its score is at most this
+            if unit_score < at_least or (verdict is not None and unit_score <= verdict.score):
+                continue  # its score is at most its unit score
             piece_score = 1.0 - float(self.known.proba(norm[piece[0] : piece[1]], 0)[0])
             if verdict is None or min(unit_score, piece_score) > verdict.score:
                 verdict = Verdict(self._type(p), min(unit_score, piece_score), piece_score, unit_score, piece)
