@@ -358,6 +358,21 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         self._own_range_scope = re.compile("|".join(f"(?:{p})$" for p in ctx.own_range_scopes) or "(?!)")
         self._label_facts = [re.compile(p) for p in ctx.label_facts]
         self._other_topics = [re.compile(p) for p in ctx.other_topics]
+        #: what a long clause is not cut inside (``_reaches``)
+        self._cue_patterns = [
+            *self._notices,
+            *self._label_facts,
+            self._quotes,
+            self._questions,
+            *self._hearsay,
+            *self._advice,
+            self._refusals,
+            self._contrast,
+            self._refers_back,
+            *self._judgement_denied,
+            *self._own_range,
+            *self._other_topics,
+        ]
 
     # -- routing -------------------------------------------------------------------------------
 
@@ -474,9 +489,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         out: list[tuple[int, int, str]] = []
         # a cue reaches no further than CONTEXT_REACH characters: unpunctuated ASR runs on for hundreds, and a
         # "能不能" at its start says nothing of a claim at its end
-        spans = [
-            (k, min(k + CONTEXT_REACH, e)) for s, e in pairwise(cuts) for k in range(s, max(e, s + 1), CONTEXT_REACH)
-        ]
+        spans = [span for s, e in pairwise(cuts) for span in self._reaches(norm, s, e)]
         carried: str | None = None  # a reason that goes on over a list ("不能说排毒、清肠、刮油") or after "写了，"
         asked = set(self._question_ends(text))
         for k, (s, e) in enumerate(spans):
@@ -517,6 +530,26 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         out.extend((m.start(), m.end(), "ordinal") for m in self._ordinals.finditer(norm))
         out.sort()
         return out
+
+    def _reaches(self, norm: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+        """One clause cut into stretches of about CONTEXT_REACH characters, none cutting a cue in two: a cut
+        that falls inside one ("…肌肉别指|望它治颈椎") moves to the cue's start, so that the cue reads with what
+        follows it — to its end when the cue starts the stretch or ends the clause ("…我也没数过别乱|传")."""
+        if end - start <= CONTEXT_REACH:
+            yield start, end
+            return
+        clause = norm[start:end]
+        cues = sorted({m.span() for rx in self._cue_patterns for m in rx.finditer(clause) if m.end() > m.start()})
+        k = 0
+        while k < len(clause):
+            cut = min(k + CONTEXT_REACH, len(clause))
+            for a, b in cues:
+                if a < cut < b:
+                    # a cue that ends the clause ("…别乱传") refers back: it stays with what it follows
+                    cut = a if a > k and b < len(clause) else b
+                    break
+            yield start + k, start + cut
+            k = cut
 
     @staticmethod
     def _question_ends(text: NormalizedText) -> Iterator[int]:

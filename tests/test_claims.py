@@ -601,3 +601,30 @@ def test_what_is_left_once_the_context_is_taken_out_keeps_its_clause_ends():
     # a span taken out in the middle of a clause ends it there
     cut = FalseClaimsDetector._outside(normalize("这款面膜我不敢说最好但是补水"), [(4, 10, "refusal")], "absolute")
     assert cut.text == "这款面膜但是补水" and clause_breaks(cut) == [4]
+
+
+@pytest.mark.parametrize(
+    ("text", "stretches"),
+    [
+        # a cut at 24 characters would leave "别指" and "望它…": the refusal reads with what follows it
+        (
+            "这台颈椎按摩器就是帮你放松肩膀和后背的肌肉别指望它治好颈椎病",
+            ["这台颈椎按摩器就是帮你放松肩膀和后背的肌肉", "别指望它治好颈椎病"],
+        ),
+        # a refusal that ends the clause refers back: it stays with what it follows
+        ("网上有人说这口锅一年卖了三百万口不是我们家的别乱传", ["网上有人说这口锅一年卖了三百万口不是我们家的别乱传"]),
+    ],
+)
+def test_a_long_unpunctuated_clause_is_never_cut_inside_a_context_cue(text, stretches):
+    det = make_detector()
+    norm = normalize(text).text
+    assert [norm[a:b] for a, b in det._reaches(norm, 0, len(norm))] == stretches
+    assert rule_ids(detect(transcript(text), state=on_air("general"))) == set()
+
+
+def test_a_long_clause_is_read_in_stretches_of_the_context_reach_where_no_cue_stands():
+    det = make_detector()
+    norm = normalize("今天直播间的福利特别多大家可以看一下一号链接二号链接三号链接都有优惠券可以领取的").text
+    stretches = list(det._reaches(norm, 0, len(norm)))
+    assert stretches[0] == (0, 24) and stretches[-1][1] == len(norm)
+    assert all(b == c for (_, b), (c, _) in itertools.pairwise(stretches))

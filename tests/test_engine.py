@@ -182,7 +182,6 @@ def test_room_state_survives_a_json_round_trip(engine):
     assert restored.to_json() == state.to_json()
 
 
-
 def test_a_room_remembers_its_reports_for_a_while_and_across_a_round_trip(engine):
     [finding] = engine.process(say("全网最低价", t=1)).findings
     room = engine.store.get("r1")
@@ -192,6 +191,7 @@ def test_a_room_remembers_its_reports_for_a_while_and_across_a_round_trip(engine
     assert restored.reported == room.reported and restored.first_reports([finding], T0 + 30_000, 60_000) == []
     assert restored.first_reports([finding], T0 + 61_000, 60_000) == [finding]  # forgotten after it
     assert RoomState().to_json() == RoomState.from_json(json.loads(RoomState().to_json()), engine.ruleset).to_json()
+
 
 def recording_with_known_violations(tmp_path: Path) -> Path:
     lines = [wire(on_air("tea-1", "food", room="bad", t=0))]
