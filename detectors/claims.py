@@ -572,16 +572,14 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         if pos < len(norm):
             kept.append((pos, len(norm)))
         breaks = set(clause_breaks(text)).union(s for s, _ in kept[1:])
-        raw: list[str] = []
+        raw: list[str] = []  # the kept characters, a comma before each clause they start
         offsets: list[int] = []
-        for s, e in kept:
-            for i in range(s, e):
-                if i in breaks and raw:
-                    raw.append("，")
-                offsets.append(len(raw))
-                raw.append(norm[i])
-        rest = "".join(norm[s:e] for s, e in kept)
-        return NormalizedText(raw="".join(raw), text=rest, offsets=tuple(offsets))
+        for i in (i for s, e in kept for i in range(s, e)):
+            if i in breaks and raw:
+                raw.append("，")
+            offsets.append(len(raw))
+            raw.append(norm[i])
+        return NormalizedText(raw="".join(raw), text="".join(norm[s:e] for s, e in kept), offsets=tuple(offsets))
 
     @staticmethod
     def _why(context: list[tuple[int, int, str]], start: int, end: int, claim_type: str) -> str | None:

@@ -18,9 +18,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import pairwise, repeat
+from itertools import groupby, pairwise, repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import ahocorasick
 import numpy as np
@@ -108,17 +108,12 @@ class Featurizer:
         if not pieces and len(clauses) <= w:
             return [(0, n)], []
         units: list[tuple[int, int]] = []
-        i = 0
-        while i < len(clauses):  # the units of each stretch of clauses between runs
-            j = i
-            while j < len(clauses) and clauses[j] is not None:
-                j += 1
-            stretch = [c for c in clauses[i:j] if c is not None]
-            if len(stretch) >= w:
-                units.extend((stretch[k][0], stretch[k + w - 1][1]) for k in range(len(stretch) - w + 1))
-            elif stretch:
-                units.append((stretch[0][0], stretch[-1][1]))
-            i = j + 1
+        for is_clause, group in groupby(clauses, key=lambda c: c is not None):  # each stretch between runs
+            if not is_clause:
+                continue
+            stretch = cast(list[tuple[int, int]], list(group))
+            last = max(1, len(stretch) - w + 1)  # a stretch shorter than a unit is one unit
+            units.extend((stretch[k][0], stretch[min(k + w, len(stretch)) - 1][1]) for k in range(last))
         return units, pieces
 
     def features(self, s: str) -> list[str]:
@@ -357,11 +352,12 @@ class ClaimModel:
             unit_score = 1.0 - float(best_p[0])
             verdict = Verdict(self._type(best_p), min(unit_score, segment_score), segment_score, unit_score, best)
         for piece in pieces:
-            p = self.known.proba(norm[piece[0] : piece[1]], 1)
+            said = norm[piece[0] : piece[1]]
+            p = self.known.proba(said, 1)
             unit_score = 1.0 - float(p[0])
             if unit_score < at_least or (verdict is not None and unit_score <= verdict.score):
                 continue  # its score is at most its unit score
-            piece_score = 1.0 - float(self.known.proba(norm[piece[0] : piece[1]], 0)[0])
+            piece_score = 1.0 - float(self.known.proba(said, 0)[0])
             if verdict is None or min(unit_score, piece_score) > verdict.score:
                 verdict = Verdict(self._type(p), min(unit_score, piece_score), piece_score, unit_score, piece)
         return verdict
