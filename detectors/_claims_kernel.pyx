@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""The claims model's hot path compiled: one head's class probabilities for one normalised text.
+"""The claims model's hot path compiled: one head's class probabilities for one normalised text (``HeadKernel``),
+and the clause breaker's log-odds at each gap of an unpunctuated run (``GapKernel``).
 
 Does what ``KnownFeatures.find`` + ``Head.proba_of_rows`` do in ``claims_model.py`` (the reference, used
 when this module is not built, and tested to agree): finds the head's known character n-grams (n ≤ 3, digits
@@ -16,6 +17,7 @@ from cython.operator cimport dereference as deref
 from libc.math cimport exp, sqrt
 from libc.stdint cimport int32_t, uint64_t
 from libcpp.unordered_map cimport unordered_map
+from libcpp.vector cimport vector
 
 import numpy as np
 
@@ -172,3 +174,64 @@ cdef class HeadKernel:
             z[k] = exp(z[k] - top)
             total += z[k]
         return [z[k] / total for k in range(classes)]
+
+
+@cython.final
+cdef class GapKernel:
+    """The clause breaker's log-odds of a clause end at each gap of a normalised text: what
+    ``ClauseBreaker.logits`` in claims_model.py computes (the reference, tested to agree) without a string slice
+    and a dictionary look-up per feature of each gap. The text is read as padded with ``pad`` "<" before it and
+    ``pad`` ">" after it, its digits as "#"; each kind of feature is the span [lo, hi) around the gap, keyed as
+    ``gram_key`` packs it."""
+
+    cdef vector[unordered_map[uint64_t, double]] weights
+    cdef vector[int] lo
+    cdef vector[int] hi
+    cdef double intercept
+    cdef int pad
+
+    def __init__(self, list spans, list weights, double intercept, int pad) -> None:
+        cdef unordered_map[uint64_t, double] kind
+        cdef uint64_t key
+        for (lo, hi), keyed in zip(spans, weights):
+            if not 0 < hi - lo <= 3 or -lo > pad or hi > pad + 1:
+                raise ValueError(f"a gap feature's span {lo, hi} is out of the kernel's range")
+            self.lo.push_back(lo)
+            self.hi.push_back(hi)
+            kind.clear()
+            for key, w in keyed.items():
+                kind[key] = w
+            self.weights.push_back(kind)
+        self.intercept = intercept
+        self.pad = pad
+
+    def logits(self, str text) -> list:
+        """Item i-1: the log-odds of a clause end in the gap before text[i]."""
+        cdef Py_ssize_t n = len(text), j, t, pad = self.pad
+        cdef size_t k, kinds = self.weights.size()
+        cdef uint64_t key
+        cdef double z
+        cdef Py_UCS4 ch
+        cdef unordered_map[uint64_t, double].iterator found
+        cdef vector[uint64_t] padded  # the padded, digit-masked text's code points
+        padded.reserve(n + 2 * pad)
+        for j in range(pad):
+            padded.push_back(60)  # "<"
+        for ch in text:
+            if ch >= u"0" and ch <= u"9":
+                ch = u"#"
+            padded.push_back(<uint64_t>ch)
+        for j in range(pad):
+            padded.push_back(62)  # ">"
+        out = [0.0] * (n - 1 if n > 1 else 0)
+        for j in range(pad + 1, pad + n):
+            z = self.intercept
+            for k in range(kinds):
+                key = 0
+                for t in range(self.lo[k], self.hi[k]):
+                    key |= padded[j + t] << (21 * (t - self.lo[k]))
+                found = self.weights[k].find(key)
+                if found != self.weights[k].end():
+                    z += deref(found).second
+            out[j - pad - 1] = z
+        return out

@@ -15,11 +15,12 @@ import hashlib
 import json
 import math
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import groupby, pairwise, repeat
-from operator import itemgetter
+from operator import add, itemgetter
 from typing import Any, cast
 
 import ahocorasick
@@ -68,12 +69,114 @@ class FeatureSpec:
     run_piece: int = 0
 
 
+#: the characters around a gap between two characters that the clause breaker reads, as (feature prefix, start,
+#: end) relative to the gap in the padded text: the character before and after, the two before and after, the
+#: pair across the gap, the three before and after
+GAP_FEATURES = (("a", -1, 0), ("b", 0, 1), ("c", -2, 0), ("d", 0, 2), ("e", -1, 1), ("f", -3, 0), ("g", 0, 3))
+_GAP_PAD = 3
+
+
+def _padded(s: str) -> str:
+    return "<" * _GAP_PAD + _DIGIT.sub("#", s) + ">" * _GAP_PAD
+
+
+def gap_features(s: str) -> list[list[str]]:
+    """The clause breaker's features of each gap of ``s`` (a normalised text): item i-1 for the gap before s[i]."""
+    p = _padded(s)
+    gaps = range(_GAP_PAD + 1, _GAP_PAD + len(s))
+    return [[f"{name}{p[j + a : j + b]}" for name, a, b in GAP_FEATURES] for j in gaps]
+
+
+class ClauseBreaker:
+    """Where the clause ends of an unpunctuated run of speech are likely: a logistic regression over the
+    characters around each gap (``GAP_FEATURES``), trained by scripts/train_claims.py on punctuated host speech,
+    whose punctuation marks are its labels (a small punctuation restorer). ASR without punctuation hands over
+    runs of hundreds of characters; cut into fixed pieces, a claim shares its piece with whatever selling talk
+    is next to it and is diluted — cut where a clause likely ends, it is read in its own clauses, as the clause
+    head was trained to read."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.intercept = float(spec["intercept"])
+        # per kind of feature, the weight of each text it names (the text around a gap, not a prefixed string)
+        self._by_kind: list[dict[str, float]] = [{} for _ in GAP_FEATURES]
+        kinds = {name: k for k, (name, _, _) in enumerate(GAP_FEATURES)}
+        for f, w in spec["weights"].items():
+            self._by_kind[kinds[f[0]]][f[1:]] = float(w)
+        self.kernel = (
+            _claims_kernel.GapKernel(
+                [(lo, hi) for _, lo, hi in GAP_FEATURES],
+                [{_claims_kernel.gram_key(text): w for text, w in weights.items()} for weights in self._by_kind],
+                self.intercept,
+                _GAP_PAD,
+            )
+            if _claims_kernel is not None
+            else None
+        )
+        threshold = float(spec["threshold"])
+        self.min_clause = int(spec["min_clause"])
+        self.window = int(spec["window"])  # restored clauses read alone together
+        #: a window of restored clauses read alone makes the verdict only from this score: read alone, the best
+        #: of a long run's many windows is high by chance more often (in real ASR of health-product streams)
+        self.alone_min_score = float(spec["alone_min_score"])
+        if not 0 < threshold < 1 or self.min_clause < 1 or self.window < 1 or not 0 <= self.alone_min_score <= 1:
+            settings = {k: v for k, v in spec.items() if k != "weights"}
+            raise ValueError(f"claims model clause breaker out of range: {settings}")
+        self.min_logit = math.log(threshold / (1 - threshold))
+
+    def logits(self, s: str) -> list[float]:
+        """The log-odds of a clause end at each gap of ``s``: item i-1 for the gap before s[i]. Compiled when
+        built; this Python path is the reference the tests hold the kernel to."""
+        if self.kernel is not None:
+            return self.kernel.logits(s)
+        return self.logits_in_python(s)
+
+    def logits_in_python(self, s: str) -> list[float]:
+        p, gaps = _padded(s), range(_GAP_PAD + 1, _GAP_PAD + len(s))
+        z = [self.intercept] * len(gaps)
+        for (_, lo, hi), weights in zip(GAP_FEATURES, self._by_kind, strict=True):
+            z = list(map(add, z, map(weights.get, [p[j + lo : j + hi] for j in gaps], repeat(0.0))))
+        return z
+
+    def cuts(self, s: str, max_len: int) -> list[int]:
+        """Where ``s`` is cut into clauses, its ends included: every likely clause end, likeliest first, at least
+        ``min_clause`` characters from another cut; then a clause still longer than ``max_len`` is cut again at
+        its likeliest gaps (``_split``)."""
+        z = self.logits(s)
+        n, gap, line = len(s), self.min_clause, self.min_logit
+        cuts = [0, n]  # sorted
+        for i in sorted((i for i in range(gap, n - gap + 1) if z[i - 1] >= line), key=lambda i: -z[i - 1]):
+            k = bisect_left(cuts, i)
+            if i - cuts[k - 1] >= gap and cuts[k] - i >= gap:
+                cuts.insert(k, i)
+        out = [0]
+        for a, b in pairwise(cuts):
+            out.extend(self._split(z, a, b, max_len, gap))
+            out.append(b)
+        return out
+
+    @staticmethod
+    def _split(z: list[float], a: int, b: int, max_len: int, gap: int) -> list[int]:
+        """The cuts inside a clause [a, b) longer than ``max_len``: left to right, each at the likeliest gap of the
+        next ``max_len`` characters that leaves ``gap`` characters on both sides where the clause allows it (a
+        loop, not a recursion: a text may hold 20,000 characters)."""
+        out: list[int] = []
+        while b - a > max_len:
+            lo, hi = a + gap, min(a + max_len, b - gap)
+            if lo > hi:
+                lo, hi = a + 1, min(a + max_len, b - 1)
+            a = max(range(lo, hi + 1), key=lambda i: z[i - 1])
+            out.append(a)
+        return out
+
+
 class Featurizer:
     """Text → features, the same at training and at run time (the training script imports this class)."""
 
-    def __init__(self, spec: FeatureSpec, vocabulary: dict[str, str]) -> None:
+    def __init__(self, spec: FeatureSpec, vocabulary: dict[str, str], breaker: ClauseBreaker | None = None) -> None:
         self.spec = spec
         self.vocabulary = vocabulary  # word → class ("" for a word without class)
+        #: when set, an unpunctuated run is cut where its clauses likely end and read in windows of them
+        self.breaker = breaker
         self._words = ahocorasick.Automaton()
         for word, cls in vocabulary.items():
             self._words.add_word(word, (len(word), word, cls))
@@ -88,7 +191,8 @@ class Featurizer:
         return units + pieces
 
     def reading_units(self, text: NormalizedText) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """The units of clauses, and the pieces of unpunctuated runs read alone (none when ``run_piece`` is 0)."""
+        """The units of clauses, and the pieces of unpunctuated runs read alone: windows of the clauses the
+        ``breaker`` restores in a run, else pieces of ``run_piece`` characters (none when that is 0 either)."""
         n = len(text.text)
         cuts = [0, *clause_breaks(text), n]
         spec = self.spec
@@ -97,6 +201,14 @@ class Featurizer:
         for s, e in pairwise(cuts):
             if e - s <= spec.max_clause:
                 clauses.append((s, e))
+            elif self.breaker is not None:
+                # read as if punctuated where its clauses likely end (units of clauses, under the whole text's
+                # segment score), and in windows of those clauses alone (``ClauseBreaker.alone_min_score``)
+                restored = [s + c for c in self.breaker.cuts(text.text[s:e], spec.max_clause)]
+                clauses.extend(pairwise(restored))
+                w = self.breaker.window
+                last = max(1, len(restored) - w)
+                pieces.extend((restored[k], restored[min(k + w, len(restored) - 1)]) for k in range(last))
             elif spec.run_piece:
                 step = spec.run_piece // 2
                 pieces.extend((k, min(k + spec.run_piece, e)) for k in range(s, e - step, step))
@@ -307,7 +419,8 @@ class ClaimModel:
                 or not (features.run_piece == 0 or 2 <= features.run_piece <= features.max_clause)
             ):
                 raise ValueError(f"claims model features {spec['features']} out of range")
-            self.featurizer = Featurizer(features, dict(spec["vocabulary"]))
+            breaker = ClauseBreaker(spec["breaks"]) if "breaks" in spec else None
+            self.featurizer = Featurizer(features, dict(spec["vocabulary"]), breaker)
             self.segment = Head(
                 self.classes, spec["heads"]["segment"]["intercept"], spec["heads"]["segment"]["weights"]
             )
@@ -332,7 +445,8 @@ class ClaimModel:
         segment_score = 1.0 - float(seg[0])
         # a text no longer than a clause holds no run to read in pieces: most chit-chat ends here, on one head
         if segment_score < at_least and (
-            len(norm) <= self.featurizer.spec.max_clause or not self.featurizer.spec.run_piece
+            len(norm) <= self.featurizer.spec.max_clause
+            or not (self.featurizer.spec.run_piece or self.featurizer.breaker)
         ):
             return None
         units, pieces = self.featurizer.reading_units(text)
@@ -351,13 +465,17 @@ class ClaimModel:
             assert best_p is not None
             unit_score = 1.0 - float(best_p[0])
             verdict = Verdict(self._type(best_p), min(unit_score, segment_score), segment_score, unit_score, best)
+        breaker = self.featurizer.breaker
+        alone_min = breaker.alone_min_score if breaker is not None else 0.0
         for piece in pieces:
             said = norm[piece[0] : piece[1]]
             p = self.known.proba(said, 1)
             unit_score = 1.0 - float(p[0])
-            if unit_score < at_least or (verdict is not None and unit_score <= verdict.score):
+            if unit_score < max(at_least, alone_min) or (verdict is not None and unit_score <= verdict.score):
                 continue  # its score is at most its unit score
             piece_score = 1.0 - float(self.known.proba(said, 0)[0])
+            if min(unit_score, piece_score) < alone_min:
+                continue
             if verdict is None or min(unit_score, piece_score) > verdict.score:
                 verdict = Verdict(self._type(p), min(unit_score, piece_score), piece_score, unit_score, piece)
         return verdict

@@ -51,8 +51,16 @@ import jieba  # noqa: E402
 
 from detectors.base import RuleContext  # noqa: E402
 from detectors.claims import ClaimRule, ClaimsSettings, ClaimsState, FalseClaimsDetector  # noqa: E402
-from detectors.claims_model import CLAIM_TYPES, FORMAT, NONE, FeatureSpec, Featurizer, load_model  # noqa: E402
-from detectors.normalize import NormalizedText, normalize  # noqa: E402
+from detectors.claims_model import (  # noqa: E402
+    CLAIM_TYPES,
+    FORMAT,
+    NONE,
+    FeatureSpec,
+    Featurizer,
+    gap_features,
+    load_model,
+)
+from detectors.normalize import NormalizedText, clause_breaks, normalize  # noqa: E402
 from schemas.events import TranscriptEvent  # noqa: E402
 
 CORPUS = REPO / "corpus" / "claims"
@@ -241,6 +249,52 @@ def units_holding(unit_spans: list[tuple[int, int]], span: tuple[int, int]) -> l
     return [int(np.argmax(overlap))]
 
 
+#: the clause breaker (detectors/claims_model.ClauseBreaker): trained on texts with at least one clause end and
+#: this many characters, its features seen in at least BREAK_MIN_DF gaps, weights below BREAK_KEEP_MIN_WEIGHT
+#: dropped (and refitted without them); a gap is a clause end from BREAK_THRESHOLD
+BREAK_MIN_CHARS, BREAK_MIN_DF, BREAK_C, BREAK_KEEP_MIN_WEIGHT = 12, 2, 0.3, 0.05
+BREAK_THRESHOLD, BREAK_MIN_CLAUSE = 0.5, 4
+#: the score from which a window of restored clauses read alone makes the verdict (docs/claims.md, "Stop 28")
+BREAK_ALONE_MIN_SCORE = 0.8
+
+
+def fit_breaker(rows: list[Row], window: int, seed: int, alone_min_score: float = BREAK_ALONE_MIN_SCORE) -> dict:
+    """The clause breaker's part of the model file, learnt from where the punctuated training texts' clauses end
+    (``clause_breaks``: the punctuation the normaliser dropped) — the model's own texts, so a fold's breaker has
+    seen nothing of the fold it is judged on."""
+    feats: list[list[str]] = []
+    ends: list[bool] = []
+    for r in rows:
+        breaks = set(clause_breaks(r.norm))
+        if breaks and len(r.norm.text) >= BREAK_MIN_CHARS:
+            feats.extend(gap_features(r.norm.text))
+            ends.extend(i in breaks for i in range(1, len(r.norm.text)))
+
+    def fit(vocabulary: list[str] | None) -> tuple[TfidfVectorizer, LogisticRegression]:
+        vec = TfidfVectorizer(
+            analyzer=_identity,
+            binary=True,
+            use_idf=False,
+            norm=None,
+            lowercase=False,
+            vocabulary=vocabulary,
+            min_df=1 if vocabulary else BREAK_MIN_DF,
+        )
+        x = vec.fit_transform(feats)
+        return vec, LogisticRegression(C=BREAK_C, max_iter=300, tol=1e-3, random_state=seed).fit(x, ends)
+
+    vec, lr = fit(None)
+    vec, lr = fit(sorted(f for f, col in vec.vocabulary_.items() if abs(lr.coef_[0, col]) >= BREAK_KEEP_MIN_WEIGHT))
+    return {
+        "intercept": round(float(lr.intercept_[0]), 4),
+        "weights": {f: round(float(lr.coef_[0, col]), 4) for f, col in sorted(vec.vocabulary_.items())},
+        "threshold": BREAK_THRESHOLD,
+        "min_clause": BREAK_MIN_CLAUSE,
+        "window": window,
+        "alone_min_score": alone_min_score,
+    }
+
+
 class Trainer:
     def __init__(self, featurizer: Featurizer, seed: int, run_piece: int = 0) -> None:
         self.fz = featurizer
@@ -318,7 +372,9 @@ class Trainer:
             )
         return (seg_vec, seg_lr), self._fit_pruned(fixed_feats + chosen, fixed_y + [label for _, label in bags])
 
-    def export(self, heads, vocabulary: dict[str, str], sources: dict, counts: dict) -> bytes:
+    def export(
+        self, heads, vocabulary: dict[str, str], sources: dict, counts: dict, breaks: dict | None = None
+    ) -> bytes:
         out_heads = {}
         for name, (vec, lr) in zip(("segment", "clause"), heads, strict=True):
             order = [list(lr.classes_).index(c) if c in lr.classes_ else None for c in CLASSES]
@@ -343,6 +399,7 @@ class Trainer:
             },
             "vocabulary": vocabulary,
             "heads": out_heads,
+            **({"breaks": breaks} if breaks else {}),
             "trained_on": {
                 "sources": sources,
                 "counts": counts,
@@ -387,6 +444,7 @@ def cross_validate(
     dump: Path | None = None,
     variant_min_scores: Sequence[float] = (),
     run_piece: int = 0,
+    break_window: int = 0,
 ) -> None:
     groups = leak_free_groups(rows)
     print(
@@ -427,7 +485,8 @@ def cross_validate(
     for k, (tr, te) in enumerate(GroupKFold(n_splits=folds).split(rows, groups=groups)):
         trainer = Trainer(fz, seed, run_piece)
         heads = trainer.fit([rows[i] for i in tr])
-        data = trainer.export(heads, vocabulary, {}, {})
+        breaks = fit_breaker([rows[i] for i in tr], break_window, seed) if break_window else None
+        data = trainer.export(heads, vocabulary, {}, {}, breaks)
         model = load_model(data)
         # the whole detector — lexicon, context and this fold's model at the shipped rules' thresholds
         dets = {
@@ -544,7 +603,16 @@ def main(argv: list[str] | None = None) -> int:
         help="the model file says: an unpunctuated run longer than --max-clause is read in pieces of this length, "
         "each alone (0: in pairs of --max-clause pieces); training reads runs in paired pieces either way",
     )
+    ap.add_argument(
+        "--break-window",
+        type=int,
+        default=1,
+        help="the model file holds a clause breaker: an unpunctuated run is cut where its clauses likely end and "
+        "read in windows of this many of them, each alone (0: no breaker, --run-piece decides)",
+    )
     args = ap.parse_args(argv)
+    if args.break_window < 0:
+        ap.error(f"--break-window {args.break_window}: 0 or more")
     if args.run_piece and not 2 <= args.run_piece <= args.max_clause:
         ap.error(f"--run-piece {args.run_piece}: between 2 and --max-clause, or 0")
     if args.max_clause < 2:
@@ -581,11 +649,13 @@ def main(argv: list[str] | None = None) -> int:
             args.dump,
             [float(x) for x in args.variant_min_scores.split(",") if x],
             args.run_piece,
+            args.break_window,
         )
 
     trainer = Trainer(fz, args.seed, args.run_piece)
     heads = trainer.fit(rows)
-    data = trainer.export(heads, vocabulary, sources, counts)
+    breaks = fit_breaker(rows, args.break_window, args.seed) if args.break_window else None
+    data = trainer.export(heads, vocabulary, sources, counts, breaks)
     model = load_model(data)
     # the hand-written scorer must agree with scikit-learn's
     (vec, lr), _ = heads

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from detectors.claims_model import FeatureSpec, Featurizer, _claims_kernel, load_model
+from detectors.claims_model import ClauseBreaker, FeatureSpec, Featurizer, _claims_kernel, gap_features, load_model
 from detectors.normalize import normalize
 
 REPO = Path(__file__).resolve().parent.parent
@@ -193,3 +193,93 @@ def test_a_model_with_run_pieces_reads_each_piece_as_an_utterance(featurizer):
     assert verdict.segment_score == pytest.approx(1.0 - model.known.proba(piece.text, 0)[0])
     assert verdict.score == pytest.approx(min(verdict.segment_score, verdict.unit_score))
     assert alone.score >= 0.5 and verdict.score >= 0.5
+
+
+@pytest.fixture(scope="module")
+def breaker_spec() -> dict:
+    """A clause breaker learnt from a sample of the corpus's punctuated texts."""
+    return train.fit_breaker(corpus_sample(600), window=1, seed=0)
+
+
+def test_the_clause_breaker_is_trained_reproducibly_and_scores_its_listed_features(breaker_spec):
+    assert train.fit_breaker(corpus_sample(600), window=1, seed=0) == breaker_spec
+    breaker = ClauseBreaker(breaker_spec)
+    for text in ("这款面霜保湿效果很好今天直播间下单送小样", "减3斤", "a", ""):
+        s = normalize(text).text
+        listed = gap_features(s)
+        assert len(listed) == max(0, len(s) - 1)
+        expected = [breaker_spec["intercept"] + sum(breaker_spec["weights"].get(f, 0.0) for f in gap) for gap in listed]
+        assert breaker.logits(s) == pytest.approx(expected)
+        assert breaker.logits_in_python(s) == pytest.approx(expected)
+
+
+def test_the_compiled_clause_breaker_scores_as_the_python_path_does(breaker_spec):
+    breaker = ClauseBreaker(breaker_spec)
+    assert breaker.kernel is not None, "detectors/_claims_kernel was not built (pip install -e . builds it)"
+    texts = [r.text for r in corpus_sample(200)]
+    texts += ["減肥３斤abc瘦了10斤jianfei", "", "1", "12", "𠀀𠀁降血压😀", "<>#", "ｱｲ"]
+    for text in texts:
+        for s in (normalize(text).text, text):
+            assert breaker.kernel.logits(s) == pytest.approx(breaker.logits_in_python(s), abs=1e-9), text
+
+
+def test_the_clause_breaker_cuts_where_the_punctuation_was_and_no_clause_is_left_longer_than_asked(breaker_spec):
+    breaker = ClauseBreaker(breaker_spec)
+    punctuated = [r for r in corpus_sample(600) if len(train.clause_breaks(r.norm)) >= 2]
+    found = made = ends = gaps = 0
+    for r in punctuated:
+        s = r.norm.text
+        cuts = breaker.cuts(s, max_len=20)
+        assert cuts[0] == 0 and cuts[-1] == len(s) and cuts == sorted(set(cuts))
+        assert all(b - a <= 20 for a, b in zip(cuts, cuts[1:], strict=False))
+        found += len(set(cuts) & set(train.clause_breaks(r.norm)))
+        made, ends, gaps = made + len(cuts) - 2, ends + len(train.clause_breaks(r.norm)), gaps + len(s) - 1
+    # it learnt where clauses end: most of its cuts are where the punctuation was (a gap picked at random would
+    # be one only as often as clause ends are among gaps), and it finds most of them
+    assert found / made > 0.7 and found / made > 4 * ends / gaps
+    assert found / ends > 0.5
+    assert breaker.cuts("", 20) == [0, 0] and breaker.cuts("好", 20) == [0, 1]
+
+
+def test_a_model_with_a_clause_breaker_reads_a_run_in_the_clauses_it_restores(featurizer, breaker_spec):
+    rows = corpus_sample()
+    for r in rows:
+        r.units = [r.norm.text[s:e] for s, e in featurizer.units(r.norm)]
+    trainer = train.Trainer(featurizer, seed=0, run_piece=40)
+    heads = trainer.fit(rows)
+    claim = "这款鱼油能降血压还能治好失眠"
+    filler = "今天直播间福利很大大家可以看一下我们的链接库存不多了喜欢的抓紧时间下单我们明天就发货了"
+    text = normalize(filler + claim + filler)
+    readings = {}
+    for alone in (0.0, 1.0):
+        model = load_model(
+            trainer.export(heads, featurizer.vocabulary, {}, {}, {**breaker_spec, "alone_min_score": alone})
+        )
+        breaker = model.featurizer.breaker
+        assert breaker is not None and breaker.alone_min_score == alone
+        cuts = breaker.cuts(text.text, model.featurizer.spec.max_clause)
+        units, pieces = model.featurizer.reading_units(text)
+        # the run is read as punctuated speech cut where the breaker put clause ends: units of two of its clauses
+        assert units == [(a, c) for a, _, c in zip(cuts, cuts[1:], cuts[2:], strict=False)]
+        # ... and each restored clause alone (the breaker's window of 1)
+        assert pieces == list(zip(cuts, cuts[1:], strict=False))
+        readings[alone] = model.read(text)
+    assert all(v is not None and "降血压" in text.text[v.unit[0] : v.unit[1]] for v in readings.values())
+    # read alone, the claim's clause scores higher than under the whole text's segment score
+    assert readings[0.0].score > readings[1.0].score
+    assert readings[1.0].segment_score == pytest.approx(1.0 - model.known.proba(text.text, 0)[0])
+    # punctuated speech is read as before: the breaker reads runs only
+    short = normalize("这款面霜保湿，今天有优惠，下单送小样")
+    assert model.featurizer.reading_units(short) == featurizer.reading_units(short)
+
+
+def test_a_damaged_clause_breaker_is_refused_at_load(breaker_spec):
+    spec = json.loads((REPO / "rules" / "claims_model.json").read_bytes())
+    for broken in (
+        {**breaker_spec, "threshold": 1.0},
+        {**breaker_spec, "window": 0},
+        {**breaker_spec, "alone_min_score": 1.5},
+        {k: v for k, v in breaker_spec.items() if k != "weights"},
+    ):
+        with pytest.raises(ValueError, match="claims model"):
+            load_model(json.dumps({**spec, "breaks": broken}).encode())
