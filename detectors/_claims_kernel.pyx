@@ -179,7 +179,7 @@ cdef class HeadKernel:
 @cython.final
 cdef class GapKernel:
     """The clause breaker's log-odds of a clause end at each gap of a normalised text: what
-    ``ClauseBreaker.logits`` in claims_model.py computes (the reference, tested to agree) without a string slice
+    ``ClauseBreaker.logits_in_python`` in claims_model.py computes (the reference, tested to agree) without a string slice
     and a dictionary look-up per feature of each gap. The text is read as padded with ``pad`` "<" before it and
     ``pad`` ">" after it, its digits as "#"; each kind of feature is the span [lo, hi) around the gap, keyed as
     ``gram_key`` packs it."""

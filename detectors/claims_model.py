@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import groupby, pairwise, repeat
-from operator import add, itemgetter
+from operator import itemgetter
 from typing import Any, cast
 
 import ahocorasick
@@ -65,7 +65,8 @@ class FeatureSpec:
     #: an unpunctuated run longer than ``max_clause`` (ASR without punctuation) is read in pieces of this many
     #: characters, overlapping by half, each read as an utterance of its own by both heads: in a run there is
     #: no sentence to read the claim in, and the whole text or two 40-character pieces dilute it. 0: the run in
-    #: overlapping ``max_clause`` pieces, paired like clauses (models before it)
+    #: overlapping ``max_clause`` pieces, paired like clauses (models before it). A model with a clause breaker
+    #: (``ClauseBreaker``) reads runs in the clauses it restores instead
     run_piece: int = 0
 
 
@@ -78,6 +79,19 @@ _GAP_PAD = 3
 
 def _padded(s: str) -> str:
     return "<" * _GAP_PAD + _DIGIT.sub("#", s) + ">" * _GAP_PAD
+
+
+def _finite(value: object) -> float:
+    """A number of a model file, refused unless it is a finite int or float (not a string, not NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"claims model: {value!r} is not a finite number")
+    return float(value)
+
+
+def _whole(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"claims model: {value!r} is not a whole number")
+    return value
 
 
 def gap_features(s: str) -> list[list[str]]:
@@ -96,32 +110,40 @@ class ClauseBreaker:
     head was trained to read."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        self.intercept = float(spec["intercept"])
+        self.intercept = _finite(spec["intercept"])
+        threshold = _finite(spec["threshold"])
+        self.min_clause = _whole(spec["min_clause"])
+        self.window = _whole(spec["window"])  # restored clauses read alone together
+        #: a window of restored clauses read alone makes the verdict only from this score: read alone, the best
+        #: of a long run's many windows is high by chance more often (in real ASR of health-product streams)
+        self.alone_min_score = _finite(spec["alone_min_score"])
+        if not 0 < threshold < 1 or self.min_clause < 1 or self.window < 1 or not 0 <= self.alone_min_score <= 1:
+            settings = {k: v for k, v in spec.items() if k != "weights"}
+            raise ValueError(f"claims model clause breaker out of range: {settings}")
+        self.min_logit = math.log(threshold / (1 - threshold))
         # per kind of feature, the weight of each text it names (the text around a gap, not a prefixed string)
         self._by_kind: list[dict[str, float]] = [{} for _ in GAP_FEATURES]
-        kinds = {name: k for k, (name, _, _) in enumerate(GAP_FEATURES)}
-        for f, w in spec["weights"].items():
-            self._by_kind[kinds[f[0]]][f[1:]] = float(w)
+        kinds = {name: (k, hi - lo) for k, (name, lo, hi) in enumerate(GAP_FEATURES)}
+        weights = spec["weights"]
+        if not isinstance(weights, dict):
+            raise ValueError(f"claims model clause breaker weights: a mapping expected, got {type(weights).__name__}")
+        for f, w in weights.items():
+            kind, chars = kinds.get(f[:1], (None, 0))
+            if kind is None or len(f) - 1 != chars:
+                raise ValueError(f"claims model clause breaker: {f!r} is no gap feature")
+            self._by_kind[kind][f[1:]] = _finite(w)
+        # a compiled kernel older than the breaker (an install not rebuilt) leaves it to Python
+        gap_kernel = getattr(_claims_kernel, "GapKernel", None)
         self.kernel = (
-            _claims_kernel.GapKernel(
+            gap_kernel(
                 [(lo, hi) for _, lo, hi in GAP_FEATURES],
                 [{_claims_kernel.gram_key(text): w for text, w in weights.items()} for weights in self._by_kind],
                 self.intercept,
                 _GAP_PAD,
             )
-            if _claims_kernel is not None
+            if gap_kernel is not None
             else None
         )
-        threshold = float(spec["threshold"])
-        self.min_clause = int(spec["min_clause"])
-        self.window = int(spec["window"])  # restored clauses read alone together
-        #: a window of restored clauses read alone makes the verdict only from this score: read alone, the best
-        #: of a long run's many windows is high by chance more often (in real ASR of health-product streams)
-        self.alone_min_score = float(spec["alone_min_score"])
-        if not 0 < threshold < 1 or self.min_clause < 1 or self.window < 1 or not 0 <= self.alone_min_score <= 1:
-            settings = {k: v for k, v in spec.items() if k != "weights"}
-            raise ValueError(f"claims model clause breaker out of range: {settings}")
-        self.min_logit = math.log(threshold / (1 - threshold))
 
     def logits(self, s: str) -> list[float]:
         """The log-odds of a clause end at each gap of ``s``: item i-1 for the gap before s[i]. Compiled when
@@ -131,11 +153,11 @@ class ClauseBreaker:
         return self.logits_in_python(s)
 
     def logits_in_python(self, s: str) -> list[float]:
-        p, gaps = _padded(s), range(_GAP_PAD + 1, _GAP_PAD + len(s))
-        z = [self.intercept] * len(gaps)
-        for (_, lo, hi), weights in zip(GAP_FEATURES, self._by_kind, strict=True):
-            z = list(map(add, z, map(weights.get, [p[j + lo : j + hi] for j in gaps], repeat(0.0))))
-        return z
+        p, kinds = _padded(s), list(zip(GAP_FEATURES, self._by_kind, strict=True))
+        return [
+            self.intercept + sum(weights.get(p[j + lo : j + hi], 0.0) for (_, lo, hi), weights in kinds)
+            for j in range(_GAP_PAD + 1, _GAP_PAD + len(s))
+        ]
 
     def cuts(self, s: str, max_len: int) -> list[int]:
         """Where ``s`` is cut into clauses, its ends included: every likely clause end, likeliest first, at least
@@ -157,8 +179,9 @@ class ClauseBreaker:
     @staticmethod
     def _split(z: list[float], a: int, b: int, max_len: int, gap: int) -> list[int]:
         """The cuts inside a clause [a, b) longer than ``max_len``: left to right, each at the likeliest gap of the
-        next ``max_len`` characters that leaves ``gap`` characters on both sides where the clause allows it (a
-        loop, not a recursion: a text may hold 20,000 characters)."""
+        next ``max_len`` characters that leaves ``gap`` characters on both sides where the clause allows it. No
+        part is left longer than ``max_len``, and none shorter than ``gap`` when ``max_len`` ≥ 2 · ``gap``; it may
+        cut more often than the fewest cuts would (a loop, not a recursion: a text may hold 20,000 characters)."""
         out: list[int] = []
         while b - a > max_len:
             lo, hi = a + gap, min(a + max_len, b - gap)
@@ -207,7 +230,7 @@ class Featurizer:
                 restored = [s + c for c in self.breaker.cuts(text.text[s:e], spec.max_clause)]
                 clauses.extend(pairwise(restored))
                 w = self.breaker.window
-                last = max(1, len(restored) - w)
+                last = max(1, len(restored) - w)  # fewer clauses than a window: the run whole, once
                 pieces.extend((restored[k], restored[min(k + w, len(restored) - 1)]) for k in range(last))
             elif spec.run_piece:
                 step = spec.run_piece // 2
@@ -425,7 +448,8 @@ class ClaimModel:
                 self.classes, spec["heads"]["segment"]["intercept"], spec["heads"]["segment"]["weights"]
             )
             self.clause = Head(self.classes, spec["heads"]["clause"]["intercept"], spec["heads"]["clause"]["weights"])
-        except (KeyError, TypeError) as e:  # a damaged file: refused at load like a bad rule, not at the first event
+        except (KeyError, TypeError, AttributeError, IndexError) as e:  # a damaged file: refused at load like a bad
+            # rule, not at the first event
             raise ValueError(f"claims model file is not a livewatch claims model: {e!r}") from e
         self.trained_on = spec.get("trained_on", {})
         self.known = KnownFeatures(self.featurizer, (self.segment, self.clause))

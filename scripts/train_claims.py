@@ -39,7 +39,7 @@ import ahocorasick
 import numpy as np
 import yaml
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_fscore_support
 from sklearn.model_selection import GroupKFold
@@ -258,10 +258,10 @@ BREAK_THRESHOLD, BREAK_MIN_CLAUSE = 0.5, 4
 BREAK_ALONE_MIN_SCORE = 0.8
 
 
-def fit_breaker(rows: list[Row], window: int, seed: int, alone_min_score: float = BREAK_ALONE_MIN_SCORE) -> dict:
+def fit_breaker(rows: list[Row], window: int, alone_min_score: float = BREAK_ALONE_MIN_SCORE) -> dict:
     """The clause breaker's part of the model file, learnt from where the punctuated training texts' clauses end
     (``clause_breaks``: the punctuation the normaliser dropped) — the model's own texts, so a fold's breaker has
-    seen nothing of the fold it is judged on."""
+    seen nothing of the fold it is judged on. Deterministic (lbfgs, texts and features in a fixed order)."""
     feats: list[list[str]] = []
     ends: list[bool] = []
     for r in rows:
@@ -270,18 +270,12 @@ def fit_breaker(rows: list[Row], window: int, seed: int, alone_min_score: float 
             feats.extend(gap_features(r.norm.text))
             ends.extend(i in breaks for i in range(1, len(r.norm.text)))
 
-    def fit(vocabulary: list[str] | None) -> tuple[TfidfVectorizer, LogisticRegression]:
-        vec = TfidfVectorizer(
-            analyzer=_identity,
-            binary=True,
-            use_idf=False,
-            norm=None,
-            lowercase=False,
-            vocabulary=vocabulary,
-            min_df=1 if vocabulary else BREAK_MIN_DF,
+    def fit(vocabulary: list[str] | None) -> tuple[CountVectorizer, LogisticRegression]:
+        vec = CountVectorizer(
+            analyzer=_identity, binary=True, lowercase=False, vocabulary=vocabulary, min_df=BREAK_MIN_DF
         )
         x = vec.fit_transform(feats)
-        return vec, LogisticRegression(C=BREAK_C, max_iter=300, tol=1e-3, random_state=seed).fit(x, ends)
+        return vec, LogisticRegression(C=BREAK_C, max_iter=300, tol=1e-3).fit(x, ends)
 
     vec, lr = fit(None)
     vec, lr = fit(sorted(f for f, col in vec.vocabulary_.items() if abs(lr.coef_[0, col]) >= BREAK_KEEP_MIN_WEIGHT))
@@ -485,7 +479,7 @@ def cross_validate(
     for k, (tr, te) in enumerate(GroupKFold(n_splits=folds).split(rows, groups=groups)):
         trainer = Trainer(fz, seed, run_piece)
         heads = trainer.fit([rows[i] for i in tr])
-        breaks = fit_breaker([rows[i] for i in tr], break_window, seed) if break_window else None
+        breaks = fit_breaker([rows[i] for i in tr], break_window) if break_window else None
         data = trainer.export(heads, vocabulary, {}, {}, breaks)
         model = load_model(data)
         # the whole detector — lexicon, context and this fold's model at the shipped rules' thresholds
@@ -654,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
 
     trainer = Trainer(fz, args.seed, args.run_piece)
     heads = trainer.fit(rows)
-    breaks = fit_breaker(rows, args.break_window, args.seed) if args.break_window else None
+    breaks = fit_breaker(rows, args.break_window) if args.break_window else None
     data = trainer.export(heads, vocabulary, sources, counts, breaks)
     model = load_model(data)
     # the hand-written scorer must agree with scikit-learn's
