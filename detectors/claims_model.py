@@ -134,7 +134,7 @@ class ClauseBreaker:
             self._by_kind[kind][f[1:]] = _finite(w)
         # a compiled kernel older than the breaker (an install not rebuilt) leaves it to Python
         gap_kernel = getattr(_claims_kernel, "GapKernel", None)
-        self.kernel = (
+        self.kernel: _claims_kernel.GapKernel | None = (
             gap_kernel(
                 [(lo, hi) for _, lo, hi in GAP_FEATURES],
                 [{_claims_kernel.gram_key(text): w for text, w in weights.items()} for weights in self._by_kind],
@@ -147,7 +147,7 @@ class ClauseBreaker:
 
     def logits(self, s: str) -> list[float]:
         """The log-odds of a clause end at each gap of ``s``: item i-1 for the gap before s[i]. Compiled when
-        built; this Python path is the reference the tests hold the kernel to."""
+        built; ``logits_in_python`` is the reference the tests hold the kernel to."""
         if self.kernel is not None:
             return self.kernel.logits(s)
         return self.logits_in_python(s)
