@@ -25,6 +25,7 @@ from typing import Any, cast
 
 import ahocorasick
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 try:  # the compiled scoring path (setup.py builds it); without it the same scores come from Python, slower
     from detectors import _claims_kernel
@@ -81,17 +82,28 @@ def _padded(s: str) -> str:
     return "<" * _GAP_PAD + _DIGIT.sub("#", s) + ">" * _GAP_PAD
 
 
-def _finite(value: object) -> float:
-    """A number of a model file, refused unless it is a finite int or float (not a string, not NaN)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"claims model: {value!r} is not a finite number")
-    return float(value)
+class BreakerSpec(BaseModel):
+    """The clause breaker's part of the model file (``breaks``), as ``scripts/train_claims.py`` writes it."""
 
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, frozen=True)  # no "0.5", no NaN, no 4.7 clauses
 
-def _whole(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"claims model: {value!r} is not a whole number")
-    return value
+    intercept: float
+    weights: dict[str, float]  # a gap feature (its kind's prefix, then its text) → weight
+    threshold: float = Field(gt=0, lt=1)  # a gap is a clause end from this probability
+    min_clause: int = Field(ge=1)  # cuts are at least this many characters apart where the clause allows it
+    window: int = Field(ge=1)  # restored clauses read alone together
+    #: a window of restored clauses read alone makes the verdict only from this score: read alone, the best of a
+    #: long run's many windows is high by chance more often (in real ASR of health-product streams)
+    alone_min_score: float = Field(ge=0, le=1)
+
+    @field_validator("weights")
+    @classmethod
+    def _gap_features(cls, weights: dict[str, float]) -> dict[str, float]:
+        lengths = {name: hi - lo for name, lo, hi in GAP_FEATURES}
+        for f in weights:
+            if lengths.get(f[:1]) != len(f) - 1:
+                raise ValueError(f"{f!r} is no gap feature")
+        return weights
 
 
 def gap_features(s: str) -> list[list[str]]:
@@ -110,28 +122,18 @@ class ClauseBreaker:
     head was trained to read."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        self.intercept = _finite(spec["intercept"])
-        threshold = _finite(spec["threshold"])
-        self.min_clause = _whole(spec["min_clause"])
-        self.window = _whole(spec["window"])  # restored clauses read alone together
-        #: a window of restored clauses read alone makes the verdict only from this score: read alone, the best
-        #: of a long run's many windows is high by chance more often (in real ASR of health-product streams)
-        self.alone_min_score = _finite(spec["alone_min_score"])
-        if not 0 < threshold < 1 or self.min_clause < 1 or self.window < 1 or not 0 <= self.alone_min_score <= 1:
-            settings = {k: v for k, v in spec.items() if k != "weights"}
-            raise ValueError(f"claims model clause breaker out of range: {settings}")
-        self.min_logit = math.log(threshold / (1 - threshold))
+        try:
+            self.spec = BreakerSpec.model_validate(spec)
+        except ValidationError as e:
+            raise ValueError(f"claims model clause breaker: {e}") from None
+        self.intercept, self.min_clause, self.window = self.spec.intercept, self.spec.min_clause, self.spec.window
+        self.alone_min_score = self.spec.alone_min_score
+        self.min_logit = math.log(self.spec.threshold / (1 - self.spec.threshold))
         # per kind of feature, the weight of each text it names (the text around a gap, not a prefixed string)
         self._by_kind: list[dict[str, float]] = [{} for _ in GAP_FEATURES]
-        kinds = {name: (k, hi - lo) for k, (name, lo, hi) in enumerate(GAP_FEATURES)}
-        weights = spec["weights"]
-        if not isinstance(weights, dict):
-            raise ValueError(f"claims model clause breaker weights: a mapping expected, got {type(weights).__name__}")
-        for f, w in weights.items():
-            kind, chars = kinds.get(f[:1], (None, 0))
-            if kind is None or len(f) - 1 != chars:
-                raise ValueError(f"claims model clause breaker: {f!r} is no gap feature")
-            self._by_kind[kind][f[1:]] = _finite(w)
+        kinds = {name: k for k, (name, _, _) in enumerate(GAP_FEATURES)}
+        for f, w in self.spec.weights.items():
+            self._by_kind[kinds[f[0]]][f[1:]] = w
         # a compiled kernel older than the breaker (an install not rebuilt) leaves it to Python
         gap_kernel = getattr(_claims_kernel, "GapKernel", None)
         self.kernel: _claims_kernel.GapKernel | None = (
@@ -192,6 +194,12 @@ class ClauseBreaker:
         return out
 
 
+def _windows(clauses: list[tuple[int, int]], w: int) -> list[tuple[int, int]]:
+    """The spans of each ``w`` consecutive clauses; fewer clauses than ``w``: all of them, once."""
+    last = max(1, len(clauses) - w + 1)
+    return [(clauses[k][0], clauses[min(k + w, len(clauses)) - 1][1]) for k in range(last)]
+
+
 class Featurizer:
     """Text → features, the same at training and at run time (the training script imports this class)."""
 
@@ -227,11 +235,9 @@ class Featurizer:
             elif self.breaker is not None:
                 # read as if punctuated where its clauses likely end (units of clauses, under the whole text's
                 # segment score), and in windows of those clauses alone (``ClauseBreaker.alone_min_score``)
-                restored = [s + c for c in self.breaker.cuts(text.text[s:e], spec.max_clause)]
-                clauses.extend(pairwise(restored))
-                w = self.breaker.window
-                last = max(1, len(restored) - w)  # fewer clauses than a window: the run whole, once
-                pieces.extend((restored[k], restored[min(k + w, len(restored) - 1)]) for k in range(last))
+                restored = list(pairwise(s + c for c in self.breaker.cuts(text.text[s:e], spec.max_clause)))
+                clauses.extend(restored)
+                pieces.extend(_windows(restored, self.breaker.window))
             elif spec.run_piece:
                 step = spec.run_piece // 2
                 pieces.extend((k, min(k + spec.run_piece, e)) for k in range(s, e - step, step))
@@ -246,9 +252,7 @@ class Featurizer:
         for is_clause, group in groupby(clauses, key=lambda c: c is not None):  # each stretch between runs
             if not is_clause:
                 continue
-            stretch = cast(list[tuple[int, int]], list(group))
-            last = max(1, len(stretch) - w + 1)  # a stretch shorter than a unit is one unit
-            units.extend((stretch[k][0], stretch[min(k + w, len(stretch)) - 1][1]) for k in range(last))
+            units.extend(_windows(cast(list[tuple[int, int]], list(group)), w))
         return units, pieces
 
     def features(self, s: str) -> list[str]:
