@@ -13,7 +13,7 @@ Reasons, training and figures: docs/claims.md.
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from itertools import pairwise
 from typing import ClassVar, Literal
@@ -486,10 +486,23 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         """Spans (normalised coordinates) in which nothing is claimed, and why."""
         norm = text.text
         cuts = [0, *clause_breaks(text), len(norm)]
-        out: list[tuple[int, int, str]] = []
         # a cue reaches no further than CONTEXT_REACH characters: unpunctuated ASR runs on for hundreds, and a
-        # "能不能" at its start says nothing of a claim at its end
-        spans = [span for s, e in pairwise(cuts) for span in self._reaches(norm, s, e)]
+        # "能不能" at its start says nothing of a claim at its end. Where a run is that long, where its clauses
+        # end is a guess, so it is read both ways — in stretches of CONTEXT_REACH and in the clauses the model's
+        # breaker restores ("…不说它能治口腔|溃疡…" cut in one, "你们说的全网最低|我不敢说" in the other) — and
+        # what either reading finds claims nothing
+        fixed = [span for s, e in pairwise(cuts) for span in self._reaches(norm, s, e, restored=False)]
+        out = self._context_of(norm, text, fixed)
+        restored = [span for s, e in pairwise(cuts) for span in self._reaches(norm, s, e, restored=True)]
+        if restored != fixed:
+            out = sorted(set(out).union(self._context_of(norm, text, restored)))
+        out.extend((m.start(), m.end(), "ordinal") for m in self._ordinals.finditer(norm))
+        out.sort()
+        return out
+
+    def _context_of(self, norm: str, text: NormalizedText, spans: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+        """``_context`` in one reading of the text's clauses (``spans``)."""
+        out: list[tuple[int, int, str]] = []
         carried: str | None = None  # a reason that goes on over a list ("不能说排毒、清肠、刮油") or after "写了，"
         asked = set(self._question_ends(text))
         for k, (s, e) in enumerate(spans):
@@ -526,23 +539,36 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 and self._refers_back.search(clause)
                 and not any(rx.search(clause) for rx in self._judgement_denied)
             ):
-                out.append((spans[k - 1][0], spans[k - 1][1], "refusal"))
-        out.extend((m.start(), m.end(), "ordinal") for m in self._ordinals.finditer(norm))
-        out.sort()
+                # ... and the items of a list before it ("国家级、世界级、最高级，广告法原文就是这么列的")
+                j = k - 1
+                while j > 0 and spans[j][1] - spans[j][0] <= LIST_ITEM and spans[j - 1][1] - spans[j - 1][0] <= LIST_ITEM:
+                    j -= 1
+                out.extend((a, b, "refusal") for a, b in spans[j:k])
         return out
 
-    def _reaches(self, norm: str, start: int, end: int) -> Iterator[tuple[int, int]]:
-        """One clause cut into stretches of about CONTEXT_REACH characters, none cutting a cue in two: a cut
-        that falls inside one ("…肌肉别指|望它治颈椎") moves to the cue's start, so that the cue reads with what
-        follows it — to its end when the cue starts the stretch or ends the clause ("…我也没数过别乱|传")."""
+    def _reaches(self, norm: str, start: int, end: int, restored: bool) -> Iterator[tuple[int, int]]:
+        """One clause cut into stretches of at most about CONTEXT_REACH characters: with ``restored``, where the
+        model's clause breaker restores clause ends in it, as many of its clauses as the reach holds (a cue then
+        reads to the end of the clause it was said in, "…我们不说它能治口腔溃疡|嘴巴破了…"), else (or without a
+        breaker) every CONTEXT_REACH characters. No cut splits a cue:
+        one that falls inside a cue ("…肌肉别指|望它治颈椎") moves to the cue's start, so that the cue reads with
+        what follows it — to its end when the cue starts the stretch or ends the clause ("…我也没数过别乱|传")."""
         if end - start <= CONTEXT_REACH:
             yield start, end
             return
         clause = norm[start:end]
         cues = sorted({m.span() for rx in self._cue_patterns for m in rx.finditer(clause) if m.end() > m.start()})
+        breaker = self.model.featurizer.breaker if self.model is not None and restored else None
+        ends = breaker.cuts(clause, CONTEXT_REACH) if breaker is not None else []
         k = 0
         while k < len(clause):
-            cut = min(k + CONTEXT_REACH, len(clause))
+            # as many restored clauses as the reach holds (a refusal often follows what it refuses: "你们说的全网
+            # 最低我不敢说"), else the first one (a cue may have moved the last cut back into one)
+            first, last = bisect_right(ends, k), bisect_right(ends, k + CONTEXT_REACH)
+            if last > first:
+                cut = ends[last - 1]
+            else:
+                cut = ends[first] if first < len(ends) else min(k + CONTEXT_REACH, len(clause))
             for a, b in cues:
                 if a < cut < b:
                     # a cue that ends the clause ("…别乱传") refers back: it stays with what it follows

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from detectors.base import RuleContext
-from detectors.claims import ClaimRule, ClaimsSettings, ClaimsState, FalseClaimsDetector
+from detectors.claims import CONTEXT_REACH, ClaimRule, ClaimsSettings, ClaimsState, FalseClaimsDetector
 from detectors.normalize import clause_breaks, normalize
 from schemas.events import ChatEvent, PriceTagEvent, ProductOnAir, StreamMetaEvent, TranscriptEvent
 from schemas.rules import RuleFile
@@ -434,6 +434,31 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
         # "一定要" before a habit is advice
         ("老人屋里的药一定要放在孩子够不着的地方", "general"),
         ("减肥一定要少油少盐", "food"),
+        # the law's own wording, following a rule, crossing its line, a word one may not touch
+        ("其他食品广告不得涉及疾病预防、治疗功能", "food"),
+        ("普通食品不能声称降血糖", "food"),
+        ("按照规定，普通面霜只能讲保湿，讲到祛痘就越界了", "cosmetics"),
+        ("抗癌两个字在食品上是碰不得的", "food"),
+        ("哪怕是降血脂这几个字也不行", "food"),
+        ("降血压只有药品能讲", "food"),
+        ("最佳、顶级、第一，广告法原文就这么列着", "general"),
+        # a denial naming what it is not, waving it away, a misunderstanding, another's words disowned
+        ("不是什么神药，就是普通的维生素", "health_food"),
+        ("这锅哪有什么防辐射功能，就是普通的锅", "general"),
+        ("有人说喝了能治失眠，这是误会", "food"),
+        ("之前评论里说它全网销量第一，那不是我们说的", "general"),
+        ("是缓解，不是根治", "drug"),
+        ("说它能治湿疹的那位，纠正一下", "cosmetics"),
+        ("有人说这是最保温的杯子，不是的", "general"),
+        # not a medicine, not to be said, not posted, not the effect
+        ("阿姨别把这个当药吃，它就是个饮料", "food"),
+        ("别把销量第一挂在嘴上，我们没这个数", "general"),
+        ("家人们别刷最便宜了", "general"),
+        ("它不能减肥，就是穿上显瘦", "apparel"),
+        ("喝这个跟降血压没有关系，降压药照常吃", "food"),
+        # someone's idol, a hometown dish
+        ("刘德华是我心里最帅的偶像", "general"),
+        ("我老家成都的火锅是全国最好吃的", "general"),
     ],
 )
 def test_context_in_which_claim_words_make_no_claim(text, category):
@@ -480,6 +505,14 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         ("刚才口误了我更正一下这款是全网最低价", "cosmetics", "absolute"),
         ("我们家这个牌子的蚕丝被是中国最好的", "general", "absolute"),
         ("这套茶具是中国最好的茶具", "general", "absolute"),
+        # what only sounds like the new refusals: a money-back condition, the seller's own boast, a rhetorical
+        # question, an ordinal 最, a spam warning before a claim, "regardless of age"
+        ("喝一个月不能减肥全额退款", "food", "efficacy"),
+        ("只有我们家能说全网最低价", "general", "absolute"),
+        ("哪有什么比这更便宜的，这就是全网最低价", "general", "absolute"),
+        ("不是最后一批了全网最低价赶紧拍", "general", "absolute"),
+        ("别刷屏了全网最低价就在我们家", "general", "absolute"),
+        ("跟年龄没有关系喝一个月都能瘦十斤", "food", "efficacy"),
     ],
 )
 def test_context_does_not_hide_a_claim_made_next_to_it(text, category, claim_type):
@@ -618,13 +651,41 @@ def test_what_is_left_once_the_context_is_taken_out_keeps_its_clause_ends():
 def test_a_long_unpunctuated_clause_is_never_cut_inside_a_context_cue(text, stretches):
     det = make_detector()
     norm = normalize(text).text
-    assert [norm[a:b] for a, b in det._reaches(norm, 0, len(norm))] == stretches
+    assert [norm[a:b] for a, b in det._reaches(norm, 0, len(norm), restored=False)] == stretches
     assert rule_ids(detect(transcript(text), state=on_air("general"))) == set()
 
 
 def test_a_long_clause_is_read_in_stretches_of_the_context_reach_where_no_cue_stands():
     det = make_detector()
     norm = normalize("今天直播间的福利特别多大家可以看一下一号链接二号链接三号链接都有优惠券可以领取的").text
-    stretches = list(det._reaches(norm, 0, len(norm)))
+    stretches = list(det._reaches(norm, 0, len(norm), restored=False))
     assert stretches[0] == (0, 24) and stretches[-1][1] == len(norm)
     assert all(b == c for (_, b), (c, _) in itertools.pairwise(stretches))
+
+
+def test_a_long_clause_is_also_read_in_the_clauses_the_breaker_restores():
+    det = make_detector()
+    assert det.model is not None and det.model.featurizer.breaker is not None
+    norm = normalize(
+        "这款鱼油是保健食品我们只讲它批准的功能我们不讲它能降血脂不讲它能治高血压血脂高的去医院一天两粒饭后吃"
+    ).text
+    restored = list(det._reaches(norm, 0, len(norm), restored=True))
+    ends = set(det.model.featurizer.breaker.cuts(norm, CONTEXT_REACH))
+    # whole restored clauses, as many as the reach holds, one after another
+    assert restored[0][0] == 0 and restored[-1][1] == len(norm)
+    assert all(b == c for (_, b), (c, _) in itertools.pairwise(restored))
+    assert all(b in ends and b - a <= CONTEXT_REACH for a, b in restored)
+    assert restored != list(det._reaches(norm, 0, len(norm), restored=False))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a fixed cut falls inside "治便秘", after the refusal: the restored clause keeps the refusal with it
+        "姐妹们听好了这款益生菌调节肠道菌群我们不说它能治便秘肚子不舒服的去医院看看一天一袋温水冲服",
+        # a restored cut parts "全网最便宜" from "我不敢说" — the fixed stretch keeps them together
+        "家人们说的全网最便宜我不敢说我只能说今天这个价确实挺划算",
+    ],
+)
+def test_a_refusal_in_long_unpunctuated_speech_holds_in_either_reading(text):
+    assert rule_ids(detect(transcript(text), state=on_air("health_food"))) == set()
