@@ -513,6 +513,10 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         ("不是最后一批了全网最低价赶紧拍", "general", "absolute"),
         ("别刷屏了全网最低价就在我们家", "general", "absolute"),
         ("跟年龄没有关系喝一个月都能瘦十斤", "food", "efficacy"),
+        ("哪有什么副作用，纯天然的放心吃", "health_food", "guarantee"),
+        ("只有这款能用在宝宝身上全网独一份", "cosmetics", "absolute"),
+        ("按规定疗程吃三个月就能治好失眠", "health_food", "efficacy"),
+        ("只有这款能治好宝宝的湿疹", "cosmetics", "efficacy"),
     ],
 )
 def test_context_does_not_hide_a_claim_made_next_to_it(text, category, claim_type):
