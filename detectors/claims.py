@@ -62,6 +62,8 @@ ABSOLUTE_ONLY = frozenset({"own_range", "ordinal", "other_topic"})
 CONTEXT_REACH = 24
 #: a clause this short after a clause that claims nothing is an item of the same list ("排毒、清肠、刮油")
 LIST_ITEM = 4
+#: a rebuttal this near the start of its clause ("那不是我们说的") denies the clause before it
+REBUTTAL_LEAD = 2
 #: a clause this short that ends with a question mark echoes a viewer's question ("减肥？", "保证瘦？")
 ECHO_CHARS = 6
 _QUESTION_MARK = re.compile("[?？]")
@@ -197,6 +199,10 @@ class ClaimContext(BaseModel):
     contrasts: list[Term] = Field(default_factory=list)
     #: ... unless the refusal is only rhetorical ("不是我吹", "别的不说" are not refusals)
     not_refusals: list[Term] = Field(default_factory=list)
+    #: a clause holding one of these denies what was said just before it ("有人说喝了能瘦，这是误会", "那不是我们说的",
+    #: "…，不是的"): the clause up to it, and the clause before when it opens its clause — not what follows it
+    #: ("家人们误会了，这个真能治失眠" claims), nor when the next clause says whose words they are ("不是我们说的，是…")
+    rebuttals: list[RegexPattern] = Field(default_factory=list)
     #: a refusal or quoted rule holding one of these covers the clause before it too ("别的直播间说吃了瘦二十斤，
     #: 我们不这么说", "立竿见影、一用就灵这类词规定不让用")
     refers_back: list[Term] = Field(default_factory=list)
@@ -262,6 +268,11 @@ def _outermost(evidence: list[Evidence]) -> list[Evidence]:
             continue
         kept.append(e)
     return kept
+
+
+def _listed(text: NormalizedText, pos: int) -> bool:
+    """Whether the clause starting at normalised ``pos`` follows the one before it after a "、" (a list)."""
+    return "、" in text.raw[text.offsets[pos - 1] + 1 : text.offsets[pos]]
 
 
 class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
@@ -350,6 +361,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         self._not_refusals = [normalize(w).text for w in ctx.not_refusals]  # overlaps are checked one by one
         self._contrast = words_regex(ctx.contrasts)
         self._refers_back = words_regex(ctx.refers_back)
+        self._rebuttals = re.compile("|".join(f"(?:{p})" for p in ctx.rebuttals) or "(?!)")
         self._judgement_denied = [re.compile(p) for p in ctx.judgement_denied]
         self._in_the_list = words_regex(ctx.in_the_list)
         self._product_refs = words_regex(ctx.product_refs)
@@ -369,6 +381,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             self._refusals,
             self._contrast,
             self._refers_back,
+            self._rebuttals,
             *self._judgement_denied,
             *self._own_range,
             *self._other_topics,
@@ -482,27 +495,34 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                     found.append((self._pattern_rule[k], m.start(), m.end(), rx.pattern, "pattern"))
         return found
 
-    def _context(self, text: NormalizedText, both: bool = True) -> list[tuple[int, int, str]]:
-        """Spans (normalised coordinates) in which nothing is claimed, and why; with ``both``, a long
-        unpunctuated run is also read in the clauses the breaker restores (below)."""
+    def _contexts(self, text: NormalizedText) -> tuple[list[tuple[int, int, str]], list[tuple[int, int, str]]]:
+        """Spans (normalised coordinates) in which nothing is claimed, and why: for lexicon matches, and for the
+        model's deciding spans.
+
+        A cue reaches no further than CONTEXT_REACH characters: unpunctuated ASR runs on for hundreds, and a
+        "能不能" at its start says nothing of a claim at its end. Where a run is that long, where its clauses end
+        is a guess, so for a lexicon match it is read both ways — in stretches of CONTEXT_REACH and in the
+        clauses the model's breaker restores ("…不说它能治口腔|溃疡…" cut in one, "你们说的全网最低|我不敢说" in
+        the other) — and what either reading finds claims nothing. The model's deciding spans are weighed in the
+        fixed stretches only: it reads restored clauses itself, and on LiveAMR's real unpunctuated ASR (shipped
+        model, in sample) the restored reading took 11 true findings away for 4 false ones (its advice and
+        refusal cues swallow deciding spans scattered over a run)."""
         norm = text.text
         cuts = [0, *clause_breaks(text), len(norm)]
-        # a cue reaches no further than CONTEXT_REACH characters: unpunctuated ASR runs on for hundreds, and a
-        # "能不能" at its start says nothing of a claim at its end. Where a run is that long, where its clauses
-        # end is a guess, so it is read both ways — in stretches of CONTEXT_REACH and in the clauses the model's
-        # breaker restores ("…不说它能治口腔|溃疡…" cut in one, "你们说的全网最低|我不敢说" in the other) — and
-        # what either reading finds claims nothing
-        fixed = [span for s, e in pairwise(cuts) for span in self._reaches(norm, s, e, restored=False)]
-        out = self._context_of(norm, text, fixed)
-        restored = [span for s, e in pairwise(cuts) for span in self._reaches(norm, s, e, restored=True)]
-        if both and restored != fixed:
-            out = sorted(set(out).union(self._context_of(norm, text, restored)))
-        out.extend((m.start(), m.end(), "ordinal") for m in self._ordinals.finditer(norm))
-        out.sort()
-        return out
+        ordinals = [(m.start(), m.end(), "ordinal") for m in self._ordinals.finditer(norm)]
+        fixed_spans = [span for s, e in pairwise(cuts) for span in self._reaches(norm, s, e, restored=False)]
+        fixed = sorted(self._context_of(text, fixed_spans) + ordinals)
+        restored_spans = [span for s, e in pairwise(cuts) for span in self._reaches(norm, s, e, restored=True)]
+        if restored_spans == fixed_spans:
+            return fixed, fixed
+        return sorted(set(fixed).union(self._context_of(text, restored_spans, restored=True))), fixed
 
-    def _context_of(self, norm: str, text: NormalizedText, spans: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
-        """``_context`` in one reading of the text's clauses (``spans``)."""
+    def _context_of(
+        self, text: NormalizedText, spans: list[tuple[int, int]], restored: bool = False
+    ) -> list[tuple[int, int, str]]:
+        """``_contexts`` in one reading of the text's clauses (``spans``; ``restored``: the breaker's), ordinals
+        aside."""
+        norm = text.text
         out: list[tuple[int, int, str]] = []
         carried: str | None = None  # a reason that goes on over a list ("不能说排毒、清肠、刮油") or after "写了，"
         asked = set(self._question_ends(text))
@@ -516,7 +536,9 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 out.append((s, e, reason))
                 to_end = True
             else:
-                refused = self._refused(clause)
+                # a clause the breaker restored may hold what was said before the refusal ("…这款枕头能治好失眠快递
+                # 我不敢保证…"): there it covers what follows it; what it refers back to, the fixed reading has
+                refused = self._refused(clause, forward=restored)
                 if refused is not None:
                     out.append((s + refused[0], s + refused[1], "refusal"))
                     reason, to_end = "refusal", refused[1] == len(clause)
@@ -528,6 +550,13 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 out.append((s, e, "own_range"))
             if any(rx.search(clause) for rx in self._other_topics) and not self._product_refs.search(clause):
                 out.append((s, e, "other_topic"))
+            rebuttal = self._rebuttals.search(clause)
+            if rebuttal is not None and not (
+                k + 1 < len(spans) and norm.startswith(("是", "而是"), spans[k + 1][0])  # "不是我们说的，是平台…"
+            ):
+                out.append((s, s + rebuttal.end(), "refusal"))
+                if k > 0 and rebuttal.start() <= REBUTTAL_LEAD:
+                    out.append((spans[k - 1][0], spans[k - 1][1], "refusal"))
             if to_end and reason in ("refusal", "rule_quote") and k + 1 < len(spans):
                 following = norm[spans[k + 1][0] : spans[k + 1][1]]
                 if (
@@ -540,18 +569,21 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 and self._refers_back.search(clause)
                 and not any(rx.search(clause) for rx in self._judgement_denied)
             ):
-                # ... and the items of a list before it ("国家级、世界级、最高级，广告法原文就是这么列的")
+                out.append((spans[k - 1][0], spans[k - 1][1], "refusal"))
+                # ... and the items of a list before it, joined by "、" ("国家级、世界级、最高级，广告法原文就是这么
+                # 列的"): each item, and each two neighbours (a match may run over two: "国家级世界级")
                 j = k - 1
-                while j > 0 and max(b - a for a, b in spans[j - 1 : j + 1]) <= LIST_ITEM:
+                while j > 0 and max(b - a for a, b in spans[j - 1 : j + 1]) <= LIST_ITEM and _listed(text, spans[j][0]):
+                    out.append((spans[j - 1][0], spans[j][1], "refusal"))
+                    out.append((spans[j - 1][0], spans[j - 1][1], "refusal"))
                     j -= 1
-                out.append((spans[j][0], spans[k - 1][1], "refusal"))  # one span: a match may run over two items
         return out
 
     def _reaches(self, norm: str, start: int, end: int, restored: bool) -> Iterator[tuple[int, int]]:
-        """One clause cut into stretches of at most about CONTEXT_REACH characters: with ``restored``, where the
-        model's clause breaker restores clause ends in it, as many of its clauses as the reach holds (a cue then
-        reads to the end of the clause it was said in, "…我们不说它能治口腔溃疡|嘴巴破了…"), else (or without a
-        breaker) every CONTEXT_REACH characters. No cut splits a cue:
+        """One clause cut into stretches of at most about CONTEXT_REACH characters: with ``restored``, at the
+        clause ends the model's clause breaker restores in it (a cue then reads to the end of the clause it was
+        said in, "…我们不说它能治口腔溃疡|嘴巴破了…"), else (or without a breaker) every CONTEXT_REACH
+        characters. No cut splits a cue:
         one that falls inside a cue ("…肌肉别指|望它治颈椎") moves to the cue's start, so that the cue reads with
         what follows it — to its end when the cue starts the stretch or ends the clause ("…我也没数过别乱|传")."""
         if end - start <= CONTEXT_REACH:
@@ -563,13 +595,9 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         ends = breaker.cuts(clause, CONTEXT_REACH) if breaker is not None else []
         k = 0
         while k < len(clause):
-            # as many restored clauses as the reach holds (a refusal often follows what it refuses: "你们说的全网
-            # 最低我不敢说"), else the first one (a cue may have moved the last cut back into one)
-            first, last = bisect_right(ends, k), bisect_right(ends, k + CONTEXT_REACH)
-            if last > first:
-                cut = ends[last - 1]
-            else:
-                cut = ends[first] if first < len(ends) else min(k + CONTEXT_REACH, len(clause))
+            # each restored clause alone: a cue covers the clause it was said in, not the ones before it
+            i = bisect_right(ends, k)
+            cut = ends[i] if i < len(ends) else min(k + CONTEXT_REACH, len(clause))
             for a, b in cues:
                 if a < cut < b:
                     # a cue that ends the clause ("…别乱传") refers back: it stays with what it follows
@@ -635,14 +663,15 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             return "advice"
         return None
 
-    def _refused(self, clause: str) -> tuple[int, int] | None:
+    def _refused(self, clause: str, forward: bool = False) -> tuple[int, int] | None:
         """The part of a clause a refusal covers: the clause ("最低价我不敢讲", "我不敢说全网最低"), or only up
-        to a contrast that follows the refusal ("我不敢说全网最低但它就是全网最低" — ASR without a comma)."""
+        to a contrast that follows the refusal ("我不敢说全网最低但它就是全网最低" — ASR without a comma); with
+        ``forward``, only from the refusal on."""
         for m in self._refusals.finditer(clause):
             if self._rhetorical(clause, m.start(), m.end()):
                 continue
             contrast = self._contrast.search(clause, m.end())
-            return 0, contrast.start() if contrast else len(clause)
+            return m.start() if forward else 0, contrast.start() if contrast else len(clause)
         return None
 
     def _rhetorical(self, clause: str, start: int, end: int) -> bool:
@@ -666,7 +695,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         best_score: dict[int, float] = {}
         matched: dict[int, int] = {}
         exception_spans: dict[int, list[tuple[int, int]]] = {}  # found once per rule and text
-        context: list[tuple[int, int, str]] | None = None  # found once per text, when something matched
+        contexts: tuple[list[tuple[int, int, str]], list[tuple[int, int, str]]] | None = None  # once, when needed
         suppressed: dict[str, int] = {}
         for idx, start, end, term, how in self._matches(text):
             rule = self.rules[idx]
@@ -676,9 +705,9 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 exception_spans[idx] = self._exception_spans(idx, text.text)
             if self._excepted(idx, exception_spans[idx], start, end):
                 continue
-            if context is None:
-                context = self._context(text)
-            why = self._why(context, start, end, rule.claim_type)
+            if contexts is None:
+                contexts = self._contexts(text)
+            why = self._why(contexts[0], start, end, rule.claim_type)
             if why is not None:
                 suppressed[why] = suppressed.get(why, 0) + 1
                 continue
@@ -693,13 +722,13 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
 
         verdict, model_rule = self._read_model(text, source, category, on_air)
         spans: tuple[tuple[int, int, str, float], ...] = ()
+        context: list[tuple[int, int, str]] = []
         if verdict is not None:
             assert self.model is not None
             spans = self.model.explain(text, verdict)
-            # the model's deciding spans are weighed in fixed stretches only: it reads restored clauses itself, and on
-            # LiveAMR's real unpunctuated ASR (shipped model, in sample) the restored reading's short clauses took 11
-            # true findings away for 4 false ones (their advice and refusal cues swallow spans scattered over a run)
-            context = self._context(text, both=False)
+            if contexts is None:
+                contexts = self._contexts(text)
+            context = contexts[1]  # the fixed reading (``_contexts``)
             # the lexicon rules' exception phrases of the verdict's type ("最佳赏味期", "第一个链接") hold no
             # claim of that type for the model either
             excepted = [
