@@ -68,7 +68,9 @@ REBUTTAL_LEAD = 2
 ECHO_CHARS = 6
 _QUESTION_MARK = re.compile("[?？]")
 #: a clause that claims nothing and ends so introduces what follows ("规定里写了，…"), which claims nothing either
+#: when it reads as a rule (``RULE_WORDS``: "广告法规定，保健食品不得…"; not "广告法说了，这款全网最低价")
 INTRODUCES = ("说了", "写了", "写着", "规定", "说的是", "的规则是")
+RULE_WORDS = re.compile("不得|不能|不许|不准|不可以|不允许|禁止|严禁|只能|必须|应当|不应")
 
 #: evidence spans kept per finding (a 20,000-character rant would otherwise make a megabyte alert)
 MAX_EVIDENCE = 20
@@ -560,7 +562,9 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             if to_end and reason in ("refusal", "rule_quote") and k + 1 < len(spans):
                 following = norm[spans[k + 1][0] : spans[k + 1][1]]
                 if (
-                    len(following) <= LIST_ITEM or clause.endswith(INTRODUCES) or self._in_the_list.search(following)
+                    len(following) <= LIST_ITEM
+                    or (clause.endswith(INTRODUCES) and RULE_WORDS.search(following))
+                    or self._in_the_list.search(following)
                 ) and not self._contrast.match(following):
                     carried = reason
             if (

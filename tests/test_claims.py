@@ -374,6 +374,7 @@ def test_real_douyin_host_chit_chat_stays_mostly_quiet():
         # a clause that ends by refusing to say it, or says it may not be said; what refers back to a claim
         ("按照广告法，最高级这种字眼我们都不能碰", "general"),
         ("平台明确说了，不允许主播讲治愈率、有效率", "health_food"),
+        ("平台规定，普通食品不可以讲降血压", "food"),  # a rule introduced, then read out
         ("有的直播间喊全网最低价，那是违法的，我们不喊", "general"),
         ("之前有主播说吃了能降血压，后来被查了", "health_food"),
         ("所谓的无效退款都是套路，我们这里没有", "health_food"),
@@ -530,6 +531,8 @@ def test_context_in_which_claim_words_make_no_claim(text, category):
         ("这个价格同行都碰不得全网最低", "general", "absolute"),
         ("别人家那都是违规广告我们家卖了十万单", "general", "fabricated_data"),
         ("按照规定，这款面霜是全网最低价", "cosmetics", "absolute"),
+        ("广告法说了，这款面霜是全网最低价", "cosmetics", "absolute"),
+        ("平台规定，这款面霜是全网最低价", "cosmetics", "absolute"),
         ("保证有效！三天见效！别家那种说法都是骗人的", "health_food", "guarantee"),
         ("家人们晚上好欢迎来到直播间这款枕头能治好失眠快递我不敢保证明天到大家先拍", "general", "efficacy"),
         ("我们公司生产的蜂蜜是全国最好的", "food", "absolute"),
