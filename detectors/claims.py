@@ -62,8 +62,10 @@ ABSOLUTE_ONLY = frozenset({"own_range", "ordinal", "other_topic"})
 CONTEXT_REACH = 24
 #: a clause this short after a clause that claims nothing is an item of the same list ("排毒、清肠、刮油")
 LIST_ITEM = 4
-#: a rebuttal this near the start of its clause ("那不是我们说的") denies the clause before it
+#: a rebuttal this near the start of its clause ("那不是我们说的") denies the clause before it — unless the next
+#: clause opens so, saying whose words they were ("不是我们说的，是平台统计的")
 REBUTTAL_LEAD = 2
+ATTRIBUTED = ("是", "而是")
 #: a clause this short that ends with a question mark echoes a viewer's question ("减肥？", "保证瘦？")
 ECHO_CHARS = 6
 _QUESTION_MARK = re.compile("[?？]")
@@ -553,9 +555,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             if any(rx.search(clause) for rx in self._other_topics) and not self._product_refs.search(clause):
                 out.append((s, e, "other_topic"))
             rebuttal = self._rebuttals.search(clause)
-            if rebuttal is not None and not (
-                k + 1 < len(spans) and norm.startswith(("是", "而是"), spans[k + 1][0])  # "不是我们说的，是平台…"
-            ):
+            if rebuttal is not None and not (k + 1 < len(spans) and norm.startswith(ATTRIBUTED, spans[k + 1][0])):
                 out.append((s, s + rebuttal.end(), "refusal"))
                 if k > 0 and rebuttal.start() <= REBUTTAL_LEAD:
                     out.append((spans[k - 1][0], spans[k - 1][1], "refusal"))
@@ -587,9 +587,9 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         """One clause cut into stretches of at most about CONTEXT_REACH characters: with ``restored``, at the
         clause ends the model's clause breaker restores in it (a cue then reads to the end of the clause it was
         said in, "…我们不说它能治口腔溃疡|嘴巴破了…"), else (or without a breaker) every CONTEXT_REACH
-        characters. No cut splits a cue:
-        one that falls inside a cue ("…肌肉别指|望它治颈椎") moves to the cue's start, so that the cue reads with
-        what follows it — to its end when the cue starts the stretch or ends the clause ("…我也没数过别乱|传")."""
+        characters. No cut splits a cue: one that falls inside a cue ("…肌肉别指|望它治颈椎") moves to the cue's
+        start, so that the cue reads with what follows it — to its end when the cue starts the stretch or ends the
+        clause ("…我也没数过别乱|传")."""
         if end - start <= CONTEXT_REACH:
             yield start, end
             return

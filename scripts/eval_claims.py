@@ -9,8 +9,7 @@
     on reading its false alarms, so its hard-negative figure is optimistic; holdout4.jsonl — written the
     same way later and read only for figures, never for its errors; holdout6 and holdout7 (stop 25) and
     holdout9 (stop 27), holdout10 (stop 28) and holdout12 (stop 29) the same, written after everything else: the
-    clean measures; see
-    HOLDOUT*.md;
+    clean measures; see HOLDOUT*.md;
     hold-outs 2 and 3 were read for their errors and retired into training, TRAIN_E.md and TRAIN_F.md):
     each utterance is run as a host transcript with its category on air. "Flagged" = the detector raised
     any finding (live or review); "acted" = a live one. Precision / recall / F1 per claim type (the type
@@ -44,6 +43,8 @@ from schemas.findings import Finding  # noqa: E402
 
 CLAIM_TYPES = ("absolute", "efficacy", "fabricated_data", "guarantee")
 T0 = 1_700_000_000_000
+#: the frozen hold-outs measured by default, oldest first
+HOLDOUTS = ("holdout", "holdout4", "holdout6", "holdout7", "holdout9", "holdout10", "holdout12")
 TARGETS = {"recall": 0.90, "evasion_recall": 0.80, "false_alarms": 0.05, "real_flagged": 0.001, "throughput": 20_000}
 
 
@@ -249,13 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         "--holdout",
         type=Path,
         nargs="+",
-        default=[
-            p
-            for n in ("holdout", "holdout4", "holdout6", "holdout7", "holdout9", "holdout10", "holdout12")
-            if (p := REPO / "corpus" / "claims" / f"{n}.jsonl").exists()
-        ],
-        help="frozen hold-outs (default: corpus/claims/holdout.jsonl, holdout4, holdout6, holdout7, holdout9, "
-        "holdout10, holdout12 .jsonl)",
+        default=[p for n in HOLDOUTS if (p := REPO / "corpus" / "claims" / f"{n}.jsonl").exists()],
+        help=f"frozen hold-outs (default: corpus/claims/{{{','.join(HOLDOUTS)}}}.jsonl)",
     )
     ap.add_argument("--labelled", type=Path, default=REPO / "scripts" / "claims_labelled.jsonl")
     ap.add_argument(
