@@ -104,21 +104,22 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
     # -- the detector --------------------------------------------------------------------------
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: AiLabelState) -> list[Finding]:
+        if isinstance(event, (ChatEvent, DanmakuEvent)) and event.role == "viewer":
+            # a clock tick only, and most of the input: never applied, so not looked for among the applied ids
+            return self._due(event, state) if state.next_due is not None and event.ts > state.next_due else []
         if event.event_id in state.applied:
             return []  # re-delivered: its state change and its findings are out already
         findings = self._due(event, state) if state.next_due is not None and event.ts > state.next_due else []
         if isinstance(event, StreamMetaEvent):
             self._on_meta(event, state)
-        elif isinstance(event, TranscriptEvent) or (
-            isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator")
-        ):
+        elif isinstance(event, (TranscriptEvent, ChatEvent, DanmakuEvent)):  # speech, a host's or operator's comment
             said = self._disclosure(event, text) if text is not None and state.disclosed is None else None
             if said is None:
                 return findings
             state.disclosed = said
             self._set_triggers(event, state, [*state.triggers, "self_disclosed"], {"self_disclosed": said})
         else:
-            return findings  # a clock tick
+            return findings
         state.next_due = self._next_due(state)
         state.applied.append(event.event_id)
         del state.applied[: -self.settings.max_applied_ids]

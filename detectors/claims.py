@@ -410,16 +410,17 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 state.reported_titles.append(seen)
                 del state.reported_titles[: -self.settings.max_titles_remembered]
             return findings
+        if isinstance(event, TranscriptEvent):
+            source: SpeechSource = "transcript"
+        elif isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator"):
+            source = "host_chat"
+        else:
+            return []  # a viewer's comment (most of the input): checked first, before the ids below
         if text is None or event.event_id in state.reported_ids:
             return []  # nothing to read, or delivered again: its findings are out already
         category = state.current_category or self.settings.default_category
         on_air = state.current_category is not None
-        if isinstance(event, TranscriptEvent):
-            findings = self._scan(event, text, "transcript", "text", category, on_air)
-        elif isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator"):
-            findings = self._scan(event, text, "host_chat", "text", category, on_air)
-        else:
-            return []
+        findings = self._scan(event, text, source, "text", category, on_air)
         if findings:
             state.reported_ids.append(event.event_id)
             del state.reported_ids[: -self.settings.max_reported_ids]

@@ -275,6 +275,10 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         self._cue_rx = words_regex(c for r in self.rules for c in r.cues)  # one C-speed search per comment
         self._filler_rx = words_regex(settings.fillers)
         self._prompt_rx = words_regex(normalize(c).text for c in crowd.prompt_cues) if crowd else None
+        # settings in the units the per-comment upkeep compares (a comment reads them a dozen times)
+        self._window_ms = settings.window_s * 1000
+        self._bucket_ms = settings.bucket_s * 1000
+        self._max_viewers = crowd.max_viewers if crowd else 0
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> list[Finding]:
         if not isinstance(event, (ChatEvent, DanmakuEvent)) or event.role != "viewer":
@@ -286,7 +290,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         if not self._first_delivery(state, event):
             return []  # re-delivered: counted once, as the other detectors apply an event id once
         s = self.settings
-        bucket = event.ts // (s.bucket_s * 1000) * s.bucket_s * 1000
+        bucket = event.ts // self._bucket_ms * self._bucket_ms
         self._count_traffic(state, bucket, event.ts)
         masked = mask_digits(text.text)
         # Only commercial texts are matched to near-duplicates (MinHash LSH): a paid script is varied to dodge
@@ -352,17 +356,19 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
     def _remember_viewer(self, state: FloodState, user: str, bucket: int, ts: int, commercial: bool) -> None:
         """The buckets of the window in which the viewer commented, and how (1 ordinary, 2 commercial, 3 both).
         Not "when it first came": that can be older than the window, which is all a rebuild re-reads."""
-        assert self.settings.crowd is not None
-        horizon = ts - self.settings.window_s * 1000
-        buckets = state.viewers.pop(user, None) or {}
-        for b in [b for b in buckets if b <= horizon]:
-            del buckets[b]
+        horizon = ts - self._window_ms
+        viewers = state.viewers
+        buckets = viewers.get(user)
+        if buckets is None:
+            buckets = viewers[user] = {}
+        else:
+            viewers.move_to_end(user)  # most recent last
+            if min(buckets) <= horizon:
+                for b in [b for b in buckets if b <= horizon]:
+                    del buckets[b]
         buckets[bucket] = buckets.get(bucket, 0) | (2 if commercial else 1)
-        state.viewers[user] = buckets  # most recent last
-        while (
-            len(state.viewers) > self.settings.crowd.max_viewers or max(next(iter(state.viewers.values()))) <= horizon
-        ):
-            state.viewers.popitem(last=False)
+        while len(viewers) > self._max_viewers or max(next(iter(viewers.values()))) <= horizon:
+            viewers.popitem(last=False)
 
     def _first_delivery(self, state: FloodState, event: BaseEvent) -> bool:
         """Remember the comment's id; False when it was seen already. Every comment moves the room's traffic,
@@ -370,11 +376,13 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         would count twice. Bounded like the rest of the window: the oldest ids are forgotten once older than
         window_s or beyond max_seen_ids, so a rebuild, which reads the window, remembers what the replay does."""
         seen = state.seen
-        if event.event_id in seen:
+        event_id = event.event_id
+        if event_id in seen:
             return False
-        seen[event.event_id] = event.ts
-        horizon = event.ts - self.settings.window_s * 1000
-        while len(seen) > self.settings.max_seen_ids or next(iter(seen.values())) <= horizon:
+        ts = seen[event_id] = event.ts
+        horizon = ts - self._window_ms
+        limit = self.settings.max_seen_ids
+        while len(seen) > limit or next(iter(seen.values())) <= horizon:
             seen.popitem(last=False)
         return True
 
@@ -414,12 +422,11 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         return best
 
     def _add_script(self, state: FloodState, key: str, script: Script) -> None:
-        horizon = script.last_ts - self.settings.window_s * 1000
-        while state.scripts and (
-            len(state.scripts) >= self.settings.max_scripts or next(iter(state.scripts.values())).last_ts <= horizon
-        ):
-            self._drop_script(state, next(iter(state.scripts)))
-        state.scripts[key] = script
+        horizon = script.last_ts - self._window_ms
+        scripts, limit = state.scripts, self.settings.max_scripts
+        while scripts and (len(scripts) >= limit or next(iter(scripts.values())).last_ts <= horizon):
+            self._drop_script(state, next(iter(scripts)))
+        scripts[key] = script
         if script.commercial:
             state.commercial[key] = None
             for band in band_keys(key):
@@ -440,31 +447,35 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
     # -- state upkeep --------------------------------------------------------------------------
 
     def _count_traffic(self, state: FloodState, bucket: int, ts: int) -> None:
-        if bucket not in state.traffic:
-            horizon = ts - self.settings.window_s * 1000
-            for b in [b for b in state.traffic if b <= horizon]:
-                del state.traffic[b]
-            state.traffic[bucket] = 0
-        state.traffic[bucket] += 1
+        traffic = state.traffic
+        n = traffic.get(bucket)
+        if n is None:
+            horizon = ts - self._window_ms
+            for b in [b for b in traffic if b <= horizon]:
+                del traffic[b]
+            n = 0
+        traffic[bucket] = n + 1
 
     def _observe(
         self, state: FloodState, key: str, script: Script, event: ChatEvent | DanmakuEvent, normalized: str, bucket: int
     ) -> None:
         s = self.settings
-        user = event.user_id
-        horizon = event.ts - s.window_s * 1000
-        script.last_ts = max(script.last_ts, event.ts)
-        script.accounts[user] = event.ts
-        script.accounts.move_to_end(user)  # order = recency: the oldest account comes first
-        while script.accounts and (
-            len(script.accounts) > s.max_accounts or next(iter(script.accounts.values())) <= horizon
-        ):
-            script.accounts.popitem(last=False)
-        if bucket not in script.buckets:  # buckets only expire when a new one starts: prune then, not per message
-            for b in [b for b in script.buckets if b <= horizon]:
-                del script.buckets[b]
-            script.buckets[bucket] = 0
-        script.buckets[bucket] += 1
+        user, ts = event.user_id, event.ts
+        horizon = ts - self._window_ms
+        if ts > script.last_ts:
+            script.last_ts = ts
+        accounts = script.accounts
+        accounts[user] = ts
+        accounts.move_to_end(user)  # order = recency: the oldest account comes first
+        while accounts and (len(accounts) > s.max_accounts or next(iter(accounts.values())) <= horizon):
+            accounts.popitem(last=False)
+        buckets = script.buckets
+        n = buckets.get(bucket)
+        if n is None:  # buckets only expire when a new one starts: prune then, not per message
+            for b in [b for b in buckets if b <= horizon]:
+                del buckets[b]
+            n = 0
+        buckets[bucket] = n + 1
         # the latest messages, not the first: a script older than the window keeps examples a rebuild (which
         # reads only the window) could not know, and a worker restarted mid-flood reported other ones
         script.examples.append(event.event_id)

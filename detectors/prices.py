@@ -154,6 +154,9 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
     # -- the detector --------------------------------------------------------------------------
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: PriceState) -> list[Finding]:
+        if isinstance(event, (ChatEvent, DanmakuEvent)) and event.role == "viewer":
+            # a clock tick only, and most of the input: never applied, so not looked for among the applied ids
+            return self._due(event, state) if state.next_due is not None and event.ts > state.next_due else []
         if event.event_id in state.applied:
             return []  # re-delivered: its state change and its findings are out already
         findings = self._due(event, state) if state.next_due is not None and event.ts > state.next_due else []
@@ -164,9 +167,7 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
         elif isinstance(event, OrderEvent):
             self._on_order(event, state)
             return findings  # history only: no episode opens or closes
-        elif isinstance(event, TranscriptEvent) or (
-            isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator")
-        ):
+        elif isinstance(event, (TranscriptEvent, ChatEvent, DanmakuEvent)):  # speech, a host's or operator's comment
             if text is None:
                 return findings
             said = self._speech.read(text)
@@ -174,7 +175,7 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
                 return findings
             findings += self._on_speech(event, text, said, state)
         else:
-            return findings  # viewer comments: a clock tick only
+            return findings
         self._update_episodes(event, state)
         state.applied.append(event.event_id)
         del state.applied[: -self.settings.max_applied_ids]

@@ -234,9 +234,10 @@ class Engine:
     def process_decoded(self, event: BaseEvent, raw: bytes, source: MessageSource) -> Outcome:
         """Process a decoded event; a detector's dead letter carries the original bytes and position."""
         outcome = self.process(event, source=source.topic or "file")
-        outcome.dead_letters = [
-            DeadLetter.of(raw, d.reason, d.detail, source, d.event_id) for d in outcome.dead_letters
-        ]
+        if outcome.dead_letters:
+            outcome.dead_letters = [
+                DeadLetter.of(raw, d.reason, d.detail, source, d.event_id) for d in outcome.dead_letters
+            ]
         return outcome
 
     def warm(self, events: Iterable[BaseEvent], rooms: dict[str, RoomState] | None = None) -> dict[str, RoomState]:
@@ -345,9 +346,12 @@ class Engine:
             if action is not None:
                 outcome.actions.append(action)
                 self.metrics.actions.labels(action=action.action).inc()
-        if user_id and text is not None and any(d.wants(event, text) for d in by_account):
-            assert isinstance(event, (ChatEvent, DanmakuEvent))
-            records.append(AccountRecord(account=user_id, event=event))
+        if user_id and text is not None:
+            for account_detector in by_account:
+                if account_detector.wants(event, text):
+                    assert isinstance(event, (ChatEvent, DanmakuEvent))
+                    records.append(AccountRecord(account=user_id, event=event))
+                    break
         if isinstance(event, OverturnEvent):  # an appeal overturned an action: to the ladder that holds it
             if event.subject.kind == "account" and self.accounts is not None:
                 records.append(AccountRecord(account=event.subject.id, overturn=event))
