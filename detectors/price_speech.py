@@ -28,6 +28,9 @@ _NUM = rf"(?:[0-9][0-9.]{{0,11}}[十百千万]{{0,2}}|[{NUMERAL_CHARS}]{{1,12}})
 _CENTS = rf"(?:[毛角][{_D}0-9]?分?)"
 AMOUNT = rf"{_NUM}(?:(?:块钱|块|元)(?:[{_D}0-9]{{0,2}}{_CENTS}?))?{_CENTS}?"
 _RATE = rf"(?:[1-9][0-9]?(?:\.[0-9])?|[{_D}]{{1,2}}|[{_D}]点[{_D}])"
+#: what every reading below needs: a number (AMOUNT, _RATE) or "半价". Three host utterances in four hold none,
+#: and are then read with one search instead of five patterns and the clause breaks
+_ANY_NUMBER = re.compile(rf"[0-9{NUMERAL_CHARS}]|半价")
 #: raw characters that end a clause; when the normaliser drops one, no amount spans it
 
 
@@ -285,6 +288,8 @@ class PriceSpeech:
 
     def read(self, text: str | NormalizedText) -> Utterance:
         """The prices in ``text``; given the ``NormalizedText``, amounts stop at the clause breaks it dropped."""
+        if _ANY_NUMBER.search(text.text if isinstance(text, NormalizedText) else text) is None:
+            return Utterance()
         if isinstance(text, NormalizedText):
             breaks = clause_breaks(text)
             text = text.text

@@ -148,3 +148,23 @@ def test_discounts_and_reductions():
     assert [s.value for s in read("直播间立减五十").reductions] == [Decimal(50)]
     assert read("满300减50").reductions == []  # a threshold discount has no fixed final price
     assert read("减3斤").reductions == []  # a quantity, not money
+
+
+def test_speech_without_a_number_is_read_as_nothing_and_the_shortcut_changes_no_reading(monkeypatch):
+    """``PriceSpeech.read`` answers at once for speech without a number (or "半价"): every pattern it reads
+    needs one. Held to the full reading on real Douyin host replies and on this file's examples."""
+    import json
+    import re
+
+    from detectors import price_speech
+    from tests.conftest import SHARED_DATA
+
+    rows = (json.loads(line) for line in (SHARED_DATA / "livechat_douyin_dev.jsonl").open(encoding="utf-8"))
+    texts = [r["response"] for r, _ in zip(rows, range(3000), strict=False) if r.get("response")]
+    texts += ["只要99", "今天半价", "原价一百九十九，现在只要九十九", "直播间立减五十", "全场七五折", "九块九包邮"]
+    said = [normalize(t) for t in texts]
+    quick = [SPEECH.read(t) for t in said]
+    monkeypatch.setattr(price_speech, "_ANY_NUMBER", re.compile(""))  # every text read in full
+    assert quick == [SPEECH.read(t) for t in said]
+    assert sum(bool(u) for u in quick) >= 6  # the readings compared are not all empty
+    assert not read("原价很贵，现在只要这个价，打折包邮，直降")  # every cue, no number
