@@ -19,7 +19,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import groupby, pairwise, repeat
+from itertools import chain, groupby, pairwise, repeat
 from operator import itemgetter
 from typing import Any, cast
 
@@ -50,6 +50,7 @@ def length_feature(s: str) -> str:
 
 
 _DIGIT = re.compile("[0-9]")
+_FOUND = itemgetter(1)  # what an Aho-Corasick match holds: (end, value)
 
 
 @lru_cache(maxsize=65_536)
@@ -300,6 +301,9 @@ class KnownFeatures:
                 elif f[0] not in (WORD, WORD_CLASS, LENGTH) and len(f) <= self.max_n:
                     self.keys[h].add_word(f, row)
         self.length_rows = [{f: row for f, row in head.index.items() if f[0] == LENGTH} for head in heads]
+        # the hot path's forms of the same: a head's length row by bucket, a word's rows of one head by C calls
+        self._length_row = [[rows.get(f"{LENGTH}{b}") for b in range(LENGTH_BUCKETS)] for rows in self.length_rows]
+        self._of_head = [itemgetter(h) for h in range(len(heads))]
         self.words = ahocorasick.Automaton()
         for word, cls in featurizer.vocabulary.items():
             rows = tuple(
@@ -336,8 +340,13 @@ class KnownFeatures:
         ``find`` + ``Head.proba_of_rows`` (the reference the tests hold the kernel to)."""
         if self.kernels is None:
             return self.heads[head].proba_of_rows(self.find(s, head))
-        extra = [row for _, per_head in self.words.iter(s) for row in per_head[head]] if len(self.words) else []
-        row = self.length_rows[head].get(length_feature(s))
+        # the words' rows gathered by built-in iterators (no Python step per word found)
+        extra = (
+            list(chain.from_iterable(map(self._of_head[head], map(_FOUND, self.words.iter(s)))))
+            if len(self.words)
+            else []
+        )
+        row = self._length_row[head][min(len(s) // LENGTH_BUCKET, LENGTH_BUCKETS - 1)]
         if row:
             extra.append(row)
         return self.kernels[head].proba(s, extra)
