@@ -363,7 +363,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             buckets = viewers[user] = {}
         else:
             viewers.move_to_end(user)  # most recent last
-            if min(buckets) <= horizon:
+            if buckets and min(buckets) <= horizon:  # never empty as kept here; a state built elsewhere may be
                 for b in [b for b in buckets if b <= horizon]:
                     del buckets[b]
         buckets[bucket] = buckets.get(bucket, 0) | (2 if commercial else 1)

@@ -251,3 +251,13 @@ def test_price_talk_is_not_a_prompt_and_a_prompt_alone_spares_nobody_for_long(de
         campaigns = [f for f in out if f.rule_id == "flood.commercial_campaign"]
         assert campaigns and (at_once or campaigns[0].ts >= T0 + (100 + grace) * 1000), prompt
         assert {f.subject.id for f in out if f.rule_id == "flood.ring_account"} == {f"hired{i}" for i in range(12)}
+
+
+def test_a_viewer_remembered_with_no_bucket_comments_again_without_error(detector):
+    """The detector never keeps a viewer without a bucket, but a state built elsewhere (a test's, a checkpoint's) may
+    hold one: the viewer's next comment is remembered, not an error."""
+    state = FloodState()
+    state.viewers["u1"] = {}
+    event = danmaku("今天的货真不错", user="u1", t=5)
+    assert detector.detect(event, normalize(event.text), state) == []
+    assert list(state.viewers["u1"].values()) == [1]  # one ordinary comment in its bucket
