@@ -105,9 +105,7 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: AiLabelState) -> list[Finding]:
         if isinstance(event, (ChatEvent, DanmakuEvent)) and event.role == "viewer":
-            # a clock tick only, and most of the input: never applied, so not looked for among the applied ids (a
-            # copy moves the clock to where it stands already; an id shared with an applied event, a producer's
-            # bug, is a tick too — until stop 30 it was taken for that event delivered again)
+            # a clock tick only (most of the input): never applied, so not looked for among the applied ids
             return self._due(event, state) if state.next_due is not None and event.ts > state.next_due else []
         if event.event_id in state.applied:
             return []  # re-delivered: its state change and its findings are out already

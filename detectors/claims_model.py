@@ -45,12 +45,15 @@ PINYIN, WORD, WORD_CLASS, LENGTH = "^", "@", "~", "="
 LENGTH_BUCKET, LENGTH_BUCKETS = 4, 6
 
 
+def length_bucket(s: str) -> int:
+    return min(len(s) // LENGTH_BUCKET, LENGTH_BUCKETS - 1)
+
+
 def length_feature(s: str) -> str:
-    return f"{LENGTH}{min(len(s) // LENGTH_BUCKET, LENGTH_BUCKETS - 1)}"
+    return f"{LENGTH}{length_bucket(s)}"
 
 
 _DIGIT = re.compile("[0-9]")
-_FOUND = itemgetter(1)  # what an Aho-Corasick match holds: (end, value)
 
 
 @lru_cache(maxsize=65_536)
@@ -300,10 +303,9 @@ class KnownFeatures:
                     self._has_pinyin = True
                 elif f[0] not in (WORD, WORD_CLASS, LENGTH) and len(f) <= self.max_n:
                     self.keys[h].add_word(f, row)
-        self.length_rows = [{f: row for f, row in head.index.items() if f[0] == LENGTH} for head in heads]
-        # the hot path's forms of the same: a head's length row by bucket, a word's rows of one head by C calls
-        self._length_row = [[rows.get(f"{LENGTH}{b}") for b in range(LENGTH_BUCKETS)] for rows in self.length_rows]
-        self._of_head = [itemgetter(h) for h in range(len(heads))]
+        # per head, its length feature's row by bucket (looked up by index, not by a string built per text)
+        self.length_rows = [[head.index.get(f"{LENGTH}{b}") for b in range(LENGTH_BUCKETS)] for head in heads]
+        self._of_head = [itemgetter(h) for h in range(len(heads))]  # a word's rows of one head, at C speed
         self.words = ahocorasick.Automaton()
         for word, cls in featurizer.vocabulary.items():
             rows = tuple(
@@ -342,11 +344,11 @@ class KnownFeatures:
             return self.heads[head].proba_of_rows(self.find(s, head))
         # the words' rows gathered by built-in iterators (no Python step per word found)
         extra = (
-            list(chain.from_iterable(map(self._of_head[head], map(_FOUND, self.words.iter(s)))))
+            list(chain.from_iterable(map(self._of_head[head], map(_VALUE, self.words.iter(s)))))
             if len(self.words)
             else []
         )
-        row = self._length_row[head][min(len(s) // LENGTH_BUCKET, LENGTH_BUCKETS - 1)]
+        row = self.length_rows[head][length_bucket(s)]
         if row:
             extra.append(row)
         return self.kernels[head].proba(s, extra)
@@ -362,7 +364,7 @@ class KnownFeatures:
         if len(self.words):
             for _, per_head in self.words.iter(s):
                 rows.update(per_head[head])
-        row = self.length_rows[head].get(length_feature(s))
+        row = self.length_rows[head][length_bucket(s)]
         if row:
             rows.add(row)
         return rows

@@ -346,12 +346,9 @@ class Engine:
             if action is not None:
                 outcome.actions.append(action)
                 self.metrics.actions.labels(action=action.action).inc()
-        if user_id and text is not None:
-            for account_detector in by_account:
-                if account_detector.wants(event, text):
-                    assert isinstance(event, (ChatEvent, DanmakuEvent))
-                    records.append(AccountRecord(account=user_id, event=event))
-                    break
+        if user_id and text is not None and any(d.wants(event, text) for d in by_account):
+            assert isinstance(event, (ChatEvent, DanmakuEvent))
+            records.append(AccountRecord(account=user_id, event=event))
         if isinstance(event, OverturnEvent):  # an appeal overturned an action: to the ladder that holds it
             if event.subject.kind == "account" and self.accounts is not None:
                 records.append(AccountRecord(account=event.subject.id, overturn=event))
