@@ -47,6 +47,14 @@ class Settings(BaseSettings):
         "partition's recent input to rebuild sliding-window detector state; then the "
         'partition runs on without it (livewatch_rebuilds_total{result="failed"})',
     )
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=0,
+        le=1500,
+        description="longest the broker holds the worker's fetch when no partition has data: aiokafka sends no "
+        "other fetch meanwhile, so a partition read to its end waits this long for more (Faust's fixed 1,500 ms "
+        "idled a worker on a backlog for 1–2 s of 12)",
+    )
     reload_every_s: float = Field(5.0, gt=0, description="how often the worker checks the rules for changes")
     instance_id: str = Field(
         "",

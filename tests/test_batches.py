@@ -96,3 +96,19 @@ def test_the_faust_internals_the_loop_relies_on_are_there():
         callback=lambda m: asyncio.sleep(0), on_partitions_revoked=None, on_partitions_assigned=None
     )
     assert hasattr(consumer, "_read_offset") and hasattr(consumer, "_stopped") and hasattr(consumer, "_gap")
+
+
+async def test_the_aiokafka_consumer_is_built_with_the_workers_fetch_wait():
+    # Faust fixes fetch_max_wait_ms at 1,500; the worker's own (Settings.fetch_max_wait_ms) replaces it
+    for wait, expected in ((100, 100), (None, 1500)):
+        app = faust.App(f"batches-test-wait-{wait}", broker="kafka://127.0.0.1:1")
+        transport = BatchTransport(
+            app.conf.broker_consumer, app, frozenset(), lambda b: asyncio.sleep(0), fetch_max_wait_ms=wait
+        )
+        consumer = transport.create_consumer(
+            callback=lambda m: asyncio.sleep(0), on_partitions_revoked=None, on_partitions_assigned=None
+        )
+        thread = consumer._new_consumer_thread()
+        client = thread._create_worker_consumer(transport)
+        assert client._fetch_max_wait_ms == expected
+        await client.stop()

@@ -40,6 +40,7 @@ def test_a_worker_is_built_of_its_parts(tmp_path, ruleset):
     assert isinstance(runtime.rebuilds, RebuildCoordinator) and isinstance(runtime.store, TableStateStore)
     assert runtime.engine.store is runtime.store is runtime.rebuilds.store
     assert isinstance(runtime.app.consumer, BatchConsumer)  # inputs come in fetched batches
+    assert runtime.app.consumer.fetch_max_wait_ms == 100  # Settings.fetch_max_wait_ms, not Faust's 1,500
     # the account stage's repartition comes in batches too
     assert runtime.app.consumer.batch_topics == runtime.input_names | {"live.accounts"}
     assert runtime.engine.accounts is runtime.account_store and runtime.engine.forward_accounts

@@ -31,6 +31,19 @@ OnBatch = Callable[[list[Message]], Awaitable[None]]
 CommittedEnds = Callable[[list[Any]], Awaitable[dict[Any, int]]]
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, its aiokafka consumer built with the worker's fetch wait instead of Faust's
+    fixed 1,500 ms."""
+
+    consumer: BatchConsumer
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        if self.consumer.fetch_max_wait_ms is not None:
+            consumer._fetch_max_wait_ms = self.consumer.fetch_max_wait_ms  # what its fetcher is built with
+        return consumer
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer whose fetch loop hands ``batch_topics`` over in pieces of fetched batches."""
 
@@ -44,6 +57,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
     #: given: read_committed, and per partition the offset after its last committed record
     #: (``reader.committed_ends``) is the highwater
     committed_ends: CommittedEnds | None = None
+    #: the broker holds a fetch this long when none of its partitions has data. aiokafka sends one fetch per
+    #: broker at a time, and none for a partition whose records are still being read: a backlog read out
+    #: while a fetch for caught-up partitions waits at the broker waits with it. At Faust's 1,500 ms the
+    #: worker idled 1–2 s of a 12 s backlog (section b of scripts/bench.py); None keeps Faust's
+    fetch_max_wait_ms: int | None = None
 
     async def highwaters(self, *partitions: Any) -> Any:
         if self.committed_ends is None:
@@ -53,6 +71,9 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # fetched yet, and past a commit marker (so: waiting forever) for one that ends with a transaction.
         # The offset after the last committed record is what it must reach.
         return await self.committed_ends(list(partitions))
+
+    def _new_consumer_thread(self) -> Any:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def on_init_dependencies(self) -> list[Any]:
         # Faust starts its own transaction manager (a producer per partition) when ``in_transaction`` is
@@ -106,6 +127,7 @@ class BatchTransport(faust_aiokafka.Transport):
         batch_topics: frozenset[str],
         on_batch: OnBatch,
         committed_ends: CommittedEnds | None = None,
+        fetch_max_wait_ms: int | None = None,
     ) -> None:
         """``committed_ends`` given: the consumer reads read_committed (for a changelog written in
         transactions) and takes its highwaters from it."""
@@ -113,6 +135,7 @@ class BatchTransport(faust_aiokafka.Transport):
         self.batch_topics = batch_topics
         self.on_batch = on_batch
         self.committed_ends = committed_ends
+        self.fetch_max_wait_ms = fetch_max_wait_ms
 
     def create_consumer(self, callback: Any, **kwargs: Any) -> Any:
         consumer = super().create_consumer(callback, **kwargs)
@@ -122,4 +145,5 @@ class BatchTransport(faust_aiokafka.Transport):
         # read_committed: a changelog written in transactions is recovered without what was aborted
         consumer.in_transaction = self.committed_ends is not None
         consumer.committed_ends = self.committed_ends
+        consumer.fetch_max_wait_ms = self.fetch_max_wait_ms
         return consumer

@@ -176,6 +176,7 @@ class WorkerRuntime:
                 if s.exactly_once
                 else None
             ),
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
         )
         self.inputs = self.app.topic(
             *sorted(self.input_names), key_serializer="raw", value_serializer="raw", partitions=s.partitions
