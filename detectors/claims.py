@@ -479,6 +479,8 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 if p_start not in keys.boundaries or p_end not in keys.boundaries:
                     continue  # a match across syllables ("xi an" for "xian") is not a homophone
                 start, end = keys.unit_of[p_start], keys.unit_of[last] + 1
+                if all((idx, start, end) in exact_spans for idx, _ in entries):
+                    continue  # the term itself, found already: its sound adds nothing (and needs no jieba)
                 span = norm[start:end]
                 if all(is_han(c) for c in span):
                     if not chars.intersection(span):

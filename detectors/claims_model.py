@@ -416,14 +416,15 @@ class Head:
         return [x / total_e for x in e]
 
     def contributions(self, located: list[tuple[str, int, int]], cls: int) -> list[tuple[float, str, int, int]]:
-        """Each present feature's push towards class ``cls`` against 'none' (class 0), largest first."""
-        present = {i for i in (self.index.get(f) for f, _, _ in located) if i}
+        """Each present feature's push towards class ``cls`` against 'none' (class 0), largest first. The pushes
+        in one numpy expression: per feature, two scalar look-ups cost more than the rest of an explanation."""
+        rows = [self.index.get(f, 0) for f, _, _ in located]
+        present = {i for i in rows if i}
         scale = 1 / math.sqrt(float(self.idf_squared[list(present)].sum()) or 1.0)
-        out = []
-        for feat, s, e in located:
-            i = self.index.get(feat)
-            if i:
-                out.append(((self.matrix[i, cls] - self.matrix[i, 0]) * scale, feat, s, e))
+        known = [(i, f, s, e) for i, (f, s, e) in zip(rows, located, strict=True) if i]
+        at = np.fromiter((k[0] for k in known), dtype=np.intp, count=len(known))
+        pushes = ((self.matrix[at, cls] - self.matrix[at, 0]) * scale).tolist()
+        out = [(w, f, s, e) for w, (_, f, s, e) in zip(pushes, known, strict=True)]
         out.sort(key=lambda t: -t[0])
         return out
 
