@@ -393,6 +393,7 @@ class Head:
             table[1:] = np.asarray(list(weights.values()), dtype=np.float64)
         self.idf_squared = table[:, 0] ** 2
         self.matrix = np.ascontiguousarray(table[:, 1:])
+        self.pushes = self.matrix - self.matrix[:, :1]  # each class's weight against 'none' (explanations)
         # the class weights and idf² side by side: one gather and one sum give a text's scores and its norm
         self.gathered = np.ascontiguousarray(np.hstack((self.matrix, self.idf_squared[:, None])))
 
@@ -416,14 +417,15 @@ class Head:
         return [x / total_e for x in e]
 
     def contributions(self, located: list[tuple[str, int, int]], cls: int) -> list[tuple[float, str, int, int]]:
-        """Each present feature's push towards class ``cls`` against 'none' (class 0), largest first. The pushes
-        in one numpy expression: per feature, two scalar look-ups cost more than the rest of an explanation."""
-        rows = [self.index.get(f, 0) for f, _, _ in located]
+        """Each present feature's push towards class ``cls`` against 'none' (class 0), largest first. In numpy
+        over the rows found: per feature, two scalar look-ups cost more than the rest of an explanation."""
+        rows = list(map(self.index.get, (f for f, _, _ in located), repeat(0)))
         present = {i for i in rows if i}
-        scale = 1 / math.sqrt(float(self.idf_squared[list(present)].sum()) or 1.0)
+        norm_squared = float(self.idf_squared.take(np.fromiter(present, dtype=np.intp, count=len(present))).sum())
+        scale = 1 / math.sqrt(norm_squared or 1.0)
         known = [(i, f, s, e) for i, (f, s, e) in zip(rows, located, strict=True) if i]
         at = np.fromiter((k[0] for k in known), dtype=np.intp, count=len(known))
-        pushes = ((self.matrix[at, cls] - self.matrix[at, 0]) * scale).tolist()
+        pushes = (self.pushes[at, cls] * scale).tolist()
         out = [(w, f, s, e) for w, (_, f, s, e) in zip(pushes, known, strict=True)]
         out.sort(key=lambda t: -t[0])
         return out
