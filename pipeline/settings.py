@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     )
     fetch_max_wait_ms: int = Field(
         100,
-        ge=0,
+        ge=10,  # 0 would fetch caught-up partitions again and again, a busy loop on the worker and the broker
         le=1500,
         description="longest the broker holds the worker's fetch when no partition has data: aiokafka sends no "
         "other fetch meanwhile, so a partition read to its end waits this long for more (Faust's fixed 1,500 ms "

@@ -4,13 +4,15 @@ handed over as batches of input messages, with Faust's rules for stale offsets a
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP, Message
 
-from pipeline.kafka.batches import BatchConsumer, BatchTransport
+from pipeline.kafka.batches import BatchConsumer, BatchTransport, _ConsumerThread
 
 
 def message(topic: str, partition: int, offset: int) -> Message:
@@ -99,7 +101,8 @@ def test_the_faust_internals_the_loop_relies_on_are_there():
 
 
 async def test_the_aiokafka_consumer_is_built_with_the_workers_fetch_wait():
-    # Faust fixes fetch_max_wait_ms at 1,500; the worker's own (Settings.fetch_max_wait_ms) replaces it
+    # Faust fixes fetch_max_wait_ms at 1,500; the worker's own (Settings.fetch_max_wait_ms) replaces it, on the
+    # consumer Faust's own thread builds, and aiokafka hands it to its fetcher when it starts
     for wait, expected in ((100, 100), (None, 1500)):
         app = faust.App(f"batches-test-wait-{wait}", broker="kafka://127.0.0.1:1")
         transport = BatchTransport(
@@ -108,7 +111,9 @@ async def test_the_aiokafka_consumer_is_built_with_the_workers_fetch_wait():
         consumer = transport.create_consumer(
             callback=lambda m: asyncio.sleep(0), on_partitions_revoked=None, on_partitions_assigned=None
         )
-        thread = consumer._new_consumer_thread()
-        client = thread._create_worker_consumer(transport)
+        thread = consumer._thread
+        assert isinstance(thread, _ConsumerThread)
+        client = thread._create_consumer(asyncio.get_running_loop())
         assert client._fetch_max_wait_ms == expected
         await client.stop()
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)

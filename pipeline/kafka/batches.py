@@ -37,10 +37,11 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     consumer: BatchConsumer
 
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
+    def _create_consumer(self, loop: asyncio.AbstractEventLoop) -> Any:
+        consumer = super()._create_consumer(loop)
         if self.consumer.fetch_max_wait_ms is not None:
-            consumer._fetch_max_wait_ms = self.consumer.fetch_max_wait_ms  # what its fetcher is built with
+            # aiokafka 0.14 builds its fetcher from this at start() (tests/test_batches.py holds it to that)
+            consumer._fetch_max_wait_ms = self.consumer.fetch_max_wait_ms
         return consumer
 
 
