@@ -28,8 +28,9 @@ _c: Any = importlib.import_module("re._constants")
 
 #: a character class wider than this is no useful filter
 MAX_CLASS = 16
-#: a pattern needing one of more literals than this runs always
-MAX_LITERALS = 64
+#: a pattern needing one of more literals than this runs always (the automaton holds them all: a list of
+#: words, e.g. the claims context's 600 rebuttals, is one pass however long)
+MAX_LITERALS = 4096
 
 
 def _class_chars(items: list[tuple[Any, Any]]) -> set[str] | None:
@@ -86,10 +87,11 @@ def _strings(items: list[tuple[Any, Any]]) -> set[str] | None:
     return best
 
 
-def required_literals(pattern: str) -> frozenset[str] | None:
-    """Literal strings one of which every match of ``pattern`` contains, or None when they are not known."""
+def required_literals(pattern: str, flags: int = 0) -> frozenset[str] | None:
+    """Literal strings one of which every match of ``pattern`` (compiled with ``flags``) contains, or None when
+    they are not known."""
     try:
-        tree = _parser.parse(pattern)
+        tree = _parser.parse(pattern, flags)
     except Exception:  # noqa: BLE001 - a pattern the filter cannot read simply always runs
         return None
     if tree.state.flags & re.IGNORECASE:
@@ -104,9 +106,10 @@ def required_literals(pattern: str) -> frozenset[str] | None:
 class PatternSet:
     """Compiled patterns, and which of them may match a text."""
 
-    def __init__(self, patterns: Sequence[str]) -> None:
-        self.patterns = [re.compile(p) for p in patterns]
-        literals = [required_literals(p) for p in patterns]
+    def __init__(self, patterns: Sequence[str | re.Pattern[str]]) -> None:
+        self.patterns = [re.compile(p) for p in patterns]  # a compiled pattern is taken as it is
+        self._ids = [id(p) for p in self.patterns]
+        literals = [required_literals(p.pattern, p.flags) for p in self.patterns]
         self._always = [k for k, found in enumerate(literals) if found is None]
         by_literal: dict[str, set[int]] = {}
         for k, found in enumerate(literals):
@@ -120,8 +123,17 @@ class PatternSet:
 
     def candidates(self, text: str) -> list[int]:
         """Indices of the patterns that may match ``text``, ascending (all that can, maybe a few that do not)."""
+        return sorted(self._found(text))
+
+    def may_match(self, text: str) -> set[int]:
+        """``id`` of each pattern that may match ``text``: one not among them surely does not (nor anywhere in it).
+        Ids, not the patterns: a pattern's hash is taken over its whole compiled program, every time."""
+        ids = self._ids
+        return {ids[k] for k in self._found(text)}
+
+    def _found(self, text: str) -> set[int]:
         found: set[int] = set(self._always)
         if len(self._literals):
             for _, ks in self._literals.iter(text):
                 found |= ks
-        return sorted(found)
+        return found

@@ -76,3 +76,40 @@ def test_the_claims_patterns_prefiltered_find_every_match_they_find_unfiltered()
                 matched += 1
                 assert k in can, (patterns[k], text)
     assert matched >= 200  # the corpus does exercise the patterns
+
+
+def test_compiled_patterns_are_taken_with_their_flags():
+    # a flag given at compile time, not inline, still decides: either case needs no literal filter, and a
+    # verbose pattern's literals are read without its spaces
+    assert PatternSet([re.compile("abc", re.IGNORECASE)]).candidates("xyz") == [0]
+    verbose = PatternSet([re.compile("保 证 | 最 好", re.VERBOSE)])
+    assert verbose.candidates("保证有效") == [0] and verbose.candidates("保 证") == []
+    assert required_literals("保 证 | 最 好", re.VERBOSE) == {"保证", "最好"}
+
+
+def test_a_long_list_of_words_is_one_filter():
+    words = [f"不敢说{i:03d}" for i in range(600)]  # more words than a filter held before (64)
+    patterns = PatternSet(["|".join(words)])
+    assert patterns.candidates("今天天气不错") == []
+    assert patterns.candidates("我不敢说599") == [0]
+
+
+def test_the_claims_context_cues_that_match_a_clause_are_among_those_that_may_match_its_text():
+    """The claims detector runs a context cue on a clause only when ``may_match`` of the whole utterance names it:
+    every cue that matches a clause of the corpora must be named (exact filter), and most must not be."""
+    detector = load_ruleset(check_examples=False).configured["false_claims"]
+    cues = detector._cues
+    matched = named = total = 0
+    for text in _texts():
+        norm = normalize(text).text
+        may = cues.may_match(norm)
+        named += len(may)
+        total += len(cues.patterns)
+        clauses = [c for c in re.split("[，。！？,.!?]", text) if c] + [text]
+        for clause in (normalize(c).text for c in clauses):
+            for rx in cues.patterns:
+                if rx.search(clause):
+                    matched += 1
+                    assert id(rx) in may and id(rx) in cues.may_match(clause), (rx.pattern[:40], clause)
+    assert matched >= 100  # the corpora do exercise the cues
+    assert named < total / 3  # and the filter leaves most of them out
