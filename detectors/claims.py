@@ -27,12 +27,12 @@ from detectors.claims_model import ClaimModel, Verdict, load_model
 from detectors.normalize import (
     NormalizedText,
     Term,
+    alternation,
     clause_breaks,
     is_han,
     normalize,
     pinyin_keys,
     pinyin_text,
-    trie_alternation,
     words_regex,
 )
 from detectors.prefilter import PatternSet
@@ -365,7 +365,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         self._quotes = words_regex(ctx.rule_quotes)
         self._questions = words_regex(ctx.questions)
         self._refusals = re.compile(
-            "|".join(filter(None, (trie_alternation(normalize(w).text for w in ctx.refusals), *ctx.refusal_patterns)))
+            "|".join(filter(None, (alternation(normalize(w).text for w in ctx.refusals), *ctx.refusal_patterns)))
             or "(?!)"
         )
         self._not_refusals = [normalize(w).text for w in ctx.not_refusals]  # overlaps are checked one by one

@@ -1,6 +1,7 @@
 """The normaliser undoes evasions and keeps a map back to the raw text."""
 
 import json
+import random
 import re
 from pathlib import Path
 
@@ -12,7 +13,6 @@ from detectors.normalize import (
     normalize,
     pinyin_keys,
     pinyin_text,
-    trie_alternation,
     words_regex,
 )
 from pipeline.ruleset import load_ruleset
@@ -86,6 +86,11 @@ def test_digits_are_masked_so_templates_with_other_numbers_coincide():
     )
 
 
+def _flat(words: list[str]) -> str:
+    """The alternation as it was written before the trie: every word, the longest first (the reference)."""
+    return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)) if w)
+
+
 @pytest.mark.parametrize(
     "words",
     [
@@ -94,12 +99,24 @@ def test_digits_are_masked_so_templates_with_other_numbers_coincide():
         ["a.b", "(c)", "d+"],  # characters a regular expression would read: escaped
     ],
 )
-def test_a_trie_finds_what_the_flat_alternation_finds(words):
-    flat, trie = re.compile(alternation(words)), re.compile(trie_alternation(words))
-    texts = ["我不能说也不能不说", "不敢讲不", "abcdabyzabxacab", "abyabc", "a.b(c)d+dd", "aXb(c"]
+@pytest.mark.parametrize("after", ["", "c", "(?:d|yz)", "b+", "说?不"])  # more pattern after the words, or none
+def test_a_trie_matches_as_the_flat_alternation_longest_first(words, after):
+    flat, trie = re.compile(f"(?:{_flat(words)}){after}"), re.compile(f"(?:{alternation(words)}){after}")
+    texts = ["我不能说也不能不说", "不敢讲不", "abcdabyzabxacab", "abyabc", "a.b(c)d+dd", "aXb(c", "abcabyzc"]
     for text in texts:
         assert [m.span() for m in trie.finditer(text)] == [m.span() for m in flat.finditer(text)], text
         assert trie.sub("", text) == flat.sub("", text)
+
+
+def test_random_word_lists_match_as_tries_as_they_did_flat():
+    rng = random.Random(20261201)
+    for _ in range(500):
+        words = ["".join(rng.choice("abc") for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(1, 8))]
+        after = rng.choice(["", "c", "(?:a|bc)", "b+", "a?c", "(?=b)", "$"])
+        flat, trie = re.compile(f"(?:{_flat(words)}){after}"), re.compile(f"(?:{alternation(words)}){after}")
+        for _ in range(5):
+            text = "".join(rng.choice("abc") for _ in range(rng.randint(0, 12)))
+            assert [m.span() for m in trie.finditer(text)] == [m.span() for m in flat.finditer(text)], (words, after)
 
 
 def test_the_rule_files_word_lists_as_tries_match_as_they_did_flat():
@@ -128,8 +145,7 @@ def test_the_rule_files_word_lists_as_tries_match_as_they_did_flat():
     ]
     found = 0
     for words in lists:
-        normalised = [normalize(w).text for w in words]
-        flat, trie = re.compile(alternation(normalised) or "(?!)"), words_regex(words)
+        flat, trie = re.compile(_flat([normalize(w).text for w in words]) or "(?!)"), words_regex(words)
         for text in texts:
             spans = [m.span() for m in trie.finditer(text)]
             assert spans == [m.span() for m in flat.finditer(text)], (words[:3], text)
