@@ -175,20 +175,27 @@ def _collapse_runs(raw: str, chars: list[str], offsets: list[int]) -> Normalized
     return NormalizedText(raw=raw, text="".join(out_chars), offsets=tuple(out_offsets))
 
 
+#: a list holding a longer word is written flat (rule words are a few characters; Python's recursion limit is 1,000)
+LONGEST_TRIE_WORD = 200
+
+
 def alternation(words: Iterable[str]) -> str:
     """A regular expression matching any of ``words`` literally, the longest first ('' for none), written as a
     trie: "不(?:敢(?:讲|说)|能说)". Python's ``re`` tries a flat alternation's words one by one at every position; a
     trie costs one branch per character (the claims context's refusal words on LiveAMR clauses: 39 → 29 µs an
     utterance). The same matches as the flat list sorted longest first, also with more pattern after it: the words
     that can match at a position are prefixes of one another, on one path of the trie, and both try them longest
-    first (tests/test_normalize.py compares the two)."""
+    first (tests/test_normalize.py compares the two). Case-sensitive, as every caller compiles it: under IGNORECASE
+    words differing in case could match on different paths."""
+    unique = {w for w in words if w}
+    if any(len(w) > LONGEST_TRIE_WORD for w in unique):  # the trie is written recursively, a level a character
+        return "|".join(re.escape(w) for w in sorted(unique, key=lambda w: (-len(w), w)))
     trie: dict[str, dict[str, Any]] = {}
-    for word in set(words):
+    for word in unique:
         node = trie
         for ch in word:
             node = node.setdefault(ch, {})
-        if word:
-            node[""] = {}  # a word ends here
+        node[""] = {}  # a word ends here
 
     def written(node: dict[str, dict[str, Any]]) -> str:
         branches = [re.escape(ch) + written(child) for ch, child in sorted(node.items()) if ch]

@@ -29,8 +29,11 @@ _c: Any = importlib.import_module("re._constants")
 #: a character class wider than this is no useful filter
 MAX_CLASS = 16
 #: a pattern needing one of more literals than this runs always. The automaton holds them all in one pass, however
-#: many: the claims context's refusals (139 words and 30 patterns in one expression) need 101
+#: many: the claims context's refusals (139 words and 30 patterns in one expression) need 394
 MAX_LITERALS = 4096
+#: literal-only elements in a row join into the strings they match together while these are at most this many (a
+#: product grows fast; past it, the shorter parts are filter enough)
+MAX_JOINED = 64
 
 
 def _class_chars(items: list[tuple[Any, Any]]) -> set[str] | None:
@@ -45,45 +48,94 @@ def _class_chars(items: list[tuple[Any, Any]]) -> set[str] | None:
     return chars if len(chars) <= MAX_CLASS else None
 
 
+def _finite(op: Any, arg: Any) -> set[str] | None:
+    """Every string one element can match, when they are few and it reads literals only (a character, a small
+    class, a group or branch of such, an optional one); None otherwise."""
+    if op is _c.LITERAL:
+        return {chr(arg)}
+    if op is _c.IN:
+        return _class_chars(arg)
+    if op is _c.SUBPATTERN:
+        return None if arg[1] & re.IGNORECASE else _finite_sequence(arg[-1])
+    if op is _c.BRANCH:
+        union: set[str] = set()
+        for alternative in arg[1]:
+            found = _finite_sequence(alternative)
+            if found is None:
+                return None
+            union |= found
+        return union if len(union) <= MAX_LITERALS else None
+    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)) and arg[:2] in ((0, 1), (1, 1)):
+        found = _finite_sequence(arg[2])
+        return None if found is None else found | {""} if arg[0] == 0 else found
+    return None
+
+
+def _finite_sequence(items: list[tuple[Any, Any]]) -> set[str] | None:
+    strings = {""}
+    for op, arg in items:
+        found = _finite(op, arg)
+        if found is None:
+            return None
+        strings = {a + b for a in strings for b in found}
+        if len(strings) > MAX_JOINED:
+            return None
+    return strings
+
+
+def _minimal(strings: set[str]) -> set[str]:
+    """The strings none of the others is part of: a text holding "瘦了" holds "瘦" (a large set is kept whole:
+    the check is quadratic, and the set is as exact a filter)."""
+    if len(strings) > 256:
+        return strings
+    return {s for s in strings if not any(o != s and o in s for o in strings)}
+
+
 def _strings(items: list[tuple[Any, Any]]) -> set[str] | None:
-    """Strings that every match of the sequence ``items`` contains one of (None: not known). Runs of
-    literals join into longer strings; of the sequence's required elements the one whose shortest string is
-    longest wins (a rarer filter), then the one with fewer strings."""
+    """Strings that every match of the sequence ``items`` contains one of (None: not known). Consecutive
+    elements that read literals only join into the strings they can match together — a run of characters, a word
+    list written as a trie ("不(?:敢(?:讲|说)|能说)" → 不敢讲, 不敢说, 不能说); of the sequence's required parts the one
+    whose shortest string is longest wins (a rarer filter), then the one with fewer strings."""
     best: set[str] | None = None
-    run = ""
+    stretch = {""}  # what the current run of literal-only elements can match
 
     def consider(cand: set[str] | None) -> None:
         nonlocal best
-        if cand and all(cand) and len(cand) <= MAX_LITERALS:
+        if cand and all(cand) and len(cand) <= MAX_LITERALS:  # a part that may match "" requires nothing
+            cand = _minimal(cand)
             if best is None or (min(map(len, cand)), -len(cand)) > (min(map(len, best)), -len(best)):
                 best = cand
 
     for op, arg in items:
-        if op is _c.LITERAL:
-            run += chr(arg)
+        found = _finite(op, arg)
+        if found is not None:
+            joined = {a + b for a in stretch for b in found} if len(stretch) * len(found) <= MAX_JOINED else None
+            if joined is not None:
+                stretch = joined
+                continue
+            consider(stretch)
+            stretch = found
             continue
-        consider({run} if run else None)
-        run = ""
-        if op is _c.IN:
-            consider(_class_chars(arg))
-        elif op is _c.SUBPATTERN:
+        consider(stretch)
+        stretch = {""}
+        if op is _c.SUBPATTERN:
             if not arg[1] & re.IGNORECASE:  # (?i:…): literals of either case
                 consider(_strings(arg[-1]))
         elif op is _c.BRANCH:
             union: set[str] = set()
             for alternative in arg[1]:
-                found = _strings(alternative)
-                if found is None:
+                sub = _strings(alternative)
+                if sub is None:
                     break
-                union |= found
+                union |= sub
             else:
                 consider(union)
         elif op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
-            low, _high, sub = arg
+            low, _high, sub_items = arg
             if low >= 1:
-                consider(_strings(sub))
+                consider(_strings(sub_items))
         # anything else (assertions, anchors, categories, ANY) requires no literal
-    consider({run} if run else None)
+    consider(stretch)
     return best
 
 

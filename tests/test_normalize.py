@@ -15,6 +15,7 @@ from detectors.normalize import (
     pinyin_text,
     words_regex,
 )
+from detectors.price_speech import AMOUNT
 from pipeline.ruleset import load_ruleset
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,6 +109,12 @@ def test_a_trie_matches_as_the_flat_alternation_longest_first(words, after):
         assert trie.sub("", text) == flat.sub("", text)
 
 
+def test_a_list_with_a_very_long_word_is_written_flat_and_still_matches():
+    words = ["减" * 5_000, "减肥", "减"]
+    rx = re.compile(alternation(words))
+    assert rx.search("减肥茶").group() == "减肥" and rx.fullmatch("减" * 5_000)
+
+
 def test_random_word_lists_match_as_tries_as_they_did_flat():
     rng = random.Random(20261201)
     for _ in range(500):
@@ -151,3 +158,24 @@ def test_the_rule_files_word_lists_as_tries_match_as_they_did_flat():
             assert spans == [m.span() for m in flat.finditer(text)], (words[:3], text)
             found += len(spans)
     assert found >= 100  # the corpora do exercise the lists
+
+
+def test_the_spoken_price_patterns_match_as_they_did_with_flat_word_lists():
+    """Where more pattern follows the words: the spoken-price readings (cue, filler, amount) built both ways."""
+    speech = load_ruleset(check_examples=False).configured["price_marking"].settings.speech
+    fillers = f"(?:{_flat(speech.fillers)})?"
+    trie_fillers = f"(?:{alternation(speech.fillers)})?"
+    pairs = [
+        (rf"({_flat(cues)}){fillers}({AMOUNT})", rf"({alternation(cues)}){trie_fillers}({AMOUNT})")
+        for cues in (speech.sale_cues, speech.original_cues)
+    ] + [(rf"({AMOUNT})({_flat(speech.sale_suffixes)})", rf"({AMOUNT})({alternation(speech.sale_suffixes)})")]
+    said = [
+        f"{cue}{filler}{amount}{suffix}"
+        for cue in [*speech.sale_cues, *speech.original_cues, "今天"]
+        for filler in ["", *speech.fillers[:3]]
+        for amount in ["99", "一百二十九", "3块5"]
+        for suffix in ["", *speech.sale_suffixes[:3]]
+    ]
+    for flat, trie in ((re.compile(a), re.compile(b)) for a, b in pairs):
+        for text in said:
+            assert [m.groups() for m in trie.finditer(text)] == [m.groups() for m in flat.finditer(text)], text

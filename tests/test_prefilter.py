@@ -19,9 +19,17 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize(
     "pattern, literals",
     [
-        ("最好(?:用|吃|喝|穿)的", {"最好"}),  # the longest literal run wins
-        ("(?:效果|质量)(?:是)?(?:最好|最佳|最强)", {"效果", "质量"}),  # equally long: fewer strings
-        ("保证(?:你)?(?:能|会)?(?:瘦|白)", {"保证"}),
+        ("最好(?:用|吃|喝|穿)的", {"最好用的", "最好吃的", "最好喝的", "最好穿的"}),  # literal-only parts join
+        (
+            "保证(?:你)?(?:能|会)?(?:瘦|白)",
+            {"保证" + a + b + c for a in ("", "你") for b in ("", "能", "会") for c in "瘦白"},
+        ),
+        (
+            "不(?:敢(?:讲|说)|能(?:说)?)",
+            {"不敢讲", "不敢说", "不能"},
+        ),  # a word list as a trie: its words ("不能说" holds "不能")
+        ("[a-h][a-h][a-h]", {x + y for x in "abcdefgh" for y in "abcdefgh"}),  # joined up to MAX_JOINED strings
+        ("(?:效果|质量).{0,3}(?:最好|最佳|最强)", {"效果", "质量"}),  # equally long: fewer strings
         ("瘦(?:了|掉)?[0-9]+斤", {"瘦"}),  # a tie: the first
         ("(?<![0-9])[一二三]+天见效", {"天见效"}),  # a look-behind requires nothing
         ("[一二三四五六七八九十两几]+(?:天|周)", {"天", "周"}),  # a class of 12 characters is wider
@@ -48,7 +56,8 @@ def test_a_pattern_whose_literals_are_unknown_always_runs(pattern):
 
 def test_candidates_are_ascending_and_only_those_that_may_match():
     patterns = PatternSet(["保证(?:有效|见效)", "全网最低", "(?<![0-9])[0-9]+天见效"])
-    assert patterns.candidates("我保证三天见效") == [0, 2]
+    assert patterns.candidates("我保证三天见效") == [2]  # "保证" alone is not "保证有效" nor "保证见效"
+    assert patterns.candidates("保证有效，三天见效") == [0, 2]
     assert patterns.candidates("今天天气不错") == []
 
 
