@@ -285,6 +285,11 @@ def _found(rx: re.Pattern[str], clause: str, may: set[int], pos: int = 0) -> re.
     return rx.search(clause, pos) if id(rx) in may else None
 
 
+def _any(rxs: Sequence[re.Pattern[str]], clause: str, may: set[int]) -> bool:
+    """Whether one of ``rxs`` is found in ``clause``, those ``may`` rules out not run (as for ``_found``)."""
+    return any(rx.search(clause) for rx in rxs if id(rx) in may)
+
+
 class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
     name: ClassVar[str] = "false_claims"
     kinds: ClassVar[frozenset[str]] = frozenset({"chat", "danmaku", "transcript", "price_tag", "stream_meta"})
@@ -569,14 +574,12 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                     reason, to_end = "refusal", refused[1] == len(clause)
             scope = self._own_range_scope
             if (
-                any(rx.search(clause) for rx in self._own_range if id(rx) in may)
+                _any(self._own_range, clause, may)
                 or (id(scope) in may and scope.search(clause))
                 or (k > 0 and id(scope) in may and scope.search(norm[spans[k - 1][0] : spans[k - 1][1]]))
             ):
                 out.append((s, e, "own_range"))
-            if any(rx.search(clause) for rx in self._other_topics if id(rx) in may) and not _found(
-                self._product_refs, clause, may
-            ):
+            if _any(self._other_topics, clause, may) and not _found(self._product_refs, clause, may):
                 out.append((s, e, "other_topic"))
             rebuttal = _found(self._rebuttals, clause, may)
             if rebuttal is not None and not (k + 1 < len(spans) and norm.startswith(ATTRIBUTED, spans[k + 1][0])):
@@ -595,7 +598,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 k > 0
                 and reason in ("refusal", "rule_quote")
                 and _found(self._refers_back, clause, may)
-                and not any(rx.search(clause) for rx in self._judgement_denied if id(rx) in may)
+                and not _any(self._judgement_denied, clause, may)
             ):
                 out.append((spans[k - 1][0], spans[k - 1][1], "refusal"))
                 # ... and the items of a list before it, joined by "、" ("国家级、世界级、最高级，广告法原文就是这么
@@ -682,19 +685,17 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
 
     def _clause_reason(self, clause: str, may: set[int]) -> str | None:
         """Why a whole clause claims nothing, if it does not (``may``: as for ``_found``)."""
-        if any(rx.search(clause) for rx in self._notices if id(rx) in may):
+        if _any(self._notices, clause, may):
             return "notice"
-        if any(rx.search(clause) for rx in self._label_facts if id(rx) in may):
+        if _any(self._label_facts, clause, may):
             return "label_fact"
         if _found(self._quotes, clause, may):
             return "rule_quote"
         if _found(self._questions, clause, may):
             return "question"
-        if any(rx.search(clause) for rx in self._hearsay if id(rx) in may):
+        if _any(self._hearsay, clause, may):
             return "hearsay"
-        if any(rx.search(clause) for rx in self._advice if id(rx) in may) and not _found(
-            self._product_refs, clause, may
-        ):
+        if _any(self._advice, clause, may) and not _found(self._product_refs, clause, may):
             return "advice"
         return None
 
