@@ -17,10 +17,10 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.base import Detector, RuleContext, text_evidence
+from detectors.base import Detector, RuleContext, falls_due, text_evidence
 from detectors.normalize import NormalizedText, Term, normalize, words_regex
 from detectors.timeline import TimelineRule
-from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, StreamMetaEvent, TranscriptEvent
+from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, StreamMetaEvent, TranscriptEvent, is_viewer_comment
 from schemas.findings import Evidence, Finding
 from schemas.rules import RegexPattern
 
@@ -104,12 +104,12 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
     # -- the detector --------------------------------------------------------------------------
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: AiLabelState) -> list[Finding]:
-        if isinstance(event, (ChatEvent, DanmakuEvent)) and event.role == "viewer":
+        if is_viewer_comment(event):
             # a clock tick only (most of the input): never applied, so not looked for among the applied ids
-            return self._due(event, state) if state.next_due is not None and event.ts > state.next_due else []
+            return self._due(event, state) if falls_due(event, state.next_due) else []
         if event.event_id in state.applied:
             return []  # re-delivered: its state change and its findings are out already
-        findings = self._due(event, state) if state.next_due is not None and event.ts > state.next_due else []
+        findings = self._due(event, state) if falls_due(event, state.next_due) else []
         if isinstance(event, StreamMetaEvent):
             self._on_meta(event, state)
         elif isinstance(event, (TranscriptEvent, ChatEvent, DanmakuEvent)):  # speech, a host's or operator's comment
@@ -124,6 +124,10 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
         state.applied.append(event.event_id)
         del state.applied[: -self.settings.max_applied_ids]
         return findings
+
+    def may_change(self, event: BaseEvent, state: AiLabelState) -> bool:
+        # a viewer's comment changes nothing but when a report falls due at it
+        return not is_viewer_comment(event) or falls_due(event, state.next_due)
 
     # -- applying events -----------------------------------------------------------------------
 

@@ -92,6 +92,13 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
         """Findings for this event; may update ``state`` in place. Must not raise on valid events."""
         raise NotImplementedError
 
+    def may_change(self, event: BaseEvent, state: StateT) -> bool:
+        """Whether ``detect`` may change ``state`` on ``event`` (asked just before it runs). A worker learns whether
+        a room's durable state changed by serialising it, so it does that only after an event some durable
+        detector answers yes for, or that led to a finding. Yes unless the detector knows better: a viewer's
+        comment — most of the input — changes no durable state but the clock's (``checks.check_may_change``)."""
+        return True
+
     # -- rules --------------------------------------------------------------------------------------
 
     def with_statuses(self, status: RuleStatus | Mapping[str, RuleStatus]) -> Self:
@@ -155,6 +162,12 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
             summary=summary,
             details=details,
         )
+
+
+def falls_due(event: BaseEvent, next_due: int | None) -> bool:
+    """Whether a report owed at ``next_due`` (event time) is due at ``event``: detectors that report what did
+    not happen (a label or a price still missing) do so at the next event of the room, a viewer's comment too."""
+    return next_due is not None and event.ts > next_due
 
 
 def text_evidence(

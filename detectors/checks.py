@@ -3,7 +3,8 @@
     from detectors.checks import check_detector
     check_detector(MyDetector(settings, rules, RuleContext("dev")))
 
-State survives serialisation; the same input and state give the same output; odd-but-valid events and
+State survives serialisation; the same input and state give the same output; ``may_change`` says yes
+whenever the state changes; odd-but-valid events and
 20,000-character texts raise nothing and make no huge finding; every finding names one of the detector's
 rules and cites its law; each rule's inline examples hold. ``talk`` is input that must make the detector
 report something (the default is a selling room with a claim, a price, an AI host and a hired flood).
@@ -164,6 +165,29 @@ def check_findings_cite_rules(detector: AnyDetector, talk: Sequence[BaseEvent]) 
         )
 
 
+def check_may_change(detector: AnyDetector, talk: Sequence[BaseEvent]) -> None:
+    """``may_change`` says yes before every event whose ``detect`` changes the state — a worker skips
+    serialising a room after an event it says no for, so a wrong no loses a change after a restart. Over the
+    talk, odd events, and viewers' comments long after them (when what went missing falls due)."""
+    end = (max(event.ts for event in talk) - T0) / 1000 if talk else 0
+
+    def e(t: float) -> dict[str, Any]:  # ids the talk does not use
+        return {**_events()(end + t), "event_id": f"later-{t}"}
+
+    later: list[BaseEvent] = [StreamMetaEvent(**e(0), products=[ProductOnAir(product_id="unpriced")])]
+    later += [ChatEvent(**e(dt), user_id="u2", text="好喝吗") for dt in (30, 61, 301, 1_801, 7_201, 86_401)]
+    state = detector.new_state()
+    for event in [*talk, *_odd_events(), *later]:
+        if event.kind not in detector.kinds:
+            continue
+        before = state.model_dump_json()
+        said = detector.may_change(event, state)
+        run(detector, [event], state)
+        assert said or state.model_dump_json() == before, (
+            f"{event.kind} {event.event_id}: detect changed the state, but may_change said it would not"
+        )
+
+
 def check_long_texts(detector: AnyDetector) -> None:
     state = detector.new_state()
     e = _events()
@@ -187,5 +211,5 @@ def check_detector(detector: AnyDetector, talk: Sequence[BaseEvent] | None = Non
     talk = selling_talk() if talk is None else talk
     for check in (check_declaration, check_odd_events, check_long_texts, check_rule_examples):
         check(detector)
-    for check_with_talk in (check_deterministic, check_state_round_trip, check_findings_cite_rules):
+    for check_with_talk in (check_deterministic, check_state_round_trip, check_findings_cite_rules, check_may_change):
         check_with_talk(detector, talk)

@@ -44,6 +44,7 @@ from schemas.events import (
     ProductCategory,
     StreamMetaEvent,
     TranscriptEvent,
+    is_viewer_comment,
 )
 from schemas.findings import Evidence, EvidenceHow, Finding, FindingStatus
 from schemas.rules import RegexPattern, Rule
@@ -430,7 +431,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             return findings
         if isinstance(event, TranscriptEvent):
             source: SpeechSource = "transcript"
-        elif isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator"):
+        elif isinstance(event, (ChatEvent, DanmakuEvent)) and not is_viewer_comment(event):
             source = "host_chat"
         else:
             return []  # a viewer's comment (most of the input): checked first, before the ids below
@@ -443,6 +444,9 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             state.reported_ids.append(event.event_id)
             del state.reported_ids[: -self.settings.max_reported_ids]
         return findings
+
+    def may_change(self, event: BaseEvent, state: ClaimsState) -> bool:
+        return not is_viewer_comment(event)  # what viewers say is not this detector's to read
 
     # -- matching ------------------------------------------------------------------------------
 

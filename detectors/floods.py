@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, RuleContext
 from detectors.normalize import NormalizedText, Term, mask_digits, normalize, words_regex
-from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, OrderEvent, TranscriptEvent
+from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, OrderEvent, TranscriptEvent, is_viewer_comment
 from schemas.findings import Evidence, Finding, Subject
 from schemas.rules import Rule
 
@@ -281,7 +281,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         self._max_viewers = crowd.max_viewers if crowd else 0
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> list[Finding]:
-        if not isinstance(event, (ChatEvent, DanmakuEvent)) or event.role != "viewer":
+        if not is_viewer_comment(event):
             if self._prompt_rx is not None:  # the host's prompts and the room's orders feed the crowd signals
                 self._room_context(event, text, state)
             return []

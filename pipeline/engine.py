@@ -86,7 +86,10 @@ class RoomState:
 
 class StateStore(Protocol):
     def get(self, room_id: str) -> RoomState | None: ...
-    def put(self, room_id: str, state: RoomState) -> None: ...
+    def put(self, room_id: str, state: RoomState, changed: bool = True) -> None:
+        """Keep ``state`` as the room's; ``changed`` False says its durable part is as it was (no write needed)."""
+        ...
+
     def adopt(self, rebuilt: dict[str, RoomState]) -> None:
         """Take over rebuilt non-durable detector states (``Engine.warm``), replacing those held."""
         ...
@@ -97,7 +100,7 @@ class StateStore(Protocol):
 class MemoryStateStore(dict):  # type: ignore[type-arg]
     """The embedded runtime's store: a dict of rooms."""
 
-    def put(self, room_id: str, state: RoomState) -> None:
+    def put(self, room_id: str, state: RoomState, changed: bool = True) -> None:
         self[room_id] = state
 
     def adopt(self, rebuilt: dict[str, RoomState]) -> None:
@@ -270,7 +273,7 @@ class Engine:
         for event in events:
             room = self.store.get(event.room_id) or RoomState()
             n += self._warm([event], {event.room_id: room})
-            self.store.put(event.room_id, room)
+            self.store.put(event.room_id, room, changed=False)  # only the rebuilt (not durable) detectors ran
         return n
 
     def _warm(self, events: Iterable[BaseEvent], rooms: dict[str, RoomState]) -> int:
@@ -310,13 +313,17 @@ class Engine:
         by_account = ruleset.account_detectors_for(event.kind) if self.accounts is not None and user_id else ()
         raw_text = text_of(event)
         text = normalize(raw_text) if (detectors or by_account) and raw_text else None
+        changed = False  # whether the room's durable state may have changed (``Detector.may_change``)
         for detector in detectors:
             state = room.detectors.get(detector.name)
             if state is None:
                 state = room.for_detector(detector)
+            if not changed and detector.durable_state:
+                changed = detector.may_change(event, state)
             try:
                 found = detector.detect(event, text, state)
             except Exception as e:  # a detector bug must not stop the room, nor lose the event
+                changed = True  # its state may be half changed
                 outcome.dead_letters.append(self._detector_failed(detector.name, event, e))
                 continue
             if found and detector.report_memory_ms:
@@ -354,7 +361,9 @@ class Engine:
                 records.append(AccountRecord(account=event.subject.id, overturn=event))
             else:
                 ruleset.policy.overturn(event, room.policy)
-        self.store.put(event.room_id, room)
+        # a finding changes the ladder or the reports remembered; an overturn the ladder
+        changed = changed or bool(outcome.findings) or isinstance(event, OverturnEvent)
+        self.store.put(event.room_id, room, changed)
         if self.pseudonymizer is not None and outcome.findings:
             outcome.findings = [self.pseudonymizer.finding(f) for f in outcome.findings]
         if self.forward_accounts:

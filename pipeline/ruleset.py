@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -115,14 +116,24 @@ def default_rules_dir() -> Path:
 RESOURCE_GLOB = "*.json"
 
 
+def rule_files(directory: Path) -> list[Path]:
+    """Every rule file and data file of a ruleset, by name."""
+    return sorted([*directory.glob("*.yaml"), *directory.glob(RESOURCE_GLOB)])
+
+
 def rules_digest(directory: Path) -> str:
     """A digest of every rule file's and data file's name and bytes: changes whenever any of them does."""
     h = hashlib.sha256()
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob(RESOURCE_GLOB)]):
+    for path in rule_files(directory):
         h.update(path.name.encode())
         h.update(b"\0")
         h.update(path.read_bytes())
     return h.hexdigest()
+
+
+#: a file modified this recently may be modified again within the file system's timestamp granularity
+#: (a few ms) with its size unchanged: its bytes are read however its stat looks (git's "racily clean")
+SETTLED_NS = 2_000_000_000
 
 
 # -- YAML with line numbers ----------------------------------------------------------------------
@@ -330,13 +341,15 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
 class RulesetWatcher:
     """Reloads the ruleset when its files change; a bad edit is reported and the running ruleset stays.
 
-    ``poll()`` is cheap (a digest of a few small files); runtimes call it between events.
+    ``poll()`` is cheap: it reads the files (3.8 MB with the claims model) only when their names, sizes or
+    modification times moved, or one was modified in the last two seconds; runtimes call it between events.
     """
 
     def __init__(self, directory: Path | str | None = None) -> None:
         self.directory = Path(directory) if directory is not None else default_rules_dir()
         self.current = load_ruleset(self.directory)
         self._digest = rules_digest(self.directory)
+        self._stat: list[tuple[str, int, int, int]] = []
         self.last_error: RuleSetError | None = None
 
     def reload(self, metrics: Any, report: Callable[[str], None]) -> None:
@@ -353,9 +366,16 @@ class RulesetWatcher:
     def poll(self) -> bool:
         """Swap in the new ruleset if the files changed and it loads; True if a swap happened."""
         try:
-            digest = rules_digest(self.directory)
+            stat = [
+                (p.name, s.st_ino, s.st_size, s.st_mtime_ns) for p in rule_files(self.directory) for s in [p.stat()]
+            ]
+            settled = time.time_ns() - max((m for *_, m in stat), default=0) > SETTLED_NS
+            if stat == self._stat and settled:
+                return False
+            digest = rules_digest(self.directory)  # read after the stat: a write in between is seen next time
         except OSError:
             return False  # a file vanished mid-edit: look again next time
+        self._stat = stat
         if digest == self._digest:
             return False
         self._digest = digest

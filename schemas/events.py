@@ -8,7 +8,7 @@ The readable version: docs/events.md.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -192,6 +192,11 @@ def text_of(event: BaseEvent) -> str | None:
     if isinstance(event, PriceTagEvent):
         return event.title
     return None
+
+
+def is_viewer_comment(event: BaseEvent) -> TypeGuard[ChatEvent | DanmakuEvent]:
+    """A viewer's chat or danmaku: most of the input, and what the flood detectors read."""
+    return isinstance(event, (ChatEvent, DanmakuEvent)) and event.role == "viewer"
 
 
 def user_of(event: BaseEvent) -> str | None:

@@ -25,7 +25,13 @@ def test_contract(detector, check):
 
 
 @pytest.mark.parametrize(
-    "check", [checks.check_deterministic, checks.check_state_round_trip, checks.check_findings_cite_rules]
+    "check",
+    [
+        checks.check_deterministic,
+        checks.check_state_round_trip,
+        checks.check_findings_cite_rules,
+        checks.check_may_change,
+    ],
 )
 def test_contract_on_selling_talk(detector, check):
     check(detector, checks.selling_talk())

@@ -49,6 +49,24 @@ def test_only_durable_state_reaches_the_changelog_and_only_when_it_changed(flood
     assert store.get("r").detectors["bot_flood"].scripts  # but the cache holds it
 
 
+def test_a_viewers_comment_is_not_even_serialised(flood_ruleset, monkeypatch):
+    # most of the input changes nothing durable (Detector.may_change): its room is not serialised to find that out
+    table = Table()
+    store = TableStateStore(table, lambda: flood_ruleset)
+    engine = Engine(flood_ruleset, store=store)
+    engine.process(say("这是全网最低价", room="r"))
+    assert store.write_changes() == 1
+    serialised = []
+    to_json = RoomState.to_json
+    monkeypatch.setattr(RoomState, "to_json", lambda self, only=None: serialised.append(self) or to_json(self, only))
+    for i, text in enumerate(["主播好呀", "这个多少钱", "好喝吗", "发货快吗", "已拍"]):
+        engine.process(chat(text, user=f"u{i}", room="r", t=1 + i))
+    assert store.write_changes() == 0 and serialised == []
+    engine.process(say("喝了能降血压", room="r", t=10))  # a strike: serialised and written
+    assert store.write_changes() == 1 and len(serialised) == 1
+    assert json.loads(table[b"r"]) == json.loads(to_json(store.get("r"), only=flood_ruleset.durable_detectors))
+
+
 def test_a_batch_writes_each_changed_room_once_with_its_last_state(flood_ruleset):
     table = Table()
     store = TableStateStore(table, lambda: flood_ruleset)

@@ -3,9 +3,10 @@
 Only the durable part of a room (ladders, durable detector state) goes to the table, and only when it
 changed, so most events cost no changelog write. ``put`` only notes the room; ``write_changes`` (the worker
 calls it once per batch, before the batch's changelog flush) serialises each room put since, once, and
-writes those whose durable state changed: one table write per room per batch at most. ``dirty`` says a
-write is buffered and not yet flushed. Sliding-window state comes from a rebuild (``adopt``) and lives in
-memory only.
+writes those whose durable state changed: one table write per room per batch at most. A room put with
+``changed=False`` (a viewer's comment, most of the input: ``Detector.may_change``) is not even serialised.
+``dirty`` says a write is buffered and not yet flushed. Sliding-window state comes from a rebuild
+(``adopt``) and lives in memory only.
 """
 
 from __future__ import annotations
@@ -55,10 +56,12 @@ class TableStateStore:
             else:
                 self._rebuilt[room_id] = part
 
-    def put(self, room_id: str, state: RoomState) -> None:
-        """Keep ``state`` as the room's; its durable part reaches the table with the next ``write_changes``."""
+    def put(self, room_id: str, state: RoomState, changed: bool = True) -> None:
+        """Keep ``state`` as the room's; its durable part reaches the table with the next ``write_changes``
+        unless ``changed`` is False (the engine knows it did not: ``Detector.may_change``)."""
         self._cache[room_id] = state
-        self._touched.add(room_id)
+        if changed:
+            self._touched.add(room_id)
 
     def write_changes(self) -> int:
         """Write to the table the durable state of every room put since the last call whose durable state
