@@ -1,8 +1,8 @@
 """The Kafka runtime's Faust wiring: the six input topics read in fetched batches (``batches``), the changelog-
 backed rooms table, the rebalance hooks, and ``run_worker``.
 
-Faust's fetcher hands each fetched batch of input messages over in pieces of at most 1,000
-(``batches.BatchConsumer``), a task takes them one piece at a time, and each piece is one step under the
+Faust's fetcher hands each fetched batch of input messages over in pieces of at most 4,000
+(``batches.BatchConsumer``), a task takes the pieces waiting (up to 4,000 messages) as one step under the
 worker's lock: every message decoded (a poison one becomes a dead letter) → held in its partition's event-time
 merge (``merge``) → what the merges release decided by the engine → the step's outputs sent together and their
 broker acks awaited together (``sender``), the changelog flushed → the step's events done, acknowledged to
@@ -28,7 +28,7 @@ from faust.types import TP, Message
 from pipeline.engine import Engine, Outcome
 from pipeline.errors import TransientError
 from pipeline.heap import settle_heap
-from pipeline.kafka.batches import BatchTransport
+from pipeline.kafka.batches import BatchConsumer, BatchTransport
 from pipeline.kafka.merge import DeliveryClock, EventTimeMerger, order_key
 from pipeline.kafka.offsets import OffsetTracker, Pending, Reread
 from pipeline.kafka.reader import History, committed_ends, read_history, read_range
@@ -327,8 +327,18 @@ class WorkerRuntime:
             self.metrics.merge_held.set(0)
 
     async def _consume(self, app: Any = None) -> None:
+        carried: list[Message] | None = None
         while True:
-            batch = await self._batches.get()
+            batch = carried if carried is not None else await self._batches.get()
+            carried = None
+            # the batches fetched while the last step was decided and committed join this step, up to a step's
+            # size: one transaction for them all, instead of one each that the last of them would wait behind
+            while not self._batches.empty():
+                more = self._batches.get_nowait()
+                if len(batch) + len(more) > BatchConsumer.batch_max:
+                    carried = more
+                    break
+                batch = [*batch, *more]
             try:
                 await self._receive(batch)
             except Exception:  # the task must go on; the batch's messages are read again after a restart
