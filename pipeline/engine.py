@@ -85,6 +85,9 @@ class RoomState:
 
 
 class StateStore(Protocol):
+    #: whether the store writes rooms' durable state somewhere (a changelog) and so wants ``put``'s ``changed``
+    persists: bool
+
     def get(self, room_id: str) -> RoomState | None: ...
     def put(self, room_id: str, state: RoomState, changed: bool = True) -> None:
         """Keep ``state`` as the room's; ``changed`` False says its durable part is as it was (no write needed)."""
@@ -99,6 +102,8 @@ class StateStore(Protocol):
 
 class MemoryStateStore(dict):  # type: ignore[type-arg]
     """The embedded runtime's store: a dict of rooms."""
+
+    persists = False
 
     def put(self, room_id: str, state: RoomState, changed: bool = True) -> None:
         self[room_id] = state
@@ -198,6 +203,7 @@ class Engine:
         # A callable lets a watcher swap rulesets under a running engine; each event sees one ruleset.
         self._ruleset = ruleset if callable(ruleset) else (lambda: ruleset)
         self.store: StateStore = store if store is not None else MemoryStateStore()
+        self._ask_changes = self.store.persists  # else no detector is asked ``may_change`` (a call per detector)
         self.metrics = metrics or Metrics()
         self.clock_ms = clock_ms
         # Findings leave the engine as alerts with account ids pseudonymised (after the policy, which
@@ -318,7 +324,7 @@ class Engine:
             state = room.detectors.get(detector.name)
             if state is None:
                 state = room.for_detector(detector)
-            if not changed and detector.durable_state:
+            if not changed and detector.durable_state and self._ask_changes:
                 changed = detector.may_change(event, state)
             try:
                 found = detector.detect(event, text, state)

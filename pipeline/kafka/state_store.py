@@ -19,6 +19,8 @@ from pipeline.ruleset import Ruleset
 
 
 class TableStateStore:
+    persists = True
+
     def __init__(self, table: MutableMapping[bytes, bytes], ruleset: Callable[[], Ruleset]) -> None:
         self.table = table
         self.ruleset = ruleset
