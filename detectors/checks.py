@@ -168,16 +168,22 @@ def check_findings_cite_rules(detector: AnyDetector, talk: Sequence[BaseEvent]) 
 def check_may_change(detector: AnyDetector, talk: Sequence[BaseEvent]) -> None:
     """``may_change`` says yes before every event whose ``detect`` changes the state — a worker skips
     serialising a room after an event it says no for, so a wrong no loses a change after a restart. Over the
-    talk, odd events, and viewers' comments long after them (when what went missing falls due)."""
+    talk, odd events, and viewers' comments long after them: an AI host whose label is shown, then hidden, and a
+    product on air without a price, so that reports fall due at those comments."""
     end = (max(event.ts for event in talk) - T0) / 1000 if talk else 0
 
     def e(t: float) -> dict[str, Any]:  # ids the talk does not use
         return {**_events()(end + t), "event_id": f"later-{t}"}
 
-    later: list[BaseEvent] = [StreamMetaEvent(**e(0), products=[ProductOnAir(product_id="unpriced")])]
-    later += [ChatEvent(**e(dt), user_id="u2", text="好喝吗") for dt in (30, 61, 301, 1_801, 7_201, 86_401)]
+    on_air = [ProductOnAir(product_id="unpriced")]
+    later: list[BaseEvent] = [
+        StreamMetaEvent(**e(0), products=on_air, host_kind="ai", ai_label_visible=True),
+        StreamMetaEvent(**e(1), products=on_air, host_kind="ai", ai_label_visible=False),
+        *(ChatEvent(**e(dt), user_id="u2", text="好喝吗") for dt in (12, 30, 61, 301, 1_801, 7_201, 86_401)),
+    ]
+    odd = [event.model_copy(update={"event_id": f"odd-{i}"}) for i, event in enumerate(_odd_events())]
     state = detector.new_state()
-    for event in [*talk, *_odd_events(), *later]:
+    for event in [*talk, *odd, *later]:
         if event.kind not in detector.kinds:
             continue
         before = state.model_dump_json()

@@ -320,56 +320,60 @@ class Engine:
         raw_text = text_of(event)
         text = normalize(raw_text) if (detectors or by_account) and raw_text else None
         changed = False  # whether the room's durable state may have changed (``Detector.may_change``)
-        for detector in detectors:
-            state = room.detectors.get(detector.name)
-            if state is None:
-                state = room.for_detector(detector)
-            if not changed and detector.durable_state and self._ask_changes:
-                changed = detector.may_change(event, state)
-            try:
-                found = detector.detect(event, text, state)
-            except Exception as e:  # a detector bug must not stop the room, nor lose the event
-                changed = True  # its state may be half changed
-                outcome.dead_letters.append(self._detector_failed(detector.name, event, e))
-                continue
-            if found and detector.report_memory_ms:
-                found = room.first_reports(found, event.ts, detector.report_memory_ms)
-            outcome.findings.extend(found)
+        try:
+            for detector in detectors:
+                state = room.detectors.get(detector.name)
+                if state is None:
+                    state = room.for_detector(detector)
+                try:
+                    if not changed and detector.durable_state and self._ask_changes:
+                        changed = detector.may_change(event, state)
+                    found = detector.detect(event, text, state)
+                except Exception as e:  # a detector bug must not stop the room, nor lose the event
+                    changed = True  # its state may be half changed
+                    outcome.dead_letters.append(self._detector_failed(detector.name, event, e))
+                    continue
+                if found:
+                    changed = True  # the ladder (below), the reports remembered
+                    if detector.report_memory_ms:
+                        found = room.first_reports(found, event.ts, detector.report_memory_ms)
+                outcome.findings.extend(found)
 
-        # work for the account stage: findings about accounts (their ladders are per account, not per room) and
-        # the comments the account-keyed detectors want
-        records: list[AccountRecord] = []
-        for i, finding in enumerate(outcome.findings):
-            self.metrics.findings.labels(
-                detector=finding.detector, rule_id=finding.rule_id, status=finding.status
-            ).inc()
-            per_account = finding.subject.kind == "account" and self.accounts is not None
-            if finding.status == "shadow":
-                # an account's shadow finding: what it would do on a fresh ladder (the account's own is the
-                # account stage's, possibly on another worker)
-                ladder_state = PolicyState() if per_account else room.policy
-                outcome.findings[i] = finding.model_copy(
-                    update={"shadow_action": ruleset.policy.would_do(finding, ladder_state)}
-                )
-                continue
-            if per_account:
-                records.append(AccountRecord(account=finding.subject.id, finding=finding))
-                continue
-            action = ruleset.policy.decide(finding, room.policy)
-            if action is not None:
-                outcome.actions.append(action)
-                self.metrics.actions.labels(action=action.action).inc()
-        if user_id and text is not None and any(d.wants(event, text) for d in by_account):
-            assert isinstance(event, (ChatEvent, DanmakuEvent))
-            records.append(AccountRecord(account=user_id, event=event))
-        if isinstance(event, OverturnEvent):  # an appeal overturned an action: to the ladder that holds it
-            if event.subject.kind == "account" and self.accounts is not None:
-                records.append(AccountRecord(account=event.subject.id, overturn=event))
-            else:
-                ruleset.policy.overturn(event, room.policy)
-        # a finding changes the ladder or the reports remembered; an overturn the ladder
-        changed = changed or bool(outcome.findings) or isinstance(event, OverturnEvent)
-        self.store.put(event.room_id, room, changed)
+            # work for the account stage: findings about accounts (their ladders are per account, not per room) and
+            # the comments the account-keyed detectors want
+            records: list[AccountRecord] = []
+            for i, finding in enumerate(outcome.findings):
+                self.metrics.findings.labels(
+                    detector=finding.detector, rule_id=finding.rule_id, status=finding.status
+                ).inc()
+                per_account = finding.subject.kind == "account" and self.accounts is not None
+                if finding.status == "shadow":
+                    # an account's shadow finding: what it would do on a fresh ladder (the account's own is the
+                    # account stage's, possibly on another worker)
+                    ladder_state = PolicyState() if per_account else room.policy
+                    outcome.findings[i] = finding.model_copy(
+                        update={"shadow_action": ruleset.policy.would_do(finding, ladder_state)}
+                    )
+                    continue
+                if per_account:
+                    records.append(AccountRecord(account=finding.subject.id, finding=finding))
+                    continue
+                action = ruleset.policy.decide(finding, room.policy)
+                if action is not None:
+                    outcome.actions.append(action)
+                    self.metrics.actions.labels(action=action.action).inc()
+            if user_id and text is not None and any(d.wants(event, text) for d in by_account):
+                assert isinstance(event, (ChatEvent, DanmakuEvent))
+                records.append(AccountRecord(account=user_id, event=event))
+            if isinstance(event, OverturnEvent):  # an appeal overturned an action: to the ladder that holds it
+                if event.subject.kind == "account" and self.accounts is not None:
+                    records.append(AccountRecord(account=event.subject.id, overturn=event))
+                else:
+                    ruleset.policy.overturn(event, room.policy)
+        except BaseException:
+            self.store.put(event.room_id, room)  # what a failure left half done reaches the changelog too
+            raise
+        self.store.put(event.room_id, room, changed or isinstance(event, OverturnEvent))  # an overturn: the ladder
         if self.pseudonymizer is not None and outcome.findings:
             outcome.findings = [self.pseudonymizer.finding(f) for f in outcome.findings]
         if self.forward_accounts:

@@ -131,8 +131,9 @@ def rules_digest(directory: Path) -> str:
     return h.hexdigest()
 
 
-#: a file modified this recently may be modified again within the file system's timestamp granularity
-#: (a few ms) with its size unchanged: its bytes are read however its stat looks (git's "racily clean")
+#: a file modified this shortly before its stat was taken may be written again within the file system's timestamp
+#: granularity (a few ms) with its size unchanged: such a stat is not trusted, the bytes are read again next time
+#: (git's "racily clean" entries)
 SETTLED_NS = 2_000_000_000
 
 
@@ -342,14 +343,15 @@ class RulesetWatcher:
     """Reloads the ruleset when its files change; a bad edit is reported and the running ruleset stays.
 
     ``poll()`` is cheap: it reads the files (3.8 MB with the claims model) only when their names, sizes or
-    modification times moved, or one was modified in the last two seconds; runtimes call it between events.
+    modification times moved since a look that found them settled (none modified in the two seconds before
+    it); runtimes call it between events.
     """
 
     def __init__(self, directory: Path | str | None = None) -> None:
         self.directory = Path(directory) if directory is not None else default_rules_dir()
         self.current = load_ruleset(self.directory)
         self._digest = rules_digest(self.directory)
-        self._stat: list[tuple[str, int, int, int]] = []
+        self._stat: list[tuple[str, int, int, int]] | None = None  # of the last look, when settled
         self.last_error: RuleSetError | None = None
 
     def reload(self, metrics: Any, report: Callable[[str], None]) -> None:
@@ -366,16 +368,17 @@ class RulesetWatcher:
     def poll(self) -> bool:
         """Swap in the new ruleset if the files changed and it loads; True if a swap happened."""
         try:
+            looked = time.time_ns()
             stat = [
                 (p.name, s.st_ino, s.st_size, s.st_mtime_ns) for p in rule_files(self.directory) for s in [p.stat()]
             ]
-            settled = time.time_ns() - max((m for *_, m in stat), default=0) > SETTLED_NS
-            if stat == self._stat and settled:
+            if stat == self._stat:
                 return False
-            digest = rules_digest(self.directory)  # read after the stat: a write in between is seen next time
+            digest = rules_digest(self.directory)  # read after the stat: a write in between moves it for next time
         except OSError:
             return False  # a file vanished mid-edit: look again next time
-        self._stat = stat
+        settled = looked - max((m for *_, m in stat), default=0) > SETTLED_NS
+        self._stat = stat if settled else None
         if digest == self._digest:
             return False
         self._digest = digest

@@ -1,6 +1,7 @@
 """Rule files: validated at load, every problem reported with file:line, hot-swapped atomically."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -122,9 +123,8 @@ def test_watcher_swaps_in_a_good_edit_and_keeps_the_running_ruleset_on_a_bad_one
     assert watcher.current.rules["claims.tiny.cure"].severity == "critical"
 
 
-def test_watcher_reads_the_files_only_when_their_stat_moves_or_is_recent(tiny_rules: Path, monkeypatch):
+def test_watcher_reads_the_files_only_when_their_stat_moves_or_was_recent(tiny_rules: Path, monkeypatch):
     # the claims model is 3.8 MB: reading and hashing every file at each poll cost a worker 1 % of its core
-
     reads = []
     digest = ruleset_module.rules_digest
     monkeypatch.setattr(ruleset_module, "rules_digest", lambda d: reads.append(d) or digest(d))
@@ -137,16 +137,21 @@ def test_watcher_reads_the_files_only_when_their_stat_moves_or_is_recent(tiny_ru
     assert watcher.poll() is False and len(reads) == 1  # the first look reads
     assert watcher.poll() is False and watcher.poll() is False and len(reads) == 1
 
-    claims.write_text(TINY_CLAIMS.replace("severity: high", "severity: low", 1), encoding="utf-8")  # moves the stat
-    assert watcher.poll() is True  # (the new ruleset's version is a digest too)
-    assert watcher.current.rules["claims.tiny.cure"].severity == "low"
-    # modified a moment ago: another write of the same size could keep the stat as it is, so the bytes are read
+    # an edit, seen; then, in the same timestamp tick, another of the same size: the stat does not move
+    now = time.time_ns()
+    claims.write_text(TINY_CLAIMS.replace("severity: high", "severity: low", 1), encoding="utf-8")
+    os.utime(claims, ns=(now, now))
+    assert watcher.poll() is True and watcher.current.rules["claims.tiny.cure"].severity == "low"
+    cure = TINY_CLAIMS.index("  - id: claims.tiny.cure")
+    again = TINY_CLAIMS[:cure] + TINY_CLAIMS[cure:].replace("version: 1", "version: 2", 1)
+    claims.write_text(again.replace("severity: high", "severity: low", 1), encoding="utf-8")
+    os.utime(claims, ns=(now, now))
+    # seconds later (the worker polls every 5 s): the last look's stat was too recent to trust, so the bytes are read
+    later = now + 10 * ruleset_module.SETTLED_NS
+    monkeypatch.setattr(ruleset_module.time, "time_ns", lambda: later)
+    assert watcher.poll() is True and watcher.current.rules["claims.tiny.cure"].version == 2
     reads.clear()
-    assert watcher.poll() is False and len(reads) == 1
-    for path in tiny_rules.iterdir():
-        os.utime(path, ns=(old, old))
-    assert watcher.poll() is False and len(reads) == 2  # the stat moved (the times): read once more
-    assert watcher.poll() is False and len(reads) == 2
+    assert watcher.poll() is False and watcher.poll() is False and reads == []  # settled now: the stat answers
 
 
 def test_a_pattern_that_is_not_a_regular_expression_is_refused_with_its_line(tiny_rules: Path):

@@ -67,6 +67,37 @@ def test_a_viewers_comment_is_not_even_serialised(flood_ruleset, monkeypatch):
     assert json.loads(table[b"r"]) == json.loads(to_json(store.get("r"), only=flood_ruleset.durable_detectors))
 
 
+def test_a_failure_half_way_still_writes_what_it_changed(flood_ruleset, monkeypatch):
+    # a detector that raises, or a failure after the detectors, may leave the room half changed: it is written
+    table = Table()
+    store = TableStateStore(table, lambda: flood_ruleset)
+    engine = Engine(flood_ruleset, store=store)
+    engine.process(chat("主播好呀", user="u0", room="r"))
+    store.write_changes()
+    claims = flood_ruleset.configured["false_claims"]
+
+    def half_then_fail(event, text, state):
+        state.current_category = "drug"
+        raise RuntimeError("a detector bug")
+
+    monkeypatch.setattr(claims, "detect", half_then_fail)
+    assert engine.process(chat("发货快吗", user="u1", room="r", t=1)).dead_letters
+    assert (
+        store.write_changes() == 1
+        and json.loads(table[b"r"])["detectors"]["false_claims"]["current_category"] == "drug"
+    )
+    monkeypatch.undo()
+
+    def fail(finding, state):
+        state.subjects.clear()
+        raise RuntimeError("a policy bug")
+
+    monkeypatch.setattr(flood_ruleset.policy, "decide", fail)
+    with pytest.raises(RuntimeError):  # the worker keeps the event in its dead-letter topic
+        engine.process(say("这是全网最低价", room="r", t=2))
+    assert store.write_changes() == 1 and json.loads(table[b"r"])["policy"]["subjects"] == {}
+
+
 def test_a_batch_writes_each_changed_room_once_with_its_last_state(flood_ruleset):
     table = Table()
     store = TableStateStore(table, lambda: flood_ruleset)

@@ -338,7 +338,7 @@ class WorkerRuntime:
                 if len(batch) + len(more) > BatchConsumer.batch_max:
                     carried = more
                     break
-                batch = [*batch, *more]
+                batch.extend(more)
             try:
                 await self._receive(batch)
             except Exception:  # the task must go on; the batch's messages are read again after a restart
