@@ -396,35 +396,37 @@ class Engine:
         ruleset = self.ruleset
         account = self.accounts.get(record.account) or RoomState()
         outcome = Outcome()
-        decide = [record.finding] if record.finding is not None else []
-        event = record.event
-        if event is not None:
-            text = normalize(event.text)
-            for detector in ruleset.account_detectors_for(event.kind):
-                try:
-                    found = detector.detect(event, text, account.for_detector(detector))
-                except Exception as e:  # as for a room's detector: the account goes on, the event is kept
-                    outcome.dead_letters.append(self._detector_failed(detector.name, event, e))
-                    continue
-                for finding in found:
-                    self.metrics.findings.labels(
-                        detector=finding.detector, rule_id=finding.rule_id, status=finding.status
-                    ).inc()
-                    if finding.status == "shadow":
-                        finding = finding.model_copy(
-                            update={"shadow_action": ruleset.policy.would_do(finding, PolicyState())}
-                        )
-                    else:
-                        decide.append(finding)
-                    outcome.findings.append(finding)
-        if record.overturn is not None:
-            ruleset.policy.overturn(record.overturn, account.policy)
-        for finding in decide:
-            action = ruleset.policy.decide(finding, account.policy)
-            if action is not None:
-                outcome.actions.append(action)
-                self.metrics.actions.labels(action=action.action).inc()
-        self.accounts.put(record.account, account)
+        try:
+            decide = [record.finding] if record.finding is not None else []
+            event = record.event
+            if event is not None:
+                text = normalize(event.text)
+                for detector in ruleset.account_detectors_for(event.kind):
+                    try:
+                        found = detector.detect(event, text, account.for_detector(detector))
+                    except Exception as e:  # as for a room's detector: the account goes on, the event is kept
+                        outcome.dead_letters.append(self._detector_failed(detector.name, event, e))
+                        continue
+                    for finding in found:
+                        self.metrics.findings.labels(
+                            detector=finding.detector, rule_id=finding.rule_id, status=finding.status
+                        ).inc()
+                        if finding.status == "shadow":
+                            finding = finding.model_copy(
+                                update={"shadow_action": ruleset.policy.would_do(finding, PolicyState())}
+                            )
+                        else:
+                            decide.append(finding)
+                        outcome.findings.append(finding)
+            if record.overturn is not None:
+                ruleset.policy.overturn(record.overturn, account.policy)
+            for finding in decide:
+                action = ruleset.policy.decide(finding, account.policy)
+                if action is not None:
+                    outcome.actions.append(action)
+                    self.metrics.actions.labels(action=action.action).inc()
+        finally:  # also what a failure left half done reaches the changelog
+            self.accounts.put(record.account, account)
         if self.pseudonymizer is not None and outcome.findings:
             outcome.findings = [self.pseudonymizer.finding(f) for f in outcome.findings]
         return outcome

@@ -342,16 +342,16 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
 class RulesetWatcher:
     """Reloads the ruleset when its files change; a bad edit is reported and the running ruleset stays.
 
-    ``poll()`` is cheap: it reads the files (3.8 MB with the claims model) only when their names, sizes or
-    modification times moved since a look that found them settled (none modified in the two seconds before
-    it); runtimes call it between events.
+    ``poll()`` is cheap: it reads the files (3.8 MB with the claims model) only when their names, inodes, sizes,
+    modification or change times moved since a look that found them settled (none changed in the two seconds
+    before it); runtimes call it between events.
     """
 
     def __init__(self, directory: Path | str | None = None) -> None:
         self.directory = Path(directory) if directory is not None else default_rules_dir()
         self.current = load_ruleset(self.directory)
         self._digest = rules_digest(self.directory)
-        self._stat: list[tuple[str, int, int, int]] | None = None  # of the last look, when settled
+        self._stat: list[tuple[str, int, int, int, int]] | None = None  # of the last look, when settled
         self.last_error: RuleSetError | None = None
 
     def reload(self, metrics: Any, report: Callable[[str], None]) -> None:
@@ -369,15 +369,18 @@ class RulesetWatcher:
         """Swap in the new ruleset if the files changed and it loads; True if a swap happened."""
         try:
             looked = time.time_ns()
+            # the change time too: a copy that keeps the source's modification time (cp -p, rsync -t) moves it
             stat = [
-                (p.name, s.st_ino, s.st_size, s.st_mtime_ns) for p in rule_files(self.directory) for s in [p.stat()]
+                (p.name, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns)
+                for p in rule_files(self.directory)
+                for s in [p.stat()]
             ]
             if stat == self._stat:
                 return False
             digest = rules_digest(self.directory)  # read after the stat: a write in between moves it for next time
         except OSError:
             return False  # a file vanished mid-edit: look again next time
-        settled = looked - max((m for *_, m in stat), default=0) > SETTLED_NS
+        settled = looked - max((max(m, c) for *_, m, c in stat), default=0) > SETTLED_NS
         self._stat = stat if settled else None
         if digest == self._digest:
             return False

@@ -1,8 +1,8 @@
 """Rule files: validated at load, every problem reported with file:line, hot-swapped atomically."""
 
-import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -123,32 +123,55 @@ def test_watcher_swaps_in_a_good_edit_and_keeps_the_running_ruleset_on_a_bad_one
     assert watcher.current.rules["claims.tiny.cure"].severity == "critical"
 
 
+class CoarseClock:
+    """Rule files as a file system with a coarse clock shows them: every write the test makes is stamped with the
+    time it sets (two writes in one tick keep the same times), and "now" is what it says."""
+
+    def __init__(self) -> None:
+        self.now = time.time_ns()
+        self.stamps: dict[str, int] = {}
+
+    def files(self, directory: Path) -> list:
+        return [_Stamped(p, self) for p in sorted([*directory.glob("*.yaml"), *directory.glob("*.json")])]
+
+
+class _Stamped:
+    def __init__(self, path: Path, clock: CoarseClock) -> None:
+        self.path, self.name, self.clock = path, path.name, clock
+
+    def stat(self) -> SimpleNamespace:
+        real = self.path.stat()
+        stamp = self.clock.stamps.get(self.name, 0)
+        return SimpleNamespace(st_ino=real.st_ino, st_size=real.st_size, st_mtime_ns=stamp, st_ctime_ns=stamp)
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes()
+
+
 def test_watcher_reads_the_files_only_when_their_stat_moves_or_was_recent(tiny_rules: Path, monkeypatch):
     # the claims model is 3.8 MB: reading and hashing every file at each poll cost a worker 1 % of its core
+    clock = CoarseClock()
     reads = []
     digest = ruleset_module.rules_digest
     monkeypatch.setattr(ruleset_module, "rules_digest", lambda d: reads.append(d) or digest(d))
+    monkeypatch.setattr(ruleset_module, "rule_files", clock.files)
+    monkeypatch.setattr(ruleset_module.time, "time_ns", lambda: clock.now)
     watcher = RulesetWatcher(tiny_rules)
     claims = tiny_rules / "claims.yaml"
-    old = 1_700_000_000_000_000_000  # every file modified long ago: the stat alone answers
-    for path in tiny_rules.iterdir():
-        os.utime(path, ns=(old, old))
     reads.clear()
     assert watcher.poll() is False and len(reads) == 1  # the first look reads
-    assert watcher.poll() is False and watcher.poll() is False and len(reads) == 1
+    assert watcher.poll() is False and watcher.poll() is False and len(reads) == 1  # settled: the stat answers
 
-    # an edit, seen; then, in the same timestamp tick, another of the same size: the stat does not move
-    now = time.time_ns()
+    # an edit, seen at once; then another of the same size in the same tick of the file system's clock
+    clock.now += 10 * ruleset_module.SETTLED_NS
     claims.write_text(TINY_CLAIMS.replace("severity: high", "severity: low", 1), encoding="utf-8")
-    os.utime(claims, ns=(now, now))
+    clock.stamps["claims.yaml"] = clock.now
     assert watcher.poll() is True and watcher.current.rules["claims.tiny.cure"].severity == "low"
     cure = TINY_CLAIMS.index("  - id: claims.tiny.cure")
     again = TINY_CLAIMS[:cure] + TINY_CLAIMS[cure:].replace("version: 1", "version: 2", 1)
-    claims.write_text(again.replace("severity: high", "severity: low", 1), encoding="utf-8")
-    os.utime(claims, ns=(now, now))
-    # seconds later (the worker polls every 5 s): the last look's stat was too recent to trust, so the bytes are read
-    later = now + 10 * ruleset_module.SETTLED_NS
-    monkeypatch.setattr(ruleset_module.time, "time_ns", lambda: later)
+    claims.write_text(again.replace("severity: high", "severity: low", 1), encoding="utf-8")  # same size, same stat
+    # seconds later (the worker polls every 5 s): the last look was too close to the file's time to be trusted
+    clock.now += 10 * ruleset_module.SETTLED_NS
     assert watcher.poll() is True and watcher.current.rules["claims.tiny.cure"].version == 2
     reads.clear()
     assert watcher.poll() is False and watcher.poll() is False and reads == []  # settled now: the stat answers

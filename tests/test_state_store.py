@@ -9,7 +9,7 @@ import pytest
 from pipeline.engine import Engine, RoomState
 from pipeline.kafka.state_store import TableStateStore
 from pipeline.ruleset import DEFAULT_RULES_DIR, load_ruleset
-from tests.builders import chat, floods_on_rules, say
+from tests.builders import T0, chat, floods_on_rules, say
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +72,8 @@ def test_a_failure_half_way_still_writes_what_it_changed(flood_ruleset, monkeypa
     table = Table()
     store = TableStateStore(table, lambda: flood_ruleset)
     engine = Engine(flood_ruleset, store=store)
-    engine.process(chat("主播好呀", user="u0", room="r"))
-    store.write_changes()
+    engine.process(say("这是全网最低价", room="r"))  # a strike on the ladder
+    assert store.write_changes() == 1
     claims = flood_ruleset.configured["false_claims"]
 
     def half_then_fail(event, text, state):
@@ -82,20 +82,58 @@ def test_a_failure_half_way_still_writes_what_it_changed(flood_ruleset, monkeypa
 
     monkeypatch.setattr(claims, "detect", half_then_fail)
     assert engine.process(chat("发货快吗", user="u1", room="r", t=1)).dead_letters
-    assert (
-        store.write_changes() == 1
-        and json.loads(table[b"r"])["detectors"]["false_claims"]["current_category"] == "drug"
-    )
+    assert store.write_changes() == 1
+    assert json.loads(table[b"r"])["detectors"]["false_claims"]["current_category"] == "drug"
     monkeypatch.undo()
 
-    def fail(finding, state):
+    def cannot_say(event, state):
+        raise RuntimeError("a may_change bug")
+
+    monkeypatch.setattr(claims, "may_change", cannot_say)  # as a detector's failure: a dead letter, the room put
+    serialised = []
+    to_json = RoomState.to_json
+    monkeypatch.setattr(RoomState, "to_json", lambda self, only=None: serialised.append(self) or to_json(self, only))
+    assert engine.process(chat("好喝吗", user="u2", room="r", t=2)).dead_letters
+    store.write_changes()
+    assert len(serialised) == 1
+    monkeypatch.undo()
+
+    def clear_then_fail(finding, state):
         state.subjects.clear()
         raise RuntimeError("a policy bug")
 
-    monkeypatch.setattr(flood_ruleset.policy, "decide", fail)
+    monkeypatch.setattr(flood_ruleset.policy, "decide", clear_then_fail)
     with pytest.raises(RuntimeError):  # the worker keeps the event in its dead-letter topic
-        engine.process(say("这是全网最低价", room="r", t=2))
+        engine.process(say("全网最低价，错过今天就没有了", room="r", t=3))
     assert store.write_changes() == 1 and json.loads(table[b"r"])["policy"]["subjects"] == {}
+
+
+def test_reports_forgotten_while_a_repeat_is_dropped_are_written(flood_ruleset, monkeypatch):
+    # every finding a repeat of one reported (dropped: no finding out), but an older report expired meanwhile and is
+    # forgotten (``RoomState.first_reports``): the room's durable state changed all the same
+    table = Table()
+    store = TableStateStore(table, lambda: flood_ruleset)
+    engine = Engine(flood_ruleset, store=store)
+    floods = flood_ruleset.configured["bot_flood"]
+    rule = floods.rules[0]
+
+    def say_finding(event, name):
+        return floods.finding(rule, event, ident=(name,), score=1.0, summary=name, evidence=[], details={})
+
+    found = {1: ["a"], 40: ["b"], 70: ["b"]}  # at t = 70 s "a" (reported at 1 s) is past the 60 s memory
+    monkeypatch.setattr(floods, "report_memory_ms", 60_000)
+    monkeypatch.setattr(
+        floods,
+        "detect",
+        lambda event, text, state: [say_finding(event, n) for n in found.get((event.ts - T0) // 1000, [])],
+    )
+    for t in (1, 40):
+        assert engine.process(chat(f"主播好呀{t}", user=f"u{t}", room="r", t=t)).findings
+    store.write_changes()
+    assert set(json.loads(table[b"r"])["reported"]) == {say_finding(chat("x", room="r"), n).finding_id for n in "ab"}
+    assert not engine.process(chat("主播好呀70", user="u70", room="r", t=70)).findings  # "b" again: dropped
+    assert store.write_changes() == 1
+    assert set(json.loads(table[b"r"])["reported"]) == {say_finding(chat("x", room="r"), "b").finding_id}
 
 
 def test_a_batch_writes_each_changed_room_once_with_its_last_state(flood_ruleset):
