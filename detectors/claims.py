@@ -431,7 +431,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             return findings
         if isinstance(event, TranscriptEvent):
             source: SpeechSource = "transcript"
-        elif isinstance(event, (ChatEvent, DanmakuEvent)) and not is_viewer_comment(event):
+        elif isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator"):
             source = "host_chat"
         else:
             return []  # a viewer's comment (most of the input): checked first, before the ids below
