@@ -1,8 +1,10 @@
 """Bot-comment floods: a commercial script from many accounts is a campaign; a fan chant is not."""
 
+from collections import OrderedDict
+
 import pytest
 
-from detectors.floods import BotFloodDetector, FloodState, bigrams, similarity
+from detectors.floods import BotFloodDetector, FloodState, Script, bigrams, similarity
 from detectors.normalize import normalize
 from tests.builders import T0, danmaku
 
@@ -88,7 +90,7 @@ def test_account_signals_are_reported(detector):
 def test_state_stays_bounded_in_a_busy_room(detector):
     state = FloodState()
     feed(detector, state, [(i * 0.001, f"u{i % 5000}", f"第{i}条：随便说点什么{i % 997}") for i in range(30_000)])
-    assert len(state.scripts) <= detector.settings.max_scripts
+    assert len(state.scripts) <= detector.settings.max_scripts and len(state.once) <= detector.settings.max_scripts
     assert len(state.aliases) <= 2 * detector.settings.max_scripts
     assert len(state.traffic) <= detector.settings.window_s // detector.settings.bucket_s + 1
 
@@ -105,8 +107,49 @@ def test_padded_and_reworded_variants_join_one_script(detector):
             (3, "d", "今天的歌好好听啊"),
         ],
     )
-    assert list(state.scripts) == ["真给力#颗就瘦了#斤", "今天的歌好好听啊"]
+    assert list(state.scripts) == ["真给力#颗就瘦了#斤"]
     assert set(state.scripts["真给力#颗就瘦了#斤"].accounts) == {"a", "b", "c"}
+    assert list(state.once) == ["今天的歌好好听啊"]  # an ordinary text posted once is not a script yet
+
+
+def test_an_ordinary_text_posted_again_is_the_script_it_would_have_been_from_its_first_message(detector):
+    state = FloodState()
+    bucket_ms = detector.settings.bucket_s * 1000
+    first = danmaku("今天的歌好好听啊！", user="a", t=3, event_id="first")
+    second = danmaku("今天的歌好好听啊～", user="b", t=25, event_id="second")
+    assert detector.detect(first, normalize(first.text), state) == []
+    assert list(state.once) == ["今天的歌好好听啊"] and not state.scripts
+    assert detector.detect(second, normalize(second.text), state) == []
+    assert not state.once
+    assert state.scripts["今天的歌好好听啊"] == Script(
+        text="今天的歌好好听啊",
+        raw_example="今天的歌好好听啊～",  # the latest message's words
+        commercial=False,
+        first_ts=first.ts,
+        last_ts=second.ts,
+        accounts=OrderedDict([("a", first.ts), ("b", second.ts)]),
+        buckets={first.ts // bucket_ms * bucket_ms: 1, second.ts // bucket_ms * bucket_ms: 1},
+        examples=["first", "second"],
+    )
+
+
+def test_a_text_posted_once_is_forgotten_after_the_window(detector):
+    state = FloodState()
+    window_s = detector.settings.window_s
+    feed(detector, state, [(0, "a", "今天的歌好好听啊"), (window_s + 1, "b", "今天的歌好好听啊")])
+    assert not state.scripts  # once in the window, as a rebuild reading only the window sees it
+    assert [(p.user, p.ts) for p in state.once.values()] == [("b", T0 + (window_s + 1) * 1000)]
+
+
+def test_a_chant_outlives_a_flood_of_texts_each_posted_once(detector):
+    """Texts posted once are bounded apart from the scripts: thousands of them (chatter, or a spammer varying
+    every message) do not push a chant under way out of the window."""
+    state = FloodState()
+    chant = [(i * 0.1, f"fan{i}", "然然超可爱") for i in range(detector.settings.min_accounts - 1)]
+    chatter = [(1 + i * 0.01, f"u{i}", f"第{i}条弹幕说点别的") for i in range(3 * detector.settings.max_scripts)]
+    feed(detector, state, chant + chatter + [(62, "fan-last", "然然超可爱")])
+    assert len(state.once) <= detector.settings.max_scripts
+    assert len(state.scripts["然然超可爱"].accounts) == detector.settings.min_accounts  # enough to be judged
 
 
 def test_similarity_is_jaccard_and_containment_of_bigrams():

@@ -46,7 +46,7 @@ def test_only_durable_state_reaches_the_changelog_and_only_when_it_changed(flood
     engine.process(chat("主播好呀", user="u1", room="r", t=1))  # the window changes, nothing durable does
     assert store.write_changes() == 0
     assert table.writes == 1 and not store.dirty
-    assert store.get("r").detectors["bot_flood"].scripts  # but the cache holds it
+    assert store.get("r").detectors["bot_flood"].once  # but the cache holds it
 
 
 def test_a_viewers_comment_is_not_even_serialised(flood_ruleset, monkeypatch):
