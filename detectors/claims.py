@@ -18,7 +18,6 @@ from collections.abc import Iterator, Sequence
 from itertools import pairwise
 from typing import ClassVar, Literal
 
-import ahocorasick
 import jieba
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -35,7 +34,7 @@ from detectors.normalize import (
     pinyin_text,
     words_regex,
 )
-from detectors.prefilter import PatternSet
+from detectors.prefilter import PatternSet, WordFinder
 from schemas.events import (
     BaseEvent,
     ChatEvent,
@@ -297,8 +296,6 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
 
     def __init__(self, settings: ClaimsSettings, rules: Sequence[ClaimRule], context: RuleContext) -> None:
         super().__init__(settings, rules, context)
-        self._terms = ahocorasick.Automaton()
-        self._pinyin = ahocorasick.Automaton()
         # (rule, term) whose homophones count only when spelt in letters: a ``letters`` rule's short terms; its
         # terms of LONG_HOMOPHONE characters or more also match Chinese homophones that keep one of their
         # characters ("降雪糖" for 降血糖) — at that length an everyday word rarely sounds the same
@@ -318,11 +315,13 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                     pinyin_rules.setdefault(pinyin_keys(key).text, []).append((idx, term))
                     if rule.homophones == "letters" and len(key) < LONG_HOMOPHONE:
                         self._letters_only.add((idx, term))
-        for key, entries in term_rules.items():
-            self._terms.add_word(key, (len(key), entries))
-        for key, entries in pinyin_rules.items():
-            chars = frozenset("".join(normalize(term).text for _, term in entries))
-            self._pinyin.add_word(key, (len(key), entries, chars))
+        self._terms = WordFinder(term_rules)
+        self._pinyin = WordFinder(
+            {
+                key: (entries, frozenset("".join(normalize(term).text for _, term in entries)))
+                for key, entries in pinyin_rules.items()
+            }
+        )
         self._has_terms = bool(term_rules)
         self._has_pinyin = bool(pinyin_rules)
         # A homophone evasion either spells a syllable in letters ("减fei") or keeps a character of the term
@@ -337,10 +336,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
             }
         )
         self._may_be_homophone = re.compile("[a-z" + re.escape("".join(term_chars)) + "]")
-        if self._has_terms:
-            self._terms.make_automaton()
         if self._has_pinyin:
-            self._pinyin.make_automaton()
             jieba.initialize()  # its dictionary is loaded now, not at the first homophone on air
         # every rule's patterns in one set, in rule order: only those whose literals occur in a text run on it
         # (most host speech holds none, and 30 scans cost more than the rest of the lexicon)
@@ -482,25 +478,23 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         found: list[tuple[int, int, int, str, EvidenceHow]] = []
         norm = text.text
         if self._has_terms:
-            for last, (length, entries) in self._terms.iter(norm):
-                start = last - length + 1
-                how: EvidenceHow = (
-                    "exact" if text.raw_slice(start, last + 1) == norm[start : last + 1] else "normalized"
-                )
-                for idx, term in entries:
-                    found.append((idx, start, last + 1, term, how))
+            term_entries = self._terms.values
+            for k, start, end in self._terms.find(norm):
+                how: EvidenceHow = "exact" if text.raw_slice(start, end) == norm[start:end] else "normalized"
+                for idx, term in term_entries[k]:
+                    found.append((idx, start, end, term, how))
         if self._has_pinyin and self._may_be_homophone.search(norm):
             # the syllables alone first: most texts hold no term's pinyin, and the positions are then not needed
-            matches = list(self._pinyin.iter(pinyin_text(norm)))
+            matches = self._pinyin.find(pinyin_text(norm))
             keys = pinyin_keys(norm) if matches else None
             exact_spans = {(f[0], f[1], f[2]) for f in found}
             words: frozenset[int] | None = None  # jieba's word boundaries, found only for a Chinese homophone
-            for last, (length, entries, chars) in matches:
+            for k, p_start, p_end in matches:
                 assert keys is not None
-                p_start, p_end = last - length + 1, last + 1
+                entries, chars = self._pinyin.values[k]
                 if p_start not in keys.boundaries or p_end not in keys.boundaries:
                     continue  # a match across syllables ("xi an" for "xian") is not a homophone
-                start, end = keys.unit_of[p_start], keys.unit_of[last] + 1
+                start, end = keys.unit_of[p_start], keys.unit_of[p_end - 1] + 1
                 if all((idx, start, end) in exact_spans for idx, _ in entries):
                     continue  # the term itself, found already: its sound adds nothing (and needs no jieba)
                 span = norm[start:end]

@@ -23,7 +23,6 @@ from itertools import chain, groupby, pairwise, repeat
 from operator import itemgetter
 from typing import Any, cast
 
-import ahocorasick
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -33,6 +32,7 @@ except ImportError:  # pragma: no cover - a build without a C++ compiler
     _claims_kernel = None  # type: ignore[assignment]
 
 from detectors.normalize import CharTable, NormalizedText, _syllable, clause_breaks, is_han
+from detectors.prefilter import WordFinder
 
 FORMAT = 3  # 3: + a length bucket; 2: binary tf-idf features; 1: counts scaled by 1/√n
 CLAIM_TYPES = ("absolute", "efficacy", "fabricated_data", "guarantee")
@@ -212,12 +212,9 @@ class Featurizer:
         self.vocabulary = vocabulary  # word → class ("" for a word without class)
         #: when set, an unpunctuated run is cut where its clauses likely end and read in windows of them
         self.breaker = breaker
-        self._words = ahocorasick.Automaton()
-        for word, cls in vocabulary.items():
-            self._words.add_word(word, (len(word), word, cls))
+        self._words = WordFinder(vocabulary)
+        self._word_list = list(vocabulary)
         self._has_words = bool(vocabulary)
-        if self._has_words:
-            self._words.make_automaton()
 
     def units(self, text: NormalizedText) -> list[tuple[int, int]]:
         """Spans (normalised coordinates) of the units of ``text``: ``window`` consecutive clauses, and the
@@ -272,10 +269,11 @@ class Featurizer:
         syl = list(map(_han_syllable, s))
         out.extend((f"{PINYIN}{syl[i]}_{syl[i + 1]}", i, i + 2) for i in range(len(s) - 1) if syl[i] and syl[i + 1])
         if self._has_words:
-            for last, (length, word, cls) in self._words.iter(s):
-                out.append((WORD + word, last - length + 1, last + 1))
-                if cls:
-                    out.append((WORD_CLASS + cls, last - length + 1, last + 1))
+            classes = self._words.values
+            for k, start, end in self._words.find(s):
+                out.append((WORD + self._word_list[k], start, end))
+                if classes[k]:
+                    out.append((WORD_CLASS + classes[k], start, end))
         out.append((length_feature(s), 0, len(s)))
         return out
 
@@ -294,29 +292,27 @@ class KnownFeatures:
     def __init__(self, featurizer: Featurizer, heads: Sequence[Head]) -> None:
         self.max_n = featurizer.spec.max_n
         self.heads = tuple(heads)
-        self.keys = [ahocorasick.Automaton() for _ in heads]
-        self._has_pinyin = False
+        keyed: list[dict[str, int]] = [{} for _ in heads]
         for h, head in enumerate(heads):
             for f, row in head.index.items():
                 if f[0] == PINYIN:
-                    self.keys[h].add_word("^" + f[1:].replace("_", "^").upper() + "^", row)
-                    self._has_pinyin = True
+                    keyed[h]["^" + f[1:].replace("_", "^").upper() + "^"] = row
                 elif f[0] not in (WORD, WORD_CLASS, LENGTH) and len(f) <= self.max_n:
-                    self.keys[h].add_word(f, row)
+                    keyed[h][f] = row
+        self._has_pinyin = any(f[0] == PINYIN for head in heads for f in head.index)
+        self.keys = [WordFinder(k) for k in keyed]
         # per head, its length feature's row by bucket (looked up by index, not by a string built per text)
         self.length_rows = [[head.index.get(f"{LENGTH}{b}") for b in range(LENGTH_BUCKETS)] for head in heads]
         self._of_head = [itemgetter(h) for h in range(len(heads))]  # a word's rows of one head, at C speed
-        self.words = ahocorasick.Automaton()
+        words = {}
         for word, cls in featurizer.vocabulary.items():
             rows = tuple(
                 tuple(r for r in (head.index.get(WORD + word), head.index.get(WORD_CLASS + cls) if cls else None) if r)
                 for head in heads
             )
             if any(rows):
-                self.words.add_word(word, rows)
-        for a in (*self.keys, self.words):
-            if len(a):
-                a.make_automaton()
+                words[word] = rows
+        self.words = WordFinder(words)
         self.kernels = self._kernels(heads) if _claims_kernel is not None and self.max_n <= 3 else None
 
     def _kernels(self, heads: Sequence[Head]) -> list[_claims_kernel.HeadKernel]:
@@ -343,11 +339,7 @@ class KnownFeatures:
         if self.kernels is None:
             return self.heads[head].proba_of_rows(self.find(s, head))
         # the words' rows gathered by built-in iterators (no Python step per word found)
-        extra = (
-            list(chain.from_iterable(map(self._of_head[head], map(_VALUE, self.words.iter(s)))))
-            if len(self.words)
-            else []
-        )
+        extra = list(chain.from_iterable(map(self._of_head[head], self.words.values_in(s)))) if len(self.words) else []
         row = self.length_rows[head][length_bucket(s)]
         if row:
             extra.append(row)
@@ -360,17 +352,14 @@ class KnownFeatures:
             keyed = _DIGIT.sub("#", s)
             if self._has_pinyin:
                 keyed += "^" + "^".join(map(_SYLLABLE_OR_BAR.__getitem__, s)) + "^"
-            rows.update(map(_VALUE, self.keys[head].iter(keyed)))
+            rows.update(self.keys[head].values_in(keyed))
         if len(self.words):
-            for _, per_head in self.words.iter(s):
+            for per_head in self.words.values_in(s):
                 rows.update(per_head[head])
         row = self.length_rows[head][length_bucket(s)]
         if row:
             rows.add(row)
         return rows
-
-
-_VALUE = itemgetter(1)
 
 
 #: a character's pinyin in capitals, or "|" for a character that is not Chinese

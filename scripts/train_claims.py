@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 
-import ahocorasick
 import numpy as np
 import yaml
 from scipy import sparse
@@ -61,6 +60,7 @@ from detectors.claims_model import (  # noqa: E402
     load_model,
 )
 from detectors.normalize import NormalizedText, clause_breaks, normalize  # noqa: E402
+from detectors.prefilter import WordFinder  # noqa: E402
 from schemas.events import TranscriptEvent  # noqa: E402
 
 CORPUS = REPO / "corpus" / "claims"
@@ -170,17 +170,19 @@ def mark_known_claims(rows: list[Row]) -> int:
     claim — the clause head is trained on that clause instead of guessing it (multiple-instance). A short
     text and the long one holding it share a leak-free group, so no fold learns one and is tested on the
     other. Returns the number of long texts marked."""
-    known = ahocorasick.Automaton()
-    for r in rows:
-        if r.label != NONE and r.segment == "short" and len(r.norm.text) >= CONTAINED_MIN_CHARS:
-            known.add_word(r.norm.text, len(r.norm.text))
+    known = WordFinder(
+        dict.fromkeys(
+            r.norm.text
+            for r in rows
+            if r.label != NONE and r.segment == "short" and len(r.norm.text) >= CONTAINED_MIN_CHARS
+        )
+    )
     if not len(known):
         return 0
-    known.make_automaton()
     marked = 0
     for r in rows:
         if r.label != NONE and r.segment == "long":
-            r.claim_spans = [(end + 1 - n, end + 1) for end, n in known.iter(r.norm.text)]
+            r.claim_spans = [(start, end) for _, start, end in known.find(r.norm.text)]
             marked += bool(r.claim_spans)
     return marked
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from detectors.normalize import normalize
-from detectors.prefilter import PatternSet, required_literals
+from detectors.prefilter import PatternSet, WordFinder, required_literals
 from pipeline.ruleset import load_ruleset
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,3 +122,37 @@ def test_the_claims_context_cues_that_match_a_clause_are_among_those_that_may_ma
                     assert id(rx) in may and id(rx) in cues.may_match(clause), (rx.pattern[:40], clause)
     assert matched >= 100  # the corpora do exercise the cues
     assert named < total / 3  # and the filter leaves most of them out
+
+
+def _every_occurrence(words: dict[str, int], text: str) -> list[tuple[int, int, int]]:
+    """(word, start, end) of each word at each place it stands, by end and longest first: the reference."""
+    return [
+        (words[text[start:end]], start, end)
+        for end in range(1, len(text) + 1)
+        for start in range(end)
+        if text[start:end] in words
+    ]
+
+
+def test_the_word_finder_finds_every_occurrence_overlapping_ones_too():
+    listed = ["减肥", "肥", "减肥茶", "茶", "a", "aa", "\U0001f525火", "火"]
+    words = {w: k for k, w in enumerate(listed)}
+    finder = WordFinder({w: w.upper() for w in listed})
+    assert len(finder) == 8 and len(WordFinder({})) == 0 and WordFinder({}).find("减肥") == []
+    for text in ["减肥茶", "喝减肥茶减肥", "aaa", "\U0001f525火火爆", "", "无关的话"]:
+        expected = _every_occurrence(words, text)
+        assert finder.find(text) == expected, text
+        assert finder.values_in(text) == [listed[k].upper() for k, _, _ in expected]
+
+
+def test_the_word_finder_agrees_with_the_reference_on_the_claims_model_vocabulary():
+    vocabulary = load_ruleset(check_examples=False).configured["false_claims"].model.featurizer.vocabulary
+    words = {w: k for k, w in enumerate(vocabulary)}
+    finder = WordFinder(words)
+    found = 0
+    for text in _texts()[:400]:
+        norm = normalize(text).text
+        expected = _every_occurrence(words, norm)
+        assert finder.find(norm) == expected, text
+        found += len(expected)
+    assert found >= 1000  # the texts do hold the words
