@@ -442,10 +442,10 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         return best
 
     def _add_script(self, state: FloodState, key: str, script: Script) -> None:
-        horizon = script.last_ts - self._window_ms
-        scripts, limit = state.scripts, self.settings.max_scripts
-        while scripts and (len(scripts) >= limit or next(iter(scripts.values())).last_ts <= horizon):
+        scripts = state.scripts
+        while len(scripts) >= self.settings.max_scripts:
             self._drop_script(state, next(iter(scripts)))
+        self._drop_expired(state, script.last_ts - self._window_ms)
         scripts[key] = script
         if script.commercial:
             state.commercial[key] = None
@@ -462,6 +462,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         while once and (len(once) >= self.settings.max_scripts or next(iter(once.values())).ts <= horizon):
             once.popitem(last=False)
         once[key] = posted
+        # the scripts past the window go now, as when each new text was a script (``_add_script``): one left
+        # until the next new script would keep its first time and, if commercial, its key for the variants
+        self._drop_expired(state, horizon)
 
     def _script_of_once(self, state: FloodState, key: str, first: PostedOnce) -> Script:
         """The script of a text posted once before, holding that message as ``_observe`` would have left it."""
@@ -478,6 +481,12 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         )
         self._add_script(state, key, script)
         return script
+
+    def _drop_expired(self, state: FloodState, horizon: int) -> None:
+        """Drop the least recently posted scripts while their last message is at ``horizon`` or before."""
+        scripts = state.scripts
+        while scripts and next(iter(scripts.values())).last_ts <= horizon:
+            self._drop_script(state, next(iter(scripts)))
 
     def _drop_script(self, state: FloodState, key: str) -> None:
         if not state.scripts.pop(key).commercial:
