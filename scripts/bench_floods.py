@@ -125,6 +125,7 @@ def bench_real(detector: Any, data: Path) -> list[str]:
             f"      tracemalloc: peak {(peak - base) / 2**20:.1f} MiB allocated during the pass, "
             f"{(current - base) / 2**20:.1f} MiB still held at the end (state + caches); "
             f"final state {state_size(state):,} bytes of JSON, {len(state.scripts)} templates "
+            f"(and {len(state.once)} texts posted once) "
             f"(pass took {traced_s:.1f} s under tracemalloc)"
         )
     return texts
