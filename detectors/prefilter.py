@@ -49,7 +49,9 @@ class WordFinder(Generic[V]):
     3.1 against 7.9 µs a LiveAMR utterance; ASCII text cost pyahocorasick 0.7 µs a character): its trie looks a
     character up among a node's children one by one, and a Chinese vocabulary's root has thousands. The crate
     reports overlapping matches in this order itself (tests/test_prefilter.py holds it to a brute-force
-    reference): no Python step per match is added here."""
+    reference): no Python step per match is added here. The crate reads UTF-8: a text holding a lone surrogate
+    raises ``UnicodeEncodeError`` (decoding refuses such an event, and ``normalize`` drops them). An instance
+    cannot be pickled or deep-copied."""
 
     def __init__(self, words: Mapping[str, V]) -> None:
         self.values: list[V] = list(words.values())
