@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.base import Detector, RuleContext, falls_due, text_evidence
+from detectors.base import Detector, ReportsWhenDue, RuleContext, falls_due, text_evidence
 from detectors.normalize import NormalizedText, Term, normalize, words_regex
 from detectors.timeline import TimelineRule
 from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, StreamMetaEvent, TranscriptEvent, is_viewer_comment
@@ -86,7 +86,7 @@ class AiLabelState(BaseModel):
     applied: list[str] = Field(default_factory=list)  # ids of the latest state-changing events, oldest first
 
 
-class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
+class AiLabelDetector(ReportsWhenDue, Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
     name: ClassVar[str] = "ai_label"
     # viewer chat and danmaku are clock ticks (deadlines); host/operator chat is read like the transcript
     kinds: ClassVar[frozenset[str]] = frozenset({"stream_meta", "transcript", "chat", "danmaku"})
@@ -124,10 +124,6 @@ class AiLabelDetector(Detector[AiLabelRule, AiLabelSettings, AiLabelState]):
         state.applied.append(event.event_id)
         del state.applied[: -self.settings.max_applied_ids]
         return findings
-
-    def may_change(self, event: BaseEvent, state: AiLabelState) -> bool:
-        # a viewer's comment changes nothing but when a report falls due at it
-        return not is_viewer_comment(event) or falls_due(event, state.next_due)
 
     # -- applying events -----------------------------------------------------------------------
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, Self, TypeVar, cast, get_args, get_origin
+from typing import Any, ClassVar, Generic, Literal, Protocol, Self, TypeVar, cast, get_args, get_origin
 
 from pydantic import BaseModel
 
 from detectors.normalize import NormalizedText
 from detectors.timeline import TimelineExamples, check_timelines
-from schemas.events import BaseEvent
+from schemas.events import BaseEvent, is_viewer_comment
 from schemas.findings import Evidence, EvidenceHow, Finding, FindingStatus, RuleStatus, Subject, Window, derived_id
 from schemas.rules import Rule
 
@@ -168,6 +168,18 @@ def falls_due(event: BaseEvent, next_due: int | None) -> bool:
     """Whether a report owed at ``next_due`` (event time) is due at ``event``: detectors that report what did
     not happen (a label or a price still missing) do so at the next event of the room, a viewer's comment too."""
     return next_due is not None and event.ts > next_due
+
+
+class _OwesReports(Protocol):
+    next_due: int | None
+
+
+class ReportsWhenDue:
+    """Mixed into a detector that reports what did not happen when it falls due (``falls_due``): to it a viewer's
+    comment is only the room's clock, and changes its state only when a report falls due at it."""
+
+    def may_change(self, event: BaseEvent, state: _OwesReports) -> bool:
+        return not is_viewer_comment(event) or falls_due(event, state.next_due)
 
 
 def text_evidence(

@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectors.base import Detector, RuleContext, falls_due, text_evidence
+from detectors.base import Detector, ReportsWhenDue, RuleContext, falls_due, text_evidence
 from detectors.normalize import NormalizedText, normalize
 from detectors.price_speech import PriceSpeech, Said, SpeechLexicon, Utterance
 from detectors.timeline import TimelineRule
@@ -137,7 +137,7 @@ def _plain(d: Decimal | None) -> str | None:
     return format(d.normalize(), "f") if d == d.to_integral_value() else format(d, "f")
 
 
-class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
+class PriceMarkingDetector(ReportsWhenDue, Detector[PriceRule, PriceSettings, PriceState]):
     name: ClassVar[str] = "price_marking"
     # chat and danmaku are read only as clock ticks (deadlines), and host/operator chat for spoken prices
     kinds: ClassVar[frozenset[str]] = frozenset({"price_tag", "transcript", "order", "stream_meta", "chat", "danmaku"})
@@ -181,10 +181,6 @@ class PriceMarkingDetector(Detector[PriceRule, PriceSettings, PriceState]):
         state.applied.append(event.event_id)
         del state.applied[: -self.settings.max_applied_ids]
         return findings
-
-    def may_change(self, event: BaseEvent, state: PriceState) -> bool:
-        # a viewer's comment changes nothing but when a report falls due at it
-        return not is_viewer_comment(event) or falls_due(event, state.next_due)
 
     # -- applying events -----------------------------------------------------------------------
 
