@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.kafka.worker import STALL_S
 from pipeline.ruleset import DEFAULT_RULES_DIR
 from pipeline.simulator import demo_lines
 from schemas.deadletter import DeadLetter
@@ -208,7 +209,10 @@ def test_two_workers_share_the_group_and_decide_every_event_once_in_effect_acros
         wait_for(lambda: w1.total("livewatch_events_total") >= counts[0], 60, "worker 1 to decide batch 1")
 
         publish(kafka, prefix, write(tmp_path / "b2.jsonl", batches[1]))
-        w2 = Worker(kafka, prefix, tmp_path, "w2")  # joins while batch 2 is being decided
+        # joins while batch 2 is being decided; its table recovery takes longer than the worker's stall timer
+        # (Faust's own setting, slept before each recovery): nothing may be decided before its rooms' durable
+        # state is back — a re-read of a "stalled" input once decided room-04 without its product's category
+        w2 = Worker(kafka, prefix, tmp_path, "w2", env={"STREAM_RECOVERY_DELAY": str(STALL_S + 2)})
         w2.wait_assigned()
         wait_for(lambda: 0 < w1.total("livewatch_partitions_assigned") < 4, 60, "partitions split between workers")
         wait_for(

@@ -195,6 +195,14 @@ def test_an_input_that_delivers_nothing_with_messages_on_the_broker_is_read_dire
     assert t.stalled([stalled], highwater, now=111) == [Reread(stalled, 86, 120, t.epoch)]
 
 
+def test_the_wait_for_the_tables_recovery_is_not_a_stall():
+    t = OffsetTracker({TP: 7}.get, stall_s=10)
+    t.assign([TP], now=0)  # Faust now recovers the tables; it delivers nothing until that is done
+    t.restart_stall_clocks(now=12)  # done, 12 s later
+    assert t.stalled([TP], {TP: 20}.get, now=15) == []
+    assert t.stalled([TP], {TP: 20}.get, now=22) == [Reread(TP, 7, 20, t.epoch)]
+
+
 def test_an_input_that_never_delivered_is_read_from_its_committed_offset():
     t = OffsetTracker({TP: 7}.get, stall_s=10)
     t.assign([TP], now=0)

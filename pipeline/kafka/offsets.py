@@ -97,6 +97,11 @@ class OffsetTracker(Generic[TP]):
         self._progress_at = dict.fromkeys(self._assigned, now)
         self._bounds = {}
 
+    def restart_stall_clocks(self, now: float) -> None:
+        """Count every assigned input's silence from ``now``: Faust delivers nothing while it recovers the
+        tables after an assignment, and that wait is not a stall."""
+        self._progress_at = dict.fromkeys(self._assigned, now)
+
     def revoke(self) -> None:
         """The assignment is being revoked: answers to its re-reads are void from now on. What is taken
         stays until ``clear``, so that decisions already under way can still be acknowledged."""

@@ -264,7 +264,8 @@ class WorkerRuntime:
         self._account_tps: set[TP] = set()  # the partitions of live.accounts we own
         self._account_next: dict[TP, int] = {}  # per live.accounts partition: the next offset to decide
         self._assigned = False  # False between a revocation and the next assignment
-        self._limbo: list[Message] = []  # delivered meanwhile: ours or not is known at assignment
+        self._was_ready = False  # whether the last tick found the worker ready (``_ready``)
+        self._limbo: list[Message] = []  # delivered while not ready: decided, in order, once it is
         self._last_reload = time.monotonic()
 
         self.app.topics.add(self.inputs)  # subscribed (no agent: the batches come from the consumer)
@@ -298,9 +299,6 @@ class WorkerRuntime:
         self._assigned = True
         self.rebuilds.assign(self._owned, self.watcher.current)  # before any await: nothing of them goes first
         asyncio.ensure_future(self._query_bounds(inputs))
-        limbo, self._limbo = self._limbo, []
-        if limbo:  # in the order Faust delivered them, before anything fetched later
-            await self._receive(limbo)
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **kwargs: Any) -> None:
         # Everything held or un-acknowledged is read again from the committed offsets after the rebalance
@@ -344,17 +342,33 @@ class WorkerRuntime:
             except Exception:  # the task must go on; the batch's messages are read again after a restart
                 log.exception("unexpected error on a batch of %d message(s)", len(batch))
 
+    def _ready(self) -> bool:
+        """Whether rooms may be decided: partitions assigned, and Faust done with the rebalance. Faust recovers
+        the tables of newly assigned partitions after the assignment, and delivers their messages only then;
+        a room loaded from the table before that (a re-read, a rebuild's release, a delivery fetched before the
+        rebalance) would be decided without its durable state — a product's category, a ladder — and its
+        changelog record overwritten with that."""
+        return self._assigned and not self.app.rebalancing
+
     async def _tick(self, app: Any = None) -> None:
         now = time.monotonic()
         if now - self._last_reload >= self.settings.reload_every_s:
             self._last_reload = now
             self.watcher.reload(self.metrics, log.warning)
             self._update_lag()
+        ready = self._ready()
+        if ready and not self._was_ready:
+            self.offsets.restart_stall_clocks(now)  # the recovery's wait was not the inputs stalling
+        self._was_ready = ready
         try:
+            if ready and self._limbo:
+                await self._receive([])  # what was delivered while not ready, if nothing was delivered since
             async with self._lock:
                 await self._release()
         except Exception:
             log.exception("release failed")
+        if not ready:
+            return
         open_inputs = [tp for p, tps in self._owned.items() if self.rebuilds.is_open(p) for tp in tps]
         for request in self.offsets.stalled(open_inputs, self._highwater, now):
             asyncio.ensure_future(self._reread(request))
@@ -362,14 +376,17 @@ class WorkerRuntime:
     # -- the pipeline --------------------------------------------------------------------------------
 
     async def _receive(self, messages: list[Message]) -> None:
-        """One batch Faust fetched, in its order: one step."""
-        if not self._assigned:  # between a revocation and the next assignment: wait and see
+        """One batch Faust fetched, in its order: one step. While the worker is not ``_ready`` the batch waits,
+        and joins the next step in the order Faust delivered it (ours or not is known once assigned)."""
+        if not self._ready():
             self._limbo.extend(messages)
             return
         async with self._lock:
-            if not self._assigned:  # revoked while we waited for the lock
+            if not self._ready():  # a rebalance began while we waited for the lock
                 self._limbo.extend(messages)
                 return
+            if self._limbo:
+                messages, self._limbo = self._limbo + messages, []
             step = _Step()
             now = time.monotonic()
             self._merge_clock.delivered(now)
@@ -523,7 +540,9 @@ class WorkerRuntime:
         step = step if step is not None else _Step()
         now = time.monotonic()
         turn = time.perf_counter() + YIELD_EVERY_S
-        for partition, merger in list(self._mergers.items()):
+        # not ready: every partition waits, its rooms' table may still be recovering
+        mergers = list(self._mergers.items()) if self._ready() else []
+        for partition, merger in mergers:
             if not self.rebuilds.is_open(partition) or self.offsets.blocked(self._owned.get(partition, ())):
                 continue
             # an input not caught up is the consumer's lag, not a late producer: waited for until it stalls
