@@ -17,7 +17,9 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,33 @@ def faust_committed_offset(consumer: Any, tp: TP) -> int | None:
     return getattr(consumer, "_committed_offset", {}).get(tp)
 
 
+def not_decided_yet(messages: list[Message], committed: Callable[[TP], int | None]) -> list[Message]:
+    """``messages`` without those below their partition's committed offset. Deliveries held while the worker
+    was not ready may have been fetched an assignment or more ago, and a partition that was another worker's in
+    between has been decided past them: Faust drops such a fetch itself, but the held ones bypass it."""
+    kept = []
+    for m in messages:
+        offset = committed(m.tp)
+        if offset is None or m.offset >= offset:
+            kept.append(m)
+    return kept
+
+
+class RecoveryAwareApp(faust.App):
+    """Faust's app, noting the consumer generation whose rebalance it ended last.
+
+    Faust ends a rebalance (``rebalancing`` false) once it has recovered the tables of the assignment and
+    resumed the streams. A recovery of the previous generation may still end after the next rebalance has
+    begun (the generation id changes only at the assignment), and ``rebalancing`` alone would then read as
+    done before the new partitions' tables are back."""
+
+    ended_generation: int | None = None
+
+    def on_rebalance_end(self) -> None:
+        self.ended_generation = self.consumer_generation_id
+        super().on_rebalance_end()
+
+
 def instance_id(settings: Settings) -> str:
     """The worker's name in the consumer group: ``settings.instance_id``, or one kept in its data directory
     (made at first start), so that a worker restarted on the same data directory comes back as itself."""
@@ -137,7 +166,7 @@ class WorkerRuntime:
         self.settings = s = settings
         self.metrics = metrics if metrics is not None else Metrics()
         self.instance_id = instance_id(s)  # the group name, and the transactional id in exactly-once
-        self.app = faust.App(
+        self.app = RecoveryAwareApp(
             s.app_id,
             broker=s.broker,
             broker_credentials=faust_credentials(s),  # TLS / SASL (docs/security.md)
@@ -264,6 +293,7 @@ class WorkerRuntime:
         self._account_tps: set[TP] = set()  # the partitions of live.accounts we own
         self._account_next: dict[TP, int] = {}  # per live.accounts partition: the next offset to decide
         self._assigned = False  # False between a revocation and the next assignment
+        self._generation: int | None = None  # the consumer generation of the assignment
         self._was_ready = False  # whether the last tick found the worker ready (``_ready``)
         self._limbo: list[Message] = []  # delivered while not ready: decided, in order, once it is
         self._last_reload = time.monotonic()
@@ -296,6 +326,7 @@ class WorkerRuntime:
         self.metrics.partitions_assigned.set(len(self._owned))
         log.info("assigned input partitions %s", sorted({tp.partition for tp in inputs}))
         self.offsets.assign(inputs, time.monotonic())
+        self._generation = self.app.consumer_generation_id
         self._assigned = True
         self.rebuilds.assign(self._owned, self.watcher.current)  # before any await: nothing of them goes first
         asyncio.ensure_future(self._query_bounds(inputs))
@@ -347,8 +378,8 @@ class WorkerRuntime:
         the tables of newly assigned partitions after the assignment, and delivers their messages only then;
         a room loaded from the table before that (a re-read, a rebuild's release, a delivery fetched before the
         rebalance) would be decided without its durable state — a product's category, a ladder — and its
-        changelog record overwritten with that."""
-        return self._assigned and not self.app.rebalancing
+        changelog record overwritten with that. The rebalance Faust ended must be this assignment's."""
+        return self._assigned and not self.app.rebalancing and self.app.ended_generation == self._generation
 
     async def _tick(self, app: Any = None) -> None:
         now = time.monotonic()
@@ -386,7 +417,8 @@ class WorkerRuntime:
                 self._limbo.extend(messages)
                 return
             if self._limbo:
-                messages, self._limbo = self._limbo + messages, []
+                committed = partial(faust_committed_offset, self.app.consumer)  # Faust's seek has set them now
+                messages, self._limbo = not_decided_yet(self._limbo, committed) + messages, []
             step = _Step()
             now = time.monotonic()
             self._merge_clock.delivered(now)
