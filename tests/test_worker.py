@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
 from faust.types import TP
 
+import pipeline.kafka.worker as worker_module
 from pipeline.kafka.batches import BatchConsumer
 from pipeline.kafka.offsets import OffsetTracker
 from pipeline.kafka.rebuild import RebuildCoordinator
@@ -90,3 +92,24 @@ def test_the_worker_decides_only_once_faust_has_ended_the_rebalance_of_its_assig
     assert runtime._ready()
     runtime._assigned = False  # revoked
     assert not runtime._ready()
+
+
+async def test_a_worker_waiting_long_for_faust_to_end_a_rebalance_says_so(tmp_path, ruleset, monkeypatch, caplog):
+    runtime = WorkerRuntime(Settings(rules_dir=ruleset.directory, datadir=tmp_path / "w", reload_every_s=3600))
+    runtime.app.on_rebalance_start()
+    runtime._assigned, runtime._generation = True, runtime.app.consumer_generation_id
+    clock = [1000.0]
+    monkeypatch.setattr(worker_module.time, "monotonic", lambda: clock[0])
+    with caplog.at_level(logging.WARNING, logger="livewatch.worker"):
+        for t in (1000, 1030, 1059):
+            clock[0] = t
+            await runtime._tick()
+        assert "has not ended the rebalance" not in caplog.text
+        clock[0] = 1061
+        await runtime._tick()
+        assert "assigned for 61 s and Faust has not ended the rebalance" in caplog.text
+        runtime.app.on_rebalance_end()
+        caplog.clear()
+        clock[0] = 1200
+        await runtime._tick()
+        assert "has not ended" not in caplog.text and runtime._ready()

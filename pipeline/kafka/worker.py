@@ -71,6 +71,7 @@ BATCHES_AHEAD = 2
 YIELD_EVERY_S = 0.005
 GAP_PATIENCE_S = 30.0  # a head of the acknowledgement queue waits this long at a gap, then goes past it
 STALL_S = 10.0  # an input with messages on the broker that delivers nothing this long is read directly
+WAITING_WARN_S = 60.0  # assigned and waiting this long for Faust to end the rebalance: said in the log (and again)
 
 
 def faust_committed_offset(consumer: Any, tp: TP) -> int | None:
@@ -295,6 +296,8 @@ class WorkerRuntime:
         self._assigned = False  # False between a revocation and the next assignment
         self._generation: int | None = None  # the consumer generation of the assignment
         self._was_ready = False  # whether the last tick found the worker ready (``_ready``)
+        self._waiting_since: float | None = None  # assigned, not ready: since when (a warning when long)
+        self._waiting_said = 0.0
         self._limbo: list[Message] = []  # delivered while not ready: decided, in order, once it is
         self._last_reload = time.monotonic()
 
@@ -390,6 +393,16 @@ class WorkerRuntime:
         ready = self._ready()
         if ready and not self._was_ready:
             self.offsets.restart_stall_clocks(now)  # the recovery's wait was not the inputs stalling
+        if ready or not self._assigned:
+            self._waiting_since = None
+        elif self._waiting_since is None:
+            self._waiting_since = self._waiting_said = now
+        elif now - self._waiting_said >= WAITING_WARN_S:  # Faust's recovery has no time limit of its own
+            self._waiting_said = now
+            log.warning(
+                "assigned for %.0f s and Faust has not ended the rebalance (its table recovery): deciding nothing",
+                now - self._waiting_since,
+            )
         self._was_ready = ready
         try:
             if ready and self._limbo:
