@@ -431,7 +431,9 @@ class WorkerRuntime:
                 return
             if self._limbo:
                 committed = partial(faust_committed_offset, self.app.consumer)  # Faust's seek has set them now
-                messages, self._limbo = not_decided_yet(self._limbo, committed) + messages, []
+                held = not_decided_yet(self._limbo, committed)
+                log.info("%d of %d message(s) delivered while not ready join this step", len(held), len(self._limbo))
+                messages, self._limbo = held + messages, []
             step = _Step()
             now = time.monotonic()
             self._merge_clock.delivered(now)
