@@ -196,9 +196,7 @@ class OffsetTracker(Generic[TP]):
         for tp in tps:
             if tp in self._rereading or now - self._progress_at.get(tp, now) < self.stall_s:
                 continue
-            # the consumer knows no high-water mark of a partition it never fetched: the end asked of the broker
-            # at assignment stands in (a worker once waited 95 s for a first delivery that never came)
-            end = max(highwater(tp) or 0, self._bounds.get(tp, (0, 0))[1])
+            end = highwater(tp)
             start = self.position(tp)
             if start is None or not end or start >= end:
                 continue

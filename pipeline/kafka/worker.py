@@ -17,9 +17,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +69,6 @@ BATCHES_AHEAD = 2
 YIELD_EVERY_S = 0.005
 GAP_PATIENCE_S = 30.0  # a head of the acknowledgement queue waits this long at a gap, then goes past it
 STALL_S = 10.0  # an input with messages on the broker that delivers nothing this long is read directly
-WAITING_WARN_S = 60.0  # assigned and waiting this long for Faust to end the rebalance: said in the log (and again)
 
 
 def faust_committed_offset(consumer: Any, tp: TP) -> int | None:
@@ -81,33 +78,6 @@ def faust_committed_offset(consumer: Any, tp: TP) -> int | None:
     faust-streaming 0.15 has no public accessor; asking the broker instead would race with Faust's own
     seek and commits. The one place livewatch reads a Faust private (the consumer's ``_committed_offset``)."""
     return getattr(consumer, "_committed_offset", {}).get(tp)
-
-
-def not_decided_yet(messages: list[Message], committed: Callable[[TP], int | None]) -> list[Message]:
-    """``messages`` without those below their partition's committed offset. Deliveries held while the worker
-    was not ready may have been fetched an assignment or more ago, and a partition that was another worker's in
-    between has been decided past them: Faust drops such a fetch itself, but the held ones bypass it."""
-    kept = []
-    for m in messages:
-        offset = committed(m.tp)
-        if offset is None or m.offset >= offset:
-            kept.append(m)
-    return kept
-
-
-class RecoveryAwareApp(faust.App):
-    """Faust's app, noting the consumer generation whose rebalance it ended last.
-
-    Faust ends a rebalance (``rebalancing`` false) once it has recovered the tables of the assignment and
-    resumed the streams. A recovery of the previous generation may still end after the next rebalance has
-    begun (the generation id changes only at the assignment), and ``rebalancing`` alone would then read as
-    done before the new partitions' tables are back."""
-
-    ended_generation: int | None = None
-
-    def on_rebalance_end(self) -> None:
-        self.ended_generation = self.consumer_generation_id
-        super().on_rebalance_end()
 
 
 def instance_id(settings: Settings) -> str:
@@ -167,7 +137,7 @@ class WorkerRuntime:
         self.settings = s = settings
         self.metrics = metrics if metrics is not None else Metrics()
         self.instance_id = instance_id(s)  # the group name, and the transactional id in exactly-once
-        self.app = RecoveryAwareApp(
+        self.app = faust.App(
             s.app_id,
             broker=s.broker,
             broker_credentials=faust_credentials(s),  # TLS / SASL (docs/security.md)
@@ -294,11 +264,8 @@ class WorkerRuntime:
         self._account_tps: set[TP] = set()  # the partitions of live.accounts we own
         self._account_next: dict[TP, int] = {}  # per live.accounts partition: the next offset to decide
         self._assigned = False  # False between a revocation and the next assignment
-        self._generation: int | None = None  # the consumer generation of the assignment
-        self._was_ready = False  # whether the last tick found the worker ready (``_ready``)
-        self._waiting_since: float | None = None  # assigned, not ready: since when (a warning when long)
-        self._waiting_said = 0.0
-        self._limbo: list[Message] = []  # delivered while not ready: decided, in order, once it is
+        self._limbo: list[Message] = []  # delivered meanwhile: ours or not is known at assignment
+        self._rebalancing_seen = False  # a tick saw Faust rebalancing since the stall clocks last restarted
         self._last_reload = time.monotonic()
 
         self.app.topics.add(self.inputs)  # subscribed (no agent: the batches come from the consumer)
@@ -329,10 +296,12 @@ class WorkerRuntime:
         self.metrics.partitions_assigned.set(len(self._owned))
         log.info("assigned input partitions %s", sorted({tp.partition for tp in inputs}))
         self.offsets.assign(inputs, time.monotonic())
-        self._generation = self.app.consumer_generation_id
         self._assigned = True
         self.rebuilds.assign(self._owned, self.watcher.current)  # before any await: nothing of them goes first
         asyncio.ensure_future(self._query_bounds(inputs))
+        limbo, self._limbo = self._limbo, []
+        if limbo:  # in the order Faust delivered them, before anything fetched later
+            await self._receive(limbo)
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **kwargs: Any) -> None:
         # Everything held or un-acknowledged is read again from the committed offsets after the rebalance
@@ -376,43 +345,27 @@ class WorkerRuntime:
             except Exception:  # the task must go on; the batch's messages are read again after a restart
                 log.exception("unexpected error on a batch of %d message(s)", len(batch))
 
-    def _ready(self) -> bool:
-        """Whether rooms may be decided: partitions assigned, and Faust done with the rebalance. Faust recovers
-        the tables of newly assigned partitions after the assignment, and delivers their messages only then;
-        a room loaded from the table before that (a re-read, a rebuild's release, a delivery fetched before the
-        rebalance) would be decided without its durable state — a product's category, a ladder — and its
-        changelog record overwritten with that. The rebalance Faust ended must be this assignment's."""
-        return self._assigned and not self.app.rebalancing and self.app.ended_generation == self._generation
-
     async def _tick(self, app: Any = None) -> None:
         now = time.monotonic()
         if now - self._last_reload >= self.settings.reload_every_s:
             self._last_reload = now
             self.watcher.reload(self.metrics, log.warning)
             self._update_lag()
-        ready = self._ready()
-        if ready and not self._was_ready:
-            self.offsets.restart_stall_clocks(now)  # the recovery's wait was not the inputs stalling
-        if ready or not self._assigned:
-            self._waiting_since = None
-        elif self._waiting_since is None:
-            self._waiting_since = self._waiting_said = now
-        elif now - self._waiting_said >= WAITING_WARN_S:  # Faust's recovery has no time limit of its own
-            self._waiting_said = now
-            log.warning(
-                "assigned for %.0f s and Faust has not ended the rebalance (its table recovery): deciding nothing",
-                now - self._waiting_since,
-            )
-        self._was_ready = ready
         try:
-            if ready and self._limbo:
-                await self._receive([])  # what was delivered while not ready, if nothing was delivered since
             async with self._lock:
                 await self._release()
         except Exception:
             log.exception("release failed")
-        if not ready:
+        # Faust recovers the tables of a new assignment after signalling it and delivers the new partitions only
+        # then: that wait is no stall. A direct read during a slow recovery once decided a room loaded from its
+        # table before the table was back (its product category lost, in CI): no stall is looked for until the
+        # rebalance has ended, and the silence of the inputs counts from there.
+        if self.app.rebalancing:
+            self._rebalancing_seen = True
             return
+        if self._rebalancing_seen:
+            self._rebalancing_seen = False
+            self.offsets.restart_stall_clocks(now)
         open_inputs = [tp for p, tps in self._owned.items() if self.rebuilds.is_open(p) for tp in tps]
         for request in self.offsets.stalled(open_inputs, self._highwater, now):
             asyncio.ensure_future(self._reread(request))
@@ -420,20 +373,14 @@ class WorkerRuntime:
     # -- the pipeline --------------------------------------------------------------------------------
 
     async def _receive(self, messages: list[Message]) -> None:
-        """One batch Faust fetched, in its order: one step. While the worker is not ``_ready`` the batch waits,
-        and joins the next step in the order Faust delivered it (ours or not is known once assigned)."""
-        if not self._ready():
+        """One batch Faust fetched, in its order: one step."""
+        if not self._assigned:  # between a revocation and the next assignment: wait and see
             self._limbo.extend(messages)
             return
         async with self._lock:
-            if not self._ready():  # a rebalance began while we waited for the lock
+            if not self._assigned:  # revoked while we waited for the lock
                 self._limbo.extend(messages)
                 return
-            if self._limbo:
-                committed = partial(faust_committed_offset, self.app.consumer)  # Faust's seek has set them now
-                held = not_decided_yet(self._limbo, committed)
-                log.info("%d of %d message(s) delivered while not ready join this step", len(held), len(self._limbo))
-                messages, self._limbo = held + messages, []
             step = _Step()
             now = time.monotonic()
             self._merge_clock.delivered(now)
@@ -587,9 +534,7 @@ class WorkerRuntime:
         step = step if step is not None else _Step()
         now = time.monotonic()
         turn = time.perf_counter() + YIELD_EVERY_S
-        # not ready: every partition waits, its rooms' table may still be recovering
-        mergers = list(self._mergers.items()) if self._ready() else []
-        for partition, merger in mergers:
+        for partition, merger in list(self._mergers.items()):
             if not self.rebuilds.is_open(partition) or self.offsets.blocked(self._owned.get(partition, ())):
                 continue
             # an input not caught up is the consumer's lag, not a late producer: waited for until it stalls
