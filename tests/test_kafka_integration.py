@@ -210,8 +210,8 @@ def test_two_workers_share_the_group_and_decide_every_event_once_in_effect_acros
 
         publish(kafka, prefix, write(tmp_path / "b2.jsonl", batches[1]))
         # joins while batch 2 is being decided; its table recovery takes longer than the worker's stall timer
-        # (Faust's own setting, slept before each recovery): nothing may be decided before its rooms' durable
-        # state is back — a re-read of a "stalled" input once decided room-04 without its product's category
+        # (Faust's own setting, slept before each recovery): no direct read of a "stalled" input may decide its
+        # new rooms before their durable state is back — one once decided room-04 without its product's category
         w2 = Worker(kafka, prefix, tmp_path, "w2", env={"STREAM_RECOVERY_DELAY": str(STALL_S + 2)})
         w2.wait_assigned()
         wait_for(lambda: 0 < w1.total("livewatch_partitions_assigned") < 4, 60, "partitions split between workers")
