@@ -94,7 +94,7 @@ class OffsetTracker(Generic[TP]):
     def assign(self, tps: Iterable[TP], now: float) -> None:
         self.epoch += 1
         self._assigned = frozenset(tps)
-        self._progress_at = dict.fromkeys(self._assigned, now)
+        self.restart_stall_clocks(now)
         self._bounds = {}
 
     def restart_stall_clocks(self, now: float) -> None:
