@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
@@ -176,6 +177,10 @@ def _strings(items: list[tuple[Any, Any]]) -> set[str] | None:
     return best
 
 
+# Remembered: reading a pattern's tree is most of building a detector, and a ruleset load builds each claims rule's
+# patterns twice (the detector, and the rule alone to check its examples); a reload after a one-rule edit
+# rebuilds every detector from patterns it has read before.
+@lru_cache(maxsize=16_384)
 def required_literals(pattern: str, flags: int = 0) -> frozenset[str] | None:
     """Literal strings one of which every match of ``pattern`` (compiled with ``flags``) contains, or None when
     they are not known."""

@@ -160,19 +160,37 @@ def _line_of(node: yaml.Node | None, loc: Iterable[Any]) -> int | None:
 def _read_yaml(path: Path, problems: list[RuleProblem]) -> tuple[Any, yaml.Node | None]:
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
     except UnicodeDecodeError as e:
         problems.append(RuleProblem(str(path), None, None, None, f"not UTF-8 text: {e}"))
         return None, None
-    except yaml.MarkedYAMLError as e:
-        line = e.problem_mark.line + 1 if e.problem_mark else None
-        problems.append(RuleProblem(str(path), line, None, None, f"invalid YAML: {e.problem}"))
-        return None, None
+    try:
+        node, data = _parsed(text, _FAST_LOADER)
+    except yaml.YAMLError:
+        try:  # said in the pure-Python parser's words: libyaml words some problems differently
+            node, data = _parsed(text, yaml.SafeLoader)
+        except yaml.MarkedYAMLError as e:
+            line = e.problem_mark.line + 1 if e.problem_mark else None
+            problems.append(RuleProblem(str(path), line, None, None, f"invalid YAML: {e.problem}"))
+            return None, None
     if not isinstance(data, dict):
         problems.append(RuleProblem(str(path), 1, None, None, "expected a mapping at the top of the file"))
         return None, None
     return data, node
+
+
+#: libyaml's parser when PyYAML has it (its wheels do): the rule files are 3.8 MB with the claims model's lexicon,
+#: and the pure-Python parser, twice, was a third of a ruleset load — which a worker pays at every rule edit
+_FAST_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parsed(text: str, loader_cls: type[yaml.SafeLoader]) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (where the problems are, by line) and its data, from one parse."""
+    loader = loader_cls(text)
+    try:
+        node = loader.get_single_node()
+        return node, loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
 
 
 def _validation_problems(
@@ -356,17 +374,20 @@ class RulesetWatcher:
 
     def reload(self, metrics: Any, report: Callable[[str], None]) -> None:
         """Poll, count the outcome in ``metrics`` and say what happened through ``report``."""
-        if self.poll():
-            metrics.ruleset_reloads.labels(result="ok").inc()
-            metrics.set_ruleset(self.current.version)
-            report(f"ruleset reloaded: {self.current.version}")
-        elif self.last_error is not None:
-            metrics.ruleset_reloads.labels(result="refused").inc()
-            report(f"ruleset change refused, keeping {self.current.version}:\n{self.last_error}")
-            self.last_error = None
+        self.adopt(self.load_if_changed(), metrics, report)
 
     def poll(self) -> bool:
         """Swap in the new ruleset if the files changed and it loads; True if a swap happened."""
+        fresh = self.load_if_changed()
+        if fresh is not None:
+            self.current = fresh  # atomic swap: readers see the old or the new ruleset, never a mix
+        return fresh is not None
+
+    def load_if_changed(self) -> Ruleset | None:
+        """The files' ruleset if they changed since the last look and it loads; None if they did not, or if the
+        edit is refused (``last_error`` then says why). Swaps nothing and never reads ``current``: a worker runs
+        it in a thread while its event loop goes on deciding with the running ruleset (a load is a large part of
+        a second of CPU), then ``adopt``s the result between steps. One call at a time."""
         try:
             looked = time.time_ns()
             # the change time too: a copy that keeps the source's modification time (cp -p, rsync -t) moves it
@@ -376,20 +397,32 @@ class RulesetWatcher:
                 for s in [p.stat()]
             ]
             if stat == self._stat:
-                return False
+                return None
             digest = rules_digest(self.directory)  # read after the stat: a write in between moves it for next time
         except OSError:
-            return False  # a file vanished mid-edit: look again next time
+            return None  # a file vanished mid-edit: look again next time
         settled = looked - max((max(m, c) for *_, m, c in stat), default=0) > SETTLED_NS
         self._stat = stat if settled else None
         if digest == self._digest:
-            return False
+            return None
         self._digest = digest
         try:
             fresh = load_ruleset(self.directory)
         except RuleSetError as e:
             self.last_error = e
-            return False
-        self.current = fresh  # atomic swap: readers see the old or the new ruleset, never a mix
+            return None
         self.last_error = None
-        return True
+        return fresh
+
+    def adopt(self, fresh: Ruleset | None, metrics: Any, report: Callable[[str], None]) -> None:
+        """Swap in ``fresh`` (what ``load_if_changed`` returned), count the outcome in ``metrics`` and say what
+        happened through ``report``."""
+        if fresh is not None:
+            self.current = fresh  # atomic swap: readers see the old or the new ruleset, never a mix
+            metrics.ruleset_reloads.labels(result="ok").inc()
+            metrics.set_ruleset(fresh.version)
+            report(f"ruleset reloaded: {fresh.version}")
+        elif self.last_error is not None:
+            metrics.ruleset_reloads.labels(result="refused").inc()
+            report(f"ruleset change refused, keeping {self.current.version}:\n{self.last_error}")
+            self.last_error = None

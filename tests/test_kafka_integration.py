@@ -400,6 +400,42 @@ def test_a_worker_refuses_a_bad_ruleset_at_start(kafka, tmp_path, rules_copy):
     assert "claims.yaml:3" in done.stderr and "field 'id'" in done.stderr
 
 
+def test_a_rule_edited_while_a_worker_runs_decides_the_events_after_its_reload(kafka, tmp_path, tiny_rules):
+    """Hot reload through the broker: the claims a worker decides before the edit carry the old ruleset, those
+    published after the reload the new one (the load runs beside the worker's loop: tests/test_worker.py)."""
+    prefix = "reload."
+
+    def claims(first: int) -> Path:
+        return write(
+            tmp_path / f"claims-{first}.jsonl",
+            [wire(say("全网最低价", room=f"room{i}", t=i, event_id=f"s{i}")) for i in range(first, first + 5)],
+        )
+
+    worker = Worker(kafka, prefix, tmp_path, "w1", rules_dir=tiny_rules)
+    try:
+        worker.wait_assigned()
+        publish(kafka, prefix, claims(0))
+        wait_for(lambda: worker.total("livewatch_actions_total") >= 5, 60, "the first five claims decided")
+        claims_file = tiny_rules / "claims.yaml"
+        claims_file.write_text(
+            claims_file.read_text(encoding="utf-8").replace("severity: medium", "severity: critical"), "utf-8"
+        )
+        wait_for(lambda: worker.total("livewatch_ruleset_reloads_total") >= 1, 60, "the edit reloaded")
+        publish(kafka, prefix, claims(5))
+        wait_for(lambda: worker.total("livewatch_actions_total") >= 10, 60, "the next five claims decided")
+        info = {k for k, v in worker.metrics().items() if k.startswith("livewatch_ruleset_info") and v == 1}
+    finally:
+        worker.stop()
+    alerts = sorted((json.loads(c[0]) for c in outputs(kafka, prefix)["alerts"].values()), key=lambda a: a["room_id"])
+    assert [a["room_id"] for a in alerts] == [f"room{i}" for i in range(10)]
+    assert [a["severity"] for a in alerts] == ["medium"] * 5 + ["critical"] * 5
+    old, new = {a["ruleset_version"] for a in alerts[:5]}, {a["ruleset_version"] for a in alerts[5:]}
+    assert len(old) == len(new) == 1 and old != new
+    assert info == {f'livewatch_ruleset_info{{version="{new.pop()}"}}'}
+    actions = sorted((json.loads(c[0]) for c in outputs(kafka, prefix)["actions"].values()), key=lambda a: a["room_id"])
+    assert [a["action"] for a in actions] == ["warn"] * 5 + ["suspend"] * 5
+
+
 def test_record_dumps_the_input_topics_back_to_a_recording(one_worker_run, kafka, tmp_path):
     env = {**os.environ, "LIVEWATCH_BROKER": kafka.url, "LIVEWATCH_TOPIC_PREFIX": "one."}
     out = tmp_path / "recorded.jsonl"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -61,3 +64,42 @@ def test_the_worker_joins_with_static_membership_and_a_short_session(tmp_path, r
     conf = runtime.app.conf
     assert conf.consumer_group_instance_id == instance_id(Settings(datadir=tmp_path / "w"))
     assert conf.broker_session_timeout == 8 and conf.broker_heartbeat_interval == 2
+
+
+async def test_a_rule_edit_is_loaded_beside_the_loop_and_adopted_at_a_later_tick(tmp_path, tiny_rules):
+    """A ruleset load is a large part of a second of CPU: in a thread, so that the worker's ticks (the merge's
+    release, the stall net) and its steps go on meanwhile with the running ruleset."""
+    runtime = WorkerRuntime(Settings(rules_dir=tiny_rules, datadir=tmp_path / "w", reload_every_s=0.01))
+    released = []
+
+    async def release() -> None:
+        released.append(time.monotonic())
+
+    runtime._release = release  # type: ignore[method-assign]
+    runtime._update_lag = lambda: None  # type: ignore[method-assign]  # no consumer without a broker
+    load = runtime.watcher.load_if_changed
+    loads = []
+
+    def slow_load():
+        loads.append(threading.current_thread() is not threading.main_thread())
+        time.sleep(0.6)  # a slow machine's load, and more
+        return load()
+
+    runtime.watcher.load_if_changed = slow_load  # type: ignore[method-assign]
+    before = runtime.watcher.current.version
+    claims = tiny_rules / "claims.yaml"
+    claims.write_text(claims.read_text(encoding="utf-8").replace("severity: medium", "severity: critical"), "utf-8")
+
+    started = time.monotonic()
+    ticks = []
+    while runtime.watcher.current.version == before and time.monotonic() - started < 10:
+        t = time.monotonic()
+        await runtime._tick()
+        ticks.append(time.monotonic() - t)
+        await asyncio.sleep(0.02)
+    assert runtime.watcher.current.version != before  # adopted
+    assert runtime.watcher.current.rules["claims.tiny.lowest"].severity == "critical"
+    assert loads and all(loads)  # every look at the files ran beside the loop, one at a time
+    assert len(loads) == 1 or time.monotonic() - started > 1.2
+    assert max(ticks) < 0.3 and len(released) >= 10  # the ticks went on while the load took 0.6 s
+    assert runtime.metrics.registry.get_sample_value("livewatch_ruleset_reloads_total", {"result": "ok"}) == 1
