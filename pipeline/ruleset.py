@@ -178,8 +178,8 @@ def _read_yaml(path: Path, problems: list[RuleProblem]) -> tuple[Any, yaml.Node 
     return data, node
 
 
-#: libyaml's parser when PyYAML has it (its wheels do): the rule files are 3.8 MB with the claims model's lexicon,
-#: and the pure-Python parser, twice, was a third of a ruleset load — which a worker pays at every rule edit
+#: libyaml's parser when PyYAML has it (its wheels do): the pure-Python one, run twice over the rule files (115 KB of
+#: YAML), was over a quarter of a ruleset load — which a worker paid at every rule edit
 _FAST_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -261,6 +261,9 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
     version = f"{manifest.version if manifest else '?'}+{rules_digest(directory)[:8]}"
     resources = {path.name: path.read_bytes() for path in sorted(directory.glob(RESOURCE_GLOB))}
     context = RuleContext(ruleset_version=version, resources=resources)
+    resources_digest = hashlib.sha256(
+        b"".join(n.encode() + b"\0" + hashlib.sha256(b).digest() for n, b in resources.items())
+    ).hexdigest()
 
     # detector name → (settings, [(rule, path, node, index)])
     settings: dict[str, tuple[Any, Path]] = {}
@@ -336,10 +339,11 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
         configured[name] = detector
         if any(r.status != "off" for r in rules):  # a detector whose rules are all off does not run
             detectors.append(detector)
+        settings_json = detector_settings.model_dump_json() if check_examples else ""
         for rule, path, node, i in entries:
             all_rules[rule.id] = rule
             if check_examples:
-                for message in detector.check_examples(rule):
+                for message in _example_problems(detector, rule, settings_json, resources_digest):
                     problems.append(
                         RuleProblem(str(path), _line_of(node, ("rules", i, "examples")), rule.id, "examples", message)
                     )
@@ -355,6 +359,22 @@ def load_ruleset(directory: Path | str | None = None, *, check_examples: bool = 
         rules=all_rules,
         configured=configured,
     )
+
+
+#: a rule's example problems by what decides them — its detector, the detector's settings, the rule, the data files
+#: (the code is the process's own). Checking every rule's examples alone was three quarters of a load: a reload after
+#: an edit checks the edited rules only. Emptied when full, like a cache.
+_EXAMPLE_PROBLEMS: dict[tuple[str, str, str, str], tuple[str, ...]] = {}
+
+
+def _example_problems(detector: AnyDetector, rule: Rule, settings_json: str, resources_digest: str) -> tuple[str, ...]:
+    key = (detector.name, settings_json, rule.model_dump_json(), resources_digest)
+    problems = _EXAMPLE_PROBLEMS.get(key)
+    if problems is None:
+        if len(_EXAMPLE_PROBLEMS) >= 4096:
+            _EXAMPLE_PROBLEMS.clear()
+        problems = _EXAMPLE_PROBLEMS[key] = tuple(detector.check_examples(rule))
+    return problems
 
 
 class RulesetWatcher:

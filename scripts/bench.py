@@ -41,6 +41,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -50,7 +51,7 @@ import tempfile
 import time
 import types
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -88,6 +89,10 @@ KAFKA_SECTIONS = frozenset("abdf")
 GiB = 1 << 30
 #: seconds of generated events sent before the latency steps, not measured
 WARM_UP_S = 5.0
+#: section d's last step: the rules edited this often while the worker decides (each edit a reload), at this rate
+#: or the highest rate kept up below it — what a trust-and-safety team tuning rules on air does to the latency
+EDIT_EVERY_S = 5.0
+EDIT_RATE = 2_000.0
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -1086,6 +1091,84 @@ async def _alerts(settings: Settings) -> list[tuple[int, float]]:
     return list(out.values())
 
 
+def latency_step(
+    worker: Worker,
+    gen: Generator,
+    settings: Settings,
+    rate: float,
+    cfg: Config,
+    beside: Callable[[asyncio.Future[tuple[int, float]]], Awaitable[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """One step of section d: ``rate`` events/s offered for cfg.latency_seconds (and ``beside`` run with the
+    generator), then the worker's drain. Kept up: every event decided ≤ 2 s (a tenth of the step) after."""
+
+    async def generate() -> tuple[tuple[int, float], dict[str, Any]]:
+        sending = asyncio.ensure_future(gen.run(settings, rate, cfg.latency_seconds))
+        extra = await beside(sending) if beside is not None else {}
+        return await sending, extra
+
+    wall0 = int(time.time() * 1000)
+    (sent, took), extra = asyncio.run(generate())
+    wall1 = int(time.time() * 1000)
+    end = time.monotonic()
+    kept_up = True
+    try:
+        wait_for(
+            lambda: worker.total("livewatch_events_total") >= gen.sent,
+            max(2.0, 0.1 * cfg.latency_seconds),
+            "drain",
+            0.1,
+        )
+    except TimeoutError:
+        kept_up = False
+        wait_for(lambda: worker.total("livewatch_events_total") >= gen.sent, 600, "every event decided", 0.5)
+    return {
+        "rate": rate,
+        "sent": sent,
+        "achieved": sent / took,
+        "from": wall0,
+        "to": wall1,
+        "kept_up": kept_up,
+        "drain_s": time.monotonic() - end,
+        **extra,
+    }
+
+
+def edited_step(
+    worker: Worker, gen: Generator, settings: Settings, rules: Path, phases: list[dict[str, Any]], cfg: Config
+) -> dict[str, Any]:
+    """One more step, at EDIT_RATE (or the highest rate kept up below it), while a rule is edited every
+    EDIT_EVERY_S: the first claims rule's version raised, an analyst's one-rule edit (a new digest: a reload, which
+    checks that rule's examples again)."""
+    rate = max((p["rate"] for p in phases if p["kept_up"] and p["rate"] <= EDIT_RATE), default=min(cfg.latency_rates))
+    every = min(EDIT_EVERY_S, cfg.latency_seconds / 3)
+    claims = rules / "claims.yaml"
+    original = claims.read_text(encoding="utf-8")
+    first_version = re.search(r"(?m)^    version: (\d+)$", original)
+    assert first_version is not None, "the first claims rule's version line"
+    reloads0 = worker.total("livewatch_ruleset_reloads_total")
+
+    async def edit(sending: asyncio.Future[tuple[int, float]]) -> dict[str, Any]:
+        edits = 0
+        while not sending.done():
+            await asyncio.wait([sending], timeout=every)
+            if not sending.done():
+                edits += 1
+                raised = f"    version: {int(first_version[1]) + edits}"
+                claims.write_text(original[: first_version.start()] + raised + original[first_version.end() :], "utf-8")
+        return {"edits": edits, "edit_every_s": every}
+
+    step = latency_step(worker, gen, settings, rate, cfg, edit)
+    time.sleep(2.0)  # the last edit's reload (the harness's worker looks at the files every 0.5 s)
+    step["reloads"] = worker.total("livewatch_ruleset_reloads_total") - reloads0
+    claims.write_text(original, encoding="utf-8")
+    print(
+        f"  {rate:,.0f} events/s with the rules edited every {every:g} s: {step['edits']} edits, "
+        f"{step['reloads']:g} reloads"
+    )
+    return step
+
+
 def section_d(res: Results, kb: KafkaBench, cfg: Config) -> None:
     rates = cfg.latency_rates
     print(
@@ -1096,7 +1179,8 @@ def section_d(res: Results, kb: KafkaBench, cfg: Config) -> None:
     settings = kb.settings("d")
     asyncio.run(ensure_topics(settings))
     gen = Generator(cfg.latency_rooms, comment_texts())
-    worker = Worker(kb.broker, settings.topic_prefix, kb.tmp, "d-w0")
+    rules = Path(shutil.copytree(DEFAULT_RULES_DIR, kb.tmp / "d-rules"))
+    worker = Worker(kb.broker, settings.topic_prefix, kb.tmp, "d-w0", rules_dir=rules)
     phases: list[dict[str, Any]] = []
     try:
         worker.wait_assigned()
@@ -1109,27 +1193,14 @@ def section_d(res: Results, kb: KafkaBench, cfg: Config) -> None:
         queue = list(rates)
         while queue:
             rate = queue.pop(0)
-            wall0 = int(time.time() * 1000)
-            sent, took = asyncio.run(gen.run(settings, rate, cfg.latency_seconds))
-            wall1 = int(time.time() * 1000)
-            end = time.monotonic()
-            kept_up = True
-            drain_limit = max(2.0, 0.1 * cfg.latency_seconds)
-            try:
-                wait_for(lambda: worker.total("livewatch_events_total") >= gen.sent, drain_limit, "drain", 0.1)
-            except TimeoutError:
-                kept_up = False
-                wait_for(lambda: worker.total("livewatch_events_total") >= gen.sent, 600, "every event decided", 0.5)
-            drain = time.monotonic() - end
-            phases.append(
-                {"rate": rate, "sent": sent, "achieved": sent / took, "from": wall0, "to": wall1, "kept_up": kept_up}
-            )
-            phases[-1]["drain_s"] = drain
-            if not kept_up:
-                print(f"  the worker did not keep up with {rate:,.0f} events/s (drained {drain:.1f} s after)")
+            step = latency_step(worker, gen, settings, rate, cfg)
+            phases.append(step)
+            if not step["kept_up"]:
+                print(f"  the worker did not keep up with {rate:,.0f} events/s (drained {step['drain_s']:.1f} s after)")
                 queue.clear()
                 if not any(p["kept_up"] for p in phases) and rate / 2 >= min(rates) / 8:
                     queue.append(rate / 2)  # none sustained yet: find the highest rate the machine sustains
+        phases.append(edited_step(worker, gen, settings, rules, phases, cfg))
 
         metrics = worker.metrics()
         peak = proc_status(worker.proc.pid).get("VmHWM", 0)
@@ -1139,25 +1210,31 @@ def section_d(res: Results, kb: KafkaBench, cfg: Config) -> None:
     sustained = 0.0
     for p in phases:
         lat = [x for ts, x in alerts if p["from"] <= ts <= p["to"]]
-        if p["kept_up"]:
+        edits = p.get("edits")
+        step = f"{p['rate']:,.0f} events/s offered" + (
+            f", the rules edited every {p['edit_every_s']:g} s ({edits} edits, {p['reloads']:g} reloads)"
+            if edits is not None
+            else ""
+        )
+        if p["kept_up"] and edits is None:
             sustained = max(sustained, p["rate"])
         if not lat:
-            res.add(Row("d", f"latency at {p['rate']:,.0f} events/s offered", "no alerts", None, "ms"))
+            res.add(Row("d", f"latency at {step}", "no alerts", None, "ms"))
             continue
         p50, p95, p99 = (1000 * percentile(lat, q) for q in (0.5, 0.95, 0.99))
         state = "kept up" if p["kept_up"] else f"did NOT keep up: drained {p['drain_s']:.1f} s after the generator"
         row = Row(
             "d",
-            f"event → alert at {p['rate']:,.0f} events/s offered",
-            f"p50 {p50:,.0f} ms, p95 {p95:,.0f} ms, p99 {p99:,.0f} ms over {len(lat):,} alerts; achieved "
-            f"{p['achieved']:,.0f} events/s; {state}",
+            f"event → alert at {step}",
+            f"p50 {p50:,.0f} ms, p95 {p95:,.0f} ms, p99 {p99:,.0f} ms, max {1000 * max(lat):,.0f} ms over "
+            f"{len(lat):,} alerts; achieved {p['achieved']:,.0f} events/s; {state}",
             p99,
             "ms (p99)",
         )
-        if p["rate"] == 5_000:
+        if p["rate"] == 5_000 and edits is None:
             row.target, row.met = "p99 < 250 ms at 5,000 events/s", p99 < 250 and p["kept_up"]
         res.add(row)
-    if not any(p["rate"] == 5_000 for p in phases):
+    if not any(p["rate"] == 5_000 and p.get("edits") is None for p in phases):
         top = max(rates)
         res.add(
             Row(

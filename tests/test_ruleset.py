@@ -184,3 +184,38 @@ def test_a_pattern_that_is_not_a_regular_expression_is_refused_with_its_line(tin
     )
     [problem] = problems_of(tiny_rules)
     assert "claims.yaml:" in problem and "not a valid regular expression" in problem
+
+
+def test_a_reload_checks_again_the_examples_of_the_rules_that_changed_only(tiny_rules: Path, monkeypatch):
+    """Checking every rule's examples alone was three quarters of a load; what decides a rule's examples is its
+    detector, settings, text and the data files, so a reload after a one-rule edit checks that rule."""
+    from detectors.claims import FalseClaimsDetector
+
+    monkeypatch.setattr(ruleset_module, "_EXAMPLE_PROBLEMS", {})  # what other tests' loads left does not count
+    checked: list[str] = []
+    check = FalseClaimsDetector.check_examples
+    monkeypatch.setattr(
+        FalseClaimsDetector, "check_examples", lambda self, rule: checked.append(rule.id) or check(self, rule)
+    )
+    claims = tiny_rules / "claims.yaml"
+    load_ruleset(tiny_rules)
+    checked.clear()
+    cure = TINY_CLAIMS.index("  - id: claims.tiny.cure")
+    claims.write_text(TINY_CLAIMS[:cure] + TINY_CLAIMS[cure:].replace("version: 1", "version: 2", 1), "utf-8")
+    assert load_ruleset(tiny_rules).rules["claims.tiny.cure"].version == 2 and checked == ["claims.tiny.cure"]
+
+    # an edit that breaks the examples is refused, as at a first load; and the same text again is refused again
+    broken = TINY_CLAIMS.replace("no_match: [治理环境]", "no_match: [治理环境, 能根治]")
+    claims.write_text(broken, "utf-8")
+    for _ in range(2):
+        assert any("'能根治'" in p and "should not match but does" in p for p in problems_of(tiny_rules))
+
+    # the settings, and the data files, decide too: a change to either checks every rule again
+    checked.clear()
+    claims.write_text(TINY_CLAIMS + "settings:\n  long_speech_chars: 61\n", "utf-8")
+    load_ruleset(tiny_rules)
+    assert sorted(checked) == ["claims.tiny.cure", "claims.tiny.lowest"]
+    checked.clear()
+    (tiny_rules / "notes.json").write_text("{}", "utf-8")
+    load_ruleset(tiny_rules)
+    assert sorted(checked) == ["claims.tiny.cure", "claims.tiny.lowest"]

@@ -351,7 +351,7 @@ class WorkerRuntime:
         if self._loading is None and now - self._last_reload >= self.settings.reload_every_s:
             self._last_reload = now
             # An edit's ruleset is read and built in a thread: on the loop, every rule edit stopped every worker's
-            # decisions for the load (0.3–3 s). Adopted at a later tick, where the reload used to swap it.
+            # decisions for the load (2–3 s here until stop 36). Adopted at a later tick, where the reload swapped it.
             self._loading = asyncio.ensure_future(asyncio.to_thread(self.watcher.load_if_changed))
             self._update_lag()
         if self._loading is not None and self._loading.done():
