@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -175,7 +176,35 @@ def _read_yaml(path: Path, problems: list[RuleProblem]) -> tuple[Any, yaml.Node 
     if not isinstance(data, dict):
         problems.append(RuleProblem(str(path), 1, None, None, "expected a mapping at the top of the file"))
         return None, None
+    surrogate = _lone_surrogate(node)
+    if surrogate is not None:
+        line, field = surrogate
+        problems.append(
+            RuleProblem(str(path), line, None, field, "a lone surrogate (an escape such as \\ud800): not a character")
+        )
+        return None, None
     return data, node
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(node: yaml.Node | None) -> tuple[int, str] | None:
+    """Line and field of the first string holding a lone surrogate, which YAML's escapes can write: no event can
+    hold one (the decoder refuses them), and a rule's strings are written out as JSON (checks, findings)."""
+    stack: list[tuple[yaml.Node, str]] = [(node, "")] if node is not None else []
+    while stack:
+        item, field = stack.pop()
+        if isinstance(item, yaml.ScalarNode):
+            if isinstance(item.value, str) and _SURROGATE.search(item.value):
+                return item.start_mark.line + 1, field
+        elif isinstance(item, yaml.MappingNode):
+            for key, value in reversed(item.value):
+                name = f"{field}.{key.value}" if field else str(key.value)
+                stack += [(value, name), (key, name)]
+        elif isinstance(item, yaml.SequenceNode):
+            stack += [(value, f"{field}.{i}") for i, value in reversed(list(enumerate(item.value)))]
+    return None
 
 
 #: libyaml's parser when PyYAML has it (its wheels do): the pure-Python one, run twice over the rule files (115 KB of

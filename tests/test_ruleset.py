@@ -177,6 +177,15 @@ def test_watcher_reads_the_files_only_when_their_stat_moves_or_was_recent(tiny_r
     assert watcher.poll() is False and watcher.poll() is False and reads == []  # settled now: the stat answers
 
 
+def test_a_lone_surrogate_written_as_an_escape_is_refused_with_its_line_and_field(tiny_rules: Path):
+    # YAML's escape "\ud800" writes half of a UTF-16 pair, which no event can hold (the decoder refuses it): the
+    # normaliser dropped it from the term unseen, and a rule holding one cannot be written as JSON
+    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("[根治, 降血压]", '[根治, "降血\\ud800压"]'), "utf-8")
+    [problem] = problems_of(tiny_rules)
+    line = 1 + next(i for i, text in enumerate(TINY_CLAIMS.splitlines()) if "降血压" in text)
+    assert problem.startswith(f"{tiny_rules / 'claims.yaml'}:{line}: field 'rules.1.terms.1': a lone surrogate")
+
+
 def test_a_pattern_that_is_not_a_regular_expression_is_refused_with_its_line(tiny_rules: Path):
     (tiny_rules / "claims.yaml").write_text(
         TINY_CLAIMS.replace("    terms: [根治, 降血压]", "    terms: [根治, 降血压]\n    patterns: ['瘦(\\\\d+斤']"),
