@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import re
+import threading
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -314,6 +315,10 @@ class KnownFeatures:
                 words[word] = rows
         self.words = WordFinder(words)
         self.kernels = self._kernels(heads) if _claims_kernel is not None and self.max_n <= 3 else None
+        # A kernel keeps scratch marks across a call, which may call back into Python (a character's syllable, the
+        # first time it is seen) and so let another thread in: a worker checks a reloaded ruleset's examples in a
+        # thread, with this very model (``load_model`` is cached by the file's bytes) while its loop decides.
+        self._kernel_lock = threading.Lock()
 
     def _kernels(self, heads: Sequence[Head]) -> list[_claims_kernel.HeadKernel]:
         """The compiled heads: each head's n-grams and pinyin pairs by key, one syllable table for all."""
@@ -343,7 +348,8 @@ class KnownFeatures:
         row = self.length_rows[head][length_bucket(s)]
         if row:
             extra.append(row)
-        return self.kernels[head].proba(s, extra)
+        with self._kernel_lock:
+            return self.kernels[head].proba(s, extra)
 
     def find(self, s: str, head: int) -> set[int]:
         """Row ids of ``head`` for the features of ``s`` (a normalised text)."""

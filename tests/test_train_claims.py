@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -296,3 +297,31 @@ def test_a_damaged_clause_breaker_is_refused_at_load(breaker_spec):
     ):
         with pytest.raises(ValueError, match="claims model"):
             load_model(json.dumps({**spec, "breaks": broken}).encode())
+
+
+def test_the_compiled_kernel_scores_alike_when_two_threads_share_it():
+    # A worker checks a reloaded ruleset's examples in a thread with the running detector's model (load_model is
+    # cached by the file's bytes). A kernel's scratch marks span a call that may call back into Python (a
+    # character's syllable, seen for the first time), where the other thread can run: without the lock, a few
+    # hundred of these texts came out with rows counted twice.
+    data = (REPO / "rules" / "claims_model.json").read_bytes()
+    shared, private = load_model(data), load_model.__wrapped__(data)
+    # a character never seen before between two of the same features: the second is where a row was counted twice
+    texts = [f"喝了能降血压{chr(c)}降血压根治失眠" for c in range(0x4E00, 0x4E00 + 5000)]
+    stop = threading.Event()
+
+    def loader() -> None:
+        while not stop.is_set():
+            shared.known.proba("这款能降血压，根治失眠，全网最低价", 1)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch as often as the interpreter lets the other thread in
+    other = threading.Thread(target=loader)
+    other.start()
+    try:
+        got = [shared.known.proba(t, 1) for t in texts]
+    finally:
+        stop.set()
+        other.join()
+        sys.setswitchinterval(switch)
+    assert got == [private.known.proba(t, 1) for t in texts]
