@@ -302,8 +302,8 @@ def test_a_damaged_clause_breaker_is_refused_at_load(breaker_spec):
 def test_the_compiled_kernel_scores_alike_when_two_threads_share_it():
     # A worker checks a reloaded ruleset's examples in a thread with the running detector's model (load_model is
     # cached by the file's bytes). A kernel's scratch marks span a call that may call back into Python (a
-    # character's syllable, seen for the first time), where the other thread can run: without the lock, a few
-    # hundred of these texts came out with rows counted twice.
+    # character's syllable, seen for the first time), where the other thread can run: without the lock some of
+    # these texts came out with a row counted twice.
     data = (REPO / "rules" / "claims_model.json").read_bytes()
     shared, private = load_model(data), load_model.__wrapped__(data)
     # a character never seen before between two of the same features: the second is where a row was counted twice
