@@ -146,7 +146,9 @@ def _line_of(node: yaml.Node | None, loc: Iterable[Any]) -> int | None:
     line = node.start_mark.line + 1 if node is not None else None
     for key in loc:
         if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if getattr(k, "value", None) == str(key)), None)
+            # the last: a later key wins (a duplicate, or an override of what a "<<" merge brought in, which the
+            # parse puts first)
+            nxt = next((v for k, v in reversed(node.value) if getattr(k, "value", None) == str(key)), None)
             if nxt is None:
                 break
             node = nxt
@@ -165,14 +167,22 @@ def _read_yaml(path: Path, problems: list[RuleProblem]) -> tuple[Any, yaml.Node 
         problems.append(RuleProblem(str(path), None, None, None, f"not UTF-8 text: {e}"))
         return None, None
     try:
-        node, data = _parsed(text, _FAST_LOADER)
-    except yaml.YAMLError:
-        try:  # said in the pure-Python parser's words: libyaml words some problems differently
+        try:
+            node, data = _parsed(text, _FAST_LOADER)
+        except yaml.YAMLError:  # said in the pure-Python parser's words: libyaml words some problems differently
             node, data = _parsed(text, yaml.SafeLoader)
-        except yaml.MarkedYAMLError as e:
-            line = e.problem_mark.line + 1 if e.problem_mark else None
-            problems.append(RuleProblem(str(path), line, None, None, f"invalid YAML: {e.problem}"))
-            return None, None
+    except yaml.MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else None
+        problems.append(RuleProblem(str(path), line, None, None, f"invalid YAML: {e.problem}"))
+        return None, None
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow, e.g. a control character
+        line = text.count("\n", 0, e.position) + 1
+        code = e.character if isinstance(e.character, int) else ord(e.character)
+        problems.append(RuleProblem(str(path), line, None, None, f"invalid YAML: {e.reason} (U+{code:04X})"))
+        return None, None
+    except (yaml.YAMLError, ValueError) as e:  # ValueError: a value of a type YAML reads, e.g. the date 2026-02-30
+        problems.append(RuleProblem(str(path), None, None, None, f"invalid YAML: {e}"))
+        return None, None
     if not isinstance(data, dict):
         problems.append(RuleProblem(str(path), 1, None, None, "expected a mapping at the top of the file"))
         return None, None
@@ -417,7 +427,7 @@ class RulesetWatcher:
     def __init__(self, directory: Path | str | None = None) -> None:
         self.directory = Path(directory) if directory is not None else default_rules_dir()
         self.current = load_ruleset(self.directory)
-        self._digest = rules_digest(self.directory)
+        self._digest: str | None = rules_digest(self.directory)  # None: load at the next look whatever the bytes
         self._stat: list[tuple[str, int, int, int, int]] | None = None  # of the last look, when settled
         self.last_error: RuleSetError | None = None
 
@@ -460,6 +470,9 @@ class RulesetWatcher:
         except RuleSetError as e:
             self.last_error = e
             return None
+        except BaseException:  # not a refusal: a file gone mid-read, a loader bug — the next look tries again
+            self._digest, self._stat = None, None
+            raise
         self.last_error = None
         return fresh
 

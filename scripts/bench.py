@@ -1146,7 +1146,9 @@ def edited_step(
     original = claims.read_text(encoding="utf-8")
     first_version = re.search(r"(?m)^    version: (\d+)$", original)
     assert first_version is not None, "the first claims rule's version line"
-    reloads0 = worker.total("livewatch_ruleset_reloads_total")
+    ok_reloads = 'livewatch_ruleset_reloads_total{result="ok"}'
+    reloads0 = worker.metrics().get(ok_reloads, 0)
+    edited = rules / "claims.yaml.new"
 
     async def edit(sending: asyncio.Future[tuple[int, float]]) -> dict[str, Any]:
         edits = 0
@@ -1155,12 +1157,13 @@ def edited_step(
             if not sending.done():
                 edits += 1
                 raised = f"    version: {int(first_version[1]) + edits}"
-                claims.write_text(original[: first_version.start()] + raised + original[first_version.end() :], "utf-8")
+                edited.write_text(original[: first_version.start()] + raised + original[first_version.end() :], "utf-8")
+                edited.replace(claims)  # at once, as an editor saving through a new file does: never half-written
         return {"edits": edits, "edit_every_s": every}
 
     step = latency_step(worker, gen, settings, rate, cfg, edit)
     time.sleep(2.0)  # the last edit's reload (the harness's worker looks at the files every 0.5 s)
-    step["reloads"] = worker.total("livewatch_ruleset_reloads_total") - reloads0
+    step["reloads"] = worker.metrics().get(ok_reloads, 0) - reloads0
     claims.write_text(original, encoding="utf-8")
     print(
         f"  {rate:,.0f} events/s with the rules edited every {every:g} s: {step['edits']} edits, "

@@ -400,6 +400,9 @@ def test_a_worker_refuses_a_bad_ruleset_at_start(kafka, tmp_path, rules_copy):
     assert "claims.yaml:3" in done.stderr and "field 'id'" in done.stderr
 
 
+OK_RELOADS = 'livewatch_ruleset_reloads_total{result="ok"}'
+
+
 def test_a_rule_edited_while_a_worker_runs_decides_the_events_after_its_reload(kafka, tmp_path, tiny_rules):
     """Hot reload through the broker: the claims a worker decides before the edit carry the old ruleset, those
     published after the reload the new one (the load runs beside the worker's loop: tests/test_worker.py)."""
@@ -416,11 +419,11 @@ def test_a_rule_edited_while_a_worker_runs_decides_the_events_after_its_reload(k
         worker.wait_assigned()
         publish(kafka, prefix, claims(0))
         wait_for(lambda: worker.total("livewatch_actions_total") >= 5, 60, "the first five claims decided")
-        claims_file = tiny_rules / "claims.yaml"
-        claims_file.write_text(
-            claims_file.read_text(encoding="utf-8").replace("severity: medium", "severity: critical"), "utf-8"
-        )
-        wait_for(lambda: worker.total("livewatch_ruleset_reloads_total") >= 1, 60, "the edit reloaded")
+        claims_file, edited = tiny_rules / "claims.yaml", tiny_rules / "claims.yaml.new"
+        text = claims_file.read_text(encoding="utf-8")
+        edited.write_text(text.replace("severity: medium", "severity: critical"), encoding="utf-8")
+        edited.replace(claims_file)  # at once: a half-written file would be looked at, and refused
+        wait_for(lambda: worker.metrics().get(OK_RELOADS, 0) >= 1, 60, "the edit reloaded")
         publish(kafka, prefix, claims(5))
         wait_for(lambda: worker.total("livewatch_actions_total") >= 10, 60, "the next five claims decided")
         info = {k for k, v in worker.metrics().items() if k.startswith("livewatch_ruleset_info") and v == 1}

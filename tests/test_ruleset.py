@@ -228,3 +228,45 @@ def test_a_reload_checks_again_the_examples_of_the_rules_that_changed_only(tiny_
     (tiny_rules / "notes.json").write_text("{}", "utf-8")
     load_ruleset(tiny_rules)
     assert sorted(checked) == ["claims.tiny.cure", "claims.tiny.lowest"]
+
+
+def test_a_problem_in_a_key_that_overrides_a_merged_one_is_reported_at_the_override(tiny_rules: Path):
+    # the parse puts what "<<" brings in before the rule's own keys: the own one, last, is where the problem is
+    merged = (
+        TINY_CLAIMS.replace("  - id: claims.tiny.lowest\n", "  - &lowest\n    id: claims.tiny.lowest\n")
+        .replace("  - id: claims.tiny.cure\n", "  - <<: *lowest\n    id: claims.tiny.cure\n")
+        .replace("severity: high", "severity: bogus")
+    )
+    (tiny_rules / "claims.yaml").write_text(merged, "utf-8")
+    line = 1 + merged.splitlines().index("    severity: bogus")
+    assert any(f"claims.yaml:{line}: rule claims.tiny.cure: field 'severity'" in p for p in problems_of(tiny_rules))
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        (
+            TINY_CLAIMS.replace("severity: high", "severity: high\x01"),
+            1 + TINY_CLAIMS.splitlines().index("    severity: high"),
+            "special characters are not allowed (U+0001)",
+        ),
+        (TINY_CLAIMS.replace("    version: 1\n", "    version: 2026-02-30\n", 1), None, "day is out of range"),
+    ],
+)
+def test_a_file_yaml_cannot_read_is_refused_not_crashed_on(tiny_rules: Path, text: str, line, words: str):
+    (tiny_rules / "claims.yaml").write_text(text, "utf-8")
+    [problem] = problems_of(tiny_rules)
+    where = f"claims.yaml:{line}: " if line else "claims.yaml: "
+    assert where in problem and "invalid YAML" in problem and words in problem
+
+
+def test_a_load_that_fails_is_tried_again_at_the_next_look(tiny_rules: Path, monkeypatch):
+    watcher = RulesetWatcher(tiny_rules)
+    (tiny_rules / "claims.yaml").write_text(TINY_CLAIMS.replace("severity: high", "severity: low", 1), "utf-8")
+    load = ruleset_module.load_ruleset
+    monkeypatch.setattr(ruleset_module, "load_ruleset", lambda d: (_ for _ in ()).throw(OSError("vanished")))
+    with pytest.raises(OSError):
+        watcher.load_if_changed()
+    monkeypatch.setattr(ruleset_module, "load_ruleset", load)
+    fresh = watcher.load_if_changed()  # the same bytes: loaded again, not taken for seen
+    assert fresh is not None and fresh.rules["claims.tiny.cure"].severity == "low"

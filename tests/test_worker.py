@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 from faust.types import TP
 
+import pipeline.ruleset as ruleset_module
 from pipeline.kafka.batches import BatchConsumer
 from pipeline.kafka.offsets import OffsetTracker
 from pipeline.kafka.rebuild import RebuildCoordinator
@@ -66,9 +67,9 @@ def test_the_worker_joins_with_static_membership_and_a_short_session(tmp_path, r
     assert conf.broker_session_timeout == 8 and conf.broker_heartbeat_interval == 2
 
 
-async def test_a_rule_edit_is_loaded_beside_the_loop_and_adopted_at_a_later_tick(tmp_path, tiny_rules):
+async def test_a_rule_edit_is_loaded_beside_the_loop_and_adopted_between_two_steps(tmp_path, tiny_rules, monkeypatch):
     """A ruleset load is a large part of a second of CPU: in a thread, so that the worker's ticks (the merge's
-    release, the stall net) and its steps go on meanwhile with the running ruleset."""
+    release, the stall net) and its steps go on meanwhile with the running ruleset; swapped in between two steps."""
     runtime = WorkerRuntime(Settings(rules_dir=tiny_rules, datadir=tmp_path / "w", reload_every_s=0.01))
     released = []
 
@@ -77,29 +78,58 @@ async def test_a_rule_edit_is_loaded_beside_the_loop_and_adopted_at_a_later_tick
 
     runtime._release = release  # type: ignore[method-assign]
     runtime._update_lag = lambda: None  # type: ignore[method-assign]  # no consumer without a broker
-    load = runtime.watcher.load_if_changed
-    loads = []
+    load = ruleset_module.load_ruleset
+    loaded_in = []
 
-    def slow_load():
-        loads.append(threading.current_thread() is not threading.main_thread())
+    def slow_load(directory):
+        loaded_in.append(threading.current_thread() is threading.main_thread())
         time.sleep(0.6)  # a slow machine's load, and more
-        return load()
+        return load(directory)
 
-    runtime.watcher.load_if_changed = slow_load  # type: ignore[method-assign]
+    monkeypatch.setattr(ruleset_module, "load_ruleset", slow_load)
     before = runtime.watcher.current.version
     claims = tiny_rules / "claims.yaml"
     claims.write_text(claims.read_text(encoding="utf-8").replace("severity: medium", "severity: critical"), "utf-8")
 
     started = time.monotonic()
     ticks = []
-    while runtime.watcher.current.version == before and time.monotonic() - started < 10:
+    while loaded_in == [] or time.monotonic() - started < 1.0:  # the load, and more than its 0.6 s
         t = time.monotonic()
-        await runtime._tick()
+        async with runtime._lock:  # a step under way: nothing is swapped in under it
+            version = runtime.watcher.current.version
+            tick = asyncio.ensure_future(runtime._tick())
+            await asyncio.sleep(0.02)
+            assert runtime.watcher.current.version == version and not tick.done()
+        await tick
         ticks.append(time.monotonic() - t)
+    while runtime.watcher.current.version == before and time.monotonic() - started < 10:
+        await runtime._tick()
         await asyncio.sleep(0.02)
-    assert runtime.watcher.current.version != before  # adopted
-    assert runtime.watcher.current.rules["claims.tiny.lowest"].severity == "critical"
-    assert loads and all(loads)  # every look at the files ran beside the loop, one at a time
-    assert len(loads) == 1 or time.monotonic() - started > 1.2
+    assert runtime.watcher.current.rules["claims.tiny.lowest"].severity == "critical"  # adopted
+    assert loaded_in == [False]  # once, beside the loop
     assert max(ticks) < 0.3 and len(released) >= 10  # the ticks went on while the load took 0.6 s
     assert runtime.metrics.registry.get_sample_value("livewatch_ruleset_reloads_total", {"result": "ok"}) == 1
+
+
+async def test_a_load_that_fails_is_counted_logged_and_tried_again(tmp_path, tiny_rules, monkeypatch):
+    runtime = WorkerRuntime(Settings(rules_dir=tiny_rules, datadir=tmp_path / "w", reload_every_s=0.01))
+    runtime._update_lag = lambda: None  # type: ignore[method-assign]
+    load = ruleset_module.load_ruleset
+    failures = [OSError("a file vanished mid-read")]
+
+    def flaky_load(directory):
+        if failures:
+            raise failures.pop()
+        return load(directory)
+
+    monkeypatch.setattr(ruleset_module, "load_ruleset", flaky_load)
+    claims = tiny_rules / "claims.yaml"
+    claims.write_text(claims.read_text(encoding="utf-8").replace("severity: medium", "severity: critical"), "utf-8")
+    started = time.monotonic()
+    while runtime.watcher.current.rules["claims.tiny.lowest"].severity != "critical":
+        assert time.monotonic() - started < 10, "the same bytes are loaded again after a failure"
+        await runtime._tick()
+        await asyncio.sleep(0.02)
+    sample = runtime.metrics.registry.get_sample_value
+    assert sample("livewatch_ruleset_reloads_total", {"result": "refused"}) == 1
+    assert sample("livewatch_ruleset_reloads_total", {"result": "ok"}) == 1

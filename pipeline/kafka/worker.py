@@ -354,14 +354,11 @@ class WorkerRuntime:
             # decisions for the load (2–3 s here until stop 36). Adopted at a later tick, where the reload swapped it.
             self._loading = asyncio.ensure_future(asyncio.to_thread(self.watcher.load_if_changed))
             self._update_lag()
-        if self._loading is not None and self._loading.done():
-            loading, self._loading = self._loading, None
-            try:
-                self.watcher.adopt(loading.result(), self.metrics, log.warning)
-            except Exception:  # a bug of the loader, not a refused edit (that is reported, not raised)
-                log.exception("ruleset reload failed; keeping %s", self.watcher.current.version)
         try:
             async with self._lock:
+                if self._loading is not None and self._loading.done():
+                    self._adopt_rules(self._loading)  # between two steps: a step is decided by one ruleset
+                    self._loading = None
                 await self._release()
         except Exception:
             log.exception("release failed")
@@ -378,6 +375,13 @@ class WorkerRuntime:
         open_inputs = [tp for p, tps in self._owned.items() if self.rebuilds.is_open(p) for tp in tps]
         for request in self.offsets.stalled(open_inputs, self._highwater, now):
             asyncio.ensure_future(self._reread(request))
+
+    def _adopt_rules(self, loading: asyncio.Future[Ruleset | None]) -> None:
+        try:
+            self.watcher.adopt(loading.result(), self.metrics, log.warning)
+        except Exception:  # not a refused edit (that is reported, not raised): the next look loads again
+            self.metrics.ruleset_reloads.labels(result="refused").inc()
+            log.exception("ruleset reload failed; keeping %s", self.watcher.current.version)
 
     # -- the pipeline --------------------------------------------------------------------------------
 
