@@ -168,19 +168,24 @@ def _read_yaml(path: Path, problems: list[RuleProblem]) -> tuple[Any, yaml.Node 
         return None, None
     try:
         try:
-            node, data = _parsed(text, _FAST_LOADER)
+            if _flow_depth(text) > DEEPEST_FOR_LIBYAML:
+                raise yaml.YAMLError("nested too deep for libyaml")
+            node, data = _parsed(text, _FastLoader)
         except yaml.YAMLError:  # said in the pure-Python parser's words: libyaml words some problems differently
-            node, data = _parsed(text, yaml.SafeLoader)
+            node, data = _parsed(text, _PythonLoader)
     except yaml.MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else None
         problems.append(RuleProblem(str(path), line, None, None, f"invalid YAML: {e.problem}"))
         return None, None
     except yaml.reader.ReaderError as e:  # a character YAML does not allow, e.g. a control character
-        line = text.count("\n", 0, e.position) + 1
+        line = len(_LINE_BREAK.findall(text, 0, e.position)) + 1
         code = e.character if isinstance(e.character, int) else ord(e.character)
         problems.append(RuleProblem(str(path), line, None, None, f"invalid YAML: {e.reason} (U+{code:04X})"))
         return None, None
-    except (yaml.YAMLError, ValueError) as e:  # ValueError: a value of a type YAML reads, e.g. the date 2026-02-30
+    except RecursionError:
+        problems.append(RuleProblem(str(path), None, None, None, "invalid YAML: collections nested too deep"))
+        return None, None
+    except yaml.YAMLError as e:
         problems.append(RuleProblem(str(path), None, None, None, f"invalid YAML: {e}"))
         return None, None
     if not isinstance(data, dict):
@@ -190,7 +195,13 @@ def _read_yaml(path: Path, problems: list[RuleProblem]) -> tuple[Any, yaml.Node 
     if surrogate is not None:
         line, field = surrogate
         problems.append(
-            RuleProblem(str(path), line, None, field, "a lone surrogate (an escape such as \\ud800): not a character")
+            RuleProblem(
+                str(path),
+                line,
+                None,
+                field,
+                "a lone surrogate (an escape such as \\ud800): not a character (beyond U+FFFF write \\U0001F600)",
+            )
         )
         return None, None
     return data, node
@@ -203,8 +214,12 @@ def _lone_surrogate(node: yaml.Node | None) -> tuple[int, str] | None:
     """Line and field of the first string holding a lone surrogate, which YAML's escapes can write: no event can
     hold one (the decoder refuses them), and a rule's strings are written out as JSON (checks, findings)."""
     stack: list[tuple[yaml.Node, str]] = [(node, "")] if node is not None else []
+    seen: set[int] = set()  # each node once: an alias shares its anchor's node, and may sit inside it (a cycle)
     while stack:
         item, field = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
         if isinstance(item, yaml.ScalarNode):
             if isinstance(item.value, str) and _SURROGATE.search(item.value):
                 return item.start_mark.line + 1, field
@@ -217,9 +232,42 @@ def _lone_surrogate(node: yaml.Node | None) -> tuple[int, str] | None:
     return None
 
 
+class _MarksValues:
+    """A value YAML reads but cannot hold (the date 2026-02-30, an integer of 5,000 digits) refused at its line:
+    PyYAML's constructors raise a bare ValueError."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)  # type: ignore[misc]
+        except ValueError as e:
+            raise yaml.constructor.ConstructorError(None, None, str(e), node.start_mark) from e
+
+
+class _PythonLoader(_MarksValues, yaml.SafeLoader):
+    pass
+
+
 #: libyaml's parser when PyYAML has it (its wheels do): the pure-Python one, run twice over the rule files (115 KB of
 #: YAML), was over a quarter of a ruleset load — which a worker paid at every rule edit
-_FAST_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class _FastLoader(_MarksValues, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    pass
+
+
+#: flow collections nested deeper than this are left to the pure-Python parser, which refuses what it cannot hold
+#: (RecursionError, at a few hundred levels): libyaml crashed the process at ≈ 30,000 (a review's probe)
+DEEPEST_FOR_LIBYAML = 100
+
+_BRACKETS = re.compile(r"[^\[\]{}]+")
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")  # what YAML counts as a line break
+
+
+def _flow_depth(text: str) -> int:
+    """An upper bound of the text's flow nesting: every bracket counts, quoted or not."""
+    depth = deepest = 0
+    for ch in _BRACKETS.sub("", text):
+        depth = depth + 1 if ch in "[{" else max(0, depth - 1)
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _parsed(text: str, loader_cls: type[yaml.SafeLoader]) -> tuple[yaml.Node | None, Any]:
@@ -470,7 +518,7 @@ class RulesetWatcher:
         except RuleSetError as e:
             self.last_error = e
             return None
-        except BaseException:  # not a refusal: a file gone mid-read, a loader bug — the next look tries again
+        except OSError:  # a file gone mid-read: the next look tries again (another failure waits for an edit)
             self._digest, self._stat = None, None
             raise
         self.last_error = None

@@ -250,14 +250,22 @@ def test_a_problem_in_a_key_that_overrides_a_merged_one_is_reported_at_the_overr
             1 + TINY_CLAIMS.splitlines().index("    severity: high"),
             "special characters are not allowed (U+0001)",
         ),
-        (TINY_CLAIMS.replace("    version: 1\n", "    version: 2026-02-30\n", 1), None, "day is out of range"),
+        (TINY_CLAIMS.replace("    version: 1\n", "    version: 2026-02-30\n", 1), 4, "day is out of range"),
+        # an alias inside its own anchor: a cycle the lone-surrogate check once walked for ever
+        (TINY_CLAIMS.replace("terms: [根治, 降血压]", "terms: &t [根治, *t]"), 18, "valid string"),
+        # nested deeper than a parser holds (libyaml crashed the process at ≈ 30,000 levels)
+        (
+            TINY_CLAIMS.replace("terms: [根治, 降血压]", "terms: " + "[" * 40_000 + "]" * 40_000),
+            None,
+            "nested too deep",
+        ),
     ],
 )
 def test_a_file_yaml_cannot_read_is_refused_not_crashed_on(tiny_rules: Path, text: str, line, words: str):
     (tiny_rules / "claims.yaml").write_text(text, "utf-8")
     [problem] = problems_of(tiny_rules)
     where = f"claims.yaml:{line}: " if line else "claims.yaml: "
-    assert where in problem and "invalid YAML" in problem and words in problem
+    assert where in problem and words in problem
 
 
 def test_a_load_that_fails_is_tried_again_at_the_next_look(tiny_rules: Path, monkeypatch):

@@ -357,8 +357,8 @@ class WorkerRuntime:
         try:
             async with self._lock:
                 if self._loading is not None and self._loading.done():
-                    self._adopt_rules(self._loading)  # between two steps: a step is decided by one ruleset
-                    self._loading = None
+                    loading, self._loading = self._loading, None
+                    self._adopt_rules(loading)  # between two steps: a step is decided by one ruleset
                 await self._release()
         except Exception:
             log.exception("release failed")
@@ -377,9 +377,11 @@ class WorkerRuntime:
             asyncio.ensure_future(self._reread(request))
 
     def _adopt_rules(self, loading: asyncio.Future[Ruleset | None]) -> None:
+        if loading.cancelled():  # at shutdown
+            return
         try:
             self.watcher.adopt(loading.result(), self.metrics, log.warning)
-        except Exception:  # not a refused edit (that is reported, not raised): the next look loads again
+        except Exception:  # not a refused edit (that is reported, not raised)
             self.metrics.ruleset_reloads.labels(result="refused").inc()
             log.exception("ruleset reload failed; keeping %s", self.watcher.current.version)
 
