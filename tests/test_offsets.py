@@ -195,6 +195,14 @@ def test_an_input_that_delivers_nothing_with_messages_on_the_broker_is_read_dire
     assert t.stalled([stalled], highwater, now=111) == [Reread(stalled, 86, 120, t.epoch)]
 
 
+def test_an_input_never_fetched_is_read_up_to_the_end_known_at_assignment():
+    t = OffsetTracker({TP: 7}.get, stall_s=10)
+    t.assign([TP], now=0)
+    t.set_bounds(TP, 0, 30)  # asked of the broker at assignment; the consumer never fetched it (no high water)
+    assert t.stalled([TP], lambda tp: None, now=5) == []
+    assert t.stalled([TP], lambda tp: None, now=11) == [Reread(TP, 7, 30, t.epoch)]
+
+
 def test_the_wait_for_the_tables_recovery_is_not_a_stall():
     t = OffsetTracker({TP: 7}.get, stall_s=10)
     t.assign([TP], now=0)  # Faust now recovers the tables; it delivers nothing until that is done

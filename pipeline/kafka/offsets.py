@@ -196,7 +196,9 @@ class OffsetTracker(Generic[TP]):
         for tp in tps:
             if tp in self._rereading or now - self._progress_at.get(tp, now) < self.stall_s:
                 continue
-            end = highwater(tp)
+            # the consumer knows no high-water mark of a partition it never fetched: the end asked of the broker
+            # at assignment stands in (a restarted worker once decided nothing for 94 s, its inputs never fetched)
+            end = max(highwater(tp) or 0, self._bounds.get(tp, (0, 0))[1])
             start = self.position(tp)
             if start is None or not end or start >= end:
                 continue
