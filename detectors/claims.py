@@ -409,6 +409,8 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
     # -- routing -------------------------------------------------------------------------------
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: ClaimsState) -> list[Finding]:
+        if is_viewer_comment(event):
+            return []  # most of the input: asked first, in one look-up rather than four class checks
         if isinstance(event, StreamMetaEvent):
             if event.products and state.current_product_id not in {p.product_id for p in event.products}:
                 state.current_product_id = event.products[0].product_id
@@ -430,7 +432,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         elif isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator"):
             source = "host_chat"
         else:
-            return []  # a viewer's comment (most of the input): checked first, before the ids below
+            return []
         if text is None or event.event_id in state.reported_ids:
             return []  # nothing to read, or delivered again: its findings are out already
         category = state.current_category or self.settings.default_category

@@ -29,7 +29,7 @@ log = logging.getLogger("livewatch.worker.offsets")
 TP = TypeVar("TP", bound=Hashable)
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
     """One message taken for a decision and not yet acknowledged."""
 
@@ -51,7 +51,7 @@ class Reread(Generic[TP]):
     epoch: int  # the assignment it belongs to; a late answer for an older one is ignored
 
 
-@dataclass
+@dataclass(slots=True)
 class Receipt:
     """What to do with a delivered message."""
 
@@ -64,7 +64,7 @@ class Receipt:
         return self.pending is not None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Partition:
     queue: deque[Pending] = field(default_factory=deque)  # taken, not yet acknowledged, in offset order
     last: int | None = None  # highest offset taken

@@ -97,7 +97,7 @@ def instance_id(settings: Settings) -> str:
     return kept
 
 
-@dataclass
+@dataclass(slots=True)
 class _Held:
     """An event waiting in the merge."""
 
@@ -108,7 +108,7 @@ class _Held:
     key: tuple[int, int, str, int]  # its place in the merge (merge.order_key)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Decided:
     """An event decided in this step, its outputs not yet on the broker."""
 
