@@ -7,8 +7,8 @@ The readable version: docs/events.md.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
@@ -200,14 +200,14 @@ class _PerClass(dict[type, Any]):
         return value
 
 
-#: the field holding an event class's free text, if it has one
-_TEXT_FIELD = _PerClass(
-    lambda cls: "text"
-    if issubclass(cls, (ChatEvent, DanmakuEvent, TranscriptEvent))
-    else "title"
-    if issubclass(cls, PriceTagEvent)
-    else None
-)
+def _text_field(cls: type) -> str | None:
+    """The field holding an event class's free text, if it has one."""
+    if issubclass(cls, (ChatEvent, DanmakuEvent, TranscriptEvent)):
+        return "text"
+    return "title" if issubclass(cls, PriceTagEvent) else None
+
+
+_TEXT_FIELD = _PerClass(_text_field)
 _IS_COMMENT = _PerClass(lambda cls: issubclass(cls, (ChatEvent, DanmakuEvent)))
 
 

@@ -336,3 +336,27 @@ def test_a_review_finding_is_an_alert_the_policy_never_acts_on(tiny_rules):
     assert finding.details["fired"] == ["model"] and finding.shadow_action is None
     assert out.actions == []
     assert engine.process(say("这是全网最低价", t=5)).actions  # live findings still act
+
+
+def test_an_events_text_and_whether_it_is_a_viewers_comment_follow_its_class_and_role():
+    # text_of and is_viewer_comment look the class up in a table (not isinstance, for speed): they must still
+    # answer as the class checks would, for every kind, a subclass and a role given as an unknown field
+    from schemas.events import ChatEvent, is_viewer_comment, text_of
+    from tests.builders import danmaku, meta, order
+
+    class TaggedChat(ChatEvent):
+        pass
+
+    tagged = TaggedChat(**chat("一起买", user="u9").model_dump())
+    cases = [
+        (chat("好看", user="u1"), "好看", True),
+        (chat("今天上新", user="op", role="operator"), "今天上新", False),
+        (danmaku("666", user="u2"), "666", True),
+        (tagged, "一起买", True),
+        (say("这款能治病"), "这款能治病", False),
+        (price_tag("p1", "保温杯", "99"), "保温杯", False),
+        (meta("p1", role="viewer"), None, False),  # a role among the unknown fields is not a comment's
+        (order("p1", "99"), None, False),
+    ]
+    for event, text, viewer in cases:
+        assert (text_of(event), is_viewer_comment(event)) == (text, viewer), type(event).__name__
