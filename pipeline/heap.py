@@ -6,16 +6,25 @@ and its rooms' state grows for as long as new rooms come. With the collector's d
 (700, 10, 10) a worker spent a fifth of a benchmark run collecting — 20 full collections of ≈ 0.2 s each, set
 off by the growth of that long-lived heap, each one also a pause of the event loop (docs/performance.md).
 The events' own objects die young, by reference counting; what the collector finds is rare.
+
+"Young" is not young enough for the collector, though: a worker holds each message's objects (Faust's message,
+its offset entry, the decoded event, its place in the merge) until its step is decided and committed, up to a
+second, and a comment adds to its room's window for ten minutes. At a young threshold of 5,000 the collector
+walked nearly every one of them twice (young, then middle) and found almost nothing: 3.4–3.9 s of a 20 s run of
+section b in scripts/bench.py, ≈ 15 % of the worker. At 100,000 a young collection comes every few seconds,
+most of a step's objects are gone by then, and the middle one is rare: 1.2 s, and the worker ≈ 15 % faster
+(docs/performance.md, stop 37). A young collection then walks up to 100,000 objects, ≈ 50 ms — shorter than the
+middle ones it replaces (≈ 75 ms, every second or so).
 """
 
 from __future__ import annotations
 
 import gc
 
-#: young collections after this many new container objects (default 700); a middle one after 20 young ones
-#: (default 10); a full one considered after 100 middle ones (default 10) — and still only once the
+#: young collections after this many new container objects (default 700; 5,000 until stop 37); a middle one after
+#: 20 young ones (default 10); a full one considered after 100 middle ones (default 10) — and still only once the
 #: long-lived heap has grown by a quarter since the last one (CPython's own rule)
-THRESHOLDS = (5_000, 20, 100)
+THRESHOLDS = (100_000, 20, 100)
 
 _owns_process = False
 
