@@ -133,3 +133,46 @@ async def test_a_load_that_fails_is_counted_logged_and_tried_again(tmp_path, tin
     sample = runtime.metrics.registry.get_sample_value
     assert sample("livewatch_ruleset_reloads_total", {"result": "refused"}) == 1
     assert sample("livewatch_ruleset_reloads_total", {"result": "ok"}) == 1
+
+
+async def test_a_steps_transaction_sends_only_what_has_outputs_and_redoes_a_refused_one_as_a_dead_letter(
+    tmp_path, ruleset
+):
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    from pipeline.engine import Outcome
+    from pipeline.kafka.offsets import Pending
+    from pipeline.kafka.worker import _Decided, _Step
+    from schemas.deadletter import DeadLetter, MessageSource
+
+    runtime = WorkerRuntime(Settings(rules_dir=ruleset.directory, datadir=tmp_path / "w"))
+    attempts: list[list[tuple[Outcome, bytes | None]]] = []
+    calls: list[str] = []
+
+    async def send_many(batch):
+        attempts.append(list(batch))
+        return [MessageSizeTooLargeError() if len(attempts) == 1 else None for _ in batch]
+
+    async def record(name, *args):
+        calls.append(name)
+
+    runtime.sender.send_many = send_many  # type: ignore[method-assign]
+    transactions = SimpleNamespace(
+        begin=lambda: record("begin"),
+        abort=lambda: record("abort"),
+        commit=lambda offsets: record("commit"),
+        log_change=lambda *a: record("change"),
+    )
+    source = MessageSource(topic="live.chat", partition=0, offset=1)
+    loud = Outcome(dead_letters=[DeadLetter.of(b"{}", "schema_violation", "why", source)])
+    step = _Step()
+    for i, outcome in enumerate([Outcome(), loud, Outcome()]):  # most events lead to nothing
+        step.decided.append(_Decided(outcome, b"r1", Pending(i, None), b"{}", source))
+
+    assert await runtime._finish_in_transaction(step, transactions)  # type: ignore[arg-type]
+    assert await runtime._in_flight.settled()
+    assert all(d.pending.done for d in step.decided)
+    assert [[o for o, _ in sends] for sends in attempts][0] == [loud]  # the events without outputs are not sent
+    redone = attempts[1][0][0]  # refused (its own error): the transaction is redone with a dead letter instead
+    assert redone is not loud and [d.reason for d in redone.dead_letters] == ["processing_error"]
+    assert calls == ["begin", "abort", "begin", "commit"]

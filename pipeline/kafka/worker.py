@@ -599,7 +599,9 @@ class WorkerRuntime:
         changes = [(self._changelog_topic, room_id, blob) for room_id, blob in self.store.take_changes(self.rooms.data)]
         for d in step.decided:
             d.pending.done = True
-        outputs = [(d.outcome, d.key, d.raw, d.source) for d in step.decided]
+        # most events lead to nothing: the transaction handles the few that have outputs (a list per event, three
+        # times over, cost ≈ 2 µs an event)
+        outputs = [(d.outcome, d.key, d.raw, d.source) for d in step.decided if d.outcome.has_outputs]
         return await self._in_flight.start(self._commit(transactions, outputs, changes, self._offsets_to_commit()))
 
     async def _commit(
@@ -660,8 +662,9 @@ class WorkerRuntime:
         went with it would, after a crash, make the re-decided events produce nothing (a title already
         reported, a ladder already climbed): outputs lost. In this order a crash repeats outputs instead."""
         try:
-            errors = await self.sender.send_many([(d.outcome, d.key) for d in step.decided])
-            failed = [(d, e) for d, e in zip(step.decided, errors, strict=True) if e is not None]
+            sending = [d for d in step.decided if d.outcome.has_outputs]  # most events lead to nothing
+            errors = await self.sender.send_many([(d.outcome, d.key) for d in sending])
+            failed = [(d, e) for d, e in zip(sending, errors, strict=True) if e is not None]
             if failed:  # an output of the message's own making (too large, say): the event goes to the DLQ
                 letters = [(self.sender.failure(e, d.raw, d.source), d.key) for d, e in failed]
                 for error in await self.sender.send_many(letters):
