@@ -10,11 +10,13 @@ The events' own objects die young, by reference counting; what the collector fin
 "Young" is not young enough for the collector, though: a worker holds each message's objects (Faust's message,
 its offset entry, the decoded event, its place in the merge) until its step is decided and committed, up to a
 second, and a comment adds to its room's window for ten minutes. At a young threshold of 5,000 the collector
-walked nearly every one of them twice (young, then middle) and found almost nothing: 3.4–3.9 s of a 20 s run of
-section b in scripts/bench.py, ≈ 15 % of the worker. At 100,000 a young collection comes every few seconds,
-most of a step's objects are gone by then, and the middle one is rare: 1.2 s, and the worker ≈ 15 % faster
-(docs/performance.md, stop 37). A young collection then walks up to 100,000 objects, ≈ 50 ms — shorter than the
-middle ones it replaces (≈ 75 ms, every second or so).
+walked nearly every one of them twice (young, then middle) and found almost nothing: 2.7–3.3 s of young and middle
+collections in a worker's ≈ 20 s of deciding section b's input (scripts/bench.py), 13–15 % of it. At 100,000 a
+young collection comes every 0.4–10 s under that load, most of a step's objects are gone by then, and middle ones
+are rare: 0.7 s, and the worker ≈ 15 % faster (docs/performance.md, stop 37). The price: a young collection walks
+up to 100,000 live objects, a pause of 40–190 ms, where the middle ones it replaced took ≈ 75 ms about every
+second; and a full collection now comes after ≈ 200 million new objects (half an hour under load), so what little
+cyclic garbage reaches the old generation waits that long.
 """
 
 from __future__ import annotations
