@@ -201,11 +201,10 @@ class Script:
     text: str  # the first masked, normalised text of the cluster
     raw_example: str  # the latest message's raw text (its event is examples[-1])
     commercial: bool
-    first_ts: int
     last_ts: int
     accounts: OrderedDict[str, int] = field(default_factory=OrderedDict)  # user → last ts, oldest first
     buckets: dict[int, int] = field(default_factory=dict)  # bucket start → messages
-    examples: list[str] = field(default_factory=list)  # event ids
+    examples: list[tuple[int, str]] = field(default_factory=list)  # (ts, event id) of the latest messages
     reported_ts: int | None = None
 
 
@@ -314,8 +313,16 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             self._remember_viewer(state, event.user_id, bucket, event.ts, commercial)
         if len(masked) < s.min_template_chars:
             return self._judge_pending(state, event)
-        key = self._script_key(state, self._unpadded(masked)) if commercial else masked
-        script = state.scripts.get(key)
+        # A script whose last message left the window is gone before any look-up: a rebuild, which reads only
+        # the window, never saw it, and one taken up again here would carry its old messages into a report.
+        horizon = event.ts - self._window_ms
+        self._drop_expired(state, horizon)
+        while True:
+            key = self._script_key(state, self._unpadded(masked)) if commercial else masked
+            script = state.scripts.get(key)
+            if script is None or script.last_ts > horizon:
+                break
+            self._drop_script(state, key)  # behind a later-delivered script, so not dropped above
         if script is None and not commercial:
             first = self._posted_before(state, key, event.ts)
             if first is None:  # one account and one message: no chant to judge yet
@@ -323,7 +330,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
                 return self._judge_pending(state, event)
             script = self._script_of_once(state, key, first)
         if script is None:
-            script = Script(masked, text.raw[:200], commercial, event.ts, event.ts)
+            script = Script(masked, text.raw[:200], commercial, event.ts)
             self._add_script(state, key, script)
         else:
             state.scripts.move_to_end(key)  # most recent last
@@ -445,7 +452,6 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         scripts = state.scripts
         while len(scripts) >= self.settings.max_scripts:
             self._drop_script(state, next(iter(scripts)))
-        self._drop_expired(state, script.last_ts - self._window_ms)
         scripts[key] = script
         if script.commercial:
             state.commercial[key] = None
@@ -462,9 +468,6 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         while once and (len(once) >= self.settings.max_scripts or next(iter(once.values())).ts <= horizon):
             once.popitem(last=False)
         once[key] = posted
-        # the scripts past the window go now, as when each new text was a script (``_add_script``): one left
-        # until the next new script would keep its first time and, if commercial, its key for the variants
-        self._drop_expired(state, horizon)
 
     def _script_of_once(self, state: FloodState, key: str, first: PostedOnce) -> Script:
         """The script of a text posted once before, holding that message as ``_observe`` would have left it."""
@@ -474,10 +477,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             first.raw,
             False,
             first.ts,
-            first.ts,
             accounts=OrderedDict([(first.user, first.ts)]),
             buckets={bucket: 1},
-            examples=[first.event_id],
+            examples=[(first.ts, first.event_id)],
         )
         self._add_script(state, key, script)
         return script
@@ -534,7 +536,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         buckets[bucket] = n + 1
         # the latest messages, not the first: a script older than the window keeps examples a rebuild (which
         # reads only the window) could not know, and a worker restarted mid-flood reported other ones
-        script.examples.append(event.event_id)
+        script.examples.append((ts, event.event_id))
         del script.examples[: -s.max_examples]
         if not script.commercial:
             return
@@ -805,7 +807,8 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         extra: dict[str, object] | None = None,
     ) -> Finding:
         """A finding with the scripts' evidence; ``ident`` makes its id unique and repeatable."""
-        examples = [e for sc in scripts for e in sc.examples][: self.settings.max_examples * 2]
+        # only messages in the window: a script older than a rebuild's history keeps ones the rebuild never saw
+        examples = [e for sc in scripts for ts, e in sc.examples if ts > horizon][: self.settings.max_examples * 2]
         return self.finding(
             rule,
             event,
@@ -813,11 +816,14 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             score=round(score, 3),
             summary=summary,
             subject=subject,
-            since=max(horizon, min(sc.first_ts for sc in scripts)),
+            # the scripts' first bucket in the window, not their first message ever: a script kept alive by a
+            # message every few minutes can be older than any rebuild's history (a worker taking over
+            # reported another window than the replay, CI of stop 37)
+            since=min((b for sc in scripts for b in sc.buckets if b > horizon), default=horizon),
             event_ids=examples,
             evidence=[
                 Evidence(
-                    event_id=sc.examples[-1],
+                    event_id=sc.examples[-1][1],
                     field="text",
                     start=0,
                     end=len(sc.raw_example),

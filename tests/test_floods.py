@@ -126,11 +126,10 @@ def test_an_ordinary_text_posted_again_is_the_script_it_would_have_been_from_its
         text="今天的歌好好听啊",
         raw_example="今天的歌好好听啊～",  # the latest message's words
         commercial=False,
-        first_ts=first.ts,
         last_ts=second.ts,
         accounts=OrderedDict([("a", first.ts), ("b", second.ts)]),
         buckets={first.ts // bucket_ms * bucket_ms: 1, second.ts // bucket_ms * bucket_ms: 1},
-        examples=["first", "second"],
+        examples=[(first.ts, "first"), (second.ts, "second")],
     )
 
 

@@ -504,3 +504,29 @@ def test_a_worker_taking_over_mid_sale_decides_as_the_replay(crowd_ruleset, crow
     k = next(i for i, e in enumerate(crowd_story) if e.ts >= T0 + at_s * 1000)
     expected = [f.model_dump_json() for o in crowd_replay[k:] for f in o.findings]
     assert take_over(crowd_ruleset, crowd_story, k) == expected
+
+
+def chant_spanning_more_than_the_history() -> list:
+    """A loyal fan's chant every 550 s (inside the 10-minute window, so it stays one chant for ever), then
+    twelve fans take it up: the chant is older than a rebuild's 780 s of history."""
+    chant = "主播唱得太好听了"
+    loyal = [chat(chant, user="loyal", t=t) for t in (0, 550, 1100)]
+    things = "猫狗鱼鸟花草树山水云风雨雪月星河湖海桥路车船灯书笔纸茶酒饭面包糖"  # each talk's own words: no chant
+    talk = [chat(f"你们那边的{w}{things[j + 1]}怎么样", user=f"x{j}", t=5 + 20 * j) for j, w in enumerate(things[:-1])]
+    fans = [chat(chant, user=f"fan{i}", t=1110 + 2 * i) for i in range(12)]
+    return sorted(loyal + talk + fans, key=lambda e: e.ts)
+
+
+def test_a_chant_older_than_the_rebuilt_history_is_reported_with_the_replays_window(tmp_path):
+    # the report's window starts where its scripts' messages in the window start, not at the chant's first
+    # message ever: a rebuild (780 s of input) never saw that one. Once the worker taking over reported the
+    # chant "since" its 550 s message, where the replay said since the window's start (CI, scale 1→3→1)
+    ruleset = load_ruleset(floods_on_rules(DEFAULT_RULES_DIR, tmp_path / "rules", report_every_s=3600))
+    story = chant_spanning_more_than_the_history()
+    engine = Engine(ruleset)
+    replay = [f.model_dump_json() for e in story for f in engine.process(e).findings]
+    reports = [json.loads(f) for f in replay]
+    assert reports and {f["rule_id"] for f in reports} == {"flood.noncommercial_flood"}
+    k = next(i for i, e in enumerate(story) if e.ts >= T0 + 1_105_000)  # after the 1,100 s chant
+    assert story[k].ts - story[0].ts > ruleset.rebuild_history_ms
+    assert take_over(ruleset, story, k) == replay
