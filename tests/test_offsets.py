@@ -203,6 +203,19 @@ def test_an_input_never_fetched_is_read_up_to_the_end_known_at_assignment():
     assert t.stalled([TP], lambda tp: None, now=11) == [Reread(TP, 7, 30, t.epoch)]
 
 
+def test_an_input_without_a_committed_offset_is_read_from_the_logs_start_once_it_stalls():
+    # Faust knows no committed offset for a partition never committed to (nor for one committed at 0)
+    t = OffsetTracker({}.get, stall_s=10)
+    t.assign([TP], now=0)
+    assert t.stalled([TP], lambda tp: 12, now=11) == []  # the log's start is not known yet
+    t.set_bounds(TP, 3, 12)
+    assert t.position(TP) is None and not t.caught_up(TP, 12)  # so its partition's merge waits for it
+    (request,) = t.stalled([TP], lambda tp: 12, now=11)
+    assert (request.start, request.end) == (3, 12) and t.blocked([TP])
+    entries = t.reread_done(request, range(3, 12), now=12)
+    assert [e.offset for e in entries] == list(range(3, 12)) and t.caught_up(TP, 12)
+
+
 def test_the_wait_for_the_tables_recovery_is_not_a_stall():
     t = OffsetTracker({TP: 7}.get, stall_s=10)
     t.assign([TP], now=0)  # Faust now recovers the tables; it delivers nothing until that is done

@@ -198,8 +198,14 @@ class OffsetTracker(Generic[TP]):
                 continue
             # the consumer knows no high-water mark of a partition it never fetched: the end asked of the broker
             # at assignment stands in (a restarted worker once decided nothing for 94 s, its inputs never fetched)
-            end = max(highwater(tp) or 0, self._bounds.get(tp, (0, 0))[1])
+            log_start, log_end = self._bounds.get(tp, (None, 0))
+            end = max(highwater(tp) or 0, log_end)
+            # nothing committed yet (Faust also reports a committed offset of 0 as none): the consumer reads such
+            # an input from the log's start, and so does this. Without it the stall net never fired for an input
+            # without a commit — the restart test's silent worker, decided nothing for 90 s (stops 35–37)
             start = self.position(tp)
+            if start is None:
+                start = log_start
             if start is None or not end or start >= end:
                 continue
             log.warning(
