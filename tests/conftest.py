@@ -131,3 +131,21 @@ def demo_out(tmp_path_factory) -> Path:
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["demo", "--fast", "--out", str(out)]) == 0
     return out
+
+
+WORKER_LOG_LINES = 60
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that ran worker processes shows the end of their logs (``<tmp_path>/<name>.log``): CI keeps
+    no temporary files, and a worker's last lines are often the only account of what it did."""
+    outcome = yield
+    report = outcome.get_result()
+    tmp = item.funcargs.get("tmp_path") if hasattr(item, "funcargs") else None
+    if report.when != "call" or not report.failed or tmp is None:
+        return
+    for log in sorted(Path(tmp).glob("*.log")):
+        text = log.read_text(encoding="utf-8", errors="replace")
+        lines = [line for line in text.splitlines() if not line.startswith(("+", "|"))]  # not Faust's tables
+        report.sections.append((f"{log.name}: its last {WORKER_LOG_LINES} lines", "\n".join(lines[-WORKER_LOG_LINES:])))
