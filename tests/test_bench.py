@@ -64,6 +64,7 @@ def test_embedded_and_state_sections(tmp_path: Path) -> None:
     assert all(r["value"] > 0 for r in report["rows"] if r["section"] == "e")
 
 
+@pytest.mark.kafka
 def test_kafka_sections(kafka, tmp_path: Path) -> None:
     """The broker sections on the session's broker (≈ 1.5 min): raw ceiling, one worker, latency, two workers;
     a+b and f in two alternating rounds, their verdicts on the median of the rounds' figures."""
