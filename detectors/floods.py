@@ -807,8 +807,11 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         extra: dict[str, object] | None = None,
     ) -> Finding:
         """A finding with the scripts' evidence; ``ident`` makes its id unique and repeatable."""
-        # only messages in the window: a script older than a rebuild's history keeps ones the rebuild never saw
-        examples = [e for sc in scripts for ts, e in sc.examples if ts > horizon][: self.settings.max_examples * 2]
+        # only messages of the window's buckets (as ``since`` below): a script older than a rebuild's history keeps
+        # ones the rebuild never saw
+        bucket_ms = self._bucket_ms
+        examples = [e for sc in scripts for ts, e in sc.examples if ts // bucket_ms * bucket_ms > horizon]
+        examples = examples[: self.settings.max_examples * 2]
         return self.finding(
             rule,
             event,

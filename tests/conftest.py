@@ -146,6 +146,9 @@ def pytest_runtest_makereport(item, call):
     if report.when != "call" or not report.failed or tmp is None:
         return
     for log in sorted(Path(tmp).glob("*.log")):
-        text = log.read_text(encoding="utf-8", errors="replace")
+        try:
+            text = log.read_text(encoding="utf-8", errors="replace")
+        except OSError:  # a directory so named, say: the report goes on without it
+            continue
         lines = [line for line in text.splitlines() if not line.startswith(("+", "|"))]  # not Faust's tables
         report.sections.append((f"{log.name}: its last {WORKER_LOG_LINES} lines", "\n".join(lines[-WORKER_LOG_LINES:])))

@@ -209,11 +209,23 @@ def test_an_input_without_a_committed_offset_is_read_from_the_logs_start_once_it
     t.assign([TP], now=0)
     assert t.stalled([TP], lambda tp: 12, now=11) == []  # the log's start is not known yet
     t.set_bounds(TP, 3, 12)
-    assert t.position(TP) is None and not t.caught_up(TP, 12)  # so its partition's merge waits for it
+    assert t.position(TP) == 3 and not t.caught_up(TP, 12)  # so its partition's merge waits for it
     (request,) = t.stalled([TP], lambda tp: 12, now=11)
     assert (request.start, request.end) == (3, 12) and t.blocked([TP])
     entries = t.reread_done(request, range(3, 12), now=12)
     assert [e.offset for e in entries] == list(range(3, 12)) and t.caught_up(TP, 12)
+
+
+def test_a_first_delivery_past_the_logs_start_of_an_input_without_a_commit_asks_for_the_skipped_offsets():
+    t = OffsetTracker({}.get)
+    t.assign([TP], now=0)
+    t.set_bounds(TP, 3, 12)
+    receipt = t.receive(TP, 6, "m6", now=1)  # Faust skipped 3..5, the start of a partition never committed to
+    assert receipt.reread == Reread(TP, 3, 6, t.epoch) and t.blocked([TP])
+    receipt.pending.done = True
+    assert t.acks(now=2) == ([], [])  # nothing acknowledged past the skipped start while it is read
+    t.reread_done(receipt.reread, [3, 4, 5], now=3)
+    assert not t.blocked([TP])
 
 
 def test_the_wait_for_the_tables_recovery_is_not_a_stall():

@@ -118,11 +118,21 @@ class OffsetTracker(Generic[TP]):
     # -- positions -------------------------------------------------------------------------------
 
     def position(self, tp: TP) -> int | None:
-        """The next offset to receive: after the last one taken, else the committed offset (None: unknown)."""
+        """The next offset to receive: after the last one taken, else where delivery starts (None: unknown)."""
         part = self._parts.get(tp)
         if part is not None and part.last is not None:
             return part.last + 1
-        return self._committed(tp)
+        return self._start(tp)
+
+    def _start(self, tp: TP) -> int | None:
+        """Where the consumer's delivery of ``tp`` starts: the committed offset, or, with none committed (Faust
+        also reports a commit at 0 as none), the log's start asked of the broker at assignment — the consumer
+        resets to the earliest offset. None while neither is known."""
+        committed = self._committed(tp)
+        if committed is not None:
+            return committed
+        bounds = self._bounds.get(tp)
+        return bounds[0] if bounds is not None else None
 
     def caught_up(self, tp: TP, highwater: int | None) -> bool:
         """Nothing more to read on ``tp`` right now: the position has reached the end, the larger of the
@@ -156,7 +166,7 @@ class OffsetTracker(Generic[TP]):
                 if part.next_ack is not None and offset < part.next_ack:
                     return Receipt(ack_now=event)
         reread = None
-        expected = part.last + 1 if part.last is not None else self._committed(tp)
+        expected = part.last + 1 if part.last is not None else self._start(tp)
         if expected is not None and offset > expected:
             reread = self._request(tp, expected, offset, blocking=True)
         pending = Pending(offset, event)
@@ -198,14 +208,10 @@ class OffsetTracker(Generic[TP]):
                 continue
             # the consumer knows no high-water mark of a partition it never fetched: the end asked of the broker
             # at assignment stands in (a restarted worker once decided nothing for 94 s, its inputs never fetched)
-            log_start, log_end = self._bounds.get(tp, (None, 0))
-            end = max(highwater(tp) or 0, log_end)
-            # nothing committed yet (Faust also reports a committed offset of 0 as none): the consumer reads such
-            # an input from the log's start, and so does this. Without it the stall net never fired for an input
-            # without a commit — the restart test's silent worker, decided nothing for 90 s (stops 35–37)
+            end = max(highwater(tp) or 0, self._bounds.get(tp, (0, 0))[1])
+            # an input with no commit starts at the log's start (``_start``): without it the stall net never fired
+            # for one — the restart test's silent worker decided nothing for 90 s (stops 35–37)
             start = self.position(tp)
-            if start is None:
-                start = log_start
             if start is None or not end or start >= end:
                 continue
             log.warning(
@@ -230,7 +236,7 @@ class OffsetTracker(Generic[TP]):
             queue = part.queue
             while queue and queue[0].done:
                 head = queue[0]
-                expected = part.next_ack if part.next_ack is not None else self._committed(tp)
+                expected = part.next_ack if part.next_ack is not None else self._start(tp)
                 if expected is not None and head.offset > expected:
                     if part.gap_since is None:
                         part.gap_since = now

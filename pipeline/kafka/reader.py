@@ -71,6 +71,7 @@ async def read_range(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
+        auto_offset_reset="earliest",  # a start below the log's (retention) reads what is left, not from the end
         **(environment_security() if security is None else security),
     )
     records: list[Any] = []

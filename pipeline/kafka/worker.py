@@ -756,11 +756,14 @@ class WorkerRuntime:
 
     async def _query_bounds(self, tps: set[TP]) -> None:
         """Ask the broker where each newly owned input partition starts and ends."""
+        epoch = self.offsets.epoch
         try:
             starts = await self.app.consumer.earliest_offsets(*tps)
             ends = await self.app.consumer.highwaters(*tps)
         except Exception:
             log.exception("could not read the offsets of %s; the merge falls back to its wait bound", tps)
+            return
+        if epoch != self.offsets.epoch:  # a later assignment asks for its own (a re-read starts from these)
             return
         for tp in tps:
             if tp in starts and tp in ends:
