@@ -213,12 +213,29 @@ class Account:
     """What the pool's signals need of an account that posted a commercial script."""
 
     last_ts: int
+    # The signals of the account's latest message that carried any, and that message's time: they count while it
+    # is in the window (``known``), as everything else here — a rebuild reads the window, not the account's past.
+    signals_ts: int | None = None
     new: bool = False
     multi_room: bool = False
     device: str | None = None
     ip_prefix: str | None = None
-    numbers: dict[str, list[str]] = field(default_factory=dict)  # script → numbers claimed (capped)
+    # script → the numbers claimed in it (each "|"-joined) → when last claimed; the latest 3 per script, the 5
+    # scripts most recently claimed in
+    numbers: dict[str, dict[str, int]] = field(default_factory=dict)
     reported_period: int | None = None
+
+    def known(self, horizon: int) -> bool:
+        """Whether the account's signals came with a message after ``horizon``."""
+        return self.signals_ts is not None and self.signals_ts > horizon
+
+    def contradicts(self, horizon: int) -> bool:
+        """Whether the account claimed different numbers in one script after ``horizon``."""
+        return any(sum(t > horizon for t in claimed.values()) > 1 for claimed in self.numbers.values())
+
+    def claimed_in(self, horizon: int) -> list[str]:
+        """The scripts the account claimed numbers in after ``horizon``, least recent first."""
+        return [key for key, claimed in self.numbers.items() if max(claimed.values()) > horizon]
 
 
 @dataclass(slots=True)
@@ -351,9 +368,16 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         verdict = state.verdict
         if verdict is None or not verdict.features.get("orders_pending"):
             return []
-        if 0 <= event.ts - verdict.ts < max(1, self.settings.judge_every_ms):
+        if self._same_slot(event.ts, verdict.ts):
             return []
         return self._judge_pool(state, event, None)
+
+    def _same_slot(self, ts: int, judged_ts: int) -> bool:
+        """Whether ``ts`` falls in the judge_every_ms slot of the last judgement: the pool is judged again in the
+        next slot. Slots of event time, not judge_every_ms after the last judgement: when a chain of judgements
+        began is older than a rebuild's history, and a worker taking over judged at other moments than the replay."""
+        every = self.settings.judge_every_ms
+        return every > 0 and ts // every == judged_ts // every
 
     def _room_context(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> None:
         """Record what the shopper-crowd signals read of an event that is not a viewer's comment: a host
@@ -548,15 +572,20 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         account.last_ts = event.ts
         signals = event.user
         if signals is not None:
+            account.signals_ts = ts
             account.new = signals.account_age_days is not None and signals.account_age_days <= s.new_account_days
             account.device = signals.device_id or None
             account.ip_prefix = _ip_prefix(signals.ip)
             account.multi_room = signals.active_rooms is not None and signals.active_rooms >= s.multi_room_accounts
         numbers = "|".join(_NUMBER.findall(normalized))
         if numbers:
-            claimed = account.numbers.setdefault(key, [])
-            if numbers not in claimed and len(claimed) < 3:
-                claimed.append(numbers)
+            # most recent last, at both levels: what is dropped is what a rebuild of the window would not have
+            claimed = account.numbers.pop(key, None) or {}
+            claimed.pop(numbers, None)
+            claimed[numbers] = ts
+            if len(claimed) > 3:
+                del claimed[next(iter(claimed))]
+            account.numbers[key] = claimed
             if len(account.numbers) > 5:
                 del account.numbers[next(iter(account.numbers))]
         while state.accounts and (
@@ -611,18 +640,19 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         )
         members = [state.accounts[u] for u in accounts if u in state.accounts]
         n = max(1, len(accounts))
-        devices = _counts(a.device for a in members)
-        prefixes = _counts(a.ip_prefix for a in members)
+        known = [a for a in members if a.known(horizon)]  # signals from a message in the window
+        devices = _counts(a.device for a in known)
+        prefixes = _counts(a.ip_prefix for a in known)
         features = {
             "log_accounts": math.log1p(len(accounts)),
             "share": min(1.0, pool_msgs / pool_room),
             "recent_share": min(1.0, pool_recent / room_recent),
             "log_burst": math.log1p(burst),
-            "new_accounts": sum(a.new for a in members) / n,
-            "shared_device": sum(devices.get(a.device or "", 0) >= s.shared_device_accounts for a in members) / n,
-            "shared_ip_prefix": sum(prefixes.get(a.ip_prefix or "", 0) >= s.shared_ip_accounts for a in members) / n,
-            "contradicting_numbers": sum(any(len(v) > 1 for v in a.numbers.values()) for a in members) / n,
-            "multi_room": sum(a.multi_room for a in members) / n,
+            "new_accounts": sum(a.new for a in known) / n,
+            "shared_device": sum(devices.get(a.device or "", 0) >= s.shared_device_accounts for a in known) / n,
+            "shared_ip_prefix": sum(prefixes.get(a.ip_prefix or "", 0) >= s.shared_ip_accounts for a in known) / n,
+            "contradicting_numbers": sum(a.contradicts(horizon) for a in members) / n,
+            "multi_room": sum(a.multi_room for a in known) / n,
         }
         if s.crowd is not None:
             features.update(self._crowd_features(state, now, scripts, list(accounts), pool_msgs))
@@ -717,7 +747,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         # named meanwhile); a small pool below the bar at every commercial message.
         throttled = (
             verdict is not None
-            and 0 <= event.ts - verdict.ts < s.judge_every_ms
+            and self._same_slot(event.ts, verdict.ts)
             and (verdict.campaign or verdict.features.get("log_accounts", 0.0) >= math.log1p(10 * s.min_accounts))
         )
         if verdict is None or not throttled:
@@ -755,7 +785,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
                 account = state.accounts.get(user)
                 if account is not None and account.reported_period != account_period:
                     account.reported_period = account_period
-                    findings.append(self._account_finding(ring, state, event, verdict, user, account_period))
+                    findings.append(self._account_finding(ring, state, event, verdict, user, account_period, key))
         return findings
 
     def _judge_chant(self, state: FloodState, event: ChatEvent | DanmakuEvent, script: Script) -> list[Finding]:
@@ -875,17 +905,29 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         )
 
     def _account_finding(
-        self, rule: FloodRule, state: FloodState, event: BaseEvent, verdict: Verdict, user: str, period: int
+        self,
+        rule: FloodRule,
+        state: FloodState,
+        event: BaseEvent,
+        verdict: Verdict,
+        user: str,
+        period: int,
+        key: str | None,
     ) -> Finding:
         account = state.accounts[user]
-        scripts = [state.scripts[k] for k in account.numbers if k in state.scripts] or self._pool_scripts(
-            state, verdict
+        horizon = event.ts - self.settings.window_s * 1000
+        # its own scripts in the window, else the pool's still in it (a verdict up to judge_every_ms old may name one
+        # that has left since), else the one just posted to
+        scripts = (
+            [state.scripts[k] for k in account.claimed_in(horizon) if k in state.scripts]
+            or [sc for sc in self._pool_scripts(state, verdict) if sc.last_ts > horizon]
+            or ([state.scripts[key]] if key is not None else [])
         )
         own = [
             name
             for name, hit in (
-                ("new_account", account.new),
-                ("contradicting_numbers", any(len(v) > 1 for v in account.numbers.values())),
+                ("new_account", account.new and account.known(horizon)),
+                ("contradicting_numbers", account.contradicts(horizon)),
             )
             if hit
         ]
@@ -897,7 +939,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             1,
             verdict.features["share"],
             verdict.signals,
-            event.ts - self.settings.window_s * 1000,
+            horizon,
             verdict.score,
             f"account takes part in a commercial flood of {len(verdict.accounts)} accounts "
             f"「{scripts[0].raw_example[:40]}」",

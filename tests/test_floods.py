@@ -87,6 +87,25 @@ def test_account_signals_are_reported(detector):
     assert "contradicting_numbers" in state.verdict.signals
 
 
+def test_a_campaign_is_judged_again_at_the_first_message_of_each_slot_of_event_time(detector):
+    # Judged at most every judge_every_ms after the last judgement, a campaign's judgements followed from when the
+    # chain began, which can be older than a rebuild's history: a worker taking over judged at other moments than the
+    # replay (and so named other accounts on the pool's judgement and quoted other features). Slots of event time
+    # depend on no history.
+    state, judged, first_of_slot = FloodState(), [], {}
+    every = detector.settings.judge_every_ms
+    feed(detector, state, background(40))
+    for t, user, text in campaign(60, start=30, every=0.35):  # 30–51 s, about three messages a slot
+        feed(detector, state, [(t, user, text)])
+        if state.verdict is not None and state.verdict.campaign:
+            ts = T0 + int(t * 1000)  # as the builder stamps it
+            first_of_slot.setdefault(ts // every, ts)
+            if state.verdict.ts not in judged:
+                judged.append(state.verdict.ts)
+    assert len(judged) >= 15
+    assert judged[1:] == sorted(first_of_slot.values())[1:]  # the first: where the campaign was found
+
+
 def test_state_stays_bounded_in_a_busy_room(detector):
     state = FloodState()
     feed(detector, state, [(i * 0.001, f"u{i % 5000}", f"第{i}条：随便说点什么{i % 997}") for i in range(30_000)])

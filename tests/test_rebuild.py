@@ -25,7 +25,17 @@ from pipeline.metrics import Metrics
 from pipeline.ruleset import DEFAULT_RULES_DIR, load_ruleset
 from pipeline.settings import Settings
 from schemas.events import event_adapter
-from tests.builders import T0, chat, flood_story, floods_on_rules, say, shopper_crowd_story, short_sale
+from tests.builders import (
+    T0,
+    chat,
+    danmaku,
+    flood_story,
+    floods_on_rules,
+    organic_comments,
+    say,
+    shopper_crowd_story,
+    short_sale,
+)
 from tests.kafka_harness import free_port
 
 WINDOW_S = 120
@@ -530,3 +540,36 @@ def test_a_chant_older_than_the_rebuilt_history_is_reported_with_the_replays_win
     k = next(i for i, e in enumerate(story) if e.ts >= T0 + 1_105_000)  # after the 1,100 s chant
     assert story[k].ts - story[0].ts > ruleset.rebuild_history_ms
     assert take_over(ruleset, story, k) == replay
+
+
+def campaign_spanning_more_than_the_history() -> list:
+    """Ten hired accounts post one script every 60 s for 20 minutes among ordinary viewers. Each account's first
+    message carries its signals (a new account on a shared device and IP prefix) and other numbers than the rest
+    ("2颗", then "3颗" always); later messages carry no signals. Both are older than a rebuild's history by the end."""
+    organic = [event_adapter.validate_python(e) for e in organic_comments("r1", 0, 1200, 2.0, seed=3)]
+    hired = []
+    for j, t in enumerate(range(0, 1200, 60)):
+        for i in range(10):
+            signals = {"account_age_days": 1, "device_id": "dev-1", "ip": f"10.0.0.{i}"} if j == 0 else None
+            n = 2 if j == 0 else 3
+            hired.append(danmaku(f"真给力，{n}颗就瘦了5斤", user=f"hire{i}", t=t + 3 * i + 1, signals=signals))
+    return sorted(organic + hired, key=lambda e: e.ts)
+
+
+def test_a_campaign_older_than_the_rebuilt_history_is_judged_on_the_windows_signals(tmp_path):
+    # An account's signals and the numbers it claimed count while the message that carried them is in the window:
+    # a rebuild (window_s + answer_s of input) knows nothing older. Before, both were kept however old, and a worker
+    # taking over after the first messages had left the history judged other features than the replay.
+    ruleset = load_ruleset(floods_on_rules(DEFAULT_RULES_DIR, tmp_path / "rules", report_every_s=300))
+    story = campaign_spanning_more_than_the_history()
+    engine = Engine(ruleset)
+    replay = [[f.model_dump_json() for f in engine.process(e).findings] for e in story]
+    campaigns = [json.loads(f) for fs in replay for f in fs if '"flood.commercial_campaign"' in f]
+    assert len(campaigns) >= 3
+    second, last = campaigns[1]["details"]["features"], campaigns[-1]["details"]["features"]  # at 300 s, at 900 s
+    assert second["shared_device"] == 1.0 and second["contradicting_numbers"] == 1.0
+    assert last["shared_device"] == 0.0 and last["new_accounts"] == 0.0 and last["contradicting_numbers"] == 0.0
+    for at_s in (800, 950, 1100):
+        k = next(i for i, e in enumerate(story) if e.ts >= T0 + at_s * 1000)
+        assert story[k].ts - story[0].ts > ruleset.rebuild_history_ms
+        assert take_over(ruleset, story, k) == [f for fs in replay[k:] for f in fs], at_s
