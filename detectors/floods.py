@@ -198,7 +198,7 @@ class FloodSettings(BaseModel):
 # still validates and serialises them.
 @dataclass(slots=True)
 class Script:
-    text: str  # the first masked, normalised text of the cluster
+    text: str  # the latest message's masked, normalised text (a commercial cluster's key is its first one)
     raw_example: str  # the latest message's raw text (its event is examples[-1])
     commercial: bool
     last_ts: int
@@ -355,8 +355,10 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
                 state.commercial.move_to_end(key)
         self._observe(state, key, script, event, text.text, bucket)
         # the latest message's words, as with the example ids: the first ones of a script older than the
-        # window are unknown to a rebuild (a worker restarted mid-chant quoted another spelling than the replay)
+        # window are unknown to a rebuild (a worker restarted mid-chant quoted another spelling than the replay,
+        # and a commercial report the template its cluster was first written in)
         script.raw_example = text.raw[:200]
+        script.text = masked
         if script.commercial:
             return self._judge_pool(state, event, key)
         return self._judge_chant(state, event, script) + self._judge_pending(state, event)

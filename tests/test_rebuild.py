@@ -544,19 +544,21 @@ def test_a_chant_older_than_the_rebuilt_history_is_reported_with_the_replays_win
 
 def campaign_spanning_more_than_the_history() -> list:
     """Ten hired accounts post one script every 60 s for 20 minutes among ordinary viewers. Each account's first
-    message carries its signals (a new account on a shared device and IP prefix) and other numbers than the rest
-    ("2颗", then "3颗" always); later messages carry no signals. Both are older than a rebuild's history by the end."""
+    message carries its signals (a new account on a shared device and IP prefix), other numbers than the rest ("2颗",
+    then "3颗" always) and a padded variant of the script; later messages carry no signals. All three are older than a
+    rebuild's history by the end."""
     organic = [event_adapter.validate_python(e) for e in organic_comments("r1", 0, 1200, 2.0, seed=3)]
     hired = []
     for j, t in enumerate(range(0, 1200, 60)):
         for i in range(10):
             signals = {"account_age_days": 1, "device_id": "dev-1", "ip": f"10.0.0.{i}"} if j == 0 else None
             n = 2 if j == 0 else 3
-            hired.append(danmaku(f"真给力，{n}颗就瘦了5斤", user=f"hire{i}", t=t + 3 * i + 1, signals=signals))
+            padded = "姐妹们，" if j == 0 else ""  # a variant the first time: one script, first written otherwise
+            hired.append(danmaku(f"{padded}真给力，{n}颗就瘦了5斤", user=f"hire{i}", t=t + 3 * i + 1, signals=signals))
     return sorted(organic + hired, key=lambda e: e.ts)
 
 
-def test_a_campaign_older_than_the_rebuilt_history_is_judged_on_the_windows_signals(tmp_path):
+def test_a_campaign_older_than_the_rebuilt_history_is_judged_and_quoted_from_the_window(tmp_path):
     # An account's signals and the numbers it claimed count while the message that carried them is in the window:
     # a rebuild (window_s + answer_s of input) knows nothing older. Before, both were kept however old, and a worker
     # taking over after the first messages had left the history judged other features than the replay.
@@ -569,6 +571,9 @@ def test_a_campaign_older_than_the_rebuilt_history_is_judged_on_the_windows_sign
     second, last = campaigns[1]["details"]["features"], campaigns[-1]["details"]["features"]  # at 300 s, at 900 s
     assert second["shared_device"] == 1.0 and second["contradicting_numbers"] == 1.0
     assert last["shared_device"] == 0.0 and last["new_accounts"] == 0.0 and last["contradicting_numbers"] == 0.0
+    # the template quoted is the script as last posted, not as first written (a rebuild never read that)
+    assert campaigns[0]["details"]["template"] == "姐妹们真给力#颗就瘦了#斤"
+    assert campaigns[-1]["details"]["template"] == "真给力#颗就瘦了#斤"
     for at_s in (800, 950, 1100):
         k = next(i for i, e in enumerate(story) if e.ts >= T0 + at_s * 1000)
         assert story[k].ts - story[0].ts > ruleset.rebuild_history_ms
