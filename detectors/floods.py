@@ -220,8 +220,8 @@ class Account:
     multi_room: bool = False
     device: str | None = None
     ip_prefix: str | None = None
-    # script → the numbers claimed in it (each "|"-joined) → when last claimed; the latest 3 per script, the 5
-    # scripts most recently claimed in
+    # script → the numbers claimed in it (each "|"-joined) → when last claimed (event time); the latest 3 per script,
+    # in the 5 scripts last claimed in
     numbers: dict[str, dict[str, int]] = field(default_factory=dict)
     reported_period: int | None = None
 
@@ -234,8 +234,9 @@ class Account:
         return any(sum(t > horizon for t in claimed.values()) > 1 for claimed in self.numbers.values())
 
     def claimed_in(self, horizon: int) -> list[str]:
-        """The scripts the account claimed numbers in after ``horizon``, least recent first."""
-        return [key for key, claimed in self.numbers.items() if max(claimed.values()) > horizon]
+        """The scripts the account claimed numbers in after ``horizon``, most recently claimed in first."""
+        last = {key: max(claimed.values()) for key, claimed in self.numbers.items()}
+        return sorted((key for key, ts in last.items() if ts > horizon), key=lambda key: (-last[key], key))
 
 
 @dataclass(slots=True)
@@ -297,8 +298,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
     def __init__(self, settings: FloodSettings, rules: Sequence[FloodRule], context: RuleContext) -> None:
         super().__init__(settings, rules, context)
         crowd = settings.crowd
-        # a prompt answered by the window's first messages is up to answer_s older than the window
-        self.history_ms = (settings.window_s + (crowd.answer_s if crowd else 0)) * 1000
+        # a prompt answered by the window's first messages is up to answer_s older than the window; and a judgement
+        # made at a judge_every_ms slot's first message holds for the rest of the slot, with the window read then
+        self.history_ms = (settings.window_s + (crowd.answer_s if crowd else 0)) * 1000 + settings.judge_every_ms
         # a campaign, chant or account is reported once per period (its id holds the period)
         self.report_memory_ms = max(settings.report_every_s, settings.account_report_every_s) * 1000
         self._by_report = {r.reports: r for r in self.rules}
@@ -365,7 +367,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
 
     def _judge_pending(self, state: FloodState, event: ChatEvent | DanmakuEvent) -> list[Finding]:
         """Judge again, on the room's other comments too, a pool spared as a shopper crowd while its orders were
-        not yet due in full (at most every judge_every_ms): a hire answering a prompt in a burst and then
+        not yet due in full (once per judge_every_ms slot of event time): a hire answering a prompt in a burst and then
         falling silent is otherwise never judged once it turns out that nobody bought."""
         verdict = state.verdict
         if verdict is None or not verdict.features.get("orders_pending"):
@@ -571,9 +573,10 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             account = state.accounts[user] = Account(last_ts=event.ts)
         else:
             state.accounts.move_to_end(user)
-        account.last_ts = event.ts
+        if ts > account.last_ts:  # by event time: a late message is not the account's latest
+            account.last_ts = ts
         signals = event.user
-        if signals is not None:
+        if signals is not None and (account.signals_ts is None or ts >= account.signals_ts):
             account.signals_ts = ts
             account.new = signals.account_age_days is not None and signals.account_age_days <= s.new_account_days
             account.device = signals.device_id or None
@@ -581,15 +584,14 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             account.multi_room = signals.active_rooms is not None and signals.active_rooms >= s.multi_room_accounts
         numbers = "|".join(_NUMBER.findall(normalized))
         if numbers:
-            # most recent last, at both levels: what is dropped is what a rebuild of the window would not have
-            claimed = account.numbers.pop(key, None) or {}
-            claimed.pop(numbers, None)
-            claimed[numbers] = ts
+            # the least recently claimed by event time is dropped: what a rebuild of the window would not have
+            numbers_of = account.numbers
+            claimed = numbers_of.setdefault(key, {})
+            claimed[numbers] = max(ts, claimed.get(numbers, ts))
             if len(claimed) > 3:
-                del claimed[next(iter(claimed))]
-            account.numbers[key] = claimed
-            if len(account.numbers) > 5:
-                del account.numbers[next(iter(account.numbers))]
+                del claimed[min(claimed, key=claimed.__getitem__)]
+            if len(numbers_of) > 5:
+                del numbers_of[min(numbers_of, key=lambda k: max(numbers_of[k].values()))]
         while state.accounts and (
             len(state.accounts) > s.max_accounts or next(iter(state.accounts.values())).last_ts <= horizon
         ):
@@ -745,8 +747,8 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         """Judge the pool at ``event``: a comment posted to script ``key``, or (None) another comment."""
         s = self.settings
         verdict = state.verdict
-        # A campaign, or a large pool, is judged again at most every judge_every_ms (its newcomers are
-        # named meanwhile); a small pool below the bar at every commercial message.
+        # A campaign, or a large pool, is judged again once per judge_every_ms slot of event time (its newcomers
+        # are named meanwhile); a small pool below the bar at every commercial message.
         throttled = (
             verdict is not None
             and self._same_slot(event.ts, verdict.ts)
@@ -770,9 +772,12 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         findings: list[Finding] = []
         period = event.ts // (s.report_every_s * 1000)
         room_rule = self._by_report.get("campaign")
+        horizon = event.ts - s.window_s * 1000
         if room_rule is not None and verdict.reported_period != period:
-            verdict.reported_period = period
-            findings.append(self._campaign_finding(room_rule, state, event, verdict, period))
+            quoted = self._pool_scripts(state, verdict, horizon)
+            if quoted:  # else all left the window since the slot's judgement: reported at the next one
+                verdict.reported_period = period
+                findings.append(self._campaign_finding(room_rule, event, verdict, period, quoted, horizon))
         ring = self._by_report.get("ring_account")
         if ring is not None:
             # Every pool account when the pool was judged just now; between judgements, the poster.
@@ -880,14 +885,15 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             },
         )
 
-    def _pool_scripts(self, state: FloodState, verdict: Verdict) -> list[Script]:
-        scripts = [state.scripts[k] for k in verdict.scripts if k in state.scripts]
-        return sorted(scripts, key=lambda sc: -len(sc.accounts))
+    def _pool_scripts(self, state: FloodState, verdict: Verdict, horizon: int) -> list[Script]:
+        """The verdict's scripts still in the window (one judged earlier in the slot may have left it), the most
+        accounts in the window first (a script's account list keeps older ones until its next message)."""
+        scripts = [sc for k in verdict.scripts if (sc := state.scripts.get(k)) is not None and sc.last_ts > horizon]
+        return sorted(scripts, key=lambda sc: -sum(t > horizon for t in sc.accounts.values()))
 
     def _campaign_finding(
-        self, rule: FloodRule, state: FloodState, event: BaseEvent, verdict: Verdict, period: int
+        self, rule: FloodRule, event: BaseEvent, verdict: Verdict, period: int, scripts: list[Script], horizon: int
     ) -> Finding:
-        scripts = self._pool_scripts(state, verdict)
         f = verdict.features
         return self._finding(
             rule,
@@ -897,7 +903,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             len(verdict.accounts),
             f["share"],
             verdict.signals,
-            event.ts - self.settings.window_s * 1000,
+            horizon,
             verdict.score,
             f"商业刷屏: {len(verdict.accounts)} accounts posted {len(scripts)} commercial script(s) such as "
             f"「{scripts[0].raw_example[:40]}」 ({f['share']:.0%} of the room's comments, {f['recent_share']:.0%} "
@@ -922,7 +928,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         # that has left since), else the one just posted to
         scripts = (
             [state.scripts[k] for k in account.claimed_in(horizon) if k in state.scripts]
-            or [sc for sc in self._pool_scripts(state, verdict) if sc.last_ts > horizon]
+            or self._pool_scripts(state, verdict, horizon)
             or ([state.scripts[key]] if key is not None else [])
         )
         own = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import socket
 import time
 
@@ -31,6 +32,7 @@ from tests.builders import (
     danmaku,
     flood_story,
     floods_on_rules,
+    order,
     organic_comments,
     say,
     shopper_crowd_story,
@@ -84,13 +86,13 @@ def test_the_ruleset_says_what_to_rebuild(ruleset, flood_ruleset, tiny_rules):
     # the flood detector also reads the host's prompts and the room's orders (shopper crowds), kept answer_s
     # (180 s) longer than its 10-minute window
     assert ruleset.rebuild_kinds == {"chat", "danmaku", "transcript", "order"}
-    assert ruleset.rebuild_history_ms == 600_000 + 180_000
+    assert ruleset.rebuild_history_ms == 600_000 + 180_000 + 1_000  # and a judgement holds for its 1-second slot
     claims_only = load_ruleset(tiny_rules)  # only durable detectors: nothing to rebuild
     assert claims_only.rebuilt_detectors == () and claims_only.rebuild_kinds == frozenset()
     assert claims_only.rebuild_history_ms == 0
     assert [d.name for d in flood_ruleset.rebuilt_detectors] == ["bot_flood"]
     assert flood_ruleset.rebuild_kinds == {"chat", "danmaku", "transcript", "order"}
-    assert flood_ruleset.rebuild_history_ms == (WINDOW_S + 180) * 1000
+    assert flood_ruleset.rebuild_history_ms == (WINDOW_S + 180) * 1000 + 1_000
     assert "bot_flood" not in flood_ruleset.durable_detectors
 
 
@@ -543,13 +545,13 @@ def test_a_chant_older_than_the_rebuilt_history_is_reported_with_the_replays_win
 
 
 def campaign_spanning_more_than_the_history() -> list:
-    """Ten hired accounts post one script every 60 s for 20 minutes among ordinary viewers. Each account's first
+    """Ten hired accounts post one script every 60 s for 26 minutes among ordinary viewers. Each account's first
     message carries its signals (a new account on a shared device and IP prefix), other numbers than the rest ("2颗",
     then "3颗" always) and a padded variant of the script; later messages carry no signals. All three are older than a
     rebuild's history by the end."""
-    organic = [event_adapter.validate_python(e) for e in organic_comments("r1", 0, 1200, 2.0, seed=3)]
+    organic = [event_adapter.validate_python(e) for e in organic_comments("r1", 0, 1560, 2.0, seed=3)]
     hired = []
-    for j, t in enumerate(range(0, 1200, 60)):
+    for j, t in enumerate(range(0, 1560, 60)):
         for i in range(10):
             signals = {"account_age_days": 1, "device_id": "dev-1", "ip": f"10.0.0.{i}"} if j == 0 else None
             n = 2 if j == 0 else 3
@@ -574,7 +576,151 @@ def test_a_campaign_older_than_the_rebuilt_history_is_judged_and_quoted_from_the
     # the template quoted is the script as last posted, not as first written (a rebuild never read that)
     assert campaigns[0]["details"]["template"] == "姐妹们真给力#颗就瘦了#斤"
     assert campaigns[-1]["details"]["template"] == "真给力#颗就瘦了#斤"
-    for at_s in (800, 950, 1100):
+    for at_s in (850, 1150, 1450):  # before each report period's first message (300 s each)
         k = next(i for i, e in enumerate(story) if e.ts >= T0 + at_s * 1000)
         assert story[k].ts - story[0].ts > ruleset.rebuild_history_ms
-        assert take_over(ruleset, story, k) == [f for fs in replay[k:] for f in fs], at_s
+        expected = [f for fs in replay[k:] for f in fs]
+        assert '"flood.commercial_campaign"' in "".join(expected)
+        assert take_over(ruleset, story, k) == expected, at_s
+
+
+def random_campaigns(seed: int, gap_s: float) -> list:
+    """Thirty hired accounts posting eight scripts among ordinary viewers for 400 s: each account draws from the first
+    two to eight scripts, with other numbers each time; a message every ``gap_s`` on average, one in seven with
+    account signals drawn at random (a new or old account, three devices, two IP prefixes, in one room or five)."""
+    scripts = ["真给力{n}颗就瘦了{x}斤", "快下单{n}盒马上涨价", "回购第{n}次了太神奇", "{n}天掉秤{x}斤见效了",
+               "囤货{n}箱手慢无啊", "平台期{n}周就破了", "减肥{n}个月有效果", "复购{n}次赚到了"]  # fmt: skip
+    rng = random.Random(seed)
+    events = [event_adapter.validate_python(e) for e in organic_comments("r1", 0, 400, 1.5, seed=seed)]
+    t = 5.0
+    while t < 400:
+        u = rng.randrange(30)
+        signals = None
+        if rng.random() < 0.15:
+            signals = {
+                "account_age_days": rng.choice([1, 30]),
+                "device_id": f"dev-{rng.randrange(3)}",
+                "ip": f"10.0.{rng.randrange(2)}.{u}",
+                "active_rooms": rng.choice([1, 5]),
+            }
+        text = rng.choice(scripts[: 2 + u % 7]).format(n=rng.randrange(1, 6), x=rng.randrange(1, 4))
+        events.append(danmaku(text, user=f"h{u}", t=round(t, 3), signals=signals))
+        t += rng.expovariate(1 / gap_s)
+    return sorted(events, key=lambda e: e.ts)
+
+
+@pytest.mark.parametrize(("seed", "gap_s", "judge_every_ms"), [(1, 0.8, 1000), (2, 0.35, 1000), (3, 0.8, 7000)])
+def test_a_worker_taking_over_anywhere_in_random_campaigns_decides_as_the_replay(tmp_path, seed, gap_s, judge_every_ms):
+    # a one-minute window, so that most of the campaigns are older than a rebuild's history: what the window keeps of
+    # an account (its signals, the numbers it claimed, the scripts its finding quotes), when the pool is judged again
+    # and what a report quotes must all come from the window (stop 39; a review's fuzz of this kind found each)
+    rules = floods_on_rules(
+        DEFAULT_RULES_DIR,
+        tmp_path / "rules",
+        window_s=60,
+        report_every_s=60,
+        account_report_every_s=120,
+        crowd=short_sale(),
+        judge_every_ms=judge_every_ms,
+    )
+    ruleset = load_ruleset(rules)
+    story = random_campaigns(seed, gap_s)
+    engine = Engine(ruleset)
+    replay = [[f.model_dump_json() for f in engine.process(e).findings] for e in story]
+    points = [k for k, e in enumerate(story) if e.ts >= T0 + 250_000][::11][:12]
+    assert story[points[0]].ts - story[0].ts > ruleset.rebuild_history_ms
+    compared = 0
+    for k in points:
+        expected = [f for fs in replay[k:] for f in fs]
+        compared += len(expected)
+        assert take_over(ruleset, story, k) == expected, k
+    assert compared >= 12
+
+
+def test_a_report_quotes_first_the_script_with_the_most_accounts_in_the_window(tmp_path):
+    # Script A had twelve accounts long ago and two lately; B ten lately. A's account list keeps the old twelve until
+    # A's next message, which never comes: ordered by that list, the replay quoted A first, a rebuild (which never
+    # read them) B — another template, quote and example order after a take-over.
+    ruleset = load_ruleset(floods_on_rules(DEFAULT_RULES_DIR, tmp_path / "rules", report_every_s=300))
+    a, b = "真给力，3颗就瘦了5斤", "快下单，马上涨价了，手慢无"
+    events = [event_adapter.validate_python(e) for e in organic_comments("r1", 0, 960, 2.0, seed=3)]
+    events += [danmaku(a, user=f"a{i}", t=10 * i) for i in range(12)]  # 0–110 s
+    events += [danmaku(a, user=f"a{12 + i}", t=500 + 10 * i) for i in range(2)]  # A stays in the pool
+    events += [danmaku(b, user=f"b{i}", t=550 + 10 * i) for i in range(10)]
+    events += [danmaku(b, user=f"b{i}", t=890 + 2 * i) for i in range(10)]  # the period from 900 s is reported
+    story = sorted(events, key=lambda e: e.ts)
+    engine = Engine(ruleset)
+    replay = [[f.model_dump_json() for f in engine.process(e).findings] for e in story]
+    k = next(i for i, e in enumerate(story) if e.ts >= T0 + 885_000)
+    expected = [f for fs in replay[k:] for f in fs]
+    [campaign] = [json.loads(f) for f in expected if '"flood.commercial_campaign"' in f]
+    assert campaign["details"]["template"] == "快下单马上涨价了手慢无"
+    assert take_over(ruleset, story, k) == expected
+
+
+def test_a_late_message_does_not_replace_an_accounts_newer_signals(tmp_path):
+    # Each hired account's message at 300 s carries its signals; a message of the same account from 10 s arrives late,
+    # at 321 s, with them too. The latest signals are the 300 s message's, by event time: taken as the late one's, they
+    # left the window with it in the replay, while a rebuild (which never reads a message that old) kept them.
+    ruleset = load_ruleset(
+        floods_on_rules(DEFAULT_RULES_DIR, tmp_path / "rules", window_s=60, report_every_s=3600, crowd=None)
+    )
+
+    def signals(i: int) -> dict:
+        return {"account_age_days": 1, "device_id": "dev-1", "ip": f"10.0.{i}.1"}
+
+    script = "真给力，3颗就瘦了5斤"
+    others = ["快下单啊朋友们", "赶紧抢别犹豫了", "手慢无哦老铁", "马上涨价了呀", "囤货正当时候", "回购第五次咯",
+              "见效超级快的", "掉秤好明显啊", "破平台期成功", "太神奇了这个"]  # fmt: skip
+    organic = [event_adapter.validate_python(e) for e in organic_comments("r1", 0, 400, 2.0, seed=3)]
+    first = [danmaku(script, user=f"h{i}", t=300 + 2 * i, signals=signals(i)) for i in range(10)]
+    late = [danmaku(others[i], user=f"h{i}", t=10 + i, signals=signals(i)) for i in range(10)]
+    again = [danmaku(script, user=f"h{i}", t=330 + 2 * i) for i in range(10)]
+    newcomers = [danmaku(script, user=f"n{i}", t=351 + 2 * i) for i in range(5)]
+    in_order = sorted(organic + first + newcomers, key=lambda e: e.ts)
+    at = next(i for i, e in enumerate(in_order) if e.ts > T0 + 321_000)
+    story = in_order[:at] + [e for pair in zip(late, again, strict=True) for e in pair] + in_order[at:]
+    engine = Engine(ruleset)
+    replay = [[f.model_dump_json() for f in engine.process(e).findings] for e in story]
+    k = at + 2 * len(late)
+    expected = [f for fs in replay[k:] for f in fs]
+    assert any("shared_device" in json.loads(f)["details"]["signals"] for f in expected)
+    assert take_over(ruleset, story, k) == expected
+
+
+def test_a_worker_taking_over_an_unbroken_campaign_judges_it_when_the_replay_does(tmp_path):
+    # A newcomer every 0.35 s for 875 s: no pause of a whole second ever lets the judgements start afresh. Judged
+    # judge_every_ms after the last judgement, the replay's chain ran from the campaign's first message, older than
+    # any rebuild's history, and a worker taking over judged at other moments: other accounts named on a judgement,
+    # other figures in the report (18 of 30 take-over points differed in a review's run). Slots of event time do not
+    # depend on where the chain began.
+    ruleset = load_ruleset(floods_on_rules(DEFAULT_RULES_DIR, tmp_path / "rules"))
+    organic = [event_adapter.validate_python(e) for e in organic_comments("r1", 0, 880, 1.0, seed=3)]
+    hires = [danmaku("真给力，3颗就瘦了5斤", user=f"hire{i}", t=round(5 + 0.35 * i, 2)) for i in range(2500)]
+    story = sorted(organic + hires, key=lambda e: e.ts)
+    engine = Engine(ruleset)
+    replay = [[f.model_dump_json() for f in engine.process(e).findings] for e in story]
+    for at_s in (800, 840):
+        k = next(i for i, e in enumerate(story) if e.ts >= T0 + at_s * 1000)
+        expected = [f for fs in replay[k:] for f in fs]
+        assert len(expected) >= 100  # each newcomer is named
+        assert take_over(ruleset, story, k) == expected, at_s
+
+
+def test_a_worker_taking_over_inside_a_judgements_slot_knows_what_the_judgement_read(tmp_path):
+    # The shipped settings: a judgement at a slot's first message (980.0 s) reads the host's prompts back to 980.0 s
+    # less window_s and answer_s, and holds for the slot. A worker taking over at 980.5 s must read as far back: a
+    # prompt at 200.3 s makes the pool's first answers a crowd's, which spares it. Read from 980.5 s less those alone,
+    # the take-over judged the pool a campaign and named an account that the replay did not (a review's case).
+    ruleset = load_ruleset(floods_on_rules(DEFAULT_RULES_DIR, tmp_path / "rules"))
+    events = [event_adapter.validate_python(e) for e in organic_comments("r1", 0, 1000, 2.0, seed=3)]
+    events += [say("3、2、1上链接", t=200.3), say("3、2、1上链接", t=900.0)]
+    events += [order("p1", "39.90", t=910), order("p1", "39.90", t=920)]
+    events += [danmaku("真给力，3颗就瘦了5斤", user=f"hire{i}", t=905 + 5 * i) for i in range(14)]
+    events += [danmaku("真给力，3颗就瘦了5斤", user=user, t=t) for user, t in (("judged", 980.0), ("next", 980.5))]
+    story = sorted(events, key=lambda e: e.ts)
+    engine = Engine(ruleset)
+    replay = [[f.model_dump_json() for f in engine.process(e).findings] for e in story]
+    k = next(i for i, e in enumerate(story) if getattr(e, "user_id", None) == "next")
+    assert story[k].ts - T0 - 200_300 > (600 + 180) * 1000  # the prompt is older than window_s + answer_s
+    assert take_over(ruleset, story, k) == [f for fs in replay[k:] for f in fs]
