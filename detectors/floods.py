@@ -207,6 +207,10 @@ class Script:
     examples: list[tuple[int, str]] = field(default_factory=list)  # (ts, event id) of the latest messages
     reported_ts: int | None = None
 
+    def accounts_after(self, horizon: int) -> int:
+        """Its accounts with a message after ``horizon`` (older ones stay until its next message prunes them)."""
+        return sum(t > horizon for t in self.accounts.values())
+
 
 @dataclass(slots=True)
 class Account:
@@ -609,8 +613,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         scripts = [
             k
             for k in state.commercial
-            if (sc := state.scripts[k]).last_ts > horizon
-            and sum(1 for t in sc.accounts.values() if t > horizon) >= s.min_script_accounts
+            if (sc := state.scripts[k]).last_ts > horizon and sc.accounts_after(horizon) >= s.min_script_accounts
         ]
         now = ts
         if quiet:
@@ -772,7 +775,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         findings: list[Finding] = []
         period = event.ts // (s.report_every_s * 1000)
         room_rule = self._by_report.get("campaign")
-        horizon = event.ts - s.window_s * 1000
+        horizon = event.ts - self._window_ms
         if room_rule is not None and verdict.reported_period != period:
             quoted = self._pool_scripts(state, verdict, horizon)
             if quoted:  # else all left the window since the slot's judgement: reported at the next one
@@ -887,9 +890,9 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
 
     def _pool_scripts(self, state: FloodState, verdict: Verdict, horizon: int) -> list[Script]:
         """The verdict's scripts still in the window (one judged earlier in the slot may have left it), the most
-        accounts in the window first (a script's account list keeps older ones until its next message)."""
+        accounts in the window first."""
         scripts = [sc for k in verdict.scripts if (sc := state.scripts.get(k)) is not None and sc.last_ts > horizon]
-        return sorted(scripts, key=lambda sc: -sum(t > horizon for t in sc.accounts.values()))
+        return sorted(scripts, key=lambda sc: -sc.accounts_after(horizon))
 
     def _campaign_finding(
         self, rule: FloodRule, event: BaseEvent, verdict: Verdict, period: int, scripts: list[Script], horizon: int
@@ -923,7 +926,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         key: str | None,
     ) -> Finding:
         account = state.accounts[user]
-        horizon = event.ts - self.settings.window_s * 1000
+        horizon = event.ts - self._window_ms
         # its own scripts in the window, else the pool's still in it (a verdict up to judge_every_ms old may name one
         # that has left since), else the one just posted to
         scripts = (

@@ -81,6 +81,12 @@ def take_over(ruleset, story, k, rebuild=True):
     return [f.model_dump_json() for e in story[k:] for f in after.process(e).findings]
 
 
+def replayed(ruleset, story) -> list[list[str]]:
+    """Each event's findings, as JSON, in one engine that decides the whole story."""
+    engine = Engine(ruleset)
+    return [[f.model_dump_json() for f in engine.process(e).findings] for e in story]
+
+
 def test_the_ruleset_says_what_to_rebuild(ruleset, flood_ruleset, tiny_rules):
     assert [d.name for d in ruleset.rebuilt_detectors] == ["bot_flood"]  # the shipped rules: 10-minute window
     # the flood detector also reads the host's prompts and the room's orders (shopper crowds), kept answer_s
@@ -566,8 +572,7 @@ def test_a_campaign_older_than_the_rebuilt_history_is_judged_and_quoted_from_the
     # taking over after the first messages had left the history judged other features than the replay.
     ruleset = load_ruleset(floods_on_rules(DEFAULT_RULES_DIR, tmp_path / "rules", report_every_s=300))
     story = campaign_spanning_more_than_the_history()
-    engine = Engine(ruleset)
-    replay = [[f.model_dump_json() for f in engine.process(e).findings] for e in story]
+    replay = replayed(ruleset, story)
     campaigns = [json.loads(f) for fs in replay for f in fs if '"flood.commercial_campaign"' in f]
     assert len(campaigns) >= 3
     second, last = campaigns[1]["details"]["features"], campaigns[-1]["details"]["features"]  # at 300 s, at 900 s
@@ -625,8 +630,7 @@ def test_a_worker_taking_over_anywhere_in_random_campaigns_decides_as_the_replay
     )
     ruleset = load_ruleset(rules)
     story = random_campaigns(seed, gap_s)
-    engine = Engine(ruleset)
-    replay = [[f.model_dump_json() for f in engine.process(e).findings] for e in story]
+    replay = replayed(ruleset, story)
     points = [k for k, e in enumerate(story) if e.ts >= T0 + 250_000][::11][:12]
     assert story[points[0]].ts - story[0].ts > ruleset.rebuild_history_ms
     compared = 0
@@ -649,8 +653,7 @@ def test_a_report_quotes_first_the_script_with_the_most_accounts_in_the_window(t
     events += [danmaku(b, user=f"b{i}", t=550 + 10 * i) for i in range(10)]
     events += [danmaku(b, user=f"b{i}", t=890 + 2 * i) for i in range(10)]  # the period from 900 s is reported
     story = sorted(events, key=lambda e: e.ts)
-    engine = Engine(ruleset)
-    replay = [[f.model_dump_json() for f in engine.process(e).findings] for e in story]
+    replay = replayed(ruleset, story)
     k = next(i for i, e in enumerate(story) if e.ts >= T0 + 885_000)
     expected = [f for fs in replay[k:] for f in fs]
     [campaign] = [json.loads(f) for f in expected if '"flood.commercial_campaign"' in f]
@@ -680,8 +683,7 @@ def test_a_late_message_does_not_replace_an_accounts_newer_signals(tmp_path):
     in_order = sorted(organic + first + newcomers, key=lambda e: e.ts)
     at = next(i for i, e in enumerate(in_order) if e.ts > T0 + 321_000)
     story = in_order[:at] + [e for pair in zip(late, again, strict=True) for e in pair] + in_order[at:]
-    engine = Engine(ruleset)
-    replay = [[f.model_dump_json() for f in engine.process(e).findings] for e in story]
+    replay = replayed(ruleset, story)
     k = at + 2 * len(late)
     expected = [f for fs in replay[k:] for f in fs]
     assert any("shared_device" in json.loads(f)["details"]["signals"] for f in expected)
@@ -698,8 +700,7 @@ def test_a_worker_taking_over_an_unbroken_campaign_judges_it_when_the_replay_doe
     organic = [event_adapter.validate_python(e) for e in organic_comments("r1", 0, 880, 1.0, seed=3)]
     hires = [danmaku("真给力，3颗就瘦了5斤", user=f"hire{i}", t=round(5 + 0.35 * i, 2)) for i in range(2500)]
     story = sorted(organic + hires, key=lambda e: e.ts)
-    engine = Engine(ruleset)
-    replay = [[f.model_dump_json() for f in engine.process(e).findings] for e in story]
+    replay = replayed(ruleset, story)
     for at_s in (800, 840):
         k = next(i for i, e in enumerate(story) if e.ts >= T0 + at_s * 1000)
         expected = [f for fs in replay[k:] for f in fs]
@@ -719,8 +720,7 @@ def test_a_worker_taking_over_inside_a_judgements_slot_knows_what_the_judgement_
     events += [danmaku("真给力，3颗就瘦了5斤", user=f"hire{i}", t=905 + 5 * i) for i in range(14)]
     events += [danmaku("真给力，3颗就瘦了5斤", user=user, t=t) for user, t in (("judged", 980.0), ("next", 980.5))]
     story = sorted(events, key=lambda e: e.ts)
-    engine = Engine(ruleset)
-    replay = [[f.model_dump_json() for f in engine.process(e).findings] for e in story]
+    replay = replayed(ruleset, story)
     k = next(i for i, e in enumerate(story) if getattr(e, "user_id", None) == "next")
     assert story[k].ts - T0 - 200_300 > (600 + 180) * 1000  # the prompt is older than window_s + answer_s
     assert take_over(ruleset, story, k) == [f for fs in replay[k:] for f in fs]
