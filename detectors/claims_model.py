@@ -17,10 +17,10 @@ import math
 import re
 import threading
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain, groupby, pairwise, repeat
+from itertools import chain, groupby, islice, pairwise, repeat, takewhile
 from operator import itemgetter
 from typing import Any, cast
 
@@ -293,6 +293,7 @@ class KnownFeatures:
     def __init__(self, featurizer: Featurizer, heads: Sequence[Head]) -> None:
         self.max_n = featurizer.spec.max_n
         self.heads = tuple(heads)
+        self._featurizer = featurizer
         keyed: list[dict[str, int]] = [{} for _ in heads]
         for h, head in enumerate(heads):
             for f, row in head.index.items():
@@ -351,6 +352,23 @@ class KnownFeatures:
         with self._kernel_lock:
             return self.kernels[head].proba(s, extra)
 
+    def located(self, s: str, head: int) -> list[tuple[int, int, int]]:
+        """(row, start, end) of each occurrence of a feature of ``s`` (a normalised text) that ``head`` knows, in
+        ``Featurizer.located``'s order: n-grams, pinyin pairs, words and their classes, the length. Compiled when
+        built (the n-grams and pairs in C; an explanation built from ``Featurizer.located`` made a string and a
+        look-up per n-gram, ≈ 80 for a clause, and cost as much as reading the utterance)."""
+        if self.kernels is None:
+            index = self.heads[head].index
+            return [(row, a, b) for f, a, b in self._featurizer.located(s) if (row := index.get(f))]
+        out = self.kernels[head].located(s)
+        of_word = self.words.values
+        for k, start, end in self.words.find(s):
+            out.extend((row, start, end) for row in of_word[k][head])
+        row = self.length_rows[head][length_bucket(s)]
+        if row:
+            out.append((row, 0, len(s)))
+        return out
+
     def find(self, s: str, head: int) -> set[int]:
         """Row ids of ``head`` for the features of ``s`` (a normalised text)."""
         rows: set[int] = set()
@@ -383,12 +401,16 @@ class Head:
         self.intercept_list = [float(b) for b in intercept]
         # row 0 is all zeros: an unknown feature looks up row 0, so no per-feature test is needed
         self.index = {f: i for i, f in enumerate(weights, start=1)}
+        self.names = ["", *weights]  # row → feature (an explanation names them)
         table = np.zeros((len(weights) + 1, len(classes) + 1), dtype=np.float64)
         if weights:
             table[1:] = np.asarray(list(weights.values()), dtype=np.float64)
         self.idf_squared = table[:, 0] ** 2
         self.matrix = np.ascontiguousarray(table[:, 1:])
-        self.pushes = self.matrix - self.matrix[:, :1]  # each class's weight against 'none' (explanations)
+        # each class's weight against 'none', a column per class (an explanation takes one class's rows: faster than
+        # indexing the matrix)
+        pushes = self.matrix - self.matrix[:, :1]
+        self.pushes = [np.ascontiguousarray(pushes[:, k]) for k in range(len(self.classes))]
         # the class weights and idf² side by side: one gather and one sum give a text's scores and its norm
         self.gathered = np.ascontiguousarray(np.hstack((self.matrix, self.idf_squared[:, None])))
 
@@ -411,19 +433,22 @@ class Head:
         total_e = sum(e)
         return [x / total_e for x in e]
 
-    def contributions(self, located: list[tuple[str, int, int]], cls: int) -> list[tuple[float, str, int, int]]:
-        """Each present feature's push towards class ``cls`` against 'none' (class 0), largest first. In numpy
-        over the rows found: per feature, two scalar look-ups cost more than the rest of an explanation."""
-        rows = list(map(self.index.get, (f for f, _, _ in located), repeat(0)))
-        present = {i for i in rows if i}
-        norm_squared = float(self.idf_squared.take(np.fromiter(present, dtype=np.intp, count=len(present))).sum())
+    def contributions(self, located: list[tuple[int, int, int]], cls: int) -> Iterator[tuple[float, str, int, int]]:
+        """Each present feature's push towards class ``cls`` against 'none' (class 0), largest first (ties in the
+        order given), from the (row, start, end) of its occurrences (``KnownFeatures.located``). Lazily: an
+        explanation reads the first dozen of a clause's ≈ 60, and a tuple per feature cost more than the rest."""
+        rows = [row for row, _, _ in located]
+        present = set(rows)
+        # add.reduce is what ndarray.sum runs, without its Python wrapper: the same sum, to the last bit
+        norm_squared = float(
+            np.add.reduce(self.idf_squared.take(np.fromiter(present, dtype=np.intp, count=len(present))))
+        )
         scale = 1 / math.sqrt(norm_squared or 1.0)
-        known = [(i, f, s, e) for i, (f, s, e) in zip(rows, located, strict=True) if i]
-        at = np.fromiter((k[0] for k in known), dtype=np.intp, count=len(known))
-        pushes = (self.pushes[at, cls] * scale).tolist()
-        out = [(w, f, s, e) for w, (_, f, s, e) in zip(pushes, known, strict=True)]
-        out.sort(key=lambda t: -t[0])
-        return out
+        pushes = self.pushes[cls].take(np.fromiter(rows, dtype=np.intp, count=len(rows))) * scale
+        weights, names = pushes.tolist(), self.names
+        for i in np.argsort(-pushes, kind="stable").tolist():
+            row, start, end = located[i]
+            yield weights[i], names[row], start, end
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,9 +558,9 @@ class ClaimModel:
     def _deciding(self, unit: str, offset: int, cls: int, limit: int) -> tuple[tuple[int, int, str, float], ...]:
         """The unit's character spans whose features pushed most towards ``cls``: overlapping top features
         merged into one span, so a reviewer reads "降血压", not "降血", "血压", "^xue_ya"."""
-        pushes = [
-            c for c in self.clause.contributions(self.featurizer.located(unit), cls) if c[0] > 0 and c[1][0] != LENGTH
-        ][:12]  # the length bucket is no span of the text
+        contributions = self.clause.contributions(self.known.located(unit, 1), cls)
+        # the largest positive pushes; the length bucket is no span of the text
+        pushes = list(islice((c for c in takewhile(_pushes, contributions) if c[1][0] != LENGTH), 12))
         merged: list[list[Any]] = []  # [start, end, [features], weight]
         for w, feat, s, e in sorted(pushes, key=lambda t: t[2]):
             if merged and s < merged[-1][1]:
@@ -546,6 +571,10 @@ class ClaimModel:
                 merged.append([s, e, [feat], w])
         merged.sort(key=lambda m: -m[3])
         return tuple((offset + s, offset + e, " ".join(f), round(float(w), 4)) for s, e, f, w in merged[:limit])
+
+
+def _pushes(contribution: tuple[float, str, int, int]) -> bool:
+    return contribution[0] > 0
 
 
 @lru_cache(maxsize=4)

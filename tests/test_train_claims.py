@@ -139,6 +139,33 @@ def test_the_compiled_kernel_is_built_and_scores_as_the_python_path_does():
                 assert model.known.proba(s, h) == pytest.approx(reference, abs=1e-12), text
 
 
+def test_the_compiled_kernel_locates_each_known_feature_where_the_featurizer_lists_it(monkeypatch):
+    # an explanation weighs the occurrences the kernel locates: the same rows, spans and order as the features
+    # Featurizer.located lists (the Python path), so the reviewer's spans and weights do not depend on the build
+    model = load_model((REPO / "rules" / "claims_model.json").read_bytes())
+    assert model.known.kernels is not None
+    texts = [
+        json.loads(line)["text"]
+        for line in (REPO / "corpus" / "claims" / "train_b.jsonl").read_text(encoding="utf-8").splitlines()[::5]
+    ]
+    # digits (masked as "#"), a repeated n-gram, characters beyond the CJK blocks, Latin letters, one character, none
+    texts += ["減肥３斤abc瘦了10斤，jian fei", "降血压降血压", "𠀀𠀁降血压😀", "最最最好！！", "a", "", "降 血 压"]
+    verdicts = 0
+    for text in texts:
+        norm = normalize(text)
+        for h, head in enumerate((model.segment, model.clause)):
+            listed = [(row, a, b) for f, a, b in model.featurizer.located(norm.text) if (row := head.index.get(f))]
+            assert model.known.located(norm.text, h) == listed, text
+        verdict = model.read(norm)
+        if verdict is not None:
+            compiled = model.explain(norm, verdict)
+            with monkeypatch.context() as m:
+                m.setattr(model.known, "kernels", None)
+                assert model.explain(norm, verdict) == compiled, text
+            verdicts += bool(compiled)
+    assert verdicts > 50  # explanations with spans were compared, not only empty ones
+
+
 def test_a_damaged_model_file_is_refused_at_load_with_a_clear_error():
     spec = json.loads((REPO / "rules" / "claims_model.json").read_bytes())
     for broken in (
