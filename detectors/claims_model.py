@@ -446,7 +446,7 @@ class Head:
         scale = 1 / math.sqrt(norm_squared or 1.0)
         pushes = self.pushes[cls].take(np.fromiter(rows, dtype=np.intp, count=len(rows))) * scale
         weights, names = pushes.tolist(), self.names
-        for i in np.argsort(-pushes, kind="stable").tolist():
+        for i in (-pushes).argsort(kind="stable").tolist():
             row, start, end = located[i]
             yield weights[i], names[row], start, end
 
