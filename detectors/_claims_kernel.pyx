@@ -1,6 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
 """The claims model's hot path compiled: one head's class probabilities for one normalised text (``HeadKernel``),
-and the clause breaker's log-odds at each gap of an unpunctuated run (``GapKernel``).
+where a head's known features are in it (``HeadKernel.located``, for an explanation), and the clause breaker's
+log-odds at each gap of an unpunctuated run (``GapKernel``).
 
 Does what ``KnownFeatures.find`` + ``Head.proba_of_rows`` do in ``claims_model.py`` (the reference, used
 when this module is not built, and tested to agree): finds the head's known character n-grams (n ≤ 3, digits

@@ -405,6 +405,9 @@ class Head:
         table = np.zeros((len(weights) + 1, len(classes) + 1), dtype=np.float64)
         if weights:
             table[1:] = np.asarray(list(weights.values()), dtype=np.float64)
+        if not (np.isfinite(table).all() and np.isfinite(self.intercept).all()):
+            # a NaN would score every text NaN and order an explanation's pushes arbitrarily
+            raise ValueError("claims model: a head's weights or intercepts are not all finite numbers")
         self.idf_squared = table[:, 0] ** 2
         self.matrix = np.ascontiguousarray(table[:, 1:])
         # each class's weight against 'none', a column per class (an explanation takes one class's rows: faster than

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -166,6 +167,57 @@ def test_the_compiled_kernel_locates_each_known_feature_where_the_featurizer_lis
     assert verdicts > 50  # explanations with spans were compared, not only empty ones
 
 
+def explained_by_strings(model, unit: str, cls: int, limit: int = 3) -> tuple:
+    """The explanation as it was built before the kernel located its features (the reference): every feature of
+    the unit as a string, looked up, a tuple each, sorted by push (ties in the featurizer's order), the first dozen
+    positive ones but the length bucket, overlapping spans merged."""
+    head = model.clause
+    known = [(row, f, s, e) for f, s, e in model.featurizer.located(unit) if (row := head.index.get(f))]
+    norm = float(head.idf_squared[sorted({row for row, _, _, _ in known})].sum()) if known else 0.0
+    scale = 1 / math.sqrt(norm or 1.0)
+    pushes = [((head.matrix[row, cls] - head.matrix[row, 0]) * scale, f, s, e) for row, f, s, e in known]
+    pushes.sort(key=lambda t: -t[0])
+    top = [p for p in pushes if p[0] > 0 and not p[1].startswith("=")][:12]
+    merged: list[list] = []
+    for w, f, s, e in sorted(top, key=lambda t: t[2]):
+        if merged and s < merged[-1][1]:
+            merged[-1][1], merged[-1][3] = max(merged[-1][1], e), merged[-1][3] + w
+            merged[-1][2].append(f)
+        else:
+            merged.append([s, e, [f], w])
+    merged.sort(key=lambda m: -m[3])
+    return tuple((s, e, " ".join(f), round(float(w), 4)) for s, e, f, w in merged[:limit])
+
+
+def test_an_explanation_names_the_spans_and_weights_of_its_reference_algorithm():
+    # which features, in which order among equal pushes (most explanations have ties), and their weights rounded as
+    # a reviewer reads them: the compiled explanation is held to the algorithm it replaced, for every claim type
+    model = load_model((REPO / "rules" / "claims_model.json").read_bytes())
+    texts = [
+        json.loads(line)["text"]
+        for path in sorted((REPO / "corpus" / "claims").glob("train_*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()[::25]
+    ]
+    compared = 0
+    for text in texts:
+        unit = normalize(text).text
+        for cls in range(1, len(model.classes)):
+            expected = explained_by_strings(model, unit, cls)
+            got = model._deciding(unit, 0, cls, 3)
+            assert [(s, e, f) for s, e, f, _ in got] == [(s, e, f) for s, e, f, _ in expected], text
+            assert [w for *_, w in got] == pytest.approx([w for *_, w in expected], abs=1e-4), text
+            compared += bool(expected)
+    assert compared > 200
+
+
+def with_first_weight(head: dict, value: float) -> dict:
+    """A head of a model file whose first feature's first weight is ``value``."""
+    weights = dict(head["weights"])
+    first = next(iter(weights))
+    weights[first] = [value, *weights[first][1:]]
+    return {**head, "weights": weights}
+
+
 def test_a_damaged_model_file_is_refused_at_load_with_a_clear_error():
     spec = json.loads((REPO / "rules" / "claims_model.json").read_bytes())
     for broken in (
@@ -174,6 +226,8 @@ def test_a_damaged_model_file_is_refused_at_load_with_a_clear_error():
         {**spec, "features": {**spec["features"], "run_piece": 41}},
         {k: v for k, v in spec.items() if k != "heads"},
         {**spec, "format": 1},
+        {**spec, "heads": {**spec["heads"], "clause": with_first_weight(spec["heads"]["clause"], float("nan"))}},
+        {**spec, "heads": {**spec["heads"], "segment": with_first_weight(spec["heads"]["segment"], float("inf"))}},
     ):
         with pytest.raises(ValueError, match="claims model"):
             load_model(json.dumps(broken).encode())
