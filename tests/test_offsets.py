@@ -198,7 +198,7 @@ def test_an_input_that_delivers_nothing_with_messages_on_the_broker_is_read_dire
 def test_an_input_never_fetched_is_read_up_to_the_end_known_at_assignment():
     t = OffsetTracker({TP: 7}.get, stall_s=10)
     t.assign([TP], now=0)
-    t.set_bounds(TP, 0, 30)  # asked of the broker at assignment; the consumer never fetched it (no high water)
+    t.set_bounds(TP, 0, 30, 7)  # asked of the broker at assignment; the consumer never fetched it (no high water)
     assert t.stalled([TP], lambda tp: None, now=5) == []
     assert t.stalled([TP], lambda tp: None, now=11) == [Reread(TP, 7, 30, t.epoch)]
 
@@ -208,7 +208,7 @@ def test_an_input_without_a_committed_offset_is_read_from_the_logs_start_once_it
     t = OffsetTracker({}.get, stall_s=10)
     t.assign([TP], now=0)
     assert t.stalled([TP], lambda tp: 12, now=11) == []  # the log's start is not known yet
-    t.set_bounds(TP, 3, 12)
+    t.set_bounds(TP, 3, 12, None)
     assert t.position(TP) == 3 and not t.caught_up(TP, 12)  # so its partition's merge waits for it
     (request,) = t.stalled([TP], lambda tp: 12, now=11)
     assert (request.start, request.end) == (3, 12) and t.blocked([TP])
@@ -219,13 +219,38 @@ def test_an_input_without_a_committed_offset_is_read_from_the_logs_start_once_it
 def test_a_first_delivery_past_the_logs_start_of_an_input_without_a_commit_asks_for_the_skipped_offsets():
     t = OffsetTracker({}.get)
     t.assign([TP], now=0)
-    t.set_bounds(TP, 3, 12)
+    t.set_bounds(TP, 3, 12, None)
     receipt = t.receive(TP, 6, "m6", now=1)  # Faust skipped 3..5, the start of a partition never committed to
     assert receipt.reread == Reread(TP, 3, 6, t.epoch) and t.blocked([TP])
     receipt.pending.done = True
     assert t.acks(now=2) == ([], [])  # nothing acknowledged past the skipped start while it is read
     t.reread_done(receipt.reread, [3, 4, 5], now=3)
     assert not t.blocked([TP])
+
+
+def test_before_faust_knows_the_committed_offset_the_brokers_answer_at_assignment_is_where_delivery_starts():
+    # The batches of a new assignment flow as soon as aiokafka fetches them; Faust learns the committed offset at
+    # its seek, seconds later. Reading that silence as "never committed" (so: from the log's start) re-read and
+    # decided again all 33,282 messages a taken-over partition had decided (the scale scenario, stop 41).
+    faust_knows: dict[str, int] = {}
+    t = OffsetTracker(faust_knows.get)
+    t.assign([TP], now=0)
+    t.set_bounds(TP, 0, 40_000, 33_282)
+    receipt = t.receive(TP, 33_282, "m", now=1)
+    assert receipt.reread is None and not t.blocked([TP])
+    receipt.pending.done = True
+    assert t.acks(now=2) == (["m"], [])
+    # the broker's answer does not hide a real skip: a first delivery past it asks for the offsets in between
+    t.assign([OTHER], now=3)
+    t.set_bounds(OTHER, 0, 50, 20)
+    assert t.receive(OTHER, 25, "m25", now=4).reread == Reread(OTHER, 20, 25, t.epoch)
+
+
+def test_a_delivery_before_anything_is_known_of_the_partition_asks_for_no_re_read():
+    t = OffsetTracker({}.get)
+    t.assign([TP], now=0)
+    receipt = t.receive(TP, 500, "m500", now=1)  # neither Faust nor the broker has answered yet
+    assert receipt.reread is None and t.position(TP) == 501
 
 
 def test_the_wait_for_the_tables_recovery_is_not_a_stall():
@@ -252,12 +277,12 @@ def test_an_input_that_never_delivered_is_read_from_its_committed_offset():
 def test_caught_up_follows_the_bounds_at_assignment():
     k = Tracker({TP: 3})
     assert not k.t.caught_up(TP, 3)  # bounds unknown: neither "empty" nor done
-    k.t.set_bounds(TP, 0, 5)
+    k.t.set_bounds(TP, 0, 5, 3)
     assert not k.t.caught_up(TP, None)
     k.deliver(3, 4)
     assert k.t.caught_up(TP, 5)
     assert not k.t.caught_up(TP, 8)  # more arrived since the assignment
-    k.t.set_bounds(OTHER, 2, 2)
+    k.t.set_bounds(OTHER, 2, 2, None)
     assert k.t.caught_up(OTHER, 0)  # no committed offset: from the log start
 
 

@@ -87,7 +87,8 @@ class OffsetTracker(Generic[TP]):
         self._parts: dict[TP, _Partition] = {}
         self._rereading: set[TP] = set()  # a re-read is under way (survives a revocation until it answers)
         self._progress_at: dict[TP, float] = {}  # when each assigned input last delivered (or was assigned)
-        self._bounds: dict[TP, tuple[int, int]] = {}  # (log start, end) asked of the broker at assignment
+        #: (log start, end, the group's committed offset or None) asked of the broker at assignment
+        self._bounds: dict[TP, tuple[int, int, int | None]] = {}
 
     # -- assignment ------------------------------------------------------------------------------
 
@@ -112,8 +113,10 @@ class OffsetTracker(Generic[TP]):
         """Forget everything taken: un-acknowledged messages are read again from the committed offsets."""
         self._parts.clear()
 
-    def set_bounds(self, tp: TP, start: int, end: int) -> None:
-        self._bounds[tp] = (start, end)
+    def set_bounds(self, tp: TP, start: int, end: int, committed: int | None) -> None:
+        """What the broker said at assignment: the log's start and end, and the group's committed offset (None:
+        the group never committed to ``tp``)."""
+        self._bounds[tp] = (start, end, committed)
 
     # -- positions -------------------------------------------------------------------------------
 
@@ -125,14 +128,20 @@ class OffsetTracker(Generic[TP]):
         return self._start(tp)
 
     def _start(self, tp: TP) -> int | None:
-        """Where the consumer's delivery of ``tp`` starts: the committed offset, or, with none committed (Faust
-        also reports a commit at 0 as none), the log's start asked of the broker at assignment — the consumer
-        resets to the earliest offset. None while neither is known."""
+        """Where the consumer's delivery of ``tp`` starts: the committed offset, or, with none committed, the
+        log's start — the consumer resets to the earliest offset. The consumer's own view comes first; until
+        Faust has one (it learns it at its seek, seconds after the batches of a new assignment start to flow,
+        and reports a commit at 0 as none), the group's committed offset asked of the broker at assignment.
+        None while neither is known: taking "Faust knows none" for "none committed" once re-read and decided
+        again every message a taken-over partition had decided (docs/kafka_runtime.md)."""
         committed = self._committed(tp)
         if committed is not None:
             return committed
         bounds = self._bounds.get(tp)
-        return bounds[0] if bounds is not None else None
+        if bounds is None:
+            return None
+        start, _, asked = bounds
+        return asked if asked is not None else start
 
     def caught_up(self, tp: TP, highwater: int | None) -> bool:
         """Nothing more to read on ``tp`` right now: the position has reached the end, the larger of the
@@ -141,7 +150,7 @@ class OffsetTracker(Generic[TP]):
         bounds = self._bounds.get(tp)
         if bounds is None:
             return False
-        start, end = bounds
+        start, end, _ = bounds
         position = self.position(tp)
         return (position if position is not None else start) >= max(end, highwater or 0)
 
@@ -208,7 +217,7 @@ class OffsetTracker(Generic[TP]):
                 continue
             # the consumer knows no high-water mark of a partition it never fetched: the end asked of the broker
             # at assignment stands in (a restarted worker once decided nothing for 94 s, its inputs never fetched)
-            end = max(highwater(tp) or 0, self._bounds.get(tp, (0, 0))[1])
+            end = max(highwater(tp) or 0, self._bounds.get(tp, (0, 0, None))[1])
             # an input with no commit starts at the log's start (``_start``): without it the stall net never fired
             # for one — the restart test's silent worker decided nothing for 90 s (stops 35–37)
             start = self.position(tp)

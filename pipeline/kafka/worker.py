@@ -31,7 +31,7 @@ from pipeline.heap import settle_heap
 from pipeline.kafka.batches import BatchConsumer, BatchTransport
 from pipeline.kafka.merge import DeliveryClock, EventTimeMerger, order_key
 from pipeline.kafka.offsets import OffsetTracker, Pending, Reread
-from pipeline.kafka.reader import History, committed_ends, read_history, read_range
+from pipeline.kafka.reader import History, committed_ends, committed_offsets, read_history, read_range
 from pipeline.kafka.rebuild import RebuildCoordinator
 from pipeline.kafka.security import faust_credentials, security_kwargs
 from pipeline.kafka.sender import OutputSender
@@ -75,8 +75,9 @@ def faust_committed_offset(consumer: Any, tp: TP) -> int | None:
     """The committed offset of ``tp`` as Faust's consumer holds it: where its delivery of ``tp`` starts after
     an assignment, moved on by its own commits (None while unknown).
 
-    faust-streaming 0.15 has no public accessor; asking the broker instead would race with Faust's own
-    seek and commits. The one place livewatch reads a Faust private (the consumer's ``_committed_offset``)."""
+    faust-streaming 0.15 has no public accessor; asking the broker every time would race with Faust's own
+    commits (the broker's answer at assignment only stands in until Faust has one: ``_query_bounds``). The
+    one place livewatch reads a Faust private (the consumer's ``_committed_offset``)."""
     return getattr(consumer, "_committed_offset", {}).get(tp)
 
 
@@ -755,11 +756,18 @@ class WorkerRuntime:
         return self.offsets.caught_up(tp, self._highwater(tp))
 
     async def _query_bounds(self, tps: set[TP]) -> None:
-        """Ask the broker where each newly owned input partition starts and ends."""
+        """Ask the broker where each newly owned input partition starts and ends, and where the group's
+        delivery of it starts (its committed offset)."""
         epoch = self.offsets.epoch
         try:
             starts = await self.app.consumer.earliest_offsets(*tps)
             ends = await self.app.consumer.highwaters(*tps)
+            committed = await committed_offsets(
+                self.settings.bootstrap_servers(),
+                self.settings.app_id,
+                [TopicPartition(tp.topic, tp.partition) for tp in tps],
+                security=security_kwargs(self.settings),
+            )
         except Exception:
             log.exception("could not read the offsets of %s; the merge falls back to its wait bound", tps)
             return
@@ -767,7 +775,8 @@ class WorkerRuntime:
             return
         for tp in tps:
             if tp in starts and tp in ends:
-                self.offsets.set_bounds(tp, starts[tp] or 0, ends[tp] or 0)
+                asked = committed.get(TopicPartition(tp.topic, tp.partition))
+                self.offsets.set_bounds(tp, starts[tp] or 0, ends[tp] or 0, asked)
 
     def _update_lag(self) -> None:
         lag: dict[str, int] = {}
