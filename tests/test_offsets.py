@@ -70,8 +70,8 @@ def test_a_gap_found_only_at_acknowledgement_is_reread_without_blocking_releases
     k.t.receive(TP, 5, "ev@5", 0).pending.done = True
     assert k.acks() == (["ev@5"], [])
     # offsets below the next acknowledgement, delivered again after the tracker lost its taken ones
-    k2 = Tracker()
-    k2.deliver(3)  # committed offset unknown: taken as the start
+    k2 = Tracker({TP: 3})
+    k2.deliver(3)
     k2.done(3)
     assert k2.acks() == (["ev@3"], [])
     r = k2.t.receive(TP, 9, "ev@9", 0)  # 4..8 skipped: asked at delivery, and blocks
@@ -246,11 +246,23 @@ def test_before_faust_knows_the_committed_offset_the_brokers_answer_at_assignmen
     assert t.receive(OTHER, 25, "m25", now=4).reread == Reread(OTHER, 20, 25, t.epoch)
 
 
-def test_a_delivery_before_anything_is_known_of_the_partition_asks_for_no_re_read():
+def test_a_delivery_before_the_start_is_known_asks_for_no_re_read_and_waits_to_be_acknowledged():
     t = OffsetTracker({}.get)
     t.assign([TP], now=0)
     receipt = t.receive(TP, 500, "m500", now=1)  # neither Faust nor the broker has answered yet
     assert receipt.reread is None and t.position(TP) == 501
+    receipt.pending.done = True
+    assert t.acks(now=2) == ([], [])  # 500 may be past the committed offset: not acknowledged on a guess
+    t.set_bounds(TP, 0, 600, 500)
+    assert t.acks(now=3) == (["m500"], [])
+
+
+def test_a_start_learnt_after_the_first_delivery_still_finds_the_offsets_skipped_before_it():
+    t = OffsetTracker({}.get, gap_patience_s=30)
+    t.assign([TP], now=0)
+    t.receive(TP, 12, "m12", now=1).pending.done = True  # Faust skipped 10 and 11, the committed offset's
+    t.set_bounds(TP, 0, 20, 10)
+    assert t.acks(now=2) == ([], [Reread(TP, 10, 12, t.epoch)])
 
 
 def test_the_wait_for_the_tables_recovery_is_not_a_stall():

@@ -4,8 +4,8 @@ acknowledged, and which offsets must be read directly because Faust skipped or s
 Pure: no Kafka, no Faust, no clock (``now`` is passed in), no I/O. The worker reports what happens and does
 what the answers ask: acknowledge these events, re-read these ranges. The contract:
 
-- acknowledgements come out per topic-partition strictly in offset order, starting at the committed offset,
-  and never across a gap that has waited less than ``gap_patience_s``;
+- acknowledgements come out per topic-partition strictly in offset order, starting at the committed offset
+  (none before it is known), and never across a gap that has waited less than ``gap_patience_s``;
 - a message delivered twice (by Faust and by a direct read) is decided once;
 - a delivery beyond the next expected offset asks for the skipped range to be re-read, and the partition's
   releases wait (``blocked``) until that re-read has finished;
@@ -246,7 +246,9 @@ class OffsetTracker(Generic[TP]):
             while queue and queue[0].done:
                 head = queue[0]
                 expected = part.next_ack if part.next_ack is not None else self._start(tp)
-                if expected is not None and head.offset > expected:
+                if expected is None:  # where delivery starts is not known yet: the head may be past it
+                    break
+                if head.offset > expected:
                     if part.gap_since is None:
                         part.gap_since = now
                     waited = now - part.gap_since

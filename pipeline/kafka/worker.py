@@ -69,6 +69,7 @@ BATCHES_AHEAD = 2
 YIELD_EVERY_S = 0.005
 GAP_PATIENCE_S = 30.0  # a head of the acknowledgement queue waits this long at a gap, then goes past it
 STALL_S = 10.0  # an input with messages on the broker that delivers nothing this long is read directly
+BOUNDS_RETRY_S = 1.0  # a new assignment's offsets asked of the broker again after a failure
 
 
 def faust_committed_offset(consumer: Any, tp: TP) -> int | None:
@@ -757,20 +758,25 @@ class WorkerRuntime:
 
     async def _query_bounds(self, tps: set[TP]) -> None:
         """Ask the broker where each newly owned input partition starts and ends, and where the group's
-        delivery of it starts (its committed offset)."""
+        delivery of it starts (its committed offset). Until Faust or this answer knows that, nothing of the
+        partition is acknowledged: asked again until answered, or until the assignment changes."""
         epoch = self.offsets.epoch
-        try:
-            starts = await self.app.consumer.earliest_offsets(*tps)
-            ends = await self.app.consumer.highwaters(*tps)
-            committed = await committed_offsets(
-                self.settings.bootstrap_servers(),
-                self.settings.app_id,
-                [TopicPartition(tp.topic, tp.partition) for tp in tps],
-                security=security_kwargs(self.settings),
-            )
-        except Exception:
-            log.exception("could not read the offsets of %s; the merge falls back to its wait bound", tps)
-            return
+        while True:
+            try:
+                starts = await self.app.consumer.earliest_offsets(*tps)
+                ends = await self.app.consumer.highwaters(*tps)
+                committed = await committed_offsets(
+                    self.settings.bootstrap_servers(),
+                    self.settings.app_id,
+                    [TopicPartition(tp.topic, tp.partition) for tp in tps],
+                    security=security_kwargs(self.settings),
+                )
+                break
+            except Exception as e:
+                if epoch != self.offsets.epoch:
+                    return
+                log.warning("could not read the offsets of %s (%r); asking again", sorted(tps), e)
+                await asyncio.sleep(BOUNDS_RETRY_S)
         if epoch != self.offsets.epoch:  # a later assignment asks for its own (a re-read starts from these)
             return
         for tp in tps:
