@@ -16,7 +16,8 @@ c  the embedded runtime (``EmbeddedRuntime``, one process pinned to one core): e
    input and on each part of it; and with one detector's rules only (how cost grows with rule count).
 d  event → alert latency at fixed offered rates (a generator stamps events with the current time;
    latency = broker timestamp of the alert − the event's time), p50/p95/p99 and the rate achieved;
-   escalation stops at the first rate the worker cannot keep up with.
+   escalation stops at the first rate the worker cannot keep up with. Then the top rate once more, decided
+   by two workers (on fresh topics).
 e  state per active room in the engine (``Engine`` + ``MemoryStateStore``, in a fresh child process):
    serialised bytes (``RoomState.to_json``), in-memory bytes (a deep ``sys.getsizeof`` walk) and the
    process's RSS growth, divided by the rooms, at 1k and 10k rooms; the workers' peak RSS (VmHWM) is
@@ -1025,7 +1026,12 @@ class Generator:
     A comment's text is drawn at random (fixed seed), not by its number: the n-th event goes to room
     n × 7919 mod rooms, so a room's events are 1,000 numbers apart, and texts taken in turn (number mod 10,000)
     gave every room the same ten texts over and over from ever new accounts — a chant in all 1,000 rooms within
-    the same second, 7,000 findings at once in the middle of the 5,000 events/s step (until stop 30)."""
+    the same second, 7,000 findings at once in the middle of the 5,000 events/s step (until stop 30).
+
+    The host claims and the price tags go round the rooms on their own count: by the event's number, every
+    20th event (a claim) fell in the same 50 rooms (20 × 7919 ≡ 380 mod 1,000, a cycle of 50), each with a host
+    saying a claim five times a second at 5,000 events/s, its ladder always at the cap of 200 strikes (until
+    stop 41). Now each room's host speaks once every 1,000 claims (4 s at 5,000 events/s), as a host does."""
 
     def __init__(self, rooms: int, texts: Sequence[str]) -> None:
         self.rooms, self.texts, self.sent = rooms, texts, 0
@@ -1033,7 +1039,8 @@ class Generator:
 
     def event(self) -> tuple[str, dict[str, Any]]:
         i = self.sent
-        room = f"live-{(i * 7919) % self.rooms:05d}"
+        turn = i // 20 if i % 20 == 0 else i // 50 if i % 50 == 1 else i  # a claim's, a price tag's, a comment's
+        room = f"live-{(turn * 7919) % self.rooms:05d}"
         base = {"event_id": f"g{i}", "room_id": room, "platform": "bench", "ts": int(time.time() * 1000)}
         if i % 20 == 0:
             e = {**base, "kind": "transcript", "text": _CLAIMS[(i // 20) % 3], "start_ms": 0, "end_ms": 1}
@@ -1091,8 +1098,18 @@ async def _alerts(settings: Settings) -> list[tuple[int, float]]:
     return list(out.values())
 
 
+class Crew:
+    """Workers counted as one (what ``latency_step`` asks of a worker: a metric's total)."""
+
+    def __init__(self, workers: Sequence[Worker]) -> None:
+        self.workers = workers
+
+    def total(self, name: str) -> float:
+        return sum(w.total(name) for w in self.workers)
+
+
 def latency_step(
-    worker: Worker,
+    worker: Worker | Crew,
     gen: Generator,
     settings: Settings,
     rate: float,
@@ -1267,6 +1284,42 @@ def section_d(res: Results, kb: KafkaBench, cfg: Config) -> None:
                 f"worker peak RSS {peak / 2**20:,.0f} MiB",
             )
         )
+    two_workers_latency(res, kb, cfg)
+
+
+def two_workers_latency(res: Results, kb: KafkaBench, cfg: Config) -> None:
+    """Section d's top rate again, on fresh topics, decided by two workers: what scaling out does to the latency
+    here, where the two share the machine's 2 cores with the broker and the generator. Informative, beside the
+    one-worker row that carries the target."""
+    rate = max(cfg.latency_rates)
+    print(f"  two workers, {rate:,.0f} events/s offered for {cfg.latency_seconds:g} s", flush=True)
+    settings = kb.settings("d2")
+    asyncio.run(ensure_topics(settings))
+    gen = Generator(cfg.latency_rooms, comment_texts())
+    crew = Crew([Worker(kb.broker, settings.topic_prefix, kb.tmp, f"d2-w{i}") for i in range(2)])
+    try:
+        for worker in crew.workers:
+            worker.wait_assigned()
+        time.sleep(2)  # the second join's rebalance: both rebuild (nothing) and open their partitions
+        asyncio.run(gen.run(settings, min(cfg.latency_rates) / 2, WARM_UP_S))
+        wait_for(lambda: crew.total("livewatch_events_total") >= gen.sent, 120, "the warm-up decided", 0.2)
+        time.sleep(1)
+        step = latency_step(crew, gen, settings, rate, cfg)
+    finally:
+        for worker in crew.workers:
+            worker.stop()
+    lat = [x for ts, x in asyncio.run(_alerts(settings)) if step["from"] <= ts <= step["to"]]
+    name = f"event → alert at {rate:,.0f} events/s offered, two workers"
+    if not lat:
+        res.add(Row("d", name, "no alerts", None, "ms"))
+        return
+    p50, p95, p99 = (1000 * percentile(lat, q) for q in (0.5, 0.95, 0.99))
+    state = "kept up" if step["kept_up"] else f"did NOT keep up: drained {step['drain_s']:.1f} s after the generator"
+    figure = (
+        f"p50 {p50:,.0f} ms, p95 {p95:,.0f} ms, p99 {p99:,.0f} ms over {len(lat):,} alerts; "
+        f"achieved {step['achieved']:,.0f} events/s; {state}"
+    )
+    res.add(Row("d", name, figure, p99, "ms (p99)"))
 
 
 # -- the run -------------------------------------------------------------------------------------

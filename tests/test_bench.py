@@ -82,6 +82,7 @@ def test_kafka_sections(kafka, tmp_path: Path) -> None:
     d = names(report, "d")
     assert d[:2] == ["event → alert at 200 events/s offered", "event → alert at 500 events/s offered"]
     assert "event → alert p99 at 5,000 events/s offered" in d
+    assert "event → alert at 500 events/s offered, two workers" in d  # the top rate again, scaled out
     # the last step: the rules edited while the worker decides, each edit reloaded
     edited = [n for n in d if ", the rules edited every " in n]
     assert len(edited) == 1 and "(0 edits" not in edited[0] and " 0 reloads" not in edited[0], edited
