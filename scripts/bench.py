@@ -1101,7 +1101,7 @@ async def _alerts(settings: Settings) -> list[tuple[int, float]]:
 class Crew:
     """Workers counted as one (what ``latency_step`` asks of a worker: a metric's total)."""
 
-    def __init__(self, workers: Sequence[Worker]) -> None:
+    def __init__(self, workers: list[Worker]) -> None:
         self.workers = workers
 
     def total(self, name: str) -> float:
@@ -1296,8 +1296,10 @@ def two_workers_latency(res: Results, kb: KafkaBench, cfg: Config) -> None:
     settings = kb.settings("d2")
     asyncio.run(ensure_topics(settings))
     gen = Generator(cfg.latency_rooms, comment_texts())
-    crew = Crew([Worker(kb.broker, settings.topic_prefix, kb.tmp, f"d2-w{i}") for i in range(2)])
+    crew = Crew([])
     try:
+        for i in range(2):  # one by one, so that a failed start leaves no other running
+            crew.workers.append(Worker(kb.broker, settings.topic_prefix, kb.tmp, f"d2-w{i}"))
         for worker in crew.workers:
             worker.wait_assigned()
         time.sleep(2)  # the second join's rebalance: both rebuild (nothing) and open their partitions

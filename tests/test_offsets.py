@@ -13,12 +13,14 @@ TP, OTHER = "live.chat-0", "live.danmaku-0"
 
 
 class Tracker:
-    """An OffsetTracker with settable committed offsets and an event per offset ("ev@7")."""
+    """An OffsetTracker assigned TP and OTHER, with the committed offsets the broker answered for them (the log
+    starting at 0 and ending there), and an event per offset ("ev@7")."""
 
     def __init__(self, committed: dict[str, int] | None = None, **kwargs) -> None:
-        self.committed = dict(committed or {})
-        self.t = OffsetTracker(self.committed.get, **kwargs)
+        self.t = OffsetTracker(**kwargs)
         self.t.assign([TP, OTHER], now=0)
+        for tp, offset in (committed or {}).items():
+            self.t.set_bounds(tp, 0, offset, offset)
         self.pending = {}
 
     def deliver(self, *offsets: int, tp: str = TP, now: float = 0):
@@ -178,7 +180,7 @@ def test_a_copy_of_a_message_still_pending_is_dropped():
 def test_an_input_that_delivers_nothing_with_messages_on_the_broker_is_read_directly(caplog):
     """faust-streaming 0.15 was seen to stop delivering an assigned partition after a rebalance."""
     stalled, idle, busy = "live.danmaku-0", "live.chat-0", "live.transcript-0"
-    t = OffsetTracker({}.get, stall_s=10)
+    t = OffsetTracker(stall_s=10)
     t.assign([stalled, idle, busy], now=0)
     t.receive(stalled, 85, "ev", now=0)
     t.receive(idle, 9, "ev", now=0)
@@ -196,7 +198,7 @@ def test_an_input_that_delivers_nothing_with_messages_on_the_broker_is_read_dire
 
 
 def test_an_input_never_fetched_is_read_up_to_the_end_known_at_assignment():
-    t = OffsetTracker({TP: 7}.get, stall_s=10)
+    t = OffsetTracker(stall_s=10)
     t.assign([TP], now=0)
     t.set_bounds(TP, 0, 30, 7)  # asked of the broker at assignment; the consumer never fetched it (no high water)
     assert t.stalled([TP], lambda tp: None, now=5) == []
@@ -204,8 +206,7 @@ def test_an_input_never_fetched_is_read_up_to_the_end_known_at_assignment():
 
 
 def test_an_input_without_a_committed_offset_is_read_from_the_logs_start_once_it_stalls():
-    # Faust knows no committed offset for a partition never committed to (nor for one committed at 0)
-    t = OffsetTracker({}.get, stall_s=10)
+    t = OffsetTracker(stall_s=10)
     t.assign([TP], now=0)
     assert t.stalled([TP], lambda tp: 12, now=11) == []  # the log's start is not known yet
     t.set_bounds(TP, 3, 12, None)
@@ -217,7 +218,7 @@ def test_an_input_without_a_committed_offset_is_read_from_the_logs_start_once_it
 
 
 def test_a_first_delivery_past_the_logs_start_of_an_input_without_a_commit_asks_for_the_skipped_offsets():
-    t = OffsetTracker({}.get)
+    t = OffsetTracker()
     t.assign([TP], now=0)
     t.set_bounds(TP, 3, 12, None)
     receipt = t.receive(TP, 6, "m6", now=1)  # Faust skipped 3..5, the start of a partition never committed to
@@ -228,12 +229,11 @@ def test_a_first_delivery_past_the_logs_start_of_an_input_without_a_commit_asks_
     assert not t.blocked([TP])
 
 
-def test_before_faust_knows_the_committed_offset_the_brokers_answer_at_assignment_is_where_delivery_starts():
-    # The batches of a new assignment flow as soon as aiokafka fetches them; Faust learns the committed offset at
-    # its seek, seconds later. Reading that silence as "never committed" (so: from the log's start) re-read and
+def test_the_brokers_answer_at_assignment_is_where_delivery_starts():
+    # The batches of a new assignment flow as soon as aiokafka fetches them, seconds before Faust's seek fills its
+    # committed offsets. Reading Faust's silence as "never committed" (so: from the log's start) re-read and
     # decided again all 33,282 messages a taken-over partition had decided (the scale scenario, stop 41).
-    faust_knows: dict[str, int] = {}
-    t = OffsetTracker(faust_knows.get)
+    t = OffsetTracker()
     t.assign([TP], now=0)
     t.set_bounds(TP, 0, 40_000, 33_282)
     receipt = t.receive(TP, 33_282, "m", now=1)
@@ -246,36 +246,55 @@ def test_before_faust_knows_the_committed_offset_the_brokers_answer_at_assignmen
     assert t.receive(OTHER, 25, "m25", now=4).reread == Reread(OTHER, 20, 25, t.epoch)
 
 
-def test_a_delivery_before_the_start_is_known_asks_for_no_re_read_and_waits_to_be_acknowledged():
-    t = OffsetTracker({}.get)
-    t.assign([TP], now=0)
-    receipt = t.receive(TP, 500, "m500", now=1)  # neither Faust nor the broker has answered yet
+def test_a_delivery_before_the_start_is_known_is_held_and_not_acknowledged_on_a_guess():
+    t = OffsetTracker()
+    t.assign([TP, OTHER], now=0)
+    receipt = t.receive(TP, 500, "m500", now=1)  # the broker has not answered yet
     assert receipt.reread is None and t.position(TP) == 501
+    assert t.blocked([TP, OTHER])  # offsets before 500 may be missing: the partition releases nothing yet
     receipt.pending.done = True
-    assert t.acks(now=2) == ([], [])  # 500 may be past the committed offset: not acknowledged on a guess
-    t.set_bounds(TP, 0, 600, 500)
-    assert t.acks(now=3) == (["m500"], [])
+    assert t.acks(now=2) == ([], [])  # 500 may be past the committed offset
+    assert t.set_bounds(TP, 0, 600, 500) is None  # it is not
+    assert not t.blocked([TP, OTHER]) and t.acks(now=3) == (["m500"], [])
+    # a new assignment forgets the last one's answer: asked again, held again until then
+    t.revoke()
+    t.clear()
+    t.assign([TP], now=4)
+    t.receive(TP, 700, "m700", now=5).pending.done = True
+    assert t.blocked([TP]) and t.acks(now=6) == ([], [])
 
 
 def test_a_start_learnt_after_the_first_delivery_still_finds_the_offsets_skipped_before_it():
-    t = OffsetTracker({}.get, gap_patience_s=30)
+    t = OffsetTracker(gap_patience_s=30)
     t.assign([TP], now=0)
     t.receive(TP, 12, "m12", now=1).pending.done = True  # Faust skipped 10 and 11, the committed offset's
-    t.set_bounds(TP, 0, 20, 10)
-    assert t.acks(now=2) == ([], [Reread(TP, 10, 12, t.epoch)])
+    request = t.set_bounds(TP, 0, 20, 10)
+    assert request == Reread(TP, 10, 12, t.epoch) and t.blocked([TP])  # read before anything is released
+    assert t.acks(now=2) == ([], [])
+    t.reread_done(request, [10, 11], now=3)
+    assert not t.blocked([TP])
+
+
+def test_a_committed_offset_that_retention_passed_starts_at_the_logs_start():
+    t = OffsetTracker()
+    t.assign([TP], now=0)
+    t.set_bounds(TP, 40, 90, 25)  # the consumer resets to the earliest offset
+    assert t.position(TP) == 40 and t.receive(TP, 40, "m40", now=1).reread is None
 
 
 def test_the_wait_for_the_tables_recovery_is_not_a_stall():
-    t = OffsetTracker({TP: 7}.get, stall_s=10)
+    t = OffsetTracker(stall_s=10)
     t.assign([TP], now=0)  # Faust now recovers the tables; it delivers nothing until that is done
+    t.set_bounds(TP, 0, 0, 7)
     t.restart_stall_clocks(now=12)  # done, 12 s later
     assert t.stalled([TP], {TP: 20}.get, now=15) == []
     assert t.stalled([TP], {TP: 20}.get, now=22) == [Reread(TP, 7, 20, t.epoch)]
 
 
 def test_an_input_that_never_delivered_is_read_from_its_committed_offset():
-    t = OffsetTracker({TP: 7}.get, stall_s=10)
+    t = OffsetTracker(stall_s=10)
     t.assign([TP], now=0)
+    t.set_bounds(TP, 0, 0, 7)  # the consumer had fetched nothing of it at assignment
     assert t.stalled([TP], lambda tp: None, now=50) == []  # high-water unknown
     (request,) = t.stalled([TP], lambda tp: 9, now=50)
     assert (request.start, request.end) == (7, 9)
@@ -287,7 +306,7 @@ def test_an_input_that_never_delivered_is_read_from_its_committed_offset():
 
 
 def test_caught_up_follows_the_bounds_at_assignment():
-    k = Tracker({TP: 3})
+    k = Tracker()
     assert not k.t.caught_up(TP, 3)  # bounds unknown: neither "empty" nor done
     k.t.set_bounds(TP, 0, 5, 3)
     assert not k.t.caught_up(TP, None)
@@ -319,8 +338,9 @@ def test_after_a_revocation_answers_for_the_old_assignment_are_ignored_and_nothi
 
 
 def test_a_reread_of_a_partition_no_longer_assigned_is_dropped():
-    t = OffsetTracker({TP: 0}.get)
+    t = OffsetTracker()
     t.assign([TP], now=0)
+    t.set_bounds(TP, 0, 0, 0)
     r = t.receive(TP, 2, "ev@2", now=0)
     t.assign([OTHER], now=1)  # reassigned without TP (a new epoch too)
     assert t.reread_done(r.reread, [0, 1], now=2) == []

@@ -74,12 +74,7 @@ class _Partition:
 
 
 class OffsetTracker(Generic[TP]):
-    def __init__(
-        self, committed: Callable[[TP], int | None], gap_patience_s: float = 30.0, stall_s: float = 10.0
-    ) -> None:
-        """``committed(tp)``: the group's committed offset of ``tp`` as the consumer knows it (where its
-        delivery starts), or None while unknown."""
-        self._committed = committed
+    def __init__(self, gap_patience_s: float = 30.0, stall_s: float = 10.0) -> None:
         self.gap_patience_s = gap_patience_s
         self.stall_s = stall_s
         self.epoch = 0  # bumped on every assignment and revocation
@@ -113,10 +108,19 @@ class OffsetTracker(Generic[TP]):
         """Forget everything taken: un-acknowledged messages are read again from the committed offsets."""
         self._parts.clear()
 
-    def set_bounds(self, tp: TP, start: int, end: int, committed: int | None) -> None:
+    def set_bounds(self, tp: TP, start: int, end: int, committed: int | None) -> Reread[TP] | None:
         """What the broker said at assignment: the log's start and end, and the group's committed offset (None:
-        the group never committed to ``tp``)."""
+        the group never committed to ``tp``). Messages taken before it was known were held (``blocked``); if the
+        first of them is past where delivery starts, the offsets in between are to be re-read (returned)."""
         self._bounds[tp] = (start, end, committed)
+        part = self._parts.get(tp)
+        if part is None or not part.queue or part.next_ack is not None:
+            return None
+        expected = self._start(tp)
+        first = part.queue[0].offset
+        if expected is None or first <= expected:
+            return None
+        return self._request(tp, expected, first, blocking=True)
 
     # -- positions -------------------------------------------------------------------------------
 
@@ -128,20 +132,20 @@ class OffsetTracker(Generic[TP]):
         return self._start(tp)
 
     def _start(self, tp: TP) -> int | None:
-        """Where the consumer's delivery of ``tp`` starts: the committed offset, or, with none committed, the
-        log's start — the consumer resets to the earliest offset. The consumer's own view comes first; until
-        Faust has one (it learns it at its seek, seconds after the batches of a new assignment start to flow,
-        and reports a commit at 0 as none), the group's committed offset asked of the broker at assignment.
-        None while neither is known: taking "Faust knows none" for "none committed" once re-read and decided
-        again every message a taken-over partition had decided (docs/kafka_runtime.md)."""
-        committed = self._committed(tp)
-        if committed is not None:
-            return committed
+        """Where the consumer's delivery of ``tp`` starts, as the broker answered for this assignment
+        (``set_bounds``): the group's committed offset, or, with none committed (or one below the log's start,
+        retention having passed it), the log's start — the consumer resets to the earliest offset. None until
+        answered.
+
+        Not Faust's ``_committed_offset``: the worker's batches of a new assignment flow seconds before Faust's
+        seek fills it, and an entry of an earlier assignment can outlive its revocation there. Taking that
+        silence for "never committed" once re-read and decided again every message a taken-over partition had
+        decided (docs/kafka_runtime.md, "Whose committed offset")."""
         bounds = self._bounds.get(tp)
         if bounds is None:
             return None
-        start, _, asked = bounds
-        return asked if asked is not None else start
+        start, _, committed = bounds
+        return start if committed is None else max(committed, start)
 
     def caught_up(self, tp: TP, highwater: int | None) -> bool:
         """Nothing more to read on ``tp`` right now: the position has reached the end, the larger of the
@@ -155,8 +159,13 @@ class OffsetTracker(Generic[TP]):
         return (position if position is not None else start) >= max(end, highwater or 0)
 
     def blocked(self, tps: Iterable[TP]) -> bool:
-        """Whether skipped offsets of any of ``tps`` are being re-read: their partition must not release."""
-        return any(part.gaps for tp in tps if (part := self._parts.get(tp)) is not None)
+        """Whether skipped offsets of any of ``tps`` are being re-read, or one has delivered before where its
+        delivery starts is known (offsets before its first may be missing): their partition must not release."""
+        return any(
+            part.gaps or (part.last is not None and tp not in self._bounds)
+            for tp in tps
+            if (part := self._parts.get(tp)) is not None
+        )
 
     # -- deliveries ------------------------------------------------------------------------------
 

@@ -70,16 +70,7 @@ YIELD_EVERY_S = 0.005
 GAP_PATIENCE_S = 30.0  # a head of the acknowledgement queue waits this long at a gap, then goes past it
 STALL_S = 10.0  # an input with messages on the broker that delivers nothing this long is read directly
 BOUNDS_RETRY_S = 1.0  # a new assignment's offsets asked of the broker again after a failure
-
-
-def faust_committed_offset(consumer: Any, tp: TP) -> int | None:
-    """The committed offset of ``tp`` as Faust's consumer holds it: where its delivery of ``tp`` starts after
-    an assignment, moved on by its own commits (None while unknown).
-
-    faust-streaming 0.15 has no public accessor; asking the broker every time would race with Faust's own
-    commits (the broker's answer at assignment only stands in until Faust has one: ``_query_bounds``). The
-    one place livewatch reads a Faust private (the consumer's ``_committed_offset``)."""
-    return getattr(consumer, "_committed_offset", {}).get(tp)
+BOUNDS_TIMEOUT_S = 15.0  # … or after this long without an answer
 
 
 def instance_id(settings: Settings) -> str:
@@ -229,9 +220,7 @@ class WorkerRuntime:
         )
 
         self._lock = asyncio.Lock()  # one decision step at a time: deliveries, re-reads, releases, handovers
-        self.offsets: OffsetTracker[TP] = OffsetTracker(
-            lambda tp: faust_committed_offset(self.app.consumer, tp), gap_patience_s=GAP_PATIENCE_S, stall_s=STALL_S
-        )
+        self.offsets: OffsetTracker[TP] = OffsetTracker(gap_patience_s=GAP_PATIENCE_S, stall_s=STALL_S)
         self.transactions: Transactions | None = None
         if s.exactly_once:
             self.transactions = t = Transactions(s, transactional_id=self.instance_id, group_id=s.app_id)
@@ -758,19 +747,16 @@ class WorkerRuntime:
 
     async def _query_bounds(self, tps: set[TP]) -> None:
         """Ask the broker where each newly owned input partition starts and ends, and where the group's
-        delivery of it starts (its committed offset). Until Faust or this answer knows that, nothing of the
-        partition is acknowledged: asked again until answered, or until the assignment changes."""
+        delivery of it starts (its committed offset). Until then nothing of it is released or acknowledged
+        (``OffsetTracker.blocked``): asked again until answered, or until the assignment changes."""
+        if not tps:
+            return
         epoch = self.offsets.epoch
         while True:
             try:
-                starts = await self.app.consumer.earliest_offsets(*tps)
-                ends = await self.app.consumer.highwaters(*tps)
-                committed = await committed_offsets(
-                    self.settings.bootstrap_servers(),
-                    self.settings.app_id,
-                    [TopicPartition(tp.topic, tp.partition) for tp in tps],
-                    security=security_kwargs(self.settings),
-                )
+                starts, ends, committed = await asyncio.wait_for(self._bounds_of(tps), BOUNDS_TIMEOUT_S)
+                if any(tp not in starts or tp not in ends for tp in tps):  # each must be known: it is held till then
+                    raise LookupError(f"no bounds for {sorted(tp for tp in tps if tp not in starts or tp not in ends)}")
                 break
             except Exception as e:
                 if epoch != self.offsets.epoch:
@@ -779,10 +765,29 @@ class WorkerRuntime:
                 await asyncio.sleep(BOUNDS_RETRY_S)
         if epoch != self.offsets.epoch:  # a later assignment asks for its own (a re-read starts from these)
             return
-        for tp in tps:
-            if tp in starts and tp in ends:
+        async with self._lock:  # a step decides on one view of what may be released
+            if epoch != self.offsets.epoch:
+                return
+            for tp in tps:
                 asked = committed.get(TopicPartition(tp.topic, tp.partition))
-                self.offsets.set_bounds(tp, starts[tp] or 0, ends[tp] or 0, asked)
+                request = self.offsets.set_bounds(tp, starts[tp] or 0, ends[tp] or 0, asked)
+                if request is not None:
+                    asyncio.ensure_future(self._reread(request))
+            try:
+                await self._release()  # what was held for want of them
+            except Exception:
+                log.exception("release failed")  # the timer tries again
+
+    async def _bounds_of(self, tps: set[TP]) -> tuple[Any, Any, dict[TopicPartition, int]]:
+        starts = await self.app.consumer.earliest_offsets(*tps)
+        ends = await self.app.consumer.highwaters(*tps)
+        committed = await committed_offsets(
+            self.settings.bootstrap_servers(),
+            self.settings.app_id,
+            [TopicPartition(tp.topic, tp.partition) for tp in tps],
+            security=security_kwargs(self.settings),
+        )
+        return starts, ends, committed
 
     def _update_lag(self) -> None:
         lag: dict[str, int] = {}
