@@ -1098,18 +1098,13 @@ async def _alerts(settings: Settings) -> list[tuple[int, float]]:
     return list(out.values())
 
 
-class Crew:
-    """Workers counted as one (what ``latency_step`` asks of a worker: a metric's total)."""
-
-    def __init__(self, workers: list[Worker]) -> None:
-        self.workers = workers
-
-    def total(self, name: str) -> float:
-        return sum(w.total(name) for w in self.workers)
+def decided_by(*workers: Worker) -> float:
+    """Events the workers have decided (their ``livewatch_events_total``, summed)."""
+    return sum(w.total("livewatch_events_total") for w in workers)
 
 
 def latency_step(
-    worker: Worker | Crew,
+    workers: Sequence[Worker],
     gen: Generator,
     settings: Settings,
     rate: float,
@@ -1117,7 +1112,7 @@ def latency_step(
     beside: Callable[[asyncio.Future[tuple[int, float]]], Awaitable[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """One step of section d: ``rate`` events/s offered for cfg.latency_seconds (and ``beside`` run with the
-    generator), then the worker's drain. Kept up: every event decided ≤ 2 s (a tenth of the step) after."""
+    generator), then the workers' drain. Kept up: every event decided ≤ 2 s (a tenth of the step) after."""
 
     async def generate() -> tuple[tuple[int, float], dict[str, Any]]:
         sending = asyncio.ensure_future(gen.run(settings, rate, cfg.latency_seconds))
@@ -1131,14 +1126,14 @@ def latency_step(
     kept_up = True
     try:
         wait_for(
-            lambda: worker.total("livewatch_events_total") >= gen.sent,
+            lambda: decided_by(*workers) >= gen.sent,
             max(2.0, 0.1 * cfg.latency_seconds),
             "drain",
             0.1,
         )
     except TimeoutError:
         kept_up = False
-        wait_for(lambda: worker.total("livewatch_events_total") >= gen.sent, 600, "every event decided", 0.5)
+        wait_for(lambda: decided_by(*workers) >= gen.sent, 600, "every event decided", 0.5)
     return {
         "rate": rate,
         "sent": sent,
@@ -1178,7 +1173,7 @@ def edited_step(
                 edited.replace(claims)  # at once, as an editor saving through a new file does: never half-written
         return {"edits": edits, "edit_every_s": every}
 
-    step = latency_step(worker, gen, settings, rate, cfg, edit)
+    step = latency_step([worker], gen, settings, rate, cfg, edit)
     time.sleep(2.0)  # the last edit's reload (the harness's worker looks at the files every 0.5 s)
     step["reloads"] = worker.metrics().get(ok_reloads, 0) - reloads0
     claims.write_text(original, encoding="utf-8")
@@ -1208,12 +1203,12 @@ def section_d(res: Results, kb: KafkaBench, cfg: Config) -> None:
         # warm-up, not measured (its alerts fall outside every step's time range): the first events of a
         # fresh worker pay for lazy set-up (the claims model, the merge's first offsets lookups)
         asyncio.run(gen.run(settings, min(rates) / 2, WARM_UP_S))
-        wait_for(lambda: worker.total("livewatch_events_total") >= gen.sent, 120, "the warm-up decided", 0.2)
+        wait_for(lambda: decided_by(worker) >= gen.sent, 120, "the warm-up decided", 0.2)
         time.sleep(1)
         queue = list(rates)
         while queue:
             rate = queue.pop(0)
-            step = latency_step(worker, gen, settings, rate, cfg)
+            step = latency_step([worker], gen, settings, rate, cfg)
             phases.append(step)
             if not step["kept_up"]:
                 print(f"  the worker did not keep up with {rate:,.0f} events/s (drained {step['drain_s']:.1f} s after)")
@@ -1296,19 +1291,19 @@ def two_workers_latency(res: Results, kb: KafkaBench, cfg: Config) -> None:
     settings = kb.settings("d2")
     asyncio.run(ensure_topics(settings))
     gen = Generator(cfg.latency_rooms, comment_texts())
-    crew = Crew([])
+    workers: list[Worker] = []
     try:
         for i in range(2):  # one by one, so that a failed start leaves no other running
-            crew.workers.append(Worker(kb.broker, settings.topic_prefix, kb.tmp, f"d2-w{i}"))
-        for worker in crew.workers:
+            workers.append(Worker(kb.broker, settings.topic_prefix, kb.tmp, f"d2-w{i}"))
+        for worker in workers:
             worker.wait_assigned()
         time.sleep(2)  # the second join's rebalance: both rebuild (nothing) and open their partitions
         asyncio.run(gen.run(settings, min(cfg.latency_rates) / 2, WARM_UP_S))
-        wait_for(lambda: crew.total("livewatch_events_total") >= gen.sent, 120, "the warm-up decided", 0.2)
+        wait_for(lambda: decided_by(*workers) >= gen.sent, 120, "the warm-up decided", 0.2)
         time.sleep(1)
-        step = latency_step(crew, gen, settings, rate, cfg)
+        step = latency_step(workers, gen, settings, rate, cfg)
     finally:
-        for worker in crew.workers:
+        for worker in workers:
             worker.stop()
     lat = [x for ts, x in asyncio.run(_alerts(settings)) if step["from"] <= ts <= step["to"]]
     name = f"event → alert at {rate:,.0f} events/s offered, two workers"

@@ -755,18 +755,17 @@ class WorkerRuntime:
         while True:
             try:
                 starts, ends, committed = await asyncio.wait_for(self._bounds_of(tps), BOUNDS_TIMEOUT_S)
-                if any(tp not in starts or tp not in ends for tp in tps):  # each must be known: it is held till then
-                    raise LookupError(f"no bounds for {sorted(tp for tp in tps if tp not in starts or tp not in ends)}")
+                missing = sorted(tp for tp in tps if tp not in starts or tp not in ends)
+                if missing:  # each must be known: its partition is held till then
+                    raise LookupError(f"no bounds for {missing}")
                 break
             except Exception as e:
                 if epoch != self.offsets.epoch:
                     return
                 log.warning("could not read the offsets of %s (%r); asking again", sorted(tps), e)
                 await asyncio.sleep(BOUNDS_RETRY_S)
-        if epoch != self.offsets.epoch:  # a later assignment asks for its own (a re-read starts from these)
-            return
         async with self._lock:  # a step decides on one view of what may be released
-            if epoch != self.offsets.epoch:
+            if epoch != self.offsets.epoch:  # a later assignment asks for its own (a re-read starts from these)
                 return
             for tp in tps:
                 asked = committed.get(TopicPartition(tp.topic, tp.partition))
