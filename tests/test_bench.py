@@ -92,6 +92,15 @@ def test_kafka_sections(kafka, tmp_path: Path) -> None:
     assert d[:2] == ["event → alert at 200 events/s offered", "event → alert at 500 events/s offered"]
     assert "event → alert p99 at 5,000 events/s offered" in d
     assert "event → alert at 500 events/s offered, two workers" in d  # the top rate again, scaled out
+    # judged on when a read_committed consumer could read each alert; when the worker wrote it, beside
+    steps = [r for r in report["rows"] if r["name"].startswith("event → alert at ")]
+    assert steps and all(r["unit"] == "ms (p99 readable)" for r in steps)
+    for r in steps:
+        readable, written = (
+            float(m.replace(",", "")) for m in re.findall(r"(?:readable|written) p50 ([\d,]+) ms", r["figure"])
+        )
+        assert readable >= written  # an alert is written before its transaction commits
+        assert f"p99 {r['value']:,.0f} ms" in r["figure"].split("; written")[0]
     # the last step: the rules edited while the worker decides, each edit reloaded
     edited = [n for n in d if ", the rules edited every " in n]
     assert len(edited) == 1 and "(0 edits" not in edited[0] and " 0 reloads" not in edited[0], edited
