@@ -1042,7 +1042,8 @@ class Generator:
     The host claims and the price tags go round the rooms on their own count: by the event's number, every
     20th event (a claim) fell in the same 50 rooms (20 × 7919 ≡ 380 mod 1,000, a cycle of 50), each with a host
     saying a claim five times a second at 5,000 events/s, its ladder always at the cap of 200 strikes (until
-    stop 41). Now each room's host speaks once every 1,000 claims (4 s at 5,000 events/s), as a host does."""
+    stop 41). Now each room's host speaks once every 1,000 claims (4 s at 5,000 events/s), as a host does. The
+    claims go round all five of ``_CLAIMS`` (the first three until stop 42; the fifth is reported by two rules)."""
 
     def __init__(self, rooms: int, texts: Sequence[str]) -> None:
         self.rooms, self.texts, self.sent = rooms, texts, 0
@@ -1054,7 +1055,7 @@ class Generator:
         room = f"live-{(turn * 7919) % self.rooms:05d}"
         base = {"event_id": f"g{i}", "room_id": room, "platform": "bench", "ts": int(time.time() * 1000)}
         if i % 20 == 0:
-            e = {**base, "kind": "transcript", "text": _CLAIMS[(i // 20) % 3], "start_ms": 0, "end_ms": 1}
+            e = {**base, "kind": "transcript", "text": _CLAIMS[(i // 20) % len(_CLAIMS)], "start_ms": 0, "end_ms": 1}
         elif i % 50 == 1:
             e = {**base, "kind": "price_tag", "product_id": f"p-{room}", "title": "保温杯 500ml", "price": "69.00"}
         else:
