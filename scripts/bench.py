@@ -1107,6 +1107,9 @@ class AlertTail:
         self.proc.terminate()
         self.proc.join(10)
         out: dict[str, tuple[int, float]] = {}
+        if not self.out.exists():  # it received nothing (its exit code says why): the rows say "no alerts"
+            print(f"  the alert tail wrote nothing (exit code {self.proc.exitcode})", flush=True)
+            return out
         for line in self.out.read_text(encoding="utf-8").splitlines():
             finding_id, ts, received = line.split()
             out.setdefault(finding_id, (int(ts), (int(received) - int(ts)) / 1000))
