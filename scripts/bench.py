@@ -1085,11 +1085,12 @@ class Generator:
 
 
 class AlertTail:
-    """When each alert becomes readable: a ``read_committed`` consumer of ``live.alerts`` in a process of its own
-    (not beside the generator's loop), writing each alert's finding id, event time and wall time of receipt.
+    """When each alert was written and when it became readable: a ``read_committed`` consumer of ``live.alerts`` in a
+    process of its own (not beside the generator's loop), writing each alert's finding id, event time, broker
+    timestamp and wall time of receipt.
 
-    The alert's broker timestamp (``_alerts``) is when the worker's producer made the record; a consumer of the
-    outputs reads it only once the step's transaction is committed — that is the latency a reviewer meets."""
+    The broker timestamp is when the worker's producer made the record; a consumer of the outputs reads it only
+    once the step's transaction is committed — the receipt is the latency a reviewer meets."""
 
     def __init__(self, settings: Settings, out: Path) -> None:
         self.out = out
@@ -1101,18 +1102,18 @@ class AlertTail:
             self.proc.kill()
             raise TimeoutError("the alert tail did not start")
 
-    def stop(self) -> dict[str, tuple[int, float]]:
-        """Stop it; finding id → (event time, event time → readable in s), first receipt."""
+    def stop(self) -> dict[str, tuple[int, float, float]]:
+        """Stop it; finding id → (event time, event time → written, → readable, in s), first receipt."""
         time.sleep(1.0)  # the last commits' alerts
         self.proc.terminate()
         self.proc.join(10)
-        out: dict[str, tuple[int, float]] = {}
+        out: dict[str, tuple[int, float, float]] = {}
         if not self.out.exists():  # it received nothing (its exit code says why): the rows say "no alerts"
             print(f"  the alert tail wrote nothing (exit code {self.proc.exitcode})", flush=True)
             return out
         for line in self.out.read_text(encoding="utf-8").splitlines():
-            finding_id, ts, received = line.split()
-            out.setdefault(finding_id, (int(ts), (int(received) - int(ts)) / 1000))
+            finding_id, ts, written, received = line.split()
+            out.setdefault(finding_id, (int(ts), (int(written) - int(ts)) / 1000, (int(received) - int(ts)) / 1000))
         return out
 
 
@@ -1136,45 +1137,18 @@ def _tail_alerts(settings: Settings, out: Path, ready: Any) -> None:
                 for messages in batch.values():
                     for m in messages:
                         alert = json.loads(m.value)
-                        f.write(f"{alert['finding_id']} {alert['ts']} {received}\n")
+                        f.write(f"{alert['finding_id']} {alert['ts']} {m.timestamp} {received}\n")
                 f.flush()
 
     asyncio.run(tail())
 
 
-async def _alerts(settings: Settings) -> list[tuple[int, float]]:
-    """(event time, event time → alert on the broker in s) of every alert, once per finding id."""
-    consumer = AIOKafkaConsumer(
-        settings.topic("live.alerts"),
-        **client_kwargs(settings),
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",  # what consumers of the outputs see (the worker writes in transactions)
-    )
-    await consumer.start()
-    out: dict[str, tuple[int, float]] = {}
-    try:
-        idle = time.monotonic()
-        while time.monotonic() - idle < 3:
-            batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
-                for m in messages:
-                    alert = json.loads(m.value)
-                    out.setdefault(alert["finding_id"], (alert["ts"], (m.timestamp - alert["ts"]) / 1000))
-                    idle = time.monotonic()
-    finally:
-        await consumer.stop()
-    return list(out.values())
-
-
-def latency_figure(
-    written: list[tuple[int, float]], received: dict[str, tuple[int, float]], step: dict[str, Any]
-) -> tuple[str, float | None]:
+def latency_figure(alerts: dict[str, tuple[int, float, float]], step: dict[str, Any]) -> tuple[str, float | None]:
     """A step's latencies as a figure, and the p99 judged: when each of its alerts became readable to a
     read_committed consumer (``AlertTail``), beside when the worker wrote it (the alert's broker timestamp)."""
-    in_step = [x for ts, x in received.values() if step["from"] <= ts <= step["to"]]
-    on_broker = [x for ts, x in written if step["from"] <= ts <= step["to"]]
+    of_step = [(w, r) for ts, w, r in alerts.values() if step["from"] <= ts <= step["to"]]
+    in_step = [r for _, r in of_step]
+    on_broker = [w for w, _ in of_step]
     parts = []
     p99: float | None = None
     if in_step:
@@ -1313,8 +1287,7 @@ def section_d(res: Results, kb: KafkaBench, cfg: Config) -> None:
         peak = proc_status(worker.proc.pid).get("VmHWM", 0)
     finally:
         worker.stop()
-        received = readable.stop()
-    alerts = asyncio.run(_alerts(settings))
+        alerts = readable.stop()
     sustained = 0.0
     for p in phases:
         edits = p.get("edits")
@@ -1325,7 +1298,7 @@ def section_d(res: Results, kb: KafkaBench, cfg: Config) -> None:
         )
         if p["kept_up"] and edits is None:
             sustained = max(sustained, p["rate"])
-        figure, p99 = latency_figure(alerts, received, p)
+        figure, p99 = latency_figure(alerts, p)
         if p99 is None:
             res.add(Row("d", f"latency at {step}", figure, None, "ms"))
             continue
@@ -1397,8 +1370,8 @@ def two_workers_latency(res: Results, kb: KafkaBench, cfg: Config) -> None:
     finally:
         for worker in workers:
             worker.stop()
-        received = readable.stop()
-    figure, p99 = latency_figure(asyncio.run(_alerts(settings)), received, step)
+        alerts = readable.stop()
+    figure, p99 = latency_figure(alerts, step)
     name = f"event → alert at {rate:,.0f} events/s offered, two workers"
     if p99 is None:
         res.add(Row("d", name, figure, None, "ms"))
