@@ -14,13 +14,14 @@ dropped (a fetch that raced a seek), a hole in the offsets is registered as a ga
 commits can pass offsets that hold no message), and a delivery is abandoned when Faust suspends the flow for a
 rebalance (what was abandoned is read again from the committed offsets).
 
-This reads Faust privates (``_stopped``, ``_read_offset``, ``_add_gap``) of faust-streaming 0.15; the pin in
-``pyproject.toml`` and ``tests/test_batches.py`` hold them to it.
+This reads Faust privates (``_stopped``, ``_read_offset``, ``_add_gap``, ``_thread``) of faust-streaming 0.15;
+the pin in ``pyproject.toml`` and ``tests/test_batches.py`` hold them to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -72,6 +73,18 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # fetched yet, and past a commit marker (so: waiting forever) for one that ends with a transaction.
         # The offset after the last committed record is what it must reach.
         return await self.committed_ends(list(partitions))
+
+    def fresh_highwater(self, tp: Any, max_age_s: float) -> int | None:
+        """The high-water mark of ``tp`` (the last stable offset, read_committed) if a fetch answered it within
+        ``max_age_s``, else None. aiokafka keeps the last one it was told: a partition whose fetches fail (its
+        leader moving after a broker restart), or whose fetched records wait undelivered, keeps a stale one."""
+        try:
+            polled_ms = self._thread._ensure_consumer().last_poll_timestamp(tp)
+            if polled_ms is None or time.time() - polled_ms / 1000 >= max_age_s:
+                return None
+            return self.highwater(tp)
+        except Exception:  # not assigned (any more), or the consumer not started
+            return None
 
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)

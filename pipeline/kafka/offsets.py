@@ -9,7 +9,10 @@ what the answers ask: acknowledge these events, re-read these ranges. The contra
 - a message delivered twice (by Faust and by a direct read) is decided once;
 - a delivery beyond the next expected offset asks for the skipped range to be re-read, and the partition's
   releases wait (``blocked``) until that re-read has finished;
-- an input with messages on the broker that has delivered nothing for ``stall_s`` is re-read the same way.
+- an input with messages on the broker that has delivered nothing for ``stall_s`` is re-read the same way,
+  and so is one whose end nobody has heard of for ``fresh_s`` (its fetches fail): to the broker's end;
+- an input is caught up only when its end is known as of the last ``fresh_s``: a stale high-water mark (the
+  fetcher's last answer before a partition's fetches began to fail) is no evidence that nothing more is there.
 
 Why Faust needs all this is in docs/kafka_runtime.md.
 """
@@ -49,6 +52,7 @@ class Reread(Generic[TP]):
     start: int
     end: int
     epoch: int  # the assignment it belongs to; a late answer for an older one is ignored
+    to_end: bool = False  # read on to the broker's end at the time of the read (a stalled input), past ``end``
 
 
 @dataclass(slots=True)
@@ -71,12 +75,14 @@ class _Partition:
     next_ack: int | None = None  # next offset to acknowledge
     gap_since: float | None = None  # when the head of the queue began to wait at a gap
     gaps: set[tuple[int, int]] = field(default_factory=set)  # skipped ranges being re-read: releases wait
+    read_to: int = 0  # a direct read covered the offsets below this, records or not (a tail of commit markers)
 
 
 class OffsetTracker(Generic[TP]):
-    def __init__(self, gap_patience_s: float = 30.0, stall_s: float = 10.0) -> None:
+    def __init__(self, gap_patience_s: float = 30.0, stall_s: float = 10.0, fresh_s: float = 3.0) -> None:
         self.gap_patience_s = gap_patience_s
         self.stall_s = stall_s
+        self.fresh_s = fresh_s
         self.epoch = 0  # bumped on every assignment and revocation
         self._assigned: frozenset[TP] = frozenset()
         self._parts: dict[TP, _Partition] = {}
@@ -84,6 +90,9 @@ class OffsetTracker(Generic[TP]):
         self._progress_at: dict[TP, float] = {}  # when each assigned input last delivered (or was assigned)
         #: (log start, end, the group's committed offset or None) asked of the broker at assignment
         self._bounds: dict[TP, tuple[int, int, int | None]] = {}
+        #: the furthest end of each input the broker told us of itself (at assignment, or a direct read to the
+        #: end), and when; the consumer's high-water marks are passed in by the caller, fresh or not at all
+        self._ends: dict[TP, tuple[int, float]] = {}
 
     # -- assignment ------------------------------------------------------------------------------
 
@@ -92,6 +101,7 @@ class OffsetTracker(Generic[TP]):
         self._assigned = frozenset(tps)
         self.restart_stall_clocks(now)
         self._bounds = {}
+        self._ends = {}
 
     def restart_stall_clocks(self, now: float) -> None:
         """Count every assigned input's silence from ``now``: Faust delivers nothing while it recovers the
@@ -108,11 +118,12 @@ class OffsetTracker(Generic[TP]):
         """Forget everything taken: un-acknowledged messages are read again from the committed offsets."""
         self._parts.clear()
 
-    def set_bounds(self, tp: TP, start: int, end: int, committed: int | None) -> Reread[TP] | None:
+    def set_bounds(self, tp: TP, start: int, end: int, committed: int | None, now: float) -> Reread[TP] | None:
         """What the broker said at assignment: the log's start and end, and the group's committed offset (None:
         the group never committed to ``tp``). Messages taken before it was known were held (``blocked``); if the
         first of them is past where delivery starts, the offsets in between are to be re-read (returned)."""
         self._bounds[tp] = (start, end, committed)
+        self._ends[tp] = (end, now)
         part = self._parts.get(tp)
         if part is None or not part.queue or part.next_ack is not None:
             return None
@@ -147,16 +158,20 @@ class OffsetTracker(Generic[TP]):
         start, _, committed = bounds
         return start if committed is None else max(committed, start)
 
-    def caught_up(self, tp: TP, highwater: int | None) -> bool:
-        """Nothing more to read on ``tp`` right now: the position has reached the end, the larger of the
-        consumer's high-water mark and the end at assignment. Unknown bounds are not caught up (a fetcher
-        reports 0 for a partition it has not fetched yet, which must not read as "empty")."""
+    def caught_up(self, tp: TP, highwater: int | None, now: float) -> bool:
+        """Nothing more to read on ``tp`` right now: the position has reached the end, the largest of
+        ``highwater`` (the consumer's high-water mark, given only if a fetch answered it within ``fresh_s``),
+        the end at assignment and the end a direct read reached, and one of them is that recent. Unknown
+        bounds are not caught up (a fetcher reports 0 for a partition it has not fetched yet, which must not
+        read as "empty"); nor is an end nobody has heard of for ``fresh_s`` (after a broker restart one
+        partition's fetches failed for seconds while the others flowed: its last high-water mark, stale,
+        said "caught up", and the merge decided its rooms' other events before its own older ones)."""
         bounds = self._bounds.get(tp)
         if bounds is None:
             return False
-        start, end, _ = bounds
+        end, fresh = self._end(tp, highwater, now)
         position = self.position(tp)
-        return (position if position is not None else start) >= max(end, highwater or 0)
+        return fresh and self._reached(tp, bounds[0] if position is None else position) >= end
 
     def blocked(self, tps: Iterable[TP]) -> bool:
         """Whether skipped offsets of any of ``tps`` are being re-read, or one has delivered before where its
@@ -197,9 +212,17 @@ class OffsetTracker(Generic[TP]):
         self._progress_at[tp] = now
         return Receipt(pending=pending, reread=reread)
 
-    def reread_done(self, request: Reread[TP], offsets: Iterable[int], now: float) -> list[Pending]:
-        """The direct read of ``request`` found ``offsets``: entries for those not taken yet, to decide (in
-        the order given). Empty when the assignment changed meanwhile or ``tp`` is no longer ours."""
+    def reread_done(
+        self,
+        request: Reread[TP],
+        offsets: Iterable[int],
+        now: float,
+        reached: int | None = None,
+        end: int | None = None,
+    ) -> list[Pending]:
+        """The direct read of ``request`` found ``offsets`` and read every offset below ``reached``, of a range
+        that ended at ``end`` (None: the request's end, read whole): entries for those not taken yet, to decide
+        (in the order given). Empty when the assignment changed meanwhile or ``tp`` is no longer ours."""
         tp = request.tp
         self._rereading.discard(tp)
         if request.epoch != self.epoch:
@@ -207,6 +230,14 @@ class OffsetTracker(Generic[TP]):
         part = self._parts.get(tp)
         if part is not None:
             part.gaps.discard((request.start, request.end))  # whatever was found, stop waiting for it
+            # read to there: an input whose last offsets hold no record a consumer returns (a transaction's
+            # commit marker) is caught up at the end, not waited for by the merge forever
+            end = request.end if end is None else end
+            reached = end if reached is None else reached
+            part.read_to = max(part.read_to, reached)
+            if request.to_end:  # the broker's end when the read began: as of now if the read got there
+                known, at = self._ends.get(tp, (0, float("-inf")))
+                self._ends[tp] = (max(end, known), now if reached >= end else at)
         offsets = list(offsets)
         if not offsets or part is None or tp not in self._assigned:
             return []
@@ -218,29 +249,31 @@ class OffsetTracker(Generic[TP]):
         return entries
 
     def stalled(self, tps: Iterable[TP], highwater: Callable[[TP], int | None], now: float) -> list[Reread[TP]]:
-        """Re-reads of those ``tps`` that have delivered nothing for ``stall_s`` while the broker holds
-        messages beyond their position; each blocks its partition like skipped offsets do."""
+        """Re-reads, to the broker's end, of those ``tps`` that have delivered nothing for ``stall_s`` while the
+        broker holds messages beyond their position or their end has not been heard of for ``fresh_s``
+        (``highwater``: as for ``caught_up``); each blocks its partition like skipped offsets do."""
         out = []
         for tp in tps:
             if tp in self._rereading or now - self._progress_at.get(tp, now) < self.stall_s:
                 continue
             # the consumer knows no high-water mark of a partition it never fetched: the end asked of the broker
-            # at assignment stands in (a restarted worker once decided nothing for 94 s, its inputs never fetched)
-            end = max(highwater(tp) or 0, self._bounds.get(tp, (0, 0, None))[1])
-            # an input with no commit starts at the log's start (``_start``): without it the stall net never fired
+            # at assignment stands in (a restarted worker once decided nothing for 94 s, its inputs never fetched).
+            # An input with no commit starts at the log's start (``_start``): without it the stall net never fired
             # for one — the restart test's silent worker decided nothing for 90 s (stops 35–37)
             start = self.position(tp)
-            if start is None or not end or start >= end:
+            if start is None:
+                continue
+            end, fresh = self._end(tp, highwater(tp), now)
+            if fresh and self._reached(tp, start) >= end:
                 continue
             log.warning(
-                "%s has delivered nothing for %.0f s with offsets %d..%d on the broker: reading them directly",
+                "%s has delivered nothing for %.0f s with %s: reading it directly to the broker's end",
                 tp,
                 now - self._progress_at[tp],
-                start,
-                end - 1,
+                f"offsets {start}..{end - 1} on the broker" if start < end else "its end not heard of lately",
             )
             self._progress_at[tp] = now
-            out.append(self._request(tp, start, end, blocking=True))
+            out.append(self._request(tp, start, max(start, end), blocking=True, to_end=True))
         return out
 
     # -- acknowledgements ------------------------------------------------------------------------
@@ -279,12 +312,24 @@ class OffsetTracker(Generic[TP]):
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _end(self, tp: TP, highwater: int | None, now: float) -> tuple[int, bool]:
+        """The furthest end of ``tp`` known, and whether it was heard of within ``fresh_s``."""
+        end, at = self._ends.get(tp, (0, float("-inf")))
+        if highwater is not None:
+            return max(end, highwater), True
+        return end, now - at < self.fresh_s
+
+    def _reached(self, tp: TP, position: int) -> int:
+        """How far ``tp`` is read: its position, or further where a direct read found nothing to take."""
+        part = self._parts.get(tp)
+        return position if part is None else max(position, part.read_to)
+
     def _taken(self, part: _Partition, tp: TP, offset: int, now: float) -> None:
         part.last = offset if part.last is None else max(part.last, offset)
         self._progress_at[tp] = now
 
-    def _request(self, tp: TP, start: int, end: int, blocking: bool) -> Reread[TP]:
+    def _request(self, tp: TP, start: int, end: int, blocking: bool, to_end: bool = False) -> Reread[TP]:
         if blocking:
             self._parts.setdefault(tp, _Partition()).gaps.add((start, end))
         self._rereading.add(tp)
-        return Reread(tp, start, end, self.epoch)
+        return Reread(tp, start, end, self.epoch, to_end)

@@ -62,9 +62,15 @@ async def read_range(
     end: int,
     timeout_s: float = 15.0,
     *,
+    to_end: bool = False,
+    isolation_level: str = "read_uncommitted",
     security: Mapping[str, Any] | None = None,
-) -> list[Any]:
-    """Records of ``tp`` with ``start ≤ offset < end``, as many as arrive within ``timeout_s``.
+) -> tuple[list[Any], int, int]:
+    """Records of ``tp`` with ``start ≤ offset < end``, as many as arrive within ``timeout_s``; the offset the
+    read reached: every offset below it was read (``end`` when the range was read through, whether its last
+    offsets held records or a transaction's commit marker; less after a failure or the timeout); and ``end``.
+    ``to_end``: ``end`` is the partition's end when the read starts if that is further (the last stable
+    offset, read_committed).
 
     Never raises: a failed read is logged and returns what was read (the caller stops waiting either way)."""
     consumer = AIOKafkaConsumer(
@@ -72,23 +78,28 @@ async def read_range(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",  # a start below the log's (retention) reads what is left, not from the end
+        isolation_level=isolation_level,
         **(environment_security() if security is None else security),
     )
     records: list[Any] = []
+    reached = start
     tp = TopicPartition(tp.topic, tp.partition)  # Faust's TP is not aiokafka's
     try:
         await consumer.start()
         consumer.assign([tp])
+        if to_end:
+            end = max(end, (await consumer.end_offsets([tp]))[tp])
         consumer.seek(tp, start)
         deadline = time.monotonic() + timeout_s
-        while (not records or records[-1].offset < end - 1) and time.monotonic() < deadline:
+        while reached < end and time.monotonic() < deadline:
             batch = await consumer.getmany(tp, timeout_ms=500, max_records=end - start)
             records.extend(r for r in batch.get(tp, []) if start <= r.offset < end)
+            reached = min(end, await consumer.position(tp))
     except Exception:
         log.exception("re-reading %s %d..%d failed", tp, start, end - 1)
     finally:
         await consumer.stop()
-    return records
+    return records, reached, end
 
 
 async def committed_ends(

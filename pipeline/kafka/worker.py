@@ -364,7 +364,7 @@ class WorkerRuntime:
             self._rebalancing_seen = False
             self.offsets.restart_stall_clocks(now)
         open_inputs = [tp for p, tps in self._owned.items() if self.rebuilds.is_open(p) for tp in tps]
-        for request in self.offsets.stalled(open_inputs, self._highwater, now):
+        for request in self.offsets.stalled(open_inputs, self._fresh_highwater, now):
             asyncio.ensure_future(self._reread(request))
 
     def _adopt_rules(self, loading: asyncio.Future[Ruleset | None]) -> None:
@@ -509,12 +509,19 @@ class WorkerRuntime:
     async def _reread(self, request: Reread[TP]) -> None:
         """Read a range Faust skipped or stopped delivering, and decide what it had not delivered."""
         tp = request.tp
-        records = await read_range(
-            self.settings.bootstrap_servers(), tp, request.start, request.end, security=security_kwargs(self.settings)
+        records, reached, end = await read_range(
+            self.settings.bootstrap_servers(),
+            tp,
+            request.start,
+            request.end,
+            to_end=request.to_end,
+            # as the worker's consumer reads: with transactions, an aborted input record is no event
+            isolation_level="read_committed" if self.transactions is not None else "read_uncommitted",
+            security=security_kwargs(self.settings),
         )
         async with self._lock:
             by_offset = {r.offset: r for r in records}
-            entries = self.offsets.reread_done(request, list(by_offset), time.monotonic())
+            entries = self.offsets.reread_done(request, list(by_offset), time.monotonic(), reached, end)
             if entries:
                 log.warning(
                     "re-read %d message(s) of %s that Faust did not deliver (offsets %d..%d)",
@@ -742,8 +749,12 @@ class WorkerRuntime:
         except Exception:
             return None
 
+    def _fresh_highwater(self, tp: TP) -> int | None:
+        """The consumer's high-water mark of ``tp`` if a fetch answered it lately (``OffsetTracker.caught_up``)."""
+        return self.app.consumer.fresh_highwater(tp, self.offsets.fresh_s)
+
     def _caught_up(self, tp: TP) -> bool:
-        return self.offsets.caught_up(tp, self._highwater(tp))
+        return self.offsets.caught_up(tp, self._fresh_highwater(tp), time.monotonic())
 
     async def _query_bounds(self, tps: set[TP]) -> None:
         """Ask the broker where each newly owned input partition starts and ends, and where the group's
@@ -764,12 +775,13 @@ class WorkerRuntime:
                     return
                 log.warning("could not read the offsets of %s (%r); asking again", sorted(tps), e)
                 await asyncio.sleep(BOUNDS_RETRY_S)
+        now = time.monotonic()  # the ends answered are known as of now
         async with self._lock:  # a step decides on one view of what may be released
             if epoch != self.offsets.epoch:  # a later assignment asks for its own (a re-read starts from these)
                 return
             for tp in tps:
                 asked = committed.get(TopicPartition(tp.topic, tp.partition))
-                request = self.offsets.set_bounds(tp, starts[tp] or 0, ends[tp] or 0, asked)
+                request = self.offsets.set_bounds(tp, starts[tp] or 0, ends[tp] or 0, asked, now)
                 if request is not None:
                     asyncio.ensure_future(self._reread(request))
             try:
