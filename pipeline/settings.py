@@ -39,7 +39,12 @@ class Settings(BaseSettings):
         ge=0,
         description="event-time merge: release an event once the partition's event time is this far past it",
     )
-    max_wait_s: float = Field(5.0, ge=0, description="event-time merge: release an event after this wall time")
+    max_wait_s: float = Field(
+        30.0,
+        ge=0,
+        description="event-time merge: release an event held for an input that has delivered nothing for this "
+        "long while others flow (longer than the 10 s after which a stalled input is read directly)",
+    )
     rebuild_timeout_s: float = Field(
         60.0,
         gt=0,

@@ -117,3 +117,32 @@ async def test_the_aiokafka_consumer_is_built_with_the_workers_fetch_wait():
         assert client._fetch_max_wait_ms == expected
         await client.stop()
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)
+
+
+def test_a_high_water_mark_is_given_only_while_fetches_answer_it():
+    # after a broker restart one partition's fetches can fail for seconds: aiokafka keeps its last high-water
+    # mark, and the merge took that for "caught up"; the consumer gives it only if a fetch answered it lately
+    import time
+
+    from aiokafka.consumer.fetcher import Fetcher as AIOFetcher
+
+    app = faust.App("batches-test-fresh", broker="kafka://127.0.0.1:1")
+    consumer = BatchTransport(app.conf.broker_consumer, app, frozenset(), lambda b: asyncio.sleep(0)).create_consumer(
+        callback=lambda m: asyncio.sleep(0), on_partitions_revoked=None, on_partitions_assigned=None
+    )
+    tp = TP("live.meta", 0)
+    polled_ms: dict[TP, float] = {tp: time.time() * 1000 - 1_000}
+
+    class Client:  # the aiokafka consumer's one call used
+        def last_poll_timestamp(self, partition: TP) -> float:
+            assert partition in polled_ms, "Partition is not assigned"  # as aiokafka asserts
+            return polled_ms[partition]
+
+    consumer._thread._ensure_consumer = Client  # type: ignore[method-assign]
+    consumer.highwater = lambda partition: 42  # type: ignore[method-assign]
+    assert consumer.fresh_highwater(tp, max_age_s=3) == 42  # answered a second ago
+    assert consumer.fresh_highwater(tp, max_age_s=0.5) is None  # not within half a second
+    assert consumer.fresh_highwater(TP("live.meta", 1), max_age_s=3) is None  # not assigned
+    # aiokafka stamps the poll time with the high-water mark, on an answer without error only
+    source = inspect.getsource(AIOFetcher._proc_fetch_request)
+    assert "tp_state.highwater = highwater" in source and "tp_state.timestamp = now_ms" in source

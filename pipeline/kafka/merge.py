@@ -70,13 +70,15 @@ _KEY, _ARRIVED, _ITEM = 0, 2, 3
 class EventTimeMerger(Generic[TP, T]):
     """Holds events of one partition number until every input of it has moved past their event time."""
 
-    def __init__(self, inputs: Callable[[], set[TP]], max_lateness_ms: int = 60_000, max_wait_s: float = 5.0) -> None:
+    def __init__(self, inputs: Callable[[], set[TP]], max_lateness_ms: int = 60_000, max_wait_s: float = 30.0) -> None:
         self._inputs = inputs  # the topic-partitions currently feeding this merger
         self.max_lateness_ms = max_lateness_ms
         self.max_wait_s = max_wait_s
         self._heap: list[list[Any]] = []
         self._progress: dict[TP, int] = {}  # latest event time delivered per topic-partition
         self._tiebreak = itertools.count()
+        self._delivered_s: dict[TP, float] = {}  # wall time of each input's latest delivery
+        self._since_s: float | None = None  # when this merger began to wait (first push, or restart_wait)
         #: events released by a bound rather than in order, by bound ("lateness" / "wait"); a runtime reads
         #: and resets it for its metrics
         self.forced: Counter[str] = Counter()
@@ -98,6 +100,9 @@ class EventTimeMerger(Generic[TP, T]):
         """Hold ``item``; its place is ``order_key(ts, seq, topic, offset)``, or ``key`` when the caller has
         computed that already."""
         self._progress[tp] = max(self._progress.get(tp, ts), ts)
+        self._delivered_s[tp] = now_s
+        if self._since_s is None:
+            self._since_s = now_s
         n = next(self._tiebreak)
         if key is None:
             key = order_key(ts, seq, topic, n if offset is None else offset)
@@ -107,11 +112,14 @@ class EventTimeMerger(Generic[TP, T]):
         """Every held event that no input can still precede, in event-time order.
 
         ``wait_for_lagging``: an input that is not caught up (the broker holds messages of it not yet
-        delivered) is waited for beyond both bounds, however long. The consumer, not the producer, is behind
-        there — a fetch hands one topic's messages over far ahead of another's in event time, or a partition's
-        fetches fail for seconds after a broker restart while the rest are served — so a bound would decide
-        events before older ones still on the broker. The caller must get a stalled input read (the worker's
-        offset tracker reads it directly) or tell that it has nothing more (``caught_up``).
+        delivered, or may: the caller's ``caught_up`` says) and still delivering (something within
+        ``max_wait_s``) is waited for beyond both bounds. The consumer, not the producer, is behind there — a
+        fetch hands one topic's messages over far ahead of another's in event time, or one partition's fetches
+        fail for seconds after a broker restart while the rest are served — so the bounds would release events
+        before older ones on their way. Only a stalled input is forced past, and the worker reads a stalled
+        input directly first (its offset tracker, after 10 s): ``max_wait_s`` must be longer than that, or
+        the merge decides past events the direct read was about to bring (CI's broker fault run at 5 s: 918
+        AI-label gaps reported at a later event, 692 price alerts the replay never had).
 
         ``caught_up`` is asked once per input per call: a batch's release costs one look at each input,
         not one per event."""
@@ -122,13 +130,15 @@ class EventTimeMerger(Generic[TP, T]):
         newest = max(self._progress.values(), default=0)
         # Asked once per input per call (nothing an input reports changes during one): the inputs that can
         # still precede an event, with the event time each has reached. Below the lowest, nothing waits.
-        floor = min((self._progress.get(tp, -1) for tp in inputs if not caught_up(tp)), default=None)
+        behind = [(self._progress.get(tp, -1), tp) for tp in inputs if not caught_up(tp)]
+        floor = min((progress for progress, _ in behind), default=None)
         while self._heap:
             head = self._heap[0]
             ts = head[_KEY][0]
             # No known inputs (the assignment is not known yet) means unknown, not "all caught up".
             if not inputs or (floor is not None and ts > floor):
-                if wait_for_lagging and inputs:
+                blocking = [tp for progress, tp in behind if progress < ts]
+                if wait_for_lagging and any(not self._stalled(tp, now_s) for tp in blocking):
                     break
                 if ts <= newest - self.max_lateness_ms:
                     self.forced["lateness"] += 1
@@ -145,10 +155,19 @@ class EventTimeMerger(Generic[TP, T]):
         its events look stalled and force them out before the other input topics have caught up."""
         for held in self._heap:
             held[_ARRIVED] = now_s
+        self._since_s = now_s
+        self._delivered_s = dict.fromkeys(self._delivered_s, now_s)
+
+    def _stalled(self, tp: TP, now_s: float) -> bool:
+        """``tp`` has delivered nothing for ``max_wait_s`` (counted from when the merger began to wait
+        if it never delivered)."""
+        last = self._delivered_s.get(tp, self._since_s if self._since_s is not None else now_s)
+        return now_s - last >= self.max_wait_s
 
     def clear(self) -> None:
         """Drop everything held (partitions revoked): those events were not acknowledged, so whoever
         owns the partitions next reads them again."""
         self._heap.clear()
         self._progress.clear()
-
+        self._delivered_s.clear()
+        self._since_s = None

@@ -751,7 +751,9 @@ class WorkerRuntime:
 
     def _fresh_highwater(self, tp: TP) -> int | None:
         """The consumer's high-water mark of ``tp`` if a fetch answered it lately (``OffsetTracker.caught_up``)."""
-        return self.app.consumer.fresh_highwater(tp, self.offsets.fresh_s)
+        consumer = self.app.consumer
+        assert isinstance(consumer, BatchConsumer)  # the transport builds one (``BatchTransport``)
+        return consumer.fresh_highwater(tp, self.offsets.fresh_s)
 
     def _caught_up(self, tp: TP) -> bool:
         return self.offsets.caught_up(tp, self._fresh_highwater(tp), time.monotonic())
