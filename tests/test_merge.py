@@ -2,6 +2,8 @@
 
 import inspect
 
+from aiokafka import TopicPartition
+
 from pipeline.kafka.merge import DeliveryClock, EventTimeMerger, order_key
 from pipeline.kafka.reader import read_range
 from pipeline.kafka.worker import STALL_S
@@ -161,3 +163,13 @@ def test_held_events_are_not_forced_out_by_a_pause_in_which_nothing_was_delivere
     m.push(B, 50, "price@50", now_s=clock.now(20))
     assert m.pop_ready(lambda tp: tp == B, now_s=clock.now(20), wait_for_lagging=True)[0] == "price@50"
     assert not m.forced
+
+
+async def test_a_direct_read_that_cannot_even_start_reports_nothing_read_instead_of_raising(caplog):
+    # The worker waits for the answer of each direct read before releasing the partition it reads for: one that
+    # raised (here a client refused at construction) would block the partition for good.
+    records, reached, end = await read_range(
+        "127.0.0.1:9", TopicPartition("live.meta", 0), 5, 9, security={"security_protocol": "NO_SUCH_PROTOCOL"}
+    )
+    assert (records, reached, end) == ([], 5, 9)
+    assert "re-reading" in caplog.text

@@ -73,18 +73,20 @@ async def read_range(
     offset, read_committed).
 
     Never raises: a failed read is logged and returns what was read (the caller stops waiting either way)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",  # a start below the log's (retention) reads what is left, not from the end
-        isolation_level=isolation_level,
-        **(environment_security() if security is None else security),
-    )
     records: list[Any] = []
     reached = start
     tp = TopicPartition(tp.topic, tp.partition)  # Faust's TP is not aiokafka's
+    consumer: AIOKafkaConsumer | None = None
     try:
+        # made inside the guard too: a caller that never hears back blocks the partition it reads for
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # a start below the log's (retention) reads what is left, not from the end
+            isolation_level=isolation_level,
+            **(environment_security() if security is None else security),
+        )
         await consumer.start()
         consumer.assign([tp])
         if to_end:
@@ -98,7 +100,11 @@ async def read_range(
     except Exception:
         log.exception("re-reading %s %d..%d failed", tp, start, end - 1)
     finally:
-        await consumer.stop()
+        if consumer is not None:
+            try:
+                await consumer.stop()
+            except Exception:
+                log.exception("closing the re-read of %s failed", tp)
     return records, reached, end
 
 
