@@ -56,6 +56,13 @@ def test_embedded_and_state_sections(tmp_path: Path) -> None:
     assert c[0] == "embedded events/s, every detector, one core"
     parts = {"embedded events/s, bilibili only", "embedded events/s, douyin only", "embedded events/s, commerce only"}
     assert parts <= set(c)
+    # each kind alone, and the bound a faster path for it alone could reach
+    split = [
+        r
+        for r in report["rows"]
+        if r["name"] in ("embedded events/s, viewer comments only", "embedded events/s, the rest only")
+    ]
+    assert len(split) == 2 and all(r["value"] > 0 and "the whole input at most" in r["figure"] for r in split)
     # none + each of the shipped detectors
     assert sum(n.startswith("embedded events/s, detectors: ") for n in c) == 1 + len(load_ruleset().detectors)
     first = report["rows"][0]
