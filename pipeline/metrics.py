@@ -94,6 +94,18 @@ class Metrics:
             "Owned partitions running with empty non-durable detector state because their rebuild failed",
             registry=r,
         )
+        # One step's transaction (exactly-once): how long a decided step waited for the one before it to commit
+        # ("wait": the worker holds one in flight), and how long its own took from begin to commit ("run"). An
+        # event's alert waits for about one of each after its step, so these say where latency goes.
+        self.transaction_seconds = Histogram(
+            "livewatch_transaction_seconds",
+            "A step's Kafka transaction: waiting for the one in flight before it, and its own begin to commit",
+            ["phase"],
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.transaction_wait = self.transaction_seconds.labels(phase="wait")
+        self.transaction_run = self.transaction_seconds.labels(phase="run")
         self.rooms_active = Gauge("livewatch_rooms_active", "Rooms with state in this process", registry=r)
         self.ruleset_info = Gauge("livewatch_ruleset_info", "The loaded ruleset (value 1)", ["version"], registry=r)
         self.ruleset_reloads = Counter(

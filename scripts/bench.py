@@ -1359,14 +1359,8 @@ def section_d(res: Results, kb: KafkaBench, cfg: Config) -> None:
                 False if top >= 5_000 else None,
             )
         )
-    buckets = sorted(
-        (float(k.split('le="')[1].split('"')[0]), v)
-        for k, v in metrics.items()
-        if k.startswith("livewatch_decision_latency_seconds_bucket")
-    )
-    count = metrics.get("livewatch_decision_latency_seconds_count", 0)
+    count, bounds, _ = histogram(metrics, "livewatch_decision_latency_seconds")
     if count:
-        bounds = [next(le for le, c in buckets if c >= q * count) for q in (0.5, 0.99)]
         res.add(
             Row(
                 "d",
@@ -1375,7 +1369,30 @@ def section_d(res: Results, kb: KafkaBench, cfg: Config) -> None:
                 f"worker peak RSS {peak / 2**20:,.0f} MiB",
             )
         )
+    phases_ms = []
+    for phase in ("wait", "run"):
+        count, bounds, total = histogram(metrics, "livewatch_transaction_seconds", f'phase="{phase}"')
+        if count:
+            phases_ms.append(
+                f"{phase} mean {total / count * 1000:.1f} ms (p50 ≤ {bounds[0] * 1000:g}, p99 ≤ {bounds[1] * 1000:g})"
+            )
+    if phases_ms:  # where an alert's time goes after its step: waiting for the transaction before, then its own
+        res.add(
+            Row("d", "worker histogram, a step's transaction", "; ".join(phases_ms) + f" over {int(count):,} steps")
+        )
     two_workers_latency(res, kb, cfg)
+
+
+def histogram(metrics: dict[str, float], name: str, label: str = "") -> tuple[float, list[float], float]:
+    """A Prometheus histogram's count, the bucket bounds its p50 and p99 fall in, and its sum, from a scrape."""
+    buckets = sorted(
+        (float(k.split('le="')[1].split('"')[0]), v)
+        for k, v in metrics.items()
+        if k.startswith(f"{name}_bucket") and label in k
+    )
+    count = metrics.get(f"{name}_count{{{label}}}" if label else f"{name}_count", 0)
+    bounds = [next(le for le, c in buckets if c >= q * count) for q in (0.5, 0.99)] if count else []
+    return count, bounds, metrics.get(f"{name}_sum{{{label}}}" if label else f"{name}_sum", 0.0)
 
 
 def two_workers_latency(res: Results, kb: KafkaBench, cfg: Config) -> None:

@@ -169,6 +169,10 @@ def test_worker_exports_its_metrics(one_worker_run):
     assert m["livewatch_decision_latency_seconds_count"] >= one_worker_run["n_valid"]
     assert m["livewatch_partitions_assigned"] == 4
     assert any(k.startswith("livewatch_ruleset_info{") and v == 1 for k, v in m.items())
+    # every step's transaction: how long it waited for the one before it, and how long it took itself
+    run, wait = (f'livewatch_transaction_seconds_count{{phase="{p}"}}' for p in ("run", "wait"))
+    assert m[run] > 0 and m[wait] >= m[run]  # a step whose transaction failed to start is not "run"
+    assert 0 < m['livewatch_transaction_seconds_sum{phase="run"}'] < 30 * m[run]
 
 
 # -- two workers, rebalances -----------------------------------------------------------------------

@@ -152,3 +152,22 @@ async def test_a_batch_the_broker_never_takes_is_a_transient_error():
     s, _ = sender(dlq=FakeTopic("dlq", [KafkaConnectionError()] * 10))
     with pytest.raises(TransientError, match="failed 5 times"):
         await s.send_many([(dead(1), b"a"), (dead(2), b"b")])
+
+
+async def test_the_handed_callback_runs_once_every_message_is_with_the_producer_and_before_any_ack(outcome):
+    # The worker's transaction adds its input offsets then: beside the produce requests, not after their acks.
+    s, (alerts, actions, dlq) = sender()
+    seen: list[tuple[int, int, int]] = []
+    errors = await s.send_many(
+        [(outcome, b"r7"), (Outcome(), b"r8")],
+        on_handed=lambda: seen.append((len(alerts.sent), len(actions.sent), alerts.acked + actions.acked)),
+    )
+    assert errors == [None, None]
+    assert seen == [(len(outcome.findings), len(outcome.actions), 0)]
+
+
+async def test_the_handed_callback_runs_once_however_many_attempts_the_sends_take(outcome):
+    s, (alerts, _, _) = sender(alerts=FakeTopic("alerts", [RequestTimedOutError()]))  # the event is sent again
+    calls = []
+    assert await s.send_many([(outcome, b"r7")], on_handed=lambda: calls.append(len(alerts.sent))) == [None]
+    assert calls == [0] and len(alerts.sent) == len(outcome.findings)

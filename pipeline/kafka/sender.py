@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from pipeline.engine import Outcome
@@ -68,8 +68,11 @@ class OutputSender:
         if error is not None:
             raise error
 
-    async def send_many(self, batch: Sequence[tuple[Outcome, bytes | None]]) -> list[Exception | None]:
-        """Send the outputs of many events at once, then await every broker ack together.
+    async def send_many(
+        self, batch: Sequence[tuple[Outcome, bytes | None]], on_handed: Callable[[], None] | None = None
+    ) -> list[Exception | None]:
+        """Send the outputs of many events at once, then await every broker ack together. ``on_handed`` is
+        called once, when every message of the first attempt is with the producer and before any ack is awaited.
 
         Returns, per ``(outcome, key)`` of ``batch``, None once all its messages are acknowledged by the
         broker, or the error of one of them that is the message's own (not retried; the caller dead-letters
@@ -88,6 +91,9 @@ class OutputSender:
                         acks.append((i, await topic.send(key=k, value=v)))
                 except Exception as e:
                     failures.append((i, e))
+            if on_handed is not None:
+                on_handed()
+                on_handed = None
             results = await asyncio.gather(*(ack for _, ack in acks), return_exceptions=True)
             failures += [(i, r) for (i, _), r in zip(acks, results, strict=True) if isinstance(r, BaseException)]
             retry: set[int] = set()

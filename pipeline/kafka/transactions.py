@@ -86,10 +86,17 @@ class Transactions:
         await self.start()
         await self.producer.begin_transaction()
 
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Add the consumer group's next offsets to the open transaction and commit it."""
+    async def add_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Add the consumer group's next offsets to the open transaction (AddOffsetsToTxn, then TxnOffsetCommit
+        to the group's coordinator). May run while the transaction's records are in flight: the commit sends
+        them all before it ends the transaction, and an abort drops the offsets with them."""
         if offsets:
             await self.producer.send_offsets_to_transaction(dict(offsets), self.group_id)
+
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Add ``offsets`` (if any) to the open transaction and commit it."""
+        if offsets:
+            await self.add_offsets(offsets)
         await self.producer.commit_transaction()
 
     async def abort(self) -> None:
