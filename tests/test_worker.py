@@ -142,8 +142,11 @@ async def test_a_steps_transaction_sends_only_what_has_outputs_and_redoes_a_refu
     attempts: list[list[tuple[Outcome, bytes | None]]] = []
     calls: list[str] = []
 
-    async def send_many(batch):
+    async def send_many(batch, on_handed=None):
         attempts.append(list(batch))
+        calls.append("handed")
+        on_handed()  # the offsets go while the acks are awaited
+        await asyncio.sleep(0)
         return [MessageSizeTooLargeError() if len(attempts) == 1 else None for _ in batch]
 
     async def record(name, *args):
@@ -153,7 +156,8 @@ async def test_a_steps_transaction_sends_only_what_has_outputs_and_redoes_a_refu
     transactions = SimpleNamespace(
         begin=lambda: record("begin"),
         abort=lambda: record("abort"),
-        commit=lambda offsets: record("commit"),
+        add_offsets=lambda offsets: record("offsets"),
+        commit=lambda: record("commit"),
         log_change=lambda *a: record("change"),
     )
     source = MessageSource(topic="live.chat", partition=0, offset=1)
@@ -168,4 +172,50 @@ async def test_a_steps_transaction_sends_only_what_has_outputs_and_redoes_a_refu
     assert [[o for o, _ in sends] for sends in attempts][0] == [loud]  # the events without outputs are not sent
     redone = attempts[1][0][0]  # refused (its own error): the transaction is redone with a dead letter instead
     assert redone is not loud and [d.reason for d in redone.dead_letters] == ["processing_error"]
-    assert calls == ["begin", "abort", "begin", "commit"]
+    # each attempt adds the offsets beside its sends; the abort drops them with the refused attempt
+    assert calls == ["begin", "handed", "offsets", "abort", "begin", "handed", "offsets", "commit"]
+
+
+async def test_a_step_whose_offsets_could_not_be_added_is_never_committed(tmp_path, ruleset):
+    """The offsets are added beside the sends; when adding them fails, the step's transaction fails (the worker
+    stops and a restart reads the step again) instead of committing outputs without their offsets."""
+    from pipeline.engine import Outcome
+    from pipeline.kafka.offsets import Pending
+    from pipeline.kafka.worker import _Decided, _Step
+    from schemas.deadletter import MessageSource
+
+    runtime = WorkerRuntime(Settings(rules_dir=ruleset.directory, datadir=tmp_path / "w"))
+    calls: list[str] = []
+    failures: list[BaseException] = []
+
+    async def send_many(batch, on_handed=None):
+        on_handed()
+        await asyncio.sleep(0)
+        return [None for _ in batch]
+
+    async def record(name, *args):
+        calls.append(name)
+
+    async def refuse(offsets):
+        calls.append("offsets")
+        raise RuntimeError("the group coordinator went away")
+
+    async def crash(error):
+        failures.append(error)
+
+    runtime.sender.send_many = send_many  # type: ignore[method-assign]
+    runtime._in_flight._on_failure = crash
+    transactions = SimpleNamespace(
+        begin=lambda: record("begin"),
+        abort=lambda: record("abort"),
+        add_offsets=refuse,
+        commit=lambda: record("commit"),
+        log_change=lambda *a: record("change"),
+    )
+    step = _Step()
+    step.decided.append(_Decided(Outcome(), b"r1", Pending(0, None), b"{}", MessageSource(topic="live.chat")))
+    assert await runtime._finish_in_transaction(step, transactions)  # type: ignore[arg-type]
+    assert not await runtime._in_flight.settled()
+    await asyncio.sleep(0)
+    assert calls == ["begin", "offsets"]  # no commit
+    assert len(failures) == 1 and "group coordinator" in str(failures[0])

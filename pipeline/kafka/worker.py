@@ -643,10 +643,7 @@ class WorkerRuntime:
                 finally:
                     added = await asyncio.gather(*adding, return_exceptions=True)  # never left running
                     adding.clear()
-                for result in added:
-                    if isinstance(result, BaseException):
-                        raise result
-                if any(errors):
+                if any(errors):  # the offsets, whether they were added or failed to be, go with the abort
                     await transactions.abort()
                     if attempt:
                         raise TransientError(f"a step's dead letters were refused too: {errors!r}")
@@ -655,6 +652,9 @@ class WorkerRuntime:
                         for (_, key, raw, source), sent, e in zip(outputs, sends, errors, strict=True)
                     ]
                     continue
+                for result in added:
+                    if isinstance(result, BaseException):
+                        raise result
                 await transactions.commit()
                 self.metrics.transaction_run.observe(time.monotonic() - began)
                 return
