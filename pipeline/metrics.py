@@ -104,8 +104,7 @@ class Metrics:
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
-        self.transaction_wait = self.transaction_seconds.labels(phase="wait")
-        self.transaction_run = self.transaction_seconds.labels(phase="run")
+        self.transaction_phase = {phase: self.transaction_seconds.labels(phase=phase) for phase in ("wait", "run")}
         self.rooms_active = Gauge("livewatch_rooms_active", "Rooms with state in this process", registry=r)
         self.ruleset_info = Gauge("livewatch_ruleset_info", "The loaded ruleset (value 1)", ["version"], registry=r)
         self.ruleset_reloads = Counter(

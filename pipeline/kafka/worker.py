@@ -607,7 +607,7 @@ class WorkerRuntime:
         """Start a step's transaction once the one in flight has committed (``InFlight.start``), timing the wait."""
         waited = time.monotonic()
         started = await self._in_flight.start(transaction)
-        self.metrics.transaction_wait.observe(time.monotonic() - waited)
+        self.metrics.transaction_phase["wait"].observe(time.monotonic() - waited)
         return started
 
     async def _commit(
@@ -656,7 +656,7 @@ class WorkerRuntime:
                     if isinstance(result, BaseException):
                         raise result
                 await transactions.commit()
-                self.metrics.transaction_run.observe(time.monotonic() - began)
+                self.metrics.transaction_phase["run"].observe(time.monotonic() - began)
                 return
         except TransientError:
             raise
