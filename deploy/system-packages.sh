@@ -5,6 +5,8 @@
 #   and tests/test_prometheus_alerts.py runs the server against a real worker; without it those tests skip
 #   and the structural checks still run.
 # - g++: builds the claims scoring kernel (setup.py).
+# - valgrind: scripts/bench_instructions.py counts the embedded runtime's instructions under callgrind
+#   (tests/test_bench.py runs it).
 # - chromium and postgresql (+ a CJK font for the screenshots): the review console's browser tests (driven by
 #   Playwright) and its store tests against a real PostgreSQL server (deploy/postgres/start.sh). Those are
 #   never skipped: if the packages cannot be installed, this stops `make test` and says so.
@@ -36,4 +38,8 @@ fi
 # the slower Python path, and the test that holds CI to the compiled path fails
 if ! command -v g++ >/dev/null 2>&1; then
   apt_install g++ || { echo "deploy/system-packages.sh: could not install g++, which builds the scoring kernel" >&2; exit 1; }
+fi
+
+if ! command -v callgrind_control >/dev/null 2>&1; then
+  apt_install valgrind || { echo "deploy/system-packages.sh: could not install valgrind (scripts/bench_instructions.py)" >&2; exit 1; }
 fi

@@ -144,3 +144,24 @@ def test_rounds_below_one_are_refused() -> None:
 def test_unknown_section_is_refused(bad: str) -> None:
     done = subprocess.run([sys.executable, str(SCRIPT), "--only", bad], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 2 and "unknown sections" in done.stderr
+
+
+def test_instruction_count_is_the_same_in_two_runs(tmp_path: Path) -> None:
+    """scripts/bench_instructions.py: what it counts does not depend on the machine's speed — two runs of the same
+    code on the same sample count the same instructions (within 0.1 %: the allocator's addresses still vary)."""
+    figures = []
+    for i in range(2):
+        out = tmp_path / f"instr{i}.json"
+        done = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "bench_instructions.py"), "--quick", "--slices", "3", "--events"]
+            + ["60", "--json", str(out)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert re.search(r"instructions for 180 events .*: [\d,]+ per event", done.stdout)
+        figures.append(json.loads(out.read_text(encoding="utf-8")))
+    assert all(f["events"] == 180 and f["instructions"] > 1_000_000 for f in figures)
+    assert abs(figures[0]["instructions"] - figures[1]["instructions"]) <= 0.001 * figures[0]["instructions"]
