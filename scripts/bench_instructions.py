@@ -60,9 +60,10 @@ def only_part(lines: list[bytes], part: str) -> list[bytes]:
 def inner(sample_file: Path, out_dir: Path) -> None:
     """Under callgrind: warm up, then count the sample's run only."""
     from pipeline.embedded import EmbeddedRuntime
-    from pipeline.heap import settle_heap
+    from pipeline.heap import own_process, settle_heap
     from schemas.deadletter import MessageSource
 
+    own_process()  # as section c: the heap settled as `livewatch replay` settles it
     data = pickle.loads(sample_file.read_bytes())
     warm = EmbeddedRuntime(out_dir / "warm", reload_every_s=3600)
     warm.run((MessageSource(file="warm", line=i), raw) for i, raw in enumerate(data["warm"], start=1))
