@@ -46,6 +46,9 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
     name: ClassVar[str]
     #: event kinds this detector reads; the engine routes nothing else to it
     kinds: ClassVar[frozenset[str]]
+    #: False: no viewer's comment is routed to it, though ``kinds`` holds chat or danmaku (a host's or operator's
+    #: comment). Viewer comments are four events in five, and a call that returns at once cost ≈ 1 µs each.
+    reads_viewer_comments: ClassVar[bool] = True
     rule_model: ClassVar[type[Rule]]
     settings_model: ClassVar[type[BaseModel]]
     state_model: ClassVar[type[BaseModel]]

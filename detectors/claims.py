@@ -293,6 +293,7 @@ def _any(rxs: Sequence[re.Pattern[str]], clause: str, may: set[int]) -> bool:
 class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
     name: ClassVar[str] = "false_claims"
     kinds: ClassVar[frozenset[str]] = frozenset({"chat", "danmaku", "transcript", "price_tag", "stream_meta"})
+    reads_viewer_comments: ClassVar[bool] = False  # the host's and operators' comments only
 
     def __init__(self, settings: ClaimsSettings, rules: Sequence[ClaimRule], context: RuleContext) -> None:
         super().__init__(settings, rules, context)
@@ -418,7 +419,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: ClaimsState) -> list[Finding]:
         if is_viewer_comment(event):
-            return []  # most of the input: asked first, in one look-up rather than four class checks
+            return []  # not routed here by the engine (reads_viewer_comments); a direct caller may pass one
         if isinstance(event, StreamMetaEvent):
             if event.products and state.current_product_id not in {p.product_id for p in event.products}:
                 state.current_product_id = event.products[0].product_id

@@ -27,7 +27,16 @@ from pipeline.privacy import Pseudonymizer
 from pipeline.ruleset import Ruleset
 from schemas.accounts import AccountRecord
 from schemas.deadletter import DeadLetter, MessageSource
-from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, OverturnEvent, event_adapter, text_of, user_of
+from schemas.events import (
+    BaseEvent,
+    ChatEvent,
+    DanmakuEvent,
+    OverturnEvent,
+    event_adapter,
+    is_viewer_comment,
+    text_of,
+    user_of,
+)
 from schemas.findings import EnforcementAction, Finding
 
 log = logging.getLogger(__name__)
@@ -309,7 +318,7 @@ class Engine:
         ruleset = self.ruleset
         self.metrics.events_of(source, event.kind).inc()
         outcome = Outcome(event=event)
-        detectors = ruleset.detectors_for(event.kind)
+        detectors = ruleset.detectors_for(event.kind, is_viewer_comment(event))
         room = self.store.get(event.room_id)
         if room is None:
             room = RoomState()

@@ -60,8 +60,9 @@ class Ruleset:
     #: every configured detector, including those whose rules are all off (not in ``detectors``)
     configured: dict[str, AnyDetector] = field(default_factory=dict, repr=False)
 
-    def detectors_for(self, kind: str) -> tuple[AnyDetector, ...]:
-        return self._by_kind.get(kind, ())
+    def detectors_for(self, kind: str, viewer_comment: bool = False) -> tuple[AnyDetector, ...]:
+        """The running room-keyed detectors that read ``kind``; of a viewer's comment, those that read one."""
+        return (self._by_kind_of_viewer_comments if viewer_comment else self._by_kind).get(kind, ())
 
     def account_detectors_for(self, kind: str) -> tuple[AnyDetector, ...]:
         """The running detectors whose state is keyed by account (``keyed_by == "account"``) that read ``kind``."""
@@ -70,6 +71,10 @@ class Ruleset:
     @cached_property
     def _by_kind(self) -> dict[str, tuple[AnyDetector, ...]]:  # computed once per ruleset, read per event
         return _by_kind(d for d in self.detectors if d.keyed_by == "room")
+
+    @cached_property
+    def _by_kind_of_viewer_comments(self) -> dict[str, tuple[AnyDetector, ...]]:
+        return _by_kind(d for d in self.detectors if d.keyed_by == "room" and d.reads_viewer_comments)
 
     @cached_property
     def _by_kind_of_accounts(self) -> dict[str, tuple[AnyDetector, ...]]:

@@ -44,6 +44,21 @@ def test_viewer_chat_is_not_advertising_but_operator_chat_is(engine):
     assert [f.rule_id for f in engine.process(chat("全网最低！", role="operator")).findings] == ["claims.tiny.lowest"]
 
 
+def test_a_viewer_comment_reaches_only_the_detectors_that_read_one(engine):
+    """false_claims reads the host's and operators' comments, not a viewer's (``reads_viewer_comments``): the engine
+    does not route one there, so the detector's state is not even made for a room of viewer comments only."""
+    ruleset = engine.ruleset
+    assert "false_claims" in {d.name for d in ruleset.detectors_for("chat")}
+    assert "false_claims" not in {d.name for d in ruleset.detectors_for("chat", viewer_comment=True)}
+    assert {d.name for d in ruleset.detectors_for("chat", viewer_comment=True)} == {
+        d.name for d in ruleset.detectors_for("chat") if d.reads_viewer_comments
+    }
+    engine.process(chat("全网最低！", role="viewer", room="quiet"))
+    assert "false_claims" not in engine.store.get("quiet").detectors
+    engine.process(chat("全网最低！", role="host", room="quiet"))
+    assert "false_claims" in engine.store.get("quiet").detectors
+
+
 def test_category_exemption_uses_the_product_on_air(engine):
     engine.process(on_air("pill-1", "drug", room="pharmacy"))
     assert engine.process(say("能降血压", room="pharmacy")).findings == []
