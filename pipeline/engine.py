@@ -316,7 +316,7 @@ class Engine:
 
     def process(self, event: BaseEvent, source: str = "direct") -> Outcome:
         ruleset = self.ruleset
-        self.metrics.events_of(source, event.kind).inc()
+        self.metrics.events.add(source, event.kind)
         outcome = Outcome(event=event)
         detectors = ruleset.detectors_for(event.kind, is_viewer_comment(event))
         room = self.store.get(event.room_id)

@@ -375,3 +375,16 @@ def test_an_events_text_and_whether_it_is_a_viewers_comment_follow_its_class_and
     ]
     for event, text, viewer in cases:
         assert (text_of(event), is_viewer_comment(event)) == (text, viewer), type(event).__name__
+
+
+def test_every_accepted_event_is_counted_on_the_metrics_exposition(engine):
+    """livewatch_events_total is counted in a dict and read at scrape time (``EventCounts``): a scrape sees each
+    event once, by source and kind, with its creation time."""
+    registry = engine.metrics.registry
+    for i in range(3):
+        engine.process_raw(wire(chat(f"好看{i}", event_id=f"c{i}")), SRC)
+    engine.process_raw(wire(say("今天上新", event_id="s9")), SRC)
+    engine.process_raw(b"{not json", SRC)  # a dead letter, not an accepted event
+    assert registry.get_sample_value("livewatch_events_total", {"source": "file", "kind": "chat"}) == 3
+    assert registry.get_sample_value("livewatch_events_total", {"source": "file", "kind": "transcript"}) == 1
+    assert registry.get_sample_value("livewatch_events_created", {"source": "file", "kind": "chat"}) > 0
