@@ -13,8 +13,8 @@ second, and a comment adds to its room's window for ten minutes. At a young thre
 walked nearly every one of them twice (young, then middle) and found almost nothing: 2.7–3.3 s of young and middle
 collections in a worker's ≈ 20 s of deciding section b's input (scripts/bench.py), 13–15 % of it. At 100,000 a
 young collection comes every 0.4–10 s under that load, most of a step's objects are gone by then, and middle ones
-are rare: 0.7 s, and the worker ≈ 15 % faster (docs/performance.md, stop 37). The price: a young collection walks
-up to 100,000 live objects, a pause of 40–190 ms, where the middle ones it replaced took ≈ 75 ms about every
+are rare: 0.7 s, and the worker ≈ 15 % faster (docs/performance-history.md, stop 37). The price: a young collection
+walks up to 100,000 live objects, a pause of 40–190 ms, where the middle ones it replaced took ≈ 75 ms about every
 second; and a full collection now comes after ≈ 200 million new objects (half an hour under load), so what little
 cyclic garbage reaches the old generation waits that long.
 """

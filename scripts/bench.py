@@ -842,8 +842,9 @@ def run_workers(
     timed to the last event decided. Two workers started on full topics rebalance inside the measurement (the
     first to join decides alone for a second, then hands half its partitions over and some events are
     decided twice); published live, they catch up with the publisher and wait for its batches
-    (docs/performance.md, "Two workers"). Held, they start together on full topics with the publisher
-    done. Their session timeout is raised (HELD_SESSION_S) so that the pause never costs them the group."""
+    (docs/performance-history.md, "Section f with the workers held"). Held, they start together on full topics with
+    the publisher done. Their session timeout is raised (HELD_SESSION_S) so that the pause never costs them the
+    group."""
     settings = kb.settings(section)
     n = len(lines)
     if held:

@@ -62,7 +62,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
     #: the broker holds a fetch this long when none of its partitions has data. aiokafka sends one fetch per
     #: broker at a time, and none for a partition whose records are still being read: a backlog read out
     #: while a fetch for caught-up partitions waits at the broker waits with it. At Faust's 1,500 ms one
-    #: worker idled 1–2 s of a 13 s backlog (the bench input; docs/performance.md, stop 31); None keeps Faust's
+    #: worker idled 1–2 s of a 13 s backlog (the bench input; docs/performance-history.md, stop 31); None keeps Faust's
     fetch_max_wait_ms: int | None = None
 
     async def highwaters(self, *partitions: Any) -> Any:
