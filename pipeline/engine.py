@@ -95,6 +95,7 @@ class RoomState:
 
 class StateStore(Protocol):
     #: whether the store writes rooms' durable state somewhere (a changelog) and so wants ``put``'s ``changed``
+    #: after every event; a store that does not is ``put`` a room once, when it is new, and must keep that object
     persists: bool
 
     def get(self, room_id: str) -> RoomState | None: ...
@@ -320,6 +321,8 @@ class Engine:
         outcome = Outcome(event=event)
         detectors = ruleset.detectors_for(event.kind, is_viewer_comment(event))
         room = self.store.get(event.room_id)
+        # a store that persists is told of every event's room (``put``); the embedded one, a dict, of a new room only
+        tell_store = room is None or self.store.persists
         if room is None:
             room = RoomState()
             self.metrics.rooms_active.set(len(self.store) + 1)
@@ -384,7 +387,8 @@ class Engine:
         except BaseException:
             self.store.put(event.room_id, room)  # what a failure left half done reaches the changelog too
             raise
-        self.store.put(event.room_id, room, changed or overturn)  # an overturn: the ladder
+        if tell_store:
+            self.store.put(event.room_id, room, changed or overturn)  # an overturn: the ladder
         if self.pseudonymizer is not None and outcome.findings:
             outcome.findings = [self.pseudonymizer.finding(f) for f in outcome.findings]
         if self.forward_accounts:

@@ -110,7 +110,10 @@ class Policy:
         ladder = self.config.ladders.get(finding.subject.kind)
         if ladder is None:
             return None
-        subject = state.subjects.setdefault(finding.subject.key(), SubjectState())
+        key = finding.subject.key()
+        subject = state.subjects.get(key)
+        if subject is None:  # not setdefault: a SubjectState is a model, ≈ 1.6 µs to build for nothing
+            subject = state.subjects[key] = SubjectState()
         return self._decide(ladder, finding, subject)
 
     def would_do(self, finding: Finding, state: PolicyState) -> str | None:
