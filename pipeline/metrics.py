@@ -156,9 +156,6 @@ class EventCounts:
             n = 0
         of_source[kind] = n + 1
 
-    def value(self, source: str, kind: str) -> int:
-        return self.counts.get(source, {}).get(kind, 0)
-
     def describe(self) -> Iterator[Metric]:
         yield CounterMetricFamily("livewatch_events", "Input events accepted", labels=["source", "kind"])
 
