@@ -3,6 +3,7 @@
     python scripts/bench_instructions.py                      # 12 slices of 300 events spread over c's input
     python scripts/bench_instructions.py --part comments      # the sample's viewer comments only (--part rest)
     python scripts/bench_instructions.py --slices 4 --events 100 --quick   # small, ≈ 1 min
+    python scripts/bench_instructions.py --detectors          # also with no detector, then each detector alone
 
 Section c of ``scripts/bench.py`` times events/s, and this machine's speed drifts by ±30 % within minutes: a change
 worth 3 % cannot be told from the noise in any number of alternating runs. An instruction count does not drift. The
@@ -17,7 +18,9 @@ before). It then starts itself under ``valgrind --tool=callgrind --instr-atstart
 c does (the input's first 2,000 events in a runtime of their own; imports, the claims model, caches), builds a fresh
 ``EmbeddedRuntime``, switches instrumentation on (``callgrind_control -i on``), runs the sample, and switches it off.
 Only that run is counted: set-up, imports and the warm-up are not. ``PYTHONHASHSEED=0`` makes the hashing, and so
-every set's and dict's layout, the same in every run.
+every set's and dict's layout, the same in every run. ``--detectors`` counts the sample again with no detector (decode,
+validate, route and write) and with each detector's rules only, as section c's one-detector rows do (a copy of the
+rules with every other detector's rules ``off``): what each detector costs, its text's normalisation included.
 """
 
 from __future__ import annotations
@@ -65,10 +68,11 @@ def inner(sample_file: Path, out_dir: Path) -> None:
 
     own_process()  # as section c: the heap settled as `livewatch replay` settles it
     data = pickle.loads(sample_file.read_bytes())
-    warm = EmbeddedRuntime(out_dir / "warm", reload_every_s=3600)
+    rules = data["rules"]
+    warm = EmbeddedRuntime(out_dir / "warm", rules_dir=rules, reload_every_s=3600)
     warm.run((MessageSource(file="warm", line=i), raw) for i, raw in enumerate(data["warm"], start=1))
     settle_heap()  # as section c and `livewatch replay` do once the runtime is loaded
-    runtime = EmbeddedRuntime(out_dir / "run", reload_every_s=3600)
+    runtime = EmbeddedRuntime(out_dir / "run", rules_dir=rules, reload_every_s=3600)
     messages = [(MessageSource(file="bench", line=i), raw) for i, raw in enumerate(data["sample"], start=1)]
     _instrument("on")
     stats = runtime.run(messages)
@@ -80,10 +84,11 @@ def _instrument(state: str) -> None:
     subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True)
 
 
-def count(lines: list[bytes], warm: list[bytes], tmp: Path) -> tuple[int, dict[str, int]]:
-    """(instructions executed by the sample's run, the run's counts) in a callgrind child process."""
+def count(lines: list[bytes], warm: list[bytes], tmp: Path, rules: Path | None = None) -> tuple[int, dict[str, int]]:
+    """(instructions executed by the sample's run, the run's counts) in a callgrind child process; ``rules``: a rules
+    directory other than the shipped one."""
     sample_file = tmp / "sample.pkl"
-    sample_file.write_bytes(pickle.dumps({"warm": warm, "sample": lines}))
+    sample_file.write_bytes(pickle.dumps({"warm": warm, "sample": lines, "rules": rules}))
     out_file = tmp / "callgrind.out"
     cmd = [
         "valgrind",
@@ -113,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--events", type=int, default=300, help="events in each run (default 300)")
     p.add_argument("--part", choices=("all", "comments", "rest"), default="all", help="the sample's events counted")
     p.add_argument("--quick", action="store_true", help="section c's --quick input (3,228 events)")
+    p.add_argument("--detectors", action="store_true", help="also with no detector, then each detector's rules only")
     p.add_argument("--json", type=Path, help="also write the figures here")
     p.add_argument("--inner", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -135,14 +141,33 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         instructions, counts = count(chosen, lines[:WARM_UP_EVENTS], tmp)
-    per_event = instructions / max(counts["events"], 1)
-    print(
-        f"{instructions:,} instructions for {counts['events']:,} events ({counts['findings']:,} alerts, "
-        f"{counts['actions']:,} actions): {per_event:,.0f} per event"
-    )
+        per_event = instructions / max(counts["events"], 1)
+        print(
+            f"{instructions:,} instructions for {counts['events']:,} events ({counts['findings']:,} alerts, "
+            f"{counts['actions']:,} actions): {per_event:,.0f} per event",
+            flush=True,
+        )
+        by_detector = per_detector(chosen, lines[:WARM_UP_EVENTS], tmp) if args.detectors else {}
     if args.json:
         figures = {**vars(args), "json": str(args.json), **counts, "instructions": instructions}
-        args.json.write_text(json.dumps({**figures, "per_event": per_event}, indent=2) + "\n", encoding="utf-8")
+        figures |= {"per_event": per_event, "by_detector": by_detector}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+def per_detector(chosen: list[bytes], warm: list[bytes], tmp: Path) -> dict[str, float]:
+    """Instructions per event with no detector, then with each detector's rules only (printed as they come)."""
+    from pipeline.ruleset import DEFAULT_RULES_DIR, load_ruleset
+    from scripts import bench
+
+    out: dict[str, float] = {}
+    for keep in ["", *sorted(load_ruleset(DEFAULT_RULES_DIR).configured)]:
+        label = keep or "none"
+        rules = bench.rules_with_only({keep} if keep else set(), tmp / f"rules-{label}")
+        instructions, counts = count(chosen, warm, tmp, rules)
+        out[label] = instructions / max(counts["events"], 1)
+        extra = f" (+{out[label] - out['none']:,.0f} over none)" if keep else ""
+        print(f"  detectors: {label}: {out[label]:,.0f} per event{extra}", flush=True)
+    return out
 
 
 if __name__ == "__main__":

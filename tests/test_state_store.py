@@ -81,7 +81,8 @@ def test_a_failure_half_way_still_writes_what_it_changed(flood_ruleset, monkeypa
         raise RuntimeError("a detector bug")
 
     monkeypatch.setattr(claims, "detect", half_then_fail)
-    assert engine.process(chat("发货快吗", user="u1", room="r", t=1)).dead_letters
+    # the host's comment: false_claims reads no viewer's (``reads_viewer_comments``)
+    assert engine.process(chat("发货快吗", user="u1", room="r", t=1, role="host")).dead_letters
     assert store.write_changes() == 1
     assert json.loads(table[b"r"])["detectors"]["false_claims"]["current_category"] == "drug"
     monkeypatch.undo()
@@ -89,7 +90,9 @@ def test_a_failure_half_way_still_writes_what_it_changed(flood_ruleset, monkeypa
     def cannot_say(event, state):
         raise RuntimeError("a may_change bug")
 
-    monkeypatch.setattr(claims, "may_change", cannot_say)  # as a detector's failure: a dead letter, the room put
+    # asked of a viewer's comment first (it reads them, as time passing)
+    labels = flood_ruleset.configured["ai_label"]
+    monkeypatch.setattr(labels, "may_change", cannot_say)  # as a detector's failure: a dead letter, the room put
     serialised = []
     to_json = RoomState.to_json
     monkeypatch.setattr(RoomState, "to_json", lambda self, only=None: serialised.append(self) or to_json(self, only))
