@@ -148,20 +148,26 @@ def test_unknown_section_is_refused(bad: str) -> None:
 
 def test_instruction_count_is_the_same_in_two_runs(tmp_path: Path) -> None:
     """scripts/bench_instructions.py: what it counts does not depend on the machine's speed — two runs of the same
-    code on the same sample count the same instructions (within 0.1 %: the allocator's addresses still vary)."""
+    code on the same sample count the same instructions (within 0.1 %: the allocator's addresses still vary). The
+    first run also counts the sample with no detector and with each detector alone (``--detectors``)."""
     figures = []
     for i in range(2):
         out = tmp_path / f"instr{i}.json"
         done = subprocess.run(
             [sys.executable, str(REPO / "scripts" / "bench_instructions.py"), "--quick", "--slices", "3", "--events"]
-            + ["60", "--json", str(out)],
+            + ["60", "--json", str(out)]
+            + (["--detectors"] if i == 0 else []),
             cwd=REPO,
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=900,
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert re.search(r"instructions for 180 events .*: [\d,]+ per event", done.stdout)
         figures.append(json.loads(out.read_text(encoding="utf-8")))
     assert all(f["events"] == 180 and f["instructions"] > 1_000_000 for f in figures)
+    by_detector = figures[0]["by_detector"]
+    assert set(by_detector) == {"none", *load_ruleset().configured} and figures[1]["by_detector"] == {}
+    # a detector alone does more than none (its texts normalised, its state kept), less than all of them together
+    assert all(by_detector["none"] < v < figures[0]["per_event"] for k, v in by_detector.items() if k != "none")
     assert abs(figures[0]["instructions"] - figures[1]["instructions"]) <= 0.001 * figures[0]["instructions"]
