@@ -518,15 +518,21 @@ def section_c(res: Results, corpus: Corpus, tmp: Path, rounds: int) -> None:
         undo()
 
 
+def split_viewer_comments(lines: Iterable[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """(the viewer comments, the rest), each in input order — told apart as the engine tells them."""
+    comments: list[bytes] = []
+    rest: list[bytes] = []
+    for line in lines:
+        (comments if is_viewer_comment(event_adapter.validate_json(line)) else rest).append(line)
+    return comments, rest
+
+
 def split_by_kind(res: Results, lines: Sequence[bytes], tmp: Path) -> None:
     """The viewer comments and the rest (host speech, price tags, stream metadata, orders) each run alone: what
     each kind costs, and the bound that speeding up one kind alone can reach — the whole input's events over the
     other kind's time. Alone, a room's comments miss its host's prompts (and the rest misses the comments), so
     the two times need not add up to the whole; the bound says how far one kind's path can take c."""
-    comments: list[bytes] = []
-    rest: list[bytes] = []
-    for line in lines:  # told apart as the engine tells them
-        (comments if is_viewer_comment(event_adapter.validate_json(line)) else rest).append(line)
+    comments, rest = split_viewer_comments(lines)
     timed = {
         "viewer comments": run_embedded(comments, tmp / "c-comments"),
         "the rest": run_embedded(rest, tmp / "c-rest"),

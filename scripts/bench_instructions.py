@@ -40,8 +40,6 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from schemas.events import event_adapter, is_viewer_comment  # noqa: E402
-
 WARM_UP_EVENTS = 2_000
 
 
@@ -51,13 +49,6 @@ def sample(lines: list[bytes], slices: int, events: int) -> list[bytes]:
         return list(lines)
     stride = len(lines) // slices
     return [line for i in range(slices) for line in lines[i * stride : i * stride + events]]
-
-
-def only_part(lines: list[bytes], part: str) -> list[bytes]:
-    if part == "all":
-        return lines
-    comments = part == "comments"
-    return [line for line in lines if is_viewer_comment(event_adapter.validate_json(line)) == comments]
 
 
 def inner(sample_file: Path, out_dir: Path) -> None:
@@ -135,7 +126,9 @@ def main(argv: list[str] | None = None) -> None:
         tmp = Path(name)
         corpus = bench.build_corpus(bench.QUICK if args.quick else bench.FULL, tmp)
         lines = corpus.lines
-        chosen = only_part(sample(lines, args.slices, args.events), args.part)
+        chosen = sample(lines, args.slices, args.events)
+        if args.part != "all":
+            chosen = bench.split_viewer_comments(chosen)[0 if args.part == "comments" else 1]
         print(
             f"bench_instructions: {len(chosen):,} events ({args.part}) of {corpus.describe()}, under callgrind",
             flush=True,
