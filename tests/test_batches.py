@@ -146,3 +146,10 @@ def test_a_high_water_mark_is_given_only_while_fetches_answer_it():
     # aiokafka stamps the poll time with the high-water mark, on an answer without error only
     source = inspect.getsource(AIOFetcher._proc_fetch_request)
     assert "tp_state.highwater = highwater" in source and "tp_state.timestamp = now_ms" in source
+    # and when: every partition of one answer with one stamp, which the merge compares across inputs
+    assert consumer.fetched_end(tp) == (42, polled_ms[tp] / 1000)
+    assert consumer.fetched_end(TP("live.meta", 1)) is None
+    assert source.count("now_ms = int(1000 * time.time())") == 1
+    assert source.index("now_ms = int(") < source.index("for topic, partitions in response.topics")
+    # a partition whose fetched records wait undelivered is not fetched again: its stamp stays old
+    assert "if tp in self._records:" in inspect.getsource(AIOFetcher._get_actions_per_node)

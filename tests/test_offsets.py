@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from pipeline.kafka.offsets import OffsetTracker, Reread
+from pipeline.kafka.offsets import NEVER, OffsetTracker, Reread
 
 TP, OTHER = "live.chat-0", "live.danmaku-0"
 
@@ -205,13 +205,13 @@ def test_an_input_read_through_to_its_end_is_caught_up_though_its_last_offsets_h
     t.assign([TP], now=0)
     t.set_bounds(TP, 0, 10, 8, now=0)  # committed up to 8
     t.receive(TP, 8, "ev", now=0)  # offset 9: the commit marker
-    assert not t.caught_up(TP, 10, now=0)
+    assert t.end(TP, (10, 0.0)) == (0.0, False)
     (request,) = t.stalled([TP], {TP: 10}.get, now=10)
     assert request == Reread(TP, 9, 10, t.epoch, to_end=True)
     assert t.reread_done(request, [], now=11, reached=10) == []
-    assert t.caught_up(TP, 10, now=0)
+    assert t.end(TP, (10, 11.0)) == (11.0, True)
     assert t.stalled([TP], {TP: 10}.get, now=30) == []  # and not read again
-    assert not t.caught_up(TP, 12, now=0)  # until the broker holds more of it
+    assert t.end(TP, (12, 30.0)) == (30.0, False)  # until the broker holds more of it
 
 
 def test_an_input_never_fetched_is_read_up_to_the_end_known_at_assignment():
@@ -228,11 +228,11 @@ def test_an_input_without_a_committed_offset_is_read_from_the_logs_start_once_it
     t.assign([TP], now=0)
     assert t.stalled([TP], lambda tp: 12, now=11) == []  # the log's start is not known yet
     t.set_bounds(TP, 3, 12, None, now=0)
-    assert t.position(TP) == 3 and not t.caught_up(TP, 12, now=0)  # so its partition's merge waits for it
+    assert t.position(TP) == 3 and not t.end(TP, (12, 0.0))[1]  # so its partition's merge waits for it
     (request,) = t.stalled([TP], lambda tp: 12, now=11)
     assert (request.start, request.end) == (3, 12) and t.blocked([TP])
     entries = t.reread_done(request, range(3, 12), now=12)
-    assert [e.offset for e in entries] == list(range(3, 12)) and t.caught_up(TP, 12, now=0)
+    assert [e.offset for e in entries] == list(range(3, 12)) and t.end(TP, (12, 12.0))[1]
 
 
 def test_a_first_delivery_past_the_logs_start_of_an_input_without_a_commit_asks_for_the_skipped_offsets():
@@ -319,41 +319,43 @@ def test_an_input_that_never_delivered_is_read_from_its_committed_offset():
     assert [e.offset for e in entries] == [7, 8] and t.position(TP) == 9
 
 
-def test_an_input_whose_end_nobody_has_heard_of_lately_is_not_caught_up_and_is_read_to_the_brokers_end():
+def test_an_input_whose_end_nobody_has_heard_of_lately_is_read_to_the_brokers_end_heard_of_when_asked():
     # After a broker restart one partition's fetches failed for seconds while the others flowed: its last
     # high-water mark said "caught up", and the merge decided its rooms' danmaku before their older stream
     # metadata (CI's broker fault run: 918 AI-label gaps reported at a later event, 692 extra price alerts).
+    # The end is kept with when it was heard of; the merge compares that with when the other inputs' were.
     t = OffsetTracker(stall_s=10, fresh_s=3)
     t.assign([TP], now=0)
     t.set_bounds(TP, 0, 7, 7, now=0)  # the end, as the broker told at assignment
-    assert t.caught_up(TP, None, now=2.9) and not t.caught_up(TP, None, now=3)  # no fetch answered since
-    assert t.caught_up(TP, 7, now=60)  # a fetch answered lately (the caller passes only such a high water)
+    assert t.end(TP, None) == (0, True)
+    assert t.end(TP, (7, 60.0)) == (60.0, True)  # a fetch answered at 60
     assert t.stalled([TP], lambda tp: 7, now=60) == []  # idle, and known to be
-    (request,) = t.stalled([TP], lambda tp: None, now=60)
+    (request,) = t.stalled([TP], lambda tp: None, now=60)  # no fetch answered for fresh_s: read it directly
     assert (request.start, request.end, request.to_end) == (7, 7, True) and t.blocked([TP])
-    # the read went on to the broker's end at that time: two records more
-    entries = t.reread_done(request, [7, 8], now=61, reached=9, end=9)
+    # the read went on to the broker's end when it began: two records more
+    entries = t.reread_done(request, [7, 8], now=61, reached=9, end=9, asked=60.5)
     assert [e.offset for e in entries] == [7, 8] and not t.blocked([TP])
-    assert t.caught_up(TP, None, now=62) and not t.caught_up(TP, None, now=64)
-    # a read that failed part-way tells nothing of the end
+    # heard of when the read asked for it, not when it ended: a message written in between may be there
+    assert t.end(TP, None) == (60.5, True)
+    # a read that failed part-way: the end it asked for is known, and not reached
     (request,) = t.stalled([TP], lambda tp: None, now=71)
-    t.reread_done(request, [], now=72, reached=9, end=15)
-    assert not t.caught_up(TP, None, now=72) and not t.caught_up(TP, 9, now=72)
+    t.reread_done(request, [], now=72, reached=9, end=15, asked=71)
+    assert t.end(TP, None) == (71, False) and t.end(TP, (9, 72.0)) == (72.0, False)
 
 
 # -- catching up ------------------------------------------------------------------------------------
 
 
-def test_caught_up_follows_the_bounds_at_assignment():
+def test_the_end_follows_the_bounds_at_assignment():
     k = Tracker()
-    assert not k.t.caught_up(TP, 3, now=0)  # bounds unknown: neither "empty" nor done
+    assert k.t.end(TP, (3, 0.0)) == (NEVER, False)  # bounds unknown: neither "empty" nor done
     k.t.set_bounds(TP, 0, 5, 3, now=0)
-    assert not k.t.caught_up(TP, None, now=0)
+    assert k.t.end(TP, None) == (0, False)
     k.deliver(3, 4)
-    assert k.t.caught_up(TP, 5, now=0)
-    assert not k.t.caught_up(TP, 8, now=0)  # more arrived since the assignment
+    assert k.t.end(TP, (5, 1.0)) == (1.0, True)
+    assert k.t.end(TP, (8, 2.0)) == (2.0, False)  # more arrived since the assignment
     k.t.set_bounds(OTHER, 2, 2, None, now=0)
-    assert k.t.caught_up(OTHER, 0, now=0)  # no committed offset: from the log start
+    assert k.t.end(OTHER, (0, 1.0)) == (1.0, True)  # no committed offset: from the log start
 
 
 # -- revocation -------------------------------------------------------------------------------------

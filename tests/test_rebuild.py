@@ -211,7 +211,7 @@ def test_the_rebuild_order_is_the_merge_order():
     ]
     for tp, ts, seq, topic, offset in items:
         merger.push(tp, ts, (ts, seq, topic, offset), now_s=0, seq=seq, topic=topic, offset=offset)
-    released = merger.pop_ready(lambda tp: True, now_s=0)
+    released = merger.pop_ready(lambda tp: (0.0, True), now_s=0)
     assert released == sorted(
         ((ts, seq, topic, offset) for _, ts, seq, topic, offset in items), key=lambda x: order_key(*x)
     )
@@ -220,11 +220,11 @@ def test_the_rebuild_order_is_the_merge_order():
 def test_held_events_wait_from_the_moment_the_partition_opens():
     merger = EventTimeMerger(lambda: {"a", "b"}, max_wait_s=5)
     merger.push("a", 100, "a@100", now_s=0)
-    assert merger.pop_ready(lambda tp: False, now_s=10) == ["a@100"]  # waited past the bound
+    assert merger.pop_ready(lambda tp: (0.0, False), now_s=10) == ["a@100"]  # waited past the bound
     merger.push("a", 200, "a@200", now_s=0)
     merger.restart_wait(now_s=10)
-    assert merger.pop_ready(lambda tp: False, now_s=12) == []
-    assert merger.pop_ready(lambda tp: False, now_s=15) == ["a@200"]
+    assert merger.pop_ready(lambda tp: (0.0, False), now_s=12) == []
+    assert merger.pop_ready(lambda tp: (0.0, False), now_s=15) == ["a@200"]
 
 
 # -- the rebuild coordinator: partitions open once rebuilt; a failed rebuild never stops the worker -----

@@ -74,17 +74,26 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # The offset after the last committed record is what it must reach.
         return await self.committed_ends(list(partitions))
 
-    def fresh_highwater(self, tp: Any, max_age_s: float) -> int | None:
-        """The high-water mark of ``tp`` (the last stable offset, read_committed) if a fetch answered it within
-        ``max_age_s``, else None. aiokafka keeps the last one it was told: a partition whose fetches fail (its
-        leader moving after a broker restart), or whose fetched records wait undelivered, keeps a stale one."""
+    def fetched_end(self, tp: Any) -> tuple[int, float] | None:
+        """The high-water mark of ``tp`` (the last stable offset, read_committed) and when a fetch answered it
+        (wall clock, s; aiokafka stamps every partition of one answer alike), or None if none did. aiokafka keeps
+        the last one it was told: a partition whose fetches fail (its leader moving after a broker restart), or
+        whose fetched records wait undelivered (it is not fetched again meanwhile), keeps an old one."""
         try:
             polled_ms = self._thread._ensure_consumer().last_poll_timestamp(tp)
-            if polled_ms is None or time.time() - polled_ms / 1000 >= max_age_s:
+            highwater = self.highwater(tp)
+            if polled_ms is None or highwater is None:
                 return None
-            return self.highwater(tp)
+            return highwater, polled_ms / 1000
         except Exception:  # not assigned (any more), or the consumer not started
             return None
+
+    def fresh_highwater(self, tp: Any, max_age_s: float) -> int | None:
+        """The high-water mark of ``tp`` if a fetch answered it within ``max_age_s``, else None."""
+        fetched = self.fetched_end(tp)
+        if fetched is None or time.time() - fetched[1] >= max_age_s:
+            return None
+        return fetched[0]
 
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)

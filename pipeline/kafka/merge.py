@@ -2,8 +2,9 @@
 
 Detectors depend on order across kinds (a slimming claim is judged by the product on air), so the worker
 merges, per partition number, the events of every input topic by event time: an event is released once every
-input topic-partition has delivered one at least as late or is caught up, or once the partition's event time
-has moved ``max_lateness_ms`` past it, or after ``max_wait_s`` of wall time. Ties break by the publisher's
+input topic-partition has delivered one at least as late or was read to an end heard of no earlier than the
+event's own input was, or once the partition's event time has moved ``max_lateness_ms`` past it, or after
+``max_wait_s`` of wall time. Ties break by the publisher's
 sequence number, then topic and offset, so Kafka decides in the embedded runtime's order.
 
 Pure: no Kafka here. The worker feeds it and asks what is ready. Operation: docs/kafka_operations.md.
@@ -22,6 +23,10 @@ T = TypeVar("T")
 TP = TypeVar("TP", bound=Hashable)
 
 NO_SEQ = 1 << 62  # events without a publisher sequence sort after those with one, at equal ts
+
+#: what the caller knows of an input's end (``EventTimeMerger.pop_ready``): when it was last heard of, and
+#: whether the input is read up to it
+End = tuple[float, bool]
 
 
 def order_key(ts: int, seq: int | None, topic: str, offset: int) -> tuple[int, int, str, int]:
@@ -63,8 +68,8 @@ class DeliveryClock:
 # A held event is a list [key, arrival number, arrived_s, item]: the heap compares lists in C (a dataclass's
 # generated __lt__ is a Python call per comparison, ≈ log n of them per push and pop), the key decides, and
 # the arrival number keeps two equal keys from ever comparing their items. A list, not a tuple: restart_wait
-# moves arrived_s in place.
-_KEY, _ARRIVED, _ITEM = 0, 2, 3
+# moves arrived_s in place. The last element is the event's input.
+_KEY, _ARRIVED, _ITEM, _TP = 0, 2, 3, 4
 
 
 class EventTimeMerger(Generic[TP, T]):
@@ -106,46 +111,62 @@ class EventTimeMerger(Generic[TP, T]):
         n = next(self._tiebreak)
         if key is None:
             key = order_key(ts, seq, topic, n if offset is None else offset)
-        heapq.heappush(self._heap, [key, n, now_s, item])
+        heapq.heappush(self._heap, [key, n, now_s, item, tp])
 
-    def pop_ready(self, caught_up: Callable[[TP], bool], now_s: float, wait_for_lagging: bool = False) -> list[T]:
+    def pop_ready(self, ends: Callable[[TP], End], now_s: float, wait_for_lagging: bool = False) -> list[T]:
         """Every held event that no input can still precede, in event-time order.
 
-        ``wait_for_lagging``: an input that is not caught up (the broker holds messages of it not yet
-        delivered, or may: the caller's ``caught_up`` says) and still delivering (something within
-        ``max_wait_s``) is waited for beyond both bounds. The consumer, not the producer, is behind there — a
-        fetch hands one topic's messages over far ahead of another's in event time, or one partition's fetches
-        fail for seconds after a broker restart while the rest are served — so the bounds would release events
-        before older ones on their way. Only a stalled input is forced past, and the worker reads a stalled
-        input directly first (its offset tracker, after 10 s): ``max_wait_s`` must be longer than that, or
-        the merge decides past events the direct read was about to bring (CI's broker fault run at 5 s: 918
-        AI-label gaps reported at a later event, 692 price alerts the replay never had).
+        ``ends(tp)``: when the end of input ``tp`` was last heard of (a fetch's answer, a direct read), and whether
+        ``tp`` is read up to it. An input behind an event in event time is past it only if it is read to an end
+        heard of *no earlier than the event's own input's*: the event was on the broker by then, and the
+        publisher writes in event-time order, so what the slower input holds before the event was there too.
+        A freshness window ("heard of within 3 s") instead let a message written to the slower input just after
+        its end was heard be decided after a later event of another input (CI, stop 45: an input withheld for
+        25 s, read directly, then taken as caught up for 3 s; its AI-label gap reported at a later event).
 
-        ``caught_up`` is asked once per input per call: a batch's release costs one look at each input,
-        not one per event."""
+        ``wait_for_lagging``: an input that is not read to such an end (the broker holds messages of it not yet
+        delivered, or may) and still delivering (something within ``max_wait_s``) is waited for beyond both
+        bounds. The consumer, not the producer, is behind there — a fetch hands one topic's messages over far
+        ahead of another's in event time, or one partition's fetches fail for seconds after a broker restart
+        while the rest are served — so the bounds would release events before older ones on their way. Only a
+        stalled input is forced past, and the worker reads a stalled input directly first (its offset tracker,
+        after 10 s): ``max_wait_s`` must be longer than that, or the merge decides past events the direct read
+        was about to bring (CI's broker fault run at 5 s: 918 AI-label gaps reported at a later event, 692
+        price alerts the replay never had).
+
+        ``ends`` is asked once per input per call: a batch's release costs one look at each input, not one per
+        event."""
         out: list[T] = []
         if not self._heap:
             return out
         inputs = self._inputs()
         newest = max(self._progress.values(), default=0)
-        # Asked once per input per call (nothing an input reports changes during one): the inputs that can
-        # still precede an event, with the event time each has reached. Below the lowest, nothing waits.
-        behind = [(self._progress.get(tp, -1), tp) for tp in inputs if not caught_up(tp)]
-        floor = min((progress for progress, _ in behind), default=None)
+        known = {tp: ends(tp) for tp in inputs}
+        latest = max((heard for heard, _ in known.values()), default=0.0)
+        # The inputs that can still precede some event, with the event time each has reached: below the lowest,
+        # nothing waits. An input read to the latest end heard of precedes nothing it has not delivered.
+        behind = [
+            (self._progress.get(tp, -1), tp, heard if reached else None)
+            for tp, (heard, reached) in known.items()
+            if not reached or heard < latest
+        ]
+        floor = min((progress for progress, _, _ in behind), default=None)
         while self._heap:
             head = self._heap[0]
             ts = head[_KEY][0]
             # No known inputs (the assignment is not known yet) means unknown, not "all caught up".
             if not inputs or (floor is not None and ts > floor):
-                blocking = [tp for progress, tp in behind if progress < ts]
-                if wait_for_lagging and any(not self._stalled(tp, now_s) for tp in blocking):
-                    break
-                if ts <= newest - self.max_lateness_ms:
-                    self.forced["lateness"] += 1
-                elif now_s - head[_ARRIVED] >= self.max_wait_s:
-                    self.forced["wait"] += 1
-                else:
-                    break
+                own = known.get(head[_TP], (float("inf"), False))[0]
+                blocking = [tp for progress, tp, heard in behind if progress < ts and (heard is None or heard < own)]
+                if not inputs or blocking:
+                    if wait_for_lagging and any(not self._stalled(tp, now_s) for tp in blocking):
+                        break
+                    if ts <= newest - self.max_lateness_ms:
+                        self.forced["lateness"] += 1
+                    elif now_s - head[_ARRIVED] >= self.max_wait_s:
+                        self.forced["wait"] += 1
+                    else:
+                        break
             out.append(heapq.heappop(self._heap)[_ITEM])
         return out
 

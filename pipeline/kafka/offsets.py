@@ -11,8 +11,11 @@ what the answers ask: acknowledge these events, re-read these ranges. The contra
   releases wait (``blocked``) until that re-read has finished;
 - an input with messages on the broker that has delivered nothing for ``stall_s`` is re-read the same way,
   and so is one whose end nobody has heard of for ``fresh_s`` (its fetches fail): to the broker's end;
-- an input is caught up only when its end is known as of the last ``fresh_s``: a stale high-water mark (the
-  fetcher's last answer before a partition's fetches began to fail) is no evidence that nothing more is there.
+- what the merge knows of an input's end (``end``) is the furthest end heard of and *when*: an input counts
+  as read through for an event only if it reached an end heard of no earlier than the event's own input was
+  (``EventTimeMerger.pop_ready``), so a stale high-water mark (the fetcher's last answer before a partition's
+  fetches began to fail) is no evidence that nothing more is there;
+- an input is re-read when its end has not been heard of within ``fresh_s``.
 
 Why Faust needs all this is in docs/kafka_runtime.md.
 """
@@ -27,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 log = logging.getLogger("livewatch.worker.offsets")
+
+NEVER = float("-inf")  # when an end nobody has heard of was heard of
 
 #: a topic-partition as the runtime names it (Faust's TP in the worker, anything hashable in a test)
 TP = TypeVar("TP", bound=Hashable)
@@ -158,20 +163,20 @@ class OffsetTracker(Generic[TP]):
         start, _, committed = bounds
         return start if committed is None else max(committed, start)
 
-    def caught_up(self, tp: TP, highwater: int | None, now: float) -> bool:
-        """Nothing more to read on ``tp`` right now: the position has reached the end, the largest of
-        ``highwater`` (the consumer's high-water mark, given only if a fetch answered it within ``fresh_s``),
-        the end at assignment and the end a direct read reached, and one of them is that recent. Unknown
-        bounds are not caught up (a fetcher reports 0 for a partition it has not fetched yet, which must not
-        read as "empty"); nor is an end nobody has heard of for ``fresh_s`` (after a broker restart one
-        partition's fetches failed for seconds while the others flowed: its last high-water mark, stale,
-        said "caught up", and the merge decided its rooms' other events before its own older ones)."""
+    def end(self, tp: TP, fetched: tuple[int, float] | None) -> tuple[float, bool]:
+        """What the merge knows of the end of ``tp``: when it was last heard of, and whether ``tp`` is read up to
+        it. The end is the furthest of ``fetched`` (the consumer's high-water mark and when a fetch answered it,
+        on this tracker's clock; None if none did), the broker's answer at assignment and the end a direct read
+        asked for; it was heard of when the latest of them was. Unknown bounds are neither heard of nor reached
+        (a fetcher reports 0 for a partition it has not fetched yet, which must not read as "empty")."""
         bounds = self._bounds.get(tp)
         if bounds is None:
-            return False
-        end, fresh = self._end(tp, highwater, now)
+            return NEVER, False
+        end, at = self._ends.get(tp, (0, NEVER))
+        if fetched is not None:
+            end, at = max(end, fetched[0]), max(at, fetched[1])
         position = self.position(tp)
-        return fresh and self._reached(tp, bounds[0] if position is None else position) >= end
+        return at, self._reached(tp, bounds[0] if position is None else position) >= end
 
     def blocked(self, tps: Iterable[TP]) -> bool:
         """Whether skipped offsets of any of ``tps`` are being re-read, or one has delivered before where its
@@ -219,10 +224,12 @@ class OffsetTracker(Generic[TP]):
         now: float,
         reached: int | None = None,
         end: int | None = None,
+        asked: float | None = None,
     ) -> list[Pending]:
         """The direct read of ``request`` found ``offsets`` and read every offset below ``reached``, of a range
-        that ended at ``end`` (None: the request's end, read whole): entries for those not taken yet, to decide
-        (in the order given). Empty when the assignment changed meanwhile or ``tp`` is no longer ours."""
+        that ended at ``end`` (None: the request's end, read whole; for a read to the end, the broker's end when
+        the read began, at ``asked``, None: ``now``): entries for those not taken yet, to decide (in the order
+        given). Empty when the assignment changed meanwhile or ``tp`` is no longer ours."""
         tp = request.tp
         self._rereading.discard(tp)
         if request.epoch != self.epoch:
@@ -235,9 +242,9 @@ class OffsetTracker(Generic[TP]):
             end = request.end if end is None else end
             reached = end if reached is None else reached
             part.read_to = max(part.read_to, reached)
-            if request.to_end:  # the broker's end when the read began: as of now if the read got there
-                known, at = self._ends.get(tp, (0, float("-inf")))
-                self._ends[tp] = (max(end, known), now if reached >= end else at)
+            if request.to_end:  # the broker's end when the read began, heard of then (not when the read ended)
+                known, at = self._ends.get(tp, (0, NEVER))
+                self._ends[tp] = (max(end, known), max(at, now if asked is None else asked))
         offsets = list(offsets)
         if not offsets or part is None or tp not in self._assigned:
             return []
@@ -314,7 +321,7 @@ class OffsetTracker(Generic[TP]):
 
     def _end(self, tp: TP, highwater: int | None, now: float) -> tuple[int, bool]:
         """The furthest end of ``tp`` known, and whether it was heard of within ``fresh_s``."""
-        end, at = self._ends.get(tp, (0, float("-inf")))
+        end, at = self._ends.get(tp, (0, NEVER))
         if highwater is not None:
             return max(end, highwater), True
         return end, now - at < self.fresh_s

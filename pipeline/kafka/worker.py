@@ -17,7 +17,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from pipeline.engine import Engine, Outcome
 from pipeline.errors import TransientError
 from pipeline.heap import settle_heap
 from pipeline.kafka.batches import BatchConsumer, BatchTransport
-from pipeline.kafka.merge import DeliveryClock, EventTimeMerger, order_key
+from pipeline.kafka.merge import DeliveryClock, End, EventTimeMerger, order_key
 from pipeline.kafka.offsets import OffsetTracker, Pending, Reread
 from pipeline.kafka.reader import History, committed_ends, committed_offsets, read_history, read_range
 from pipeline.kafka.rebuild import RebuildCoordinator
@@ -510,6 +510,7 @@ class WorkerRuntime:
     async def _reread(self, request: Reread[TP]) -> None:
         """Read a range Faust skipped or stopped delivering, and decide what it had not delivered."""
         tp = request.tp
+        asked = time.monotonic()  # the broker's end it reads to is heard of as of then
         records, reached, end = await read_range(
             self.settings.bootstrap_servers(),
             tp,
@@ -522,7 +523,7 @@ class WorkerRuntime:
         )
         async with self._lock:
             by_offset = {r.offset: r for r in records}
-            entries = self.offsets.reread_done(request, list(by_offset), time.monotonic(), reached, end)
+            entries = self.offsets.reread_done(request, list(by_offset), time.monotonic(), reached, end, asked)
             if entries:
                 log.warning(
                     "re-read %d message(s) of %s that Faust did not deliver (offsets %d..%d)",
@@ -548,12 +549,13 @@ class WorkerRuntime:
         step = step if step is not None else _Step()
         now = time.monotonic()
         turn = time.perf_counter() + YIELD_EVERY_S
+        ends = self._ends()
         for partition, merger in list(self._mergers.items()):
             if not self.rebuilds.is_open(partition) or self.offsets.blocked(self._owned.get(partition, ())):
                 continue
             # an input not caught up is the consumer's lag, not a late producer: waited for until it stalls
             ahead = self.rebuilds.has_ahead(partition)  # only shrinks below: asked once, not per event
-            for held in merger.pop_ready(self._caught_up, self._merge_clock.now(now), wait_for_lagging=True):
+            for held in merger.pop_ready(ends, self._merge_clock.now(now), wait_for_lagging=True):
                 if time.perf_counter() >= turn:
                     # still under the lock: only the transaction in flight and the fetcher move meanwhile (a
                     # revocation waits for the lock, and what was taken stays acknowledgeable until then)
@@ -780,8 +782,19 @@ class WorkerRuntime:
         assert isinstance(consumer, BatchConsumer)  # the transport builds one (``BatchTransport``)
         return consumer.fresh_highwater(tp, self.offsets.fresh_s)
 
-    def _caught_up(self, tp: TP) -> bool:
-        return self.offsets.caught_up(tp, self._fresh_highwater(tp), time.monotonic())
+    def _ends(self) -> Callable[[TP], End]:
+        """What the merges know of each input's end (``EventTimeMerger.pop_ready``), for one release: aiokafka
+        stamps a fetch's answer with the wall clock, the tracker keeps monotonic time, and one offset between
+        the two for the whole release keeps two inputs answered by the same fetch equal."""
+        consumer = self.app.consumer
+        assert isinstance(consumer, BatchConsumer)  # the transport builds one (``BatchTransport``)
+        to_monotonic = time.monotonic() - time.time()
+
+        def end(tp: TP) -> End:
+            fetched = consumer.fetched_end(tp)
+            return self.offsets.end(tp, None if fetched is None else (fetched[0], fetched[1] + to_monotonic))
+
+        return end
 
     async def _query_bounds(self, tps: set[TP]) -> None:
         """Ask the broker where each newly owned input partition starts and ends, and where the group's
@@ -791,6 +804,7 @@ class WorkerRuntime:
             return
         epoch = self.offsets.epoch
         while True:
+            asked = time.monotonic()  # the ends answered are heard of as of then (more may come during the ask)
             try:
                 starts, ends, committed = await asyncio.wait_for(self._bounds_of(tps), BOUNDS_TIMEOUT_S)
                 missing = sorted(tp for tp in tps if tp not in starts or tp not in ends)
@@ -802,13 +816,12 @@ class WorkerRuntime:
                     return
                 log.warning("could not read the offsets of %s (%r); asking again", sorted(tps), e)
                 await asyncio.sleep(BOUNDS_RETRY_S)
-        now = time.monotonic()  # the ends answered are known as of now
         async with self._lock:  # a step decides on one view of what may be released
             if epoch != self.offsets.epoch:  # a later assignment asks for its own (a re-read starts from these)
                 return
             for tp in tps:
-                asked = committed.get(TopicPartition(tp.topic, tp.partition))
-                request = self.offsets.set_bounds(tp, starts[tp] or 0, ends[tp] or 0, asked, now)
+                commit = committed.get(TopicPartition(tp.topic, tp.partition))
+                request = self.offsets.set_bounds(tp, starts[tp] or 0, ends[tp] or 0, commit, asked)
                 if request is not None:
                     asyncio.ensure_future(self._reread(request))
             try:
