@@ -25,8 +25,8 @@ demo: $(STAMP)
 # (seconds), then every test
 test: $(STAMP)
 	deploy/system-packages.sh
-	@# built before the compiler was installed (a fresh machine): build the scoring kernel now
-	$(BIN)/python -c 'import detectors._claims_kernel' 2>/dev/null || $(BIN)/python -m pip install --quiet --no-deps -e .
+	@# built before the compiler was installed (a fresh machine): build the compiled parts now
+	$(BIN)/python -c 'import detectors._claims_kernel, detectors._comment_window' 2>/dev/null || $(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

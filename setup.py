@@ -1,7 +1,9 @@
-"""Build of the one compiled part: the claims model's scoring kernel (detectors/_claims_kernel.pyx).
+"""Build of the compiled parts: the claims model's scoring kernel (detectors/_claims_kernel.pyx) and the flood
+detector's comment bookkeeping (detectors/_comment_window.pyx).
 
-Everything else is declared in pyproject.toml. The extension is optional: where no C++ compiler is at hand
-the install still succeeds and the detector scores with the equivalent pure-Python path (slower; docs/claims.md).
+Everything else is declared in pyproject.toml. The extensions are optional: where no C++ compiler is at hand the
+install still succeeds and the detectors run the equivalent pure-Python paths (slower; docs/claims.md,
+docs/floods.md).
 """
 
 from Cython.Build import cythonize
@@ -9,7 +11,10 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=cythonize(
-        [Extension("detectors._claims_kernel", ["detectors/_claims_kernel.pyx"], language="c++", optional=True)],
+        [
+            Extension("detectors._claims_kernel", ["detectors/_claims_kernel.pyx"], language="c++", optional=True),
+            Extension("detectors._comment_window", ["detectors/_comment_window.pyx"], language="c++", optional=True),
+        ],
         compiler_directives={"language_level": "3"},
     )
 )

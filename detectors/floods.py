@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.base import Detector, RuleContext
+from detectors.comment_window import CommentWindow, CommentWindowField
 from detectors.normalize import NormalizedText, Term, mask_digits, normalize, words_regex
 from schemas.events import BaseEvent, ChatEvent, DanmakuEvent, OrderEvent, TranscriptEvent, is_viewer_comment
 from schemas.findings import Evidence, Finding, Subject
@@ -273,16 +274,16 @@ class FloodState(BaseModel):
     commercial: OrderedDict[str, None] = Field(default_factory=OrderedDict)
     aliases: OrderedDict[str, str] = Field(default_factory=OrderedDict)  # a masked text seen → its script key
     band_index: dict[int, list[str]] = Field(default_factory=dict)  # LSH band key → script keys
-    traffic: dict[int, int] = Field(default_factory=dict)  # bucket start → room messages
     accounts: OrderedDict[str, Account] = Field(default_factory=OrderedDict)  # commercial posters, oldest first
     verdict: Verdict | None = None  # the last judgement of the pool
-    seen: OrderedDict[str, int] = Field(default_factory=OrderedDict)  # comment id → ts, in arrival order
+    # What every comment updates: the comment ids seen, the room's messages per bucket and, per viewer, the buckets
+    # it commented in (1: an ordinary comment, 2: commercial; for sparing shopper crowds). Compiled when built.
+    window: CommentWindowField = Field(default_factory=CommentWindow)
     # For sparing shopper crowds (settings.crowd), like the rest a function of the last history_ms of input:
-    # the host's prompts (kept answer_s longer than the window: the window's first messages may answer one),
-    # the room's orders, and per viewer the buckets it commented in (1: an ordinary comment, 2: commercial).
+    # the host's prompts (kept answer_s longer than the window: the window's first messages may answer one) and
+    # the room's orders.
     prompts: list[int] = Field(default_factory=list)  # ts of the host's prompts, oldest first
     orders: dict[int, int] = Field(default_factory=dict)  # bucket start → orders
-    viewers: OrderedDict[str, dict[int, int]] = Field(default_factory=OrderedDict)  # least recently active first
     # Ordinary (not commercial) texts posted once so far, oldest first: masked text → its message. Most of a
     # room's chatter is never repeated (90 % of the scripts the bench input's window dropped had one message),
     # and a Script per text cost a third of the detector and most of a room's memory; a second message makes
@@ -315,6 +316,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         self._window_ms = settings.window_s * 1000
         self._bucket_ms = settings.bucket_s * 1000
         self._max_viewers = crowd.max_viewers if crowd else 0
+        self._max_seen_ids = settings.max_seen_ids
 
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: FloodState) -> list[Finding]:
         if not is_viewer_comment(event):
@@ -323,17 +325,18 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             return []
         if text is None:
             return []
-        if not self._first_delivery(state, event):
+        window = state.window
+        if not window.first_delivery(event.event_id, event.ts, self._window_ms, self._max_seen_ids):
             return []  # re-delivered: counted once, as the other detectors apply an event id once
         s = self.settings
         bucket = event.ts // self._bucket_ms * self._bucket_ms
-        self._count_traffic(state, bucket, event.ts)
+        window.count(bucket, event.ts, self._window_ms)
         masked = mask_digits(text.text)
         # Only commercial texts are matched to near-duplicates (MinHash LSH): a paid script is varied to dodge
         # filters, a fan chant need not be, and most of a room's comments are neither — they cost one lookup.
         commercial = len(masked) >= s.min_template_chars and self.is_commercial(text.text)
         if self._prompt_rx is not None:
-            self._remember_viewer(state, event.user_id, bucket, event.ts, commercial)
+            window.remember_viewer(event.user_id, bucket, event.ts, commercial, self._window_ms, self._max_viewers)
         if len(masked) < s.min_template_chars:
             return self._judge_pending(state, event)
         # A script whose last message left the window is gone before any look-up: a rebuild, which reads only
@@ -412,38 +415,13 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
                 del state.prompts[0]
             del state.prompts[:-50]  # bounded: a host repeating "扣1" all evening keeps the latest 50
 
-    def _remember_viewer(self, state: FloodState, user: str, bucket: int, ts: int, commercial: bool) -> None:
-        """The buckets of the window in which the viewer commented, and how (1 ordinary, 2 commercial, 3 both).
-        Not "when it first came": that can be older than the window, which is all a rebuild re-reads."""
-        horizon = ts - self._window_ms
-        viewers = state.viewers
-        buckets = viewers.get(user)
-        if buckets is None:
-            buckets = viewers[user] = {}
-        else:
-            viewers.move_to_end(user)  # most recent last
-            if buckets and min(buckets) <= horizon:  # never empty as kept here; a state built elsewhere may be
-                for b in [b for b in buckets if b <= horizon]:
-                    del buckets[b]
-        buckets[bucket] = buckets.get(bucket, 0) | (2 if commercial else 1)
-        while len(viewers) > self._max_viewers or max(next(iter(viewers.values()))) <= horizon:
-            viewers.popitem(last=False)
-
     def _first_delivery(self, state: FloodState, event: BaseEvent) -> bool:
         """Remember the comment's id; False when it was seen already. Every comment moves the room's traffic,
         a script's accounts and examples, so a second copy (a producer's retried send, an upstream repeat)
         would count twice. Bounded like the rest of the window: the oldest ids are forgotten once older than
-        window_s or beyond max_seen_ids, so a rebuild, which reads the window, remembers what the replay does."""
-        seen = state.seen
-        event_id = event.event_id
-        if event_id in seen:
-            return False
-        ts = seen[event_id] = event.ts
-        horizon = ts - self._window_ms
-        limit = self.settings.max_seen_ids
-        while len(seen) > limit or next(iter(seen.values())) <= horizon:
-            seen.popitem(last=False)
-        return True
+        window_s or beyond max_seen_ids, so a rebuild, which reads the window, remembers what the replay does.
+        (``detect`` asks the window itself: a viewer's comment is the hot path.)"""
+        return state.window.first_delivery(event.event_id, event.ts, self._window_ms, self._max_seen_ids)
 
     def is_commercial(self, normalized: str) -> bool:
         return self._cue_rx.search(normalized) is not None
@@ -536,16 +514,6 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
 
     # -- state upkeep --------------------------------------------------------------------------
 
-    def _count_traffic(self, state: FloodState, bucket: int, ts: int) -> None:
-        traffic = state.traffic
-        n = traffic.get(bucket)
-        if n is None:
-            horizon = ts - self._window_ms
-            for b in [b for b in traffic if b <= horizon]:
-                del traffic[b]
-            n = 0
-        traffic[bucket] = n + 1
-
     def _observe(
         self, state: FloodState, key: str, script: Script, event: ChatEvent | DanmakuEvent, normalized: str, bucket: int
     ) -> None:
@@ -633,12 +601,14 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         # The share is taken over the pool's own span (at least recent_s), not the whole window: a
         # campaign five minutes old is judged on those five minutes, not diluted by the five before it.
         span_start = min(pool_start, recent - s.bucket_s * 1000)
-        pool_room = sum(n for b, n in state.traffic.items() if span_start <= b <= ts) or 1
-        room_msgs = sum(n for b, n in state.traffic.items() if horizon < b <= ts) or 1
-        room_recent = sum(n for b, n in state.traffic.items() if recent - s.bucket_s * 1000 <= b <= ts) or 1
+        window = state.window
+        pool_room = window.traffic_sum(span_start, ts) or 1
+        room_msgs = window.traffic_sum(horizon + 1, ts) or 1
+        room_recent = window.traffic_sum(recent - s.bucket_s * 1000, ts) or 1
         # The room's rate before the recent window, over the part of the window the room has existed;
         # a room younger than two recent windows has no rate to burst against.
-        first = min((b for b in state.traffic if b > horizon), default=ts)
+        first = window.first_bucket_after(horizon)
+        first = ts if first is None else first
         earlier_s = (recent - s.bucket_s * 1000 - first) / 1000
         burst = (
             room_recent / ((room_msgs - room_recent) / earlier_s * s.recent_s)
@@ -693,7 +663,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         lead = crowd.present_lead_s * 1000
         present = 0
         for u in accounts:
-            live = [(b, how) for b, how in state.viewers.get(u, {}).items() if horizon < b <= ts]
+            live = [(b, how) for b, how in state.window.viewer_buckets(u).items() if horizon < b <= ts]
             ordinary = [b for b, how in live if how & 1]
             scripted = [b for b, how in live if how & 2]
             present += bool(ordinary and scripted) and min(ordinary) <= max(scripted) - lead
@@ -807,7 +777,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         if script.reported_ts is not None and script.reported_ts // (s.report_every_s * 1000) == period:
             return []
         horizon = event.ts - s.window_s * 1000
-        room_msgs = sum(n for b, n in state.traffic.items() if b > horizon) or 1
+        room_msgs = state.window.traffic_sum(horizon + 1) or 1
         share = sum(n for b, n in script.buckets.items() if b > horizon) / room_msgs
         if share < s.min_share:
             return []

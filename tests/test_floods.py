@@ -112,7 +112,8 @@ def test_state_stays_bounded_in_a_busy_room(detector):
     feed(detector, state, [(30 + i * 0.001, f"v{i}", f"随便说点什么{_han(i)}") for i in range(3_000)])
     assert len(state.scripts) <= detector.settings.max_scripts and len(state.once) <= detector.settings.max_scripts
     assert len(state.aliases) <= 2 * detector.settings.max_scripts
-    assert len(state.traffic) <= detector.settings.window_s // detector.settings.bucket_s + 1
+    assert len(state.window.traffic) <= detector.settings.window_s // detector.settings.bucket_s + 1
+    assert state.window.seen_count() <= detector.settings.max_seen_ids
 
 
 def test_padded_and_reworded_variants_join_one_script(detector):
@@ -335,8 +336,8 @@ def test_price_talk_is_not_a_prompt_and_a_prompt_alone_spares_nobody_for_long(de
 def test_a_viewer_remembered_with_no_bucket_comments_again_without_error(detector):
     """The detector never keeps a viewer without a bucket, but a state built elsewhere (a test's, a checkpoint's) may
     hold one: the viewer's next comment is remembered, not an error."""
-    state = FloodState()
-    state.viewers["u1"] = {}
+    state = FloodState.model_validate({"window": {"viewers": [["u1", []]]}})
+    assert state.window.viewer_count() == 1 and state.window.viewer_buckets("u1") == {}
     event = danmaku("今天的货真不错", user="u1", t=5)
     assert detector.detect(event, normalize(event.text), state) == []
-    assert list(state.viewers["u1"].values()) == [1]  # one ordinary comment in its bucket
+    assert list(state.window.viewer_buckets("u1").values()) == [1]  # one ordinary comment in its bucket

@@ -93,13 +93,15 @@ def test_the_installed_package_is_the_wheel_with_its_rules(installed: Installed)
         [installed.venv / "bin" / "python", "-c", code], cwd=installed.workdir, env=installed.env
     ).stdout.split()
     assert all(Path(p).is_relative_to(installed.site_packages) for p in where), where
-    # the compiled scoring kernel of the claims model is built into the wheel (setup.py) and imported from it
-    kernel = _run(
-        [installed.venv / "bin" / "python", "-c", "from detectors import _claims_kernel as k; print(k.__file__)"],
-        cwd=installed.workdir,
-        env=installed.env,
-    ).stdout.strip()
-    assert Path(kernel).is_relative_to(installed.site_packages) and kernel.endswith(".so"), kernel
+    # the compiled parts (the claims model's scoring kernel, the flood detector's comment window) are built into the
+    # wheel (setup.py) and imported from it
+    for module in ("_claims_kernel", "_comment_window"):
+        kernel = _run(
+            [installed.venv / "bin" / "python", "-c", f"from detectors import {module} as k; print(k.__file__)"],
+            cwd=installed.workdir,
+            env=installed.env,
+        ).stdout.strip()
+        assert Path(kernel).is_relative_to(installed.site_packages) and kernel.endswith(".so"), kernel
 
     out = installed.livewatch("rules", "check")
     shipped = installed.site_packages / "pipeline" / "rules"

@@ -1,0 +1,101 @@
+"""The flood detector's compiled comment window (detectors/_comment_window.pyx) against its Python reference
+(``comment_window.PyCommentWindow``): the same answers and the same tables after every call of random sequences,
+and the state's life as data (JSON, equality, copies, size)."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import random
+import sys
+
+import pytest
+
+from detectors import _comment_window
+from detectors.comment_window import CommentWindow, PyCommentWindow, comparable
+from detectors.floods import FloodState
+
+T0 = 1_769_947_200_000
+
+
+def test_the_window_in_use_is_the_compiled_one():
+    assert CommentWindow is _comment_window.CommentWindow, "detectors/_comment_window was not built (pip install -e .)"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_compiled_and_reference_agree_call_for_call(seed: int):
+    rng = random.Random(seed)
+    compiled, reference = CommentWindow(), PyCommentWindow()
+    window_ms = rng.choice([1_000, 5_000, 600_000])
+    bucket_ms = rng.choice([100, 1_000, 10_000])
+    max_ids, max_viewers = rng.choice([3, 10, 5_000]), rng.choice([2, 5, 20_000])
+    ts = T0
+    for step in range(500):
+        ts += rng.choice([0, 1, 50, 300, 2_000, 20_000, -500])  # late events too
+        bucket = ts // bucket_ms * bucket_ms
+        op = rng.random()
+        if op < 0.4:
+            event_id = f"c{rng.randint(0, 80)}"  # re-deliveries, and ids seen again after they were forgotten
+            got = compiled.first_delivery(event_id, ts, window_ms, max_ids)
+            assert got == reference.first_delivery(event_id, ts, window_ms, max_ids), step
+        elif op < 0.7:
+            compiled.count(bucket, ts, window_ms)
+            reference.count(bucket, ts, window_ms)
+        else:
+            user, commercial = f"u{rng.randint(0, 20)}", rng.random() < 0.3
+            compiled.remember_viewer(user, bucket, ts, commercial, window_ms, max_viewers)
+            reference.remember_viewer(user, bucket, ts, commercial, window_ms, max_viewers)
+        assert comparable(compiled) == comparable(reference), step
+        low = ts - rng.randint(0, 3 * window_ms)
+        high = low + rng.randint(0, 3 * window_ms)
+        assert compiled.traffic_sum(low, high) == reference.traffic_sum(low, high)
+        assert compiled.traffic_sum(low) == reference.traffic_sum(low)
+        assert compiled.first_bucket_after(low) == reference.first_bucket_after(low)
+        user = f"u{rng.randint(0, 20)}"
+        assert compiled.viewer_buckets(user) == reference.viewer_buckets(user)
+    assert compiled.traffic == reference.traffic
+    assert (compiled.seen_count(), compiled.viewer_count()) == (reference.seen_count(), reference.viewer_count())
+    assert compiled == reference and reference == compiled
+
+
+def filled() -> CommentWindow:
+    window = CommentWindow()
+    for i in range(300):
+        ts = T0 + i * 700
+        window.first_delivery(f"c{i}", ts, 60_000, 100)
+        window.count(ts // 10_000 * 10_000, ts, 60_000)
+        window.remember_viewer(f"u{i % 40}", ts // 10_000 * 10_000, ts, i % 7 == 0, 60_000, 30)
+    return window
+
+
+def test_the_window_lives_as_data():
+    window = filled()
+    assert (window.seen_count(), window.viewer_count()) == (86, 30)  # bounded by the window and by count
+    state = FloodState(window=window)
+    again = FloodState.model_validate_json(state.model_dump_json())
+    assert again == state and isinstance(again.window, CommentWindow)
+    assert again.window.to_state() == window.to_state()
+    assert copy.deepcopy(window) == window and pickle.loads(pickle.dumps(window)) == window
+    assert CommentWindow.from_state(window.to_state()) == PyCommentWindow.from_state(window.to_state())
+    other = CommentWindow.from_state(window.to_state())
+    other.first_delivery("one more", T0 + 300 * 700, 60_000, 100)
+    assert other != window
+    # what a deep getsizeof walk counts for the reference's dicts: each id and viewer's string at least
+    assert sys.getsizeof(window) > 86 * sys.getsizeof("c100") + 30 * sys.getsizeof("u10")
+
+
+def test_a_state_read_from_elsewhere_may_repeat_a_key_and_is_kept_consistent():
+    """A window read back from data keeps the first of a repeated id or viewer (the tables must never hold one
+    twice: the compiled one forgets an id from its order and its set together)."""
+    data = {"seen": [["a", T0], ["a", T0 + 1], ["b", T0 + 2]], "viewers": [["u", [[T0, 1]]], ["u", [[T0, 2]]]]}
+    for cls in (CommentWindow, PyCommentWindow):
+        window = cls.from_state(data)
+        assert window.to_state()["seen"] == [["a", T0], ["b", T0 + 2]]
+        assert window.viewer_buckets("u") == {T0: 1} and window.viewer_count() == 1
+        assert window.first_delivery("c", T0 + 10_000, 5_000, 10)  # forgets a and b: each once
+        assert window.seen_count() == 1
+
+
+def test_a_state_that_is_not_a_window_is_refused():
+    with pytest.raises(ValueError, match="comment window"):
+        FloodState.model_validate({"window": [1, 2, 3]})
