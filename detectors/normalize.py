@@ -88,12 +88,12 @@ CACHED_CHARS = 64
 
 def normalize(raw: str) -> NormalizedText:
     """``raw`` normalised, with the map back to its characters (pure: a repeated text is looked up)."""
-    return _normalize_short(raw) if len(raw) <= CACHED_CHARS else _normalize(raw)
+    return _normalize_short(raw) if len(raw) <= CACHED_CHARS else _normalize_new(raw)
 
 
 @lru_cache(maxsize=32_768)
 def _normalize_short(raw: str) -> NormalizedText:
-    return _normalize(raw)
+    return _normalize_new(raw)
 
 
 def forget_normalized() -> None:
@@ -118,6 +118,19 @@ def _normalize(raw: str) -> NormalizedText:
     if not _RUN.search(simplified):
         return NormalizedText(raw=raw, text=simplified, offsets=tuple(offsets))
     return _collapse_runs(raw, chars, offsets)
+
+
+try:  # the compiled normaliser (setup.py builds it); without it the same results from the Python below, slower
+    from detectors._normalize import Normalizer
+except ImportError:  # pragma: no cover - a build without a C++ compiler
+    _compiled: Normalizer | None = None
+else:
+    _compiled = Normalizer(_fold, _t2s.convert, NormalizedText)
+
+
+def _normalize_new(raw: str) -> NormalizedText:
+    """A text not looked up: compiled when built, else ``_normalize`` (the reference the tests hold it to)."""
+    return _compiled.normalize(raw) if _compiled is not None else _normalize(raw)
 
 
 class CharTable(dict[str, str]):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from detectors import normalize as normalize_module
 from detectors.normalize import (
     alternation,
     mask_digits,
@@ -17,6 +18,7 @@ from detectors.normalize import (
 )
 from detectors.price_speech import AMOUNT
 from pipeline.ruleset import load_ruleset
+from tests.conftest import SHARED_DATA
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -179,3 +181,47 @@ def test_the_spoken_price_patterns_match_as_they_did_with_flat_word_lists():
     for flat, trie in ((re.compile(a), re.compile(b)) for a, b in pairs):
         for text in said:
             assert [m.groups() for m in trie.finditer(text)] == [m.groups() for m in flat.finditer(text)], text
+
+
+# -- the compiled normaliser (detectors/_normalize.pyx) against the reference ``_normalize`` -------------------------
+
+
+def _same_as_the_reference(texts):
+    """The texts whose compiled normalisation differs from the reference's (text, offsets or class)."""
+    assert normalize_module._compiled is not None, "detectors/_normalize was not built (pip install -e .)"
+    differ = []
+    for raw in texts:
+        expected, got = normalize_module._normalize(raw), normalize_module._compiled.normalize(raw)
+        if got != expected or type(got) is not type(expected):
+            differ.append(raw)
+    return differ
+
+
+def test_the_compiled_normaliser_agrees_on_every_character():
+    """Each code point alone; in the basic plane also three in a row (runs) and between two digits ("." rule)."""
+    singles = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp < 0xE000 or cp % 64 == 0]
+    bmp = [chr(cp) for cp in range(0x10000)]
+    assert _same_as_the_reference(singles) == []
+    assert (
+        _same_as_the_reference([ch * 3 for ch in bmp] + [f"1{ch}2" for ch in bmp] + [f"{ch}.{ch}" for ch in bmp]) == []
+    )
+
+
+def test_the_compiled_normaliser_agrees_on_random_evasions():
+    rng = random.Random(48)
+    alphabet = list("abcABC123.%．。，！ 　?？…~～一二三瘦減肥體重臺灣發财们們ⅫⅠ①②²³㎏🔟\u200b\ufe0f\u3164\u1160\ud800")
+    alphabet += [chr(rng.randint(0x20, 0x2FFF)) for _ in range(200)]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(50_000)]
+    assert _same_as_the_reference(texts) == []
+
+
+def test_the_compiled_normaliser_agrees_on_real_streams():
+    texts = [
+        value
+        for name in ("livechat_douyin_dev.jsonl", "bilibili_danmaku_2020-12-12.jsonl", "liveamr_violations_train.jsonl")
+        for line in (SHARED_DATA / name).read_text(encoding="utf-8").splitlines()
+        for value in json.loads(line).values()
+        if isinstance(value, str)
+    ]
+    assert len(texts) > 100_000
+    assert _same_as_the_reference(texts) == []
