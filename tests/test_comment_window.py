@@ -14,6 +14,9 @@ import pytest
 from detectors import _comment_window
 from detectors.comment_window import CommentWindow, PyCommentWindow, comparable
 from detectors.floods import FloodState
+from detectors.normalize import normalize
+from schemas.events import ChatEvent, DanmakuEvent, TranscriptEvent, event_adapter
+from tests.builders import flood_story, shopper_crowd_story
 
 T0 = 1_769_947_200_000
 
@@ -99,3 +102,32 @@ def test_a_state_read_from_elsewhere_may_repeat_a_key_and_is_kept_consistent():
 def test_a_state_that_is_not_a_window_is_refused():
     with pytest.raises(ValueError, match="comment window"):
         FloodState.model_validate({"window": [1, 2, 3]})
+
+
+@pytest.mark.parametrize("story", ["floods", "shopper_crowds"])
+def test_the_flood_detector_decides_alike_with_either_window(ruleset, story: str):
+    """The whole detector on the flood and shopper-crowd stories (campaigns, a chant, a crowd answering the host while
+    the room buys, re-delivered comments): the same findings, and the same window after every event."""
+    detector = ruleset.build("bot_flood", {"flood.commercial_campaign": "live", "flood.ring_account": "live"})
+    wire = flood_story() if story == "floods" else shopper_crowd_story()
+    events = [event_adapter.validate_python(e) for e in wire]
+    events += events[::50]  # delivered again, late: each counted once
+    compiled: dict[str, FloodState] = {}
+    reference: dict[str, FloodState] = {}
+    findings = {"compiled": 0, "reference": 0}
+    for event in events:
+        text = normalize(event.text) if isinstance(event, ChatEvent | DanmakuEvent | TranscriptEvent) else None
+        a = compiled.setdefault(event.room_id, FloodState())
+        b = reference.setdefault(event.room_id, FloodState(window=PyCommentWindow()))
+        found_a, found_b = detector.detect(event, text, a), detector.detect(event, text, b)
+        assert [f.model_dump() for f in found_a] == [f.model_dump() for f in found_b], event.event_id
+        assert comparable(a.window) == comparable(b.window), event.event_id
+        findings["compiled"] += len(found_a)
+        findings["reference"] += len(found_b)
+    assert isinstance(next(iter(compiled.values())).window, CommentWindow)
+    assert findings["compiled"] == findings["reference"]
+    if story == "floods":
+        assert findings["compiled"] > 0
+    else:  # the host's prompts were heard, so the pools were judged on the viewers' buckets too
+        assert all(state.prompts for state in compiled.values())
+        assert compiled["shop"].window.viewer_count() > 20
