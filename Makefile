@@ -6,11 +6,13 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py detectors/_claims_kernel.pyx | sha256sum | cut -c1-12)
+# the compiled parts (setup.py) are rebuilt when their sources change, as the dependencies are when pinned anew
+COMPILED := $(sort $(wildcard detectors/*.pyx))
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml setup.py $(COMPILED) | sha256sum | cut -c1-12)
 
 .PHONY: demo test install clean
 
-$(STAMP): pyproject.toml setup.py detectors/_claims_kernel.pyx
+$(STAMP): pyproject.toml setup.py $(COMPILED)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
