@@ -17,6 +17,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import chain
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -234,6 +235,12 @@ class PriceSpeech:
         self._not_reductions = _EndsWith(lexicon.not_reductions)
         self._negations = _EndsWith(lexicon.negations)
         self._not_negations = _EndsWith(lexicon.not_negations)
+        # Every reading below starts from a cue word, or from "折" / "半价" for a rate: a text that holds a number but
+        # none of them (most host speech: "一个", "第二", "3号链接") is then read with one more search instead of five
+        # patterns and the clause breaks. An empty cue list matches anywhere in its pattern, so it disables this.
+        cue_lists = (lexicon.sale_cues, lexicon.sale_suffixes, lexicon.original_cues, lexicon.reduction_cues)
+        cues = [*chain.from_iterable(cue_lists), "折", "半价"]
+        self._any_cue = re.compile(alternation(cues)) if all(cue_lists) else None
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -288,7 +295,8 @@ class PriceSpeech:
 
     def read(self, text: str | NormalizedText) -> Utterance:
         """The prices in ``text``; given the ``NormalizedText``, amounts stop at the clause breaks it dropped."""
-        if _ANY_NUMBER.search(text.text if isinstance(text, NormalizedText) else text) is None:
+        plain = text.text if isinstance(text, NormalizedText) else text
+        if _ANY_NUMBER.search(plain) is None or (self._any_cue is not None and self._any_cue.search(plain) is None):
             return Utterance()
         if isinstance(text, NormalizedText):
             breaks = clause_breaks(text)

@@ -9,10 +9,15 @@ air and nothing is shown makes the product pitched, and 70 s later ``price.unmar
 
 from __future__ import annotations
 
+import copy
+import json
+
 import pytest
 
+from detectors.normalize import normalize
 from detectors.timeline import run
 from tests.builders import T0, danmaku, price_tag, say
+from tests.conftest import SHARED_DATA
 
 BASIS = {"price_basis": "前7日最低成交价"}
 
@@ -257,3 +262,24 @@ def test_a_comparison_price_refused_or_quoted_is_not_said(detector, text):
 def test_an_agreeing_question_is_no_negation(detector, text):
     # "可不是", "是不是" agree or ask for agreement ("isn't it just 99!"): the price is said
     assert found(detector, [price_tag("p1", "x", "129", t=0), say(text, t=10)]) == ["price.spoken_mismatch"]
+
+
+def test_the_cue_filter_changes_no_reading_of_real_speech(detector):
+    """A text with a number but no cue word is not read further (``PriceSpeech._any_cue``): on real host replies and
+    ASR the readings are those of the full reading, which the filter only skips."""
+    speech = detector._speech
+    unfiltered = copy.copy(speech)
+    unfiltered._any_cue = None
+    texts = [
+        value
+        for name in ("livechat_douyin_dev.jsonl", "liveamr_violations_train.jsonl")
+        for line in (SHARED_DATA / name).read_text(encoding="utf-8").splitlines()
+        for value in json.loads(line).values()
+        if isinstance(value, str)
+    ]
+    texts += ["直降80到手价219", "原价299现在只要199", "打八折", "第二件半价", "满300减50", "9块9包邮", "今天3号链接"]
+    normalised = [normalize(t) for t in texts]
+    assert speech._any_cue is not None
+    read = [speech.read(t) for t in normalised]
+    assert read == [unfiltered.read(t) for t in normalised]
+    assert sum(bool(r) for r in read) > 100  # prices were read: the comparison covers readings, not only silence
