@@ -15,7 +15,7 @@ Python object of its own: the reference made an int per id and a dict per viewer
 from cpython.dict cimport PyDict_Contains, PyDict_DelItem, PyDict_GetItem, PyDict_SetItem
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport INT64_MIN, int32_t, int64_t, uint8_t
 from libcpp.deque cimport deque
 from libcpp.map cimport map as cmap
 from libcpp.pair cimport pair
@@ -33,6 +33,14 @@ cdef extern from *:
         int64_t ts
 
 ctypedef pair[int64_t, uint8_t] BucketHow
+
+
+cdef inline bint _has_start(int64_t ts, int64_t window_ms) except -1:
+    """Whether the window ending at ``ts`` starts at a time int64 holds (``ts - window_ms``): near int64's lowest it
+    starts before every time kept, and nothing is old enough to forget."""
+    if window_ms < 0:
+        raise ValueError(f"a window of {window_ms} ms")
+    return ts >= INT64_MIN + window_ms
 DEF NONE = -1
 DEF NO_BOUND = 4611686018427387903  # (1 << 62) - 1, as comment_window.NO_BOUND
 
@@ -69,9 +77,12 @@ cdef class CommentWindow:
     cpdef bint first_delivery(self, str event_id, int64_t ts, int64_t window_ms, Py_ssize_t max_ids) except -1:
         if PyDict_Contains(self._ids, event_id):
             return False
+        cdef bint timed = _has_start(ts, window_ms)
         self._remember_id(event_id, ts)
-        cdef int64_t horizon = ts - window_ms
-        while <Py_ssize_t>self._arrivals.size() > max_ids or self._arrivals.front().ts <= horizon:
+        cdef int64_t horizon = ts - window_ms if timed else INT64_MIN
+        while not self._arrivals.empty() and (
+            <Py_ssize_t>self._arrivals.size() > max_ids or (timed and self._arrivals.front().ts <= horizon)
+        ):
             self._forget_oldest_id()
         return True
 
@@ -97,6 +108,9 @@ cdef class CommentWindow:
         cdef cmap[int64_t, int64_t].iterator it = self._traffic.find(bucket)
         if it != self._traffic.end():
             self._traffic[bucket] = deref(it).second + 1  # (Cython's deref of a map iterator reads a copy)
+            return
+        if not _has_start(ts, window_ms):
+            self._traffic[bucket] = 1
             return
         cdef int64_t horizon = ts - window_ms
         while not self._traffic.empty() and deref(self._traffic.begin()).first <= horizon:
@@ -124,7 +138,8 @@ cdef class CommentWindow:
     cpdef remember_viewer(
         self, str user, int64_t bucket, int64_t ts, bint commercial, int64_t window_ms, Py_ssize_t max_viewers
     ):
-        cdef int64_t horizon = ts - window_ms
+        cdef bint timed = _has_start(ts, window_ms)
+        cdef int64_t horizon = ts - window_ms if timed else INT64_MIN
         cdef uint8_t how = 2 if commercial else 1
         cdef PyObject* found = PyDict_GetItem(self._slot_of, user)
         cdef int32_t s
@@ -134,35 +149,40 @@ cdef class CommentWindow:
             s = <int32_t><object>found
             self._unlink(s)
             self._append(s)
-            self._drop_buckets(s, horizon)
+            if timed:
+                self._drop_buckets(s, horizon)
+        self._mark(s, bucket, how, True)
+        while self._head != NONE and (
+            self._viewer_count > max_viewers
+            or self._buckets[self._head].empty()  # (kept so by no comment: data read back)
+            or (timed and self._latest_bucket(self._head) <= horizon)
+        ):
+            self._forget_viewer(self._head)
+
+    cdef void _mark(self, int32_t s, int64_t bucket, uint8_t how, bint add) noexcept:
+        """The viewer's ``bucket`` marked ``how`` (or-ed into its marks when ``add``, else replacing them), added
+        last when new: a dict's update, in the reference."""
         cdef vector[BucketHow]* buckets = &self._buckets[s]
         cdef size_t k
         for k in range(buckets.size()):
             if buckets[0][k].first == bucket:
-                buckets[0][k].second = buckets[0][k].second | how
-                break
-        else:
-            buckets.push_back(BucketHow(bucket, how))
-        while self._head != NONE and (
-            self._viewer_count > max_viewers or self._latest_bucket(self._head, horizon) <= horizon
-        ):
-            self._forget_viewer(self._head)
+                buckets[0][k].second = (buckets[0][k].second | how) if add else how
+                return
+        buckets.push_back(BucketHow(bucket, how))
 
     cdef int32_t _new_slot(self, str user) except -1:
-        cdef int32_t s
+        cdef int32_t s = self._free.back() if not self._free.empty() else <int32_t>self._users.size()
+        PyDict_SetItem(self._slot_of, user, s)  # first: if it fails, nothing else has changed
         if not self._free.empty():
-            s = self._free.back()
             self._free.pop_back()
             self._buckets[s].clear()
             self._users[s] = <PyObject*>user
         else:
-            s = <int32_t>self._users.size()
             self._users.push_back(<PyObject*>user)
             self._buckets.push_back(vector[BucketHow]())
             self._prev.push_back(NONE)
             self._next.push_back(NONE)
         Py_INCREF(user)
-        PyDict_SetItem(self._slot_of, user, s)
         self._append(s)
         self._viewer_count += 1
         return s
@@ -196,10 +216,9 @@ cdef class CommentWindow:
                 kept += 1
         buckets.resize(kept)
 
-    cdef int64_t _latest_bucket(self, int32_t s, int64_t empty) noexcept:
+    cdef int64_t _latest_bucket(self, int32_t s) noexcept:
+        """The latest of the viewer's buckets (it has one)."""
         cdef vector[BucketHow]* buckets = &self._buckets[s]
-        if buckets.empty():
-            return empty
         cdef int64_t latest = buckets[0][0].first
         cdef size_t k
         for k in range(1, buckets.size()):
@@ -234,17 +253,45 @@ cdef class CommentWindow:
     # -- as data -------------------------------------------------------------------------------------
 
     def to_state(self):
-        cdef Arrival a
-        seen = [[<object>a.id, a.ts] for a in self._arrivals]
-        viewers = []
+        # Copied first, with a reference to each string, before any Python object is made: making one may run the
+        # collector, and through it Python code that changes this window (a finalizer, a callback, another thread).
+        cdef vector[Arrival] arrivals = vector[Arrival](self._arrivals.begin(), self._arrivals.end())
+        cdef vector[pair[int64_t, int64_t]] traffic = vector[pair[int64_t, int64_t]](
+            self._traffic.begin(), self._traffic.end()
+        )
+        cdef vector[PyObject*] users
+        cdef vector[vector[BucketHow]] buckets
         cdef int32_t s = self._head
         while s != NONE:
-            viewers.append([<object>self._users[s], [[b.first, b.second] for b in self._buckets[s]]])
+            users.push_back(self._users[s])
+            buckets.push_back(self._buckets[s])
             s = self._next[s]
-        return {"seen": seen, "traffic": [[p.first, p.second] for p in self._traffic], "viewers": viewers}
+        cdef size_t k
+        for k in range(arrivals.size()):
+            Py_INCREF(<object>arrivals[k].id)
+        for k in range(users.size()):
+            Py_INCREF(<object>users[k])
+        try:
+            seen = [[<object>arrivals[k].id, arrivals[k].ts] for k in range(arrivals.size())]
+            viewers = [
+                [<object>users[k], [[b.first, b.second] for b in buckets[k]]] for k in range(users.size())
+            ]
+            return {"seen": seen, "traffic": [[p.first, p.second] for p in traffic], "viewers": viewers}
+        finally:
+            for k in range(arrivals.size()):
+                Py_DECREF(<object>arrivals[k].id)
+            for k in range(users.size()):
+                Py_DECREF(<object>users[k])
 
     @classmethod
     def from_state(cls, data):
+        try:
+            return cls._from_state(data)
+        except OverflowError as e:  # a number beyond the tables' (int64; a mark 0-255): bad data, as any other
+            raise ValueError(f"a comment window holds a number out of range: {e}") from None
+
+    @classmethod
+    def _from_state(cls, data):
         cdef CommentWindow window = cls()
         cdef int32_t s
         for event_id, ts in data.get("seen", ()):
@@ -258,8 +305,8 @@ cdef class CommentWindow:
             if PyDict_Contains(window._slot_of, user):
                 continue
             s = window._new_slot(user)
-            for b, how in buckets:
-                window._buckets[s].push_back(BucketHow(int(b), int(how)))
+            for b, how in buckets:  # a bucket repeated: the last marks, at the first's place (as a dict reads it)
+                window._mark(s, int(b), int(how), False)
         return window
 
     def __eq__(self, other):

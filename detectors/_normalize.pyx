@@ -42,6 +42,7 @@ cdef class Normalizer:
         self.convert = convert
         self.make = make
         self.is_normalized = unicodedata.is_normalized
+        self.folds.clear()  # a fold function given anew: nothing remembered of another
 
     cdef vector[Py_UCS4]* _fold_of(self, Py_UCS4 cp) except NULL:
         cdef unordered_map[Py_UCS4, vector[Py_UCS4]].iterator it = self.folds.find(cp)

@@ -39,16 +39,18 @@ class PyCommentWindow:
         self._viewers: OrderedDict[str, dict[int, int]] = OrderedDict()  # least recently active first
 
     def first_delivery(self, event_id: str, ts: int, window_ms: int, max_ids: int) -> bool:
+        _check_window(window_ms)
         seen = self._seen
         if event_id in seen:
             return False
         seen[event_id] = ts
         horizon = ts - window_ms
-        while len(seen) > max_ids or next(iter(seen.values())) <= horizon:
+        while seen and (len(seen) > max_ids or next(iter(seen.values())) <= horizon):
             seen.popitem(last=False)
         return True
 
     def count(self, bucket: int, ts: int, window_ms: int) -> None:
+        _check_window(window_ms)
         traffic = self._traffic
         n = traffic.get(bucket)
         if n is None:
@@ -61,6 +63,7 @@ class PyCommentWindow:
     def remember_viewer(
         self, user: str, bucket: int, ts: int, commercial: bool, window_ms: int, max_viewers: int
     ) -> None:
+        _check_window(window_ms)
         horizon = ts - window_ms
         viewers = self._viewers
         buckets = viewers.get(user)
@@ -111,6 +114,10 @@ class PyCommentWindow:
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> PyCommentWindow:
+        """The window of ``to_state``'s data; a number out of the compiled window's range (int64; a mark 0–255) is
+        refused here too, so that data is read alike by both."""
+        if not _in_range(data):
+            raise ValueError("a comment window holds a number out of range")
         window = cls()
         for i, ts in data.get("seen", ()):  # a repeated key (data from elsewhere): the first is kept
             window._seen.setdefault(str(i), int(ts))
@@ -132,6 +139,22 @@ class PyCommentWindow:
 
     def __repr__(self) -> str:
         return f"CommentWindow({self.seen_count()} ids, {len(self._traffic)} buckets, {self.viewer_count()} viewers)"
+
+
+def _check_window(window_ms: int) -> None:
+    if window_ms < 0:
+        raise ValueError(f"a window of {window_ms} ms")
+
+
+def _in_range(data: dict[str, Any]) -> bool:
+    """Whether every time and count of a window's data fits in 64 bits and every mark in a byte."""
+    numbers = [ts for _, ts in data.get("seen", ())] + [x for pair in data.get("traffic", ()) for x in pair]
+    marks = []
+    for _, buckets in data.get("viewers", ()):
+        for b, how in buckets:
+            numbers.append(b)
+            marks.append(how)
+    return all(-(1 << 63) <= int(v) < 1 << 63 for v in numbers) and all(0 <= int(how) < 256 for how in marks)
 
 
 def comparable(window: Any) -> tuple[Any, ...]:

@@ -5,6 +5,7 @@ and the state's life as data (JSON, equality, copies, size)."""
 from __future__ import annotations
 
 import copy
+import gc
 import pickle
 import random
 import sys
@@ -131,3 +132,57 @@ def test_the_flood_detector_decides_alike_with_either_window(ruleset, story: str
     else:  # the host's prompts were heard, so the pools were judged on the viewers' buckets too
         assert all(state.prompts for state in compiled.values())
         assert compiled["shop"].window.viewer_count() > 20
+
+
+@pytest.mark.parametrize("cls", [CommentWindow, PyCommentWindow])
+def test_bounds_of_nothing_and_times_at_the_edge_of_int64_leave_the_window_consistent(cls):
+    """No id kept (max_ids 0), a window of no time, a time near int64's lowest: answered, never a crash."""
+    window = cls()
+    assert window.first_delivery("a", T0, 60_000, 0) and window.seen_count() == 0
+    assert window.first_delivery("a", T0, 0, 5) and window.first_delivery("a", T0, 0, 5)  # forgotten at once
+    assert window.first_delivery("b", -(1 << 63), 100, 5) and not window.first_delivery("b", -(1 << 63), 100, 5)
+    window.count(0, -(1 << 63), 100)
+    window.remember_viewer("u", 0, -(1 << 63), False, 100, 0)
+    assert window.viewer_count() == 0 and window.traffic_sum(-(1 << 63)) == 1
+
+
+@pytest.mark.parametrize("cls", [CommentWindow, PyCommentWindow])
+def test_data_read_back_is_read_as_a_dict_would_and_numbers_out_of_range_are_refused(cls):
+    window = cls.from_state({"viewers": [["u", [[10, 1], [20, 1], [10, 2]]]]})
+    assert window.to_state()["viewers"] == [["u", [[10, 2], [20, 1]]]]  # the last marks, at the first place
+    window.remember_viewer("u", 10, 12, False, 100, 10)
+    assert window.viewer_buckets("u") == {10: 3, 20: 1}
+    for bad in ({"seen": [["a", 1 << 63]]}, {"traffic": [[1, -(1 << 64)]]}, {"viewers": [["u", [[1, 256]]]]}):
+        with pytest.raises(ValueError, match="out of range"):
+            cls.from_state(bad)
+
+
+def test_reading_the_window_while_the_collector_changes_it_is_safe():
+    """``to_state`` makes Python objects, which may run the collector and through it Python code that changes the
+    window: what it returns is whole (every id once), and nothing it read is freed under it."""
+    window = CommentWindow()
+    for i in range(5_000):
+        window.first_delivery(f"id{i}", T0 + i, 10**9, 10**9)
+        window.remember_viewer(f"u{i}", i, T0 + i, False, 10**9, 10**9)
+    added = [0]
+
+    def meddle(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            for _ in range(100):
+                added[0] += 1
+                window.first_delivery(f"new{added[0]}", T0 + 10**6 + added[0], 10**9, 5_000)  # forgets the oldest
+                window.remember_viewer(f"v{added[0]}", added[0], T0 + 10**6 + added[0], False, 10**9, 5_000)
+
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.callbacks.append(meddle)
+    gc.set_threshold(50)
+    try:
+        states = [window.to_state() for _ in range(5)]
+    finally:
+        gc.callbacks.remove(meddle)
+        gc.set_threshold(*thresholds)
+    assert added[0] > 0, "the collector ran while the window was read"
+    for state in states:
+        ids = [i for i, _ in state["seen"]]
+        assert len(ids) == len(set(ids)) == 5_000
