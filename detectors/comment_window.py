@@ -14,7 +14,8 @@ Every rule is a function of the last ``window_ms`` of input (a rebuild reads onl
 - ``count``: a bucket's messages; the buckets at or before the window's start are dropped when a new one begins.
 - ``remember_viewer``: a viewer's buckets and how it commented in each (1 ordinary, 2 commercial, 3 both); viewers
   are kept in order of their last comment, the least recent forgotten once their latest bucket left the window
-  or beyond ``max_viewers``.
+  or beyond ``max_viewers``. Not "when it first came": that can be older than the window, which is all a rebuild
+  re-reads.
 """
 
 from __future__ import annotations
