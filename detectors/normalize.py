@@ -120,17 +120,16 @@ def _normalize(raw: str) -> NormalizedText:
     return _collapse_runs(raw, chars, offsets)
 
 
-try:  # the compiled normaliser (setup.py builds it); without it the same results from the Python below, slower
+try:  # the compiled normaliser (setup.py builds it); without it the same results from the Python above, slower
     from detectors._normalize import Normalizer
 except ImportError:  # pragma: no cover - a build without a C++ compiler
     _compiled: Normalizer | None = None
 else:
     _compiled = Normalizer(_fold, _t2s.convert, NormalizedText)
 
-
-def _normalize_new(raw: str) -> NormalizedText:
-    """A text not looked up: compiled when built, else ``_normalize`` (the reference the tests hold it to)."""
-    return _compiled.normalize(raw) if _compiled is not None else _normalize(raw)
+#: a text not looked up: compiled when built, else ``_normalize`` (the reference the tests hold it to); bound once,
+#: not chosen per call by a function of its own
+_normalize_new: Callable[[str], NormalizedText] = _compiled.normalize if _compiled is not None else _normalize
 
 
 class CharTable(dict[str, str]):
