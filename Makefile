@@ -28,7 +28,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	deploy/system-packages.sh
 	@# built before the compiler was installed (a fresh machine): build the compiled parts now
-	$(BIN)/python -c 'import detectors._claims_kernel, detectors._comment_window, detectors._normalize' 2>/dev/null || $(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -c 'import sys, importlib; [importlib.import_module("detectors." + m) for m in sys.argv[1:]]' \
+		$(notdir $(basename $(COMPILED))) 2>/dev/null || $(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

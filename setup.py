@@ -1,10 +1,12 @@
-"""Build of the compiled parts: the claims model's scoring kernel (detectors/_claims_kernel.pyx), the flood
-detector's comment bookkeeping (detectors/_comment_window.pyx) and the text normaliser (detectors/_normalize.pyx).
+"""Build of the compiled parts, every ``detectors/*.pyx``: the claims model's scoring kernel (_claims_kernel), the
+flood detector's comment bookkeeping (_comment_window) and the text normaliser (_normalize).
 
 Everything else is declared in pyproject.toml. The extensions are optional: where no C++ compiler is at hand the
 install still succeeds and the detectors run the equivalent pure-Python paths (slower; docs/claims.md,
 docs/floods.md).
 """
+
+from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -12,9 +14,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=cythonize(
         [
-            Extension("detectors._claims_kernel", ["detectors/_claims_kernel.pyx"], language="c++", optional=True),
-            Extension("detectors._comment_window", ["detectors/_comment_window.pyx"], language="c++", optional=True),
-            Extension("detectors._normalize", ["detectors/_normalize.pyx"], language="c++", optional=True),
+            Extension(f"detectors.{source.stem}", [f"detectors/{source.name}"], language="c++", optional=True)
+            for source in sorted(Path(__file__).parent.glob("detectors/*.pyx"))
         ],
         compiler_directives={"language_level": "3"},
     )

@@ -93,9 +93,11 @@ def test_the_installed_package_is_the_wheel_with_its_rules(installed: Installed)
         [installed.venv / "bin" / "python", "-c", code], cwd=installed.workdir, env=installed.env
     ).stdout.split()
     assert all(Path(p).is_relative_to(installed.site_packages) for p in where), where
-    # the compiled parts (the claims model's scoring kernel, the flood detector's comment window, the normaliser) are
-    # built into the wheel (setup.py) and imported from it
-    for module in ("_claims_kernel", "_comment_window", "_normalize"):
+    # the compiled parts (every detectors/*.pyx: the claims model's scoring kernel, the flood detector's comment
+    # window, the normaliser) are built into the wheel (setup.py) and imported from it
+    compiled = sorted(p.stem for p in (REPO / "detectors").glob("*.pyx"))
+    assert compiled == ["_claims_kernel", "_comment_window", "_normalize"]
+    for module in compiled:
         kernel = _run(
             [installed.venv / "bin" / "python", "-c", f"from detectors import {module} as k; print(k.__file__)"],
             cwd=installed.workdir,
