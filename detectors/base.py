@@ -49,6 +49,10 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
     #: False: no viewer's comment is routed to it, though ``kinds`` holds chat or danmaku (a host's or operator's
     #: comment). Viewer comments are four events in five, and a call that returns at once cost ≈ 1 µs each.
     reads_viewer_comments: ClassVar[bool] = True
+    #: True: a viewer's comment is only the room's clock to it (``ReportsWhenDue``), so the engine routes one to it
+    #: only when its state's ``next_due`` falls due at the comment; at any other comment ``detect`` would return no
+    #: finding and leave the state as it is (``checks.check_may_change`` holds it to that)
+    viewer_comments_as_clock: ClassVar[bool] = False
     rule_model: ClassVar[type[Rule]]
     settings_model: ClassVar[type[BaseModel]]
     state_model: ClassVar[type[BaseModel]]
@@ -179,7 +183,10 @@ class _OwesReports(Protocol):
 
 class ReportsWhenDue:
     """Mixed into a detector that reports what did not happen when it falls due (``falls_due``): to it a viewer's
-    comment is only the room's clock, and changes its state only when a report falls due at it."""
+    comment is only the room's clock, and changes its state only when a report falls due at it. Its state has
+    ``next_due``, and the engine reads it to skip the call at every other comment (``viewer_comments_as_clock``)."""
+
+    viewer_comments_as_clock: ClassVar[bool] = True
 
     def may_change(self, event: BaseEvent, state: _OwesReports) -> bool:
         return not is_viewer_comment(event) or falls_due(event, state.next_due)

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from detectors.base import AnyDetector
+from detectors.base import AnyDetector, falls_due
 from detectors.timeline import run
 from schemas.events import (
     EVENT_KINDS,
@@ -32,6 +32,7 @@ from schemas.events import (
     ProductOnAir,
     StreamMetaEvent,
     TranscriptEvent,
+    is_viewer_comment,
 )
 from schemas.rules import Rule
 
@@ -167,7 +168,8 @@ def check_findings_cite_rules(detector: AnyDetector, talk: Sequence[BaseEvent]) 
 
 def check_may_change(detector: AnyDetector, talk: Sequence[BaseEvent]) -> None:
     """``may_change`` says yes before every event whose ``detect`` changes the state — a worker skips
-    serialising a room after an event it says no for, so a wrong no loses a change after a restart. Over the
+    serialising a room after an event it says no for, so a wrong no loses a change after a restart — and a detector
+    that a viewer's comment is only the clock of does nothing at one at which no report falls due. Over the
     talk, odd events, and viewers' comments long after them: an AI host whose label is shown, then hidden, and a
     product on air without a price, so that reports fall due at those comments."""
     end = (max(event.ts for event in talk) - T0) / 1000 if talk else 0
@@ -188,9 +190,17 @@ def check_may_change(detector: AnyDetector, talk: Sequence[BaseEvent]) -> None:
             continue
         before = state.model_dump_json()
         said = detector.may_change(event, state)
-        run(detector, [event], state)
+        # a comment that is only the clock of this detector and at which nothing falls due is not routed to it
+        skipped = (
+            detector.viewer_comments_as_clock and is_viewer_comment(event) and not falls_due(event, state.next_due)
+        )
+        found = run(detector, [event], state)
         assert said or state.model_dump_json() == before, (
             f"{event.kind} {event.event_id}: detect changed the state, but may_change said it would not"
+        )
+        assert not skipped or (not found and state.model_dump_json() == before), (
+            f"{event.kind} {event.event_id}: a viewer's comment at which nothing falls due (the engine does not "
+            "route it here: viewer_comments_as_clock) led to a finding or changed the state"
         )
 
 

@@ -319,16 +319,24 @@ class Engine:
         ruleset = self.ruleset
         self.metrics.events.add(source, event.kind)
         outcome = Outcome(event=event)
-        detectors = ruleset.detectors_for(event.kind, is_viewer_comment(event))
+        route = ruleset.route(event.kind, is_viewer_comment(event))
         room = self.store.get(event.room_id)
         # a store that persists is told of every event's room (``put``); the embedded one, a dict, of a new room only
         tell_store = room is None or self.store.persists
         if room is None:
             room = RoomState()
             self.metrics.rooms_active.set(len(self.store) + 1)
+        detectors = route.always
+        if route.clocked:  # a viewer's comment: the clock of these, called only when a report falls due at it
+            states, ts = room.detectors, event.ts
+            for detector in route.clocked:
+                clock: Any = states.get(detector.name)  # a ``ReportsWhenDue`` state: it has ``next_due``
+                if clock is not None and clock.next_due is not None and ts > clock.next_due:  # ``falls_due``
+                    detectors = route.every
+                    break
 
         user_id = user_of(event)
-        by_account = ruleset.account_detectors_for(event.kind) if self.accounts is not None and user_id else ()
+        by_account = route.accounts if self.accounts is not None and user_id else ()
         raw_text = text_of(event)
         text = normalize(raw_text) if (detectors or by_account) and raw_text else None
         changed = False  # whether the room's durable state may have changed (``Detector.may_change``)

@@ -50,6 +50,24 @@ def _shipped_rules_dir() -> Path:
 DEFAULT_RULES_DIR = _shipped_rules_dir()
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The detectors an event of one kind goes to, a viewer's comment or not (worked out once per ruleset)."""
+
+    #: the room-keyed detectors called at every such event, in the ruleset's order
+    always: tuple[AnyDetector, ...]
+    #: to a viewer's comment, the detectors it is only the clock to (``viewer_comments_as_clock``): called only at a
+    #: comment at which a report of theirs falls due — the engine then calls ``every`` instead of ``always``
+    clocked: tuple[AnyDetector, ...]
+    #: ``always`` and ``clocked``, in the ruleset's order (so the findings come in the same order either way)
+    every: tuple[AnyDetector, ...]
+    #: the account-keyed detectors that read it
+    accounts: tuple[AnyDetector, ...]
+
+
+_NOWHERE = Route((), (), (), ())
+
+
 @dataclass(frozen=True)
 class Ruleset:
     version: str
@@ -62,23 +80,32 @@ class Ruleset:
 
     def detectors_for(self, kind: str, viewer_comment: bool = False) -> tuple[AnyDetector, ...]:
         """The running room-keyed detectors that read ``kind``; of a viewer's comment, those that read one."""
-        return (self._by_kind_of_viewer_comments if viewer_comment else self._by_kind).get(kind, ())
+        return self.route(kind, viewer_comment).every
 
     def account_detectors_for(self, kind: str) -> tuple[AnyDetector, ...]:
         """The running detectors whose state is keyed by account (``keyed_by == "account"``) that read ``kind``."""
-        return self._by_kind_of_accounts.get(kind, ())
+        return self.route(kind).accounts
+
+    def route(self, kind: str, viewer_comment: bool = False) -> Route:
+        """Where the engine sends an event of ``kind`` (a viewer's comment or not): one look-up per event."""
+        return self._routes.get((kind, viewer_comment), _NOWHERE)
 
     @cached_property
-    def _by_kind(self) -> dict[str, tuple[AnyDetector, ...]]:  # computed once per ruleset, read per event
-        return _by_kind(d for d in self.detectors if d.keyed_by == "room")
-
-    @cached_property
-    def _by_kind_of_viewer_comments(self) -> dict[str, tuple[AnyDetector, ...]]:
-        return _by_kind(d for d in self.detectors if d.keyed_by == "room" and d.reads_viewer_comments)
-
-    @cached_property
-    def _by_kind_of_accounts(self) -> dict[str, tuple[AnyDetector, ...]]:
-        return _by_kind(d for d in self.detectors if d.keyed_by == "account")
+    def _routes(self) -> dict[tuple[str, bool], Route]:  # computed once per ruleset, read per event
+        routes = {}
+        for kind in {k for d in self.detectors for k in d.kinds}:
+            reading = [d for d in self.detectors if kind in d.kinds]
+            rooms = tuple(d for d in reading if d.keyed_by == "room")
+            accounts = tuple(d for d in reading if d.keyed_by == "account")
+            routes[kind, False] = Route(rooms, (), rooms, accounts)
+            viewers = tuple(d for d in rooms if d.reads_viewer_comments)
+            routes[kind, True] = Route(
+                tuple(d for d in viewers if not d.viewer_comments_as_clock),
+                tuple(d for d in viewers if d.viewer_comments_as_clock),
+                viewers,
+                accounts,
+            )
+        return routes
 
     @cached_property
     def durable_detectors(self) -> frozenset[str]:
@@ -106,12 +133,6 @@ class Ruleset:
         for all, or by rule id — to evaluate or test a detector whose rules ship switched off."""
         configured = self.configured[name]
         return configured if status is None else configured.with_statuses(status)
-
-
-def _by_kind(detectors: Iterable[AnyDetector]) -> dict[str, tuple[AnyDetector, ...]]:
-    chosen = tuple(detectors)
-    kinds = {k for d in chosen for k in d.kinds}
-    return {k: tuple(d for d in chosen if k in d.kinds) for k in kinds}
 
 
 def default_rules_dir() -> Path:
