@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.embedded import ACTIONS_FILE, ALERTS_FILE, DLQ_FILE, EmbeddedRuntime, read_jsonl
 from pipeline.engine import Engine, RoomState
-from pipeline.ruleset import load_ruleset
+from pipeline.ruleset import DEFAULT_RULES_DIR, load_ruleset
 from schemas.deadletter import DeadLetter, MessageSource
 from tests.builders import T0, chat, on_air, price_tag, say, wire
 
@@ -57,6 +57,33 @@ def test_a_viewer_comment_reaches_only_the_detectors_that_read_one(engine):
     assert "false_claims" not in engine.store.get("quiet").detectors
     engine.process(chat("全网最低！", role="host", room="quiet"))
     assert "false_claims" in engine.store.get("quiet").detectors
+
+
+def test_a_viewer_comment_reaches_a_detector_it_is_the_clock_of_only_when_a_report_falls_due(monkeypatch):
+    """To price_marking and ai_label a viewer's comment is only the room's clock (``viewer_comments_as_clock``): the
+    engine calls them at one only when a report of theirs falls due at it, and then in the ruleset's order, so the
+    findings are those (and in the order) of calling every detector at every comment."""
+    engine = Engine(load_ruleset(DEFAULT_RULES_DIR), clock_ms=lambda: T0 + 3_600_000)
+    route = engine.ruleset.route("chat", viewer_comment=True)
+    clocked = {d.name for d in route.clocked}
+    assert clocked == {"price_marking", "ai_label"} and not clocked & {d.name for d in route.always}
+    assert route.every == engine.ruleset.detectors_for("chat", viewer_comment=True)
+    names, order = [d.name for d in route.every], [d.name for d in engine.ruleset.detectors]
+    assert set(names) == clocked | {d.name for d in route.always} and names == sorted(names, key=order.index)
+    called: list[tuple[str, str]] = []
+    for detector in route.clocked:
+        monkeypatch.setattr(
+            detector,
+            "detect",
+            lambda e, t, s, d=detector, f=detector.detect: called.append((d.name, e.event_id)) or f(e, t, s),
+        )
+    engine.process(chat("在吗", t=0, event_id="c0"))  # a room's first event: no state, nothing due
+    engine.process(on_air("p1", t=1, event_id="m1"))  # on air, no price card: price.unmarked due after its grace
+    engine.process(chat("多少钱", t=30, event_id="c1"))
+    out = engine.process(chat("多少钱", t=120, event_id="c2"))
+    assert [f.rule_id for f in out.findings] == ["price.unmarked"]
+    assert ("price_marking", "c2") in called and not {"c0", "c1"} & {e for _, e in called}
+    assert engine.process(chat("还没价格", t=121, event_id="c3")).findings == []  # reported: not due again yet
 
 
 def test_category_exemption_uses_the_product_on_air(engine):
