@@ -3,6 +3,17 @@
 from typing import Any
 
 class CommentWindow:
+    def take(
+        self,
+        event_id: str,
+        user: str,
+        ts: int,
+        bucket_ms: int,
+        window_ms: int,
+        max_ids: int,
+        commercial: bool,
+        max_viewers: int,
+    ) -> int | None: ...
     def first_delivery(self, event_id: str, ts: int, window_ms: int, max_ids: int) -> bool: ...
     def count(self, bucket: int, ts: int, window_ms: int) -> None: ...
     def remember_viewer(

@@ -72,6 +72,29 @@ cdef class CommentWindow:
             Py_DECREF(<object>self._users[s])
             s = self._next[s]
 
+    # -- a viewer's comment --------------------------------------------------------------------------
+
+    cpdef object take(
+        self,
+        str event_id,
+        str user,
+        int64_t ts,
+        int64_t bucket_ms,
+        int64_t window_ms,
+        Py_ssize_t max_ids,
+        bint commercial,
+        Py_ssize_t max_viewers,
+    ):
+        if bucket_ms <= 0:
+            raise ValueError(f"buckets of {bucket_ms} ms")
+        if not self.first_delivery(event_id, ts, window_ms, max_ids):
+            return None
+        cdef int64_t bucket = ts // bucket_ms * bucket_ms  # rounded down (Python's division: cdivision is off)
+        self.count(bucket, ts, window_ms)
+        if max_viewers > 0:
+            self.remember_viewer(user, bucket, ts, commercial, window_ms, max_viewers)
+        return bucket
+
     # -- seen ids ------------------------------------------------------------------------------------
 
     cpdef bint first_delivery(self, str event_id, int64_t ts, int64_t window_ms, Py_ssize_t max_ids) except -1:

@@ -325,19 +325,27 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
             return []
         if text is None:
             return []
-        window = state.window
-        if not window.first_delivery(event.event_id, event.ts, self._window_ms, self._max_seen_ids):
-            return []  # re-delivered: counted once, as the other detectors apply an event id once
         s = self.settings
-        bucket = event.ts // self._bucket_ms * self._bucket_ms
-        window.count(bucket, event.ts, self._window_ms)
         masked = mask_digits(text.text)
+        clustered = len(masked) >= s.min_template_chars  # shorter texts ("666", "?") are counted, not clustered
         # Only commercial texts are matched to near-duplicates (MinHash LSH): a paid script is varied to dodge
         # filters, a fan chant need not be, and most of a room's comments are neither — they cost one lookup.
-        commercial = len(masked) >= s.min_template_chars and self.is_commercial(text.text)
-        if self._prompt_rx is not None:
-            window.remember_viewer(event.user_id, bucket, event.ts, commercial, self._window_ms, self._max_viewers)
-        if len(masked) < s.min_template_chars:
+        commercial = clustered and self._cue_rx.search(text.text) is not None  # ``is_commercial``
+        # the comment counted in the room's traffic and of its viewer (for sparing shopper crowds: max_viewers is 0
+        # without them), in one compiled call: None when it was delivered before
+        bucket = state.window.take(
+            event.event_id,
+            event.user_id,
+            event.ts,
+            self._bucket_ms,
+            self._window_ms,
+            self._max_seen_ids,
+            commercial,
+            self._max_viewers,
+        )
+        if bucket is None:
+            return []  # re-delivered: counted once, as the other detectors apply an event id once
+        if not clustered:
             return self._judge_pending(state, event)
         # A script whose last message left the window is gone before any look-up: a rebuild, which reads only
         # the window, never saw it, and one taken up again here would carry its old messages into a report.

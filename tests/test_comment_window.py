@@ -38,10 +38,16 @@ def test_compiled_and_reference_agree_call_for_call(seed: int):
         ts += rng.choice([0, 1, 50, 300, 2_000, 20_000, -500])  # late events too
         bucket = ts // bucket_ms * bucket_ms
         op = rng.random()
-        if op < 0.4:
+        if op < 0.3:
             event_id = f"c{rng.randint(0, 80)}"  # re-deliveries, and ids seen again after they were forgotten
             got = compiled.first_delivery(event_id, ts, window_ms, max_ids)
             assert got == reference.first_delivery(event_id, ts, window_ms, max_ids), step
+        elif op < 0.45:  # the three for one comment; with no viewers remembered (no shopper crowds) too
+            event_id, user, commercial = f"c{rng.randint(0, 80)}", f"u{rng.randint(0, 20)}", rng.random() < 0.3
+            viewers = rng.choice([0, max_viewers])
+            got = compiled.take(event_id, user, ts, bucket_ms, window_ms, max_ids, commercial, viewers)
+            assert got == reference.take(event_id, user, ts, bucket_ms, window_ms, max_ids, commercial, viewers), step
+            assert got is None or got == bucket, step
         elif op < 0.7:
             compiled.count(bucket, ts, window_ms)
             reference.count(bucket, ts, window_ms)
@@ -132,6 +138,22 @@ def test_the_flood_detector_decides_alike_with_either_window(ruleset, story: str
     else:  # the host's prompts were heard, so the pools were judged on the viewers' buckets too
         assert all(state.prompts for state in compiled.values())
         assert compiled["shop"].window.viewer_count() > 20
+
+
+@pytest.mark.parametrize("cls", [CommentWindow, PyCommentWindow])
+def test_taking_a_comment_is_first_delivery_count_and_viewer_in_one_call(cls):
+    window, parts = cls(), cls()
+    assert window.take("a", "u", T0 + 12_345, 10_000, 60_000, 100, True, 50) == T0 + 10_000
+    assert parts.first_delivery("a", T0 + 12_345, 60_000, 100)
+    parts.count(T0 + 10_000, T0 + 12_345, 60_000)
+    parts.remember_viewer("u", T0 + 10_000, T0 + 12_345, True, 60_000, 50)
+    assert window == parts and window.viewer_buckets("u") == {T0 + 10_000: 2}
+    assert window.take("a", "u", T0 + 13_000, 10_000, 60_000, 100, False, 50) is None  # re-delivered: nothing counted
+    assert window == parts and window.traffic == {T0 + 10_000: 1}
+    assert window.take("b", "v", T0 + 13_000, 10_000, 60_000, 100, False, 0) == T0 + 10_000  # no viewers kept
+    assert window.viewer_buckets("v") == {} and window.traffic == {T0 + 10_000: 2}
+    with pytest.raises(ValueError):
+        window.take("c", "u", T0, 0, 60_000, 100, False, 50)
 
 
 @pytest.mark.parametrize("cls", [CommentWindow, PyCommentWindow])
