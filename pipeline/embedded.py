@@ -179,27 +179,30 @@ class EmbeddedRuntime:
                     if self.watcher.current.version != stats.ruleset_versions[-1]:
                         stats.ruleset_versions.append(self.watcher.current.version)
                 outcome = self.engine.process_raw(raw, source)
-                if outcome.event is not None:
-                    self._latest_ts = max(self._latest_ts or 0, outcome.event.ts)
-                if self.speed and outcome.event is not None:
-                    first_ts = outcome.event.ts if first_ts is None else first_ts
-                    # Pace by event time. The event is decided already; only its output waits, so the
-                    # decision is identical at every speed.
-                    delay = start + (outcome.event.ts - first_ts) / 1000 / self.speed - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                for f in outcome.findings:
-                    alerts.write(f)
-                for a in outcome.actions:
-                    actions.write(a)
-                for d in outcome.dead_letters:
-                    dlq.write(d)
-                    stats.dead_letters[d.reason] += 1
+                event = outcome.event
+                if event is not None:
+                    stats.events += 1
+                    if self._latest_ts is None or event.ts > self._latest_ts:
+                        self._latest_ts = event.ts
+                    if self.speed:
+                        first_ts = event.ts if first_ts is None else first_ts
+                        # Pace by event time. The event is decided already; only its output waits, so the
+                        # decision is identical at every speed.
+                        delay = start + (event.ts - first_ts) / 1000 / self.speed - time.monotonic()
+                        if delay > 0:
+                            time.sleep(delay)
+                if outcome.findings or outcome.actions or outcome.dead_letters:  # most events lead to nothing
+                    for f in outcome.findings:
+                        alerts.write(f)
+                    for a in outcome.actions:
+                        actions.write(a)
+                    for d in outcome.dead_letters:
+                        dlq.write(d)
+                        stats.dead_letters[d.reason] += 1
+                    stats.findings += len(outcome.findings)
+                    stats.actions += len(outcome.actions)
                 if self.archive is not None:
                     self.archive.record(source, raw, outcome)
-                stats.events += outcome.event is not None
-                stats.findings += len(outcome.findings)
-                stats.actions += len(outcome.actions)
                 done += 1
                 if self.on_outcome is not None:
                     self.on_outcome(outcome)

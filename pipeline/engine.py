@@ -398,9 +398,12 @@ class Engine:
                 if action is not None:
                     outcome.actions.append(action)
                     self.metrics.actions.labels(action=action.action).inc()
-            if user_id and text is not None and any(d.wants(event, text) for d in by_account):
-                assert isinstance(event, (ChatEvent, DanmakuEvent))
-                records.append(AccountRecord(account=user_id, event=event))
+            if user_id and text is not None:
+                for detector in by_account:  # (a loop, not ``any`` over a generator: a comment's hot path)
+                    if detector.wants(event, text):
+                        assert isinstance(event, (ChatEvent, DanmakuEvent))
+                        records.append(AccountRecord(account=user_id, event=event))
+                        break
             overturn = event.kind == "overturn"  # not isinstance: a model class's costs ≈ 0.2 µs on every other event
             if overturn:  # an appeal overturned an action: to the ladder that holds it
                 assert isinstance(event, OverturnEvent)
