@@ -110,7 +110,7 @@ class AiLabelDetector(ReportsWhenDue, Detector[AiLabelRule, AiLabelSettings, AiL
         if event.event_id in state.applied:
             return []  # re-delivered: its state change and its findings are out already
         findings = self._due(event, state) if falls_due(event, state.next_due) else []
-        if isinstance(event, StreamMetaEvent):
+        if type(event) is StreamMetaEvent:  # not isinstance: ABCMeta's check costs ≈ 0.07 µs when it misses
             self._on_meta(event, state)
         elif isinstance(event, (TranscriptEvent, ChatEvent, DanmakuEvent)):  # speech, a host's or operator's comment
             said = self._disclosure(event, text) if text is not None and state.disclosed is None else None

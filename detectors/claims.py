@@ -420,12 +420,13 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
     def detect(self, event: BaseEvent, text: NormalizedText | None, state: ClaimsState) -> list[Finding]:
         if is_viewer_comment(event):
             return []  # not routed here by the engine (reads_viewer_comments); a direct caller may pass one
-        if isinstance(event, StreamMetaEvent):
+        # ``type(event) is``: an event model's isinstance goes through ABCMeta, ≈ 0.07 µs for each class that misses
+        if type(event) is StreamMetaEvent:
             if event.products and state.current_product_id not in {p.product_id for p in event.products}:
                 state.current_product_id = event.products[0].product_id
                 state.current_category = event.products[0].category
             return []
-        if isinstance(event, PriceTagEvent):
+        if type(event) is PriceTagEvent:
             state.current_product_id = event.product_id
             state.current_category = event.category
             seen = f"{event.product_id}|{event.title}"
@@ -436,7 +437,7 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 state.reported_titles.append(seen)
                 del state.reported_titles[: -self.settings.max_titles_remembered]
             return findings
-        if isinstance(event, TranscriptEvent):
+        if type(event) is TranscriptEvent:
             source: SpeechSource = "transcript"
         elif isinstance(event, (ChatEvent, DanmakuEvent)) and event.role in ("host", "operator"):
             source = "host_chat"

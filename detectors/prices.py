@@ -161,11 +161,12 @@ class PriceMarkingDetector(ReportsWhenDue, Detector[PriceRule, PriceSettings, Pr
         if event.event_id in state.applied:
             return []  # re-delivered: its state change and its findings are out already
         findings = self._due(event, state) if falls_due(event, state.next_due) else []
-        if isinstance(event, StreamMetaEvent):
+        # ``type(event) is``: an event model's isinstance goes through ABCMeta, ≈ 0.07 µs for each class that misses
+        if type(event) is StreamMetaEvent:
             self._on_meta(event, state)
-        elif isinstance(event, PriceTagEvent):
+        elif type(event) is PriceTagEvent:
             findings += self._on_tag(event, text, state)
-        elif isinstance(event, OrderEvent):
+        elif type(event) is OrderEvent:
             self._on_order(event, state)
             return findings  # history only: no episode opens or closes
         elif isinstance(event, (TranscriptEvent, ChatEvent, DanmakuEvent)):  # speech, a host's or operator's comment
