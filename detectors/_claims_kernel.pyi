@@ -12,7 +12,13 @@ class Syllables:
 
 class HeadKernel:
     def __init__(
-        self, keyed_rows: dict[int, int], gathered: np.ndarray, intercept: np.ndarray, syllables: Syllables, max_n: int
+        self,
+        keyed_rows: dict[int, int],
+        gathered: np.ndarray,
+        intercept: np.ndarray,
+        syllables: Syllables,
+        max_n: int,
+        words: dict[str, tuple[int, ...]] | None = None,
     ) -> None: ...
     def proba(self, text: str, extra_rows: Iterable[int]) -> list[float]: ...
     def located(self, text: str) -> list[tuple[int, int, int]]: ...

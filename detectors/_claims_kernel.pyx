@@ -73,11 +73,20 @@ cdef class Syllables:
         return sid
 
 
+cdef struct KeyEntry:
+    int32_t row  # the row of the n-gram or pinyin pair of this key (0: the head does not know it)
+    int32_t words  # 1 + the index of the vocabulary words that start with this key's characters (0: none)
+
+
 @cython.final  # no subclass: the helpers below are called directly, not through a method table
 cdef class HeadKernel:
-    """One head: keys → rows, the rows' class weights and idf² side by side, the intercepts."""
+    """One head: keys → rows, the rows' class weights and idf² side by side, the intercepts; and the vocabulary
+    words the head knows, found from the same keys (``proba``)."""
 
-    cdef unordered_map[uint64_t, int32_t] rows
+    cdef unordered_map[uint64_t, KeyEntry] rows
+    cdef vector[vector[int32_t]] starting  # per key's ``words``: the ids of the words starting so
+    cdef vector[vector[Py_UCS4]] word_chars  # per word id: its characters
+    cdef vector[vector[int32_t]] word_rows  # per word id: its rows (the word's, its class's)
     cdef double[:, ::1] gathered
     cdef double[::1] intercept
     cdef int32_t[::1] stamp
@@ -87,12 +96,42 @@ cdef class HeadKernel:
     cdef bint has_pinyin
     cdef object _keep  # the arrays behind the memoryviews
 
-    def __init__(self, keyed_rows: dict, gathered, intercept, Syllables syllables, int max_n) -> None:
+    def __init__(
+        self, keyed_rows: dict, gathered, intercept, Syllables syllables, int max_n, words: dict = None
+    ) -> None:
+        """``words``: vocabulary word → its rows in this head (the word's, its class's); each is keyed by its first
+        ``max_n`` characters (digits masked, as an n-gram) and compared whole where that key is found."""
         cdef uint64_t key
+        cdef KeyEntry entry
+        cdef vector[Py_UCS4] chars
+        cdef vector[int32_t] word_rows
+        cdef Py_UCS4 ch, masked
         for key, row in keyed_rows.items():
-            self.rows[key] = row
+            entry.row, entry.words = row, 0
+            self.rows[key] = entry
             if key & PINYIN_BIT:
                 self.has_pinyin = True
+        for word, rows in (words or {}).items():
+            if not word or not rows:
+                continue
+            chars.clear()
+            word_rows.clear()
+            key = 0
+            for k, ch in enumerate(word):
+                chars.push_back(ch)
+                if k < max_n:
+                    masked = u"#" if u"0" <= ch <= u"9" else ch
+                    key |= (<uint64_t>masked) << (21 * k)
+            for row in rows:
+                word_rows.push_back(row)
+            entry = self.rows[key] if self.rows.count(key) else KeyEntry(0, 0)
+            if entry.words == 0:
+                self.starting.push_back(vector[int32_t]())
+                entry.words = <int32_t>self.starting.size()
+                self.rows[key] = entry
+            self.starting[entry.words - 1].push_back(<int32_t>self.word_chars.size())
+            self.word_chars.push_back(chars)
+            self.word_rows.push_back(word_rows)
         table = np.ascontiguousarray(gathered, dtype=np.float64)
         bias = np.ascontiguousarray(intercept, dtype=np.float64)
         marks = np.zeros(table.shape[0], dtype=np.int32)
@@ -113,15 +152,33 @@ cdef class HeadKernel:
         return True
 
     cdef inline bint _add_key(self, uint64_t key, int32_t gen, double* acc, Py_ssize_t width):
-        """Add the row of a feature key, if the head knows it."""
-        cdef unordered_map[uint64_t, int32_t].iterator found = self.rows.find(key)
-        if found == self.rows.end():
+        """Add the row of a pinyin pair's key, if the head knows it."""
+        cdef unordered_map[uint64_t, KeyEntry].iterator found = self.rows.find(key)
+        if found == self.rows.end() or deref(found).second.row == 0:
             return False
-        return self._add_row(deref(found).second, gen, acc, width)
+        return self._add_row(deref(found).second.row, gen, acc, width)
+
+    cdef bint _add_words(self, str text, Py_ssize_t n, Py_ssize_t i, int32_t words, int32_t gen, double* acc,
+                         Py_ssize_t width):
+        """Add the rows of each word of list ``words`` that ``text`` holds at ``i`` (their keys matched there)."""
+        cdef bint added = False
+        cdef int32_t w, row
+        cdef Py_ssize_t j, length
+        for w in self.starting[words - 1]:
+            length = <Py_ssize_t>self.word_chars[w].size()
+            if i + length > n:
+                continue
+            j = 0
+            while j < length and <Py_UCS4>text[i + j] == self.word_chars[w][j]:
+                j += 1
+            if j == length:
+                for row in self.word_rows[w]:
+                    added |= self._add_row(row, gen, acc, width)
+        return added
 
     def proba(self, str text, extra_rows) -> list:
-        """Class probabilities of ``text`` (normalised), with ``extra_rows`` (the vocabulary words and the
-        length bucket, found in Python) counted as present too."""
+        """Class probabilities of ``text`` (normalised), with ``extra_rows`` (the length bucket's, found in Python)
+        counted as present too."""
         cdef Py_ssize_t n = len(text), i, k, m
         cdef Py_ssize_t width = self.gathered.shape[1]
         cdef Py_ssize_t classes = width - 1
@@ -129,6 +186,8 @@ cdef class HeadKernel:
         cdef uint64_t key
         cdef int32_t row, a, b
         cdef Py_UCS4 ch
+        cdef unordered_map[uint64_t, KeyEntry].iterator found
+        cdef KeyEntry entry
         if width > 16:
             raise ValueError("more classes than the kernel holds")
         for k in range(width):
@@ -148,7 +207,13 @@ cdef class HeadKernel:
                 if ch >= u"0" and ch <= u"9":
                     ch = u"#"
                 key |= (<uint64_t>ch) << (21 * k)
-                any_row |= self._add_key(key, gen, acc, width)
+                found = self.rows.find(key)
+                if found != self.rows.end():
+                    entry = deref(found).second
+                    if entry.row:
+                        any_row |= self._add_row(entry.row, gen, acc, width)
+                    if entry.words:
+                        any_row |= self._add_words(text, n, i, entry.words, gen, acc, width)
         if self.has_pinyin and n > 1:
             b = self.syllables.of(text[0])
             for i in range(1, n):
@@ -184,7 +249,7 @@ cdef class HeadKernel:
         cdef uint64_t key
         cdef int32_t a, b
         cdef Py_UCS4 ch
-        cdef unordered_map[uint64_t, int32_t].iterator found
+        cdef unordered_map[uint64_t, KeyEntry].iterator found
         out = []
         for length in range(1, self.max_n + 1):
             for i in range(n - length + 1):
@@ -195,8 +260,8 @@ cdef class HeadKernel:
                         ch = u"#"
                     key |= (<uint64_t>ch) << (21 * k)
                 found = self.rows.find(key)
-                if found != self.rows.end():
-                    out.append((deref(found).second, i, i + length))
+                if found != self.rows.end() and deref(found).second.row:
+                    out.append((deref(found).second.row, i, i + length))
         if self.has_pinyin and n > 1:
             b = self.syllables.of(text[0])
             for i in range(1, n):
@@ -204,8 +269,8 @@ cdef class HeadKernel:
                 b = self.syllables.of(text[i])
                 if a >= 0 and b >= 0:
                     found = self.rows.find(_pair_key(a, b))
-                    if found != self.rows.end():
-                        out.append((deref(found).second, i - 1, i + 1))
+                    if found != self.rows.end() and deref(found).second.row:
+                        out.append((deref(found).second.row, i - 1, i + 1))
         return out
 
 

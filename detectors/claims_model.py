@@ -20,8 +20,7 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain, groupby, islice, pairwise, repeat, takewhile
-from operator import itemgetter
+from itertools import groupby, islice, pairwise, repeat, takewhile
 from typing import Any, cast
 
 import numpy as np
@@ -288,7 +287,9 @@ class KnownFeatures:
     "^SYL^SYL^…^" (a non-Chinese character is "|", so a pair is only found between two adjacent Chinese
     characters): the normalised text is lower case and holds no "^", so an n-gram is only found in the text
     and a pinyin pair only in its pinyin. One more automaton finds the vocabulary words, each mapped to the
-    rows it stands for in each head (a word also stands for its class)."""
+    rows it stands for in each head (a word also stands for its class). The compiled kernel, when built, does all of
+    ``proba``'s finding itself, the words from the n-grams' keys; these automata serve the reference and
+    ``located``."""
 
     def __init__(self, featurizer: Featurizer, heads: Sequence[Head]) -> None:
         self.max_n = featurizer.spec.max_n
@@ -305,7 +306,6 @@ class KnownFeatures:
         self.keys = [WordFinder(k) for k in keyed]
         # per head, its length feature's row by bucket (looked up by index, not by a string built per text)
         self.length_rows = [[head.index.get(f"{LENGTH}{b}") for b in range(LENGTH_BUCKETS)] for head in heads]
-        self._of_head = [itemgetter(h) for h in range(len(heads))]  # a word's rows of one head, at C speed
         words = {}
         for word, cls in featurizer.vocabulary.items():
             rows = tuple(
@@ -315,6 +315,7 @@ class KnownFeatures:
             if any(rows):
                 words[word] = rows
         self.words = WordFinder(words)
+        self._word_rows = words
         self.kernels = self._kernels(heads) if _claims_kernel is not None and self.max_n <= 3 else None
         # A kernel keeps scratch marks across a call, which may call back into Python (a character's syllable, the
         # first time it is seen) and so let another thread in: a worker checks a reloaded ruleset's examples in a
@@ -328,7 +329,7 @@ class KnownFeatures:
         syllable_ids = {syl: i for i, syl in enumerate(sorted(used))}
         syllables = _claims_kernel.Syllables(syllable_ids, _han_syllable)
         kernels = []
-        for head in heads:
+        for h, head in enumerate(heads):
             keyed: dict[int, int] = {}
             for f, row in head.index.items():
                 if f[0] == PINYIN:
@@ -336,7 +337,10 @@ class KnownFeatures:
                     keyed[_claims_kernel.pair_key(syllable_ids[first], syllable_ids[second])] = row
                 elif f[0] not in (WORD, WORD_CLASS, LENGTH) and len(f) <= self.max_n:
                     keyed[_claims_kernel.gram_key(f)] = row
-            kernels.append(_claims_kernel.HeadKernel(keyed, head.gathered, head.intercept, syllables, self.max_n))
+            words = {word: rows[h] for word, rows in self._word_rows.items() if rows[h]}
+            kernels.append(
+                _claims_kernel.HeadKernel(keyed, head.gathered, head.intercept, syllables, self.max_n, words)
+            )
         return kernels
 
     def proba(self, s: str, head: int) -> list[float]:
@@ -344,13 +348,12 @@ class KnownFeatures:
         ``find`` + ``Head.proba_of_rows`` (the reference the tests hold the kernel to)."""
         if self.kernels is None:
             return self.heads[head].proba_of_rows(self.find(s, head))
-        # the words' rows gathered by built-in iterators (no Python step per word found)
-        extra = list(chain.from_iterable(map(self._of_head[head], self.words.values_in(s)))) if len(self.words) else []
+        # the vocabulary words are found by the kernel too, from the n-grams' keys: one Aho-Corasick call per text
+        # cost more than the kernel's whole pass over a host's utterance (its binding copies the text, maps its bytes
+        # to characters and lets go of the GIL)
         row = self.length_rows[head][length_bucket(s)]
-        if row:
-            extra.append(row)
         with self._kernel_lock:
-            return self.kernels[head].proba(s, extra)
+            return self.kernels[head].proba(s, (row,) if row else ())
 
     def located(self, s: str, head: int) -> list[tuple[int, int, int]]:
         """(row, start, end) of each occurrence of a feature of ``s`` (a normalised text) that ``head`` knows, in

@@ -16,7 +16,15 @@ import numpy as np
 import pytest
 import yaml
 
-from detectors.claims_model import ClauseBreaker, FeatureSpec, Featurizer, _claims_kernel, gap_features, load_model
+from detectors.claims_model import (
+    WORD,
+    ClauseBreaker,
+    FeatureSpec,
+    Featurizer,
+    _claims_kernel,
+    gap_features,
+    load_model,
+)
 from detectors.normalize import normalize
 
 REPO = Path(__file__).resolve().parent.parent
@@ -138,6 +146,41 @@ def test_the_compiled_kernel_is_built_and_scores_as_the_python_path_does():
             for h, head in enumerate((model.segment, model.clause)):
                 reference = head.proba_of_rows(model.known.find(s, h))
                 assert model.known.proba(s, h) == pytest.approx(reference, abs=1e-12), text
+
+
+def test_the_compiled_kernel_finds_vocabulary_words_as_the_python_path_does():
+    # the kernel finds a word where its first characters' key is found (digits masked, as an n-gram's) and compares
+    # the rest: words with digits, longer than the key, one a prefix of another, a word of one character
+    spec = json.loads((REPO / "rules" / "claims_model.json").read_bytes())
+    added = {"3天瘦": "", "7天": "", "不具有疾病预防作用啊": "", "不具有疾病": "", "瘦": "", "ab12": ""}
+    spec["vocabulary"] |= added
+    for k, head in enumerate(spec["heads"].values()):
+        width = len(next(iter(head["weights"].values())))
+        for i, word in enumerate(added):
+            if (i + k) % 3:  # some words known to one head only
+                head["weights"][WORD + word] = [0.5 + i + k, *([-0.3 * (i + 1)] * (width - 1))]
+    data = json.dumps(spec).encode()
+    model = load_model(data)
+    assert model.known.kernels is not None
+    texts = [
+        "吃了3天瘦了",
+        "吃了5天瘦了",
+        "7天7天",
+        "8天",
+        "不具有疾病预防作用啊真的",
+        "不具有疾病预防",
+        "不具有疾",
+        "瘦",
+        "ab12ab13",
+        "ab1",
+        "3天瘦3天瘦",
+    ]
+    for text in texts:
+        for h, head in enumerate((model.segment, model.clause)):
+            reference = head.proba_of_rows(model.known.find(text, h))
+            assert model.known.proba(text, h) == pytest.approx(reference, abs=1e-12), text
+    # and the words count: a text with one scores otherwise than the same text without
+    assert any(model.known.proba("吃了3天瘦了", h) != model.known.proba("吃了5天瘦了", h) for h in (0, 1))
 
 
 def test_the_compiled_kernel_locates_each_known_feature_where_the_featurizer_lists_it(monkeypatch):
