@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
 from typing import ClassVar, Literal
 
@@ -285,9 +285,22 @@ def _found(rx: re.Pattern[str], clause: str, may: set[int], pos: int = 0) -> re.
     return rx.search(clause, pos) if id(rx) in may else None
 
 
-def _any(rxs: Sequence[re.Pattern[str]], clause: str, may: set[int]) -> bool:
+class _Cues(tuple[re.Pattern[str], ...]):
+    """A group of context cues (compiled) and their ids, by which ``PatternSet.may_match`` names the cues that may
+    match a text: a group none of whose cues may is passed over with one set operation, not a step per cue — the
+    groups are asked of every clause of an utterance with a claim (22 on real ASR)."""
+
+    ids: frozenset[int]
+
+    def __new__(cls, patterns: Iterable[str]) -> _Cues:
+        cues = super().__new__(cls, (re.compile(p) for p in patterns))
+        cues.ids = frozenset(map(id, cues))
+        return cues
+
+
+def _any(rxs: _Cues, clause: str, may: set[int]) -> bool:
     """Whether one of ``rxs`` is found in ``clause``, those ``may`` rules out not run (as for ``_found``)."""
-    return any(rx.search(clause) for rx in rxs if id(rx) in may)
+    return not rxs.ids.isdisjoint(may) and any(rx.search(clause) for rx in rxs if id(rx) in may)
 
 
 class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
@@ -370,9 +383,9 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
                 )
             self.model = load_model(data)
         ctx = settings.context
-        self._notices = [re.compile(p) for p in ctx.notices]
-        self._advice = [re.compile(p) for p in ctx.advice]
-        self._hearsay = [re.compile(p) for p in ctx.hearsay]
+        self._notices = _Cues(ctx.notices)
+        self._advice = _Cues(ctx.advice)
+        self._hearsay = _Cues(ctx.hearsay)
         self._quotes = words_regex(ctx.rule_quotes)
         self._questions = words_regex(ctx.questions)
         self._refusals = re.compile(
@@ -383,14 +396,14 @@ class FalseClaimsDetector(Detector[ClaimRule, ClaimsSettings, ClaimsState]):
         self._contrast = words_regex(ctx.contrasts)
         self._refers_back = words_regex(ctx.refers_back)
         self._rebuttals = re.compile("|".join(f"(?:{p})" for p in ctx.rebuttals) or "(?!)")
-        self._judgement_denied = [re.compile(p) for p in ctx.judgement_denied]
+        self._judgement_denied = _Cues(ctx.judgement_denied)
         self._in_the_list = words_regex(ctx.in_the_list)
         self._product_refs = words_regex(ctx.product_refs)
         self._ordinals = words_regex(ctx.ordinals)
-        self._own_range = [re.compile(p) for p in ctx.own_range]
+        self._own_range = _Cues(ctx.own_range)
         self._own_range_scope = re.compile("|".join(f"(?:{p})$" for p in ctx.own_range_scopes) or "(?!)")
-        self._label_facts = [re.compile(p) for p in ctx.label_facts]
-        self._other_topics = [re.compile(p) for p in ctx.other_topics]
+        self._label_facts = _Cues(ctx.label_facts)
+        self._other_topics = _Cues(ctx.other_topics)
         #: what a long clause is not cut inside (``_reaches``)
         self._cue_patterns = [
             *self._notices,
