@@ -261,9 +261,17 @@ class PinyinKeys:
 _SYLLABLES = CharTable(_syllable)
 
 
-def pinyin_text(text: str) -> str:
-    """``pinyin_keys(text).text`` without the positions, at C speed."""
+def _pinyin_text(text: str) -> str:
+    """``pinyin_keys(text).text`` without the positions: the reference of the compiled ``CharJoin``."""
     return "".join(map(_SYLLABLES.__getitem__, text))
+
+
+try:  # compiled with the normaliser (setup.py builds it)
+    from detectors._normalize import CharJoin
+except ImportError:  # pragma: no cover - a build without a C++ compiler
+    pinyin_text: Callable[[str], str] = _pinyin_text
+else:
+    pinyin_text = CharJoin(_syllable)
 
 
 def pinyin_keys(text: str) -> PinyinKeys:

@@ -225,3 +225,33 @@ def test_the_compiled_normaliser_agrees_on_real_streams():
     ]
     assert len(texts) > 100_000
     assert _same_as_the_reference(texts) == []
+
+
+def test_the_compiled_pinyin_text_agrees_with_the_reference():
+    """``pinyin_text`` (compiled ``CharJoin``) against ``_pinyin_text``: every code point alone (below and beyond the
+    table), and real streams normalised as the claims lexicon reads them."""
+    from detectors.normalize import CharJoin, _pinyin_text
+
+    assert isinstance(pinyin_text, CharJoin)
+    singles = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp < 0xE000]
+    assert [pinyin_text(ch) for ch in singles] == [_pinyin_text(ch) for ch in singles]
+    texts = [
+        normalize(value).text
+        for name in ("livechat_douyin_dev.jsonl", "liveamr_violations_train.jsonl")
+        for line in (SHARED_DATA / name).read_text(encoding="utf-8").splitlines()[:3000]
+        for value in json.loads(line).values()
+        if isinstance(value, str)
+    ]
+    assert [pinyin_text(t) for t in texts] == [_pinyin_text(t) for t in texts]
+
+
+def test_a_char_join_keeps_what_it_was_told_and_refuses_a_value_that_is_not_text():
+    from detectors.normalize import CharJoin
+
+    asked: list[str] = []
+    join = CharJoin(lambda ch: asked.append(ch) or ch.upper(), limit=2)
+    assert join("ab\U0001d400\U0001d401\U0001d402ab") == "AB\U0001d400\U0001d401\U0001d402AB"
+    assert asked.count("a") == 1 and asked.count("\U0001d400") == 1  # the dict beyond the table: emptied when full
+    assert join("\U0001d400") == "\U0001d400" and asked.count("\U0001d400") == 2
+    with pytest.raises(TypeError):
+        CharJoin(lambda ch: 1)("x")
