@@ -69,16 +69,24 @@ def count_lines(path: Path) -> int:
         return sum(1 for line in f if line.strip())
 
 
+#: how often (wall time) a running replay flushes its output files: a reader tailing them sees a record this late
+FLUSH_EVERY_S = 0.2
+
+
 class JsonlWriter:
-    """Append-only JSONL output, flushed per record so a reader can tail it."""
+    """Append-only JSONL output (UTF-8). Buffered: ``EmbeddedRuntime.run`` flushes it every ``FLUSH_EVERY_S``, before
+    it waits to pace a replay, and when it closes — a flush per record, a system call each, was 1–2 % of a replay."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._f: IO[str] = open(path, "w", encoding="utf-8")
+        self._f: IO[bytes] = open(path, "wb")
 
     def write(self, record: BaseModel) -> None:
-        self._f.write(record.model_dump_json() + "\n")
+        # the bytes ``model_dump_json`` decodes to a string, written as they are
+        self._f.write(record.__pydantic_serializer__.to_json(record) + b"\n")
+
+    def flush(self) -> None:
         self._f.flush()
 
     def close(self) -> None:
@@ -167,12 +175,16 @@ class EmbeddedRuntime:
         actions = JsonlWriter(self.out_dir / ACTIONS_FILE)
         dlq = JsonlWriter(self.out_dir / DLQ_FILE)
         stats = RunStats(ruleset_versions=[self.watcher.current.version])
-        start = last_poll = time.monotonic()
+        start = last_poll = last_flush = time.monotonic()
         first_ts: int | None = None
         done = 0
         try:
             for source, raw in messages:
                 now = time.monotonic()
+                if now - last_flush >= FLUSH_EVERY_S:
+                    last_flush = now
+                    for out in (alerts, actions, dlq):
+                        out.flush()
                 if now - last_poll >= self.reload_every_s:
                     last_poll = now
                     self.watcher.reload(self.metrics, lambda msg: print(msg, file=sys.stderr))
@@ -190,6 +202,8 @@ class EmbeddedRuntime:
                         # decision is identical at every speed.
                         delay = start + (event.ts - first_ts) / 1000 / self.speed - time.monotonic()
                         if delay > 0:
+                            for out in (alerts, actions, dlq):  # what is decided is readable while it waits
+                                out.flush()
                             time.sleep(delay)
                 if outcome.findings or outcome.actions or outcome.dead_letters:  # most events lead to nothing
                     for f in outcome.findings:

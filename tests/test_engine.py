@@ -282,6 +282,23 @@ def test_replay_output_is_identical_at_any_speed(tiny_rules, tmp_path):
     assert (tmp_path / "fast" / ACTIONS_FILE).read_bytes()
 
 
+def test_a_running_replay_flushes_what_it_decided_before_it_waits_and_when_it_ends(tiny_rules, tmp_path):
+    """The output files are buffered (no flush per record): a paced replay flushes them before it waits, so a reader
+    tailing them sees what was decided; every record is in them when the run ends."""
+    recording = write_recording(
+        tmp_path / "paced.jsonl",
+        [wire(say("这是全网最低价", t=0, event_id="s1")), wire(chat("好", t=0.2)), wire(chat("好", t=0.4))],
+    )
+    alerts = tmp_path / "out" / ALERTS_FILE
+    readable: list[int] = []
+    runtime = EmbeddedRuntime(
+        tmp_path / "out", rules_dir=tiny_rules, speed=1.0, on_outcome=lambda _: readable.append(len(lines_of(alerts)))
+    )
+    runtime.run(read_jsonl(recording))
+    assert readable[0] == 0 and readable[-1] == 1  # the first event's alert was flushed while the third one waited
+    assert [a["event_ids"] for a in lines_of(alerts)] == [["s1"]]
+
+
 def test_a_rule_edited_while_a_replay_runs_takes_effect_from_the_next_events(tiny_rules, tmp_path):
     recording = write_recording(
         tmp_path / "r.jsonl", [wire(say("全网最低价", room=f"room{i}", t=i, event_id=f"s{i}")) for i in range(10)]
