@@ -127,17 +127,32 @@ class MemoryStateStore(dict):  # type: ignore[type-arg]
                 room.detectors.update(part.detectors)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Outcome:
     """What one input message led to."""
 
-    event: BaseEvent | None = None
-    findings: list[Finding] = field(default_factory=list)
-    actions: list[EnforcementAction] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
+    event: BaseEvent | None
+    findings: list[Finding]
+    actions: list[EnforcementAction]
+    dead_letters: list[DeadLetter]
     #: work for the account stage, when the runtime runs it elsewhere (``forward_accounts``): the Kafka worker
     #: sends it to live.accounts keyed by account
-    to_accounts: list[AccountRecord] = field(default_factory=list)
+    to_accounts: list[AccountRecord]
+
+    def __init__(
+        self,
+        event: BaseEvent | None = None,
+        findings: list[Finding] | None = None,
+        actions: list[EnforcementAction] | None = None,
+        dead_letters: list[DeadLetter] | None = None,
+        to_accounts: list[AccountRecord] | None = None,
+    ) -> None:
+        # written out: the generated one calls each list's default factory through a global, on every event
+        self.event = event
+        self.findings = [] if findings is None else findings
+        self.actions = [] if actions is None else actions
+        self.dead_letters = [] if dead_letters is None else dead_letters
+        self.to_accounts = [] if to_accounts is None else to_accounts
 
     @property
     def has_outputs(self) -> bool:
