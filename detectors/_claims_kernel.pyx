@@ -78,12 +78,28 @@ cdef struct KeyEntry:
     int32_t words  # 1 + the index of the vocabulary words that start with this key's characters (0: none)
 
 
+cdef struct Slot:
+    uint64_t key  # 0: empty (no feature's key is 0: an n-gram has a code point above 0, a pair sets the top bit)
+    KeyEntry entry
+
+
+#: 2^64 / golden ratio: a key times it, top bits taken, spreads packed code points (which differ in few bits) over
+#: the table (Fibonacci hashing)
+cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15
+
+
 @cython.final  # no subclass: the helpers below are called directly, not through a method table
 cdef class HeadKernel:
     """One head: keys → rows, the rows' class weights and idf² side by side, the intercepts; and the vocabulary
     words the head knows, found from the same keys (``proba``)."""
 
-    cdef unordered_map[uint64_t, KeyEntry] rows
+    # The keys in an open-addressing table (linear probing, at most half full), built once: a look-up is one memory
+    # access where ``unordered_map`` made three dependent ones (bucket, the node before, the node), and on a host's
+    # utterance between viewers' comments those accesses miss the cache — the kernel's time in the embedded runtime
+    # was most of all theirs (stop 49).
+    cdef vector[Slot] table
+    cdef int shift
+    cdef uint64_t mask
     cdef vector[vector[int32_t]] starting  # per key's ``words``: the ids of the words starting so
     cdef vector[vector[Py_UCS4]] word_chars  # per word id: its characters
     cdef vector[vector[int32_t]] word_rows  # per word id: its rows (the word's, its class's)
@@ -106,9 +122,12 @@ cdef class HeadKernel:
         cdef vector[Py_UCS4] chars
         cdef vector[int32_t] word_rows
         cdef Py_UCS4 ch, masked
+        cdef unordered_map[uint64_t, KeyEntry] keyed  # gathered here, then laid out in ``table``
         for key, row in keyed_rows.items():
+            if key == 0:
+                raise ValueError("a feature key of 0")
             entry.row, entry.words = row, 0
-            self.rows[key] = entry
+            keyed[key] = entry
             if key & PINYIN_BIT:
                 self.has_pinyin = True
         for word, rows in (words or {}).items():
@@ -124,14 +143,15 @@ cdef class HeadKernel:
                     key |= (<uint64_t>masked) << (21 * k)
             for row in rows:
                 word_rows.push_back(row)
-            entry = self.rows[key] if self.rows.count(key) else KeyEntry(0, 0)
+            entry = keyed[key] if keyed.count(key) else KeyEntry(0, 0)
             if entry.words == 0:
                 self.starting.push_back(vector[int32_t]())
                 entry.words = <int32_t>self.starting.size()
-                self.rows[key] = entry
+                keyed[key] = entry
             self.starting[entry.words - 1].push_back(<int32_t>self.word_chars.size())
             self.word_chars.push_back(chars)
             self.word_rows.push_back(word_rows)
+        self._lay_out(keyed)
         table = np.ascontiguousarray(gathered, dtype=np.float64)
         bias = np.ascontiguousarray(intercept, dtype=np.float64)
         marks = np.zeros(table.shape[0], dtype=np.int32)
@@ -140,6 +160,36 @@ cdef class HeadKernel:
         self.generation = 0
         self.syllables = syllables
         self.max_n = max_n
+
+    cdef void _lay_out(self, unordered_map[uint64_t, KeyEntry]& keyed):
+        cdef size_t size = 16
+        cdef int bits = 4
+        cdef uint64_t i
+        while size < 2 * keyed.size():
+            size <<= 1
+            bits += 1
+        cdef Slot empty
+        empty.key, empty.entry.row, empty.entry.words = 0, 0, 0
+        self.table.assign(size, empty)
+        self.shift, self.mask = 64 - bits, size - 1
+        for p in keyed:
+            i = (p.first * GOLDEN) >> self.shift
+            while self.table[i].key != 0:
+                i = (i + 1) & self.mask
+            self.table[i].key = p.first
+            self.table[i].entry = p.second
+
+    cdef inline const KeyEntry* _find(self, uint64_t key) noexcept nogil:
+        """The entry of ``key``, or NULL (a key of 0 finds an empty slot's entry: no row, no words)."""
+        cdef uint64_t i = (key * GOLDEN) >> self.shift
+        cdef const Slot* slot
+        while True:
+            slot = &self.table[i]
+            if slot.key == key:
+                return &slot.entry
+            if slot.key == 0:
+                return NULL
+            i = (i + 1) & self.mask
 
     cdef inline bint _add_row(self, int32_t row, int32_t gen, double* acc, Py_ssize_t width):
         """Add a row's weights once per text (the generation stamp says whether it was added already)."""
@@ -153,10 +203,10 @@ cdef class HeadKernel:
 
     cdef inline bint _add_key(self, uint64_t key, int32_t gen, double* acc, Py_ssize_t width):
         """Add the row of a pinyin pair's key, if the head knows it."""
-        cdef unordered_map[uint64_t, KeyEntry].iterator found = self.rows.find(key)
-        if found == self.rows.end() or deref(found).second.row == 0:
+        cdef const KeyEntry* found = self._find(key)
+        if found == NULL or found.row == 0:
             return False
-        return self._add_row(deref(found).second.row, gen, acc, width)
+        return self._add_row(found.row, gen, acc, width)
 
     cdef bint _add_words(self, str text, Py_ssize_t n, Py_ssize_t i, int32_t words, int32_t gen, double* acc,
                          Py_ssize_t width):
@@ -186,8 +236,7 @@ cdef class HeadKernel:
         cdef uint64_t key
         cdef int32_t row, a, b
         cdef Py_UCS4 ch
-        cdef unordered_map[uint64_t, KeyEntry].iterator found
-        cdef KeyEntry entry
+        cdef const KeyEntry* found
         if width > 16:
             raise ValueError("more classes than the kernel holds")
         for k in range(width):
@@ -207,13 +256,12 @@ cdef class HeadKernel:
                 if ch >= u"0" and ch <= u"9":
                     ch = u"#"
                 key |= (<uint64_t>ch) << (21 * k)
-                found = self.rows.find(key)
-                if found != self.rows.end():
-                    entry = deref(found).second
-                    if entry.row:
-                        any_row |= self._add_row(entry.row, gen, acc, width)
-                    if entry.words:
-                        any_row |= self._add_words(text, n, i, entry.words, gen, acc, width)
+                found = self._find(key)
+                if found != NULL:
+                    if found.row:
+                        any_row |= self._add_row(found.row, gen, acc, width)
+                    if found.words:
+                        any_row |= self._add_words(text, n, i, found.words, gen, acc, width)
         if self.has_pinyin and n > 1:
             b = self.syllables.of(text[0])
             for i in range(1, n):
@@ -249,7 +297,7 @@ cdef class HeadKernel:
         cdef uint64_t key
         cdef int32_t a, b
         cdef Py_UCS4 ch
-        cdef unordered_map[uint64_t, KeyEntry].iterator found
+        cdef const KeyEntry* found
         out = []
         for length in range(1, self.max_n + 1):
             for i in range(n - length + 1):
@@ -259,18 +307,18 @@ cdef class HeadKernel:
                     if ch >= u"0" and ch <= u"9":
                         ch = u"#"
                     key |= (<uint64_t>ch) << (21 * k)
-                found = self.rows.find(key)
-                if found != self.rows.end() and deref(found).second.row:
-                    out.append((deref(found).second.row, i, i + length))
+                found = self._find(key)
+                if found != NULL and found.row:
+                    out.append((found.row, i, i + length))
         if self.has_pinyin and n > 1:
             b = self.syllables.of(text[0])
             for i in range(1, n):
                 a = b
                 b = self.syllables.of(text[i])
                 if a >= 0 and b >= 0:
-                    found = self.rows.find(_pair_key(a, b))
-                    if found != self.rows.end() and deref(found).second.row:
-                        out.append((deref(found).second.row, i - 1, i + 1))
+                    found = self._find(_pair_key(a, b))
+                    if found != NULL and found.row:
+                        out.append((found.row, i - 1, i + 1))
         return out
 
 
