@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import opencc
 from pydantic import AfterValidator
 from pypinyin import Style, lazy_pinyin
+from pypinyin.pinyin_dict import pinyin_dict
 
 _INVISIBLE = (
     frozenset(
@@ -241,10 +242,30 @@ def is_han(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
 
+#: a syllable's tone marks taken off, ü written v: pypinyin's NORMAL style of one character's first reading
+_TONELESS = str.maketrans(
+    {
+        **dict.fromkeys("āáǎà", "a"),
+        **dict.fromkeys("ēéěè", "e"),
+        **dict.fromkeys("īíǐì", "i"),
+        **dict.fromkeys("ōóǒò", "o"),
+        **dict.fromkeys("ūúǔù", "u"),
+        **dict.fromkeys("üǖǘǚǜ", "v"),
+        **dict.fromkeys("ńňǹ", "n"),
+        "ḿ": "m",
+    }
+)
+
+
 @lru_cache(maxsize=65_536)
 def _syllable(ch: str) -> str:
+    """A Han character's tone-less syllable — ``lazy_pinyin(ch, style=Style.NORMAL)[0]``, read from pypinyin's
+    dictionary directly (its first reading, ``_TONELESS``): ≈ 0.7 against 7 µs a character, paid for each character
+    the first time it is seen, and real streams keep showing new ones (tests/test_normalize.py holds the two equal on
+    every Han character). Any other character is its own unit."""
     if is_han(ch):
-        return lazy_pinyin(ch, style=Style.NORMAL)[0]
+        readings = pinyin_dict.get(ord(ch))
+        return readings.split(",", 1)[0].translate(_TONELESS) if readings else lazy_pinyin(ch, style=Style.NORMAL)[0]
     return ch
 
 

@@ -255,3 +255,14 @@ def test_a_char_join_keeps_what_it_was_told_and_refuses_a_value_that_is_not_text
     assert join("\U0001d400") == "\U0001d400" and asked.count("\U0001d400") == 2
     with pytest.raises(TypeError):
         CharJoin(lambda ch: 1)("x")
+
+
+def test_a_han_characters_syllable_is_pypinyins_normal_style_of_it():
+    """``_syllable`` reads pypinyin's dictionary directly: the same as ``lazy_pinyin`` on every Han character."""
+    from pypinyin import Style, lazy_pinyin
+
+    from detectors.normalize import _syllable
+
+    chars = [chr(cp) for cp in [*range(0x3400, 0x4DC0), *range(0x4E00, 0xA000)]]
+    assert [_syllable(ch) for ch in chars] == [lazy_pinyin(ch, style=Style.NORMAL)[0] for ch in chars]
+    assert _syllable("a") == "a" and _syllable("😀") == "😀"
