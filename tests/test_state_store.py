@@ -90,13 +90,14 @@ def test_a_failure_half_way_still_writes_what_it_changed(flood_ruleset, monkeypa
     def cannot_say(event, state):
         raise RuntimeError("a may_change bug")
 
-    # asked of a viewer's comment first (it reads them, as time passing)
+    # asked before the detector reads an event (a viewer's comment reaches ai_label only when a report falls due at
+    # it: ``viewer_comments_as_clock``; the host's speech always does)
     labels = flood_ruleset.configured["ai_label"]
     monkeypatch.setattr(labels, "may_change", cannot_say)  # as a detector's failure: a dead letter, the room put
     serialised = []
     to_json = RoomState.to_json
     monkeypatch.setattr(RoomState, "to_json", lambda self, only=None: serialised.append(self) or to_json(self, only))
-    assert engine.process(chat("好喝吗", user="u2", room="r", t=2)).dead_letters
+    assert engine.process(say("好喝吗", room="r", t=2)).dead_letters
     store.write_changes()
     assert len(serialised) == 1
     monkeypatch.undo()
