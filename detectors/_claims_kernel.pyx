@@ -14,6 +14,10 @@ of different length never share a key); a pinyin pair sets the top bit and packs
 """
 
 cimport cython
+from cpython.pythread cimport (
+    NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock, PyThread_free_lock, PyThread_release_lock,
+    PyThread_type_lock,
+)
 from cython.operator cimport dereference as deref
 from libc.math cimport exp, sqrt
 from libc.stdint cimport int32_t, uint64_t
@@ -110,13 +114,46 @@ cdef class HeadKernel:
     cdef Syllables syllables
     cdef int max_n
     cdef bint has_pinyin
+    cdef vector[int32_t] length_rows  # the length feature's row by bucket (0: the head has none)
+    cdef int length_bucket
+    # ``proba`` keeps scratch marks across a call that may call back into Python (a character's syllable, the first
+    # time it is seen) and so let another thread in: a worker checks a reloaded ruleset's examples in a thread, with
+    # this very model (``load_model`` is cached by the file's bytes) while its loop decides. A C lock, taken here: a
+    # Python one around each call cost a context manager's two calls on every read.
+    cdef PyThread_type_lock lock
+
+    def __cinit__(self):
+        self.lock = PyThread_allocate_lock()
+        if self.lock == NULL:
+            raise MemoryError("no lock for a claims kernel")
+
+    def __dealloc__(self):
+        if self.lock != NULL:
+            PyThread_free_lock(self.lock)
     cdef object _keep  # the arrays behind the memoryviews
 
     def __init__(
-        self, keyed_rows: dict, gathered, intercept, Syllables syllables, int max_n, words: dict = None
+        self,
+        keyed_rows: dict,
+        gathered,
+        intercept,
+        Syllables syllables,
+        int max_n,
+        words: dict = None,
+        length_rows=(),
+        int length_bucket=1,
     ) -> None:
         """``words``: vocabulary word → its rows in this head (the word's, its class's); each is keyed by its first
-        ``max_n`` characters (digits masked, as an n-gram) and compared whole where that key is found."""
+        ``max_n`` characters (digits masked, as an n-gram) and compared whole where that key is found.
+        ``length_rows``: the length feature's row for each bucket of ``length_bucket`` characters (0: none; a
+        text's bucket is its length // length_bucket, at most the last)."""
+        if length_bucket < 1:
+            raise ValueError("a length bucket of less than one character")
+        cdef int32_t length_row
+        for value in length_rows:
+            length_row = 0 if value is None else value
+            self.length_rows.push_back(length_row)
+        self.length_bucket = length_bucket
         cdef uint64_t key
         cdef KeyEntry entry
         cdef vector[Py_UCS4] chars
@@ -226,9 +263,18 @@ cdef class HeadKernel:
                     added |= self._add_row(row, gen, acc, width)
         return added
 
-    def proba(self, str text, extra_rows) -> list:
-        """Class probabilities of ``text`` (normalised), with ``extra_rows`` (the length bucket's, found in Python)
-        counted as present too."""
+    def proba(self, str text, extra_rows=()) -> list:
+        """Class probabilities of ``text`` (normalised): its n-grams, vocabulary words, pinyin pairs and length
+        bucket the head knows, with ``extra_rows`` counted as present too."""
+        if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
+            with nogil:  # another thread is in a call: wait without holding the interpreter it may need
+                PyThread_acquire_lock(self.lock, WAIT_LOCK)
+        try:
+            return self._proba(text, extra_rows)
+        finally:
+            PyThread_release_lock(self.lock)
+
+    cdef list _proba(self, str text, extra_rows):
         cdef Py_ssize_t n = len(text), i, k, m
         cdef Py_ssize_t width = self.gathered.shape[1]
         cdef Py_ssize_t classes = width - 1
@@ -269,6 +315,11 @@ cdef class HeadKernel:
                 b = self.syllables.of(text[i])
                 if a >= 0 and b >= 0:
                     any_row |= self._add_key(_pair_key(a, b), gen, acc, width)
+        if not self.length_rows.empty():
+            k = n // self.length_bucket
+            row = self.length_rows[k if k < <Py_ssize_t>self.length_rows.size() else self.length_rows.size() - 1]
+            if row > 0:
+                any_row |= self._add_row(row, gen, acc, width)
         for extra in extra_rows:
             row = extra
             if row > 0:

@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import re
-import threading
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -317,10 +316,6 @@ class KnownFeatures:
         self.words = WordFinder(words)
         self._word_rows = words
         self.kernels = self._kernels(heads) if _claims_kernel is not None and self.max_n <= 3 else None
-        # A kernel keeps scratch marks across a call, which may call back into Python (a character's syllable, the
-        # first time it is seen) and so let another thread in: a worker checks a reloaded ruleset's examples in a
-        # thread, with this very model (``load_model`` is cached by the file's bytes) while its loop decides.
-        self._kernel_lock = threading.Lock()
 
     def _kernels(self, heads: Sequence[Head]) -> list[_claims_kernel.HeadKernel]:
         """The compiled heads: each head's n-grams and pinyin pairs by key, one syllable table for all."""
@@ -339,7 +334,16 @@ class KnownFeatures:
                     keyed[_claims_kernel.gram_key(f)] = row
             words = {word: rows[h] for word, rows in self._word_rows.items() if rows[h]}
             kernels.append(
-                _claims_kernel.HeadKernel(keyed, head.gathered, head.intercept, syllables, self.max_n, words)
+                _claims_kernel.HeadKernel(
+                    keyed,
+                    head.gathered,
+                    head.intercept,
+                    syllables,
+                    self.max_n,
+                    words,
+                    self.length_rows[h],
+                    LENGTH_BUCKET,
+                )
             )
         return kernels
 
@@ -348,12 +352,10 @@ class KnownFeatures:
         ``find`` + ``Head.proba_of_rows`` (the reference the tests hold the kernel to)."""
         if self.kernels is None:
             return self.heads[head].proba_of_rows(self.find(s, head))
-        # the vocabulary words are found by the kernel too, from the n-grams' keys: one Aho-Corasick call per text
-        # cost more than the kernel's whole pass over a host's utterance (its binding copies the text, maps its bytes
-        # to characters and lets go of the GIL)
-        row = self.length_rows[head][length_bucket(s)]
-        with self._kernel_lock:
-            return self.kernels[head].proba(s, (row,) if row else ())
+        # the kernel finds every feature itself: the vocabulary words from the n-grams' keys (an Aho-Corasick call per
+        # text cost nearly as much as its whole pass: the binding copies the text, maps its bytes to characters and
+        # lets go of the GIL), the length bucket; and it holds the lock its scratch marks need
+        return self.kernels[head].proba(s)
 
     def located(self, s: str, head: int) -> list[tuple[int, int, int]]:
         """(row, start, end) of each occurrence of a feature of ``s`` (a normalised text) that ``head`` knows, in
