@@ -413,7 +413,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
                 state.orders[bucket] += 1
             return
         spoken = type(event) is TranscriptEvent and event.speaker == "host"
-        hosted = isinstance(event, (ChatEvent, DanmakuEvent))  # not a viewer's: the host's or a moderator's
+        hosted = not spoken and isinstance(event, (ChatEvent, DanmakuEvent))  # the host's, a moderator's
         if (spoken or hosted) and text is not None and self._prompt_rx.search(text.text) is not None:
             if event.ts not in state.prompts and self._first_delivery(state, event):
                 state.prompts.append(event.ts)
