@@ -178,6 +178,8 @@ cdef class HeadKernel:
                 if k < max_n:
                     masked = u"#" if u"0" <= ch <= u"9" else ch
                     key |= (<uint64_t>masked) << (21 * k)
+            if key == 0:
+                raise ValueError(f"a vocabulary word starting with U+0000: {word!r}")
             for row in rows:
                 word_rows.push_back(row)
             entry = keyed[key] if keyed.count(key) else KeyEntry(0, 0)

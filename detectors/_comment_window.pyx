@@ -87,6 +87,8 @@ cdef class CommentWindow:
     ):
         if bucket_ms <= 0:
             raise ValueError(f"buckets of {bucket_ms} ms")
+        if ts < INT64_MIN + bucket_ms:  # its bucket, rounded down, would be below int64's lowest
+            raise OverflowError(f"a comment at {ts} ms: its bucket is out of range")
         if not self.first_delivery(event_id, ts, window_ms, max_ids):
             return None
         cdef int64_t bucket = ts // bucket_ms * bucket_ms  # rounded down (Python's division: cdivision is off)

@@ -187,11 +187,14 @@ cdef class CharJoin:
         self.others = {}
         self.limit = limit
 
-    def __call__(self, str text):
+    def __call__(self, text):
+        if type(text) is not str:  # a subclass of str, as "".join(map(...)) took it
+            text = str(text)
         cdef list parts = []
         cdef Py_UCS4 ch
         cdef object value
-        for ch in text:
+        cdef str chars = text
+        for ch in chars:
             if ch < TABLE_SIZE:
                 value = self.values[<Py_ssize_t>ch]
                 if value is None:

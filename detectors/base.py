@@ -68,6 +68,10 @@ class Detector(Generic[RuleT, SettingsT, StateT]):
         for base in getattr(cls, "__orig_bases__", ()):
             if get_origin(base) is Detector:
                 cls.rule_model, cls.settings_model, cls.state_model = get_args(base)
+        state_fields = getattr(getattr(cls, "state_model", None), "model_fields", None)
+        if cls.viewer_comments_as_clock and state_fields is not None and "next_due" not in state_fields:
+            # the engine reads ``state.next_due`` to route a viewer's comment to it (``viewer_comments_as_clock``)
+            raise TypeError(f"{cls.__name__}: a viewer's comment is only its clock, but its state has no next_due")
         if "name" in cls.__dict__:
             register(cls)
 

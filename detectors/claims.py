@@ -297,6 +297,9 @@ class _Cues(tuple[re.Pattern[str], ...]):
         cues.ids = frozenset(map(id, cues))
         return cues
 
+    def __reduce__(self) -> tuple[type[_Cues], tuple[list[str]]]:
+        return type(self), ([rx.pattern for rx in self],)  # rebuilt: the ids are those of the new patterns
+
 
 def _any(rxs: _Cues, clause: str, may: set[int]) -> bool:
     """Whether one of ``rxs`` is found in ``clause``, those ``may`` rules out not run (as for ``_found``)."""

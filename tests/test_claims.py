@@ -717,3 +717,16 @@ def test_a_long_clause_is_also_read_in_the_clauses_the_breaker_restores():
 )
 def test_a_refusal_in_long_unpunctuated_speech_holds_in_either_reading(text):
     assert rule_ids(detect(transcript(text), state=on_air("health_food"))) == set()
+
+
+def test_a_detectors_context_cue_groups_survive_a_pickle_with_their_ids():
+    """A group of context cues is passed over by the ids of its patterns (``_Cues.ids``): read back from a pickle, the
+    ids are the new patterns' own, so the group still matches."""
+    import pickle
+
+    from detectors.claims import _any, _Cues
+
+    cues = _Cues(["不能说", "广告法"])
+    again = pickle.loads(pickle.dumps(cues))
+    assert again.ids == frozenset(map(id, again)) and [rx.pattern for rx in again] == ["不能说", "广告法"]
+    assert _any(again, "广告法不让说", set(again.ids)) and not _any(again, "广告法不让说", set())

@@ -69,3 +69,35 @@ def test_replay_with_a_bad_rules_directory_says_where_and_exits_2(tmp_path: Path
     (tmp_path / "rules").mkdir()
     assert main(["replay", str(recording), "--rules", str(tmp_path / "rules"), "--out", str(tmp_path / "o")]) == 2
     assert "ruleset.yaml" in capsys.readouterr().err
+
+
+def test_a_replay_stopped_by_sigterm_flushes_and_closes_its_outputs(tmp_path: Path):
+    """The output files are buffered; SIGTERM (``kill``, ``timeout``) ends a replay through its ``finally``, so what
+    it decided is in them, whole lines only, and it exits 143. Paced at event time, so the signal comes mid-run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pipeline.simulator import demo_lines
+
+    (tmp_path / "demo.jsonl").write_bytes(b"".join(line + b"\n" for line in demo_lines()))
+    out = tmp_path / "out"
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "replay", str(tmp_path / "demo.jsonl"), "--out", str(out)]
+        + ["--speed", "5", "--quiet", "--no-progress"],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not ((out / "alerts.jsonl").exists() and (out / "alerts.jsonl").stat().st_size) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no alert flushed within a minute"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr.decode()[-2000:]
+    alerts = (out / "alerts.jsonl").read_text(encoding="utf-8").splitlines()
+    assert alerts and all(json.loads(line)["finding_id"] for line in alerts)

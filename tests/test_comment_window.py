@@ -156,6 +156,16 @@ def test_taking_a_comment_is_first_delivery_count_and_viewer_in_one_call(cls):
         window.take("c", "u", T0, 0, 60_000, 100, False, 50)
 
 
+def test_a_comment_whose_bucket_is_below_int64_is_refused_by_the_compiled_window():
+    # its bucket, ``ts`` rounded down, would wrap around in C (event times are from the year 2000 on: a bug elsewhere)
+    window = CommentWindow()
+    with pytest.raises(OverflowError):
+        window.take("a", "u", -(1 << 63) + 1, 10_000, 60_000, 100, False, 50)
+    assert window.seen_count() == 0 and window.traffic == {}
+    lowest = -(1 << 63) + 10_000  # the lowest time whose bucket int64 holds
+    assert window.take("b", "u", lowest, 10_000, 60_000, 100, False, 50) == lowest // 10_000 * 10_000
+
+
 @pytest.mark.parametrize("cls", [CommentWindow, PyCommentWindow])
 def test_bounds_of_nothing_and_times_at_the_edge_of_int64_leave_the_window_consistent(cls):
     """No id kept (max_ids 0), a window of no time, a time near int64's lowest: answered, never a crash."""

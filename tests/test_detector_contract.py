@@ -90,6 +90,23 @@ def test_subclassing_registers_and_takes_the_models_from_the_type_arguments():
         REGISTRY.pop("quiet_for_test", None)
 
 
+def test_a_detector_a_viewers_comment_is_only_the_clock_of_must_keep_next_due():
+    """The engine reads ``state.next_due`` to route a viewer's comment to a ``ReportsWhenDue`` detector: a state without
+    it is refused when the class is defined, not met as an AttributeError on the first comment."""
+    from detectors.base import ReportsWhenDue
+
+    class Settings(BaseModel):
+        pass
+
+    class Clockless(BaseModel):
+        pass
+
+    with pytest.raises(TypeError, match="next_due"):
+
+        class Clocked(ReportsWhenDue, Detector[Rule, Settings, Clockless]):
+            kinds = frozenset({"chat"})
+
+
 def test_detectors_are_pure():
     banned = {"faust", "aiokafka", "prometheus_client", "pipeline", "os", "pathlib", "time", "io"}
     for path in pathlib.Path(__file__).resolve().parent.parent.joinpath("detectors").glob("*.py"):
