@@ -97,8 +97,8 @@ class AccountRingsDetector(Detector[RingRule, RingSettings, AccountRingState]):
 
     def wants(self, event: BaseEvent, text: NormalizedText) -> bool:
         """A viewer's commercial comment: all this detector reads (the rest never reaches the account stage)."""
-        return (  # the cue search first (``is_commercial``): one C-speed search rules out most comments
-            self._cue_rx.search(text.text) is not None
+        return (  # the cue search first: one C-speed search rules out most comments
+            self.is_commercial(text.text)
             and isinstance(event, (ChatEvent, DanmakuEvent))
             and event.role == "viewer"
             and len(mask_digits(text.text)) >= self.settings.min_template_chars

@@ -330,7 +330,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         clustered = len(masked) >= s.min_template_chars  # shorter texts ("666", "?") are counted, not clustered
         # Only commercial texts are matched to near-duplicates (MinHash LSH): a paid script is varied to dodge
         # filters, a fan chant need not be, and most of a room's comments are neither — they cost one lookup.
-        commercial = clustered and self._cue_rx.search(text.text) is not None  # ``is_commercial``
+        commercial = clustered and self.is_commercial(text.text)
         # the comment counted in the room's traffic and of its viewer (for sparing shopper crowds: max_viewers is 0
         # without them), in one compiled call: None when it was delivered before
         bucket = state.window.take(
@@ -346,7 +346,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         if bucket is None:
             return []  # re-delivered: counted once, as the other detectors apply an event id once
         if not clustered:
-            return self._judge_pending(state, event) if state.verdict is not None else []  # (a frame less, most often)
+            return self._judge_pending(state, event)
         # A script whose last message left the window is gone before any look-up: a rebuild, which reads only
         # the window, never saw it, and one taken up again here would carry its old messages into a report.
         horizon = event.ts - self._window_ms
@@ -360,7 +360,7 @@ class BotFloodDetector(Detector[FloodRule, FloodSettings, FloodState]):
         if script is None and not commercial:
             first = self._posted_once(state, key, event, text.raw)
             if first is None:  # one account and one message: no chant to judge yet
-                return self._judge_pending(state, event) if state.verdict is not None else []
+                return self._judge_pending(state, event)
             script = self._script_of_once(state, key, first)
         if script is None:
             script = Script(masked, text.raw[:200], commercial, event.ts)

@@ -18,7 +18,7 @@ import pydantic_core
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from detectors.base import AnyDetector
+from detectors.base import AnyDetector, falls_due
 from detectors.normalize import normalize
 from pipeline.errors import PoisonMessage
 from pipeline.metrics import Metrics
@@ -359,10 +359,10 @@ class Engine:
             self.metrics.rooms_active.set(len(self.store) + 1)
         detectors = route.always
         if route.clocked:  # a viewer's comment: the clock of these, called only when a report falls due at it
-            states, ts = room.detectors, event.ts
+            states = room.detectors
             for detector in route.clocked:
                 clock: Any = states.get(detector.name)  # a ``ReportsWhenDue`` state: it has ``next_due``
-                if clock is not None and clock.next_due is not None and ts > clock.next_due:  # ``falls_due``
+                if clock is not None and falls_due(event, clock.next_due):
                     detectors = route.every
                     break
 
