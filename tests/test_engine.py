@@ -432,3 +432,34 @@ def test_every_accepted_event_is_counted_on_the_metrics_exposition(engine):
     assert registry.get_sample_value("livewatch_events_total", {"source": "file", "kind": "chat"}) == 3
     assert registry.get_sample_value("livewatch_events_total", {"source": "file", "kind": "transcript"}) == 1
     assert registry.get_sample_value("livewatch_events_created", {"source": "file", "kind": "chat"}) > 0
+
+
+def test_the_step_histogram_is_exposed_as_prometheus_exposes_a_histogram():
+    """The decision latency is observed a step at a time (``StepHistogram.observe_many``): its exposition is what a
+    ``prometheus_client.Histogram`` with the same buckets shows after observing the same values one by one."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from pipeline.metrics import StepHistogram
+
+    bounds = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+    values = [0.0, 0.005, 0.0050001, 0.01, 0.3, 1.0, 59.99, 60.0, 60.01, 3e7, 0.2, 0.2]  # on bounds, between, past
+    theirs, ours = CollectorRegistry(), CollectorRegistry()
+    reference = Histogram("lat_seconds", "a latency", buckets=bounds, registry=theirs)
+    step = StepHistogram("lat_seconds", "a latency", bounds, ours)
+    for v in values[:5]:
+        reference.observe(v)
+    step.observe_many(values[:5])
+    for v in values[5:]:
+        reference.observe(v)
+    step.observe_many(iter(values[5:]))  # any iterable, a generator as the worker passes
+    step.observe_many([])
+
+    def exposed(registry: CollectorRegistry) -> list[str]:  # every sample but the creation time's value
+        lines = generate_latest(registry).decode().splitlines()
+        return [line.rsplit(" ", 1)[0] if "_created" in line else line for line in lines]
+
+    assert exposed(ours) == exposed(theirs)
+    assert ours.get_sample_value("lat_seconds_bucket", {"le": "0.005"}) == 2
+    assert ours.get_sample_value("lat_seconds_count") == len(values)
+    with pytest.raises(ValueError, match="ascending"):
+        StepHistogram("bad_seconds", "unordered", (1, 0.5), CollectorRegistry())

@@ -576,9 +576,9 @@ class WorkerRuntime:
                 step.decided.append(_Decided(outcome, key, held.pending, held.raw, held.source))
         if step.decided:
             wall = time.time()
-            for d in step.decided:
-                if d.outcome.event is not None:
-                    self.metrics.latency.observe(max(0.0, wall - d.outcome.event.ts / 1000))
+            self.metrics.latency.observe_many(
+                max(0.0, wall - d.outcome.event.ts / 1000) for d in step.decided if d.outcome.event is not None
+            )
             if not await self._finish(step):
                 return
         self.metrics.merge_held.set(sum(len(m) for m in self._mergers.values()))
