@@ -38,6 +38,10 @@ EMPTY_FETCHES = 3
 #: topic per attempt and waits ``retry_backoff_ms`` between attempts (100 by default), so a partition number's six
 #: input topics cost 0.8 s before a rebuild could start, in every rebuild after every rebalance (bench b, stop 50)
 OFFSETS_RETRY_BACKOFF_MS = 10
+#: … and its fetches wait at most this long at the broker for data: the one sent after a range's last record (aiokafka
+#: prefetches) waits there for the broker's whole ``fetch_max_wait_ms`` (500 by default), and the broker answers a
+#: connection's requests in order — the next topic's offset look-up and first fetch waited behind it, 0.5 s each
+HISTORY_FETCH_WAIT_MS = 10
 
 
 @dataclass
@@ -195,6 +199,7 @@ async def read_history(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         retry_backoff_ms=OFFSETS_RETRY_BACKOFF_MS,
+        fetch_max_wait_ms=HISTORY_FETCH_WAIT_MS,
         **security,
     )
     await consumer.start()
