@@ -293,6 +293,41 @@ def test_a_start_learnt_after_the_first_delivery_still_finds_the_offsets_skipped
     assert not t.blocked([TP])
 
 
+def test_a_delivery_below_the_committed_offset_is_not_taken_again():
+    # The fetcher's own committed offset can be read just before the last owner's final transaction became
+    # visible (pipeline/kafka/committed.py): it then delivers the last owner's final step again, below the
+    # committed offset the tracker was told. Decided already: acknowledged as a copy, never taken.
+    t = OffsetTracker()
+    t.assign([TP], now=0)
+    t.set_bounds(TP, 0, 300, 250, now=0)
+    for offset in (240, 241, 249):
+        receipt = t.receive(TP, offset, f"m{offset}", now=1)
+        assert not receipt.take and receipt.ack_now == f"m{offset}" and receipt.reread is None
+    receipt = t.receive(TP, 250, "m250", now=1)
+    assert receipt.take and receipt.reread is None and not t.blocked([TP])
+    receipt.pending.done = True
+    assert t.acks(now=2) == (["m250"], []) and t.next_acks() == {TP: 251}  # never below 250
+
+
+def test_messages_taken_before_the_committed_offset_was_known_and_below_it_are_dropped_when_it_is():
+    t = OffsetTracker()
+    t.assign([TP], now=0)
+    taken = {offset: t.receive(TP, offset, f"m{offset}", now=1).pending for offset in range(240, 255)}
+    assert t.blocked([TP])  # nothing of it is released before the broker answers
+    assert t.set_bounds(TP, 0, 300, 250, now=0) is None and not t.blocked([TP])
+    assert [o for o, p in taken.items() if p.decided_before] == list(range(240, 250))  # the holder skips them
+    for pending in taken.values():
+        pending.done = True
+    events, rereads = t.acks(now=2)
+    assert events == [f"m{o}" for o in range(250, 255)] and rereads == []
+    assert t.receive(TP, 249, "again", now=3).ack_now == "again"  # a later copy below it: not taken either
+    # all of them below it: the next delivery is expected from the committed offset on
+    t.assign([OTHER], now=4)
+    [t.receive(OTHER, o, "m", now=5) for o in (7, 8)]
+    t.set_bounds(OTHER, 0, 30, 20, now=0)
+    assert t.position(OTHER) == 20 and t.receive(OTHER, 20, "m20", now=6).reread is None
+
+
 def test_a_committed_offset_that_retention_passed_starts_at_the_logs_start():
     t = OffsetTracker()
     t.assign([TP], now=0)

@@ -4,6 +4,9 @@ acknowledged, and which offsets must be read directly because Faust skipped or s
 Pure: no Kafka, no Faust, no clock (``now`` is passed in), no I/O. The worker reports what happens and does
 what the answers ask: acknowledge these events, re-read these ranges. The contract:
 
+- a message below where the partition's delivery starts (the group's committed offset) was decided before
+  this assignment and is not taken again, whatever the fetcher delivers (its own committed offset may be
+  read a few milliseconds before the last owner's final transaction became visible: ``committed.py``);
 - acknowledgements come out per topic-partition strictly in offset order, starting at the committed offset
   (none before it is known), and never across a gap that has waited less than ``gap_patience_s``;
 - a message delivered twice (by Faust and by a direct read) is decided once;
@@ -44,6 +47,9 @@ class Pending:
     offset: int
     event: Any  # what to hand back to acknowledge it; None for a message read directly (nothing to ack)
     done: bool = False  # decided, its outputs on the broker
+    #: taken before the partition's committed offset was known, and below it: decided before this assignment
+    #: (``set_bounds`` drops it from the queue; whoever holds it must not decide it)
+    decided_before: bool = False
 
     def __lt__(self, other: Pending) -> bool:  # for bisect: queues are kept in offset order
         return self.offset < other.offset
@@ -133,6 +139,10 @@ class OffsetTracker(Generic[TP]):
         if part is None or not part.queue or part.next_ack is not None:
             return None
         expected = self._start(tp)
+        if expected is not None and part.queue[0].offset < expected:
+            self._drop_decided(part, expected)
+            if not part.queue:
+                return None
         first = part.queue[0].offset
         if expected is None or first <= expected:
             return None
@@ -194,17 +204,22 @@ class OffsetTracker(Generic[TP]):
         part = self._parts.get(tp)
         if part is None:  # not setdefault: that would build a partition record (a deque, a set) per message
             part = self._parts[tp] = _Partition()
-        if part.last is not None and offset <= part.last:  # seen this far already
-            taken = next((p for p in part.queue if p.offset == offset), None)
-            if taken is not None:  # taken already (by a direct read, say): acknowledged with that copy, in order
-                if taken.event is None:
-                    taken.event = event
-                return Receipt()
-            if not any(a <= offset < b for a, b in part.gaps):  # else a skipped one, before its re-read got it
-                if part.next_ack is not None and offset < part.next_ack:
-                    return Receipt(ack_now=event)
+        last = part.last
+        if last is None or offset <= last:  # the first delivery, or seen this far already
+            start = self._start(tp)
+            if start is not None and offset < start:  # decided before this assignment: acknowledged as a copy
+                return Receipt(ack_now=event)
+            if last is not None:
+                taken = next((p for p in part.queue if p.offset == offset), None)
+                if taken is not None:  # taken already (by a direct read, say): acknowledged with that copy, in order
+                    if taken.event is None:
+                        taken.event = event
+                    return Receipt()
+                if not any(a <= offset < b for a, b in part.gaps):  # else a skipped one, before its re-read got it
+                    if part.next_ack is not None and offset < part.next_ack:
+                        return Receipt(ack_now=event)
         reread = None
-        expected = part.last + 1 if part.last is not None else self._start(tp)
+        expected = last + 1 if last is not None else self._start(tp)
         if expected is not None and offset > expected:
             reread = self._request(tp, expected, offset, blocking=True)
         pending = Pending(offset, event)
@@ -213,7 +228,7 @@ class OffsetTracker(Generic[TP]):
             queue.append(pending)
         else:
             bisect.insort(queue, pending)
-        part.last = offset if part.last is None or offset > part.last else part.last  # as _taken, inlined (hot)
+        part.last = offset if last is None or offset > last else last  # as _taken, inlined (hot)
         self._progress_at[tp] = now
         return Receipt(pending=pending, reread=reread)
 
@@ -330,6 +345,14 @@ class OffsetTracker(Generic[TP]):
         """How far ``tp`` is read: its position, or further where a direct read found nothing to take."""
         part = self._parts.get(tp)
         return position if part is None else max(position, part.read_to)
+
+    @staticmethod
+    def _drop_decided(part: _Partition, start: int) -> None:
+        """Drop the messages below ``start`` taken before it was known: decided before this assignment."""
+        while part.queue and part.queue[0].offset < start:
+            part.queue.popleft().decided_before = True
+        if part.last is not None and part.last < start:
+            part.last = start - 1  # what follows is expected from ``start`` on
 
     def _taken(self, part: _Partition, tp: TP, offset: int, now: float) -> None:
         part.last = offset if part.last is None else max(part.last, offset)

@@ -2,10 +2,11 @@
 (``read_range``), and a partition's recently decided input for a rebuild of sliding-window state
 (``read_history``).
 
-Throwaway consumers without a group and committed offsets from the admin API: nothing here joins or
-disturbs the worker's group. Their security arguments (TLS, SASL) are ``security``, or, when not given,
-those of the process's environment (``security.environment_security``). How the history is delimited
-(record timestamps, skew, the next event to decide, events "ahead") is in docs/kafka_runtime.md.
+Throwaway consumers without a group and the group's committed offsets, read stable (``committed``):
+nothing here joins or disturbs the worker's group. Their security arguments (TLS, SASL) are ``security``,
+or, when not given, those of the process's environment (``security.environment_security``). How the
+history is delimited (record timestamps, skew, the next event to decide, events "ahead") is in
+docs/kafka_runtime.md.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.engine import MAX_FUTURE_SKEW_MS, decode_event
 from pipeline.errors import PoisonMessage
+from pipeline.kafka.committed import committed_offsets
 from pipeline.kafka.merge import order_key
 from pipeline.kafka.security import environment_security
 from pipeline.kafka.topics import seq_of
@@ -154,25 +155,6 @@ async def committed_ends(
     finally:
         await consumer.stop()
     return out
-
-
-async def committed_offsets(
-    bootstrap: str, group_id: str, tps: Sequence[TopicPartition], *, security: Mapping[str, Any] | None = None
-) -> dict[TopicPartition, int]:
-    """The group's committed offset of each partition that has one (the admin API: no group membership)."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, **(environment_security() if security is None else security)
-    )
-    await admin.start()
-    try:
-        answer = await admin.list_consumer_group_offsets(group_id, partitions=list(tps))
-    finally:
-        await admin.close()
-    return {
-        TopicPartition(tp.topic, tp.partition): meta.offset
-        for tp, meta in answer.items()
-        if meta is not None and meta.offset is not None and meta.offset >= 0
-    }
 
 
 async def read_history(

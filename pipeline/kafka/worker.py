@@ -30,9 +30,10 @@ from pipeline.engine import Engine, Outcome
 from pipeline.errors import TransientError
 from pipeline.heap import settle_heap
 from pipeline.kafka.batches import BatchConsumer, BatchTransport
+from pipeline.kafka.committed import committed_offsets
 from pipeline.kafka.merge import DeliveryClock, End, EventTimeMerger, order_key
 from pipeline.kafka.offsets import OffsetTracker, Pending, Reread
-from pipeline.kafka.reader import History, committed_ends, committed_offsets, read_history, read_range
+from pipeline.kafka.reader import History, committed_ends, read_history, read_range
 from pipeline.kafka.rebuild import RebuildCoordinator
 from pipeline.kafka.security import faust_credentials, security_kwargs
 from pipeline.kafka.sender import OutputSender
@@ -561,6 +562,8 @@ class WorkerRuntime:
                     # revocation waits for the lock, and what was taken stays acknowledgeable until then)
                     await asyncio.sleep(0)
                     turn = time.perf_counter() + YIELD_EVERY_S
+                if held.pending.decided_before:  # taken before the committed offset was known, and below it
+                    continue
                 key = held.decoded.room_id.encode()
                 try:
                     passed = self.rebuilds.decided_before(partition, held.key) if ahead else None
