@@ -219,3 +219,40 @@ async def test_a_step_whose_offsets_could_not_be_added_is_never_committed(tmp_pa
     await asyncio.sleep(0)
     assert calls == ["begin", "offsets"]  # no commit
     assert len(failures) == 1 and "group coordinator" in str(failures[0])
+
+
+async def test_a_message_taken_before_the_committed_offset_was_known_and_below_it_is_not_decided(tmp_path, tiny_rules):
+    """The fetcher may start below the committed offset (its own read of it can come before the last owner's
+    final transaction is visible: pipeline/kafka/committed.py). What it delivers below is held like the rest until
+    the worker's own read answers, then left undecided: the last owner decided it."""
+    from faust.types import TP
+
+    from tests.builders import chat, wire
+
+    runtime = WorkerRuntime(Settings(rules_dir=tiny_rules, datadir=tmp_path / "w"))  # no windows to rebuild
+    tp = TP("live.chat", 0)
+    runtime._owned = {0: {tp}}
+    runtime._assigned = True
+    runtime.offsets.assign([tp], time.monotonic())
+    runtime.rebuilds.assign([0], runtime.watcher.current)
+    assert runtime.rebuilds.is_open(0)
+    decided: list[int] = []
+
+    async def finish(step) -> bool:
+        decided.extend(d.source.offset for d in step.decided)
+        return True
+
+    async def acknowledge() -> None:
+        return None
+
+    runtime._finish = finish  # type: ignore[method-assign]
+    runtime._acknowledge = acknowledge  # type: ignore[method-assign]
+    messages = [
+        SimpleNamespace(tp=tp, offset=o, key=b"r1", value=wire(chat("好看", t=o, event_id=f"c{o}")), headers=[])
+        for o in range(5)
+    ]
+    await runtime._receive(messages)  # delivered from offset 0: the fetcher's (stale) committed offset
+    assert decided == []  # held: where delivery starts is not known yet
+    runtime.offsets.set_bounds(tp, 0, 5, 3, time.monotonic())  # the group committed 3 (read stable)
+    await runtime._release()
+    assert decided == [3, 4]
