@@ -256,3 +256,36 @@ async def test_a_message_taken_before_the_committed_offset_was_known_and_below_i
     runtime.offsets.set_bounds(tp, 0, 5, 3, time.monotonic())  # the group committed 3 (read stable)
     await runtime._release()
     assert decided == [3, 4]
+
+
+async def test_the_account_stage_starts_at_the_committed_offset_read_stable(tmp_path, tiny_rules, monkeypatch):
+    """The account stage decides live.accounts from where the group committed, read stable, not from where the
+    fetcher started: its own read may predate the last owner's final transaction."""
+    from faust.types import TP
+
+    import pipeline.kafka.worker as worker_module
+    from schemas.accounts import AccountRecord
+
+    runtime = WorkerRuntime(Settings(rules_dir=tiny_rules, datadir=tmp_path / "w"))
+    tp = TP(runtime.account_topic, 0)
+    runtime._account_tps = {tp}
+    asked: list[list] = []
+
+    async def committed(bootstrap, group, tps, security=None):
+        asked.append(tps)
+        return {tps[0]: 3}
+
+    monkeypatch.setattr(worker_module, "committed_offsets", committed)
+    seen: list[int] = []
+    process = runtime.engine.process_account
+    runtime.engine.process_account = lambda record: seen.append(int(record.account)) or process(record)  # type: ignore[method-assign]
+
+    async def transact(transaction) -> bool:
+        transaction.close()  # the broker's part is tested through the broker
+        return True
+
+    runtime._transact = transact  # type: ignore[method-assign]
+    record = [AccountRecord(account=str(o)).model_dump_json().encode() for o in range(6)]
+    await runtime._decide_accounts([SimpleNamespace(tp=tp, offset=o, key=b"a", value=record[o]) for o in range(5)])
+    await runtime._decide_accounts([SimpleNamespace(tp=tp, offset=5, key=b"a", value=record[5])])
+    assert seen == [3, 4, 5] and len(asked) == 1  # asked once for the assignment

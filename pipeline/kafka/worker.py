@@ -73,6 +73,7 @@ GAP_PATIENCE_S = 30.0  # a head of the acknowledgement queue waits this long at 
 STALL_S = 10.0  # an input with messages on the broker that delivers nothing this long is read directly
 BOUNDS_RETRY_S = 1.0  # a new assignment's offsets asked of the broker again after a failure
 BOUNDS_TIMEOUT_S = 15.0  # … or after this long without an answer
+ACCOUNT_START_TIMEOUT_S = 5.0  # the account stage's committed offsets, read under the step lock: not waited longer
 
 
 def instance_id(settings: Settings) -> str:
@@ -423,6 +424,9 @@ class WorkerRuntime:
         """The account stage (under the lock): each live.accounts message of ours, in offset order, decided by
         ``Engine.process_account`` on the account's state; the outputs, the accounts table's changes and the
         offsets go in one transaction (exactly-once), or are sent, flushed and then acknowledged."""
+        unknown = {m.tp for m in messages if m.tp in self._account_tps and m.tp not in self._account_next}
+        if unknown:
+            await self._account_starts(unknown)
         decided: list[_Output] = []
         taken: list[Message] = []
         offsets: dict[TopicPartition, int] = {}
@@ -465,6 +469,26 @@ class WorkerRuntime:
         except TransientError as e:
             log.error("%s; stopping so that a restarted worker reads the account records again", e)
             await self.app.crash(e)
+
+    async def _account_starts(self, tps: set[TP]) -> None:
+        """Where the account stage starts deciding newly owned live.accounts partitions: the group's committed
+        offsets, read stable. The fetcher's own read of them can come before the last owner's final transaction
+        is visible (``committed.py``); deciding from there would send that transaction's account actions again."""
+        try:
+            committed = await asyncio.wait_for(
+                committed_offsets(
+                    self.settings.bootstrap_servers(),
+                    self.settings.app_id,
+                    [TopicPartition(tp.topic, tp.partition) for tp in tps],
+                    security=security_kwargs(self.settings),
+                ),
+                ACCOUNT_START_TIMEOUT_S,
+            )
+        except Exception as e:  # under the step lock: not waited for long; the fetcher's position is mostly right
+            log.warning("could not read the committed offsets of %s (%r); deciding from the fetcher's", sorted(tps), e)
+            return
+        for tp in tps:
+            self._account_next.setdefault(tp, committed.get(TopicPartition(tp.topic, tp.partition), 0))
 
     def _accept(
         self,
