@@ -150,12 +150,19 @@ async def stable_offsets(
         topics.setdefault(tp.topic, []).append(tp.partition)
     started = time.monotonic()
     warned = False
+    pending = 0  # answers that found offsets pending in an open transaction
     while True:
         coordinator = await admin.find_coordinator(group_id)
         answer = (await admin._send_request(StableOffsetFetch(group_id, topics), coordinator)).to_object()
         errors = {answer.get("error_code", 0)} | {p["error_code"] for t in answer["topics"] for p in t["partitions"]}
         errors -= {0, UNKNOWN_TOPIC_OR_PARTITION}  # a topic not created yet has no committed offset
         if not errors:
+            if pending:  # a transaction had just committed offsets of these: the plain fetch would have missed them
+                log.info(
+                    "committed offsets of %s were pending in a transaction; stable after %.0f ms",
+                    sorted(f"{tp.topic}-{tp.partition}" for tp in tps),
+                    (time.monotonic() - started) * 1000,
+                )
             return {
                 TopicPartition(t["topic"], p["partition"]): p["offset"]
                 for t in answer["topics"]
@@ -172,4 +179,5 @@ async def stable_offsets(
                 sorted(f"{tp.topic}-{tp.partition}" for tp in tps),
                 ", ".join(RETRIABLE[e] for e in sorted(errors)),
             )
+        pending += 88 in errors
         await asyncio.sleep(UNSTABLE_RETRY_S if errors == {88} else RETRY_S)
