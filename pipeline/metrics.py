@@ -42,6 +42,13 @@ class Metrics:
             (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             r,
         )
+        # when the latest step decided its events (set once a step): how long since a worker last decided anything,
+        # and where a benchmark's run really ended (a poll of the event counter finds it up to a poll late)
+        self.last_decision = Gauge(
+            "livewatch_last_decision_timestamp_seconds",
+            "Wall-clock time (Unix seconds) of this worker's latest step of decided events",
+            registry=r,
+        )
         self.partitions_assigned = Gauge(
             "livewatch_partitions_assigned", "Input partition numbers this worker owns", registry=r
         )

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,7 @@ def one_worker_run(kafka, tmp_path_factory):
     worker = Worker(kafka, prefix, tmp, "w1")
     try:
         worker.wait_assigned()
+        assigned_at = time.time()
         wait_for(
             lambda: (
                 worker.total("livewatch_events_total") >= n_valid
@@ -121,6 +123,7 @@ def one_worker_run(kafka, tmp_path_factory):
         n_actions = len(embedded(recording, tmp / "expected")["actions"])
         wait_for(lambda: worker.total("livewatch_actions_total") >= n_actions, 60, "every action decided")
         metrics = worker.metrics()
+        scraped_at = time.time()
         kafka_out = outputs(kafka, prefix)
         kafka_out["dlq"] = topic_records(kafka.bootstrap, f"{prefix}live.dlq", "reason")
         alive_after_bad_input = worker.proc.poll() is None
@@ -133,6 +136,7 @@ def one_worker_run(kafka, tmp_path_factory):
         "metrics": metrics,
         "n_valid": n_valid,
         "alive": alive_after_bad_input,
+        "window": (assigned_at, scraped_at),
     }
 
 
@@ -173,6 +177,9 @@ def test_worker_exports_its_metrics(one_worker_run):
     run, wait = (f'livewatch_transaction_seconds_count{{phase="{p}"}}' for p in ("run", "wait"))
     assert m[run] > 0 and m[wait] >= m[run]  # a step whose transaction failed to start is not "run"
     assert 0 < m['livewatch_transaction_seconds_sum{phase="run"}'] < 30 * m[run]
+    # the latest step's wall time: inside the run (a bench reads where a run ended from it)
+    assigned_at, scraped_at = one_worker_run["window"]
+    assert assigned_at < m["livewatch_last_decision_timestamp_seconds"] < scraped_at
 
 
 # -- two workers, rebalances -----------------------------------------------------------------------

@@ -603,6 +603,7 @@ class WorkerRuntime:
                 step.decided.append(_Decided(outcome, key, held.pending, held.raw, held.source))
         if step.decided:
             wall = time.time()
+            self.metrics.last_decision.set(wall)
             self.metrics.latency.observe_many(
                 max(0.0, wall - d.outcome.event.ts / 1000) for d in step.decided if d.outcome.event is not None
             )
