@@ -328,6 +328,24 @@ def test_messages_taken_before_the_committed_offset_was_known_and_below_it_are_d
     assert t.position(OTHER) == 20 and t.receive(OTHER, 20, "m20", now=6).reread is None
 
 
+def test_a_reread_asked_before_the_committed_offset_was_known_takes_nothing_below_it():
+    t = OffsetTracker()
+    t.assign([TP], now=0)
+    t.receive(TP, 0, "m0", now=1)
+    t.receive(TP, 1, "m1", now=1)
+    early = t.receive(TP, 5, "m5", now=1).reread  # Faust skipped 2..4: read them directly
+    assert early == Reread(TP, 2, 5, t.epoch)
+    late = t.set_bounds(TP, 0, 6, 4, now=0)  # the group committed 4: 0 and 1 are dropped, 4 still to read
+    assert late == Reread(TP, 4, 5, t.epoch)
+    assert [p.offset for p in t.reread_done(early, [2, 3, 4], now=2)] == [4]  # 2 and 3 were decided before
+    assert t.reread_done(late, [4], now=2) == [] and not t.blocked([TP])
+    # a gap wholly below the committed offset is not waited for
+    t.assign([OTHER], now=3)
+    t.receive(OTHER, 10, "m10", now=4)
+    t.receive(OTHER, 13, "m13", now=4)  # asks for 11..12
+    assert t.set_bounds(OTHER, 0, 20, 13, now=0) is None and not t.blocked([OTHER])
+
+
 def test_a_committed_offset_that_retention_passed_starts_at_the_logs_start():
     t = OffsetTracker()
     t.assign([TP], now=0)

@@ -25,6 +25,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.commit import OffsetFetchRequest_v3
 from aiokafka.protocol.types import (
@@ -46,15 +47,17 @@ log = logging.getLogger("livewatch.worker.committed")
 #: marker follows the commit by milliseconds; an abandoned transaction is aborted by the broker after the
 #: producer's transaction timeout (pipeline/kafka/transactions.py), and the callers bound the wait
 UNSTABLE_RETRY_S = 0.02
-#: broker errors after which the fetch is simply asked again (the coordinator is loading or moving)
+#: broker errors after which the fetch is simply asked again: the coordinator loading or moving, a partition
+#: its metadata does not know yet (the plain fetch raised on it; taken for "never committed", it would send a
+#: new owner back to the log's start), offsets pending in an open transaction
 RETRIABLE = {
+    3: "UNKNOWN_TOPIC_OR_PARTITION",
     14: "COORDINATOR_LOAD_IN_PROGRESS",
     15: "COORDINATOR_NOT_AVAILABLE",
     16: "NOT_COORDINATOR",
     88: "UNSTABLE_OFFSET_COMMIT",
 }
-UNKNOWN_TOPIC_OR_PARTITION = 3
-RETRY_S = 0.1  # … after one of the others
+RETRY_S = 0.1  # … after one of the others, or after a failed connection or request
 
 
 class OffsetFetchResponseV7(Response):  # type: ignore[misc]
@@ -152,10 +155,17 @@ async def stable_offsets(
     warned = False
     pending = 0  # answers that found offsets pending in an open transaction
     while True:
-        coordinator = await admin.find_coordinator(group_id)
-        answer = (await admin._send_request(StableOffsetFetch(group_id, topics), coordinator)).to_object()
+        try:
+            coordinator = await admin.find_coordinator(group_id)
+            answer = (await admin._send_request(StableOffsetFetch(group_id, topics), coordinator)).to_object()
+        except KafkaError as e:  # no coordinator yet, a connection lost or timed out: asked again
+            if not e.retriable:
+                raise
+            log.debug("fetching the committed offsets of group %r failed (%r); asking again", group_id, e)
+            await asyncio.sleep(RETRY_S)
+            continue
         errors = {answer.get("error_code", 0)} | {p["error_code"] for t in answer["topics"] for p in t["partitions"]}
-        errors -= {0, UNKNOWN_TOPIC_OR_PARTITION}  # a topic not created yet has no committed offset
+        errors.discard(0)
         if not errors:
             if pending:  # a transaction had just committed offsets of these: the plain fetch would have missed them
                 log.info(

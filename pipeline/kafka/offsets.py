@@ -188,6 +188,10 @@ class OffsetTracker(Generic[TP]):
         position = self.position(tp)
         return at, self._reached(tp, bounds[0] if position is None else position) >= end
 
+    def start_known(self, tp: TP) -> bool:
+        """Whether the broker has answered where the delivery of ``tp`` starts in this assignment (``set_bounds``)."""
+        return tp in self._bounds
+
     def blocked(self, tps: Iterable[TP]) -> bool:
         """Whether skipped offsets of any of ``tps`` are being re-read, or one has delivered before where its
         delivery starts is known (offsets before its first may be missing): their partition must not release."""
@@ -264,7 +268,10 @@ class OffsetTracker(Generic[TP]):
         if not offsets or part is None or tp not in self._assigned:
             return []
         have = {p.offset for p in part.queue}
-        entries = [Pending(offset, None) for offset in offsets if offset not in have]
+        start = self._start(tp)  # below it: decided before this assignment (a re-read asked before it was known)
+        entries = [
+            Pending(offset, None) for offset in offsets if offset not in have and (start is None or offset >= start)
+        ]
         for entry in entries:
             bisect.insort(part.queue, entry)
             self._taken(part, tp, entry.offset, now)
@@ -348,9 +355,11 @@ class OffsetTracker(Generic[TP]):
 
     @staticmethod
     def _drop_decided(part: _Partition, start: int) -> None:
-        """Drop the messages below ``start`` taken before it was known: decided before this assignment."""
+        """Drop the messages below ``start`` taken before it was known: decided before this assignment. A re-read
+        of offsets all below it is not waited for (its answer takes nothing below it: ``reread_done``)."""
         while part.queue and part.queue[0].offset < start:
             part.queue.popleft().decided_before = True
+        part.gaps = {(a, b) for a, b in part.gaps if b > start}
         if part.last is not None and part.last < start:
             part.last = start - 1  # what follows is expected from ``start`` on
 

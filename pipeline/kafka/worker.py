@@ -259,6 +259,8 @@ class WorkerRuntime:
         self._account_next: dict[TP, int] = {}  # per live.accounts partition: the next offset to decide
         self._assigned = False  # False between a revocation and the next assignment
         self._limbo: list[Message] = []  # delivered meanwhile: ours or not is known at assignment
+        #: dead letters of partitions whose committed offset is not known yet (``_decide_letter``)
+        self._held_letters: list[tuple[TP, _Decided]] = []
         self._rebalancing_seen = False  # a tick saw Faust rebalancing since the stall clocks last restarted
         self._last_reload = time.monotonic()
         self._loading: asyncio.Future[Ruleset | None] | None = None  # a look at the rule files under way
@@ -311,6 +313,7 @@ class WorkerRuntime:
             for merger in self._mergers.values():
                 merger.clear()
             self._mergers.clear()
+            self._held_letters.clear()
             self.offsets.clear()
             self._committed.clear()
             self._owned = {}
@@ -519,7 +522,7 @@ class WorkerRuntime:
                     decoded.event_id,
                 )
             if isinstance(decoded, DeadLetter):
-                step.decided.append(_Decided(Outcome(dead_letters=[decoded]), key, pending, raw, source))
+                self._decide_letter(step, tp, _Decided(Outcome(dead_letters=[decoded]), key, pending, raw, source))
                 return
             merger = self._mergers.get(tp.partition)
             if merger is None:
@@ -530,7 +533,16 @@ class WorkerRuntime:
             place = order_key(decoded.ts, seq, tp.topic, offset)
             merger.push(tp, decoded.ts, _Held(decoded, raw, source, pending, place), merge_now, key=place)
         except Exception as e:
-            step.decided.append(_Decided(self.sender.failure(e, raw, source), key, pending, raw, source))
+            self._decide_letter(step, tp, _Decided(self.sender.failure(e, raw, source), key, pending, raw, source))
+
+    def _decide_letter(self, step: _Step, tp: TP, letter: _Decided) -> None:
+        """A dead letter needs no state and no order: decided with the step — unless where the partition's delivery
+        starts is not known yet. It may lie below the committed offset (decided before this assignment), so it
+        waits for the answer (``_release``)."""
+        if self.offsets.start_known(tp):
+            step.decided.append(letter)
+        else:
+            self._held_letters.append((tp, letter))
 
     async def _reread(self, request: Reread[TP]) -> None:
         """Read a range Faust skipped or stopped delivering, and decide what it had not delivered."""
@@ -572,6 +584,14 @@ class WorkerRuntime:
         """Decide what the merges release, in order, for partitions that are open and wait for no re-read;
         then finish the step (``_finish``) and acknowledge what may be."""
         step = step if step is not None else _Step()
+        if self._held_letters:
+            waiting = []
+            for tp, letter in self._held_letters:
+                if not self.offsets.start_known(tp):
+                    waiting.append((tp, letter))
+                elif not letter.pending.decided_before:
+                    step.decided.append(letter)
+            self._held_letters = waiting
         now = time.monotonic()
         turn = time.perf_counter() + YIELD_EVERY_S
         ends = self._ends()
