@@ -3,10 +3,11 @@
 A transaction's offsets become the group's committed offsets only when the transaction coordinator's commit
 marker reaches the offsets topic, a few milliseconds *after* the producer's ``commit_transaction`` has
 returned. An offset fetch in between answers the offsets before that transaction: on this project's broker,
-50 of 300 fetches made right after a commit returned were stale, by 3–27 ms (/work/tmp/s51/stale.py). A new
-owner of a partition reads them right after the rebalance, which may follow the last owner's final commit
-by less than that: it then rebuilt its sliding windows up to the stale offset while deciding from the fresh
-one (4 flood findings lost in CI, stop 50), or decided the last owner's final step again.
+9–50 of 300 fetches made right after a commit returned were stale, by up to 27 ms
+(scripts/committed_staleness.py). A new owner of a partition reads them right after the rebalance, which may
+follow the last owner's final commit by less than that: it then rebuilt its sliding windows up to the stale
+offset while deciding from the fresh one (4 flood findings lost in CI, stop 50), or decided the last owner's
+final step again.
 
 KIP-447 added ``require_stable`` to OffsetFetch (v7) for this: the broker answers UNSTABLE_OFFSET_COMMIT
 for a partition with offsets pending in an open transaction, and the reader asks again. aiokafka 0.14 sends
