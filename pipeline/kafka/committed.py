@@ -154,7 +154,7 @@ async def stable_offsets(
         topics.setdefault(tp.topic, []).append(tp.partition)
     started = time.monotonic()
     warned = False
-    pending = 0  # answers that found offsets pending in an open transaction
+    waited = False  # for offsets pending in an open transaction
     while True:
         try:
             coordinator = await admin.find_coordinator(group_id)
@@ -168,7 +168,7 @@ async def stable_offsets(
         errors = {answer.get("error_code", 0)} | {p["error_code"] for t in answer["topics"] for p in t["partitions"]}
         errors.discard(0)
         if not errors:
-            if pending:  # a transaction had just committed offsets of these: the plain fetch would have missed them
+            if waited:  # a transaction had just committed offsets of these: the plain fetch would have missed them
                 log.info(
                     "committed offsets of %s were pending in a transaction; stable after %.0f ms",
                     sorted(f"{tp.topic}-{tp.partition}" for tp in tps),
@@ -190,5 +190,5 @@ async def stable_offsets(
                 sorted(f"{tp.topic}-{tp.partition}" for tp in tps),
                 ", ".join(RETRIABLE[e] for e in sorted(errors)),
             )
-        pending += 88 in errors
+        waited = waited or 88 in errors
         await asyncio.sleep(UNSTABLE_RETRY_S if errors == {88} else RETRY_S)

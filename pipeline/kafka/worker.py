@@ -478,15 +478,7 @@ class WorkerRuntime:
         offsets, read stable. The fetcher's own read of them can come before the last owner's final transaction
         is visible (``committed.py``); deciding from there would send that transaction's account actions again."""
         try:
-            committed = await asyncio.wait_for(
-                committed_offsets(
-                    self.settings.bootstrap_servers(),
-                    self.settings.app_id,
-                    [TopicPartition(tp.topic, tp.partition) for tp in tps],
-                    security=security_kwargs(self.settings),
-                ),
-                ACCOUNT_START_TIMEOUT_S,
-            )
+            committed = await asyncio.wait_for(self._committed_of(tps), ACCOUNT_START_TIMEOUT_S)
         except Exception as e:  # under the step lock: not waited for long; the fetcher's position is mostly right
             log.warning("could not read the committed offsets of %s (%r); deciding from the fetcher's", sorted(tps), e)
             return
@@ -880,13 +872,16 @@ class WorkerRuntime:
     async def _bounds_of(self, tps: set[TP]) -> tuple[Any, Any, dict[TopicPartition, int]]:
         starts = await self.app.consumer.earliest_offsets(*tps)
         ends = await self.app.consumer.highwaters(*tps)
-        committed = await committed_offsets(
+        return starts, ends, await self._committed_of(tps)
+
+    async def _committed_of(self, tps: set[TP]) -> dict[TopicPartition, int]:
+        """The group's committed offsets of ``tps``, read stable (``committed.py``)."""
+        return await committed_offsets(
             self.settings.bootstrap_servers(),
             self.settings.app_id,
             [TopicPartition(tp.topic, tp.partition) for tp in tps],
             security=security_kwargs(self.settings),
         )
-        return starts, ends, committed
 
     def _update_lag(self) -> None:
         lag: dict[str, int] = {}
